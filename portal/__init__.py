@@ -1,0 +1,119 @@
+"""Supplier collaboration portal: the application factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, abort, request
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from portal.config import Settings, load_settings
+from portal.db import Database
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask(__name__, instance_path=str(settings.instance_path.resolve()), instance_relative_config=False)
+    app.config.update(settings.flask_config())
+    app.config["PORTAL_NAME"] = "Supplier Portal"
+    app.extensions["portal.settings"] = settings
+    app.extensions["portal.db"] = database or Database(settings.database_url)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if settings.trusted_proxy_hops:
+        # Only the configured number of proxy hops is trusted for the client address.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=settings.trusted_proxy_hops,
+            x_proto=settings.trusted_proxy_hops,
+            x_host=settings.trusted_proxy_hops,
+        )
+
+    from portal.auth.ratelimit import RateLimiter
+
+    app.extensions["portal.ratelimiter"] = RateLimiter(settings.redis_url)
+
+    csrf.init_app(app)
+    _init_login(app)
+
+    from portal import web
+
+    web.init_app(app)
+    _register_domains(app, settings)
+    _enforce_access_declarations(app)
+    _template_helpers(app)
+
+    from portal.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _init_login(app: Flask) -> None:
+    from portal.auth import sessions
+    from portal.web import db_session
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    # Our server-side session records do the protecting; flask-login's IP/UA
+    # hash would only log out people whose mobile network changed address.
+    login_manager.session_protection = None
+
+    @login_manager.user_loader
+    def load_user(token: str) -> Any:
+        return sessions.load_session_user(db_session(), token)
+
+
+def _register_domains(app: Flask, settings: Settings) -> None:
+    from portal import dashboard, documents, orders, scorecards, suppliers
+    from portal.auth import account_views, admin_views
+    from portal.auth import views as auth_views
+
+    for module in (auth_views, account_views, admin_views, dashboard, suppliers, orders, documents, scorecards):
+        module.register(app)
+    if settings.demo_mode and settings.mail_backend == "database" and not settings.is_production:
+        from portal import devmail
+
+        app.register_blueprint(devmail.bp)
+
+
+def _enforce_access_declarations(app: Flask) -> None:
+    """Fail closed: an endpoint whose view declares no access rule answers 404."""
+    from portal.auth.access import Access, _mark, view_access
+
+    _mark(app.view_functions["static"], Access("public"))
+
+    @app.before_request
+    def _require_declaration() -> None:
+        view = app.view_functions.get(request.endpoint or "")
+        if view is not None and view_access(view) is None:
+            app.logger.error("endpoint %s has no access declaration; refused", request.endpoint)
+            abort(404)
+
+
+def _template_helpers(app: Flask) -> None:
+    from portal.auth.permissions import Permission
+    from portal.web import active_memberships, db_session, portal_context
+
+    @app.context_processor
+    def inject() -> dict[str, Any]:
+        def switcher() -> list[Any]:
+            if not current_user.is_authenticated:
+                return []
+            return active_memberships(db_session(), current_user.id)
+
+        return {
+            "ctx": portal_context(),
+            "Permission": Permission,
+            "switcher_memberships": switcher,
+            "portal_name": app.config["PORTAL_NAME"],
+            "demo_mode": app.extensions["portal.settings"].demo_mode,
+        }

@@ -1,0 +1,210 @@
+"""Append-only audit trail with a hash chain.
+
+Each tenant has its own chain (``tenant:<id>``) and identity events that belong to
+no tenant (sign-in, MFA and password changes) go to the ``global`` chain. Rows of
+one chain carry a gap-free sequence; appends are serialised by locking the
+chain's head row, and each row's hash is
+``SHA-256(previous hash || canonical JSON of the row)``. On PostgreSQL the
+application role may insert audit rows but never update or delete them
+(migration grants), and row-level security limits a tenant to its own chain.
+
+``verify_chains`` recomputes every chain and names the first broken row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from portal.db import Base, BigID, tenant_scope, utcnow
+
+GLOBAL_CHAIN = "global"
+GENESIS = "0" * 64
+_SECRET_WORDS = ("password", "secret", "token", "code", "cookie", "api_key", "apikey")
+
+
+def chain_key(tenant_id: int | None) -> str:
+    return GLOBAL_CHAIN if tenant_id is None else f"tenant:{tenant_id}"
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (UniqueConstraint("chain_key", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    chain_key: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    # NULL for identity events of the global chain.
+    tenant_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("tenants.id", ondelete="RESTRICT"), index=True)
+    actor_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(254), default="")
+    occurred_at: Mapped[datetime]
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(80), index=True)
+    object_type: Mapped[str] = mapped_column(String(40), default="")
+    object_id: Mapped[str] = mapped_column(String(64), default="")
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The last sequence number and hash of each chain; its row lock serialises appends."""
+
+    __tablename__ = "audit_chain_heads"
+
+    chain_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64), default=GENESIS)
+
+
+def redact(values: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Drop anything that looks like a secret; audit rows must never hold one."""
+    if values is None:
+        return None
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            clean[key] = "[redacted]"
+        elif isinstance(value, dict):
+            clean[key] = redact(value)
+        else:
+            clean[key] = value
+    return clean
+
+
+def canonical(event: AuditEvent) -> bytes:
+    body = {
+        "chain": event.chain_key,
+        "seq": event.seq,
+        "tenant_id": event.tenant_id,
+        "actor_user_id": event.actor_user_id,
+        "actor": event.actor,
+        "occurred_at": event.occurred_at.isoformat(timespec="microseconds"),
+        "ip": event.ip,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "before": event.before,
+        "after": event.after,
+        "reason": event.reason,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def compute_hash(prev_hash: str, event: AuditEvent) -> str:
+    return hashlib.sha256(prev_hash.encode() + canonical(event)).hexdigest()
+
+
+def _lock_head(session: Session, key: str) -> AuditChainHead:
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        insert(AuditChainHead)
+        .values(chain_key=key, last_seq=0, last_hash=GENESIS)
+        .on_conflict_do_nothing(index_elements=["chain_key"])
+    )
+    head = session.execute(
+        select(AuditChainHead)
+        .where(AuditChainHead.chain_key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    return head
+
+
+def record(
+    session: Session,
+    action: str,
+    *,
+    tenant_id: int | None,
+    actor_user_id: int | None = None,
+    actor: str = "",
+    ip: str = "",
+    object_type: str = "",
+    object_id: object = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str = "",
+) -> AuditEvent:
+    """Append one event to the tenant's chain (or the global one) in the session's transaction."""
+    key = chain_key(tenant_id)
+    head = _lock_head(session, key)
+    event = AuditEvent(
+        chain_key=key,
+        seq=head.last_seq + 1,
+        tenant_id=tenant_id,
+        actor_user_id=actor_user_id,
+        actor=actor,
+        # Stored and hashed at microsecond precision, the same on both databases.
+        occurred_at=utcnow(),
+        ip=ip,
+        action=action,
+        object_type=object_type,
+        object_id="" if object_id is None else str(object_id),
+        before=redact(before),
+        after=redact(after),
+        reason=reason,
+        prev_hash=head.last_hash,
+    )
+    event.hash = compute_hash(head.last_hash, event)
+    session.add(event)
+    head.last_seq = event.seq
+    head.last_hash = event.hash
+    session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    chain_key: str
+    rows: int
+    ok: bool
+    first_broken_id: int | None = None
+    first_broken_seq: int | None = None
+    problem: str = ""
+
+
+def verify_chain(session: Session, key: str) -> ChainResult:
+    expected_prev = GENESIS
+    expected_seq = 1
+    rows = 0
+    stmt = select(AuditEvent).where(AuditEvent.chain_key == key).order_by(AuditEvent.seq)
+    for event in session.execute(stmt.execution_options(yield_per=1000)).scalars():
+        rows += 1
+        problem = ""
+        if event.seq != expected_seq:
+            problem = f"sequence gap: expected {expected_seq}, found {event.seq}"
+        elif event.prev_hash != expected_prev:
+            problem = "previous-hash link does not match the row before"
+        elif compute_hash(event.prev_hash, event) != event.hash:
+            problem = "row content does not match its hash"
+        if problem:
+            return ChainResult(key, rows, False, event.id, event.seq, problem)
+        expected_prev = event.hash
+        expected_seq += 1
+    head = session.get(AuditChainHead, key)
+    if head is not None and (head.last_seq != expected_seq - 1 or head.last_hash != expected_prev):
+        return ChainResult(key, rows, False, None, expected_seq, "rows are missing after the last one")
+    return ChainResult(key, rows, True)
+
+
+def verify_chains(session: Session, tenant_ids: list[int]) -> list[ChainResult]:
+    """Verify the global chain and every tenant's chain, each under its RLS context."""
+    results = []
+    with tenant_scope(session, None):
+        results.append(verify_chain(session, GLOBAL_CHAIN))
+    for tenant_id in tenant_ids:
+        with tenant_scope(session, tenant_id):
+            results.append(verify_chain(session, chain_key(tenant_id)))
+    return results

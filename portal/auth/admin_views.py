@@ -1,0 +1,229 @@
+"""People administration for tenant admins, and the tenant's audit trail."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+
+from portal import audit
+from portal.auth import services
+from portal.auth.access import get_scoped_or_404, requires, scoped
+from portal.auth.forms import EmptyForm, InviteForm, OptionalReasonForm, ReasonForm, RoleForm
+from portal.auth.models import Invitation, Membership
+from portal.auth.permissions import INVITABLE_BY, STAFF_ROLES, Permission, Role
+from portal.auth.views import actor
+from portal.db import utcnow
+from portal.mail import send_email
+from portal.web import PortalContext, db_session, portal_context
+
+bp = Blueprint("people", __name__)
+
+PAGE_SIZE = 50
+
+
+def ctx() -> PortalContext:
+    context = portal_context()
+    assert context is not None  # guaranteed by @requires
+    return context
+
+
+def role_choices(roles: frozenset[Role]) -> list[tuple[str, str]]:
+    order = list(Role)
+    return [(r.value, r.label) for r in sorted(roles, key=order.index)]
+
+
+def invite_from_form(form: InviteForm, *, supplier_id: int | None) -> Invitation | None:
+    """Create the invitation a valid form asks for and e-mail the link; None on a rule error."""
+    context = ctx()
+    try:
+        invite = services.create_invitation(
+            db_session(),
+            tenant_id=context.tenant_id,
+            inviter_role=context.role,
+            inviter_supplier_id=context.supplier_id,
+            email=form.email.data or "",
+            role=Role(form.role.data),
+            supplier_id=supplier_id,
+            actor=actor(),
+        )
+    except services.ServiceError as exc:
+        getattr(form, exc.field or "email").errors = [exc.message]
+        return None
+    link = url_for(
+        "auth.invitation",
+        token=services.invitation_token(current_app.secret_key, invite),
+        _external=True,  # type: ignore[arg-type]
+    )
+    where = f"{invite.supplier.name} for {context.tenant_name}" if invite.supplier else context.tenant_name
+    send_email(
+        db_session(),
+        invite.email,
+        f"You are invited to the supplier portal of {context.tenant_name}",
+        f"{current_user.display_name} invited you to work as {invite.role.label} for {where}.\n\n"
+        f"Accept the invitation here (the link works once, for 7 days):\n{link}\n",
+    )
+    return invite
+
+
+@bp.route("/people", methods=["GET", "POST"])
+@requires(Permission.USERS_MANAGE)
+def people() -> Response | str | tuple[str, int]:
+    context = ctx()
+    db_sess = db_session()
+    form = InviteForm()
+    form.role.choices = role_choices(STAFF_ROLES)
+    if form.validate_on_submit():
+        invite = invite_from_form(form, supplier_id=None)
+        if invite is not None:
+            flash(f"Invitation sent to {invite.email}.", "success")
+            return redirect(url_for("people.people"))
+    members = (
+        db_sess.execute(scoped(Membership, context).where(Membership.supplier_id.is_(None)).order_by(Membership.id))
+        .scalars()
+        .unique()
+        .all()
+    )
+    invites = (
+        db_sess.execute(
+            scoped(Invitation, context)
+            .where(Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None), Invitation.expires_at > utcnow())
+            .order_by(Invitation.created_at.desc())
+        )
+        .scalars()
+        .unique()
+        .all()
+    )
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "people/list.html",
+        form=form,
+        members=members,
+        invites=invites,
+        button=EmptyForm(),
+        role_form_choices=role_choices(STAFF_ROLES),
+    ), status
+
+
+@bp.route("/people/<int:membership_id>", methods=["GET", "POST"])
+@requires(Permission.USERS_MANAGE)
+def member(membership_id: int) -> Response | str | tuple[str, int]:
+    context = ctx()
+    db_sess = db_session()
+    membership: Membership = get_scoped_or_404(db_sess, Membership, membership_id, context)
+    allowed = INVITABLE_BY[Role.SUPPLIER_ADMIN] if membership.supplier_id else STAFF_ROLES
+    role_form = RoleForm(prefix="role")
+    role_form.role.choices = role_choices(allowed)
+    if request.method == "GET":
+        role_form.role.data = membership.role.value
+    if role_form.validate_on_submit():
+        try:
+            services.change_role(db_sess, membership, Role(role_form.role.data), actor())
+        except services.ServiceError as exc:
+            role_form.role.errors = [exc.message]
+        else:
+            flash("Role changed.", "success")
+            return redirect(url_for("people.member", membership_id=membership.id))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "people/member.html",
+        m=membership,
+        role_form=role_form,
+        disable_form=OptionalReasonForm(prefix="disable"),
+        reset_form=ReasonForm(prefix="reset"),
+    ), status
+
+
+@bp.route("/people/<int:membership_id>/disable", methods=["POST"])
+@requires(Permission.USERS_MANAGE)
+def disable(membership_id: int) -> Response:
+    return _set_disabled(membership_id, True)
+
+
+@bp.route("/people/<int:membership_id>/enable", methods=["POST"])
+@requires(Permission.USERS_MANAGE)
+def enable(membership_id: int) -> Response:
+    return _set_disabled(membership_id, False)
+
+
+def _set_disabled(membership_id: int, disabled: bool) -> Response:
+    db_sess = db_session()
+    membership: Membership = get_scoped_or_404(db_sess, Membership, membership_id, ctx())
+    form = OptionalReasonForm(prefix="disable")
+    if not form.validate_on_submit():
+        flash("The form expired; try again.", "error")
+        return redirect(url_for("people.member", membership_id=membership.id))
+    try:
+        services.set_membership_disabled(db_sess, membership, disabled, actor(), reason=form.reason.data or "")
+    except services.ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("people.member", membership_id=membership.id), code=303)
+    flash("Access disabled; their sessions are ended." if disabled else "Access enabled again.", "success")
+    return redirect(url_for("people.member", membership_id=membership.id))
+
+
+@bp.route("/people/<int:membership_id>/reset-mfa", methods=["POST"])
+@requires(Permission.USERS_MANAGE)
+def reset_mfa(membership_id: int) -> Response:
+    db_sess = db_session()
+    membership: Membership = get_scoped_or_404(db_sess, Membership, membership_id, ctx())
+    form = ReasonForm(prefix="reset")
+    if not form.validate_on_submit():
+        flash("Give a reason for the reset.", "error")
+        return redirect(url_for("people.member", membership_id=membership.id))
+    try:
+        services.admin_reset_mfa(db_sess, membership, actor(), reason=form.reason.data or "")
+    except services.ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("people.member", membership_id=membership.id), code=303)
+    send_email(
+        db_sess,
+        membership.user.email,
+        "Your two-factor authentication was reset",
+        "An administrator reset two-factor authentication for your account. "
+        "You will set up your authenticator app again at your next sign-in.",
+    )
+    flash("MFA reset; they will enrol again at their next sign-in.", "success")
+    return redirect(url_for("people.member", membership_id=membership.id))
+
+
+@bp.route("/invitations/<int:invitation_id>/revoke", methods=["POST"])
+@requires(Permission.USERS_MANAGE)
+def revoke_invitation(invitation_id: int) -> Response:
+    db_sess = db_session()
+    context = ctx()
+    invite: Invitation = get_scoped_or_404(db_sess, Invitation, invitation_id, context)
+    if EmptyForm().validate_on_submit() and invite.accepted_at is None and invite.revoked_at is None:
+        invite.revoked_at = utcnow()
+        actor().audit(
+            db_sess, "invitation.revoked", tenant_id=context.tenant_id, object_type="invitation", object_id=invite.id
+        )
+        flash(f"Invitation for {invite.email} withdrawn.", "success")
+    return redirect(
+        request.referrer
+        if request.referrer and request.referrer.startswith(request.host_url)
+        else url_for("people.people")
+    )
+
+
+@bp.route("/audit", methods=["GET"])
+@requires(Permission.AUDIT_VIEW)
+def audit_trail() -> str:
+    context = ctx()
+    db_sess = db_session()
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    stmt = select(audit.AuditEvent).where(audit.AuditEvent.tenant_id == context.tenant_id)
+    total = db_sess.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    events = (
+        db_sess.execute(stmt.order_by(audit.AuditEvent.seq.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))
+        .scalars()
+        .all()
+    )
+    return render_template(
+        "people/audit.html", events=events, page=page, pages=max(1, -(-total // PAGE_SIZE)), total=total
+    )
+
+
+def register(app) -> None:  # type: ignore[no-untyped-def]
+    app.register_blueprint(bp)

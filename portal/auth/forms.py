@@ -1,0 +1,116 @@
+"""Forms of sign-in, account self-service and people administration.
+
+Forms list exactly the fields a person may set: never a tenant, a supplier
+account the person does not own, or a status.
+"""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
+
+from portal.auth.passwords import MAX_LENGTH, password_problem
+
+_EMAIL = [DataRequired("Enter your e-mail address."), Length(max=254), Email("Enter a valid e-mail address.")]
+
+
+class NewPasswordMixin:
+    """A new password with confirmation, checked against the policy."""
+
+    new_password = PasswordField(
+        "New password",
+        validators=[
+            DataRequired("Choose a password."),
+            Length(max=MAX_LENGTH, message=f"Use at most {MAX_LENGTH} characters."),
+        ],
+        description="At least 8 characters. A few unrelated words make a strong password.",
+    )
+    confirm_password = PasswordField(
+        "Repeat the new password",
+        validators=[DataRequired("Repeat the password."), EqualTo("new_password", "The two passwords differ.")],
+    )
+    policy_inputs: tuple[str, ...] = ()
+
+    def validate_new_password(self, field: PasswordField) -> None:
+        problem = password_problem(field.data or "", user_inputs=self.policy_inputs)
+        if problem:
+            raise ValidationError(problem)
+
+
+class LoginForm(FlaskForm):
+    email = StringField("E-mail", validators=_EMAIL, render_kw={"autocomplete": "username", "autofocus": True})
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired("Enter your password."), Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    next = HiddenField()
+
+
+class SecondFactorForm(FlaskForm):
+    code = StringField(
+        "Authentication code",
+        validators=[
+            DataRequired("Enter the 6-digit code or a recovery code."),
+            Length(max=64, message="That is not a code."),
+        ],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True},
+        description="The 6-digit code from your authenticator app, or one of your recovery codes.",
+    )
+
+
+class EnrolForm(FlaskForm):
+    code = StringField(
+        "Code from the app",
+        validators=[DataRequired("Enter the 6-digit code your app shows."), Length(max=64)],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True},
+    )
+
+
+class ChooseContextForm(FlaskForm):
+    membership_id = HiddenField(validators=[DataRequired()])
+
+
+class EmptyForm(FlaskForm):
+    """A form with only the CSRF token, for buttons that post."""
+
+
+class AcceptNewAccountForm(NewPasswordMixin, FlaskForm):
+    name = StringField("Your name", validators=[DataRequired("Enter your name."), Length(max=200)])
+
+
+class ChangePasswordForm(NewPasswordMixin, FlaskForm):
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired("Enter your current password."), Length(max=1024)]
+    )
+
+
+class ReauthenticateForm(FlaskForm):
+    password = PasswordField("Password", validators=[DataRequired("Enter your password."), Length(max=1024)])
+    code = StringField(
+        "Authentication code or recovery code",
+        validators=[DataRequired("Enter a code."), Length(max=64, message="That is not a code.")],
+        render_kw={"autocomplete": "one-time-code"},
+    )
+
+
+class PasswordOnlyForm(FlaskForm):
+    password = PasswordField("Password", validators=[DataRequired("Enter your password."), Length(max=1024)])
+
+
+class InviteForm(FlaskForm):
+    email = StringField("E-mail", validators=_EMAIL)
+    role = SelectField("Role", choices=[], validate_choice=True)
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=[], validate_choice=True)
+
+
+class ReasonForm(FlaskForm):
+    reason = TextAreaField("Reason", validators=[DataRequired("Give a reason."), Length(max=500)])
+
+
+class OptionalReasonForm(FlaskForm):
+    reason = TextAreaField("Reason", validators=[Optional(), Length(max=500)])

@@ -1,0 +1,226 @@
+"""Database core: typed declarative base, engine, the per-request session,
+after-commit side effects and the tenant context that PostgreSQL's row-level
+security reads.
+
+Rules the rest of the code relies on:
+
+* Services take a ``Session`` and flush; they never commit. The request wrapper
+  (``portal.web``) commits once after a successful view and rolls back otherwise.
+* Anything that must only happen once data is durable (sending a message to a
+  worker, an e-mail) is registered with :func:`after_commit`; it runs after the
+  commit succeeded and is dropped on rollback.
+* The tenant (and the signed-in user) of a session is set with
+  :func:`set_context`; on PostgreSQL every transaction starts with
+  ``set_config('app.tenant_id', ..., true)`` so row-level security policies see it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on PostgreSQL and SQLite alike.
+
+    SQLite has no time zones; values are stored naive in UTC and handed back aware.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Integer keys that are BIGINT on PostgreSQL but still SQLite's rowid alias.
+BigID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class TenantOwned:
+    """Mixin for every row that belongs to one tenant.
+
+    Tables with this column get forced row-level security on PostgreSQL (see the
+    migrations' ``enable_tenant_rls``); a catalog test fails when one does not.
+    """
+
+    tenant_id: Mapped[int] = mapped_column(BigID, ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+
+
+# --- after-commit side effects -------------------------------------------------
+
+_PENDING = "portal.after_commit"
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the session's current transaction has committed.
+
+    On rollback the callback is dropped. Callbacks must not raise: a failure is
+    logged, because the data is already committed and the caller cannot undo it
+    (durable work goes through the outbox, which a relay re-sends).
+    """
+    session.info.setdefault(_PENDING, []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    callbacks = session.info.pop(_PENDING, [])
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            log.exception("after-commit callback %r failed", callback)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_rollback(session: Session, previous_transaction: Any) -> None:
+    if not session.in_transaction():
+        session.info.pop(_PENDING, None)
+
+
+# --- tenant context for row-level security -------------------------------------
+
+TENANT_KEY = "portal.tenant_id"
+USER_KEY = "portal.user_id"
+
+
+def _apply_context(session: Session, connection: Any) -> None:
+    if connection.dialect.name != "postgresql":
+        return
+    tenant = session.info.get(TENANT_KEY)
+    user = session.info.get(USER_KEY)
+    # Always set both, also to '', so a pooled connection never carries the
+    # previous request's tenant; ``true`` makes the setting transaction-local.
+    connection.execute(
+        text("SELECT set_config('app.tenant_id', :t, true), set_config('app.user_id', :u, true)"),
+        {"t": "" if tenant is None else str(tenant), "u": "" if user is None else str(user)},
+    )
+
+
+@event.listens_for(Session, "after_begin")
+def _set_context_on_begin(session: Session, transaction: Any, connection: Any) -> None:
+    _apply_context(session, connection)
+
+
+def set_context(session: Session, *, tenant_id: int | None, user_id: int | None = None) -> None:
+    """Bind a session to a tenant (and user) for row-level security.
+
+    Takes effect at once when a transaction is already open, and at the start of
+    every later transaction of this session.
+    """
+    session.info[TENANT_KEY] = tenant_id
+    session.info[USER_KEY] = user_id
+    if session.in_transaction():
+        _apply_context(session, session.connection())
+
+
+def current_tenant_id(session: Session) -> int | None:
+    return session.info.get(TENANT_KEY)
+
+
+@contextmanager
+def tenant_scope(session: Session, tenant_id: int | None) -> Iterator[None]:
+    """Temporarily switch the RLS tenant of an open session (workers, CLI)."""
+    previous = (session.info.get(TENANT_KEY), session.info.get(USER_KEY))
+    set_context(session, tenant_id=tenant_id, user_id=previous[1])
+    try:
+        yield
+    finally:
+        set_context(session, tenant_id=previous[0], user_id=previous[1])
+
+
+# --- engine and sessions --------------------------------------------------------
+
+
+class Database:
+    """Engine and session factory of one application."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.engine: Engine = make_engine(url, echo=echo)
+        self.session_factory: sessionmaker[Session] = sessionmaker(
+            bind=self.engine, expire_on_commit=False, autoflush=True
+        )
+
+    def session(self) -> Session:
+        return self.session_factory()
+
+    @contextmanager
+    def transaction(self, *, tenant_id: int | None = None, user_id: int | None = None) -> Iterator[Session]:
+        """A unit of work outside a request (CLI, workers): commit or roll back."""
+        session = self.session()
+        set_context(session, tenant_id=tenant_id, user_id=user_id)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    if url.startswith("sqlite"):
+        kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            kwargs["poolclass"] = StaticPool
+        engine = create_engine(url, echo=echo, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)

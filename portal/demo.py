@@ -1,0 +1,179 @@
+"""Demo data: a regional distributor and a second one that shares a supplier.
+
+Northwind Distribution runs 3 companies, 5 warehouses and 25 suppliers, with one
+user for each role. Harbor Supply is a second distributor; Acme Fasteners
+supplies both, so its administrator sees the customer switcher. Demo users have
+known passwords and TOTP secrets (``is_demo``), printed by ``flask demo``.
+Running it again changes nothing and prints the same sign-ins.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal import audit
+from portal.auth import mfa
+from portal.auth.models import Membership, User
+from portal.auth.passwords import hash_password
+from portal.auth.permissions import Role
+from portal.db import set_context, utcnow
+from portal.suppliers.models import Supplier
+from portal.tenancy.models import Company, Tenant, Warehouse
+
+DEMO_PASSWORD = "northwind-demo-portal"  # noqa: S105 (demo mode only, printed by `flask demo`)
+
+COMPANIES = [
+    ("NWD", "Northwind Distribution Ltd", [("LDS", "Leeds DC", "Leeds"), ("BHM", "Birmingham DC", "Birmingham")]),
+    (
+        "NWI",
+        "Northwind Industrial Supply Ltd",
+        [("MAN", "Manchester Hub", "Manchester"), ("GLA", "Glasgow Depot", "Glasgow")],
+    ),
+    ("NWR", "Northwind Retail Services Ltd", [("BRS", "Bristol Cross-dock", "Bristol")]),
+]
+
+SUPPLIERS = [
+    ("ACME", "Acme Fasteners", "Fasteners"),
+    ("BOLT", "Boltwright Industrial", "Fasteners"),
+    ("CAST", "Castleford Castings", "Metal parts"),
+    ("DELT", "Delta Hydraulics", "Hydraulics"),
+    ("EAST", "Eastern Bearings", "Bearings"),
+    ("FLOW", "Flowline Valves", "Valves"),
+    ("GRIP", "Grip Safety Wear", "Safety"),
+    ("HALO", "Halo Lighting", "Electrical"),
+    ("IRON", "Ironbridge Steel", "Metal parts"),
+    ("JETP", "Jetpack Packaging", "Packaging"),
+    ("KILN", "Kiln Ceramics", "Ceramics"),
+    ("LUMA", "Luma Cables", "Electrical"),
+    ("MERC", "Mercia Pumps", "Hydraulics"),
+    ("NORD", "Nordic Seals", "Seals"),
+    ("OAKT", "Oak Tree Pallets", "Packaging"),
+    ("PENN", "Pennine Plastics", "Plastics"),
+    ("QUAY", "Quayside Chemicals", "Chemicals"),
+    ("ROTA", "Rotary Motors", "Electrical"),
+    ("SOLV", "Solvent Solutions", "Chemicals"),
+    ("TRNT", "Trent Tools", "Tools"),
+    ("UNIT", "Unity Abrasives", "Tools"),
+    ("VALE", "Vale Adhesives", "Chemicals"),
+    ("WELD", "Weldcraft Consumables", "Welding"),
+    ("XACT", "Xact Gauges", "Instruments"),
+    ("YORK", "York Labels", "Packaging"),
+]
+
+HARBOR_SUPPLIERS = [
+    ("ACME", "Acme Fasteners", "Fasteners"),
+    ("BAYW", "Bayside Workwear", "Safety"),
+    ("CRAN", "Crane Lifting Gear", "Lifting"),
+]
+
+# (e-mail, role, tenant slug, supplier code)
+USERS = [
+    ("admin@northwind.example", Role.TENANT_ADMIN, "northwind", None),
+    ("buyer@northwind.example", Role.BUYER, "northwind", None),
+    ("compliance@northwind.example", Role.COMPLIANCE_OFFICER, "northwind", None),
+    ("viewer@northwind.example", Role.VIEWER, "northwind", None),
+    ("admin@harbor.example", Role.TENANT_ADMIN, "harbor", None),
+    ("anna@acme.example", Role.SUPPLIER_ADMIN, "northwind", "ACME"),
+    ("anna@acme.example", Role.SUPPLIER_ADMIN, "harbor", "ACME"),
+    ("sam@acme.example", Role.SUPPLIER_USER, "northwind", "ACME"),
+    ("orders@boltwright.example", Role.SUPPLIER_ADMIN, "northwind", "BOLT"),
+]
+
+
+def demo_secret(email: str) -> str:
+    """A stable TOTP secret per demo address, so re-seeding prints the same one."""
+    return base64.b32encode(hashlib.sha256(f"demo-totp:{email}".encode()).digest()[:20]).decode()
+
+
+def _ensure_tenant(session: Session, slug: str, name: str) -> tuple[Tenant, bool]:
+    tenant = session.execute(select(Tenant).where(Tenant.slug == slug)).scalar_one_or_none()
+    if tenant is not None:
+        return tenant, False
+    tenant = Tenant(slug=slug, name=name)
+    session.add(tenant)
+    session.flush()
+    return tenant, True
+
+
+def seed_demo(session: Session) -> list[tuple[str, str, str]]:
+    tenants: dict[str, Tenant] = {}
+    suppliers: dict[tuple[str, str], int] = {}
+    for slug, name, supplier_rows, companies in (
+        ("northwind", "Northwind Distribution", SUPPLIERS, COMPANIES),
+        (
+            "harbor",
+            "Harbor Supply Co",
+            HARBOR_SUPPLIERS,
+            [("HSC", "Harbor Supply Co", [("POR", "Portsmouth", "Portsmouth")])],
+        ),
+    ):
+        tenant, created = _ensure_tenant(session, slug, name)
+        tenants[slug] = tenant
+        set_context(session, tenant_id=tenant.id)
+        if created:
+            audit.record(
+                session, "tenant.created", tenant_id=tenant.id, actor="demo", object_type="tenant", object_id=tenant.id
+            )
+            for code, cname, warehouses in companies:
+                company = Company(tenant_id=tenant.id, code=code, name=cname)
+                session.add(company)
+                session.flush()
+                session.add_all(
+                    Warehouse(tenant_id=tenant.id, company_id=company.id, code=wcode, name=wname, city=city)
+                    for wcode, wname, city in warehouses
+                )
+            session.add_all(
+                Supplier(tenant_id=tenant.id, code=code, name=sname, category=cat, erp_ref=f"res.partner,{1000 + i}")
+                for i, (code, sname, cat) in enumerate(supplier_rows)
+            )
+            session.flush()
+        for supplier in session.execute(select(Supplier).where(Supplier.tenant_id == tenant.id)).scalars():
+            suppliers[(slug, supplier.code)] = supplier.id
+
+    printed: list[tuple[str, str, str]] = []
+    password_hash = hash_password(DEMO_PASSWORD)
+    for email, role, slug, supplier_code in USERS:
+        tenant = tenants[slug]
+        set_context(session, tenant_id=tenant.id)
+        user = session.execute(select(User).where(User.email == email)).scalar_one_or_none()
+        if user is None:
+            user = User(
+                email=email,
+                name=email.split("@")[0].title(),
+                password_hash=password_hash,
+                password_changed_at=utcnow(),
+                totp_secret=demo_secret(email),
+                mfa_enabled_at=utcnow(),
+                is_demo=True,
+            )
+            session.add(user)
+            session.flush()
+            mfa.regenerate_recovery_codes(session, user)
+        supplier_id = suppliers[(slug, supplier_code)] if supplier_code else None
+        exists = session.execute(
+            select(Membership).where(
+                Membership.tenant_id == tenant.id,
+                Membership.user_id == user.id,
+                Membership.supplier_id.is_(None) if supplier_id is None else Membership.supplier_id == supplier_id,
+            )
+        ).scalar_one_or_none()
+        if exists is None:
+            session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role, supplier_id=supplier_id))
+            session.flush()
+            audit.record(
+                session,
+                "membership.created",
+                tenant_id=tenant.id,
+                actor="demo",
+                object_type="user",
+                object_id=user.id,
+                after={"email": email, "role": role.value},
+            )
+        where = f"{tenant.name}" + (f" / supplier {supplier_code}" if supplier_code else "")
+        printed.append((email, f"{role.label} at {where}", user.totp_secret or ""))
+    set_context(session, tenant_id=None)
+    return printed

@@ -1,0 +1,6 @@
+"""Imports every model module, so metadata (Alembic, tests) sees the whole schema."""
+
+from portal import audit, mail  # noqa: F401
+from portal.auth import models as auth_models  # noqa: F401
+from portal.suppliers import models as supplier_models  # noqa: F401
+from portal.tenancy import models as tenancy_models  # noqa: F401

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Enum, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.db import Base, BigID, TenantOwned, utcnow
+
+
+class SupplierStatus(enum.StrEnum):
+    ACTIVE = "active"
+    ON_HOLD = "on_hold"
+    INACTIVE = "inactive"
+
+
+class Supplier(TenantOwned, Base):
+    """A supplier account inside one tenant.
+
+    The same real-world company serving two distributors has two supplier
+    accounts, one per tenant; its people are linked to both through memberships.
+    """
+
+    __tablename__ = "suppliers"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(80), default="")
+    erp_ref: Mapped[str | None] = mapped_column(String(80))
+    status: Mapped[SupplierStatus] = mapped_column(
+        Enum(SupplierStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
+        default=SupplierStatus.ACTIVE,
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

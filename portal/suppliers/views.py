@@ -1,0 +1,163 @@
+"""Supplier accounts (staff side) and a supplier admin's own team."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, or_, select
+from werkzeug.wrappers import Response
+
+from portal.auth import services as auth_services
+from portal.auth.access import get_scoped_or_404, requires, scoped
+from portal.auth.admin_views import ctx, invite_from_form, role_choices
+from portal.auth.forms import EmptyForm, InviteForm
+from portal.auth.models import Invitation, Membership
+from portal.auth.permissions import SUPPLIER_ROLES, Permission, Role
+from portal.auth.views import actor
+from portal.db import utcnow
+from portal.suppliers import services
+from portal.suppliers.forms import SupplierForm
+from portal.suppliers.models import Supplier
+from portal.web import db_session
+
+bp = Blueprint("suppliers", __name__, template_folder="templates")
+
+PAGE_SIZE = 50
+
+
+def _open_invitations(supplier_id: int) -> list[Invitation]:
+    return list(
+        db_session()
+        .execute(
+            scoped(Invitation, ctx())
+            .where(
+                Invitation.supplier_id == supplier_id,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > utcnow(),
+            )
+            .order_by(Invitation.created_at.desc())
+        )
+        .scalars()
+        .unique()
+    )
+
+
+def _members(supplier_id: int) -> list[Membership]:
+    return list(
+        db_session()
+        .execute(scoped(Membership, ctx()).where(Membership.supplier_id == supplier_id).order_by(Membership.id))
+        .scalars()
+        .unique()
+    )
+
+
+@bp.route("/suppliers", methods=["GET"])
+@requires(Permission.SUPPLIERS_VIEW)
+def index() -> str:
+    context = ctx()
+    db_sess = db_session()
+    q = (request.args.get("q") or "").strip()[:100]
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    stmt = scoped(Supplier, context)
+    if q:
+        like = f"%{q.lower()}%"
+        stmt = stmt.where(or_(func.lower(Supplier.name).like(like), func.lower(Supplier.code).like(like)))
+    total = db_sess.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    suppliers = (
+        db_sess.execute(stmt.order_by(Supplier.name).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).scalars().all()
+    )
+    people_counts = dict(
+        db_sess.execute(
+            select(Membership.supplier_id, func.count())
+            .where(Membership.tenant_id == context.tenant_id, Membership.supplier_id.in_([s.id for s in suppliers]))
+            .group_by(Membership.supplier_id)
+        )
+        .tuples()
+        .all()
+    )
+    return render_template(
+        "suppliers/index.html",
+        suppliers=suppliers,
+        q=q,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        total=total,
+        people_counts=people_counts,
+        can_manage=context.can(Permission.SUPPLIERS_MANAGE),
+    )
+
+
+@bp.route("/suppliers/new", methods=["GET", "POST"])
+@requires(Permission.SUPPLIERS_MANAGE)
+def create() -> Response | str | tuple[str, int]:
+    context = ctx()
+    form = SupplierForm()
+    if form.validate_on_submit():
+        db_sess = db_session()
+        try:
+            supplier = services.create_supplier(
+                db_sess,
+                tenant_id=context.tenant_id,
+                code=form.code.data or "",
+                name=form.name.data or "",
+                category=form.category.data or "",
+                erp_ref=form.erp_ref.data,
+                actor=actor(),
+            )
+        except auth_services.ServiceError as exc:
+            getattr(form, exc.field or "code").errors = [exc.message]
+        else:
+            if form.admin_email.data:
+                invite_form = InviteForm(
+                    formdata=None, data={"email": form.admin_email.data, "role": Role.SUPPLIER_ADMIN.value}
+                )
+                invite_form.role.choices = role_choices(frozenset({Role.SUPPLIER_ADMIN}))
+                if invite_from_form(invite_form, supplier_id=supplier.id) is None:
+                    form.admin_email.errors = invite_form.email.errors
+                    return render_template("suppliers/new.html", form=form), 422
+            flash(f"Supplier {supplier.name} created.", "success")
+            return redirect(url_for("suppliers.detail", supplier_id=supplier.id))
+    return render_template("suppliers/new.html", form=form), 422 if request.method == "POST" else 200
+
+
+@bp.route("/suppliers/<int:supplier_id>", methods=["GET", "POST"])
+@requires(Permission.SUPPLIERS_VIEW)
+def detail(supplier_id: int) -> Response | str | tuple[str, int]:
+    context = ctx()
+    supplier: Supplier = get_scoped_or_404(db_session(), Supplier, supplier_id, context)
+    form = InviteForm()
+    form.role.choices = role_choices(frozenset({Role.SUPPLIER_ADMIN}))
+    if request.method == "POST":
+        if not context.can(Permission.SUPPLIERS_MANAGE):
+            abort(403)
+        if form.validate_on_submit() and invite_from_form(form, supplier_id=supplier.id) is not None:
+            flash(f"Invitation sent to {form.email.data}.", "success")
+            return redirect(url_for("suppliers.detail", supplier_id=supplier.id))
+    return render_template(
+        "suppliers/detail.html",
+        supplier=supplier,
+        form=form,
+        members=_members(supplier.id),
+        invites=_open_invitations(supplier.id),
+        can_manage=context.can(Permission.SUPPLIERS_MANAGE),
+        button=EmptyForm(),
+    ), 422 if request.method == "POST" else 200
+
+
+@bp.route("/team", methods=["GET", "POST"])
+@requires(Permission.SUPPLIER_TEAM_MANAGE)
+def team() -> Response | str | tuple[str, int]:
+    context = ctx()
+    if context.supplier_id is None:
+        abort(404)
+    form = InviteForm()
+    form.role.choices = role_choices(SUPPLIER_ROLES)
+    if form.validate_on_submit() and invite_from_form(form, supplier_id=context.supplier_id) is not None:
+        flash(f"Invitation sent to {form.email.data}.", "success")
+        return redirect(url_for("suppliers.team"))
+    return render_template(
+        "suppliers/team.html",
+        form=form,
+        members=_members(context.supplier_id),
+        invites=_open_invitations(context.supplier_id),
+    ), 422 if request.method == "POST" else 200

@@ -1,0 +1,2 @@
+"""Tenants (buying organisations), their companies and warehouses, and the
+per-request tenant context."""

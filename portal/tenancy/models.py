@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.db import Base, BigID, TenantOwned, utcnow
+
+
+class MfaPolicy(enum.StrEnum):
+    # Second factor for everybody (the default).
+    REQUIRED_FOR_ALL = "required_for_all"
+    # The lowest policy a tenant may choose: supplier users and tenant admins
+    # must use MFA; buyers, compliance officers and viewers may skip it.
+    REQUIRED_FOR_SUPPLIERS_AND_ADMINS = "required_for_suppliers_and_admins"
+
+
+class Tenant(Base):
+    """A buying organisation. Not tenant-owned itself: it *is* the tenant."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    mfa_policy: Mapped[MfaPolicy] = mapped_column(
+        Enum(MfaPolicy, native_enum=False, length=40, values_callable=lambda e: [m.value for m in e]),
+        default=MfaPolicy.REQUIRED_FOR_ALL,
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Company(TenantOwned, Base):
+    """A legal entity of the tenant."""
+
+    __tablename__ = "companies"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Warehouse(TenantOwned, Base):
+    """A site (ship-to address) that belongs to one company."""
+
+    __tablename__ = "warehouses"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    company_id: Mapped[int] = mapped_column(BigID, ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    city: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

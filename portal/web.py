@@ -1,0 +1,216 @@
+"""The request wrapper: one database transaction per request, the tenant context,
+security headers and friendly error pages.
+
+A request gets one SQLAlchemy session, opened lazily by :func:`db_session`. After
+the view, a response below 400 commits it (the single commit point); anything
+else, or an exception, rolls it back. Services only ever flush.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask, current_app, g, render_template, request, session
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+
+from portal.auth.models import Membership
+from portal.auth.permissions import ROLE_PERMISSIONS, Permission, Role
+from portal.db import Database, set_context
+from portal.tenancy.models import Tenant
+
+log = logging.getLogger(__name__)
+
+CONTEXT_SESSION_KEY = "membership_id"
+
+
+def db() -> Database:
+    return current_app.extensions["portal.db"]
+
+
+def db_session() -> Session:
+    """The request's session (created on first use)."""
+    if "db_session" not in g:
+        g.db_session = db().session()
+        set_context(g.db_session, tenant_id=None, user_id=None)
+    return g.db_session
+
+
+@dataclass(frozen=True)
+class PortalContext:
+    """Who is working for which tenant (and which supplier account), resolved once per request."""
+
+    membership_id: int
+    tenant_id: int
+    tenant_name: str
+    role: Role
+    supplier_id: int | None
+    supplier_name: str | None
+
+    @property
+    def is_supplier(self) -> bool:
+        return self.supplier_id is not None
+
+    def can(self, permission: Permission) -> bool:
+        return permission in ROLE_PERMISSIONS[self.role]
+
+
+def portal_context() -> PortalContext | None:
+    return g.get("portal_context")
+
+
+def active_memberships(session: Session, user_id: int) -> list[Membership]:
+    """All memberships a user can work in (RLS lets a user see their own rows)."""
+    stmt = (
+        select(Membership)
+        .where(Membership.user_id == user_id, Membership.disabled_at.is_(None))
+        .order_by(Membership.tenant_id, Membership.id)
+    )
+    return list(session.execute(stmt).scalars().unique())
+
+
+def _resolve_context() -> None:
+    g.portal_context = None
+    if not current_user.is_authenticated:
+        return
+    db_sess = db_session()
+    set_context(db_sess, tenant_id=None, user_id=current_user.id)
+    membership_id = _session_membership_id()
+    if membership_id is None:
+        return
+    membership = db_sess.execute(
+        select(Membership).where(
+            Membership.id == membership_id,
+            Membership.user_id == current_user.id,
+            Membership.disabled_at.is_(None),
+        )
+    ).scalar_one_or_none()
+    if membership is None:
+        # Disabled or removed since the choice was made: forget it.
+        _forget_membership()
+        return
+    bind_membership(db_sess, membership)
+
+
+def _session_membership_id() -> int | None:
+    value = session.get(CONTEXT_SESSION_KEY)
+    return value if isinstance(value, int) else None
+
+
+def _forget_membership() -> None:
+    session.pop(CONTEXT_SESSION_KEY, None)
+
+
+def bind_membership(db_sess: Session, membership: Membership) -> PortalContext:
+    """Make ``membership`` the context of this request (and RLS tenant)."""
+    tenant: Tenant = membership.tenant
+    context = PortalContext(
+        membership_id=membership.id,
+        tenant_id=membership.tenant_id,
+        tenant_name=tenant.name,
+        role=membership.role,
+        supplier_id=membership.supplier_id,
+        supplier_name=membership.supplier.name if membership.supplier else None,
+    )
+    g.portal_context = context
+    session[CONTEXT_SESSION_KEY] = membership.id
+    set_context(db_sess, tenant_id=membership.tenant_id, user_id=membership.user_id)
+    return context
+
+
+# --- response handling -------------------------------------------------------
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
+def _finish_transaction(response):  # type: ignore[no-untyped-def]
+    db_sess: Session | None = g.pop("db_session", None)
+    if db_sess is None:
+        return response
+    try:
+        if response.status_code < 400 and not g.get("rollback_only"):
+            db_sess.commit()
+        else:
+            db_sess.rollback()
+    finally:
+        db_sess.close()
+    return response
+
+
+def _security_headers(response):  # type: ignore[no-untyped-def]
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "same-origin"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    if request.endpoint != "static":
+        # Pages may show personal or tenant data: never store them anywhere.
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
+    return response
+
+
+def _teardown(exc: BaseException | None) -> None:
+    db_sess: Session | None = g.pop("db_session", None)
+    if db_sess is not None:
+        db_sess.rollback()
+        db_sess.close()
+
+
+ERROR_TEXT = {
+    400: (
+        "Bad request",
+        "The request could not be understood. If you submitted a form, reload the page and try again.",
+    ),
+    401: ("Sign-in needed", "Please sign in to continue."),
+    403: ("Not allowed", "Your role does not give access to this page."),
+    404: ("Not found", "There is nothing here, or you do not have access to it."),
+    405: ("Not allowed", "This action cannot be done this way."),
+    409: ("Conflict", "Someone changed this at the same time. Reload the page and try again."),
+    413: ("Too large", "The upload is larger than allowed."),
+    422: ("Check your input", "Some fields need attention."),
+    429: ("Too many attempts", "Please wait before trying again."),
+    500: ("Something went wrong", "The error has been logged. Please try again in a moment."),
+}
+
+
+def render_error(code: int, message: str | None = None):  # type: ignore[no-untyped-def]
+    title, default = ERROR_TEXT.get(code, ERROR_TEXT[500])
+    return render_template("error.html", code=code, title=title, message=message or default), code
+
+
+def _handle_http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    code = exc.code or 500
+    message = None
+    if code in (409, 422, 429) and exc.description and not exc.description.startswith("The "):
+        message = exc.description
+    response = render_error(code, message)
+    if code == 429 and getattr(exc, "retry_after", None):
+        return response[0], code, {"Retry-After": str(exc.retry_after)}  # type: ignore[attr-defined]
+    return response
+
+
+def _handle_unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+    if isinstance(exc, HTTPException):
+        return _handle_http_error(exc)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return render_error(500)
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_resolve_context)
+    # after_request functions run in reverse order: headers first, then the commit.
+    app.after_request(_finish_transaction)
+    app.after_request(_security_headers)
+    app.teardown_request(_teardown)
+    app.register_error_handler(HTTPException, _handle_http_error)
+    app.register_error_handler(Exception, _handle_unexpected)
