@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from portal.db import Base, BigID, tenant_scope, utcnow
+from portal.db import Base, BigID, current_tenant_id, tenant_scope, utcnow
 
 GLOBAL_CHAIN = "global"
 GENESIS = "0" * 64
@@ -138,6 +138,23 @@ def record(
     reason: str = "",
 ) -> AuditEvent:
     """Append one event to the tenant's chain (or the global one) in the session's transaction."""
+    if tenant_id is None and current_tenant_id(session) is not None:
+        # Global-chain rows are only visible without a tenant, and PostgreSQL checks
+        # INSERT ... RETURNING against the read policy: write them outside the tenant.
+        with tenant_scope(session, None):
+            return record(
+                session,
+                action,
+                tenant_id=None,
+                actor_user_id=actor_user_id,
+                actor=actor,
+                ip=ip,
+                object_type=object_type,
+                object_id=object_id,
+                before=before,
+                after=after,
+                reason=reason,
+            )
     key = chain_key(tenant_id)
     head = _lock_head(session, key)
     event = AuditEvent(

@@ -203,4 +203,3 @@ def _supplier_id(session, tenant_id: int, role: Role, supplier_code: str | None)
     if supplier is None:
         raise click.ClickException(f"no supplier {supplier_code!r} in this tenant")
     return supplier.id
-

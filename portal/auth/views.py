@@ -37,7 +37,7 @@ from portal.auth.forms import (
 )
 from portal.auth.models import Membership, User
 from portal.auth.passwords import hash_password, needs_rehash, verify_password
-from portal.db import utcnow
+from portal.db import set_context, utcnow
 from portal.mail import send_email
 from portal.web import active_memberships, bind_membership, db, db_session
 
@@ -99,6 +99,8 @@ def sign_in(user: User, method: str) -> str:
     session.permanent = True
     sessions.start_session(db_sess, user, ip=client_ip(), user_agent=request.user_agent.string, auth_method=method)
     login_user(user)
+    # From here on row-level security may show this person's own memberships.
+    set_context(db_sess, tenant_id=None, user_id=user.id)
     audit.record(
         db_sess,
         "auth.signed_in",
@@ -148,6 +150,7 @@ def login() -> Response | str | tuple[str, int]:
         record_security_event("auth.sign_in_failed", email=email, user_id=user.id if user else None)
         form.password.errors = ["E-mail or password is not right."]
         return render_template("auth/login.html", form=form), 401
+    set_context(db_sess, tenant_id=None, user_id=user.id)
     if user.password_hash and needs_rehash(user.password_hash):
         user.password_hash = hash_password(form.password.data or "")
     session[LOGIN_TOKEN] = services.make_login_token(current_app.secret_key, user)  # type: ignore[arg-type]

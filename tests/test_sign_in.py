@@ -1,0 +1,186 @@
+"""Two-step sign-in, enrolment, recovery codes and the customer switcher, through the real forms."""
+
+from __future__ import annotations
+
+import time
+
+import pyotp
+from sqlalchemy import select
+
+from portal.audit import AuditEvent
+from portal.auth.models import User, UserSession
+from portal.auth.permissions import Role
+from portal.db import set_context
+from tests.factories import PASSWORD, give_recovery_codes, make_member, make_supplier, make_tenant, make_user
+
+
+def test_password_step_alone_does_not_sign_in(client, session):
+    tenant = make_tenant(session)
+    person = make_member(session, tenant, Role.BUYER)
+    response = client.password_step(person.email, PASSWORD)
+    assert response.status_code == 302 and response.headers["Location"].endswith("/login/verify")
+    # Not signed in yet: the portal still sends us to the sign-in page.
+    assert client.get("/").headers["Location"].startswith("/login")
+    assert session.execute(select(UserSession).where(UserSession.user_id == person.user.id)).first() is None
+
+
+def test_full_sign_in_lands_on_dashboard_with_tenant(client, session):
+    tenant = make_tenant(session, "Northwind Test")
+    person = make_member(session, tenant, Role.BUYER)
+    response = client.sign_in(person.email, PASSWORD, person.secret)
+    assert response.headers["Location"] == "/"
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "Northwind Test" in page.text
+    set_context(session, tenant_id=None)
+    actions = (
+        session.execute(select(AuditEvent.action).where(AuditEvent.actor_user_id == person.user.id)).scalars().all()
+    )
+    assert "auth.signed_in" in actions
+
+
+def test_wrong_password_is_refused_and_the_attempt_stays_audited(committed_app, committed_db):
+    """The request rolls back, but the record of the failed attempt is committed on its own."""
+    from tests.conftest import tenant_session
+    from tests.helpers import PortalClient
+
+    with tenant_session(committed_db, None) as s:
+        tenant = make_tenant(s)
+        person = make_member(s, tenant, Role.BUYER)
+        email = person.email
+    client = PortalClient(committed_app.test_client())
+    response = client.password_step(email, "not-the-password")
+    assert response.status_code == 401
+    assert "E-mail or password is not right." in response.text
+    with tenant_session(committed_db, None) as s:  # identity events live in the global chain
+        failures = (
+            s.execute(select(AuditEvent).where(AuditEvent.action == "auth.sign_in_failed", AuditEvent.actor == email))
+            .scalars()
+            .all()
+        )
+        assert len(failures) == 1
+        assert "not-the-password" not in (failures[0].reason + str(failures[0].after))
+
+
+def test_unknown_email_gets_the_same_message(client):
+    response = client.password_step("nobody@example.org", PASSWORD)
+    assert response.status_code == 401
+    assert "E-mail or password is not right." in response.text
+
+
+def test_wrong_code_then_replayed_code_are_refused(client, session):
+    tenant = make_tenant(session)
+    person = make_member(session, tenant, Role.BUYER)
+    client.password_step(person.email, PASSWORD)
+    totp = pyotp.TOTP(person.secret)
+    wrong = str((int(totp.now()) + 1) % 1_000_000).zfill(6)
+    assert client.submit("/login/verify", {"code": wrong}).status_code == 401
+    code = totp.now()
+    assert client.submit("/login/verify", {"code": code}).status_code == 302
+    client.sign_out()
+    client.password_step(person.email, PASSWORD)
+    replay = client.submit("/login/verify", {"code": code})
+    assert replay.status_code == 401
+    assert "used already" in replay.text
+
+
+def test_codes_outside_one_step_and_non_ascii_digits_are_refused(client, session):
+    tenant = make_tenant(session)
+    person = make_member(session, tenant, Role.BUYER)
+    totp = pyotp.TOTP(person.secret)
+    client.password_step(person.email, PASSWORD)
+    for code in (totp.at(time.time() - 60), totp.at(time.time() + 60)):
+        assert client.submit("/login/verify", {"code": code}).status_code == 401
+    fullwidth = "".join(chr(ord("０") + int(d)) for d in totp.now())
+    assert client.submit("/login/verify", {"code": fullwidth}).status_code == 401
+    # The genuine code still works afterwards.
+    assert client.submit("/login/verify", {"code": totp.now()}).status_code == 302
+
+
+def test_older_step_after_newer_step_is_refused(client, session):
+    tenant = make_tenant(session)
+    person = make_member(session, tenant, Role.BUYER)
+    totp = pyotp.TOTP(person.secret)
+    client.password_step(person.email, PASSWORD)
+    assert client.submit("/login/verify", {"code": totp.at(time.time() + 30)}).status_code == 302
+    client.sign_out()
+    client.password_step(person.email, PASSWORD)
+    assert client.submit("/login/verify", {"code": totp.now()}).status_code == 401
+
+
+def test_recovery_code_signs_in_once(client, session):
+    tenant = make_tenant(session)
+    person = make_member(session, tenant, Role.BUYER)
+    codes = give_recovery_codes(session, person.user)
+    assert len(codes) == 10 and len(set(codes)) == 10
+    client.password_step(person.email, PASSWORD)
+    assert client.submit("/login/verify", {"code": codes[0].lower()}).status_code == 302
+    client.sign_out()
+    client.password_step(person.email, PASSWORD)
+    assert client.submit("/login/verify", {"code": codes[0]}).status_code == 401
+    assert client.submit("/login/verify", {"code": "x" * 5000}).status_code == 422
+
+
+def test_first_sign_in_walks_through_enrolment(client, session):
+    tenant = make_tenant(session)
+    user, _ = make_user(session, enrolled=False)
+    make_member(session, tenant, Role.TENANT_ADMIN, user=user)
+    first = client.password_step(user.email, PASSWORD)
+    assert first.headers["Location"].endswith("/login/enrol")
+    page = client.get("/login/enrol")
+    assert "<svg" in page.text
+    secret = page.text.split('id="totp-secret" data-copy>')[1].split("<")[0]
+    bad = client.submit("/login/enrol", {"code": "000000"})
+    assert bad.status_code == 422
+    done = client.submit("/login/enrol", {"code": pyotp.TOTP(secret).now()})
+    assert done.status_code == 200
+    assert done.text.count("<li><code>") == 10
+    session.expire_all()
+    stored = session.get(User, user.id)
+    assert stored.mfa_enabled and stored.totp_secret == secret
+    assert client.get("/").status_code == 200
+
+
+def test_supplier_of_two_customers_chooses_and_switches(client, session):
+    first, second = make_tenant(session, "First Distributor"), make_tenant(session, "Second Distributor")
+    supplier_a = make_supplier(session, first, "Shared Supplier")
+    supplier_b = make_supplier(session, second, "Shared Supplier")
+    person = make_member(session, first, Role.SUPPLIER_ADMIN, supplier=supplier_a)
+    other = make_member(
+        session, second, Role.SUPPLIER_USER, supplier=supplier_b, user=person.user, secret=person.secret
+    )
+    response = client.sign_in(person.email, PASSWORD, person.secret)
+    assert response.headers["Location"].startswith("/choose")
+    choose = client.get("/choose")
+    assert "First Distributor" in choose.text and "Second Distributor" in choose.text
+    switched = client.submit("/context", {"membership_id": other.membership.id}, page="/choose")
+    assert switched.status_code == 302
+    home = client.get("/")
+    assert "Second Distributor" in home.text
+    # The supplier-user role in the second tenant has no team page.
+    assert client.get("/team").status_code == 403
+    client.submit("/context", {"membership_id": person.membership.id}, page="/choose")
+    assert client.get("/team").status_code == 200
+
+
+def test_switching_to_someone_elses_membership_is_refused(client, session):
+    tenant = make_tenant(session)
+    me = make_member(session, tenant, Role.BUYER)
+    stranger = make_member(session, make_tenant(session), Role.TENANT_ADMIN)
+    client.sign_in(me.email, PASSWORD, me.secret)
+    response = client.submit("/context", {"membership_id": stranger.membership.id}, page="/choose")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/choose")
+    assert client.get("/people").status_code == 403
+
+
+def test_next_parameter_only_leads_to_our_own_paths(client, session):
+    tenant = make_tenant(session)
+    person = make_member(session, tenant, Role.BUYER)
+    for evil in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
+        client.client.get(f"/login?next={evil}")
+        form = client.client.get(f"/login?next={evil}")
+        assert evil not in form.text
+    client.client.get("/logout")
+    client.submit("/login", {"email": person.email, "password": PASSWORD, "next": "//evil.example/"})
+    done = client.submit("/login/verify", {"code": client.totp.code(person.secret)})
+    assert done.headers["Location"] == "/"
