@@ -18,6 +18,7 @@ from portal.auth.permissions import Role
 from portal.db import Database, set_context
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Tenant
+from portal.web import secret_key
 
 CLI_ACTOR = services.Actor(None, "cli", "")
 
@@ -26,7 +27,7 @@ def _db() -> Database:
     return current_app.extensions["portal.db"]
 
 
-def _tenant(session, slug: str) -> Tenant:  # type: ignore[no-untyped-def]
+def _tenant(session, slug: str) -> Tenant:
     tenant = session.execute(select(Tenant).where(Tenant.slug == slug)).scalar_one_or_none()
     if tenant is None:
         raise click.ClickException(f"no tenant with slug {slug!r}")
@@ -132,9 +133,7 @@ def register_cli(app: Flask) -> None:
                 )
             except services.ServiceError as exc:
                 raise click.ClickException(exc.message) from exc
-            link = url_for(
-                "auth.invitation", token=services.invitation_token(current_app.secret_key, invitation), _external=True
-            )
+            link = url_for("auth.invitation", token=services.invitation_token(secret_key(), invitation), _external=True)
             send_email(
                 session,
                 invitation.email,
@@ -192,7 +191,7 @@ def register_cli(app: Flask) -> None:
             click.echo(pyotp.TOTP(user.totp_secret).now())
 
 
-def _supplier_id(session, tenant_id: int, role: Role, supplier_code: str | None) -> int | None:  # type: ignore[no-untyped-def]
+def _supplier_id(session, tenant_id: int, role: Role, supplier_code: str | None) -> int | None:
     if not role.is_supplier_role:
         return None
     if not supplier_code:

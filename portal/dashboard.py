@@ -61,5 +61,5 @@ def healthz() -> tuple[str, int, dict[str, str]]:
     return "ok", 200, {"Content-Type": "text/plain"}
 
 
-def register(app):  # type: ignore[no-untyped-def]
+def register(app):
     app.register_blueprint(bp)

@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 CONTEXT_SESSION_KEY = "membership_id"
 
 
+def secret_key() -> str:
+    return str(current_app.config["SECRET_KEY"])
+
+
 def db() -> Database:
     return current_app.extensions["portal.db"]
 
@@ -129,7 +133,7 @@ CSP = (
 )
 
 
-def _finish_transaction(response):  # type: ignore[no-untyped-def]
+def _finish_transaction(response):
     db_sess: Session | None = g.pop("db_session", None)
     if db_sess is None:
         return response
@@ -143,7 +147,7 @@ def _finish_transaction(response):  # type: ignore[no-untyped-def]
     return response
 
 
-def _security_headers(response):  # type: ignore[no-untyped-def]
+def _security_headers(response):
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CSP)
     headers["X-Content-Type-Options"] = "nosniff"
@@ -183,12 +187,12 @@ ERROR_TEXT = {
 }
 
 
-def render_error(code: int, message: str | None = None):  # type: ignore[no-untyped-def]
+def render_error(code: int, message: str | None = None):
     title, default = ERROR_TEXT.get(code, ERROR_TEXT[500])
     return render_template("error.html", code=code, title=title, message=message or default), code
 
 
-def _handle_http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+def _handle_http_error(exc: HTTPException):
     code = exc.code or 500
     message = None
     if code in (409, 422, 429) and exc.description and not exc.description.startswith("The "):
@@ -199,7 +203,7 @@ def _handle_http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
     return response
 
 
-def _handle_unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+def _handle_unexpected(exc: Exception):
     if isinstance(exc, HTTPException):
         return _handle_http_error(exc)
     log.exception("unhandled error on %s %s", request.method, request.path)

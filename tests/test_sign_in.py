@@ -91,7 +91,7 @@ def test_codes_outside_one_step_and_non_ascii_digits_are_refused(client, session
     client.password_step(person.email, PASSWORD)
     for code in (totp.at(time.time() - 60), totp.at(time.time() + 60)):
         assert client.submit("/login/verify", {"code": code}).status_code == 401
-    fullwidth = "".join(chr(0xFF10 + int(d))  # FULLWIDTH DIGIT ZERO + d for d in totp.now())
+    fullwidth = "".join(chr(0xFF10 + int(d)) for d in totp.now())  # FULLWIDTH DIGIT ZERO + d
     assert client.submit("/login/verify", {"code": fullwidth}).status_code == 401
     # The genuine code still works afterwards.
     assert client.submit("/login/verify", {"code": totp.now()}).status_code == 302

@@ -44,7 +44,7 @@ def public(view: F) -> F:
     return view
 
 
-def _login_redirect():  # type: ignore[no-untyped-def]
+def _login_redirect():
     target = request.full_path if request.method == "GET" else None
     return redirect(url_for("auth.login", next=target.rstrip("?") if target else None))
 

@@ -192,5 +192,5 @@ def end_session(session_id: int) -> Response:
     return redirect(url_for("account.overview"))
 
 
-def register(app) -> None:  # type: ignore[no-untyped-def]
+def register(app) -> None:
     app.register_blueprint(bp)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
@@ -16,7 +16,7 @@ from portal.auth.permissions import INVITABLE_BY, STAFF_ROLES, Permission, Role
 from portal.auth.views import actor
 from portal.db import utcnow
 from portal.mail import send_email
-from portal.web import PortalContext, db_session, portal_context
+from portal.web import PortalContext, db_session, portal_context, secret_key
 
 bp = Blueprint("people", __name__)
 
@@ -53,8 +53,8 @@ def invite_from_form(form: InviteForm, *, supplier_id: int | None) -> Invitation
         return None
     link = url_for(
         "auth.invitation",
-        token=services.invitation_token(current_app.secret_key, invite),
-        _external=True,  # type: ignore[arg-type]
+        token=services.invitation_token(secret_key(), invite),
+        _external=True,
     )
     where = f"{invite.supplier.name} for {context.tenant_name}" if invite.supplier else context.tenant_name
     send_email(
@@ -225,5 +225,5 @@ def audit_trail() -> str:
     )
 
 
-def register(app) -> None:  # type: ignore[no-untyped-def]
+def register(app) -> None:
     app.register_blueprint(bp)

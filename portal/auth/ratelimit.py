@@ -45,7 +45,8 @@ class RateLimiter:
         self._fallback = MovingWindowRateLimiter(MemoryStorage())
         self._primary: MovingWindowRateLimiter | None = None
         if redis_url:
-            storage: Storage = storage_from_string(redis_url)
+            storage = storage_from_string(redis_url)
+            assert isinstance(storage, Storage)
             self._primary = MovingWindowRateLimiter(storage)
         self.using_fallback = self._primary is None
 

@@ -39,7 +39,7 @@ from portal.auth.models import Membership, User
 from portal.auth.passwords import hash_password, needs_rehash, verify_password
 from portal.db import set_context, utcnow
 from portal.mail import send_email
-from portal.web import active_memberships, bind_membership, db, db_session
+from portal.web import active_memberships, bind_membership, db, db_session, secret_key
 
 bp = Blueprint("auth", __name__)
 
@@ -119,7 +119,7 @@ def sign_in(user: User, method: str) -> str:
 
 
 def _pending_user() -> User | None:
-    user_id = services.read_login_token(current_app.secret_key, session.get(LOGIN_TOKEN))  # type: ignore[arg-type]
+    user_id = services.read_login_token(secret_key(), session.get(LOGIN_TOKEN))
     if user_id is None:
         return None
     return db_session().get(User, user_id)
@@ -153,7 +153,7 @@ def login() -> Response | str | tuple[str, int]:
     set_context(db_sess, tenant_id=None, user_id=user.id)
     if user.password_hash and needs_rehash(user.password_hash):
         user.password_hash = hash_password(form.password.data or "")
-    session[LOGIN_TOKEN] = services.make_login_token(current_app.secret_key, user)  # type: ignore[arg-type]
+    session[LOGIN_TOKEN] = services.make_login_token(secret_key(), user)
     session[LOGIN_NEXT] = safe_next(form.next.data) or ""
     if user.mfa_enabled:
         return redirect(url_for("auth.second_factor"))
@@ -295,7 +295,7 @@ def switch_context() -> Response:
 def invitation(token: str) -> Response | str | tuple[str, int]:
     db_sess = db_session()
     try:
-        invite = services.load_invitation(db_sess, current_app.secret_key, token)  # type: ignore[arg-type]
+        invite = services.load_invitation(db_sess, secret_key(), token)
     except services.InvitationProblem as exc:
         return render_template("auth/invitation_problem.html", message=exc.message), 410
     existing = services.find_user_by_email(db_sess, invite.email)
@@ -336,7 +336,7 @@ def invitation(token: str) -> Response | str | tuple[str, int]:
             ip=client_ip(),
             reason=f"invitation {invite.id}",
         )
-        session[LOGIN_TOKEN] = services.make_login_token(current_app.secret_key, user)  # type: ignore[arg-type]
+        session[LOGIN_TOKEN] = services.make_login_token(secret_key(), user)
         session[LOGIN_NEXT] = ""
         flash("Your account is ready. Now protect it with two-factor authentication.", "success")
         return redirect(url_for("auth.enrol"))
@@ -344,5 +344,5 @@ def invitation(token: str) -> Response | str | tuple[str, int]:
     return render_template("auth/invitation_new.html", form=form, **context), status
 
 
-def register(app) -> None:  # type: ignore[no-untyped-def]
+def register(app) -> None:
     app.register_blueprint(bp)

@@ -1,5 +1,5 @@
 """Scorecards: this domain adds its models, services and views here."""
 
 
-def register(app):  # type: ignore[no-untyped-def]
+def register(app):
     """Nothing to register yet."""

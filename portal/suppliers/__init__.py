@@ -1,7 +1,7 @@
 """Supplier accounts of a tenant and the supplier's own team."""
 
 
-def register(app):  # type: ignore[no-untyped-def]
+def register(app):
     from portal.suppliers import views
 
     app.register_blueprint(views.bp)
