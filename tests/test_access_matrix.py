@@ -1,0 +1,274 @@
+"""The access matrix: every route of the app, the access it must declare, and what
+each role, an anonymous visitor and a person holding another tenant's ids get.
+
+A route missing from MATRIX fails ``test_every_route_is_in_the_matrix``: adding a
+view means adding its row here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from portal.auth import sessions
+from portal.auth.access import Access, view_access
+from portal.auth.models import Invitation
+from portal.auth.permissions import ROLE_PERMISSIONS, Permission, Role
+from portal.db import set_context, utcnow
+from tests.factories import Person, make_member, make_supplier, make_tenant
+from tests.helpers import csrf_from
+
+P = Permission
+PUBLIC = Access("public")
+SIGNED_IN = Access("signed_in")
+
+
+def perm(p: Permission) -> Access:
+    return Access("permission", p)
+
+
+@dataclass
+class World:
+    people: dict[str, Person]
+    own: dict[str, Any]
+    foreign: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Params = Callable[[World, str, str], dict[str, Any]]
+
+
+def ids(name: str) -> Params:
+    """URL parameter ``name`` taken from the world's own or foreign objects."""
+    return lambda world, side, who: {name: world.own[name] if side == "own" else world.foreign[name]}
+
+
+def own_session(world: World, side: str, who: str) -> dict[str, Any]:
+    if side == "foreign":
+        return {"session_id": world.extra["foreign_session_id"]}
+    return {"session_id": world.extra["sessions"].get(who, 0)}
+
+
+def token(world: World, side: str, who: str) -> dict[str, Any]:
+    return {"token": "not-a-valid-token"}
+
+
+# endpoint -> (declared access, methods, URL parameter builder)
+MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
+    "static": (PUBLIC, ("GET",), lambda w, s, r: {"filename": "app.css"}),
+    "dashboard.healthz": (PUBLIC, ("GET",), None),
+    "dashboard.index": (perm(P.DASHBOARD_VIEW), ("GET",), None),
+    "auth.login": (PUBLIC, ("GET", "POST"), None),
+    "auth.second_factor": (PUBLIC, ("GET", "POST"), None),
+    "auth.enrol": (PUBLIC, ("GET", "POST"), None),
+    "auth.logout": (SIGNED_IN, ("POST",), None),
+    "auth.choose_context": (SIGNED_IN, ("GET",), None),
+    "auth.switch_context": (SIGNED_IN, ("POST",), None),
+    "auth.invitation": (PUBLIC, ("GET", "POST"), token),
+    "account.overview": (SIGNED_IN, ("GET",), None),
+    "account.change_password": (SIGNED_IN, ("GET", "POST"), None),
+    "account.reset_mfa": (SIGNED_IN, ("GET", "POST"), None),
+    "account.reenrol": (SIGNED_IN, ("GET", "POST"), None),
+    "account.recovery_codes": (SIGNED_IN, ("GET", "POST"), None),
+    "account.end_session": (SIGNED_IN, ("POST",), own_session),
+    "people.people": (perm(P.USERS_MANAGE), ("GET", "POST"), None),
+    "people.member": (perm(P.USERS_MANAGE), ("GET", "POST"), ids("membership_id")),
+    "people.disable": (perm(P.USERS_MANAGE), ("POST",), ids("membership_id")),
+    "people.enable": (perm(P.USERS_MANAGE), ("POST",), ids("membership_id")),
+    "people.reset_mfa": (perm(P.USERS_MANAGE), ("POST",), ids("membership_id")),
+    "people.revoke_invitation": (perm(P.USERS_MANAGE), ("POST",), ids("invitation_id")),
+    "people.audit_trail": (perm(P.AUDIT_VIEW), ("GET",), None),
+    "suppliers.index": (perm(P.SUPPLIERS_VIEW), ("GET",), None),
+    "suppliers.create": (perm(P.SUPPLIERS_MANAGE), ("GET", "POST"), None),
+    "suppliers.detail": (perm(P.SUPPLIERS_VIEW), ("GET", "POST"), ids("supplier_id")),
+    "suppliers.team": (perm(P.SUPPLIER_TEAM_MANAGE), ("GET", "POST"), None),
+    # Registered only in demo mode with the database mail backend (never in production).
+    "devmail.mailbox": (PUBLIC, ("GET",), None),
+}
+
+# POSTs that need more than their declared permission (checked inside the view).
+EXTRA_POST_PERMISSION = {"suppliers.detail": P.SUPPLIERS_MANAGE}
+
+ROLES = [r.value for r in Role]
+
+# Their success is a redirect to the sign-in page (the session ends), so for them
+# only a 403 counts as refused once signed in.
+SUCCESS_GOES_TO_LOGIN = {"auth.logout", "account.end_session"}
+
+
+@pytest.fixture
+def world(session) -> World:
+    tenant = make_tenant(session, "Own Distributor")
+    supplier = make_supplier(session, tenant)
+    people = {}
+    for role in Role:
+        people[role.value] = make_member(session, tenant, role, supplier=supplier if role.is_supplier_role else None)
+    target = make_member(session, tenant, Role.VIEWER)  # the object of membership routes
+    invite = Invitation(
+        tenant_id=tenant.id,
+        email="own-invitee@example.org",
+        role=Role.BUYER,
+        nonce="n" * 43,
+        expires_at=utcnow().replace(year=utcnow().year + 1),
+    )
+    session.add(invite)
+    other = make_tenant(session, "Foreign Distributor")
+    other_supplier = make_supplier(session, other)
+    other_member = make_member(session, other, Role.BUYER)
+    other_invite = Invitation(
+        tenant_id=other.id,
+        email="foreign-invitee@example.org",
+        role=Role.BUYER,
+        nonce="m" * 43,
+        expires_at=utcnow().replace(year=utcnow().year + 1),
+    )
+    session.add(other_invite)
+    session.flush()
+    foreign_session = sessions.start_session(session, other_member.user, ip="", user_agent="", auth_method="totp")
+    assert foreign_session
+    set_context(session, tenant_id=None)
+    return World(
+        people=people,
+        own={"membership_id": target.membership.id, "invitation_id": invite.id, "supplier_id": supplier.id},
+        foreign={
+            "membership_id": other_member.membership.id,
+            "invitation_id": other_invite.id,
+            "supplier_id": other_supplier.id,
+        },
+        extra={"sessions": {}, "foreign_session_id": other_member.user.session_record.id},
+    )
+
+
+def sign_in_as(app: Flask, session, world: World, role: str):  # type: ignore[no-untyped-def]
+    """A client whose cookie carries a fresh session of ``role``'s person (no form round trip)."""
+    person = world.people[role]
+    client = app.test_client()
+    token_value = sessions.start_session(session, person.user, ip="127.0.0.1", user_agent="test", auth_method="totp")
+    session.flush()
+    world.extra["sessions"][role] = person.user.session_record.id
+    with client.session_transaction() as cookie:
+        cookie["_user_id"] = token_value
+        cookie["_fresh"] = True
+        cookie["membership_id"] = person.membership.id
+    return client
+
+
+def csrf_for(client) -> str:  # type: ignore[no-untyped-def]
+    page = client.get("/account")
+    if page.status_code != 200:
+        page = client.get("/login")
+    return csrf_from(page.text)
+
+
+def url(app: Flask, endpoint: str, world: World, side: str, who: str) -> str:
+    params = MATRIX[endpoint][2]
+    kwargs = params(world, side, who) if params else {}
+    with app.test_request_context():
+        from flask import url_for
+
+        return url_for(endpoint, **kwargs)
+
+
+def test_every_route_is_in_the_matrix(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    missing = endpoints - MATRIX.keys()
+    assert not missing, f"routes missing from the access matrix: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("endpoint", sorted(k for k in MATRIX if k != "devmail.mailbox"))
+def test_route_declares_the_matrix_access(app, endpoint):
+    declared = view_access(app.view_functions[endpoint])
+    assert declared == MATRIX[endpoint][0]
+    methods = {m for rule in app.url_map.iter_rules() if rule.endpoint == endpoint for m in rule.methods or ()}
+    assert methods - {"HEAD", "OPTIONS"} == set(MATRIX[endpoint][1])
+
+
+def expected_allowed(access: Access, role: str | None, endpoint: str, method: str) -> bool:
+    if access.kind == "public":
+        return True
+    if role is None:
+        return False
+    if access.kind == "signed_in":
+        return True
+    needed = {access.permission}
+    if method == "POST" and endpoint in EXTRA_POST_PERMISSION:
+        needed.add(EXTRA_POST_PERMISSION[endpoint])
+    return needed <= ROLE_PERMISSIONS[Role(role)]
+
+
+@pytest.mark.parametrize("endpoint", sorted(k for k in MATRIX if k not in ("devmail.mailbox", "static")))
+def test_each_role_gets_what_the_matrix_says(app, session, world, endpoint):
+    access, methods, _ = MATRIX[endpoint]
+    for who in [None, *ROLES]:
+        for method in methods:
+            client = sign_in_as(app, session, world, who) if who else app.test_client()
+            target = url(app, endpoint, world, "own", who or "")
+            response = request_as(client, method, target)
+            location = response.headers.get("Location", "")
+            to_login = response.status_code == 302 and location.startswith("/login")
+            # A public page may itself send you to sign in (no sign-in under way); only 403 refuses it.
+            login_counts = access.kind != "public" and not (who and endpoint in SUCCESS_GOES_TO_LOGIN)
+            refused = response.status_code == 403 or (to_login and login_counts)
+            allowed = expected_allowed(access, who, endpoint, method)
+            assert refused != allowed, f"{method} {target} as {who or 'anonymous'}: {response.status_code} {location}"
+            if who is None and not allowed:
+                assert location.startswith("/login"), f"anonymous {method} {target} should go to sign-in"
+
+
+# Routes that take the id of a tenant-owned (or person-owned) object.
+OBJECT_ROUTES = sorted(k for k, v in MATRIX.items() if v[2] is not None and k not in ("static", "auth.invitation"))
+
+
+def request_as(client, method: str, target: str):  # type: ignore[no-untyped-def]
+    if method == "GET":
+        return client.get(target)
+    return client.post(target, data={"csrf_token": csrf_for(client)})
+
+
+@pytest.mark.parametrize("endpoint", OBJECT_ROUTES)
+def test_another_tenants_ids_answer_404(app, session, world, endpoint):
+    role = Role.TENANT_ADMIN.value
+    for method in MATRIX[endpoint][1]:
+        client = sign_in_as(app, session, world, role)
+        target = url(app, endpoint, world, "foreign", role)
+        response = request_as(client, method, target)
+        assert response.status_code == 404, f"{method} {target}: {response.status_code}"
+
+
+@pytest.mark.parametrize("endpoint", sorted(k for k, v in MATRIX.items() if "POST" in v[1]))
+def test_post_without_csrf_token_is_refused(app, session, world, endpoint):
+    role = Role.TENANT_ADMIN.value if endpoint != "suppliers.team" else Role.SUPPLIER_ADMIN.value
+    client = sign_in_as(app, session, world, role)
+    response = client.post(url(app, endpoint, world, "own", role), data={})
+    assert response.status_code == 400
+    assert "The request could not be understood" in response.text
+
+
+@pytest.mark.parametrize("who", [None, Role.TENANT_ADMIN.value, Role.SUPPLIER_USER.value])
+def test_security_headers_on_every_get_route(app, session, world, who):
+    for endpoint, (_, methods, _) in MATRIX.items():
+        if "GET" not in methods or endpoint == "devmail.mailbox":
+            continue
+        client = sign_in_as(app, session, world, who) if who else app.test_client()
+        response = client.get(url(app, endpoint, world, "own", who or ""))
+        headers = response.headers
+        assert "default-src 'self'" in headers["Content-Security-Policy"], endpoint
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert "'unsafe-inline'" not in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Strict-Transport-Security"].startswith("max-age=31536000")
+        assert headers["Referrer-Policy"]
+        if endpoint != "static":
+            assert headers["Cache-Control"] == "no-store", endpoint
+
+
+def test_error_pages_carry_headers_and_no_internals(app, session, world):
+    client = sign_in_as(app, session, world, Role.BUYER.value)
+    response = client.get("/no-such-page")
+    assert response.status_code == 404
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Traceback" not in response.text and "Not found" in response.text
