@@ -101,7 +101,7 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         missing = [k for k in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL") if not env.get(k)]
         if missing:
             raise ConfigError("production mode needs " + ", ".join(missing))
-        if not env["DATABASE_URL"].startswith("postgresql"):
+        if not _normalise_db_url(env["DATABASE_URL"]).startswith("postgresql"):
             raise ConfigError("production mode needs a PostgreSQL DATABASE_URL")
         if len(env["SECRET_KEY"]) < 32:
             raise ConfigError("SECRET_KEY must be at least 32 characters")

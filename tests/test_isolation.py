@@ -1,0 +1,100 @@
+"""Row-level security backs up the application's tenant scoping."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, ProgrammingError
+
+from portal.auth.permissions import Role
+from portal.db import set_context
+from portal.suppliers.models import Supplier
+from tests.conftest import APP_ROLE
+from tests.factories import make_member, make_supplier, make_tenant
+
+
+def test_every_tenant_table_has_forced_rls_with_a_policy(owner_engine):
+    with owner_engine.connect() as conn:
+        tenant_tables = set(
+            conn.execute(
+                text(
+                    "SELECT table_name FROM information_schema.columns "
+                    "WHERE table_schema = 'public' AND column_name = 'tenant_id'"
+                )
+            ).scalars()
+        )
+        assert {"suppliers", "memberships", "invitations", "companies", "warehouses", "audit_events"} <= tenant_tables
+        rows = conn.execute(
+            text(
+                "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, "
+                "(SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind = 'r'"
+            )
+        ).all()
+    by_table = {name: (enabled, forced, policies) for name, enabled, forced, policies in rows}
+    uncovered = [t for t in tenant_tables if by_table.get(t) is None or not all(by_table[t][:2]) or not by_table[t][2]]
+    assert not uncovered, f"tenant tables without forced RLS and a policy: {uncovered}"
+
+
+def test_application_role_owns_nothing_and_cannot_bypass_rls(owner_engine):
+    with owner_engine.connect() as conn:
+        superuser, bypass = conn.execute(
+            text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = :r"), {"r": APP_ROLE}
+        ).one()
+        owned = conn.execute(
+            text("SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = :r"),
+            {"r": APP_ROLE},
+        ).scalar_one()
+    assert not superuser and not bypass and owned == 0
+
+
+def test_without_tenant_context_no_tenant_rows_are_visible(session):
+    tenant = make_tenant(session)
+    make_supplier(session, tenant)
+    set_context(session, tenant_id=tenant.id)
+    assert session.execute(text("SELECT count(*) FROM suppliers")).scalar_one() == 1
+    set_context(session, tenant_id=None)
+    assert session.execute(text("SELECT count(*) FROM suppliers")).scalar_one() == 0
+
+
+def test_rls_hides_other_tenants_even_from_unscoped_queries(session):
+    mine, theirs = make_tenant(session), make_tenant(session)
+    make_supplier(session, mine, "Mine")
+    make_supplier(session, theirs, "Theirs")
+    set_context(session, tenant_id=mine.id)
+    # A query that forgot its tenant filter still sees one tenant only.
+    names = session.execute(text("SELECT name FROM suppliers")).scalars().all()
+    assert names == ["Mine"]
+
+
+def test_rls_refuses_writing_a_row_into_another_tenant(session):
+    mine, theirs = make_tenant(session), make_tenant(session)
+    set_context(session, tenant_id=mine.id)
+    nested = session.begin_nested()
+    session.add(Supplier(tenant_id=theirs.id, code="X1", name="Smuggled"))
+    with pytest.raises(ProgrammingError, match="row-level security"):
+        session.flush()
+    nested.rollback()
+
+
+def test_memberships_of_the_signed_in_person_are_visible_across_tenants_but_nobody_elses(session):
+    first, second = make_tenant(session), make_tenant(session)
+    me = make_member(session, first, Role.BUYER)
+    make_member(session, second, Role.VIEWER, user=me.user, secret=me.secret)
+    make_member(session, second, Role.BUYER)  # somebody else
+    set_context(session, tenant_id=None, user_id=me.user.id)
+    assert session.execute(text("SELECT count(*) FROM memberships")).scalar_one() == 2
+
+
+def test_application_role_cannot_change_or_delete_audit_rows(session):
+    tenant = make_tenant(session)
+    set_context(session, tenant_id=tenant.id)
+    from portal import audit
+
+    audit.record(session, "test.event", tenant_id=tenant.id, actor="test")
+    for statement in ("UPDATE audit_events SET action = 'forged'", "DELETE FROM audit_events"):
+        nested = session.begin_nested()
+        with pytest.raises(DBAPIError, match="permission denied"):
+            session.execute(text(statement))
+        nested.rollback()
