@@ -98,3 +98,14 @@ def test_application_role_cannot_change_or_delete_audit_rows(session):
         with pytest.raises(DBAPIError, match="permission denied"):
             session.execute(text(statement))
         nested.rollback()
+
+
+def test_a_supplier_user_sees_their_own_supplier_accounts_elsewhere_and_nothing_else(session):
+    first, second = make_tenant(session), make_tenant(session)
+    mine_elsewhere = make_supplier(session, second, "Mine in second")
+    make_supplier(session, second, "Not mine in second")
+    me = make_member(session, first, Role.SUPPLIER_USER, supplier=make_supplier(session, first, "Mine in first"))
+    make_member(session, second, Role.SUPPLIER_USER, supplier=mine_elsewhere, user=me.user, secret=me.secret)
+    set_context(session, tenant_id=first.id, user_id=me.user.id)
+    names = sorted(session.execute(text("SELECT name FROM suppliers")).scalars())
+    assert names == ["Mine in first", "Mine in second"]

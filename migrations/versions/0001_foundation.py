@@ -327,8 +327,15 @@ def upgrade() -> None:
 
     # ### end Alembic commands ###
 
-    for table in ("companies", "warehouses", "suppliers", "invitations"):
+    for table in ("companies", "warehouses", "invitations"):
         enable_tenant_rls(table)
+    # A supplier user also sees the supplier accounts they belong to in other
+    # tenants (their names in the customer switcher), nothing more of them.
+    enable_tenant_rls(
+        "suppliers",
+        using=f"tenant_id = {CURRENT_TENANT} OR id IN "
+        f"(SELECT supplier_id FROM memberships WHERE user_id = {CURRENT_USER})",
+    )
     # A person sees their own memberships in every tenant (sign-in, the
     # customer switcher); everything else about a membership stays per tenant.
     enable_tenant_rls("memberships", using=f"tenant_id = {CURRENT_TENANT} OR user_id = {CURRENT_USER}")

@@ -1,0 +1,67 @@
+"""The embedded mode (nothing configured): SQLite from migrations, demo data, the
+whole sign-in and a kept e-mail, as the README's first command gives them."""
+
+from __future__ import annotations
+
+import re
+
+import pyotp
+import pytest
+
+from portal import create_app
+from portal.config import load_settings
+from portal.demo import DEMO_PASSWORD, demo_secret
+from portal.migrate import upgrade
+from tests.helpers import PortalClient
+
+pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture
+def embedded_app(tmp_path):
+    settings = load_settings({"PORTAL_INSTANCE_PATH": str(tmp_path)})
+    assert settings.database_url.startswith("sqlite:///") and settings.mail_backend == "database"
+    upgrade(settings)
+    app = create_app(settings)
+    result = app.test_cli_runner().invoke(args=["demo"])
+    assert result.exit_code == 0, result.output
+    assert "anna@acme.example" in result.output and DEMO_PASSWORD in result.output
+    return app
+
+
+def test_demo_is_idempotent_and_prints_the_same_sign_ins(embedded_app):
+    again = embedded_app.test_cli_runner().invoke(args=["demo"])
+    assert again.exit_code == 0 and demo_secret("anna@acme.example") in again.output
+    code = embedded_app.test_cli_runner().invoke(args=["totp", "anna@acme.example"])
+    assert re.fullmatch(r"\d{6}\n", code.output)
+
+
+def test_supplier_signs_in_and_switches_customer(embedded_app):
+    client = PortalClient(embedded_app.test_client())
+    assert client.password_step("anna@acme.example", DEMO_PASSWORD).status_code == 302
+    done = client.submit("/login/verify", {"code": pyotp.TOTP(demo_secret("anna@acme.example")).now()})
+    assert done.headers["Location"].startswith("/choose")
+    choose = client.get("/choose")
+    assert "Northwind Distribution" in choose.text and "Harbor Supply Co" in choose.text
+    harbor = re.search(
+        r'name="membership_id" value="(\d+)">\s*<button type="submit" class="choice">\s*'
+        r"<strong>Harbor Supply Co",
+        choose.text,
+    )
+    assert harbor
+    client.submit("/context", {"membership_id": harbor.group(1)}, page="/choose")
+    assert "You are working for <strong>Harbor Supply Co</strong>" in client.get("/").text
+
+
+def test_admin_invites_and_the_mail_is_readable_in_the_mailbox(embedded_app):
+    client = PortalClient(embedded_app.test_client())
+    client.sign_in("admin@northwind.example", DEMO_PASSWORD, demo_secret("admin@northwind.example"))
+    assert '<span class="figure">25</span><span>suppliers</span>' in client.get("/").text
+    assert client.submit("/people", {"email": "new.buyer@northwind.example", "role": "buyer"}).status_code == 302
+    mailbox = client.get("/dev/mailbox")
+    assert "new.buyer@northwind.example" in mailbox.text and "/invitations/" in mailbox.text
+
+
+def test_audit_chain_verifies_on_sqlite(embedded_app):
+    result = embedded_app.test_cli_runner().invoke(args=["audit-verify"])
+    assert result.exit_code == 0 and "global: ok" in result.output
