@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Flask, abort, request
@@ -12,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal.config import Settings, load_settings
 from portal.db import Database
+from portal.logsafe import configure_logging
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.config["PORTAL_NAME"] = "Supplier Portal"
     app.extensions["portal.settings"] = settings
     app.extensions["portal.db"] = database or Database(settings.database_url)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
 
     if settings.trusted_proxy_hops:
         # Only the configured number of proxy hops is trusted for the client address.

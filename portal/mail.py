@@ -62,4 +62,4 @@ def send_email(session: Session, to: str, subject: str, body: str) -> None:
         after_commit(session, deliver)
         return
     session.add(SentEmail(to=to, subject=subject, body=body))
-    after_commit(session, lambda: log.info("e-mail to %s: %s\n%s", to, subject, body))
+    after_commit(session, lambda: log.info("e-mail kept for %s: %s | %s", to, subject, body))

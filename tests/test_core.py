@@ -1,0 +1,130 @@
+"""Infrastructure: after-commit side effects, log safety, CLI commands, error pages."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from portal import create_app
+from portal.auth.access import public
+from portal.auth.models import Membership, User
+from portal.db import after_commit, set_context
+from portal.logsafe import EscapeNewlines
+from portal.suppliers.models import Supplier
+from portal.tenancy.models import Tenant
+from tests.conftest import _settings
+from tests.factories import make_supplier, make_tenant
+
+
+def test_after_commit_callbacks_run_only_after_a_commit(db):
+    ran: list[str] = []
+    s = db.session()
+    after_commit(s, lambda: ran.append("kept"))
+    assert ran == []
+    s.commit()
+    assert ran == ["kept"]
+    s.execute(select(1))  # a transaction is under way, as in a request
+    after_commit(s, lambda: ran.append("dropped"))
+    s.rollback()
+    s.commit()
+    assert ran == ["kept"]
+    s.close()
+
+
+def test_a_failing_callback_does_not_undo_the_commit(db, caplog):
+    s = db.session()
+    after_commit(s, lambda: 1 / 0)
+    after_commit(s, lambda: logging.getLogger("t").info("second ran"))
+    with caplog.at_level(logging.INFO):
+        s.commit()
+    assert "after-commit callback" in caplog.text and "second ran" in caplog.text
+    s.close()
+
+
+def test_newlines_in_log_arguments_cannot_forge_lines():
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "user %s", ("eve\nINFO admin signed in",), None)
+    EscapeNewlines().filter(record)
+    assert "\n" not in record.getMessage() and "\\n" in record.getMessage()
+
+
+def test_cli_creates_tenant_user_and_invitation(committed_app, committed_db):
+    runner = committed_app.test_cli_runner()
+    assert runner.invoke(args=["create-tenant", "Cli Distribution"]).exit_code == 0
+    assert "exists already" in runner.invoke(args=["create-tenant", "Cli Distribution"]).output
+    weak = runner.invoke(
+        args=["create-user", "boss@cli.example", "--tenant", "cli-distribution"], input="password\npassword\n"
+    )
+    assert weak.exit_code != 0 and "too common" in weak.output
+    made = runner.invoke(
+        args=["create-user", "boss@cli.example", "--tenant", "cli-distribution"],
+        input="lantern-harbour-quiet\nlantern-harbour-quiet\n",
+    )
+    assert made.exit_code == 0, made.output
+    invited = runner.invoke(args=["invite", "buyer@cli.example", "--tenant", "cli-distribution", "--role", "buyer"])
+    assert invited.exit_code == 0 and "/invitations/" in invited.output
+    s = committed_db.session()
+    tenant = s.execute(select(Tenant).where(Tenant.slug == "cli-distribution")).scalar_one()
+    set_context(s, tenant_id=tenant.id)
+    user = s.execute(select(User).where(User.email == "boss@cli.example")).scalar_one()
+    assert not user.mfa_enabled  # enrols at first sign-in
+    assert s.execute(select(Membership.role).where(Membership.user_id == user.id)).scalar_one().value == "tenant_admin"
+    s.close()
+
+
+def test_cli_refuses_demo_outside_demo_mode(app):
+    result = app.test_cli_runner().invoke(args=["demo"])
+    assert result.exit_code != 0 and "only for the embedded or development mode" in result.output
+
+
+def test_unexpected_errors_get_a_friendly_page_without_internals(tmp_path, db, session):
+    app = create_app(_settings(tmp_path, db.url), database=db)
+
+    @app.route("/explode")
+    @public
+    def explode():  # type: ignore[no-untyped-def]
+        raise RuntimeError("secret internals: db password is hunter2")
+
+    response = app.test_client().get("/explode")
+    assert response.status_code == 500
+    assert "Something went wrong" in response.text and "hunter2" not in response.text
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_an_undeclared_view_is_refused(tmp_path, db):
+    app = create_app(_settings(tmp_path, db.url), database=db)
+
+    @app.route("/forgotten")
+    def forgotten():  # type: ignore[no-untyped-def]
+        return "should never be served"
+
+    assert app.test_client().get("/forgotten").status_code == 404
+
+
+def test_a_failed_request_changes_nothing(tmp_path, db, session):
+    """One transaction per request: a view that flushed and then failed leaves no row."""
+    app = create_app(_settings(tmp_path, db.url), database=db)
+    tenant = make_tenant(session)
+    make_supplier(session, tenant)
+
+    @app.route("/half-done")
+    @public
+    def half_done():  # type: ignore[no-untyped-def]
+        from portal.web import db_session
+
+        s = db_session()
+        set_context(s, tenant_id=tenant.id)
+        s.add(Supplier(tenant_id=tenant.id, code="HALF", name="Half done"))
+        s.flush()
+        raise RuntimeError("boom")
+
+    assert app.test_client().get("/half-done").status_code == 500
+    set_context(session, tenant_id=tenant.id)
+    assert session.execute(select(Supplier).where(Supplier.code == "HALF")).first() is None
+
+
+def test_production_app_has_no_mailbox(tmp_path, db):
+    app = create_app(
+        _settings(tmp_path, db.url, PORTAL_DEMO="1", PORTAL_ENV="production", REDIS_URL="redis://x"), database=db
+    )
+    assert "devmail.mailbox" not in app.view_functions
