@@ -21,36 +21,41 @@ bp = Blueprint("dashboard", __name__)
 def index() -> str:
     context = ctx()
     db_sess = db_session()
-    figures: dict[str, int] = {}
+    figures: dict[str, int]
     if not context.is_supplier:
-        figures["suppliers"] = db_sess.execute(
-            select(func.count()).select_from(Supplier).where(Supplier.tenant_id == context.tenant_id)
-        ).scalar_one()
-        figures["people"] = db_sess.execute(
-            select(func.count())
-            .select_from(Membership)
-            .where(Membership.tenant_id == context.tenant_id, Membership.disabled_at.is_(None))
-        ).scalar_one()
-        figures["open_invitations"] = db_sess.execute(
-            select(func.count())
-            .select_from(Invitation)
-            .where(
-                Invitation.tenant_id == context.tenant_id,
-                Invitation.accepted_at.is_(None),
-                Invitation.revoked_at.is_(None),
-                Invitation.expires_at > utcnow(),
+        # One statement for all tiles: each figure is a scalar subquery.
+        tenant = context.tenant_id
+        row = db_sess.execute(
+            select(
+                select(func.count()).select_from(Supplier).where(Supplier.tenant_id == tenant).scalar_subquery(),
+                select(func.count())
+                .select_from(Membership)
+                .where(Membership.tenant_id == tenant, Membership.disabled_at.is_(None))
+                .scalar_subquery(),
+                select(func.count())
+                .select_from(Invitation)
+                .where(
+                    Invitation.tenant_id == tenant,
+                    Invitation.accepted_at.is_(None),
+                    Invitation.revoked_at.is_(None),
+                    Invitation.expires_at > utcnow(),
+                )
+                .scalar_subquery(),
             )
-        ).scalar_one()
+        ).one()
+        figures = {"suppliers": row[0], "people": row[1], "open_invitations": row[2]}
     else:
-        figures["colleagues"] = db_sess.execute(
-            select(func.count())
-            .select_from(Membership)
-            .where(
-                Membership.tenant_id == context.tenant_id,
-                Membership.supplier_id == context.supplier_id,
-                Membership.disabled_at.is_(None),
-            )
-        ).scalar_one()
+        figures = {
+            "colleagues": db_sess.execute(
+                select(func.count())
+                .select_from(Membership)
+                .where(
+                    Membership.tenant_id == context.tenant_id,
+                    Membership.supplier_id == context.supplier_id,
+                    Membership.disabled_at.is_(None),
+                )
+            ).scalar_one()
+        }
     return render_template("dashboard.html", figures=figures)
 
 

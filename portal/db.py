@@ -131,7 +131,7 @@ TENANT_KEY = "portal.tenant_id"
 USER_KEY = "portal.user_id"
 
 
-def _apply_context(session: Session, connection: Any) -> None:
+def apply_context(session: Session, connection: Any) -> None:
     if connection.dialect.name != "postgresql":
         return
     tenant = session.info.get(TENANT_KEY)
@@ -146,7 +146,10 @@ def _apply_context(session: Session, connection: Any) -> None:
 
 @event.listens_for(Session, "after_begin")
 def _set_context_on_begin(session: Session, transaction: Any, connection: Any) -> None:
-    _apply_context(session, connection)
+    # A transaction starts with both settings empty (set_config(..., true) ends
+    # with the transaction that made it), so there is nothing to send for no context.
+    if session.info.get(TENANT_KEY) is not None or session.info.get(USER_KEY) is not None:
+        apply_context(session, connection)
 
 
 def set_context(session: Session, *, tenant_id: int | None, user_id: int | None = None) -> None:
@@ -158,7 +161,7 @@ def set_context(session: Session, *, tenant_id: int | None, user_id: int | None 
     session.info[TENANT_KEY] = tenant_id
     session.info[USER_KEY] = user_id
     if session.in_transaction():
-        _apply_context(session, session.connection())
+        apply_context(session, session.connection())
 
 
 def current_tenant_id(session: Session) -> int | None:

@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from portal.auth.models import Membership
 from portal.auth.permissions import ROLE_PERMISSIONS, Permission, Role
-from portal.db import Database, set_context
+from portal.db import TENANT_KEY, USER_KEY, Database, set_context
 from portal.tenancy.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -67,45 +67,49 @@ def portal_context() -> PortalContext | None:
 
 
 def active_memberships(session: Session, user_id: int) -> list[Membership]:
-    """All memberships a user can work in (RLS lets a user see their own rows)."""
+    """All memberships a user can work in (RLS lets a user see their own rows).
+
+    Cached per request: the context check and the header's switcher share one query.
+    """
+    cached = g.get("active_memberships")
+    if cached is not None and g.get("active_memberships_user") == user_id:
+        return cached
     stmt = (
         select(Membership)
         .where(Membership.user_id == user_id, Membership.disabled_at.is_(None))
         .order_by(Membership.tenant_id, Membership.id)
     )
-    return list(session.execute(stmt).scalars().unique())
+    memberships = list(session.execute(stmt).scalars().unique())
+    g.active_memberships, g.active_memberships_user = memberships, user_id
+    return memberships
 
 
 def _resolve_context() -> None:
+    """Bind the request to the membership chosen earlier (kept in the signed cookie).
+
+    The cookie also remembers that membership's tenant, so the RLS context is set
+    once, before the one query that loads the person's memberships; the choice is
+    re-validated against that list on every request (a disabled membership drops out).
+    """
     g.portal_context = None
     if not current_user.is_authenticated:
         return
     db_sess = db_session()
-    set_context(db_sess, tenant_id=None, user_id=current_user.id)
-    membership_id = _session_membership_id()
+    chosen = session.get(CONTEXT_SESSION_KEY)
+    membership_id, tenant_id = chosen if isinstance(chosen, list) and len(chosen) == 2 else (None, None)
+    set_context(db_sess, tenant_id=tenant_id, user_id=current_user.id)
     if membership_id is None:
         return
-    membership = db_sess.execute(
-        select(Membership).where(
-            Membership.id == membership_id,
-            Membership.user_id == current_user.id,
-            Membership.disabled_at.is_(None),
-        )
-    ).scalar_one_or_none()
+    membership = next(
+        (m for m in active_memberships(db_sess, current_user.id) if m.id == membership_id and m.tenant_id == tenant_id),
+        None,
+    )
     if membership is None:
         # Disabled or removed since the choice was made: forget it.
-        _forget_membership()
+        session.pop(CONTEXT_SESSION_KEY, None)
+        set_context(db_sess, tenant_id=None, user_id=current_user.id)
         return
     bind_membership(db_sess, membership)
-
-
-def _session_membership_id() -> int | None:
-    value = session.get(CONTEXT_SESSION_KEY)
-    return value if isinstance(value, int) else None
-
-
-def _forget_membership() -> None:
-    session.pop(CONTEXT_SESSION_KEY, None)
 
 
 def bind_membership(db_sess: Session, membership: Membership) -> PortalContext:
@@ -120,8 +124,10 @@ def bind_membership(db_sess: Session, membership: Membership) -> PortalContext:
         supplier_name=membership.supplier.name if membership.supplier else None,
     )
     g.portal_context = context
-    session[CONTEXT_SESSION_KEY] = membership.id
-    set_context(db_sess, tenant_id=membership.tenant_id, user_id=membership.user_id)
+    if session.get(CONTEXT_SESSION_KEY) != [membership.id, membership.tenant_id]:
+        session[CONTEXT_SESSION_KEY] = [membership.id, membership.tenant_id]
+    if (db_sess.info.get(TENANT_KEY), db_sess.info.get(USER_KEY)) != (membership.tenant_id, membership.user_id):
+        set_context(db_sess, tenant_id=membership.tenant_id, user_id=membership.user_id)
     return context
 
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from portal import create_app
 from portal.config import load_settings
-from portal.db import Database, make_engine, set_context
+from portal.db import Database, apply_context, make_engine, set_context
 from tests.helpers import PortalClient
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -105,6 +105,9 @@ class SavepointDatabase(Database):
         self.session_factory = sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
+        # In production each transaction starts with empty RLS settings; here all
+        # sessions share one outer transaction, so every begin sets them explicitly.
+        event.listen(self.session_factory, "after_begin", lambda s, t, c: apply_context(s, c))
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from portal.auth.access import Access, view_access
 from portal.auth.models import Invitation
 from portal.auth.permissions import ROLE_PERMISSIONS, Permission, Role
 from portal.db import set_context, utcnow
+from portal.web import CONTEXT_SESSION_KEY
 from tests.factories import Person, make_member, make_supplier, make_tenant
 from tests.helpers import csrf_from
 
@@ -153,7 +154,7 @@ def sign_in_as(app: Flask, session, world: World, role: str):  # type: ignore[no
     with client.session_transaction() as cookie:
         cookie["_user_id"] = token_value
         cookie["_fresh"] = True
-        cookie["membership_id"] = person.membership.id
+        cookie[CONTEXT_SESSION_KEY] = [person.membership.id, person.membership.tenant_id]
     return client
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
 from portal import audit
@@ -80,7 +81,12 @@ def people() -> Response | str | tuple[str, int]:
             flash(f"Invitation sent to {invite.email}.", "success")
             return redirect(url_for("people.people"))
     members = (
-        db_sess.execute(scoped(Membership, context).where(Membership.supplier_id.is_(None)).order_by(Membership.id))
+        db_sess.execute(
+            scoped(Membership, context)
+            .where(Membership.supplier_id.is_(None))
+            .options(joinedload(Membership.user))
+            .order_by(Membership.id)
+        )
         .scalars()
         .unique()
         .all()

@@ -99,7 +99,9 @@ class Membership(TenantOwned, Base):
     disabled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    user: Mapped[User] = relationship(back_populates="memberships", lazy="joined")
+    # Not joined: the context check loads the signed-in person's own memberships,
+    # whose user is already in the session. Lists of people join it explicitly.
+    user: Mapped[User] = relationship(back_populates="memberships")
     tenant: Mapped[Tenant] = relationship(lazy="joined")
     supplier: Mapped[Supplier | None] = relationship(lazy="joined")
 

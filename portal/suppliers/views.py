@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
 from portal.auth import services as auth_services
@@ -45,7 +46,12 @@ def _open_invitations(supplier_id: int) -> list[Invitation]:
 def _members(supplier_id: int) -> list[Membership]:
     return list(
         db_session()
-        .execute(scoped(Membership, ctx()).where(Membership.supplier_id == supplier_id).order_by(Membership.id))
+        .execute(
+            scoped(Membership, ctx())
+            .where(Membership.supplier_id == supplier_id)
+            .options(joinedload(Membership.user))
+            .order_by(Membership.id)
+        )
         .scalars()
         .unique()
     )

@@ -1,0 +1,45 @@
+"""The baseline for the portal's overhead: a plain Flask page doing the dashboard's
+own work (the same three counts in one transaction with the tenant set for RLS,
+and a template of the same size) with none of the portal's session, tenant
+resolution, permission checks or layout."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, render_template_string
+from sqlalchemy import create_engine, text
+
+app = Flask(__name__)
+engine = create_engine(
+    os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1), pool_size=5, pool_pre_ping=True
+)
+TENANT = os.environ.get("BENCH_TENANT_ID", "1")
+
+PAGE = """<!doctype html><html><head><title>Home</title></head><body><main>
+<h1>Northwind Distribution</h1><p>Signed in as buyer.</p>
+<div class="tiles"><a href="/suppliers"><span>{{ suppliers }}</span> suppliers</a>
+<a href="/people"><span>{{ people }}</span> people</a>
+<a href="/people"><span>{{ invitations }}</span> invitations</a></div>
+</main></body></html>"""
+
+
+@app.route("/")
+def page() -> str:
+    with engine.begin() as conn:
+        conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": TENANT})
+        suppliers, people, invitations = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM suppliers WHERE tenant_id = :t),"
+                " (SELECT count(*) FROM memberships WHERE tenant_id = :t AND disabled_at IS NULL),"
+                " (SELECT count(*) FROM invitations WHERE tenant_id = :t AND accepted_at IS NULL"
+                "  AND revoked_at IS NULL AND expires_at > now())"
+            ),
+            {"t": int(TENANT)},
+        ).one()
+    return render_template_string(PAGE, suppliers=suppliers, people=people, invitations=invitations)
+
+
+@app.route("/healthz")
+def bare() -> str:
+    return "ok"
