@@ -70,6 +70,8 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "auth.choose_context": (SIGNED_IN, ("GET",), None),
     "auth.switch_context": (SIGNED_IN, ("POST",), None),
     "auth.invitation": (PUBLIC, ("GET", "POST"), token),
+    "auth.forgot_password": (PUBLIC, ("GET", "POST"), None),
+    "auth.reset_password": (PUBLIC, ("GET", "POST"), token),
     "account.overview": (SIGNED_IN, ("GET",), None),
     "account.change_password": (SIGNED_IN, ("GET", "POST"), None),
     "account.reset_mfa": (SIGNED_IN, ("GET", "POST"), None),
@@ -221,7 +223,7 @@ def test_each_role_gets_what_the_matrix_says(app, session, world, endpoint):
 
 
 # Routes that take the id of a tenant-owned (or person-owned) object.
-OBJECT_ROUTES = sorted(k for k, v in MATRIX.items() if v[2] is not None and k not in ("static", "auth.invitation"))
+OBJECT_ROUTES = sorted(k for k, v in MATRIX.items() if v[2] not in (None, token) and k != "static")
 
 
 def request_as(client, method: str, target: str):  # type: ignore[no-untyped-def]

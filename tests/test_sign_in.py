@@ -184,3 +184,31 @@ def test_next_parameter_only_leads_to_our_own_paths(client, session):
     client.submit("/login", {"email": person.email, "password": PASSWORD, "next": "//evil.example/"})
     done = client.submit("/login/verify", {"code": client.totp.code(person.secret)})
     assert done.headers["Location"] == "/"
+
+
+def _reset_link(session, email: str) -> str:
+    import re
+
+    from portal.mail import SentEmail
+
+    body = session.execute(
+        select(SentEmail.body).where(SentEmail.to == email).order_by(SentEmail.id.desc())
+    ).scalars().first()
+    return re.search(r"http://localhost(/login/reset/\S+)", body).group(1)
+
+
+def test_password_reset_needs_the_second_factor_and_works_once(client, session):
+    person = make_member(session, make_tenant(session), Role.BUYER)
+    done = client.submit("/login/forgot", {"email": person.email})
+    assert done.status_code == 302
+    unknown = client.submit("/login/forgot", {"email": "nobody-here@example.org"})
+    assert unknown.status_code == 302  # same answer: no account enumeration
+    link = _reset_link(session, person.email)
+    new = "copper-meadow-violin-58"
+    no_code = client.submit(link, {"new_password": new, "confirm_password": new, "code": ""})
+    assert no_code.status_code == 422 and "valid code" in no_code.text
+    ok = client.submit(link, {"new_password": new, "confirm_password": new, "code": client.totp.code(person.secret)})
+    assert ok.status_code == 302 and ok.headers["Location"].endswith("/login")
+    assert client.get(link).status_code == 410  # used
+    assert client.password_step(person.email, PASSWORD).status_code == 401
+    assert client.password_step(person.email, new).status_code == 302

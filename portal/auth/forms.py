@@ -114,3 +114,16 @@ class ReasonForm(FlaskForm):
 
 class OptionalReasonForm(FlaskForm):
     reason = TextAreaField("Reason", validators=[Optional(), Length(max=500)])
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = StringField("E-mail", validators=_EMAIL, render_kw={"autocomplete": "username", "autofocus": True})
+
+
+class ResetPasswordForm(NewPasswordMixin, FlaskForm):
+    code = StringField(
+        "Authentication code or recovery code",
+        validators=[Optional(), Length(max=64, message="That is not a code.")],
+        render_kw={"autocomplete": "one-time-code"},
+        description="A reset never skips two-factor authentication.",
+    )

@@ -7,6 +7,7 @@ same transaction.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -116,6 +117,31 @@ def read_login_token(secret_key: str, token: str | None) -> int | None:
     except (BadSignature, SignatureExpired):
         return None
     return int(data["u"]) if isinstance(data, dict) and "u" in data else None
+
+
+PASSWORD_RESET_MAX_AGE = 3600
+
+
+def _password_fingerprint(user: User) -> str:
+    # Changes whenever the password does, so a reset link works once.
+    return hashlib.sha256((user.password_hash or "none").encode()).hexdigest()[:16]
+
+
+def make_password_reset_token(secret_key: str, user: User) -> str:
+    return _serializer(secret_key, "password-reset").dumps({"u": user.id, "p": _password_fingerprint(user)})
+
+
+def read_password_reset_token(session: Session, secret_key: str, token: str) -> User | None:
+    try:
+        data = _serializer(secret_key, "password-reset").loads(token, max_age=PASSWORD_RESET_MAX_AGE)
+    except (BadSignature, SignatureExpired):
+        return None
+    if not isinstance(data, dict) or "u" not in data:
+        return None
+    user = session.get(User, int(data["u"]))
+    if user is None or not secrets.compare_digest(_password_fingerprint(user), str(data.get("p", ""))):
+        return None
+    return user
 
 
 def invitation_token(secret_key: str, invitation: Invitation) -> str:

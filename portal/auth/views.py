@@ -32,7 +32,9 @@ from portal.auth.forms import (
     ChooseContextForm,
     EmptyForm,
     EnrolForm,
+    ForgotPasswordForm,
     LoginForm,
+    ResetPasswordForm,
     SecondFactorForm,
 )
 from portal.auth.models import Membership, User
@@ -230,6 +232,85 @@ def enrol() -> Response | str | tuple[str, int]:
     uri = mfa.provisioning_uri(secret, user.email, current_app.config["PORTAL_NAME"])
     status = 422 if request.method == "POST" else 200
     return render_template("auth/enrol.html", form=form, secret=secret, qr=mfa.qr_svg(uri), email=user.email), status
+
+
+@bp.route("/login/forgot", methods=["GET", "POST"])
+@public
+def forgot_password() -> Response | str | tuple[str, int]:
+    """Send a reset link. The answer is the same whether or not the address has an account."""
+    form = ForgotPasswordForm()
+    if not form.validate_on_submit():
+        return render_template("auth/forgot.html", form=form), 422 if request.method == "POST" else 200
+    email = services.normalise_email(form.email.data or "")
+    try:
+        limiter().attempt((ratelimit.LOGIN_PER_ACCOUNT, email), (ratelimit.LOGIN_PER_IP, client_ip()))
+    except ratelimit.Limited as exc:
+        return limited_response("auth/forgot.html", form, exc)
+    db_sess = db_session()
+    user = services.find_user_by_email(db_sess, email)
+    if user is not None and user.password_hash:
+        link = url_for(
+            "auth.reset_password", token=services.make_password_reset_token(secret_key(), user), _external=True
+        )
+        send_email(
+            db_sess,
+            user.email,
+            "Reset your supplier portal password",
+            f"Someone asked to reset the password of this account.\n\nChoose a new password here "
+            f"(the link works once, for one hour):\n{link}\n\nIf this was not you, ignore this e-mail.",
+        )
+        audit.record(
+            db_sess,
+            "user.password_reset_requested",
+            tenant_id=None,
+            actor_user_id=user.id,
+            actor=user.email,
+            ip=client_ip(),
+        )
+    flash("If an account exists for that address, we have sent it a link to choose a new password.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/login/reset/<token>", methods=["GET", "POST"])
+@public
+def reset_password(token: str) -> Response | str | tuple[str, int]:
+    db_sess = db_session()
+    user = services.read_password_reset_token(db_sess, secret_key(), token)
+    if user is None:
+        return render_template(
+            "auth/invitation_problem.html",
+            title="Password reset",
+            message="This reset link is not valid any more (used, expired or replaced). Ask for a new one.",
+        ), 410
+    set_context(db_sess, tenant_id=None, user_id=user.id)
+    form = ResetPasswordForm()
+    form.policy_inputs = (user.email, user.name)
+    if form.validate_on_submit():
+        try:
+            limiter().attempt(
+                (ratelimit.MFA_PER_ACCOUNT, str(user.id)), (ratelimit.MFA_PER_ACCOUNT_HOURLY, str(user.id))
+            )
+        except ratelimit.Limited as exc:
+            return limited_response("auth/reset.html", form, exc, needs_code=user.mfa_enabled)
+        if user.mfa_enabled and mfa.consume_second_factor(db_sess, user, form.code.data or "") is None:
+            form.code.errors = ["Enter a valid code from your authenticator app, or a recovery code."]
+        else:
+            user.password_hash = hash_password(form.new_password.data or "")
+            user.password_changed_at = utcnow()
+            sessions.revoke_all(db_sess, user.id)
+            audit.record(
+                db_sess, "user.password_reset", tenant_id=None, actor_user_id=user.id, actor=user.email, ip=client_ip()
+            )
+            send_email(
+                db_sess,
+                user.email,
+                "Your password was changed",
+                "The password of your supplier portal account was reset. All sessions were signed out.",
+            )
+            flash("Your password is changed. Sign in with it now.", "success")
+            return redirect(url_for("auth.login"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/reset.html", form=form, needs_code=user.mfa_enabled), status
 
 
 @bp.route("/logout", methods=["POST"])
