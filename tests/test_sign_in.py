@@ -191,9 +191,11 @@ def _reset_link(session, email: str) -> str:
 
     from portal.mail import SentEmail
 
-    body = session.execute(
-        select(SentEmail.body).where(SentEmail.to == email).order_by(SentEmail.id.desc())
-    ).scalars().first()
+    body = (
+        session.execute(select(SentEmail.body).where(SentEmail.to == email).order_by(SentEmail.id.desc()))
+        .scalars()
+        .first()
+    )
     return re.search(r"http://localhost(/login/reset/\S+)", body).group(1)
 
 

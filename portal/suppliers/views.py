@@ -77,9 +77,7 @@ def index() -> str:
             select(Membership.supplier_id, func.count())
             .where(Membership.tenant_id == context.tenant_id, Membership.supplier_id.in_([s.id for s in suppliers]))
             .group_by(Membership.supplier_id)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     return render_template(
         "suppliers/index.html",
