@@ -105,3 +105,73 @@ def make_member(
 
 def give_recovery_codes(session: Session, user: User) -> list[str]:
     return mfa.regenerate_recovery_codes(session, user)
+
+
+# --- orders -----------------------------------------------------------------------
+
+from datetime import date, timedelta  # noqa: E402
+from decimal import Decimal  # noqa: E402
+
+from portal.orders.models import PurchaseOrder, PurchaseOrderLine, TolerancePolicy  # noqa: E402
+
+
+def make_order(
+    session: Session,
+    tenant: Tenant,
+    supplier: Supplier,
+    lines: list[tuple[str, str, int]] | None = None,
+    *,
+    number: str | None = None,
+    order_date: date | None = None,
+) -> PurchaseOrder:
+    """An order awaiting the supplier's answer. ``lines``: (quantity, unit price, days from today)."""
+    set_context(session, tenant_id=tenant.id)
+    company, warehouse = make_company_with_warehouse(session, tenant)
+    today = order_date or date.today()
+    order = PurchaseOrder(
+        tenant_id=tenant.id,
+        company_id=company.id,
+        warehouse_id=warehouse.id,
+        supplier_id=supplier.id,
+        number=number or f"PO{next(_seq):06d}",
+        currency="EUR",
+        order_date=today,
+    )
+    session.add(order)
+    session.flush()
+    spec = lines or [("100", "2.50", 14), ("40", "10.00", 21)]
+    total = Decimal("0")
+    for position, (qty, price, days) in enumerate(spec, start=1):
+        session.add(
+            PurchaseOrderLine(
+                tenant_id=tenant.id,
+                order_id=order.id,
+                supplier_id=supplier.id,
+                position=position,
+                product_code=f"P-{position:03d}",
+                product_name=f"Product {position}",
+                quantity=Decimal(qty),
+                unit="pc",
+                unit_price=Decimal(price),
+                requested_date=today + timedelta(days=days),
+            )
+        )
+        total += Decimal(qty) * Decimal(price)
+    order.total_value = total
+    order.due_date = today + timedelta(days=min(d for _, _, d in spec))
+    session.flush()
+    return order
+
+
+def make_tolerance(session: Session, tenant: Tenant, supplier: Supplier | None = None, **values: object) -> None:
+    set_context(session, tenant_id=tenant.id)
+    defaults: dict[str, object] = {
+        "quantity_under_pct": Decimal("10"),
+        "quantity_over_pct": Decimal("5"),
+        "days_earlier": 3,
+        "days_later": 2,
+        "price_pct": Decimal("0"),
+    }
+    defaults.update(values)
+    session.add(TolerancePolicy(tenant_id=tenant.id, supplier_id=supplier.id if supplier else None, **defaults))
+    session.flush()

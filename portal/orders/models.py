@@ -1,0 +1,358 @@
+"""Purchase orders, their lines, the supplier's commitments and what follows.
+
+Line states (one line, from the supplier's first answer to the end)::
+
+    awaiting_response --answer inside tolerance------------------> confirmed
+    awaiting_response --answer outside tolerance, price, reject--> changes_pending
+    changes_pending   --buyer approves----------------------------> confirmed (or rejected)
+    changes_pending   --buyer rejects the request-----------------> back to the state before the request
+    confirmed         --new date inside tolerance-----------------> confirmed (ledger keeps the old promise)
+    confirmed         --new date outside tolerance----------------> changes_pending
+    confirmed         --ship notice for part / all----------------> partially_shipped / shipped
+    shipped, partially_shipped --receipts (ERP or import)---------> partially_received / received
+    any open state    --buyer cancels-----------------------------> cancelled
+    received, rejected --buyer closes-----------------------------> closed
+
+``closed`` and ``cancelled`` are final: nothing changes afterwards. The order's
+state is derived from its lines (see ``services.derive_order_state``).
+
+Invariants kept by ``portal.orders.services`` and checked by a Hypothesis state
+machine: committed quantity <= ordered quantity x (1 + over-delivery tolerance);
+shipped <= committed; every change of a commitment writes exactly one ledger
+entry and one audit entry, and an outbox event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.db import Base, BigID, TenantOwned, utcnow
+
+Quantity = Numeric(14, 3)
+Money = Numeric(14, 4)
+
+
+def _enum(cls: type[enum.Enum], length: int = 24) -> Enum:
+    return Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
+
+
+class LineState(enum.StrEnum):
+    AWAITING_RESPONSE = "awaiting_response"
+    CHANGES_PENDING = "changes_pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    PARTIALLY_SHIPPED = "partially_shipped"
+    SHIPPED = "shipped"
+    PARTIALLY_RECEIVED = "partially_received"
+    RECEIVED = "received"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+FINAL_LINE_STATES = frozenset({LineState.CLOSED, LineState.CANCELLED})
+
+
+class OrderState(enum.StrEnum):
+    AWAITING_RESPONSE = "awaiting_response"
+    CHANGES_PENDING = "changes_pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    SHIPPED = "shipped"
+    RECEIVED = "received"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class Source(enum.StrEnum):
+    PORTAL = "portal"
+    SPREADSHEET = "spreadsheet"
+    API = "api"
+    ERP = "erp"
+
+
+class DelayReason(enum.StrEnum):
+    PRODUCTION_DELAY = "production_delay"
+    MATERIAL_SHORTAGE = "material_shortage"
+    TRANSPORT = "transport"
+    CUSTOMER_REQUEST = "customer_request"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+class RejectReason(enum.StrEnum):
+    DISCONTINUED = "discontinued"
+    NO_CAPACITY = "no_capacity"
+    PRICE = "price"
+    LEAD_TIME = "lead_time"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return {"no_capacity": "No capacity", "lead_time": "Lead time too short"}.get(
+            self.value, self.value.replace("_", " ").capitalize()
+        )
+
+
+class ChangeKind(enum.StrEnum):
+    COMMITMENT = "commitment"  # quantity and/or dates outside tolerance
+    REJECT = "reject"
+    PRICE = "price"
+
+
+class ChangeState(enum.StrEnum):
+    OPEN = "open"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    COUNTERED = "countered"
+    WITHDRAWN = "withdrawn"
+
+
+class ShipNoticeState(enum.StrEnum):
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    RECEIVED = "received"
+
+
+class TolerancePolicy(TenantOwned, Base):
+    """Tolerances for supplier answers; ``supplier_id`` NULL is the tenant default."""
+
+    __tablename__ = "tolerance_policies"
+    __table_args__ = (UniqueConstraint("tenant_id", "supplier_id"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    supplier_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("suppliers.id", ondelete="CASCADE"))
+    quantity_under_pct: Mapped[Decimal] = mapped_column(Numeric(6, 2), default=Decimal("0"))
+    quantity_over_pct: Mapped[Decimal] = mapped_column(Numeric(6, 2), default=Decimal("0"))
+    days_earlier: Mapped[int] = mapped_column(Integer, default=0)
+    days_later: Mapped[int] = mapped_column(Integer, default=0)
+    price_pct: Mapped[Decimal] = mapped_column(Numeric(6, 2), default=Decimal("0"))
+
+
+class PurchaseOrder(TenantOwned, Base):
+    __tablename__ = "purchase_orders"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "number"),
+        Index("ix_purchase_orders_tenant_supplier_state", "tenant_id", "supplier_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    company_id: Mapped[int] = mapped_column(BigID, ForeignKey("companies.id"))
+    warehouse_id: Mapped[int] = mapped_column(BigID, ForeignKey("warehouses.id"))
+    supplier_id: Mapped[int] = mapped_column(BigID, ForeignKey("suppliers.id"))
+    buyer_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("users.id", ondelete="SET NULL"))
+    number: Mapped[str] = mapped_column(String(40))
+    erp_ref: Mapped[str | None] = mapped_column(String(80))
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    order_date: Mapped[date] = mapped_column(Date)
+    state: Mapped[OrderState] = mapped_column(_enum(OrderState), default=OrderState.AWAITING_RESPONSE)
+    # Bumped by every write; a form carries the version it was opened at.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # Earliest requested date of an open line: the inbox's "due" column and filter.
+    due_date: Mapped[date | None] = mapped_column(Date)
+    total_value: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    responded_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    lines: Mapped[list[PurchaseOrderLine]] = relationship(
+        back_populates="order", order_by="PurchaseOrderLine.position", lazy="raise"
+    )
+
+
+class PurchaseOrderLine(TenantOwned, Base):
+    __tablename__ = "purchase_order_lines"
+    __table_args__ = (
+        UniqueConstraint("order_id", "position"),
+        Index("ix_purchase_order_lines_tenant_supplier_product", "tenant_id", "supplier_id", "product_code"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_orders.id", ondelete="CASCADE"), index=True)
+    # Copied from the order so supplier-scoped queries need no join.
+    supplier_id: Mapped[int] = mapped_column(BigID, ForeignKey("suppliers.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    product_code: Mapped[str] = mapped_column(String(64))
+    product_name: Mapped[str] = mapped_column(String(255))
+    supplier_product_code: Mapped[str | None] = mapped_column(String(64))
+    quantity: Mapped[Decimal] = mapped_column(Quantity)
+    unit: Mapped[str] = mapped_column(String(16), default="pc")
+    unit_price: Mapped[Decimal] = mapped_column(Money)
+    requested_date: Mapped[date] = mapped_column(Date)
+    received_quantity: Mapped[Decimal] = mapped_column(Quantity, default=Decimal("0"))
+    shipped_quantity: Mapped[Decimal] = mapped_column(Quantity, default=Decimal("0"))
+    state: Mapped[LineState] = mapped_column(_enum(LineState), default=LineState.AWAITING_RESPONSE)
+    erp_ref: Mapped[str | None] = mapped_column(String(80))
+
+    order: Mapped[PurchaseOrder] = relationship(back_populates="lines", lazy="raise")
+    schedules: Mapped[list[DeliverySchedule]] = relationship(
+        back_populates="line", order_by="DeliverySchedule.position", lazy="raise"
+    )
+
+
+class DeliverySchedule(TenantOwned, Base):
+    """One dated delivery the supplier committed to; a split line has several."""
+
+    __tablename__ = "delivery_schedules"
+    __table_args__ = (UniqueConstraint("line_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    line_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_order_lines.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[Decimal] = mapped_column(Quantity)
+    promised_date: Mapped[date] = mapped_column(Date)
+    first_promised_date: Mapped[date] = mapped_column(Date)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    line: Mapped[PurchaseOrderLine] = relationship(back_populates="schedules", lazy="raise")
+
+
+class CommitmentEntry(TenantOwned, Base):
+    """The commitment ledger: append-only, one row for every change of a line's promise.
+
+    ``schedules`` is the line's whole commitment after the change
+    (``[{"quantity": "10", "date": "2026-01-31"}, ...]``), ``previous`` the one before.
+    """
+
+    __tablename__ = "commitment_ledger"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_orders.id", ondelete="CASCADE"), index=True)
+    line_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_order_lines.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    schedules: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    previous: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    committed_quantity: Mapped[Decimal] = mapped_column(Quantity)
+    reason_code: Mapped[str] = mapped_column(String(32), default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[Source] = mapped_column(_enum(Source, 16), default=Source.PORTAL)
+    actor_user_id: Mapped[int | None] = mapped_column(BigID)
+    actor: Mapped[str] = mapped_column(String(254), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChangeRequest(TenantOwned, Base):
+    """A supplier answer that needs the buyer: outside tolerance, a rejection or a new price."""
+
+    __tablename__ = "change_requests"
+    __table_args__ = (Index("ix_change_requests_tenant_state", "tenant_id", "state"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_orders.id", ondelete="CASCADE"), index=True)
+    line_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_order_lines.id", ondelete="CASCADE"), index=True)
+    supplier_id: Mapped[int] = mapped_column(BigID, ForeignKey("suppliers.id"))
+    kind: Mapped[ChangeKind] = mapped_column(_enum(ChangeKind))
+    state: Mapped[ChangeState] = mapped_column(_enum(ChangeState), default=ChangeState.OPEN)
+    # The line's state before the request, to return to when the buyer says no.
+    previous_state: Mapped[LineState] = mapped_column(_enum(LineState))
+    proposed_schedules: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    proposed_price: Mapped[Decimal | None] = mapped_column(Money)
+    reason_code: Mapped[str] = mapped_column(String(32), default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    outside: Mapped[list[str]] = mapped_column(JSON, default=list)
+    source: Mapped[Source] = mapped_column(_enum(Source, 16), default=Source.PORTAL)
+    created_by_id: Mapped[int | None] = mapped_column(BigID)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(BigID)
+    decided_at: Mapped[datetime | None]
+    decision_comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class ShipNotice(TenantOwned, Base):
+    __tablename__ = "ship_notices"
+    __table_args__ = (UniqueConstraint("tenant_id", "number"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_orders.id", ondelete="CASCADE"), index=True)
+    supplier_id: Mapped[int] = mapped_column(BigID, ForeignKey("suppliers.id"))
+    number: Mapped[str] = mapped_column(String(40))
+    ship_date: Mapped[date] = mapped_column(Date)
+    expected_arrival: Mapped[date] = mapped_column(Date)
+    carrier: Mapped[str] = mapped_column(String(120), default="")
+    tracking_number: Mapped[str] = mapped_column(String(120), default="")
+    packing_slip: Mapped[str] = mapped_column(String(120), default="")
+    state: Mapped[ShipNoticeState] = mapped_column(_enum(ShipNoticeState), default=ShipNoticeState.SENT)
+    created_by_id: Mapped[int | None] = mapped_column(BigID)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    lines: Mapped[list[ShipNoticeLine]] = relationship(back_populates="notice", lazy="raise")
+
+
+class ShipNoticeLine(TenantOwned, Base):
+    __tablename__ = "ship_notice_lines"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(BigID, ForeignKey("ship_notices.id", ondelete="CASCADE"), index=True)
+    line_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_order_lines.id", ondelete="CASCADE"), index=True)
+    quantity: Mapped[Decimal] = mapped_column(Quantity)
+
+    notice: Mapped[ShipNotice] = relationship(back_populates="lines", lazy="raise")
+
+
+class Receipt(TenantOwned, Base):
+    """Goods received against a line (from the ERP, or imported)."""
+
+    __tablename__ = "receipts"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    line_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_order_lines.id", ondelete="CASCADE"), index=True)
+    quantity: Mapped[Decimal] = mapped_column(Quantity)
+    received_on: Mapped[date] = mapped_column(Date)
+    source: Mapped[Source] = mapped_column(_enum(Source, 16), default=Source.ERP)
+    erp_ref: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OrderMessage(TenantOwned, Base):
+    __tablename__ = "order_messages"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_orders.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("users.id", ondelete="SET NULL"))
+    author: Mapped[str] = mapped_column(String(254))
+    from_supplier: Mapped[bool] = mapped_column(Boolean)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxEvent(TenantOwned, Base):
+    """Events written with the business change, delivered by the workers after commit."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_events_unsent", "sent_at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")

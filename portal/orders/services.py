@@ -1,0 +1,853 @@
+"""Business rules of purchase-order collaboration.
+
+Every function takes the session and the tenant's objects explicitly, flushes and
+never commits. A write to an order first claims its version with an atomic
+``UPDATE ... WHERE version = :expected`` (two people answering the same order at
+once: exactly one wins, the other gets :class:`Conflict`), validates *all* input
+before changing anything, and records each change of a commitment with exactly
+one ledger entry, one audit entry and an outbox event, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from portal.auth.services import Actor, ServiceError
+from portal.db import utcnow
+from portal.orders.models import (
+    FINAL_LINE_STATES,
+    ChangeKind,
+    ChangeRequest,
+    ChangeState,
+    CommitmentEntry,
+    DeliverySchedule,
+    LineState,
+    OrderState,
+    OutboxEvent,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    Receipt,
+    ShipNotice,
+    ShipNoticeLine,
+    ShipNoticeState,
+    Source,
+    TolerancePolicy,
+)
+
+MAX_DELIVERIES = 10
+ZERO = Decimal("0")
+HUNDRED = Decimal("100")
+
+
+class Conflict(ServiceError):
+    """The order changed since the form was opened."""
+
+    def __init__(self, current_version: int) -> None:
+        super().__init__("This order changed since you opened it. The page now shows the current values.")
+        self.current_version = current_version
+
+
+class InvalidAnswers(ServiceError):
+    """Input errors, keyed by line id (0 for the order itself); nothing was changed."""
+
+    def __init__(self, errors: dict[int, list[str]]) -> None:
+        super().__init__("Some answers need attention; nothing was saved.")
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Delivery:
+    quantity: Decimal
+    date: date
+
+    def as_json(self) -> dict[str, str]:
+        return {"quantity": str(self.quantity), "date": self.date.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> Delivery:
+        return cls(Decimal(data["quantity"]), date.fromisoformat(data["date"]))
+
+
+@dataclass(frozen=True)
+class LineAnswer:
+    line_id: int
+    action: Literal["accept", "change", "reject"]
+    deliveries: tuple[Delivery, ...] = ()
+    price: Decimal | None = None
+    reason_code: str = ""
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    quantity_under_pct: Decimal = ZERO
+    quantity_over_pct: Decimal = ZERO
+    days_earlier: int = 0
+    days_later: int = 0
+    price_pct: Decimal = ZERO
+
+    def max_quantity(self, ordered: Decimal) -> Decimal:
+        return ordered * (1 + self.quantity_over_pct / HUNDRED)
+
+    def min_quantity(self, ordered: Decimal) -> Decimal:
+        return ordered * (1 - self.quantity_under_pct / HUNDRED)
+
+
+@dataclass
+class RespondResult:
+    confirmed: list[int] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)
+
+
+def tolerance_for(session: Session, tenant_id: int, supplier_id: int) -> Tolerance:
+    """The supplier's own tolerances, else the tenant's defaults, else none at all."""
+    rows = (
+        session.execute(
+            select(TolerancePolicy).where(
+                TolerancePolicy.tenant_id == tenant_id,
+                (TolerancePolicy.supplier_id == supplier_id) | TolerancePolicy.supplier_id.is_(None),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    chosen = next((r for r in rows if r.supplier_id == supplier_id), None) or next(iter(rows), None)
+    if chosen is None:
+        return Tolerance()
+    return Tolerance(
+        chosen.quantity_under_pct, chosen.quantity_over_pct, chosen.days_earlier, chosen.days_later, chosen.price_pct
+    )
+
+
+def outside_tolerance(
+    line: PurchaseOrderLine, deliveries: Sequence[Delivery], price: Decimal | None, tolerance: Tolerance
+) -> list[str]:
+    """Why an answer needs the buyer (empty when it is inside every tolerance)."""
+    reasons = []
+    total = sum((d.quantity for d in deliveries), ZERO)
+    if total < tolerance.min_quantity(line.quantity):
+        reasons.append(f"quantity {total:g} is below the ordered {line.quantity:g}")
+    if total > line.quantity and total > tolerance.max_quantity(line.quantity):
+        reasons.append(f"quantity {total:g} is above the ordered {line.quantity:g}")
+    for d in deliveries:
+        days = (d.date - line.requested_date).days
+        if days > tolerance.days_later:
+            reasons.append(f"{d.date.isoformat()} is {days} days after the requested date")
+        elif -days > tolerance.days_earlier:
+            reasons.append(f"{d.date.isoformat()} is {-days} days before the requested date")
+    if price is not None and price != line.unit_price:
+        reasons.append(f"price {price:g} instead of {line.unit_price:g} (price changes always go to the buyer)")
+    return reasons
+
+
+def delivery_problems(
+    line: PurchaseOrderLine, order: PurchaseOrder, deliveries: Sequence[Delivery], tolerance: Tolerance
+) -> list[str]:
+    """Hard limits an answer may not pass at all (not even for the buyer to decide)."""
+    problems = []
+    if not deliveries:
+        problems.append("Give at least one delivery.")
+    if len(deliveries) > MAX_DELIVERIES:
+        problems.append(f"Split into at most {MAX_DELIVERIES} deliveries.")
+    for d in deliveries:
+        if d.quantity <= 0:
+            problems.append("Each delivery needs a quantity above zero.")
+        if d.date < order.order_date:
+            problems.append(f"{d.date.isoformat()} is before the order date.")
+    total = sum((d.quantity for d in deliveries), ZERO)
+    limit = tolerance.max_quantity(line.quantity)
+    if total > limit:
+        problems.append(f"You can commit at most {limit:g} {line.unit} (ordered {line.quantity:g} plus tolerance).")
+    if total < line.shipped_quantity:
+        problems.append(f"{line.shipped_quantity:g} {line.unit} are shipped already.")
+    return list(dict.fromkeys(problems))
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def emit(session: Session, tenant_id: int, topic: str, payload: dict[str, Any]) -> None:
+    """Write an outbox event in the current transaction (the workers deliver it after commit)."""
+    session.add(OutboxEvent(tenant_id=tenant_id, topic=topic, payload=payload))
+
+
+def claim_version(session: Session, order: PurchaseOrder, expected_version: int | None) -> None:
+    """Bump the order's version if it is still ``expected_version``; else raise Conflict.
+
+    The UPDATE takes the row lock: a concurrent writer waits, then finds the new
+    version and fails cleanly instead of overwriting.
+    """
+    expected = order.version if expected_version is None else expected_version
+    result = session.execute(
+        update(PurchaseOrder)
+        .where(PurchaseOrder.id == order.id, PurchaseOrder.version == expected)
+        .values(version=PurchaseOrder.version + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(order)
+        raise Conflict(order.version)
+    session.refresh(order, ["version", "updated_at"])
+
+
+def active_schedules(session: Session, line: PurchaseOrderLine) -> list[DeliverySchedule]:
+    return list(
+        session.execute(
+            select(DeliverySchedule)
+            .where(DeliverySchedule.line_id == line.id, DeliverySchedule.active.is_(True))
+            .order_by(DeliverySchedule.position)
+        ).scalars()
+    )
+
+
+def committed_quantity(session: Session, line: PurchaseOrderLine) -> Decimal:
+    return sum((s.quantity for s in active_schedules(session, line)), ZERO)
+
+
+def _snapshot(schedules: Iterable[DeliverySchedule]) -> list[dict[str, str]]:
+    return [Delivery(s.quantity, s.promised_date).as_json() for s in schedules]
+
+
+def order_lines(session: Session, order: PurchaseOrder) -> list[PurchaseOrderLine]:
+    return list(
+        session.execute(
+            select(PurchaseOrderLine)
+            .where(PurchaseOrderLine.order_id == order.id, PurchaseOrderLine.tenant_id == order.tenant_id)
+            .order_by(PurchaseOrderLine.position)
+        ).scalars()
+    )
+
+
+def derive_order_state(states: Sequence[LineState]) -> OrderState:
+    """The order's state from its lines' states, most urgent first."""
+    live = [s for s in states if s != LineState.CANCELLED]
+    if not live:
+        return OrderState.CANCELLED
+    if all(s == LineState.CLOSED for s in live):
+        return OrderState.CLOSED
+    if LineState.AWAITING_RESPONSE in live:
+        return OrderState.AWAITING_RESPONSE
+    if LineState.CHANGES_PENDING in live:
+        return OrderState.CHANGES_PENDING
+    open_lines = [s for s in live if s not in (LineState.CLOSED, LineState.REJECTED)]
+    if not open_lines:
+        return OrderState.REJECTED if LineState.REJECTED in live else OrderState.CLOSED
+    if any(s in (LineState.CONFIRMED, LineState.PARTIALLY_SHIPPED) for s in open_lines):
+        return OrderState.CONFIRMED
+    if any(s in (LineState.SHIPPED, LineState.PARTIALLY_RECEIVED) for s in open_lines):
+        return OrderState.SHIPPED
+    return OrderState.RECEIVED
+
+
+def refresh_order(session: Session, order: PurchaseOrder, lines: Sequence[PurchaseOrderLine]) -> None:
+    order.state = derive_order_state([line.state for line in lines])
+    open_dates = [
+        line.requested_date
+        for line in lines
+        if line.state not in FINAL_LINE_STATES and line.state not in (LineState.RECEIVED, LineState.REJECTED)
+    ]
+    order.due_date = min(open_dates) if open_dates else None
+    session.flush()
+
+
+def _require_open(line: PurchaseOrderLine) -> None:
+    if line.state in FINAL_LINE_STATES:
+        raise ServiceError(f"Line {line.position} is {line.state.label}; it cannot change any more.")
+
+
+def commit_line(
+    session: Session,
+    *,
+    order: PurchaseOrder,
+    line: PurchaseOrderLine,
+    deliveries: Sequence[Delivery],
+    kind: str,
+    actor: Actor,
+    source: Source,
+    reason_code: str = "",
+    comment: str = "",
+) -> CommitmentEntry:
+    """Replace the line's commitment with ``deliveries``: one ledger entry, one audit entry, one event."""
+    _require_open(line)
+    previous = active_schedules(session, line)
+    first_dates = {s.position: s.first_promised_date for s in previous}
+    for schedule in previous:
+        schedule.active = False
+    session.flush()
+    next_position = max((s.position for s in previous), default=0)
+    new = []
+    for index, delivery in enumerate(deliveries, start=1):
+        next_position += 1
+        new.append(
+            DeliverySchedule(
+                tenant_id=line.tenant_id,
+                line_id=line.id,
+                position=next_position,
+                quantity=delivery.quantity,
+                promised_date=delivery.date,
+                first_promised_date=first_dates.get(index, delivery.date) if previous else delivery.date,
+            )
+        )
+    session.add_all(new)
+    if line.state in (LineState.AWAITING_RESPONSE, LineState.CHANGES_PENDING):
+        line.state = LineState.CONFIRMED
+    total = sum((d.quantity for d in deliveries), ZERO)
+    entry = CommitmentEntry(
+        tenant_id=line.tenant_id,
+        order_id=order.id,
+        line_id=line.id,
+        kind=kind,
+        schedules=[d.as_json() for d in deliveries],
+        previous=_snapshot(previous) if previous else None,
+        committed_quantity=total,
+        reason_code=reason_code,
+        comment=comment,
+        source=source,
+        actor_user_id=actor.user_id,
+        actor=actor.label,
+    )
+    session.add(entry)
+    session.flush()
+    actor.audit(
+        session,
+        f"commitment.{kind}",
+        tenant_id=line.tenant_id,
+        object_type="order_line",
+        object_id=line.id,
+        before={"schedules": _snapshot(previous)} if previous else None,
+        after={"schedules": entry.schedules, "order": order.number, "position": line.position},
+        reason=" ".join(part for part in (reason_code, comment) if part),
+    )
+    emit(
+        session,
+        line.tenant_id,
+        "commitment.changed",
+        {"order_id": order.id, "line_id": line.id, "ledger_id": entry.id, "kind": kind, "schedules": entry.schedules},
+    )
+    return entry
+
+
+def _open_change_request(
+    session: Session,
+    *,
+    order: PurchaseOrder,
+    line: PurchaseOrderLine,
+    kind: ChangeKind,
+    deliveries: Sequence[Delivery] | None,
+    price: Decimal | None,
+    outside: list[str],
+    reason_code: str,
+    comment: str,
+    actor: Actor,
+    source: Source,
+) -> ChangeRequest:
+    request = ChangeRequest(
+        tenant_id=line.tenant_id,
+        order_id=order.id,
+        line_id=line.id,
+        supplier_id=line.supplier_id,
+        kind=kind,
+        previous_state=line.state,
+        proposed_schedules=[d.as_json() for d in deliveries] if deliveries is not None else None,
+        proposed_price=price,
+        reason_code=reason_code,
+        comment=comment,
+        outside=outside,
+        source=source,
+        created_by_id=actor.user_id,
+    )
+    session.add(request)
+    line.state = LineState.CHANGES_PENDING
+    session.flush()
+    actor.audit(
+        session,
+        "change_request.created",
+        tenant_id=line.tenant_id,
+        object_type="change_request",
+        object_id=request.id,
+        after={"order": order.number, "position": line.position, "kind": kind.value, "outside": outside},
+        reason=" ".join(part for part in (reason_code, comment) if part),
+    )
+    emit(session, line.tenant_id, "change_request.created", {"order_id": order.id, "change_request_id": request.id})
+    return request
+
+
+# --- the supplier's answers ---------------------------------------------------------
+
+
+def respond(
+    session: Session,
+    *,
+    order: PurchaseOrder,
+    answers: Sequence[LineAnswer],
+    expected_version: int | None,
+    actor: Actor,
+    source: Source = Source.PORTAL,
+) -> RespondResult:
+    """The supplier answers lines of an order that await a response."""
+    lines = {line.id: line for line in order_lines(session, order)}
+    tolerance = tolerance_for(session, order.tenant_id, order.supplier_id)
+    errors: dict[int, list[str]] = {}
+    if not answers:
+        errors[0] = ["Answer at least one line."]
+    plans: list[tuple[PurchaseOrderLine, LineAnswer, tuple[Delivery, ...], list[str]]] = []
+    for answer in answers:
+        line = lines.get(answer.line_id)
+        if line is None:
+            errors.setdefault(0, []).append("An answer names a line that is not on this order.")
+            continue
+        if line.state != LineState.AWAITING_RESPONSE:
+            errors[line.id] = [f"Line {line.position} is {line.state.label} already."]
+            continue
+        if answer.action == "reject":
+            if not answer.reason_code:
+                errors[line.id] = ["Choose why you reject this line."]
+            plans.append((line, answer, (), []))
+            continue
+        deliveries = answer.deliveries or (Delivery(line.quantity, line.requested_date),)
+        if answer.action == "accept":
+            deliveries = (Delivery(line.quantity, line.requested_date),)
+        problems = delivery_problems(line, order, deliveries, tolerance)
+        if answer.price is not None and answer.price <= 0:
+            problems.append("A price must be above zero.")
+        if problems:
+            errors[line.id] = problems
+            continue
+        plans.append((line, answer, deliveries, outside_tolerance(line, deliveries, answer.price, tolerance)))
+    if errors:
+        raise InvalidAnswers(errors)
+    claim_version(session, order, expected_version)
+
+    result = RespondResult()
+    for line, answer, deliveries, outside in plans:
+        if answer.action == "reject":
+            _open_change_request(
+                session,
+                order=order,
+                line=line,
+                kind=ChangeKind.REJECT,
+                deliveries=None,
+                price=None,
+                outside=["rejection"],
+                reason_code=answer.reason_code,
+                comment=answer.comment,
+                actor=actor,
+                source=source,
+            )
+            result.pending.append(line.id)
+        elif outside:
+            _open_change_request(
+                session,
+                order=order,
+                line=line,
+                kind=ChangeKind.PRICE
+                if answer.price is not None and answer.price != line.unit_price
+                else ChangeKind.COMMITMENT,
+                deliveries=deliveries,
+                price=answer.price,
+                outside=outside,
+                reason_code=answer.reason_code,
+                comment=answer.comment,
+                actor=actor,
+                source=source,
+            )
+            result.pending.append(line.id)
+        else:
+            commit_line(
+                session,
+                order=order,
+                line=line,
+                deliveries=deliveries,
+                kind="accepted" if answer.action == "accept" else "promised",
+                actor=actor,
+                source=source,
+                reason_code=answer.reason_code,
+                comment=answer.comment,
+            )
+            result.confirmed.append(line.id)
+    if order.responded_at is None:
+        order.responded_at = utcnow()
+    refresh_order(session, order, list(lines.values()))
+    emit(
+        session,
+        order.tenant_id,
+        "order.responded",
+        {"order_id": order.id, "confirmed": result.confirmed, "pending": result.pending},
+    )
+    return result
+
+
+def accept_all(session: Session, *, order: PurchaseOrder, expected_version: int | None, actor: Actor) -> RespondResult:
+    """One click: every line still awaiting an answer is accepted as requested."""
+    answers = [
+        LineAnswer(line.id, "accept")
+        for line in order_lines(session, order)
+        if line.state == LineState.AWAITING_RESPONSE
+    ]
+    if not answers:
+        raise InvalidAnswers({0: ["No line is waiting for an answer."]})
+    return respond(session, order=order, answers=answers, expected_version=expected_version, actor=actor)
+
+
+def change_promise(
+    session: Session,
+    *,
+    order: PurchaseOrder,
+    line: PurchaseOrderLine,
+    deliveries: Sequence[Delivery],
+    reason_code: str,
+    comment: str,
+    expected_version: int | None,
+    actor: Actor,
+    source: Source = Source.PORTAL,
+) -> ChangeRequest | CommitmentEntry:
+    """After confirmation: new dates (or quantities) with a reason; outside tolerance it waits for the buyer."""
+    _require_open(line)
+    errors: list[str] = []
+    if line.state not in (LineState.CONFIRMED, LineState.PARTIALLY_SHIPPED):
+        errors.append(f"Line {line.position} is {line.state.label}; only confirmed lines can be re-promised.")
+    if not reason_code:
+        errors.append("Choose a reason for the change.")
+    tolerance = tolerance_for(session, order.tenant_id, order.supplier_id)
+    errors += delivery_problems(line, order, deliveries, tolerance)
+    if errors:
+        raise InvalidAnswers({line.id: errors})
+    claim_version(session, order, expected_version)
+    outside = outside_tolerance(line, deliveries, None, tolerance)
+    result: ChangeRequest | CommitmentEntry
+    if outside:
+        result = _open_change_request(
+            session,
+            order=order,
+            line=line,
+            kind=ChangeKind.COMMITMENT,
+            deliveries=deliveries,
+            price=None,
+            outside=outside,
+            reason_code=reason_code,
+            comment=comment,
+            actor=actor,
+            source=source,
+        )
+    else:
+        result = commit_line(
+            session,
+            order=order,
+            line=line,
+            deliveries=deliveries,
+            kind="repromised",
+            actor=actor,
+            source=source,
+            reason_code=reason_code,
+            comment=comment,
+        )
+    refresh_order(session, order, order_lines(session, order))
+    return result
+
+
+# --- the buyer's decisions ----------------------------------------------------------
+
+
+def decide(
+    session: Session,
+    *,
+    request: ChangeRequest,
+    order: PurchaseOrder,
+    decision: Literal["approve", "reject", "counter"],
+    comment: str,
+    expected_version: int | None,
+    actor: Actor,
+) -> None:
+    if request.state != ChangeState.OPEN:
+        raise ServiceError("This change request has been decided already.")
+    if decision in ("reject", "counter") and not comment.strip():
+        raise InvalidAnswers({request.line_id: ["Tell the supplier why (the comment is required)."]})
+    line = session.execute(
+        select(PurchaseOrderLine).where(
+            PurchaseOrderLine.id == request.line_id, PurchaseOrderLine.tenant_id == request.tenant_id
+        )
+    ).scalar_one()
+    _require_open(line)
+    claim_version(session, order, expected_version)
+    if decision == "approve":
+        if request.kind == ChangeKind.REJECT:
+            # The commitment becomes "nothing": one ledger entry, audit entry and event, as any change.
+            commit_line(
+                session,
+                order=order,
+                line=line,
+                deliveries=[],
+                kind="rejected",
+                actor=actor,
+                source=request.source,
+                reason_code=request.reason_code,
+                comment=request.comment,
+            )
+            line.state = LineState.REJECTED
+        else:
+            if request.proposed_price is not None:
+                line.unit_price = request.proposed_price
+            if request.proposed_schedules is not None:
+                commit_line(
+                    session,
+                    order=order,
+                    line=line,
+                    deliveries=[Delivery.from_json(d) for d in request.proposed_schedules],
+                    kind="approved_change",
+                    actor=actor,
+                    source=request.source,
+                    reason_code=request.reason_code,
+                    comment=comment,
+                )
+            line.state = LineState.CONFIRMED if line.shipped_quantity == 0 else LineState.PARTIALLY_SHIPPED
+        request.state = ChangeState.APPROVED
+    else:
+        line.state = request.previous_state
+        request.state = ChangeState.REJECTED if decision == "reject" else ChangeState.COUNTERED
+    request.decided_by_id = actor.user_id
+    request.decided_at = utcnow()
+    request.decision_comment = comment.strip()
+    session.flush()
+    actor.audit(
+        session,
+        f"change_request.{request.state.value}",
+        tenant_id=request.tenant_id,
+        object_type="change_request",
+        object_id=request.id,
+        after={"order": order.number, "position": line.position, "kind": request.kind.value},
+        reason=comment.strip(),
+    )
+    emit(
+        session,
+        request.tenant_id,
+        "change_request.decided",
+        {"order_id": order.id, "change_request_id": request.id, "decision": request.state.value},
+    )
+    refresh_order(session, order, order_lines(session, order))
+
+
+# --- shipping and receiving ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShipmentInput:
+    ship_date: date
+    expected_arrival: date
+    carrier: str = ""
+    tracking_number: str = ""
+    packing_slip: str = ""
+
+
+def shippable_quantity(session: Session, line: PurchaseOrderLine) -> Decimal:
+    if line.state not in (LineState.CONFIRMED, LineState.PARTIALLY_SHIPPED):
+        return ZERO
+    return max(committed_quantity(session, line) - line.shipped_quantity, ZERO)
+
+
+def _ship_state(line: PurchaseOrderLine, committed: Decimal) -> LineState:
+    if line.received_quantity > 0:
+        return LineState.RECEIVED if line.received_quantity >= line.quantity else LineState.PARTIALLY_RECEIVED
+    if line.shipped_quantity <= 0:
+        return LineState.CONFIRMED
+    return LineState.SHIPPED if line.shipped_quantity >= committed else LineState.PARTIALLY_SHIPPED
+
+
+def create_ship_notice(
+    session: Session,
+    *,
+    order: PurchaseOrder,
+    quantities: dict[int, Decimal],
+    shipment: ShipmentInput,
+    expected_version: int | None,
+    actor: Actor,
+) -> ShipNotice:
+    lines = {line.id: line for line in order_lines(session, order)}
+    errors: dict[int, list[str]] = {}
+    wanted = {line_id: qty for line_id, qty in quantities.items() if qty}
+    if not wanted:
+        errors[0] = ["Enter a quantity for at least one line."]
+    if shipment.expected_arrival < shipment.ship_date:
+        errors.setdefault(0, []).append("The expected arrival cannot be before the ship date.")
+    for line_id, qty in wanted.items():
+        line = lines.get(line_id)
+        if line is None:
+            errors.setdefault(0, []).append("A quantity names a line that is not on this order.")
+            continue
+        available = shippable_quantity(session, line)
+        if qty < 0:
+            errors[line_id] = ["Quantities cannot be negative."]
+        elif qty > available:
+            errors[line_id] = [f"At most {available:g} {line.unit} can ship (committed minus already shipped)."]
+    if errors:
+        raise InvalidAnswers(errors)
+    claim_version(session, order, expected_version)
+    count = session.execute(select(ShipNotice.id).where(ShipNotice.order_id == order.id)).all()
+    notice = ShipNotice(
+        tenant_id=order.tenant_id,
+        order_id=order.id,
+        supplier_id=order.supplier_id,
+        number=f"{order.number}-ASN{len(count) + 1}",
+        ship_date=shipment.ship_date,
+        expected_arrival=shipment.expected_arrival,
+        carrier=shipment.carrier.strip(),
+        tracking_number=shipment.tracking_number.strip(),
+        packing_slip=shipment.packing_slip.strip(),
+        created_by_id=actor.user_id,
+    )
+    session.add(notice)
+    session.flush()
+    for line_id, qty in wanted.items():
+        line = lines[line_id]
+        session.add(ShipNoticeLine(tenant_id=order.tenant_id, notice_id=notice.id, line_id=line_id, quantity=qty))
+        line.shipped_quantity += qty
+        line.state = _ship_state(line, committed_quantity(session, line))
+    session.flush()
+    actor.audit(
+        session,
+        "ship_notice.created",
+        tenant_id=order.tenant_id,
+        object_type="ship_notice",
+        object_id=notice.id,
+        after={"order": order.number, "number": notice.number, "lines": {str(k): str(v) for k, v in wanted.items()}},
+    )
+    emit(session, order.tenant_id, "ship_notice.created", {"order_id": order.id, "ship_notice_id": notice.id})
+    refresh_order(session, order, list(lines.values()))
+    return notice
+
+
+def cancel_ship_notice(
+    session: Session, *, order: PurchaseOrder, notice: ShipNotice, expected_version: int | None, actor: Actor
+) -> None:
+    if notice.state != ShipNoticeState.SENT:
+        raise ServiceError("Only a ship notice that has not been received can be cancelled.")
+    claim_version(session, order, expected_version)
+    lines = {line.id: line for line in order_lines(session, order)}
+    notice_lines = session.execute(select(ShipNoticeLine).where(ShipNoticeLine.notice_id == notice.id)).scalars()
+    for item in notice_lines:
+        line = lines[item.line_id]
+        line.shipped_quantity -= item.quantity
+        line.state = _ship_state(line, committed_quantity(session, line))
+    notice.state = ShipNoticeState.CANCELLED
+    session.flush()
+    actor.audit(
+        session,
+        "ship_notice.cancelled",
+        tenant_id=order.tenant_id,
+        object_type="ship_notice",
+        object_id=notice.id,
+        after={"order": order.number, "number": notice.number},
+    )
+    emit(session, order.tenant_id, "ship_notice.cancelled", {"order_id": order.id, "ship_notice_id": notice.id})
+    refresh_order(session, order, list(lines.values()))
+
+
+def record_receipt(
+    session: Session,
+    *,
+    order: PurchaseOrder,
+    line: PurchaseOrderLine,
+    quantity: Decimal,
+    received_on: date,
+    actor: Actor,
+    source: Source = Source.ERP,
+    erp_ref: str | None = None,
+) -> Receipt:
+    _require_open(line)
+    if quantity <= 0:
+        raise InvalidAnswers({line.id: ["A receipt needs a quantity above zero."]})
+    claim_version(session, order, None)
+    receipt = Receipt(
+        tenant_id=line.tenant_id,
+        line_id=line.id,
+        quantity=quantity,
+        received_on=received_on,
+        source=source,
+        erp_ref=erp_ref,
+    )
+    session.add(receipt)
+    line.received_quantity += quantity
+    line.state = _ship_state(line, committed_quantity(session, line))
+    session.flush()
+    actor.audit(
+        session,
+        "receipt.recorded",
+        tenant_id=line.tenant_id,
+        object_type="order_line",
+        object_id=line.id,
+        after={"order": order.number, "quantity": str(quantity), "received_on": received_on.isoformat()},
+    )
+    emit(
+        session,
+        line.tenant_id,
+        "receipt.recorded",
+        {"order_id": order.id, "line_id": line.id, "receipt_id": receipt.id},
+    )
+    refresh_order(session, order, order_lines(session, order))
+    return receipt
+
+
+def cancel_line(
+    session: Session,
+    *,
+    order: PurchaseOrder,
+    line: PurchaseOrderLine,
+    reason: str,
+    expected_version: int | None,
+    actor: Actor,
+) -> None:
+    """The buyer cancels an open line (what was shipped stays shipped)."""
+    _require_open(line)
+    if not reason.strip():
+        raise InvalidAnswers({line.id: ["Give a reason for the cancellation."]})
+    claim_version(session, order, expected_version)
+    for request in session.execute(
+        select(ChangeRequest).where(ChangeRequest.line_id == line.id, ChangeRequest.state == ChangeState.OPEN)
+    ).scalars():
+        request.state = ChangeState.WITHDRAWN
+    line.state = LineState.CANCELLED
+    session.flush()
+    actor.audit(
+        session,
+        "order_line.cancelled",
+        tenant_id=line.tenant_id,
+        object_type="order_line",
+        object_id=line.id,
+        after={"order": order.number, "position": line.position},
+        reason=reason.strip(),
+    )
+    emit(session, line.tenant_id, "order_line.cancelled", {"order_id": order.id, "line_id": line.id})
+    refresh_order(session, order, order_lines(session, order))
+
+
+def close_order(session: Session, *, order: PurchaseOrder, expected_version: int | None, actor: Actor) -> None:
+    """Close an order whose lines are all received, rejected or cancelled."""
+    lines = order_lines(session, order)
+    still_open = [
+        line.position
+        for line in lines
+        if line.state not in (LineState.RECEIVED, LineState.REJECTED, LineState.CANCELLED, LineState.CLOSED)
+    ]
+    if still_open:
+        raise ServiceError("Lines " + ", ".join(map(str, still_open)) + " are still open.")
+    claim_version(session, order, expected_version)
+    for line in lines:
+        if line.state in (LineState.RECEIVED, LineState.REJECTED):
+            line.state = LineState.CLOSED
+    session.flush()
+    actor.audit(
+        session,
+        "order.closed",
+        tenant_id=order.tenant_id,
+        object_type="order",
+        object_id=order.id,
+        after={"order": order.number},
+    )
+    emit(session, order.tenant_id, "order.closed", {"order_id": order.id})
+    refresh_order(session, order, lines)

@@ -1,0 +1,186 @@
+"""Hypothesis state machine over the order services: whatever sequence of answers,
+decisions, re-promises, shipments, receipts and cancellations happens, the
+invariants hold."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from sqlalchemy import func, select
+
+from portal.audit import AuditEvent
+from portal.auth.services import Actor, ServiceError
+from portal.orders import services as svc
+from portal.orders.models import (
+    FINAL_LINE_STATES,
+    ChangeRequest,
+    ChangeState,
+    CommitmentEntry,
+    LineState,
+    ShipNotice,
+    ShipNoticeState,
+)
+from tests.factories import make_order, make_supplier, make_tenant, make_tolerance
+
+ACTOR = Actor(None, "property@example.org", "")
+
+
+def test_order_invariants_hold_under_any_sequence(session):
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    make_tolerance(session, tenant)
+    tolerance = svc.tolerance_for(session, tenant.id, supplier.id)
+
+    class OrderMachine(RuleBasedStateMachine):
+        @initialize()
+        def new_order(self) -> None:
+            self.order = make_order(
+                session, tenant, supplier, [("100", "2.00", 10), ("30", "5.00", 20), ("7", "9.00", 5)]
+            )
+            self.lines = svc.order_lines(session, self.order)
+            self.final_snapshot: dict[int, tuple] = {}
+
+        def _line(self, index: int):  # type: ignore[no-untyped-def]
+            return self.lines[index % len(self.lines)]
+
+        def _try(self, fn, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            nested = session.begin_nested()
+            try:
+                fn(session, order=self.order, expected_version=None, actor=ACTOR, **kwargs)
+            except ServiceError:
+                nested.rollback()
+                session.refresh(self.order)
+                for line in self.lines:
+                    session.refresh(line)
+            else:
+                nested.commit()
+
+        @rule(
+            index=st.integers(0, 2),
+            quantities=st.lists(st.integers(1, 120), min_size=1, max_size=3),
+            shifts=st.lists(st.integers(-5, 6), min_size=3, max_size=3),
+            action=st.sampled_from(["accept", "change", "reject"]),
+        )
+        def answer(self, index, quantities, shifts, action) -> None:  # type: ignore[no-untyped-def]
+            line = self._line(index)
+            deliveries = tuple(
+                svc.Delivery(Decimal(q), line.requested_date + timedelta(days=shifts[i]))
+                for i, q in enumerate(quantities)
+            )
+            answer = svc.LineAnswer(line.id, action, deliveries, reason_code="other" if action == "reject" else "")
+            self._try(svc.respond, answers=[answer])
+
+        @rule(decision=st.sampled_from(["approve", "reject", "counter"]))
+        def decide(self, decision) -> None:  # type: ignore[no-untyped-def]
+            request = (
+                session.execute(
+                    select(ChangeRequest).where(
+                        ChangeRequest.order_id == self.order.id, ChangeRequest.state == ChangeState.OPEN
+                    )
+                )
+                .scalars()
+                .first()
+            )
+            if request is not None:
+                self._try(svc.decide, request=request, decision=decision, comment="because")
+
+        @rule(index=st.integers(0, 2), shift=st.integers(-4, 8))
+        def repromise(self, index, shift) -> None:  # type: ignore[no-untyped-def]
+            line = self._line(index)
+            deliveries = [svc.Delivery(line.quantity, line.requested_date + timedelta(days=shift))]
+            self._try(svc.change_promise, line=line, deliveries=deliveries, reason_code="transport", comment="")
+
+        @rule(index=st.integers(0, 2), quantity=st.integers(1, 110))
+        def ship(self, index, quantity) -> None:  # type: ignore[no-untyped-def]
+            line = self._line(index)
+            self._try(
+                svc.create_ship_notice,
+                quantities={line.id: Decimal(quantity)},
+                shipment=svc.ShipmentInput(self.order.order_date, self.order.order_date + timedelta(days=2)),
+            )
+
+        @rule()
+        def cancel_notice(self) -> None:
+            notice = (
+                session.execute(
+                    select(ShipNotice).where(
+                        ShipNotice.order_id == self.order.id, ShipNotice.state == ShipNoticeState.SENT
+                    )
+                )
+                .scalars()
+                .first()
+            )
+            if notice is not None:
+                self._try(svc.cancel_ship_notice, notice=notice)
+
+        @rule(index=st.integers(0, 2), quantity=st.integers(1, 100))
+        def receive(self, index, quantity) -> None:  # type: ignore[no-untyped-def]
+            line = self._line(index)
+            self._try(
+                lambda s, **kw: svc.record_receipt(
+                    s,
+                    order=kw["order"],
+                    line=line,
+                    quantity=Decimal(quantity),
+                    received_on=self.order.order_date,
+                    actor=ACTOR,
+                )
+            )
+
+        @rule(index=st.integers(0, 2))
+        def cancel(self, index) -> None:  # type: ignore[no-untyped-def]
+            self._try(svc.cancel_line, line=self._line(index), reason="no longer needed")
+
+        @rule()
+        def close(self) -> None:
+            self._try(svc.close_order)
+
+        @invariant()
+        def committed_within_tolerance_and_shipped_within_committed(self) -> None:
+            if not hasattr(self, "order"):
+                return
+            for line in self.lines:
+                committed = svc.committed_quantity(session, line)
+                assert committed <= tolerance.max_quantity(line.quantity)
+                if line.state not in (LineState.CANCELLED, LineState.CLOSED):
+                    assert line.shipped_quantity <= committed or line.state == LineState.REJECTED
+
+        @invariant()
+        def final_lines_never_change(self) -> None:
+            if not hasattr(self, "order"):
+                return
+            for line in self.lines:
+                now = (line.state, line.shipped_quantity, line.received_quantity, svc.committed_quantity(session, line))
+                if line.id in self.final_snapshot:
+                    assert now == self.final_snapshot[line.id]
+                elif line.state in FINAL_LINE_STATES:
+                    self.final_snapshot[line.id] = now
+
+        @invariant()
+        def one_ledger_and_one_audit_entry_per_commitment_change(self) -> None:
+            if not hasattr(self, "order"):
+                return
+            ledger = session.execute(
+                select(func.count()).select_from(CommitmentEntry).where(CommitmentEntry.order_id == self.order.id)
+            ).scalar_one()
+            line_ids = [str(line.id) for line in self.lines]
+            audited = session.execute(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.action.like("commitment.%"), AuditEvent.object_id.in_(line_ids))
+            ).scalar_one()
+            assert ledger == audited
+
+    run_state_machine_as_test(
+        OrderMachine,
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=12,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        ),
+    )

@@ -1,0 +1,445 @@
+"""Service-level rules of order collaboration: answers, tolerances, change requests,
+re-promises, ship notices, receipts, conflicts; and their ledger, audit and outbox rows."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.audit import AuditEvent
+from portal.auth.services import Actor, ServiceError
+from portal.orders import services as svc
+from portal.orders.models import (
+    ChangeKind,
+    ChangeRequest,
+    ChangeState,
+    CommitmentEntry,
+    LineState,
+    OrderState,
+    OutboxEvent,
+    PurchaseOrder,
+)
+from portal.orders.services import Delivery, LineAnswer, ShipmentInput
+from tests.conftest import tenant_session
+from tests.factories import make_order, make_supplier, make_tenant, make_tolerance
+
+SUPPLIER = Actor(None, "supplier@example.org", "127.0.0.1")
+BUYER = Actor(None, "buyer@example.org", "127.0.0.1")
+
+
+@pytest.fixture
+def setup(session):
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    make_tolerance(session, tenant)  # -10 % / +5 % quantity, 3 days earlier, 2 days later
+    order = make_order(session, tenant, supplier)
+    return session, tenant, supplier, order
+
+
+def lines_of(session, order):
+    return svc.order_lines(session, order)
+
+
+def count(session, model, **where) -> int:
+    stmt = select(func.count()).select_from(model)
+    for key, value in where.items():
+        stmt = stmt.where(getattr(model, key) == value)
+    return session.execute(stmt).scalar_one()
+
+
+def d(days: int) -> date:
+    return date.today() + timedelta(days=days)
+
+
+def test_accept_all_confirms_every_line_with_one_ledger_audit_and_event_each(setup):
+    session, tenant, _supplier, order = setup
+    version = order.version
+    result = svc.accept_all(session, order=order, expected_version=version, actor=SUPPLIER)
+    lines = lines_of(session, order)
+    assert result.confirmed == [line.id for line in lines] and not result.pending
+    assert all(line.state == LineState.CONFIRMED for line in lines)
+    assert order.state == OrderState.CONFIRMED and order.version == version + 1 and order.responded_at
+    for line in lines:
+        schedules = svc.active_schedules(session, line)
+        assert [(s.quantity, s.promised_date) for s in schedules] == [(line.quantity, line.requested_date)]
+        assert count(session, CommitmentEntry, line_id=line.id) == 1
+        assert count(session, AuditEvent, object_type="order_line", object_id=str(line.id)) == 1
+    topics = session.execute(select(OutboxEvent.topic).where(OutboxEvent.tenant_id == tenant.id)).scalars().all()
+    assert sorted(topics) == ["commitment.changed", "commitment.changed", "order.responded"]
+
+
+def test_partial_quantity_inside_tolerance_is_confirmed_at_once(setup):
+    session, _, _, order = setup
+    first, second = lines_of(session, order)
+    result = svc.respond(
+        session,
+        order=order,
+        expected_version=order.version,
+        actor=SUPPLIER,
+        answers=[
+            LineAnswer(first.id, "change", (Delivery(Decimal("92"), first.requested_date),)),
+            LineAnswer(second.id, "accept"),
+        ],
+    )
+    assert result.confirmed == [first.id, second.id]
+    assert svc.committed_quantity(session, first) == Decimal("92")
+
+
+def test_answer_outside_tolerance_becomes_a_change_request(setup):
+    session, _, _, order = setup
+    first, second = lines_of(session, order)
+    late = first.requested_date + timedelta(days=5)
+    result = svc.respond(
+        session,
+        order=order,
+        expected_version=order.version,
+        actor=SUPPLIER,
+        answers=[
+            LineAnswer(
+                first.id,
+                "change",
+                (Delivery(Decimal("60"), first.requested_date), Delivery(Decimal("40"), late)),
+                reason_code="",
+                comment="two runs",
+            ),
+            LineAnswer(second.id, "accept"),
+        ],
+    )
+    assert result.pending == [first.id] and result.confirmed == [second.id]
+    assert first.state == LineState.CHANGES_PENDING and order.state == OrderState.CHANGES_PENDING
+    request = session.execute(select(ChangeRequest).where(ChangeRequest.line_id == first.id)).scalar_one()
+    assert request.kind == ChangeKind.COMMITMENT and "5 days after" in request.outside[0]
+    assert count(session, CommitmentEntry, line_id=first.id) == 0  # nothing promised until the buyer decides
+    svc.decide(
+        session, request=request, order=order, decision="approve", comment="ok", expected_version=None, actor=BUYER
+    )
+    assert first.state == LineState.CONFIRMED and order.state == OrderState.CONFIRMED
+    assert [s.quantity for s in svc.active_schedules(session, first)] == [Decimal("60"), Decimal("40")]
+
+
+def test_bad_answers_are_all_reported_and_nothing_changes(setup):
+    session, _, _, order = setup
+    first, second = lines_of(session, order)
+    version = order.version
+    too_many = tuple(Delivery(Decimal("1"), first.requested_date) for _ in range(11))
+    with pytest.raises(svc.InvalidAnswers) as raised:
+        svc.respond(
+            session,
+            order=order,
+            expected_version=version,
+            actor=SUPPLIER,
+            answers=[
+                LineAnswer(first.id, "change", too_many),
+                LineAnswer(second.id, "change", (Delivery(Decimal("43"), second.requested_date),)),
+            ],
+        )
+    errors = raised.value.errors
+    assert "at most 10 deliveries" in errors[first.id][0]
+    assert "at most 42" in errors[second.id][0]  # 40 ordered + 5 %
+    session.refresh(order)
+    assert order.version == version and count(session, CommitmentEntry) == 0
+    assert all(line.state == LineState.AWAITING_RESPONSE for line in lines_of(session, order))
+    with pytest.raises(svc.InvalidAnswers) as raised:
+        svc.respond(
+            session,
+            order=order,
+            expected_version=version,
+            actor=SUPPLIER,
+            answers=[
+                LineAnswer(first.id, "change", (Delivery(Decimal("0"), first.requested_date),)),
+                LineAnswer(second.id, "reject"),
+            ],
+        )
+    assert "above zero" in raised.value.errors[first.id][0] and "why" in raised.value.errors[second.id][0]
+
+
+def test_rejection_always_goes_to_the_buyer(setup):
+    session, _, _, order = setup
+    first, second = lines_of(session, order)
+    svc.respond(
+        session,
+        order=order,
+        expected_version=None,
+        actor=SUPPLIER,
+        answers=[
+            LineAnswer(first.id, "reject", reason_code="discontinued", comment="end of life"),
+            LineAnswer(second.id, "accept"),
+        ],
+    )
+    request = session.execute(select(ChangeRequest).where(ChangeRequest.line_id == first.id)).scalar_one()
+    assert request.kind == ChangeKind.REJECT and first.state == LineState.CHANGES_PENDING
+    with pytest.raises(svc.InvalidAnswers):
+        svc.decide(
+            session, request=request, order=order, decision="reject", comment=" ", expected_version=None, actor=BUYER
+        )
+    svc.decide(
+        session, request=request, order=order, decision="approve", comment="", expected_version=None, actor=BUYER
+    )
+    assert first.state == LineState.REJECTED and request.state == ChangeState.APPROVED
+    assert (
+        session.execute(select(CommitmentEntry.kind).where(CommitmentEntry.line_id == first.id)).scalar_one()
+        == "rejected"
+    )
+    with pytest.raises(ServiceError, match="decided already"):
+        svc.decide(
+            session, request=request, order=order, decision="approve", comment="", expected_version=None, actor=BUYER
+        )
+
+
+def test_price_change_needs_the_buyer_and_a_no_returns_the_line(setup):
+    session, _, _, order = setup
+    first, _ = lines_of(session, order)
+    svc.respond(
+        session,
+        order=order,
+        expected_version=None,
+        actor=SUPPLIER,
+        answers=[LineAnswer(first.id, "accept", price=Decimal("2.75"))],
+    )
+    # "accept" with a price is an answer with a price change: it waits.
+    request = session.execute(select(ChangeRequest).where(ChangeRequest.line_id == first.id)).scalar_one()
+    assert request.kind == ChangeKind.PRICE and request.proposed_price == Decimal("2.75")
+    svc.decide(
+        session,
+        request=request,
+        order=order,
+        decision="counter",
+        comment="2.60 is our limit",
+        expected_version=None,
+        actor=BUYER,
+    )
+    assert first.state == LineState.AWAITING_RESPONSE and request.state == ChangeState.COUNTERED
+    svc.respond(
+        session,
+        order=order,
+        expected_version=None,
+        actor=SUPPLIER,
+        answers=[LineAnswer(first.id, "accept", price=Decimal("2.60"))],
+    )
+    second_request = session.execute(
+        select(ChangeRequest).where(ChangeRequest.line_id == first.id, ChangeRequest.state == ChangeState.OPEN)
+    ).scalar_one()
+    svc.decide(
+        session, request=second_request, order=order, decision="approve", comment="", expected_version=None, actor=BUYER
+    )
+    assert first.unit_price == Decimal("2.60") and first.state == LineState.CONFIRMED
+
+
+def test_stale_version_is_a_conflict_and_changes_nothing(setup):
+    session, _, _, order = setup
+    first, _ = lines_of(session, order)
+    stale = order.version
+    svc.respond(session, order=order, expected_version=stale, actor=SUPPLIER, answers=[LineAnswer(first.id, "accept")])
+    _, second = lines_of(session, order)
+    with pytest.raises(svc.Conflict) as raised:
+        svc.respond(
+            session, order=order, expected_version=stale, actor=SUPPLIER, answers=[LineAnswer(second.id, "accept")]
+        )
+    assert raised.value.current_version == stale + 1
+    assert second.state == LineState.AWAITING_RESPONSE
+
+
+def test_two_sessions_confirming_the_same_line_at_once_exactly_one_wins(committed_db):
+    with tenant_session(committed_db, None) as s:
+        tenant = make_tenant(s)
+        order = make_order(s, tenant, make_supplier(s, tenant))
+        tenant_id, order_id, version = tenant.id, order.id, order.version
+        line_id = svc.order_lines(s, order)[0].id
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def answer() -> None:
+        with committed_db.transaction(tenant_id=tenant_id) as s:
+            mine = s.get(PurchaseOrder, order_id)
+            barrier.wait()
+            try:
+                svc.respond(
+                    s, order=mine, expected_version=version, actor=SUPPLIER, answers=[LineAnswer(line_id, "accept")]
+                )
+                outcomes.append("won")
+            except svc.Conflict:
+                outcomes.append("conflict")
+
+    threads = [threading.Thread(target=answer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["conflict", "won"]
+    with tenant_session(committed_db, tenant_id) as s:
+        assert s.execute(select(func.count()).select_from(CommitmentEntry)).scalar_one() == 1
+
+
+def test_repromise_after_confirmation_keeps_every_version(setup):
+    session, _, _, order = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    first, _ = lines_of(session, order)
+    inside = first.requested_date + timedelta(days=2)
+    svc.change_promise(
+        session,
+        order=order,
+        line=first,
+        deliveries=[Delivery(first.quantity, inside)],
+        reason_code="transport",
+        comment="truck",
+        expected_version=None,
+        actor=SUPPLIER,
+    )
+    entries = (
+        session.execute(select(CommitmentEntry).where(CommitmentEntry.line_id == first.id).order_by(CommitmentEntry.id))
+        .scalars()
+        .all()
+    )
+    assert [e.kind for e in entries] == ["accepted", "repromised"]
+    assert entries[1].previous == entries[0].schedules and entries[1].reason_code == "transport"
+    schedule = svc.active_schedules(session, first)[0]
+    assert schedule.first_promised_date == first.requested_date and schedule.promised_date == inside
+    outside = first.requested_date + timedelta(days=9)
+    result = svc.change_promise(
+        session,
+        order=order,
+        line=first,
+        deliveries=[Delivery(first.quantity, outside)],
+        reason_code="production_delay",
+        comment="",
+        expected_version=None,
+        actor=SUPPLIER,
+    )
+    assert isinstance(result, ChangeRequest) and first.state == LineState.CHANGES_PENDING
+    with pytest.raises(svc.InvalidAnswers, match="attention"):
+        svc.change_promise(
+            session,
+            order=order,
+            line=first,
+            deliveries=[Delivery(first.quantity, inside)],
+            reason_code="",
+            comment="",
+            expected_version=None,
+            actor=SUPPLIER,
+        )
+
+
+def test_ship_notices_respect_committed_quantities_and_can_be_cancelled(setup):
+    session, _, _, order = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    first, second = lines_of(session, order)
+    shipment = ShipmentInput(d(1), d(3), "DHL", "JD0001")
+    with pytest.raises(svc.InvalidAnswers) as raised:
+        svc.create_ship_notice(
+            session,
+            order=order,
+            quantities={first.id: Decimal("101")},
+            shipment=shipment,
+            expected_version=None,
+            actor=SUPPLIER,
+        )
+    assert "At most 100" in raised.value.errors[first.id][0]
+    notice = svc.create_ship_notice(
+        session,
+        order=order,
+        quantities={first.id: Decimal("100"), second.id: Decimal("10")},
+        shipment=shipment,
+        expected_version=None,
+        actor=SUPPLIER,
+    )
+    assert first.state == LineState.SHIPPED and second.state == LineState.PARTIALLY_SHIPPED
+    assert order.state == OrderState.CONFIRMED  # line 2 still has 30 to ship
+    assert svc.shippable_quantity(session, second) == Decimal("30")
+    svc.cancel_ship_notice(session, order=order, notice=notice, expected_version=None, actor=SUPPLIER)
+    assert first.state == LineState.CONFIRMED and first.shipped_quantity == 0
+    with pytest.raises(ServiceError, match="not been received"):
+        svc.cancel_ship_notice(session, order=order, notice=notice, expected_version=None, actor=SUPPLIER)
+
+
+def test_receipts_then_close_then_nothing_changes(setup):
+    session, _, _, order = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    first, second = lines_of(session, order)
+    svc.create_ship_notice(
+        session,
+        order=order,
+        quantities={first.id: Decimal("100"), second.id: Decimal("40")},
+        shipment=ShipmentInput(d(1), d(2)),
+        expected_version=None,
+        actor=SUPPLIER,
+    )
+    svc.record_receipt(session, order=order, line=first, quantity=Decimal("60"), received_on=d(2), actor=BUYER)
+    assert first.state == LineState.PARTIALLY_RECEIVED and order.state == OrderState.SHIPPED
+    svc.record_receipt(session, order=order, line=first, quantity=Decimal("40"), received_on=d(3), actor=BUYER)
+    with pytest.raises(ServiceError, match="still open"):
+        svc.close_order(session, order=order, expected_version=None, actor=BUYER)
+    svc.record_receipt(session, order=order, line=second, quantity=Decimal("40"), received_on=d(3), actor=BUYER)
+    assert order.state == OrderState.RECEIVED
+    svc.close_order(session, order=order, expected_version=None, actor=BUYER)
+    assert order.state == OrderState.CLOSED
+    with pytest.raises(ServiceError, match="cannot change any more"):
+        svc.change_promise(
+            session,
+            order=order,
+            line=first,
+            deliveries=[Delivery(first.quantity, d(20))],
+            reason_code="other",
+            comment="",
+            expected_version=None,
+            actor=SUPPLIER,
+        )
+    with pytest.raises(ServiceError, match="cannot change any more"):
+        svc.record_receipt(session, order=order, line=first, quantity=Decimal("1"), received_on=d(4), actor=BUYER)
+
+
+def test_supplier_tolerance_overrides_the_tenant_default(session):
+    tenant = make_tenant(session)
+    strict, relaxed = make_supplier(session, tenant), make_supplier(session, tenant)
+    make_tolerance(session, tenant)
+    make_tolerance(session, tenant, relaxed, days_later=10)
+    assert svc.tolerance_for(session, tenant.id, strict.id).days_later == 2
+    assert svc.tolerance_for(session, tenant.id, relaxed.id).days_later == 10
+    other = make_tenant(session)
+    assert svc.tolerance_for(session, other.id, strict.id) == svc.Tolerance()
+
+
+def test_cancelled_line_withdraws_its_open_request(setup):
+    session, _, _, order = setup
+    first, second = lines_of(session, order)
+    svc.respond(
+        session,
+        order=order,
+        expected_version=None,
+        actor=SUPPLIER,
+        answers=[LineAnswer(first.id, "reject", reason_code="no_capacity"), LineAnswer(second.id, "accept")],
+    )
+    with pytest.raises(svc.InvalidAnswers):
+        svc.cancel_line(session, order=order, line=first, reason="", expected_version=None, actor=BUYER)
+    svc.cancel_line(session, order=order, line=first, reason="bought elsewhere", expected_version=None, actor=BUYER)
+    assert first.state == LineState.CANCELLED
+    assert session.execute(select(ChangeRequest.state).where(ChangeRequest.line_id == first.id)).scalar_one() == (
+        ChangeState.WITHDRAWN
+    )
+    assert order.state == OrderState.CONFIRMED
+
+
+def test_derive_order_state():
+    s = LineState
+    assert svc.derive_order_state([s.CONFIRMED, s.AWAITING_RESPONSE]) == OrderState.AWAITING_RESPONSE
+    assert svc.derive_order_state([s.CONFIRMED, s.CHANGES_PENDING]) == OrderState.CHANGES_PENDING
+    assert svc.derive_order_state([s.REJECTED, s.CANCELLED]) == OrderState.REJECTED
+    assert svc.derive_order_state([s.CANCELLED]) == OrderState.CANCELLED
+    assert svc.derive_order_state([s.SHIPPED, s.RECEIVED]) == OrderState.SHIPPED
+    assert svc.derive_order_state([s.RECEIVED, s.CLOSED]) == OrderState.RECEIVED
+    assert svc.derive_order_state([s.CLOSED, s.CANCELLED]) == OrderState.CLOSED
+
+
+def test_ledger_is_insert_only_for_the_application(setup):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    session, _, _, order = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    nested = session.begin_nested()
+    with pytest.raises(DBAPIError, match="permission denied"):
+        session.execute(text("UPDATE commitment_ledger SET comment = 'rewritten'"))
+    nested.rollback()
