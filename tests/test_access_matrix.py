@@ -9,18 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
 from portal.auth import sessions
 from portal.auth.access import Access, view_access
 from portal.auth.models import Invitation
 from portal.auth.permissions import ROLE_PERMISSIONS, Permission, Role
+from portal.auth.services import Actor
 from portal.db import set_context, utcnow
+from portal.orders import services as svc
+from portal.orders.models import ChangeRequest
+from portal.orders.services import LineAnswer
 from portal.web import CONTEXT_SESSION_KEY
-from tests.factories import Person, make_member, make_supplier, make_tenant
+from tests.factories import Person, make_member, make_order, make_supplier, make_tenant
 from tests.helpers import csrf_from
 
 P = Permission
@@ -46,6 +52,10 @@ Params = Callable[[World, str, str], dict[str, Any]]
 def ids(name: str) -> Params:
     """URL parameter ``name`` taken from the world's own or foreign objects."""
     return lambda world, side, who: {name: world.own[name] if side == "own" else world.foreign[name]}
+
+
+def ids_of(*names: str) -> Params:
+    return lambda world, side, who: {n: (world.own if side == "own" else world.foreign)[n] for n in names}
 
 
 def own_session(world: World, side: str, who: str) -> dict[str, Any]:
@@ -89,6 +99,17 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "suppliers.create": (perm(P.SUPPLIERS_MANAGE), ("GET", "POST"), None),
     "suppliers.detail": (perm(P.SUPPLIERS_VIEW), ("GET", "POST"), ids("supplier_id")),
     "suppliers.team": (perm(P.SUPPLIER_TEAM_MANAGE), ("GET", "POST"), None),
+    "orders.inbox": (perm(P.ORDERS_VIEW), ("GET",), None),
+    "orders.queue": (perm(P.ORDERS_MANAGE), ("GET",), None),
+    "orders.order_page": (perm(P.ORDERS_VIEW), ("GET",), ids("order_id")),
+    "orders.respond": (perm(P.ORDERS_RESPOND), ("POST",), ids("order_id")),
+    "orders.accept_all": (perm(P.ORDERS_RESPOND), ("POST",), ids("order_id")),
+    "orders.repromise": (perm(P.ORDERS_RESPOND), ("POST",), ids_of("order_id", "line_id")),
+    "orders.ship": (perm(P.ORDERS_RESPOND), ("GET", "POST"), ids("order_id")),
+    "orders.cancel_notice": (perm(P.ORDERS_RESPOND), ("POST",), ids_of("order_id", "notice_id")),
+    "orders.message": (perm(P.ORDERS_MESSAGE), ("POST",), ids("order_id")),
+    "orders.decide": (perm(P.ORDERS_MANAGE), ("POST",), ids("request_id")),
+    "orders.bulk_approve": (perm(P.ORDERS_MANAGE), ("POST",), None),
     # Registered only in demo mode with the database mail backend (never in production).
     "devmail.mailbox": (PUBLIC, ("GET",), None),
 }
@@ -101,6 +122,30 @@ ROLES = [r.value for r in Role]
 # Their success is a redirect to the sign-in page (the session ends), so for them
 # only a 403 counts as refused once signed in.
 SUCCESS_GOES_TO_LOGIN = {"auth.logout", "account.end_session"}
+
+
+def _order_with_notice_and_request(session, tenant, supplier) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """An order with a confirmed line that has a ship notice, and a line with an open change request."""
+    order = make_order(session, tenant, supplier)
+    first, second = svc.order_lines(session, order)
+    actor = Actor(None, "matrix", "")
+    svc.respond(
+        session,
+        order=order,
+        expected_version=None,
+        actor=actor,
+        answers=[LineAnswer(first.id, "accept"), LineAnswer(second.id, "reject", reason_code="other")],
+    )
+    notice = svc.create_ship_notice(
+        session,
+        order=order,
+        quantities={first.id: Decimal("1")},
+        shipment=svc.ShipmentInput(order.order_date, order.order_date),
+        expected_version=None,
+        actor=actor,
+    )
+    request = session.execute(select(ChangeRequest).where(ChangeRequest.line_id == second.id)).scalar_one()
+    return {"order_id": order.id, "line_id": first.id, "notice_id": notice.id, "request_id": request.id}
 
 
 @pytest.fixture
@@ -131,16 +176,27 @@ def world(session) -> World:
     )
     session.add(other_invite)
     session.flush()
+    own_order = _order_with_notice_and_request(session, tenant, supplier)
+    foreign_order = _order_with_notice_and_request(session, other, other_supplier)
+    # A supplier user of another supplier account in the same tenant.
+    neighbour = make_member(session, tenant, Role.SUPPLIER_USER, supplier=make_supplier(session, tenant))
+    people["neighbour_supplier_user"] = neighbour
     foreign_session = sessions.start_session(session, other_member.user, ip="", user_agent="", auth_method="totp")
     assert foreign_session
     set_context(session, tenant_id=None)
     return World(
         people=people,
-        own={"membership_id": target.membership.id, "invitation_id": invite.id, "supplier_id": supplier.id},
+        own={
+            "membership_id": target.membership.id,
+            "invitation_id": invite.id,
+            "supplier_id": supplier.id,
+            **own_order,
+        },
         foreign={
             "membership_id": other_member.membership.id,
             "invitation_id": other_invite.id,
             "supplier_id": other_supplier.id,
+            **foreign_order,
         },
         extra={"sessions": {}, "foreign_session_id": other_member.user.session_record.id},
     )
@@ -232,9 +288,37 @@ def request_as(client, method: str, target: str):  # type: ignore[no-untyped-def
     return client.post(target, data={"csrf_token": csrf_for(client)})
 
 
+def role_allowed(endpoint: str) -> str:
+    """A role that passes the route's permission check, so only the ids decide."""
+    access = MATRIX[endpoint][0]
+    if access.kind != "permission":
+        return Role.TENANT_ADMIN.value
+    for role in (Role.TENANT_ADMIN, Role.SUPPLIER_ADMIN, Role.BUYER):
+        if expected_allowed(access, role.value, endpoint, "POST"):
+            return role.value
+    raise AssertionError(f"no role may use {endpoint}")
+
+
+# Order routes a supplier user may use at all: for another supplier's orders they must answer 404.
+SUPPLIER_SCOPED = sorted(
+    k
+    for k in OBJECT_ROUTES
+    if k.startswith("orders.") and expected_allowed(MATRIX[k][0], Role.SUPPLIER_USER.value, k, "POST")
+)
+
+
+@pytest.mark.parametrize("endpoint", SUPPLIER_SCOPED)
+def test_another_supplier_of_the_same_tenant_gets_404(app, session, world, endpoint):
+    for method in MATRIX[endpoint][1]:
+        client = sign_in_as(app, session, world, "neighbour_supplier_user")
+        target = url(app, endpoint, world, "own", "neighbour_supplier_user")
+        response = request_as(client, method, target)
+        assert response.status_code == 404, f"{method} {target}: {response.status_code}"
+
+
 @pytest.mark.parametrize("endpoint", OBJECT_ROUTES)
 def test_another_tenants_ids_answer_404(app, session, world, endpoint):
-    role = Role.TENANT_ADMIN.value
+    role = role_allowed(endpoint)
     for method in MATRIX[endpoint][1]:
         client = sign_in_as(app, session, world, role)
         target = url(app, endpoint, world, "foreign", role)
@@ -244,7 +328,7 @@ def test_another_tenants_ids_answer_404(app, session, world, endpoint):
 
 @pytest.mark.parametrize("endpoint", sorted(k for k, v in MATRIX.items() if "POST" in v[1]))
 def test_post_without_csrf_token_is_refused(app, session, world, endpoint):
-    role = Role.TENANT_ADMIN.value if endpoint != "suppliers.team" else Role.SUPPLIER_ADMIN.value
+    role = role_allowed(endpoint)
     client = sign_in_as(app, session, world, role)
     response = client.post(url(app, endpoint, world, "own", role), data={})
     assert response.status_code == 400

@@ -48,6 +48,11 @@ class Permission(enum.StrEnum):
     SUPPLIERS_MANAGE = "suppliers.manage"
     USERS_MANAGE = "users.manage"
     AUDIT_VIEW = "audit.view"
+    # Orders (suppliers see only their own supplier account's orders)
+    ORDERS_VIEW = "orders.view"
+    ORDERS_MANAGE = "orders.manage"  # decide change requests, create, cancel, close, receive
+    ORDERS_RESPOND = "orders.respond"  # confirm, re-promise, ship
+    ORDERS_MESSAGE = "orders.message"
     # Supplier side
     SUPPLIER_TEAM_MANAGE = "supplier_team.manage"
 
@@ -57,18 +62,29 @@ P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Runs the tenant: people, roles, supplier accounts, settings; reads the audit trail.
     Role.TENANT_ADMIN: frozenset(
-        {P.DASHBOARD_VIEW, P.SUPPLIERS_VIEW, P.SUPPLIERS_MANAGE, P.USERS_MANAGE, P.AUDIT_VIEW}
+        {
+            P.DASHBOARD_VIEW,
+            P.SUPPLIERS_VIEW,
+            P.SUPPLIERS_MANAGE,
+            P.USERS_MANAGE,
+            P.AUDIT_VIEW,
+            P.ORDERS_VIEW,
+            P.ORDERS_MANAGE,
+            P.ORDERS_MESSAGE,
+        }
     ),
     # Works purchase orders with suppliers; sees every supplier of the tenant.
-    Role.BUYER: frozenset({P.DASHBOARD_VIEW, P.SUPPLIERS_VIEW}),
+    Role.BUYER: frozenset({P.DASHBOARD_VIEW, P.SUPPLIERS_VIEW, P.ORDERS_VIEW, P.ORDERS_MANAGE, P.ORDERS_MESSAGE}),
     # Sets document requirements and reviews certificates; reads the audit trail for auditors.
-    Role.COMPLIANCE_OFFICER: frozenset({P.DASHBOARD_VIEW, P.SUPPLIERS_VIEW, P.AUDIT_VIEW}),
+    Role.COMPLIANCE_OFFICER: frozenset({P.DASHBOARD_VIEW, P.SUPPLIERS_VIEW, P.AUDIT_VIEW, P.ORDERS_VIEW}),
     # Read-only staff (management, finance): sees, never changes.
-    Role.VIEWER: frozenset({P.DASHBOARD_VIEW, P.SUPPLIERS_VIEW}),
+    Role.VIEWER: frozenset({P.DASHBOARD_VIEW, P.SUPPLIERS_VIEW, P.ORDERS_VIEW}),
     # Runs one supplier account for one customer: its own people, and all a supplier user does.
-    Role.SUPPLIER_ADMIN: frozenset({P.DASHBOARD_VIEW, P.SUPPLIER_TEAM_MANAGE}),
+    Role.SUPPLIER_ADMIN: frozenset(
+        {P.DASHBOARD_VIEW, P.SUPPLIER_TEAM_MANAGE, P.ORDERS_VIEW, P.ORDERS_RESPOND, P.ORDERS_MESSAGE}
+    ),
     # Answers orders and uploads documents for its own supplier account only.
-    Role.SUPPLIER_USER: frozenset({P.DASHBOARD_VIEW}),
+    Role.SUPPLIER_USER: frozenset({P.DASHBOARD_VIEW, P.ORDERS_VIEW, P.ORDERS_RESPOND, P.ORDERS_MESSAGE}),
 }
 
 

@@ -1,5 +1,7 @@
-"""Orders: this domain adds its models, services and views here."""
+"""Purchase-order collaboration: supplier answers, tolerances, buyer review, shipping."""
 
 
 def register(app):
-    """Nothing to register yet."""
+    from portal.orders import views
+
+    views.register(app)

@@ -1,0 +1,114 @@
+"""Reading the order forms.
+
+The answer form has a variable number of fields (each line, up to 10 deliveries
+per line), so it is parsed here rather than declared with WTForms; CSRF is still
+checked for it by the app-wide CSRFProtect. Parsing collects every error per
+line and changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+from flask_wtf import FlaskForm
+from werkzeug.datastructures import MultiDict
+from wtforms import DateField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from portal.orders.models import DelayReason, LineState, PurchaseOrderLine, RejectReason
+from portal.orders.services import MAX_DELIVERIES, Delivery, LineAnswer
+
+ANSWER_ACTIONS = ("accept", "change", "reject")
+
+
+def parse_quantity(raw: str) -> Decimal | None:
+    try:
+        value = Decimal(raw.strip().replace(",", "."))
+    except (InvalidOperation, AttributeError):
+        return None
+    return value if value.is_finite() and abs(value) < Decimal("1e10") else None
+
+
+def parse_date(raw: str) -> date | None:
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError:
+        return None
+
+
+def parse_deliveries(form: MultiDict[str, str], prefix: str) -> tuple[tuple[Delivery, ...], list[str]]:
+    deliveries, errors = [], []
+    for n in range(1, MAX_DELIVERIES + 1):
+        raw_qty = form.get(f"{prefix}-qty-{n}", "").strip()
+        raw_date = form.get(f"{prefix}-date-{n}", "").strip()
+        if not raw_qty and not raw_date:
+            continue
+        quantity, when = parse_quantity(raw_qty), parse_date(raw_date)
+        if quantity is None:
+            errors.append(f"Delivery {n}: enter the quantity as a number.")
+        if when is None:
+            errors.append(f"Delivery {n}: enter the date as YYYY-MM-DD.")
+        if quantity is not None and when is not None:
+            deliveries.append(Delivery(quantity, when))
+    return tuple(deliveries), errors
+
+
+def parse_answers(
+    form: MultiDict[str, str], lines: list[PurchaseOrderLine]
+) -> tuple[list[LineAnswer], dict[int, list[str]]]:
+    answers: list[LineAnswer] = []
+    errors: dict[int, list[str]] = {}
+    for line in lines:
+        if line.state != LineState.AWAITING_RESPONSE:
+            continue
+        prefix = f"line-{line.id}"
+        action = form.get(f"{prefix}-action", "")
+        if not action:
+            continue
+        if action not in ANSWER_ACTIONS:
+            errors[line.id] = ["Choose accept, change or reject."]
+            continue
+        problems: list[str] = []
+        deliveries: tuple[Delivery, ...] = ()
+        if action == "change":
+            deliveries, problems = parse_deliveries(form, prefix)
+        price = None
+        raw_price = form.get(f"{prefix}-price", "").strip()
+        if raw_price and action != "reject":
+            price = parse_quantity(raw_price)
+            if price is None:
+                problems.append("Enter the price as a number.")
+            elif price == line.unit_price:
+                price = None
+        reason = form.get(f"{prefix}-reason", "")
+        if action == "reject" and reason not in {r.value for r in RejectReason}:
+            problems.append("Choose why you reject this line.")
+            reason = ""
+        comment = form.get(f"{prefix}-comment", "").strip()[:2000]
+        if problems:
+            errors[line.id] = problems
+            continue
+        answers.append(LineAnswer(line.id, action, deliveries, price, reason if action == "reject" else "", comment))  # type: ignore[arg-type]
+    return answers, errors
+
+
+def parse_version(form: MultiDict[str, str]) -> int | None:
+    raw = form.get("version", "")
+    return int(raw) if raw.isdigit() else None
+
+
+def parse_delay_reason(raw: str) -> str:
+    return raw if raw in {r.value for r in DelayReason} else ""
+
+
+class ShipNoticeForm(FlaskForm):
+    ship_date = DateField("Ship date", validators=[DataRequired("Enter the ship date.")])
+    expected_arrival = DateField("Expected arrival", validators=[DataRequired("Enter the expected arrival.")])
+    carrier = StringField("Carrier", validators=[Optional(), Length(max=120)])
+    tracking_number = StringField("Tracking number", validators=[Optional(), Length(max=120)])
+    packing_slip = StringField("Packing slip", validators=[Optional(), Length(max=120)])
+
+
+class MessageForm(FlaskForm):
+    body = TextAreaField("Message", validators=[DataRequired("Write a message."), Length(max=4000)])

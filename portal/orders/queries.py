@@ -1,0 +1,236 @@
+"""Read side of orders: the inbox with its tabs, and everything the order page shows,
+each in a fixed number of queries whatever the number of rows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from portal.auth.models import User
+from portal.orders.models import (
+    ChangeRequest,
+    ChangeState,
+    CommitmentEntry,
+    DeliverySchedule,
+    OrderMessage,
+    OrderState,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    ShipNotice,
+    ShipNoticeLine,
+)
+from portal.suppliers.models import Supplier
+from portal.tenancy.models import Warehouse
+from portal.web import PortalContext
+
+PAGE_SIZE = 50
+OPEN_STATES = (OrderState.AWAITING_RESPONSE, OrderState.CHANGES_PENDING, OrderState.CONFIRMED, OrderState.SHIPPED)
+
+
+def tab_conditions(today: date) -> dict[str, Any]:
+    return {
+        "needs_response": PurchaseOrder.state == OrderState.AWAITING_RESPONSE,
+        "changes_pending": PurchaseOrder.state == OrderState.CHANGES_PENDING,
+        "open": PurchaseOrder.state == OrderState.CONFIRMED,
+        "late": and_(PurchaseOrder.due_date < today, PurchaseOrder.state.in_(OPEN_STATES)),
+        "shipped": PurchaseOrder.state.in_((OrderState.SHIPPED, OrderState.RECEIVED)),
+        "closed": PurchaseOrder.state.in_((OrderState.CLOSED, OrderState.CANCELLED, OrderState.REJECTED)),
+    }
+
+
+TAB_LABELS = {
+    "needs_response": "Needs response",
+    "changes_pending": "Changes pending",
+    "open": "Open",
+    "late": "Late",
+    "shipped": "Shipped",
+    "closed": "Closed",
+    "all": "All",
+}
+
+SORTS = {
+    "due": (PurchaseOrder.due_date.asc().nulls_last(), PurchaseOrder.id),
+    "-due": (PurchaseOrder.due_date.desc().nulls_last(), PurchaseOrder.id),
+    "number": (PurchaseOrder.number,),
+    "-date": (PurchaseOrder.order_date.desc(), PurchaseOrder.id.desc()),
+    "-value": (PurchaseOrder.total_value.desc(), PurchaseOrder.id),
+}
+
+
+@dataclass
+class InboxFilters:
+    tab: str = "needs_response"
+    q: str = ""
+    warehouse_id: int | None = None
+    buyer_id: int | None = None
+    supplier_id: int | None = None
+    due_from: date | None = None
+    due_to: date | None = None
+    sort: str = "due"
+    page: int = 1
+    errors: list[str] = field(default_factory=list)
+
+
+def base_orders(context: PortalContext) -> Select[Any]:
+    stmt = select(PurchaseOrder).where(PurchaseOrder.tenant_id == context.tenant_id)
+    if context.supplier_id is not None:
+        stmt = stmt.where(PurchaseOrder.supplier_id == context.supplier_id)
+    return stmt
+
+
+def _filtered(stmt: Select[Any], filters: InboxFilters, context: PortalContext) -> Select[Any]:
+    if filters.warehouse_id:
+        stmt = stmt.where(PurchaseOrder.warehouse_id == filters.warehouse_id)
+    if filters.buyer_id:
+        stmt = stmt.where(PurchaseOrder.buyer_id == filters.buyer_id)
+    if filters.supplier_id and context.supplier_id is None:
+        stmt = stmt.where(PurchaseOrder.supplier_id == filters.supplier_id)
+    if filters.due_from:
+        stmt = stmt.where(PurchaseOrder.due_date >= filters.due_from)
+    if filters.due_to:
+        stmt = stmt.where(PurchaseOrder.due_date <= filters.due_to)
+    if filters.q:
+        # Order number prefix, or any line with that product code (ours or the supplier's).
+        line_match = select(PurchaseOrderLine.order_id).where(
+            PurchaseOrderLine.tenant_id == context.tenant_id,
+            or_(
+                PurchaseOrderLine.product_code == filters.q,
+                PurchaseOrderLine.supplier_product_code == filters.q,
+            ),
+        )
+        if context.supplier_id is not None:
+            line_match = line_match.where(PurchaseOrderLine.supplier_id == context.supplier_id)
+        stmt = stmt.where(or_(PurchaseOrder.number.startswith(filters.q), PurchaseOrder.id.in_(line_match)))
+    return stmt
+
+
+@dataclass
+class InboxPage:
+    counts: dict[str, int]
+    rows: list[Any]
+    total: int
+    pages: int
+
+
+def inbox(session: Session, context: PortalContext, filters: InboxFilters, today: date) -> InboxPage:
+    """Tab counts (one grouped query) and one page of orders with their names (one query)."""
+    conditions = tab_conditions(today)
+    filtered = _filtered(base_orders(context), filters, context).subquery()
+    counted = (
+        select(
+            *[func.count().filter(cond).label(name) for name, cond in conditions.items()],
+            func.count().label("all"),
+        )
+        .select_from(PurchaseOrder)
+        .where(PurchaseOrder.id.in_(select(filtered.c.id)))
+    )
+    counts = dict(session.execute(counted).one()._mapping)
+    filtered_orders = _filtered(base_orders(context), filters, context)
+    if filters.tab in conditions:
+        filtered_orders = filtered_orders.where(conditions[filters.tab])
+    page_stmt = (
+        filtered_orders.with_only_columns(
+            PurchaseOrder.id,
+            PurchaseOrder.number,
+            PurchaseOrder.order_date,
+            PurchaseOrder.due_date,
+            PurchaseOrder.state,
+            PurchaseOrder.total_value,
+            PurchaseOrder.currency,
+            PurchaseOrder.version,
+            Warehouse.name.label("warehouse"),
+            Supplier.name.label("supplier"),
+            User.name.label("buyer"),
+        )
+        .join(Warehouse, Warehouse.id == PurchaseOrder.warehouse_id)
+        .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
+        .outerjoin(User, User.id == PurchaseOrder.buyer_id)
+        .order_by(*SORTS.get(filters.sort, SORTS["due"]))
+        .limit(PAGE_SIZE)
+        .offset((filters.page - 1) * PAGE_SIZE)
+    )
+    rows = list(session.execute(page_stmt).all())
+    total = counts.get(filters.tab, counts["all"]) if filters.tab in counts else counts["all"]
+    return InboxPage(counts, rows, total, max(1, -(-total // PAGE_SIZE)))
+
+
+@dataclass
+class OrderView:
+    order: PurchaseOrder
+    lines: list[PurchaseOrderLine]
+    schedules: dict[int, list[DeliverySchedule]]
+    ledger: dict[int, list[CommitmentEntry]]
+    requests: list[ChangeRequest]
+    notices: list[tuple[ShipNotice, list[ShipNoticeLine]]]
+    messages: list[OrderMessage]
+    warehouse: Warehouse
+    supplier: Supplier
+
+    def open_requests(self) -> list[ChangeRequest]:
+        return [r for r in self.requests if r.state == ChangeState.OPEN]
+
+    def committed(self, line_id: int) -> Any:
+        return sum((s.quantity for s in self.schedules.get(line_id, []) if s.active), 0)
+
+    def first_promise(self, line_id: int) -> date | None:
+        entries = [e for e in self.ledger.get(line_id, []) if e.schedules]
+        return min((date.fromisoformat(d["date"]) for d in entries[0].schedules), default=None) if entries else None
+
+
+def order_view(session: Session, order: PurchaseOrder) -> OrderView:
+    """Everything the order page shows, in seven queries."""
+    tenant = order.tenant_id
+    lines = list(
+        session.execute(
+            select(PurchaseOrderLine)
+            .where(PurchaseOrderLine.order_id == order.id, PurchaseOrderLine.tenant_id == tenant)
+            .order_by(PurchaseOrderLine.position)
+        ).scalars()
+    )
+    line_ids = [line.id for line in lines]
+    schedules: dict[int, list[DeliverySchedule]] = defaultdict(list)
+    for s in session.execute(
+        select(DeliverySchedule)
+        .where(DeliverySchedule.tenant_id == tenant, DeliverySchedule.line_id.in_(line_ids))
+        .order_by(DeliverySchedule.line_id, DeliverySchedule.position)
+    ).scalars():
+        schedules[s.line_id].append(s)
+    ledger: dict[int, list[CommitmentEntry]] = defaultdict(list)
+    for e in session.execute(
+        select(CommitmentEntry)
+        .where(CommitmentEntry.tenant_id == tenant, CommitmentEntry.order_id == order.id)
+        .order_by(CommitmentEntry.id)
+    ).scalars():
+        ledger[e.line_id].append(e)
+    requests = list(
+        session.execute(
+            select(ChangeRequest)
+            .where(ChangeRequest.tenant_id == tenant, ChangeRequest.order_id == order.id)
+            .order_by(ChangeRequest.id.desc())
+        ).scalars()
+    )
+    notice_rows = session.execute(
+        select(ShipNotice, ShipNoticeLine)
+        .join(ShipNoticeLine, ShipNoticeLine.notice_id == ShipNotice.id)
+        .where(ShipNotice.tenant_id == tenant, ShipNotice.order_id == order.id)
+        .order_by(ShipNotice.id, ShipNoticeLine.id)
+    ).all()
+    grouped: dict[int, tuple[ShipNotice, list[ShipNoticeLine]]] = {}
+    for notice, item in notice_rows:
+        grouped.setdefault(notice.id, (notice, []))[1].append(item)
+    messages = list(
+        session.execute(
+            select(OrderMessage)
+            .where(OrderMessage.tenant_id == tenant, OrderMessage.order_id == order.id)
+            .order_by(OrderMessage.id)
+        ).scalars()
+    )
+    warehouse, supplier = session.execute(
+        select(Warehouse, Supplier).where(Warehouse.id == order.warehouse_id, Supplier.id == order.supplier_id)
+    ).one()
+    return OrderView(order, lines, schedules, ledger, requests, list(grouped.values()), messages, warehouse, supplier)

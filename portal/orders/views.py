@@ -1,0 +1,469 @@
+"""Order screens: the inbox, the order page with the supplier's answers and the
+buyer's decisions, ship notices, messages and the buyer's response queue."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal.auth.access import get_scoped_or_404, requires
+from portal.auth.admin_views import ctx
+from portal.auth.models import User
+from portal.auth.permissions import Permission
+from portal.auth.services import ServiceError
+from portal.auth.views import actor
+from portal.orders import queries
+from portal.orders import services as svc
+from portal.orders.forms import (
+    MessageForm,
+    ShipNoticeForm,
+    parse_answers,
+    parse_date,
+    parse_delay_reason,
+    parse_deliveries,
+    parse_quantity,
+    parse_version,
+)
+from portal.orders.models import (
+    ChangeRequest,
+    ChangeState,
+    DelayReason,
+    LineState,
+    OrderMessage,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    RejectReason,
+    ShipNotice,
+)
+from portal.suppliers.models import Supplier
+from portal.tenancy.models import Warehouse
+from portal.web import db_session
+
+bp = Blueprint("orders", __name__, template_folder="templates")
+
+
+def _order(order_id: int) -> PurchaseOrder:
+    """Through the tenant and, for supplier users, their supplier account: else 404."""
+    context = ctx()
+    order: PurchaseOrder = get_scoped_or_404(db_session(), PurchaseOrder, order_id, context)
+    return order
+
+
+def _line(order: PurchaseOrder, line_id: int) -> PurchaseOrderLine:
+    line = (
+        db_session()
+        .execute(
+            select(PurchaseOrderLine).where(
+                PurchaseOrderLine.id == line_id,
+                PurchaseOrderLine.order_id == order.id,
+                PurchaseOrderLine.tenant_id == order.tenant_id,
+            )
+        )
+        .scalar_one_or_none()
+    )
+    if line is None:
+        abort(404)
+    return line
+
+
+def _int_arg(name: str) -> int | None:
+    raw = request.args.get(name, "")
+    return int(raw) if raw.isdigit() else None
+
+
+@bp.route("/orders")
+@requires(Permission.ORDERS_VIEW)
+def inbox() -> str:
+    context = ctx()
+    db_sess = db_session()
+    filters = queries.InboxFilters(
+        tab=request.args.get("tab", "needs_response" if context.is_supplier else "all"),
+        q=(request.args.get("q") or "").strip()[:64],
+        warehouse_id=_int_arg("warehouse"),
+        buyer_id=_int_arg("buyer"),
+        supplier_id=_int_arg("supplier"),
+        due_from=parse_date(request.args.get("due_from", "")),
+        due_to=parse_date(request.args.get("due_to", "")),
+        sort=request.args.get("sort", "due") if request.args.get("sort") in queries.SORTS else "due",
+        page=max(1, _int_arg("page") or 1),
+    )
+    if filters.tab not in queries.TAB_LABELS:
+        filters.tab = "all"
+    page = queries.inbox(db_sess, context, filters, date.today())
+    warehouses = db_sess.execute(
+        select(Warehouse.id, Warehouse.name).where(Warehouse.tenant_id == context.tenant_id).order_by(Warehouse.name)
+    ).all()
+    suppliers = (
+        []
+        if context.is_supplier
+        else db_sess.execute(
+            select(Supplier.id, Supplier.name).where(Supplier.tenant_id == context.tenant_id).order_by(Supplier.name)
+        ).all()
+    )
+    return render_template(
+        "orders/inbox.html",
+        page=page,
+        filters=filters,
+        tabs=queries.TAB_LABELS,
+        warehouses=warehouses,
+        suppliers=suppliers,
+        args={k: v for k, v in request.args.items() if k not in ("tab", "page")},
+    )
+
+
+def _render_order(order: PurchaseOrder, *, errors: dict[int, list[str]] | None = None, preview=None, status=200):
+    view = queries.order_view(db_session(), order)
+    context = ctx()
+    tolerance = svc.tolerance_for(db_session(), order.tenant_id, order.supplier_id)
+    return render_template(
+        "orders/order.html",
+        v=view,
+        errors=errors or {},
+        preview=preview or {},
+        values=request.form,
+        tolerance=tolerance,
+        reject_reasons=list(RejectReason),
+        delay_reasons=list(DelayReason),
+        can_respond=context.can(Permission.ORDERS_RESPOND),
+        can_manage=context.can(Permission.ORDERS_MANAGE),
+        can_message=context.can(Permission.ORDERS_MESSAGE),
+        message_form=MessageForm(),
+        LineState=LineState,
+        max_deliveries=svc.MAX_DELIVERIES,
+        ChangeState=ChangeState,
+    ), status
+
+
+def _conflict(order: PurchaseOrder, exc: svc.Conflict):
+    flash(exc.message, "error")
+    return _render_order(order, status=409)
+
+
+@bp.route("/orders/<int:order_id>")
+@requires(Permission.ORDERS_VIEW)
+def order_page(order_id: int):
+    return _render_order(_order(order_id))
+
+
+@bp.route("/orders/<int:order_id>/respond", methods=["POST"])
+@requires(Permission.ORDERS_RESPOND)
+def respond(order_id: int):
+    order = _order(order_id)
+    db_sess = db_session()
+    lines = svc.order_lines(db_sess, order)
+    answers, errors = parse_answers(request.form, lines)
+    if not answers and not errors:
+        errors = {0: ["Choose an answer for at least one line."]}
+    if errors:
+        return _render_order(order, errors=errors, status=422)
+    if request.form.get("preview"):
+        # Show which answers would wait for the buyer; nothing is saved.
+        tolerance = svc.tolerance_for(db_sess, order.tenant_id, order.supplier_id)
+        by_id = {line.id: line for line in lines}
+        preview = {}
+        for answer in answers:
+            line = by_id[answer.line_id]
+            deliveries = answer.deliveries or (svc.Delivery(line.quantity, line.requested_date),)
+            outside = (
+                ["rejections always go to the buyer"]
+                if answer.action == "reject"
+                else svc.outside_tolerance(line, deliveries, answer.price, tolerance)
+            )
+            preview[line.id] = outside
+        return _render_order(order, preview=preview)
+    try:
+        result = svc.respond(
+            db_sess, order=order, answers=answers, expected_version=parse_version(request.form), actor=actor()
+        )
+    except svc.Conflict as exc:
+        return _conflict(order, exc)
+    except svc.InvalidAnswers as exc:
+        return _render_order(order, errors=exc.errors, status=422)
+    parts = []
+    if result.confirmed:
+        parts.append(f"{len(result.confirmed)} line(s) confirmed")
+    if result.pending:
+        parts.append(f"{len(result.pending)} line(s) sent to the buyer for approval")
+    flash("; ".join(parts) + ".", "success")
+    return redirect(url_for("orders.order_page", order_id=order.id))
+
+
+@bp.route("/orders/<int:order_id>/accept-all", methods=["POST"])
+@requires(Permission.ORDERS_RESPOND)
+def accept_all(order_id: int):
+    order = _order(order_id)
+    try:
+        result = svc.accept_all(db_session(), order=order, expected_version=parse_version(request.form), actor=actor())
+    except svc.Conflict as exc:
+        return _conflict(order, exc)
+    except svc.InvalidAnswers as exc:
+        return _render_order(order, errors=exc.errors, status=422)
+    flash(f"All {len(result.confirmed)} open line(s) accepted as requested.", "success")
+    return redirect(url_for("orders.order_page", order_id=order.id))
+
+
+@bp.route("/orders/<int:order_id>/lines/<int:line_id>/promise", methods=["POST"])
+@requires(Permission.ORDERS_RESPOND)
+def repromise(order_id: int, line_id: int):
+    order = _order(order_id)
+    line = _line(order, line_id)
+    prefix = f"promise-{line.id}"
+    deliveries, problems = parse_deliveries(request.form, prefix)
+    reason = parse_delay_reason(request.form.get(f"{prefix}-reason", ""))
+    if problems:
+        return _render_order(order, errors={line.id: problems}, status=422)
+    try:
+        result = svc.change_promise(
+            db_session(),
+            order=order,
+            line=line,
+            deliveries=deliveries,
+            reason_code=reason,
+            comment=request.form.get(f"{prefix}-comment", "").strip()[:2000],
+            expected_version=parse_version(request.form),
+            actor=actor(),
+        )
+    except svc.Conflict as exc:
+        return _conflict(order, exc)
+    except svc.InvalidAnswers as exc:
+        return _render_order(order, errors=exc.errors, status=422)
+    except ServiceError as exc:
+        return _render_order(order, errors={line.id: [exc.message]}, status=422)
+    if isinstance(result, ChangeRequest):
+        flash(f"Line {line.position}: the new promise is outside the tolerance and waits for the buyer.", "warning")
+    else:
+        flash(f"Line {line.position}: new promise saved.", "success")
+    return redirect(url_for("orders.order_page", order_id=order.id))
+
+
+@bp.route("/orders/<int:order_id>/ship", methods=["GET", "POST"])
+@requires(Permission.ORDERS_RESPOND)
+def ship(order_id: int):
+    order = _order(order_id)
+    db_sess = db_session()
+    form = ShipNoticeForm()
+    lines = svc.order_lines(db_sess, order)
+    available = {line.id: svc.shippable_quantity(db_sess, line) for line in lines}
+    errors: dict[int, list[str]] = {}
+    if form.validate_on_submit():
+        quantities: dict[int, Decimal] = {}
+        for line in lines:
+            raw = request.form.get(f"ship-{line.id}", "").strip()
+            if raw:
+                qty = parse_quantity(raw)
+                if qty is None:
+                    errors[line.id] = ["Enter the quantity as a number."]
+                else:
+                    quantities[line.id] = qty
+        if not errors:
+            try:
+                notice = svc.create_ship_notice(
+                    db_sess,
+                    order=order,
+                    quantities=quantities,
+                    shipment=svc.ShipmentInput(
+                        form.ship_date.data,
+                        form.expected_arrival.data,
+                        form.carrier.data or "",
+                        form.tracking_number.data or "",
+                        form.packing_slip.data or "",
+                    ),
+                    expected_version=parse_version(request.form),
+                    actor=actor(),
+                )
+            except svc.Conflict as exc:
+                flash(exc.message, "error")
+                return redirect(url_for("orders.ship", order_id=order.id))
+            except svc.InvalidAnswers as exc:
+                errors = exc.errors
+            else:
+                flash(f"Ship notice {notice.number} sent.", "success")
+                return redirect(url_for("orders.order_page", order_id=order.id))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "orders/ship.html", order=order, lines=lines, available=available, form=form, errors=errors, values=request.form
+    ), status
+
+
+@bp.route("/orders/<int:order_id>/ship-notices/<int:notice_id>/cancel", methods=["POST"])
+@requires(Permission.ORDERS_RESPOND)
+def cancel_notice(order_id: int, notice_id: int):
+    order = _order(order_id)
+    notice = (
+        db_session()
+        .execute(
+            select(ShipNotice).where(
+                ShipNotice.id == notice_id, ShipNotice.order_id == order.id, ShipNotice.tenant_id == order.tenant_id
+            )
+        )
+        .scalar_one_or_none()
+    )
+    if notice is None:
+        abort(404)
+    try:
+        svc.cancel_ship_notice(
+            db_session(), order=order, notice=notice, expected_version=parse_version(request.form), actor=actor()
+        )
+    except svc.Conflict as exc:
+        return _conflict(order, exc)
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("orders.order_page", order_id=order.id), code=303)
+    flash(f"Ship notice {notice.number} cancelled.", "success")
+    return redirect(url_for("orders.order_page", order_id=order.id))
+
+
+@bp.route("/orders/<int:order_id>/messages", methods=["POST"])
+@requires(Permission.ORDERS_MESSAGE)
+def message(order_id: int):
+    order = _order(order_id)
+    form = MessageForm()
+    if not form.validate_on_submit():
+        flash("Write a message first (at most 4,000 characters).", "error")
+        return _render_order(order, status=422)
+    db_sess = db_session()
+    db_sess.add(
+        OrderMessage(
+            tenant_id=order.tenant_id,
+            order_id=order.id,
+            author_id=current_user.id,
+            author=current_user.display_name,
+            from_supplier=ctx().is_supplier,
+            body=(form.body.data or "").strip(),
+        )
+    )
+    svc.emit(db_sess, order.tenant_id, "order.message", {"order_id": order.id})
+    return redirect(url_for("orders.order_page", order_id=order.id) + "#messages")
+
+
+# --- buyer side ---------------------------------------------------------------------
+
+
+def _request(request_id: int) -> ChangeRequest:
+    change: ChangeRequest = get_scoped_or_404(db_session(), ChangeRequest, request_id, ctx())
+    return change
+
+
+@bp.route("/change-requests/<int:request_id>/decide", methods=["POST"])
+@requires(Permission.ORDERS_MANAGE)
+def decide(request_id: int):
+    change = _request(request_id)
+    order = _order(change.order_id)
+    decision = request.form.get("decision", "")
+    if decision not in ("approve", "reject", "counter"):
+        return _render_order(order, errors={change.line_id: ["Choose approve, reject or counter."]}, status=422)
+    try:
+        svc.decide(
+            db_session(),
+            request=change,
+            order=order,
+            decision=decision,  # type: ignore[arg-type]
+            comment=request.form.get("comment", "")[:2000],
+            expected_version=parse_version(request.form),
+            actor=actor(),
+        )
+    except svc.Conflict as exc:
+        return _conflict(order, exc)
+    except svc.InvalidAnswers as exc:
+        return _render_order(order, errors=exc.errors, status=422)
+    except ServiceError as exc:
+        return _render_order(order, errors={change.line_id: [exc.message]}, status=422)
+    flash(
+        {"approve": "Change approved.", "reject": "Change rejected.", "counter": "Counter-proposal sent."}[decision],
+        "success",
+    )
+    target = request.form.get("back")
+    if target == "queue":
+        return redirect(url_for("orders.queue"))
+    return redirect(url_for("orders.order_page", order_id=order.id))
+
+
+@bp.route("/change-requests/approve", methods=["POST"])
+@requires(Permission.ORDERS_MANAGE)
+def bulk_approve():
+    ids = [int(v) for v in request.form.getlist("request_id") if v.isdigit()]
+    if not ids:
+        flash("Tick the change requests to approve.", "error")
+        return redirect(url_for("orders.queue"), code=303)
+    db_sess = db_session()
+    context = ctx()
+    changes = (
+        db_sess.execute(
+            select(ChangeRequest).where(ChangeRequest.tenant_id == context.tenant_id, ChangeRequest.id.in_(ids))
+        )
+        .scalars()
+        .all()
+    )
+    if len(changes) != len(set(ids)):
+        abort(404)
+    for change in changes:
+        order = _order(change.order_id)
+        try:
+            svc.decide(
+                db_sess,
+                request=change,
+                order=order,
+                decision="approve",
+                comment="",
+                expected_version=None,
+                actor=actor(),
+            )
+        except ServiceError as exc:
+            db_sess.rollback()
+            flash(f"Nothing approved: {order.number} line — {exc.message}", "error")
+            return redirect(url_for("orders.queue"), code=303)
+    flash(f"{len(changes)} change request(s) approved.", "success")
+    return redirect(url_for("orders.queue"))
+
+
+@bp.route("/orders/queue")
+@requires(Permission.ORDERS_MANAGE)
+def queue() -> str:
+    context = ctx()
+    db_sess = db_session()
+    changes = db_sess.execute(
+        select(
+            ChangeRequest,
+            PurchaseOrder.number,
+            PurchaseOrder.version,
+            PurchaseOrderLine.position,
+            PurchaseOrderLine.product_name,
+            PurchaseOrderLine.quantity,
+            PurchaseOrderLine.requested_date,
+            PurchaseOrderLine.unit_price,
+            Supplier.name,
+        )
+        .join(PurchaseOrder, PurchaseOrder.id == ChangeRequest.order_id)
+        .join(PurchaseOrderLine, PurchaseOrderLine.id == ChangeRequest.line_id)
+        .join(Supplier, Supplier.id == ChangeRequest.supplier_id)
+        .where(ChangeRequest.tenant_id == context.tenant_id, ChangeRequest.state == ChangeState.OPEN)
+        .order_by(ChangeRequest.created_at)
+        .limit(200)
+    ).all()
+    awaiting = db_sess.execute(
+        select(
+            PurchaseOrder.id,
+            PurchaseOrder.number,
+            PurchaseOrder.order_date,
+            PurchaseOrder.total_value,
+            PurchaseOrder.currency,
+            Supplier.name.label("supplier"),
+            User.name.label("buyer"),
+        )
+        .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
+        .outerjoin(User, User.id == PurchaseOrder.buyer_id)
+        .where(
+            PurchaseOrder.tenant_id == context.tenant_id, PurchaseOrder.state == queries.OrderState.AWAITING_RESPONSE
+        )
+        .order_by(PurchaseOrder.order_date, PurchaseOrder.id)  # the longest-waiting first
+        .limit(200)
+    ).all()
+    return render_template("orders/queue.html", changes=changes, awaiting=awaiting, today=date.today())
+
+
+def register(app):
+    app.register_blueprint(bp)
