@@ -231,6 +231,10 @@ def order_view(session: Session, order: PurchaseOrder) -> OrderView:
         ).scalars()
     )
     warehouse, supplier = session.execute(
-        select(Warehouse, Supplier).where(Warehouse.id == order.warehouse_id, Supplier.id == order.supplier_id)
+        select(Warehouse, Supplier)
+        .select_from(PurchaseOrder)
+        .join(Warehouse, Warehouse.id == PurchaseOrder.warehouse_id)
+        .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
+        .where(PurchaseOrder.id == order.id, PurchaseOrder.tenant_id == tenant)
     ).one()
     return OrderView(order, lines, schedules, ledger, requests, list(grouped.values()), messages, warehouse, supplier)

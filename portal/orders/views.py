@@ -143,6 +143,14 @@ def _conflict(order: PurchaseOrder, exc: svc.Conflict):
     return _render_order(order, status=409)
 
 
+def _stale(order: PurchaseOrder):
+    """A form opened before someone else's change: say so first, with the current values."""
+    posted = parse_version(request.form)
+    if posted is not None and posted != order.version:
+        return _conflict(order, svc.Conflict(order.version))
+    return None
+
+
 @bp.route("/orders/<int:order_id>")
 @requires(Permission.ORDERS_VIEW)
 def order_page(order_id: int):
@@ -153,6 +161,8 @@ def order_page(order_id: int):
 @requires(Permission.ORDERS_RESPOND)
 def respond(order_id: int):
     order = _order(order_id)
+    if (stale := _stale(order)) is not None:
+        return stale
     db_sess = db_session()
     lines = svc.order_lines(db_sess, order)
     answers, errors = parse_answers(request.form, lines)
@@ -196,6 +206,8 @@ def respond(order_id: int):
 @requires(Permission.ORDERS_RESPOND)
 def accept_all(order_id: int):
     order = _order(order_id)
+    if (stale := _stale(order)) is not None:
+        return stale
     try:
         result = svc.accept_all(db_session(), order=order, expected_version=parse_version(request.form), actor=actor())
     except svc.Conflict as exc:
@@ -210,6 +222,8 @@ def accept_all(order_id: int):
 @requires(Permission.ORDERS_RESPOND)
 def repromise(order_id: int, line_id: int):
     order = _order(order_id)
+    if (stale := _stale(order)) is not None:
+        return stale
     line = _line(order, line_id)
     prefix = f"promise-{line.id}"
     deliveries, problems = parse_deliveries(request.form, prefix)
@@ -293,6 +307,8 @@ def ship(order_id: int):
 @requires(Permission.ORDERS_RESPOND)
 def cancel_notice(order_id: int, notice_id: int):
     order = _order(order_id)
+    if (stale := _stale(order)) is not None:
+        return stale
     notice = (
         db_session()
         .execute(
@@ -353,6 +369,8 @@ def _request(request_id: int) -> ChangeRequest:
 def decide(request_id: int):
     change = _request(request_id)
     order = _order(change.order_id)
+    if (stale := _stale(order)) is not None:
+        return stale
     decision = request.form.get("decision", "")
     if decision not in ("approve", "reject", "counter"):
         return _render_order(order, errors={change.line_id: ["Choose approve, reject or counter."]}, status=422)

@@ -1,0 +1,303 @@
+"""Order screens through the real forms: a supplier answers, the buyer decides,
+the supplier ships; conflicts, errors next to their lines, fixed query counts."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import event, select
+
+from portal.auth.permissions import Role
+from portal.db import set_context
+from portal.orders import services as svc
+from portal.orders.models import ChangeRequest, ChangeState, LineState, OrderMessage, OrderState, PurchaseOrder
+from tests.factories import PASSWORD, make_member, make_order, make_supplier, make_tenant, make_tolerance
+from tests.helpers import PortalClient, csrf_from
+
+
+@pytest.fixture
+def trade(app, session):
+    tenant = make_tenant(session, "Northwind Orders")
+    supplier = make_supplier(session, tenant, "Acme Orders")
+    make_tolerance(session, tenant)
+    order = make_order(session, tenant, supplier, [("100", "2.50", 14), ("40", "10.00", 21), ("12", "4.00", 10)])
+    seller = make_member(session, tenant, Role.SUPPLIER_USER, supplier=supplier)
+    buyer = make_member(session, tenant, Role.BUYER)
+    supplier_client, buyer_client = PortalClient(app.test_client()), PortalClient(app.test_client())
+    supplier_client.sign_in(seller.email, PASSWORD, seller.secret)
+    buyer_client.sign_in(buyer.email, PASSWORD, buyer.secret)
+    lines = svc.order_lines(session, order)
+    return session, tenant, order, lines, supplier_client, buyer_client
+
+
+def post_form(client: PortalClient, page: str, action: str, data: dict[str, str]):  # type: ignore[no-untyped-def]
+    html = client.get(page).text
+    version = re.search(r'name="version" value="(\d+)"', html).group(1)
+    return client.post(action, {"csrf_token": csrf_from(html), "version": version, **data})
+
+
+def test_supplier_answers_line_by_line_and_buyer_approves(trade):
+    session, tenant, order, (first, second, third), seller, buyer = trade
+    page = f"/orders/{order.id}"
+    assert "Accept all as requested" in seller.get(page).text
+    late = (second.requested_date + timedelta(days=6)).isoformat()
+    answer = {
+        f"line-{first.id}-action": "change",  # split in two, inside tolerance
+        f"line-{first.id}-qty-1": "60",
+        f"line-{first.id}-date-1": first.requested_date.isoformat(),
+        f"line-{first.id}-qty-2": "40",
+        f"line-{first.id}-date-2": (first.requested_date + timedelta(days=2)).isoformat(),
+        f"line-{second.id}-action": "change",  # a later date: outside tolerance
+        f"line-{second.id}-qty-1": "40",
+        f"line-{second.id}-date-1": late,
+        f"line-{third.id}-action": "reject",
+        f"line-{third.id}-reason": "discontinued",
+        f"line-{third.id}-comment": "replaced by P-004",
+    }
+    preview = post_form(seller, page, f"/orders/{order.id}/respond", {**answer, "preview": "1"})
+    assert preview.status_code == 200
+    assert "Inside the tolerance: confirmed at once." in preview.text
+    assert "6 days after the requested date" in preview.text and "rejections always go to the buyer" in preview.text
+    session.expire_all()
+    assert session.get(PurchaseOrder, order.id).state == OrderState.AWAITING_RESPONSE  # a preview saves nothing
+    done = post_form(seller, page, f"/orders/{order.id}/respond", answer)
+    assert done.status_code == 302
+    assert "1 line(s) confirmed; 2 line(s) sent to the buyer" in seller.get(page).text
+    queue = buyer.get("/orders/queue")
+    assert queue.status_code == 200 and order.number in queue.text and "replaced by P-004" in queue.text
+    set_context(session, tenant_id=tenant.id)
+    requests = session.execute(select(ChangeRequest).where(ChangeRequest.order_id == order.id)).scalars().all()
+    html = buyer.get("/orders/queue").text
+    bulk = buyer.post(
+        "/change-requests/approve", {"csrf_token": csrf_from(html), "request_id": [str(r.id) for r in requests]}
+    )
+    assert bulk.status_code == 302
+    session.expire_all()
+    states = {line.id: line.state for line in svc.order_lines(session, session.get(PurchaseOrder, order.id))}
+    assert states == {first.id: LineState.CONFIRMED, second.id: LineState.CONFIRMED, third.id: LineState.REJECTED}
+    history = seller.get(page).text
+    assert "approved change" in history and "rejected" in history and "60 on" in history
+
+
+def test_errors_are_shown_next_to_their_line_and_nothing_is_saved(trade):
+    session, _, order, (first, second, _), seller, _ = trade
+    page = f"/orders/{order.id}"
+    response = post_form(
+        seller,
+        page,
+        f"/orders/{order.id}/respond",
+        {
+            f"line-{first.id}-action": "change",
+            f"line-{first.id}-qty-1": "abc",
+            f"line-{first.id}-date-1": "31/12/2026",
+            f"line-{second.id}-action": "change",
+            f"line-{second.id}-qty-1": "999",
+            f"line-{second.id}-date-1": second.requested_date.isoformat(),
+        },
+    )
+    assert response.status_code == 422
+    assert "Delivery 1: enter the quantity as a number." in response.text
+    assert "Delivery 1: enter the date as YYYY-MM-DD." in response.text
+    session.expire_all()
+    assert all(
+        line.state == LineState.AWAITING_RESPONSE
+        for line in svc.order_lines(session, session.get(PurchaseOrder, order.id))
+    )
+    rules = post_form(
+        seller,
+        page,
+        f"/orders/{order.id}/respond",
+        {
+            f"line-{second.id}-action": "change",
+            f"line-{second.id}-qty-1": "999",
+            f"line-{second.id}-date-1": second.requested_date.isoformat(),
+        },
+    )
+    assert rules.status_code == 422 and "You can commit at most 42" in rules.text
+    assert 'value="999"' in rules.text  # the person's input is kept
+
+
+def test_a_stale_form_gets_a_conflict_not_an_overwrite(trade):
+    _, _, order, (first, _, _), seller, _ = trade
+    page = f"/orders/{order.id}"
+    html = seller.get(page).text
+    token, stale = csrf_from(html), re.search(r'name="version" value="(\d+)"', html).group(1)
+    assert post_form(seller, page, f"/orders/{order.id}/accept-all", {}).status_code == 302
+    again = seller.post(
+        f"/orders/{order.id}/respond", {"csrf_token": token, "version": stale, f"line-{first.id}-action": "accept"}
+    )
+    assert again.status_code == 409 and "changed since you opened it" in again.text
+
+
+def test_repromise_ship_and_cancel_notice(trade):
+    session, _, order, (first, second, _third), seller, _buyer = trade
+    page = f"/orders/{order.id}"
+    post_form(seller, page, f"/orders/{order.id}/accept-all", {})
+    new_date = (first.requested_date + timedelta(days=1)).isoformat()
+    missing_reason = post_form(
+        seller,
+        page,
+        f"/orders/{order.id}/lines/{first.id}/promise",
+        {f"promise-{first.id}-qty-1": "100", f"promise-{first.id}-date-1": new_date},
+    )
+    assert missing_reason.status_code == 422 and "Choose a reason" in missing_reason.text
+    ok = post_form(
+        seller,
+        page,
+        f"/orders/{order.id}/lines/{first.id}/promise",
+        {
+            f"promise-{first.id}-qty-1": "100",
+            f"promise-{first.id}-date-1": new_date,
+            f"promise-{first.id}-reason": "transport",
+        },
+    )
+    assert ok.status_code == 302
+    ship_page = f"/orders/{order.id}/ship"
+    too_much = post_form(
+        seller,
+        ship_page,
+        ship_page,
+        {
+            f"ship-{first.id}": "150",
+            "ship_date": date.today().isoformat(),
+            "expected_arrival": (date.today() + timedelta(days=2)).isoformat(),
+        },
+    )
+    assert too_much.status_code == 422 and "At most 100" in too_much.text
+    sent = post_form(
+        seller,
+        ship_page,
+        ship_page,
+        {
+            f"ship-{first.id}": "100",
+            f"ship-{second.id}": "10",
+            "ship_date": date.today().isoformat(),
+            "expected_arrival": (date.today() + timedelta(days=2)).isoformat(),
+            "carrier": "DHL",
+            "tracking_number": "T1",
+        },
+    )
+    assert sent.status_code == 302
+    html = seller.get(page).text
+    assert f"{order.number}-ASN1" in html and "partially shipped" in html
+    notice_id = re.search(r"/ship-notices/(\d+)/cancel", html).group(1)
+    cancelled = post_form(seller, page, f"/orders/{order.id}/ship-notices/{notice_id}/cancel", {})
+    assert cancelled.status_code == 302
+    session.expire_all()
+    assert session.get(type(first), first.id).shipped_quantity == 0
+
+
+def test_buyer_counters_and_messages_are_exchanged(trade):
+    session, tenant, order, (first, _, _), seller, buyer = trade
+    page = f"/orders/{order.id}"
+    post_form(
+        seller,
+        page,
+        f"/orders/{order.id}/respond",
+        {f"line-{first.id}-action": "accept", f"line-{first.id}-price": "2.90"},
+    )
+    set_context(session, tenant_id=tenant.id)
+    request_id = session.execute(select(ChangeRequest.id).where(ChangeRequest.line_id == first.id)).scalar_one()
+    no_comment = post_form(buyer, page, f"/change-requests/{request_id}/decide", {"decision": "counter"})
+    assert no_comment.status_code == 422 and "comment is required" in no_comment.text
+    countered = post_form(
+        buyer, page, f"/change-requests/{request_id}/decide", {"decision": "counter", "comment": "2.60 at most"}
+    )
+    assert countered.status_code == 302
+    session.expire_all()
+    assert session.get(ChangeRequest, request_id).state == ChangeState.COUNTERED
+    assert "2.60 at most" in seller.get(page).text
+    html = seller.get(page).text
+    sent = seller.post(f"/orders/{order.id}/messages", {"csrf_token": csrf_from(html), "body": "Can do 2.70?"})
+    assert sent.status_code == 302
+    assert "Can do 2.70?" in buyer.get(page).text
+    assert session.execute(select(OrderMessage.from_supplier)).scalar_one() is True
+
+
+def test_inbox_tabs_filters_and_search(trade, session):
+    _, tenant, order, _, seller, buyer = trade
+    supplier_id = order.supplier_id
+    others = [
+        make_order(
+            session,
+            tenant,
+            session.get(type(order), order.id).__class__
+            and __import__("portal.suppliers.models", fromlist=["Supplier"]).Supplier.__call__
+            and make_supplier(session, tenant),
+        )
+        for _ in range(0)
+    ]
+    assert others == []
+    inbox = seller.get("/orders")
+    assert inbox.status_code == 200 and order.number in inbox.text
+    assert re.search(r"Needs response <span class=\"count\">1</span>", inbox.text)
+    assert order.number not in seller.get("/orders?tab=closed").text
+    assert order.number in seller.get(f"/orders?tab=all&q={order.number[:4]}").text
+    assert order.number in seller.get("/orders?tab=all&q=P-002").text
+    assert order.number not in seller.get("/orders?tab=all&q=NOPE").text
+    assert buyer.get(f"/orders?tab=all&supplier={supplier_id}").status_code == 200
+    assert buyer.get("/orders?tab=bogus&sort=bogus&due_from=nope&page=x").status_code == 200
+
+
+@contextmanager
+def count_queries(engine):  # type: ignore[no-untyped-def]
+    statements: list[str] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+def test_inbox_and_order_page_issue_a_fixed_number_of_queries(app, session):
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    seller = make_member(session, tenant, Role.SUPPLIER_ADMIN, supplier=supplier)
+    client = PortalClient(app.test_client())
+    client.sign_in(seller.email, PASSWORD, seller.secret)
+    small = make_order(session, tenant, supplier, [("5", "1", 5)])
+    engine = app.extensions["portal.db"].engine
+    with count_queries(engine) as few:
+        assert client.get("/orders?tab=all").status_code == 200
+    with count_queries(engine) as few_page:
+        assert client.get(f"/orders/{small.id}").status_code == 200
+    big = make_order(session, tenant, supplier, [(str(n + 1), "1", 5 + n) for n in range(20)])
+    svc.accept_all(session, order=big, expected_version=None, actor=svc_actor())
+    for _ in range(30):
+        make_order(session, tenant, supplier, [("1", "1", 3)])
+    with count_queries(engine) as many:
+        assert client.get("/orders?tab=all").status_code == 200
+    with count_queries(engine) as many_page:
+        assert client.get(f"/orders/{big.id}").status_code == 200
+    assert len(many) == len(few)
+    assert len(many_page) == len(few_page)
+
+
+def svc_actor():  # type: ignore[no-untyped-def]
+    from portal.auth.services import Actor
+
+    return Actor(None, "test", "")
+
+
+def test_decimal_quantities_round_trip(trade):
+    _, _, order, (first, _, _), seller, _ = trade
+    page = f"/orders/{order.id}"
+    done = post_form(
+        seller,
+        page,
+        f"/orders/{order.id}/respond",
+        {
+            f"line-{first.id}-action": "change",
+            f"line-{first.id}-qty-1": "95,5",
+            f"line-{first.id}-date-1": first.requested_date.isoformat(),
+        },
+    )
+    assert done.status_code == 302
+    assert "95.5 on" in seller.get(page).text
