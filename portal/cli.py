@@ -142,6 +142,28 @@ def register_cli(app: Flask) -> None:
             )
         click.echo(link)
 
+    @app.cli.command("import-orders")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--tenant", "tenant_slug", required=True)
+    def import_orders_command(path: str, tenant_slug: str) -> None:
+        """Import purchase orders from a CSV file (all or nothing; errors name their rows)."""
+        from pathlib import Path
+
+        from portal.orders import intake
+
+        rows, problems = intake.read_csv(Path(path).read_bytes())
+        if problems:
+            raise click.ClickException(" ".join(problems))
+        with _db().transaction() as session:
+            tenant = _tenant(session, tenant_slug)
+            set_context(session, tenant_id=tenant.id)
+            result = intake.import_orders(session, tenant_id=tenant.id, rows=rows, actor=CLI_ACTOR, buyer_id=None)
+            if result.errors:
+                for error in result.errors:
+                    click.echo(error, err=True)
+                raise click.ClickException(f"nothing imported: {len(result.errors)} row(s) have problems")
+        click.echo(f"{len(result.orders)} order(s) with {result.lines} line(s) imported")
+
     @app.cli.command("audit-verify")
     def audit_verify() -> None:
         """Recompute every audit hash chain; exit 1 naming the first broken row."""

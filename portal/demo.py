@@ -175,5 +175,126 @@ def seed_demo(session: Session) -> list[tuple[str, str, str]]:
             )
         where = f"{tenant.name}" + (f" / supplier {supplier_code}" if supplier_code else "")
         printed.append((email, f"{role.label} at {where}", user.totp_secret or ""))
+    for slug in ("northwind", "harbor"):
+        tenant = tenants[slug]
+        set_context(session, tenant_id=tenant.id)
+        buyer = session.execute(
+            select(User).where(
+                User.email == ("buyer@northwind.example" if slug == "northwind" else "admin@harbor.example")
+            )
+        ).scalar_one()
+        seed_orders(session, tenant, buyer.id)
     set_context(session, tenant_id=None)
     return printed
+
+
+PRODUCTS = [
+    ("M8-40-ZN", "Hex bolt M8x40 zinc", "2.40"),
+    ("M10-60-A2", "Hex bolt M10x60 A2", "0.95"),
+    ("WS-8-ZN", "Washer 8 mm zinc", "0.04"),
+    ("NUT-M8", "Hex nut M8", "0.06"),
+    ("BRG-6204", "Ball bearing 6204", "3.80"),
+    ("VLV-25", "Ball valve 1 inch", "14.50"),
+    ("CBL-3G15", "Cable 3G1.5 per m", "0.72"),
+    ("GLV-L", "Work gloves L", "1.90"),
+]
+
+
+def seed_orders(session: Session, tenant: Tenant, buyer_id: int) -> None:
+    """A few dozen orders in every state, answered through the real services (once)."""
+    from datetime import date, timedelta
+    from decimal import Decimal
+
+    from portal.auth.services import Actor
+    from portal.orders import services as svc
+    from portal.orders.models import PurchaseOrder, PurchaseOrderLine, TolerancePolicy
+
+    if session.execute(select(PurchaseOrder.id).where(PurchaseOrder.tenant_id == tenant.id).limit(1)).first():
+        return
+    session.add(
+        TolerancePolicy(
+            tenant_id=tenant.id,
+            supplier_id=None,
+            quantity_under_pct=Decimal("5"),
+            quantity_over_pct=Decimal("5"),
+            days_earlier=3,
+            days_later=2,
+            price_pct=Decimal("0"),
+        )
+    )
+    warehouses = (
+        session.execute(select(Warehouse).where(Warehouse.tenant_id == tenant.id).order_by(Warehouse.id))
+        .scalars()
+        .all()
+    )
+    suppliers = (
+        session.execute(select(Supplier).where(Supplier.tenant_id == tenant.id).order_by(Supplier.id)).scalars().all()
+    )
+    actor = Actor(None, "demo", "")
+    today = date.today()
+    number = 0
+    for s_index, supplier in enumerate(suppliers[:8]):
+        for o_index in range(4 if supplier.code == "ACME" else 2):
+            number += 1
+            warehouse = warehouses[(s_index + o_index) % len(warehouses)]
+            ordered = today - timedelta(days=(number * 3) % 20)
+            order = PurchaseOrder(
+                tenant_id=tenant.id,
+                company_id=warehouse.company_id,
+                warehouse_id=warehouse.id,
+                supplier_id=supplier.id,
+                buyer_id=buyer_id,
+                number=f"{tenant.slug[:2].upper()}-PO{4500 + number}",
+                currency="EUR",
+                order_date=ordered,
+            )
+            session.add(order)
+            session.flush()
+            total = Decimal("0")
+            for position in range(1, 2 + (number % 4)):
+                code, name, price = PRODUCTS[(number + position) % len(PRODUCTS)]
+                quantity = Decimal(50 * position + 10 * (number % 5))
+                session.add(
+                    PurchaseOrderLine(
+                        tenant_id=tenant.id,
+                        order_id=order.id,
+                        supplier_id=supplier.id,
+                        position=position,
+                        product_code=code,
+                        product_name=name,
+                        quantity=quantity,
+                        unit="pc",
+                        unit_price=Decimal(price),
+                        requested_date=ordered + timedelta(days=7 + 5 * position),
+                    )
+                )
+                total += quantity * Decimal(price)
+            order.total_value = total
+            session.flush()
+            lines = svc.order_lines(session, order)
+            order.due_date = min(line.requested_date for line in lines)
+            stage = number % 4
+            if stage >= 1:  # answered: one line late outside tolerance goes to the buyer
+                answers = [svc.LineAnswer(lines[0].id, "accept")] + [
+                    svc.LineAnswer(
+                        line.id,
+                        "change",
+                        (svc.Delivery(line.quantity, line.requested_date + timedelta(days=6 if stage == 1 else 1)),),
+                    )
+                    for line in lines[1:]
+                ]
+                svc.respond(session, order=order, answers=answers, expected_version=None, actor=actor)
+            if stage >= 2 and lines[0].state.value == "confirmed":
+                svc.create_ship_notice(
+                    session,
+                    order=order,
+                    quantities={lines[0].id: lines[0].quantity},
+                    shipment=svc.ShipmentInput(today, today + timedelta(days=2), "DHL", f"JD{number:06d}"),
+                    expected_version=None,
+                    actor=actor,
+                )
+            if stage == 3:
+                svc.record_receipt(
+                    session, order=order, line=lines[0], quantity=lines[0].quantity, received_on=today, actor=actor
+                )
+    session.flush()

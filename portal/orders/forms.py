@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from werkzeug.datastructures import MultiDict
 from wtforms import DateField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
@@ -112,3 +113,7 @@ class ShipNoticeForm(FlaskForm):
 
 class MessageForm(FlaskForm):
     body = TextAreaField("Message", validators=[DataRequired("Write a message."), Length(max=4000)])
+
+
+class ImportForm(FlaskForm):
+    file = FileField("CSV file", validators=[FileRequired("Choose a CSV file.")])

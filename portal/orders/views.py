@@ -16,9 +16,10 @@ from portal.auth.models import User
 from portal.auth.permissions import Permission
 from portal.auth.services import ServiceError
 from portal.auth.views import actor
-from portal.orders import queries
+from portal.orders import intake, queries
 from portal.orders import services as svc
 from portal.orders.forms import (
+    ImportForm,
     MessageForm,
     ShipNoticeForm,
     parse_answers,
@@ -481,6 +482,26 @@ def queue() -> str:
         .limit(200)
     ).all()
     return render_template("orders/queue.html", changes=changes, awaiting=awaiting, today=date.today())
+
+
+@bp.route("/orders/import", methods=["GET", "POST"])
+@requires(Permission.ORDERS_MANAGE)
+def import_orders():
+    form = ImportForm()
+    result = None
+    if form.validate_on_submit():
+        rows, problems = intake.read_csv(form.file.data.read())
+        if problems:
+            form.file.errors = problems
+        else:
+            result = intake.import_orders(
+                db_session(), tenant_id=ctx().tenant_id, rows=rows, actor=actor(), buyer_id=current_user.id
+            )
+            if not result.errors:
+                flash(f"{len(result.orders)} order(s) with {result.lines} line(s) imported.", "success")
+                return redirect(url_for("orders.inbox", tab="needs_response"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("orders/import.html", form=form, result=result, columns=intake.COLUMNS), status
 
 
 def register(app):

@@ -1,0 +1,81 @@
+"""Order intake from CSV: through the buyer's form and the CLI; all or nothing."""
+
+from __future__ import annotations
+
+import io
+
+from sqlalchemy import func, select
+
+from portal.auth.permissions import Role
+from portal.db import set_context
+from portal.orders.models import PurchaseOrder, PurchaseOrderLine
+from tests.conftest import tenant_session
+from tests.factories import PASSWORD, make_company_with_warehouse, make_member, make_supplier, make_tenant
+from tests.helpers import PortalClient, csrf_from
+
+HEADER = (
+    "order_number,supplier_code,warehouse_code,order_date,currency,line,product_code,product_name,"
+    "supplier_product_code,quantity,unit,unit_price,requested_date\n"
+)
+
+
+def csv_for(supplier_code: str, warehouse_code: str, bad_row: bool = False) -> bytes:
+    rows = [
+        f"PO-1,{supplier_code},{warehouse_code},2026-11-20,EUR,1,P-1,Bolt,AC-1,100,pc,2.50,2026-12-05",
+        f"PO-1,{supplier_code},{warehouse_code},2026-11-20,EUR,2,P-2,Nut,,40,pc,0.10,2026-12-10",
+        f"PO-2,{supplier_code},{warehouse_code},2026-11-21,EUR,1,P-3,Washer,,1000,pc,0.02,2026-12-01",
+    ]
+    if bad_row:
+        rows.append(f"PO-3,NOPE,{warehouse_code},2026-13-01,EUR,x,P-4,Pin,,-5,pc,1,2026-12-01")
+    return (HEADER + "\n".join(rows) + "\n").encode()
+
+
+def test_buyer_imports_orders_and_a_bad_row_refuses_the_whole_file(app, session):
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    _, warehouse = make_company_with_warehouse(session, tenant)
+    buyer = make_member(session, tenant, Role.BUYER)
+    client = PortalClient(app.test_client())
+    client.sign_in(buyer.email, PASSWORD, buyer.secret)
+
+    def upload(data: bytes):  # type: ignore[no-untyped-def]
+        token = csrf_from(client.get("/orders/import").text)
+        return client.client.post(
+            "/orders/import",
+            data={"csrf_token": token, "file": (io.BytesIO(data), "po.csv")},
+            content_type="multipart/form-data",
+        )
+
+    refused = upload(csv_for(supplier.code, warehouse.code, bad_row=True))
+    assert refused.status_code == 422 and "Nothing was imported." in refused.text
+    assert "Row 5: no supplier with code &#39;NOPE&#39;" in refused.text
+    assert "order_date must be YYYY-MM-DD" in refused.text and "quantity must be a number above zero" in refused.text
+    set_context(session, tenant_id=tenant.id)
+    assert session.execute(select(func.count()).select_from(PurchaseOrder)).scalar_one() == 0
+    assert upload(b"\xff\xfe not text").status_code == 422
+    done = upload(csv_for(supplier.code, warehouse.code))
+    assert done.status_code == 302
+    orders = session.execute(select(PurchaseOrder).order_by(PurchaseOrder.number)).scalars().all()
+    assert [o.number for o in orders] == ["PO-1", "PO-2"] and orders[0].buyer_id == buyer.user.id
+    assert str(orders[0].total_value) == "254.0000" and str(orders[0].due_date) == "2026-12-05"
+    assert session.execute(select(func.count()).select_from(PurchaseOrderLine)).scalar_one() == 3
+    again = upload(csv_for(supplier.code, warehouse.code))
+    assert again.status_code == 422 and "order PO-1 exists already" in again.text
+
+
+def test_cli_import(committed_app, committed_db, tmp_path):
+    with tenant_session(committed_db, None) as s:
+        tenant = make_tenant(s)
+        supplier = make_supplier(s, tenant)
+        _, warehouse = make_company_with_warehouse(s, tenant)
+        slug, code, wcode, tenant_id = tenant.slug, supplier.code, warehouse.code, tenant.id
+    bad, good = tmp_path / "bad.csv", tmp_path / "good.csv"
+    bad.write_bytes(csv_for(code, wcode, bad_row=True))
+    good.write_bytes(csv_for(code, wcode))
+    runner = committed_app.test_cli_runner()
+    refused = runner.invoke(args=["import-orders", str(bad), "--tenant", slug])
+    assert refused.exit_code != 0 and "Row 5" in refused.output
+    done = runner.invoke(args=["import-orders", str(good), "--tenant", slug])
+    assert done.exit_code == 0 and "2 order(s) with 3 line(s) imported" in done.output
+    with tenant_session(committed_db, tenant_id) as s:
+        assert s.execute(select(func.count()).select_from(PurchaseOrder)).scalar_one() == 2
