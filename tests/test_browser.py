@@ -132,3 +132,81 @@ def test_supplier_accepts_invitation_enrols_signs_in_and_switches_customer(
     page.click("button[type=submit]")
     assert "used already" in page.inner_text(".error")
     page.screenshot(path=str(committed_app.instance_path) + "/browser-replay.png")
+
+
+def sign_in_browser(page, base: str, email: str, password: str, code: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{base}/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/login/verify")
+    page.fill("#code", code)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+def test_supplier_answers_buyer_approves_supplier_ships(live_server, browser, committed_db):
+    from datetime import timedelta
+
+    from portal.orders import services as svc
+    from tests.factories import PASSWORD, make_order, make_tolerance
+
+    with tenant_session(committed_db, None) as s:
+        tenant = make_tenant(s, "Northwind Journey")
+        supplier = make_supplier(s, tenant, "Acme Journey")
+        make_tolerance(s, tenant)
+        order = make_order(s, tenant, supplier, [("100", "2.50", 14), ("40", "10.00", 21), ("12", "4.00", 10)])
+        seller = make_member(s, tenant, Role.SUPPLIER_USER, supplier=supplier)
+        buyer = make_member(s, tenant, Role.BUYER)
+        first, second, third = svc.order_lines(s, order)
+        ids = (first.id, second.id, third.id)
+        split_date = (first.requested_date + timedelta(days=1)).isoformat()
+        late = (third.requested_date + timedelta(days=8)).isoformat()
+        order_id, number = order.id, order.number
+        seller_email, seller_secret, buyer_email, buyer_secret = seller.email, seller.secret, buyer.email, buyer.secret
+
+    page = browser.new_page()
+    sign_in_browser(page, live_server, seller_email, PASSWORD, code_at(seller_secret, 0))
+    page.click("nav.mainnav >> text=Orders")
+    page.click(f"text={number}")
+    # Line 1: split into 60 + 40.
+    page.check(f"input[name=line-{ids[0]}-action][value=change]")
+    page.click(f"#answer-{ids[0]} summary")
+    page.fill(f"input[name=line-{ids[0]}-qty-1]", "60")
+    page.fill(f"input[name=line-{ids[0]}-qty-2]", "40")
+    page.fill(f"input[name=line-{ids[0]}-date-2]", split_date)
+    # Line 2: reject.
+    page.check(f"input[name=line-{ids[1]}-action][value=reject]")
+    page.select_option(f"select[name=line-{ids[1]}-reason]", "discontinued")
+    # Line 3: a date outside the tolerance.
+    page.check(f"input[name=line-{ids[2]}-action][value=change]")
+    page.click(f"#answer-{ids[2]} summary")
+    page.fill(f"input[name=line-{ids[2]}-date-1]", late)
+    page.click("text=Check against the tolerance")
+    assert "Inside the tolerance" in page.inner_text(f"#answer-{ids[0]}")
+    assert "8 days after the requested date" in page.inner_text(f"#answer-{ids[2]}")
+    page.click("text=Submit answers")
+    assert "1 line(s) confirmed; 2 line(s) sent to the buyer" in page.inner_text(".flash")
+    page.click("text=Sign out")
+
+    sign_in_browser(page, live_server, buyer_email, PASSWORD, code_at(buyer_secret, 0))
+    page.click("nav.mainnav >> text=Response queue")
+    assert page.locator("input[name=request_id]").count() == 2
+    for box in page.locator("input[name=request_id]").all():
+        box.check()
+    page.click("text=Approve the ticked requests")
+    assert "2 change request(s) approved." in page.inner_text(".flash")
+    page.click("text=Sign out")
+
+    sign_in_browser(page, live_server, seller_email, PASSWORD, code_at(seller_secret, 1))
+    page.goto(f"{live_server}/orders/{order_id}")
+    lines_table = page.inner_text("section.card:has(h2:text('Lines'))")
+    assert "rejected" in lines_table and late in lines_table
+    page.click("text=Send a ship notice")
+    page.fill(f"input[name=ship-{ids[0]}]", "60")
+    page.fill("#ship_date", split_date)
+    page.fill("#expected_arrival", late)
+    page.fill("#carrier", "DHL")
+    page.click("text=Send ship notice")
+    assert f"Ship notice {number}-ASN1 sent." in page.inner_text(".flash")
+    assert "partially shipped" in page.inner_text("section.card:has(h2:text('Lines'))")
