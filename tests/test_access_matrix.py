@@ -111,6 +111,7 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "orders.decide": (perm(P.ORDERS_MANAGE), ("POST",), ids("request_id")),
     "orders.bulk_approve": (perm(P.ORDERS_MANAGE), ("POST",), None),
     "orders.import_orders": (perm(P.ORDERS_MANAGE), ("GET", "POST"), None),
+    "orders.exceptions": (perm(P.ORDERS_MANAGE), ("GET",), None),
     # Registered only in demo mode with the database mail backend (never in production).
     "devmail.mailbox": (PUBLIC, ("GET",), None),
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import event, select
@@ -301,3 +302,52 @@ def test_decimal_quantities_round_trip(trade):
     )
     assert done.status_code == 302
     assert "95.5 on" in seller.get(page).text
+
+
+def test_exceptions_are_ranked_by_value_at_risk(app, session):
+    from portal.orders.models import DeliverySchedule
+
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    make_tolerance(session, tenant, days_later=30)
+    buyer = make_member(session, tenant, Role.BUYER)
+    actor = svc_actor()
+    old = make_order(session, tenant, supplier, [("10", "1.00", 3)], order_date=date.today() - timedelta(days=10))
+    risky = make_order(session, tenant, supplier, [("100", "5.00", 10)])
+    late = make_order(session, tenant, supplier, [("50", "3.00", 2)], order_date=date.today() - timedelta(days=20))
+    fine = make_order(session, tenant, supplier, [("5", "1.00", 10)])
+    svc.accept_all(session, order=fine, expected_version=None, actor=actor)
+    (risky_line,) = svc.order_lines(session, risky)
+    svc.respond(
+        session,
+        order=risky,
+        expected_version=None,
+        actor=actor,
+        answers=[
+            svc.LineAnswer(
+                risky_line.id, "change", (svc.Delivery(Decimal("100"), risky_line.requested_date + timedelta(days=5)),)
+            )
+        ],
+    )
+    svc.accept_all(session, order=late, expected_version=None, actor=actor)
+    (late_line,) = svc.order_lines(session, late)
+    svc.record_receipt(
+        session, order=late, line=late_line, quantity=Decimal("20"), received_on=date.today(), actor=actor
+    )
+    assert (
+        session.execute(
+            select(DeliverySchedule.promised_date).where(
+                DeliverySchedule.line_id == late_line.id, DeliverySchedule.active.is_(True)
+            )
+        ).scalar_one()
+        < date.today()
+    )
+    client = PortalClient(app.test_client())
+    client.sign_in(buyer.email, PASSWORD, buyer.secret)
+    page = client.get("/orders/exceptions").text
+    positions = [page.index(o.number) for o in (risky, late, old)]
+    assert positions == sorted(positions)  # 500 at risk, then 90, then 10
+    assert fine.number not in page
+    assert late.number in client.get("/orders/exceptions?kind=partially_received").text
+    assert old.number in client.get("/orders/exceptions?kind=unconfirmed").text
+    assert risky.number not in client.get("/orders/exceptions?kind=late").text

@@ -238,3 +238,97 @@ def order_view(session: Session, order: PurchaseOrder) -> OrderView:
         .where(PurchaseOrder.id == order.id, PurchaseOrder.tenant_id == tenant)
     ).one()
     return OrderView(order, lines, schedules, ledger, requests, list(grouped.values()), messages, warehouse, supplier)
+
+
+EXCEPTION_KINDS = {
+    "late": "Late",
+    "at_risk": "At risk",
+    "partially_received": "Partially received",
+    "unconfirmed": "Unconfirmed",
+}
+
+
+@dataclass
+class ExceptionFilters:
+    kind: str = ""
+    supplier_id: int | None = None
+    company_id: int | None = None
+    warehouse_id: int | None = None
+
+
+def exceptions(
+    session: Session, context: PortalContext, filters: ExceptionFilters, today: date, unconfirmed_after_days: int
+) -> list[Any]:
+    """Open lines that need the buyer, with their kinds, ranked by value at risk (one query).
+
+    late: an active promise date has passed and the line is not fully received;
+    at_risk: a promise is later than the requested date; partially_received: received
+    some but not all; unconfirmed: still unanswered N days after the order date.
+    """
+    from datetime import timedelta
+
+    from portal.orders.models import LineState
+
+    line = PurchaseOrderLine
+    open_states = (
+        LineState.CONFIRMED,
+        LineState.PARTIALLY_SHIPPED,
+        LineState.SHIPPED,
+        LineState.PARTIALLY_RECEIVED,
+        LineState.CHANGES_PENDING,
+    )
+    promises = select(DeliverySchedule.id).where(
+        DeliverySchedule.line_id == line.id,
+        DeliverySchedule.active.is_(True),
+        DeliverySchedule.tenant_id == context.tenant_id,
+    )
+    late = and_(
+        line.state.in_(open_states),
+        line.received_quantity < line.quantity,
+        promises.where(DeliverySchedule.promised_date < today).exists(),
+    )
+    at_risk = and_(
+        line.state.in_(open_states),
+        line.received_quantity < line.quantity,
+        promises.where(DeliverySchedule.promised_date > line.requested_date).exists(),
+    )
+    partial = line.state == LineState.PARTIALLY_RECEIVED
+    unconfirmed = and_(
+        line.state == LineState.AWAITING_RESPONSE,
+        PurchaseOrder.order_date <= today - timedelta(days=unconfirmed_after_days),
+    )
+    kinds = {"late": late, "at_risk": at_risk, "partially_received": partial, "unconfirmed": unconfirmed}
+    value_at_risk = (line.quantity - line.received_quantity) * line.unit_price
+    stmt = (
+        select(
+            line.id,
+            line.position,
+            line.product_code,
+            line.product_name,
+            line.quantity,
+            line.received_quantity,
+            line.requested_date,
+            line.state,
+            PurchaseOrder.id.label("order_id"),
+            PurchaseOrder.number,
+            PurchaseOrder.currency,
+            Supplier.name.label("supplier"),
+            Warehouse.name.label("warehouse"),
+            value_at_risk.label("value_at_risk"),
+            *[cond.label(name) for name, cond in kinds.items()],
+        )
+        .join(PurchaseOrder, PurchaseOrder.id == line.order_id)
+        .join(Supplier, Supplier.id == line.supplier_id)
+        .join(Warehouse, Warehouse.id == PurchaseOrder.warehouse_id)
+        .where(line.tenant_id == context.tenant_id)
+        .where(kinds[filters.kind] if filters.kind in kinds else or_(*kinds.values()))
+        .order_by(value_at_risk.desc(), line.id)
+        .limit(200)
+    )
+    if filters.supplier_id:
+        stmt = stmt.where(line.supplier_id == filters.supplier_id)
+    if filters.warehouse_id:
+        stmt = stmt.where(PurchaseOrder.warehouse_id == filters.warehouse_id)
+    if filters.company_id:
+        stmt = stmt.where(PurchaseOrder.company_id == filters.company_id)
+    return list(session.execute(stmt).all())

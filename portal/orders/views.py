@@ -41,7 +41,7 @@ from portal.orders.models import (
     ShipNotice,
 )
 from portal.suppliers.models import Supplier
-from portal.tenancy.models import Warehouse
+from portal.tenancy.models import Company, Tenant, Warehouse
 from portal.web import db_session
 
 bp = Blueprint("orders", __name__, template_folder="templates")
@@ -482,6 +482,36 @@ def queue() -> str:
         .limit(200)
     ).all()
     return render_template("orders/queue.html", changes=changes, awaiting=awaiting, today=date.today())
+
+
+@bp.route("/orders/exceptions")
+@requires(Permission.ORDERS_MANAGE)
+def exceptions() -> str:
+    context = ctx()
+    db_sess = db_session()
+    filters = queries.ExceptionFilters(
+        kind=request.args.get("kind", "") if request.args.get("kind") in queries.EXCEPTION_KINDS else "",
+        supplier_id=_int_arg("supplier"),
+        company_id=_int_arg("company"),
+        warehouse_id=_int_arg("warehouse"),
+    )
+    tenant = db_sess.get(Tenant, context.tenant_id)
+    assert tenant is not None
+    rows = queries.exceptions(db_sess, context, filters, date.today(), tenant.unconfirmed_after_days)
+    choices = {
+        name: db_sess.execute(
+            select(model.id, model.name).where(model.tenant_id == context.tenant_id).order_by(model.name)
+        ).all()
+        for name, model in (("suppliers", Supplier), ("companies", Company), ("warehouses", Warehouse))
+    }
+    return render_template(
+        "orders/exceptions.html",
+        rows=rows,
+        filters=filters,
+        kinds=queries.EXCEPTION_KINDS,
+        days=tenant.unconfirmed_after_days,
+        **choices,
+    )
 
 
 @bp.route("/orders/import", methods=["GET", "POST"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, BigID, TenantOwned, utcnow
@@ -29,6 +29,8 @@ class Tenant(Base):
         Enum(MfaPolicy, native_enum=False, length=40, values_callable=lambda e: [m.value for m in e]),
         default=MfaPolicy.REQUIRED_FOR_ALL,
     )
+    # An order line still unanswered this many days after the order date is an exception.
+    unconfirmed_after_days: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
