@@ -68,6 +68,13 @@ def token(world: World, side: str, who: str) -> dict[str, Any]:
     return {"token": "not-a-valid-token"}
 
 
+def csv_format(world: World, side: str, who: str) -> dict[str, Any]:
+    return {"fmt": "csv"}
+
+
+NOT_OBJECT_IDS = (None, token, csv_format)
+
+
 # endpoint -> (declared access, methods, URL parameter builder)
 MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "static": (PUBLIC, ("GET",), lambda w, s, r: {"filename": "app.css"}),
@@ -112,6 +119,9 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "orders.bulk_approve": (perm(P.ORDERS_MANAGE), ("POST",), None),
     "orders.import_orders": (perm(P.ORDERS_MANAGE), ("GET", "POST"), None),
     "orders.exceptions": (perm(P.ORDERS_MANAGE), ("GET",), None),
+    "orders.spreadsheet_download": (perm(P.ORDERS_RESPOND), ("GET",), csv_format),
+    "orders.spreadsheet_upload": (perm(P.ORDERS_RESPOND), ("GET", "POST"), None),
+    "orders.spreadsheet_apply": (perm(P.ORDERS_RESPOND), ("POST",), None),
     # Registered only in demo mode with the database mail backend (never in production).
     "devmail.mailbox": (PUBLIC, ("GET",), None),
 }
@@ -281,7 +291,7 @@ def test_each_role_gets_what_the_matrix_says(app, session, world, endpoint):
 
 
 # Routes that take the id of a tenant-owned (or person-owned) object.
-OBJECT_ROUTES = sorted(k for k, v in MATRIX.items() if v[2] not in (None, token) and k != "static")
+OBJECT_ROUTES = sorted(k for k, v in MATRIX.items() if v[2] not in NOT_OBJECT_IDS and k != "static")
 
 
 def request_as(client, method: str, target: str):  # type: ignore[no-untyped-def]

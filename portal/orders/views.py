@@ -8,7 +8,9 @@ from decimal import Decimal
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 
 from portal.auth.access import get_scoped_or_404, requires
 from portal.auth.admin_views import ctx
@@ -16,7 +18,7 @@ from portal.auth.models import User
 from portal.auth.permissions import Permission
 from portal.auth.services import ServiceError
 from portal.auth.views import actor
-from portal.orders import intake, queries
+from portal.orders import intake, queries, spreadsheet
 from portal.orders import services as svc
 from portal.orders.forms import (
     ImportForm,
@@ -42,7 +44,7 @@ from portal.orders.models import (
 )
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Company, Tenant, Warehouse
-from portal.web import db_session
+from portal.web import db_session, secret_key
 
 bp = Blueprint("orders", __name__, template_folder="templates")
 
@@ -482,6 +484,75 @@ def queue() -> str:
         .limit(200)
     ).all()
     return render_template("orders/queue.html", changes=changes, awaiting=awaiting, today=date.today())
+
+
+def _supplier_context():
+    context = ctx()
+    if context.supplier_id is None:
+        abort(404)
+    return context
+
+
+@bp.route("/orders/spreadsheet.<any(csv, xlsx):fmt>")
+@requires(Permission.ORDERS_RESPOND)
+def spreadsheet_download(fmt: str) -> Response:
+    context = _supplier_context()
+    rows = spreadsheet.export_rows(db_session(), context)
+    body = spreadsheet.to_csv(rows) if fmt == "csv" else spreadsheet.to_xlsx(rows)
+    mimetype = "text/csv" if fmt == "csv" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    name = f"open-lines-{date.today().isoformat()}.{fmt}"
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _rows_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(secret_key(), salt=f"spreadsheet:{current_user.id}:{ctx().membership_id}")
+
+
+@bp.route("/orders/spreadsheet", methods=["GET", "POST"])
+@requires(Permission.ORDERS_RESPOND)
+def spreadsheet_upload():
+    context = _supplier_context()
+    form = ImportForm()
+    preview = None
+    payload = ""
+    if form.validate_on_submit():
+        rows, problems = spreadsheet.read_upload(form.file.data.read())
+        if problems:
+            form.file.errors = problems
+        else:
+            preview = spreadsheet.plan(db_session(), context, rows)
+            # The rows travel back signed; applying re-checks them against the data as it is then.
+            payload = _rows_serializer().dumps(rows)
+    status = 422 if request.method == "POST" and (preview is None or preview.errors) else 200
+    return render_template(
+        "orders/spreadsheet.html", form=form, preview=preview, payload=payload, columns=spreadsheet.COLUMNS
+    ), status
+
+
+@bp.route("/orders/spreadsheet/apply", methods=["POST"])
+@requires(Permission.ORDERS_RESPOND)
+def spreadsheet_apply():
+    context = _supplier_context()
+    try:
+        rows = _rows_serializer().loads(request.form.get("payload", ""))
+    except BadSignature:
+        abort(400)
+    db_sess = db_session()
+    preview = spreadsheet.plan(db_sess, context, rows)
+    errors = preview.errors or spreadsheet.apply(db_sess, context, preview.changes, actor())
+    if errors:
+        # All or nothing: the request's transaction rolls back with the 422.
+        preview.errors = errors
+        return render_template(
+            "orders/spreadsheet.html",
+            form=ImportForm(),
+            preview=preview,
+            payload="",
+            columns=spreadsheet.COLUMNS,
+            applied_failed=True,
+        ), 422
+    flash(f"{len(preview.changes)} change(s) from the spreadsheet applied.", "success")
+    return redirect(url_for("orders.inbox", tab="all"))
 
 
 @bp.route("/orders/exceptions")

@@ -1,0 +1,282 @@
+"""The supplier's spreadsheet round trip.
+
+Download the open lines (CSV or XLSX), edit ``promised_quantity`` and
+``promised_date`` (several rows with the same order and line split it into
+deliveries), upload. The upload is planned first: every change and every row
+error is listed, nothing is saved. Applying re-plans against the current data
+and goes through the same services as the order page (source "spreadsheet"),
+all or nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from openpyxl import Workbook, load_workbook
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.auth.services import Actor, ServiceError
+from portal.orders import services as svc
+from portal.orders.forms import parse_date, parse_quantity
+from portal.orders.models import DelayReason, DeliverySchedule, LineState, PurchaseOrder, PurchaseOrderLine, Source
+from portal.web import PortalContext
+
+COLUMNS = (
+    "order_number",
+    "line",
+    "product_code",
+    "product_name",
+    "ordered_quantity",
+    "unit",
+    "unit_price",
+    "requested_date",
+    "state",
+    "promised_quantity",
+    "promised_date",
+    "reason_code",
+    "comment",
+)
+EDITABLE_STATES = (LineState.AWAITING_RESPONSE, LineState.CONFIRMED, LineState.PARTIALLY_SHIPPED)
+MAX_ROWS = 20_000
+
+
+def _open_lines(session: Session, context: PortalContext) -> list[tuple[PurchaseOrderLine, str]]:
+    stmt = (
+        select(PurchaseOrderLine, PurchaseOrder.number)
+        .join(PurchaseOrder, PurchaseOrder.id == PurchaseOrderLine.order_id)
+        .where(PurchaseOrderLine.tenant_id == context.tenant_id, PurchaseOrderLine.state.in_(EDITABLE_STATES))
+        .order_by(PurchaseOrder.number, PurchaseOrderLine.position)
+    )
+    if context.supplier_id is not None:
+        stmt = stmt.where(PurchaseOrderLine.supplier_id == context.supplier_id)
+    return [(line, number) for line, number in session.execute(stmt).all()]
+
+
+def _schedules(session: Session, tenant_id: int, line_ids: list[int]) -> dict[int, list[DeliverySchedule]]:
+    found: dict[int, list[DeliverySchedule]] = defaultdict(list)
+    for schedule in session.execute(
+        select(DeliverySchedule)
+        .where(
+            DeliverySchedule.tenant_id == tenant_id,
+            DeliverySchedule.line_id.in_(line_ids),
+            DeliverySchedule.active.is_(True),
+        )
+        .order_by(DeliverySchedule.line_id, DeliverySchedule.position)
+    ).scalars():
+        found[schedule.line_id].append(schedule)
+    return found
+
+
+def export_rows(session: Session, context: PortalContext) -> list[list[Any]]:
+    lines = _open_lines(session, context)
+    schedules = _schedules(session, context.tenant_id, [line.id for line, _ in lines])
+    rows: list[list[Any]] = []
+    for line, number in lines:
+        base = [
+            number,
+            line.position,
+            line.product_code,
+            line.product_name,
+            line.quantity,
+            line.unit,
+            line.unit_price,
+            line.requested_date.isoformat(),
+            line.state.value,
+        ]
+        promised: list[DeliverySchedule | None] = list(schedules.get(line.id, [])) or [None]
+        for schedule in promised:
+            rows.append(
+                base + ([schedule.quantity, schedule.promised_date.isoformat()] if schedule else ["", ""]) + ["", ""]
+            )
+    return rows
+
+
+def to_csv(rows: list[list[Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow(["" if v is None else (f"{v:f}" if isinstance(v, Decimal) else v) for v in row])
+    return out.getvalue().encode("utf-8-sig")
+
+
+def to_xlsx(rows: list[list[Any]]) -> bytes:
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("Open lines")
+    sheet.append(list(COLUMNS))
+    for row in rows:
+        sheet.append([float(v) if isinstance(v, Decimal) else v for v in row])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def read_upload(data: bytes) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows as dicts of text, from CSV or XLSX (told apart by content, not by name)."""
+    if data.startswith(b"PK"):
+        try:
+            sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).worksheets[0]
+            values = [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+        except Exception:  # any unreadable workbook is the person's input, not our failure
+            return [], ["The file is not a readable XLSX workbook."]
+    else:
+        try:
+            values = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+        except (UnicodeDecodeError, csv.Error):
+            return [], ["The file is neither UTF-8 CSV nor XLSX."]
+    if not values:
+        return [], ["The file is empty."]
+    header = [h.strip() for h in values[0]]
+    missing = [c for c in ("order_number", "line", "promised_quantity", "promised_date") if c not in header]
+    if missing:
+        return [], ["Missing columns: " + ", ".join(missing) + ". Start from the downloaded file."]
+    if len(values) > MAX_ROWS + 1:
+        return [], [f"At most {MAX_ROWS:,} rows per file."]
+    return [dict(zip(header, (v.strip() for v in row), strict=False)) for row in values[1:] if any(row)], []
+
+
+@dataclass
+class Change:
+    order_id: int
+    order_number: str
+    line_id: int
+    position: int
+    kind: str  # "answer" (line awaiting a response) or "repromise"
+    deliveries: tuple[svc.Delivery, ...]
+    before: str
+    reason_code: str = ""
+    comment: str = ""
+
+    def describe(self) -> str:
+        after = ", ".join(f"{d.quantity:g} on {d.date.isoformat()}" for d in self.deliveries)
+        return f"{self.order_number} line {self.position}: {self.before or 'no promise'} → {after}"
+
+
+@dataclass
+class Plan:
+    changes: list[Change] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def _normalise_date(raw: str) -> date | None:
+    # XLSX cells may come back as "2026-12-05 00:00:00".
+    return parse_date(raw[:10]) if raw else None
+
+
+def plan(session: Session, context: PortalContext, rows: list[dict[str, str]]) -> Plan:
+    result = Plan()
+    lines = {(number, line.position): line for line, number in _open_lines(session, context)}
+    schedules = _schedules(session, context.tenant_id, [line.id for line in lines.values()])
+    orders = {line.order_id: number for (number, _), line in lines.items()}
+    grouped: dict[tuple[str, int], list[tuple[int, svc.Delivery]]] = defaultdict(list)
+    extras: dict[tuple[str, int], tuple[str, str]] = {}
+    for index, row in enumerate(rows, start=2):
+        number, raw_line = row.get("order_number", ""), row.get("line", "").split(".")[0]
+        if not raw_line.isdigit():
+            result.errors.append(f"Row {index}: line must be a whole number.")
+            continue
+        key = (number, int(raw_line))
+        if key not in lines:
+            result.errors.append(f"Row {index}: {number} line {raw_line} is not an open line of yours.")
+            continue
+        raw_qty, raw_date = row.get("promised_quantity", ""), row.get("promised_date", "")
+        if not raw_qty and not raw_date:
+            continue
+        quantity, when = parse_quantity(raw_qty), _normalise_date(raw_date)
+        problems = []
+        if quantity is None or quantity <= 0:
+            problems.append("promised_quantity must be a number above zero")
+        if when is None:
+            problems.append("promised_date must be YYYY-MM-DD")
+        reason = row.get("reason_code", "")
+        if reason and reason not in {r.value for r in DelayReason}:
+            problems.append("reason_code must be one of " + ", ".join(r.value for r in DelayReason))
+        if problems:
+            result.errors.append(f"Row {index}: " + "; ".join(problems) + ".")
+            continue
+        assert quantity is not None and when is not None
+        grouped[key].append((index, svc.Delivery(quantity, when)))
+        if reason or row.get("comment"):
+            extras[key] = (reason, row.get("comment", "")[:2000])
+    for key, entries in grouped.items():
+        line = lines[key]
+        deliveries = tuple(d for _, d in entries)
+        current = tuple(svc.Delivery(s.quantity, s.promised_date) for s in schedules.get(line.id, []))
+        if sorted(deliveries, key=lambda d: (d.date, d.quantity)) == sorted(
+            current, key=lambda d: (d.date, d.quantity)
+        ):
+            result.unchanged += 1
+            continue
+        reason, comment = extras.get(key, ("", ""))
+        kind = "answer" if line.state == LineState.AWAITING_RESPONSE else "repromise"
+        first_row = entries[0][0]
+        if kind == "repromise" and not reason:
+            result.errors.append(
+                f"Row {first_row}: {key[0]} line {key[1]} is confirmed; give a reason_code for the new promise."
+            )
+            continue
+        before = ", ".join(f"{d.quantity:g} on {d.date.isoformat()}" for d in current)
+        result.changes.append(
+            Change(
+                line.order_id, orders[line.order_id], line.id, line.position, kind, deliveries, before, reason, comment
+            )
+        )
+    return result
+
+
+def apply(session: Session, context: PortalContext, changes: list[Change], actor: Actor) -> list[str]:
+    """Apply every change through the services; return errors (then the caller rolls back)."""
+    errors: list[str] = []
+    by_order: dict[int, list[Change]] = defaultdict(list)
+    for change in changes:
+        by_order[change.order_id].append(change)
+    for order_id, order_changes in by_order.items():
+        order = session.execute(
+            select(PurchaseOrder).where(
+                PurchaseOrder.id == order_id,
+                PurchaseOrder.tenant_id == context.tenant_id,
+                PurchaseOrder.supplier_id == context.supplier_id,
+            )
+        ).scalar_one_or_none()
+        if order is None:
+            errors.append(f"Order {order_changes[0].order_number} is not yours.")
+            continue
+        try:
+            answers = [
+                svc.LineAnswer(c.line_id, "change", c.deliveries, comment=c.comment)
+                for c in order_changes
+                if c.kind == "answer"
+            ]
+            if answers:
+                svc.respond(
+                    session, order=order, answers=answers, expected_version=None, actor=actor, source=Source.SPREADSHEET
+                )
+            lines = {line.id: line for line in svc.order_lines(session, order)}
+            for change in (c for c in order_changes if c.kind == "repromise"):
+                svc.change_promise(
+                    session,
+                    order=order,
+                    line=lines[change.line_id],
+                    deliveries=change.deliveries,
+                    reason_code=change.reason_code,
+                    comment=change.comment,
+                    expected_version=None,
+                    actor=actor,
+                    source=Source.SPREADSHEET,
+                )
+        except svc.InvalidAnswers as exc:
+            numbered = {c.line_id: c.position for c in order_changes}
+            for line_id, problems in exc.errors.items():
+                where = f"line {numbered.get(line_id, '?')}" if line_id else "order"
+                errors.extend(f"{order.number} {where}: {p}" for p in problems)
+        except ServiceError as exc:
+            errors.append(f"{order.number}: {exc.message}")
+    return errors

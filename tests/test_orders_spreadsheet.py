@@ -1,0 +1,120 @@
+"""The supplier's spreadsheet round trip: download, edit, upload, preview, apply all or nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import timedelta
+
+from openpyxl import Workbook, load_workbook
+from sqlalchemy import select
+
+from portal.auth.permissions import Role
+from portal.auth.services import Actor
+from portal.db import set_context
+from portal.orders import services as svc
+from portal.orders.models import CommitmentEntry, LineState, Source
+from tests.factories import PASSWORD, make_member, make_order, make_supplier, make_tenant, make_tolerance
+from tests.helpers import PortalClient, csrf_from
+
+
+def upload(client: PortalClient, data: bytes, name: str):  # type: ignore[no-untyped-def]
+    token = csrf_from(client.get("/orders/spreadsheet").text)
+    return client.client.post(
+        "/orders/spreadsheet",
+        data={"csrf_token": token, "file": (io.BytesIO(data), name)},
+        content_type="multipart/form-data",
+    )
+
+
+def test_round_trip_with_a_bad_row_is_refused_then_applied_when_fixed(app, session):
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    make_tolerance(session, tenant)
+    awaiting = make_order(session, tenant, supplier, [("100", "2.50", 14)])
+    confirmed = make_order(session, tenant, supplier, [("40", "1.00", 10)])
+    svc.accept_all(session, order=confirmed, expected_version=None, actor=Actor(None, "t", ""))
+    other = make_order(session, tenant, make_supplier(session, tenant), [("7", "1.00", 5)])
+    seller = make_member(session, tenant, Role.SUPPLIER_ADMIN, supplier=supplier)
+    client = PortalClient(app.test_client())
+    client.sign_in(seller.email, PASSWORD, seller.secret)
+
+    download = client.get("/orders/spreadsheet.csv")
+    assert download.status_code == 200 and "attachment" in download.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(download.data.decode("utf-8-sig"))))
+    assert {r["order_number"] for r in rows} == {awaiting.number, confirmed.number}  # not another supplier's
+    assert other.number not in download.data.decode()
+    (a_line,) = svc.order_lines(session, awaiting)
+    (c_line,) = svc.order_lines(session, confirmed)
+    split_a = dict(rows[[r["order_number"] for r in rows].index(awaiting.number)])
+    split_b = dict(split_a)
+    split_a.update(promised_quantity="60", promised_date=a_line.requested_date.isoformat())
+    split_b.update(promised_quantity="40", promised_date=(a_line.requested_date + timedelta(days=1)).isoformat())
+    moved = dict(rows[[r["order_number"] for r in rows].index(confirmed.number)])
+    moved.update(promised_date=(c_line.requested_date + timedelta(days=1)).isoformat(), reason_code="")
+
+    def as_csv(items: list[dict[str, str]]) -> bytes:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0].keys()))
+        writer.writeheader()
+        writer.writerows(items)
+        return out.getvalue().encode()
+
+    bad = dict(split_b, promised_date="next week")
+    refused = upload(client, as_csv([split_a, bad, moved]), "lines.csv")
+    assert refused.status_code == 422
+    assert "Row 3: promised_date must be YYYY-MM-DD." in refused.text
+    assert "Row 4:" in refused.text and "give a reason_code" in refused.text
+    assert "Apply all" not in refused.text
+    moved["reason_code"] = "transport"
+    preview = upload(client, as_csv([split_a, split_b, moved]), "lines.csv")
+    assert preview.status_code == 200 and "2 change(s)" in preview.text
+    set_context(session, tenant_id=tenant.id)
+    session.expire_all()
+    assert session.get(type(a_line), a_line.id).state == LineState.AWAITING_RESPONSE  # preview saved nothing
+    payload = re.search(r'name="payload" value="([^"]+)"', preview.text).group(1)
+    applied = client.post("/orders/spreadsheet/apply", {"csrf_token": csrf_from(preview.text), "payload": payload})
+    assert applied.status_code == 302
+    session.expire_all()
+    assert [s.quantity for s in svc.active_schedules(session, a_line)] == [60, 40]
+    sources = (
+        session.execute(
+            select(CommitmentEntry.source).where(
+                CommitmentEntry.line_id.in_([a_line.id, c_line.id]), CommitmentEntry.kind != "accepted"
+            )
+        )
+        .scalars()
+        .all()
+    )
+    assert sources and set(sources) == {Source.SPREADSHEET}
+    forged = client.post("/orders/spreadsheet/apply", {"csrf_token": csrf_from(preview.text), "payload": payload + "x"})
+    assert forged.status_code == 400
+
+
+def test_xlsx_download_and_upload(app, session):
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    make_tolerance(session, tenant)
+    order = make_order(session, tenant, supplier, [("10", "1.00", 10)])
+    seller = make_member(session, tenant, Role.SUPPLIER_USER, supplier=supplier)
+    client = PortalClient(app.test_client())
+    client.sign_in(seller.email, PASSWORD, seller.secret)
+    download = client.get("/orders/spreadsheet.xlsx")
+    sheet = load_workbook(io.BytesIO(download.data)).worksheets[0]
+    values = [list(row) for row in sheet.iter_rows(values_only=True)]
+    header = values[0]
+    assert values[1][header.index("order_number")] == order.number
+    (line,) = svc.order_lines(session, order)
+    book = Workbook()
+    out_sheet = book.active
+    out_sheet.append(header)
+    row = list(values[1])
+    row[header.index("promised_quantity")] = 10
+    row[header.index("promised_date")] = line.requested_date.isoformat()
+    out_sheet.append(row)
+    data = io.BytesIO()
+    book.save(data)
+    preview = upload(client, data.getvalue(), "answers.xlsx")
+    assert preview.status_code == 200 and f"{order.number} line 1: no promise → 10 on" in preview.text
+    assert upload(client, b"PK\x03\x04 not really a zip", "broken.xlsx").status_code == 422
