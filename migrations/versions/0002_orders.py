@@ -137,6 +137,9 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_purchase_orders_tenant_supplier_state", ["tenant_id", "supplier_id", "state"], unique=False
         )
+        batch_op.create_index(
+            "ix_purchase_orders_tenant_supplier_due", ["tenant_id", "supplier_id", "due_date", "id"], unique=False
+        )
 
     op.create_table(
         "order_messages",
@@ -532,6 +535,7 @@ def downgrade() -> None:
 
     op.drop_table("order_messages")
     with op.batch_alter_table("purchase_orders", schema=None) as batch_op:
+        batch_op.drop_index("ix_purchase_orders_tenant_supplier_due")
         batch_op.drop_index("ix_purchase_orders_tenant_supplier_state")
         batch_op.drop_index(batch_op.f("ix_purchase_orders_tenant_id"))
 

@@ -162,6 +162,8 @@ class PurchaseOrder(TenantOwned, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "number"),
         Index("ix_purchase_orders_tenant_supplier_state", "tenant_id", "supplier_id", "state"),
+        # The inbox's default order: a supplier's orders by due date, read in index order.
+        Index("ix_purchase_orders_tenant_supplier_due", "tenant_id", "supplier_id", "due_date", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -120,15 +120,14 @@ class InboxPage:
 def inbox(session: Session, context: PortalContext, filters: InboxFilters, today: date) -> InboxPage:
     """Tab counts (one grouped query) and one page of orders with their names (one query)."""
     conditions = tab_conditions(today)
-    filtered = _filtered(base_orders(context), filters, context).subquery()
-    counted = (
-        select(
+    counted = cast(
+        Select[Any],
+        base_orders(context).with_only_columns(
             *[func.count().filter(cond).label(name) for name, cond in conditions.items()],
             func.count().label("all"),
-        )
-        .select_from(PurchaseOrder)
-        .where(PurchaseOrder.id.in_(select(filtered.c.id)))
+        ),
     )
+    counted = _filtered(counted, filters, context)
     counts = dict(session.execute(counted).one()._mapping)
     filtered_orders = _filtered(base_orders(context), filters, context)
     if filters.tab in conditions:

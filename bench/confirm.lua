@@ -1,0 +1,30 @@
+-- POST accept-all to a different awaiting order each time (ids from BENCH_ORDER_IDS, comma separated).
+local ids = {}
+for id in string.gmatch(os.getenv("BENCH_ORDER_IDS") or "", "[^,]+") do table.insert(ids, id) end
+local token = os.getenv("BENCH_CSRF")
+local counter = 0
+local start = tonumber(os.getenv("BENCH_START") or "0")
+local thread_offset = 0
+local threads = {}
+
+setup = function(thread)
+  thread:set("thread_offset", #threads)
+  table.insert(threads, thread)
+end
+
+request = function()
+  counter = counter + 1
+  local index = (start + counter * 2 + thread_offset) % #ids + 1
+  local body = "csrf_token=" .. token
+  return wrk.format("POST", "/orders/" .. ids[index] .. "/accept-all",
+    {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
+end
+
+done = function(summary, latency, requests)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read
+               + summary.errors.write + summary.errors.timeout
+  io.write(string.format(
+    '{"requests": %d, "seconds": %.3f, "rps": %.1f, "p50_ms": %.2f, "p95_ms": %.2f, "p99_ms": %.2f, "errors": %d}\n',
+    summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000, errors))
+end

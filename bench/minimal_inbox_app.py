@@ -1,0 +1,50 @@
+"""Baseline for the inbox: plain Flask + SQLAlchemy Core + Jinja running the same
+inbox query (tab counts and one page of 50 orders for one supplier), without the
+portal's session, tenant resolution, permissions or layout."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, render_template_string
+from sqlalchemy import create_engine, text
+
+app = Flask(__name__)
+engine = create_engine(os.environ["BENCH_APP_URL"], pool_size=5, pool_pre_ping=True)
+SUPPLIER = int(os.environ["BENCH_SUPPLIER_ID"])
+
+COUNTS = text("""
+SELECT count(*) FILTER (WHERE state = 'awaiting_response'), count(*) FILTER (WHERE state = 'changes_pending'),
+       count(*) FILTER (WHERE state = 'confirmed'),
+       count(*) FILTER (WHERE due_date < CURRENT_DATE AND state IN ('awaiting_response','changes_pending','confirmed','shipped')),
+       count(*) FILTER (WHERE state IN ('shipped','received')), count(*) FILTER (WHERE state IN ('closed','cancelled','rejected')),
+       count(*)
+FROM purchase_orders WHERE tenant_id = 1 AND supplier_id = :s
+""")
+PAGE = text("""
+SELECT o.id, o.number, o.order_date, o.due_date, o.state, o.total_value, o.currency, w.name AS warehouse,
+       s.name AS supplier, u.name AS buyer
+FROM purchase_orders o JOIN warehouses w ON w.id = o.warehouse_id JOIN suppliers s ON s.id = o.supplier_id
+LEFT JOIN users u ON u.id = o.buyer_id
+WHERE o.tenant_id = 1 AND o.supplier_id = :s ORDER BY o.due_date NULLS LAST, o.id LIMIT 50
+""")
+TEMPLATE = """<!doctype html><html><head><title>Orders</title></head><body><main><h1>Purchase orders</h1>
+<nav>{% for c in counts %}<a href="#">tab <span>{{ c }}</span></a>{% endfor %}</nav>
+<table><thead><tr><th>Order</th><th>Ordered</th><th>Due</th><th>Ship-to</th><th>Buyer</th><th>State</th><th>Value</th></tr></thead>
+<tbody>{% for o in rows %}<tr><td><a href="/orders/{{ o.id }}">{{ o.number }}</a></td><td>{{ o.order_date }}</td>
+<td>{{ o.due_date }}</td><td>{{ o.warehouse }}</td><td>{{ o.buyer or '-' }}</td><td>{{ o.state }}</td>
+<td>{{ '{:,.2f}'.format(o.total_value) }} {{ o.currency }}</td></tr>{% endfor %}</tbody></table></main></body></html>"""
+
+
+@app.route("/")
+def inbox() -> str:
+    with engine.begin() as conn:
+        conn.execute(text("SELECT set_config('app.tenant_id', '1', true)"))
+        counts = conn.execute(COUNTS, {"s": SUPPLIER}).one()
+        rows = conn.execute(PAGE, {"s": SUPPLIER}).all()
+    return render_template_string(TEMPLATE, counts=counts, rows=rows)
+
+
+@app.route("/healthz")
+def healthz() -> str:
+    return "ok"

@@ -1,0 +1,154 @@
+"""Orders under load, on the 1,000,000-line data set (bench/orders_data.py builds it).
+
+Measured side by side in one run with wrk (2 threads, 32 connections), gunicorn
+with 4 sync workers: the supplier inbox (50 rows), the order page (20 lines), the
+confirmation POST (accept-all, a different awaiting order each time), and a
+minimal Flask + SQLAlchemy + Jinja page running the inbox's query. Prints req/s,
+p95 and the targets: inbox >= 0.7x the minimal page, inbox p95 <= 60 ms,
+confirmation p95 <= 100 ms.
+
+Usage: .venv/bin/python bench/orders.py [--rebuild] [--seconds 10] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pyotp
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.dashboard import ROOT, VENV_BIN, sign_in, start, wrk
+from portal.auth.passwords import hash_password
+
+INFO = Path("/tmp/portal-bench-orders.json")
+EMAIL, PASSWORD = "bench-supplier@example.com", "bench-supplier-password"
+SECRET = pyotp.random_base32()
+PORTAL_PORT, MINIMAL_PORT = 8081, 8082
+
+
+def add_bench_user(db: str, supplier_id: int) -> None:
+    owner = create_engine(f"postgresql+psycopg://portal_owner@127.0.0.1:5432/{db}")
+    with owner.begin() as conn:
+        conn.execute(text("SELECT set_config('app.tenant_id', '1', true)"))
+        conn.execute(
+            text("DELETE FROM memberships WHERE user_id IN (SELECT id FROM users WHERE email = :e)"), {"e": EMAIL}
+        )
+        conn.execute(text("DELETE FROM users WHERE email = :e"), {"e": EMAIL})
+        user_id = conn.execute(
+            text(
+                "INSERT INTO users (email, name, password_hash, totp_secret, totp_last_step, mfa_enabled_at, is_demo, "
+                "is_platform_admin, created_at) VALUES (:e, 'Bench Supplier', :h, :s, 0, now(), false, false, now()) "
+                "RETURNING id"
+            ),
+            {"e": EMAIL, "h": hash_password(PASSWORD), "s": SECRET},
+        ).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO memberships (tenant_id, user_id, role, supplier_id, created_at) "
+                "VALUES (1, :u, 'supplier_admin', :s, now())"
+            ),
+            {"u": user_id, "s": supplier_id},
+        )
+    owner.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--post-seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if args.rebuild or not INFO.exists():
+        subprocess.run([sys.executable, str(ROOT / "bench" / "orders_data.py")], check=True)
+    info = json.loads(INFO.read_text())
+    db = info["database"]
+    add_bench_user(db, info["supplier_id"])
+    environment = {
+        **os.environ,
+        "PORTAL_ENV": "development",
+        "PORTAL_DEMO": "0",
+        "SECURE_COOKIES": "0",
+        "SECRET_KEY": "bench-secret-key-0123456789-0123456789",
+        "REDIS_URL": "redis://127.0.0.1:6379/14",
+        "DATABASE_URL": f"postgresql://portal_app@127.0.0.1:5432/{db}",
+        "PORTAL_INSTANCE_PATH": "/tmp/portal-bench-o",
+        "BENCH_APP_URL": f"postgresql+psycopg://portal_app@127.0.0.1:5432/{db}",
+        "BENCH_SUPPLIER_ID": str(info["supplier_id"]),
+    }
+    subprocess.run(["redis-cli", "-n", "14", "flushdb"], check=False, capture_output=True)
+    portal = start("wsgi:app", PORTAL_PORT, environment)
+    minimal = start("bench.minimal_inbox_app:app", MINIMAL_PORT, environment)
+    try:
+        base = f"http://127.0.0.1:{PORTAL_PORT}"
+        cookie = sign_in(base, EMAIL, PASSWORD, SECRET)
+        request = urllib.request.Request(f"{base}/orders/{info['big_order_id']}", headers={"Cookie": cookie})
+        page = urllib.request.urlopen(request).read().decode()
+        assert page.count('<tr id="line-') == 20, "the order page should show 20 lines"
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        ids = info["awaiting_order_ids"]
+        gets = {
+            "supplier inbox (50 rows)": (f"{base}/orders?tab=all", cookie),
+            "minimal page, inbox query": (f"http://127.0.0.1:{MINIMAL_PORT}/", None),
+            "order page (20 lines)": (f"{base}/orders/{info['big_order_id']}", cookie),
+        }
+        for url, c in gets.values():
+            wrk(url, 2, c)
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in [*gets, "confirmation POST"]}
+        used = 0
+        for _ in range(args.rounds):
+            for name, (url, c) in gets.items():
+                runs[name].append(wrk(url, args.seconds, c))
+            os.environ.update(BENCH_ORDER_IDS=",".join(map(str, ids)), BENCH_CSRF=token, BENCH_START=str(used))
+            result = wrk_post(base, cookie, args.post_seconds)
+            used += int(result["requests"]) + 64
+            if used >= len(ids):
+                raise SystemExit("ran out of awaiting orders: rebuild with --rebuild or lower --post-seconds")
+            runs["confirmation POST"].append(result)
+    finally:
+        for process in (portal, minimal):
+            process.terminate()
+            process.wait()
+
+    print(f"\nwrk -t2 -c32, {args.rounds} rounds, gunicorn 4 sync workers, 1,000,015 lines; medians:")
+    med = {}
+    for name, results in runs.items():
+        med[name] = (statistics.median(r["rps"] for r in results), statistics.median(r["p95_ms"] for r in results))
+        print(f"  {name:<30} {med[name][0]:8.0f} req/s   p95 {med[name][1]:7.1f} ms")
+    ratio = med["supplier inbox (50 rows)"][0] / med["minimal page, inbox query"][0]
+    print(f"  inbox / minimal page            {ratio:.2f}  (target >= 0.7)")
+    print(f"  inbox p95                       {med['supplier inbox (50 rows)'][1]:.1f} ms (target <= 60)")
+    print(f"  confirmation p95                {med['confirmation POST'][1]:.1f} ms (target <= 100)")
+
+
+def wrk_post(base: str, cookie: str, seconds: int) -> dict[str, float]:
+    command = [
+        "wrk",
+        "-t2",
+        "-c32",
+        f"-d{seconds}s",
+        "-H",
+        f"Cookie: {cookie}",
+        "-s",
+        str(ROOT / "bench" / "confirm.lua"),
+        base,
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=os.environ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    if result["errors"]:
+        raise SystemExit(f"confirmation POSTs: {result['errors']} errors\n{out}")
+    return result
+
+
+if __name__ == "__main__":
+    _ = VENV_BIN
+    main()
