@@ -16,8 +16,11 @@ request = function()
   counter = counter + 1
   local index = (start + counter * 2 + thread_offset) % #ids + 1
   local body = "csrf_token=" .. token
-  return wrk.format("POST", "/orders/" .. ids[index] .. "/accept-all",
-    {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
+  -- wrk.format replaces wrk.headers (the -H Cookie) when given a table: merge them.
+  local headers = {}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["Content-Type"] = "application/x-www-form-urlencoded"
+  return wrk.format("POST", "/orders/" .. ids[index] .. "/accept-all", headers, body)
 end
 
 done = function(summary, latency, requests)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint, select
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -83,27 +83,27 @@ def redact(values: dict[str, Any] | None) -> dict[str, Any] | None:
     return clean
 
 
-def canonical(event: AuditEvent) -> bytes:
+def canonical(row: AuditEvent) -> bytes:
     body = {
-        "chain": event.chain_key,
-        "seq": event.seq,
-        "tenant_id": event.tenant_id,
-        "actor_user_id": event.actor_user_id,
-        "actor": event.actor,
-        "occurred_at": event.occurred_at.isoformat(timespec="microseconds"),
-        "ip": event.ip,
-        "action": event.action,
-        "object_type": event.object_type,
-        "object_id": event.object_id,
-        "before": event.before,
-        "after": event.after,
-        "reason": event.reason,
+        "chain": row.chain_key,
+        "seq": row.seq,
+        "tenant_id": row.tenant_id,
+        "actor_user_id": row.actor_user_id,
+        "actor": row.actor,
+        "occurred_at": row.occurred_at.isoformat(timespec="microseconds"),
+        "ip": row.ip,
+        "action": row.action,
+        "object_type": row.object_type,
+        "object_id": row.object_id,
+        "before": row.before,
+        "after": row.after,
+        "reason": row.reason,
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def compute_hash(prev_hash: str, event: AuditEvent) -> str:
-    return hashlib.sha256(prev_hash.encode() + canonical(event)).hexdigest()
+def compute_hash(prev_hash: str, row: AuditEvent) -> str:
+    return hashlib.sha256(prev_hash.encode() + canonical(row)).hexdigest()
 
 
 def _lock_head(session: Session, key: str) -> AuditChainHead:
@@ -182,6 +182,53 @@ def record(
     return event
 
 
+# --- deferred appends -------------------------------------------------------------
+#
+# Appending locks the chain's head row until the transaction ends, which
+# serialises every writer of a tenant. Services therefore *defer* their events:
+# they are appended just before the commit, in the same transaction (so they
+# still commit or roll back with the change), holding the lock only briefly.
+
+_PENDING = "portal.audit_pending"
+
+
+def defer(session: Session, action: str, *, tenant_id: int | None, **fields: Any) -> None:
+    """Queue an event to be appended at commit (see :func:`write_pending`)."""
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append((transaction, action, tenant_id, fields))
+
+
+def write_pending(session: Session) -> int:
+    """Append every queued event now, each under its own tenant's RLS context."""
+    pending = session.info.pop(_PENDING, [])
+    for _, action, tenant_id, fields in pending:
+        with tenant_scope(session, tenant_id):
+            record(session, action, tenant_id=tenant_id, **fields)
+    return len(pending)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending_before_commit(session: Session) -> None:
+    if session.info.get(_PENDING):
+        write_pending(session)
+
+
+def _within(transaction: Any, ancestor: Any) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: Any) -> None:
+    """Events queued inside a rolled-back (savepoint) transaction never happened."""
+    pending = session.info.get(_PENDING)
+    if pending:
+        session.info[_PENDING] = [p for p in pending if p[0] is not None and not _within(p[0], previous_transaction)]
+
+
 @dataclass(frozen=True)
 class ChainResult:
     chain_key: str
@@ -197,18 +244,18 @@ def verify_chain(session: Session, key: str) -> ChainResult:
     expected_seq = 1
     rows = 0
     stmt = select(AuditEvent).where(AuditEvent.chain_key == key).order_by(AuditEvent.seq)
-    for event in session.execute(stmt.execution_options(yield_per=1000)).scalars():
+    for row in session.execute(stmt.execution_options(yield_per=1000)).scalars():
         rows += 1
         problem = ""
-        if event.seq != expected_seq:
-            problem = f"sequence gap: expected {expected_seq}, found {event.seq}"
-        elif event.prev_hash != expected_prev:
+        if row.seq != expected_seq:
+            problem = f"sequence gap: expected {expected_seq}, found {row.seq}"
+        elif row.prev_hash != expected_prev:
             problem = "previous-hash link does not match the row before"
-        elif compute_hash(event.prev_hash, event) != event.hash:
+        elif compute_hash(row.prev_hash, row) != row.hash:
             problem = "row content does not match its hash"
         if problem:
-            return ChainResult(key, rows, False, event.id, event.seq, problem)
-        expected_prev = event.hash
+            return ChainResult(key, rows, False, row.id, row.seq, problem)
+        expected_prev = row.hash
         expected_seq += 1
     head = session.get(AuditChainHead, key)
     if head is not None and (head.last_seq != expected_seq - 1 or head.last_hash != expected_prev):

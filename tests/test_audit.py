@@ -100,3 +100,18 @@ def test_cli_verifies_and_exits_nonzero_on_tampering(committed_app, committed_db
         conn.execute(text("UPDATE audit_events SET reason = 'edited' WHERE id = :i"), {"i": event_id})
     broken = runner.invoke(args=["audit-verify"])
     assert broken.exit_code == 1 and f"BROKEN at row id {event_id}" in broken.output
+
+
+def test_deferred_events_are_written_at_commit_and_dropped_with_a_rolled_back_savepoint(db):
+    s = db.session()
+    tenant = make_tenant(s)
+    set_context(s, tenant_id=tenant.id)
+    audit.defer(s, "kept.event", tenant_id=tenant.id, actor="x")
+    nested = s.begin_nested()
+    audit.defer(s, "undone.event", tenant_id=tenant.id, actor="x")
+    nested.rollback()
+    s.commit()
+    actions = s.execute(text("SELECT action FROM audit_events WHERE tenant_id = :t"), {"t": tenant.id}).scalars().all()
+    assert actions == ["kept.event"]
+    assert audit.verify_chain(s, audit.chain_key(tenant.id)).ok
+    s.close()

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from portal import audit
 from portal.audit import AuditEvent
 from portal.auth.services import Actor, ServiceError
 from portal.orders import services as svc
@@ -63,6 +64,7 @@ def test_accept_all_confirms_every_line_with_one_ledger_audit_and_event_each(set
     assert result.confirmed == [line.id for line in lines] and not result.pending
     assert all(line.state == LineState.CONFIRMED for line in lines)
     assert order.state == OrderState.CONFIRMED and order.version == version + 1 and order.responded_at
+    audit.write_pending(session)  # what the commit does
     for line in lines:
         schedules = svc.active_schedules(session, line)
         assert [(s.quantity, s.promised_date) for s in schedules] == [(line.quantity, line.requested_date)]

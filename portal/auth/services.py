@@ -45,14 +45,9 @@ class Actor:
     ip: str
 
     def audit(self, session: Session, action: str, *, tenant_id: int | None, **kwargs: object) -> None:
-        audit.record(
-            session,
-            action,
-            tenant_id=tenant_id,
-            actor_user_id=self.user_id,
-            actor=self.label,
-            ip=self.ip,
-            **kwargs,  # type: ignore[arg-type]
+        """Audit an action of this actor; appended at commit, in the same transaction."""
+        audit.defer(
+            session, action, tenant_id=tenant_id, actor_user_id=self.user_id, actor=self.label, ip=self.ip, **kwargs
         )
 
 
