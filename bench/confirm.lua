@@ -4,7 +4,7 @@ for id in string.gmatch(os.getenv("BENCH_ORDER_IDS") or "", "[^,]+") do table.in
 local token = os.getenv("BENCH_CSRF")
 local counter = 0
 local start = tonumber(os.getenv("BENCH_START") or "0")
-local thread_offset = 0
+thread_offset = 0  -- a global: setup() sets it per thread
 local threads = {}
 
 setup = function(thread)

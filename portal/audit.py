@@ -138,48 +138,54 @@ def record(
     reason: str = "",
 ) -> AuditEvent:
     """Append one event to the tenant's chain (or the global one) in the session's transaction."""
+    fields = {
+        "actor_user_id": actor_user_id,
+        "actor": actor,
+        "ip": ip,
+        "object_type": object_type,
+        "object_id": object_id,
+        "before": before,
+        "after": after,
+        "reason": reason,
+    }
+    return append(session, tenant_id, [(action, fields)])[0]
+
+
+def append(session: Session, tenant_id: int | None, events: list[tuple[str, dict[str, Any]]]) -> list[AuditEvent]:
+    """Append events to one chain: the head is locked once for all of them."""
     if tenant_id is None and current_tenant_id(session) is not None:
         # Global-chain rows are only visible without a tenant, and PostgreSQL checks
         # INSERT ... RETURNING against the read policy: write them outside the tenant.
         with tenant_scope(session, None):
-            return record(
-                session,
-                action,
-                tenant_id=None,
-                actor_user_id=actor_user_id,
-                actor=actor,
-                ip=ip,
-                object_type=object_type,
-                object_id=object_id,
-                before=before,
-                after=after,
-                reason=reason,
-            )
+            return append(session, None, events)
     key = chain_key(tenant_id)
     head = _lock_head(session, key)
-    event = AuditEvent(
-        chain_key=key,
-        seq=head.last_seq + 1,
-        tenant_id=tenant_id,
-        actor_user_id=actor_user_id,
-        actor=actor,
-        # Stored and hashed at microsecond precision, the same on both databases.
-        occurred_at=utcnow(),
-        ip=ip,
-        action=action,
-        object_type=object_type,
-        object_id="" if object_id is None else str(object_id),
-        before=redact(before),
-        after=redact(after),
-        reason=reason,
-        prev_hash=head.last_hash,
-    )
-    event.hash = compute_hash(head.last_hash, event)
-    session.add(event)
-    head.last_seq = event.seq
-    head.last_hash = event.hash
+    written = []
+    for action, fields in events:
+        object_id = fields.get("object_id", "")
+        row = AuditEvent(
+            chain_key=key,
+            seq=head.last_seq + 1,
+            tenant_id=tenant_id,
+            actor_user_id=fields.get("actor_user_id"),
+            actor=fields.get("actor", ""),
+            # Stored and hashed at microsecond precision, the same on both databases.
+            occurred_at=utcnow(),
+            ip=fields.get("ip", ""),
+            action=action,
+            object_type=fields.get("object_type", ""),
+            object_id="" if object_id is None else str(object_id),
+            before=redact(fields.get("before")),
+            after=redact(fields.get("after")),
+            reason=fields.get("reason", ""),
+            prev_hash=head.last_hash,
+        )
+        row.hash = compute_hash(head.last_hash, row)
+        session.add(row)
+        head.last_seq, head.last_hash = row.seq, row.hash
+        written.append(row)
     session.flush()
-    return event
+    return written
 
 
 # --- deferred appends -------------------------------------------------------------
@@ -199,11 +205,14 @@ def defer(session: Session, action: str, *, tenant_id: int | None, **fields: Any
 
 
 def write_pending(session: Session) -> int:
-    """Append every queued event now, each under its own tenant's RLS context."""
+    """Append every queued event now: per chain in one batch, under that tenant's RLS context."""
     pending = session.info.pop(_PENDING, [])
+    by_chain: dict[int | None, list[tuple[str, dict[str, Any]]]] = {}
     for _, action, tenant_id, fields in pending:
+        by_chain.setdefault(tenant_id, []).append((action, fields))
+    for tenant_id, events in by_chain.items():
         with tenant_scope(session, tenant_id):
-            record(session, action, tenant_id=tenant_id, **fields)
+            append(session, tenant_id, events)
     return len(pending)
 
 

@@ -129,6 +129,7 @@ def _drop_after_rollback(session: Session, previous_transaction: Any) -> None:
 
 TENANT_KEY = "portal.tenant_id"
 USER_KEY = "portal.user_id"
+SHARED_CONNECTION = "portal.shared_connection"
 
 
 def apply_context(session: Session, connection: Any) -> None:
@@ -158,9 +159,14 @@ def set_context(session: Session, *, tenant_id: int | None, user_id: int | None 
     Takes effect at once when a transaction is already open, and at the start of
     every later transaction of this session.
     """
+    unchanged = (
+        TENANT_KEY in session.info and session.info[TENANT_KEY] == tenant_id and session.info.get(USER_KEY) == user_id
+    )
     session.info[TENANT_KEY] = tenant_id
     session.info[USER_KEY] = user_id
-    if session.in_transaction():
+    # Unchanged values are in force already: applied at the transaction's start or when
+    # set. Sessions that share one connection (the tests' savepoint harness) always re-apply.
+    if session.in_transaction() and (not unchanged or session.info.get(SHARED_CONNECTION)):
         apply_context(session, session.connection())
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from portal import create_app
 from portal.config import load_settings
-from portal.db import Database, apply_context, make_engine, set_context
+from portal.db import SHARED_CONNECTION, Database, apply_context, make_engine, set_context
 from tests.helpers import PortalClient
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -103,7 +103,10 @@ class SavepointDatabase(Database):
         self.engine = connection.engine
         self.connection = connection
         self.session_factory = sessionmaker(
-            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+            bind=connection,
+            expire_on_commit=False,
+            join_transaction_mode="create_savepoint",
+            info={SHARED_CONNECTION: True},
         )
         # In production each transaction starts with empty RLS settings; here all
         # sessions share one outer transaction, so every begin sets them explicitly.

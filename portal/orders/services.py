@@ -276,11 +276,11 @@ def commit_line(
 ) -> CommitmentEntry:
     """Replace the line's commitment with ``deliveries``: one ledger entry, one audit entry, one event."""
     _require_open(line)
-    previous = active_schedules(session, line)
+    # A line that was never answered has no schedules yet: no need to look.
+    previous = [] if line.state == LineState.AWAITING_RESPONSE else active_schedules(session, line)
     first_dates = {s.position: s.first_promised_date for s in previous}
     for schedule in previous:
         schedule.active = False
-    session.flush()
     next_position = max((s.position for s in previous), default=0)
     new = []
     for index, delivery in enumerate(deliveries, start=1):
