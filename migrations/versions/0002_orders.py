@@ -135,7 +135,7 @@ def upgrade() -> None:
     with op.batch_alter_table("purchase_orders", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_purchase_orders_tenant_id"), ["tenant_id"], unique=False)
         batch_op.create_index(
-            "ix_purchase_orders_tenant_supplier_state", ["tenant_id", "supplier_id", "state"], unique=False
+            "ix_purchase_orders_tenant_supplier_state", ["tenant_id", "supplier_id", "state", "due_date"], unique=False
         )
         batch_op.create_index(
             "ix_purchase_orders_tenant_supplier_due", ["tenant_id", "supplier_id", "due_date", "id"], unique=False

@@ -161,7 +161,8 @@ class PurchaseOrder(TenantOwned, Base):
     __tablename__ = "purchase_orders"
     __table_args__ = (
         UniqueConstraint("tenant_id", "number"),
-        Index("ix_purchase_orders_tenant_supplier_state", "tenant_id", "supplier_id", "state"),
+        # Inbox tab counts: an index-only scan over one supplier's orders.
+        Index("ix_purchase_orders_tenant_supplier_state", "tenant_id", "supplier_id", "state", "due_date"),
         # The inbox's default order: a supplier's orders by due date, read in index order.
         Index("ix_purchase_orders_tenant_supplier_due", "tenant_id", "supplier_id", "due_date", "id"),
     )
