@@ -351,3 +351,69 @@ def test_exceptions_are_ranked_by_value_at_risk(app, session):
     assert late.number in client.get("/orders/exceptions?kind=partially_received").text
     assert old.number in client.get("/orders/exceptions?kind=unconfirmed").text
     assert risky.number not in client.get("/orders/exceptions?kind=late").text
+
+
+def test_admin_sets_tolerances_and_a_supplier_override_changes_routing(app, session):
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    admin = make_member(session, tenant, Role.TENANT_ADMIN)
+    client = PortalClient(app.test_client())
+    client.sign_in(admin.email, PASSWORD, admin.secret)
+    bad = client.submit(
+        "/orders/tolerances",
+        {
+            "quantity_under_pct": "-1",
+            "quantity_over_pct": "5",
+            "days_earlier": "2",
+            "days_later": "x",
+            "price_pct": "0",
+        },
+    )
+    assert bad.status_code == 422 and "Number must be between 0 and 100" in bad.text
+    values = {
+        "quantity_under_pct": "10",
+        "quantity_over_pct": "5",
+        "days_earlier": "2",
+        "days_later": "1",
+        "price_pct": "0",
+    }
+    assert client.submit("/orders/tolerances", values).status_code == 302
+    assert client.submit(f"/orders/tolerances/{supplier.id}", {**values, "days_later": "14"}).status_code == 302
+    assert svc.tolerance_for(session, tenant.id, supplier.id).days_later == 14
+    assert svc.tolerance_for(session, tenant.id, supplier.id + 999).days_later == 1
+    assert supplier.name in client.get("/orders/tolerances").text
+    other = make_tenant(session)
+    foreign = make_supplier(session, other)
+    assert client.get(f"/orders/tolerances/{foreign.id}").status_code == 404
+
+
+def test_buyer_records_receipts_cancels_and_closes(trade):
+    session, tenant, order, (first, second, third), seller, buyer = trade
+    page = f"/orders/{order.id}"
+    post_form(seller, page, f"/orders/{order.id}/accept-all", {})
+    no_reason = post_form(buyer, page, f"/orders/{order.id}/lines/{third.id}/cancel", {"reason": ""})
+    assert no_reason.status_code == 422 and "Give a reason for the cancellation." in no_reason.text
+    assert (
+        post_form(buyer, page, f"/orders/{order.id}/lines/{third.id}/cancel", {"reason": "not needed"}).status_code
+        == 302
+    )
+    for line in (first, second):
+        done = post_form(
+            buyer,
+            page,
+            f"/orders/{order.id}/lines/{line.id}/receipts",
+            {"quantity": str(line.quantity), "received_on": date.today().isoformat()},
+        )
+        assert done.status_code == 302
+    zero = post_form(
+        buyer,
+        page,
+        f"/orders/{order.id}/lines/{first.id}/receipts",
+        {"quantity": "0", "received_on": date.today().isoformat()},
+    )
+    assert zero.status_code == 422
+    assert post_form(buyer, page, f"/orders/{order.id}/close", {}).status_code == 302
+    set_context(session, tenant_id=tenant.id)
+    session.expire_all()
+    assert session.get(PurchaseOrder, order.id).state == OrderState.CLOSED
+    assert "Buyer actions" not in buyer.get(page).text  # nothing left to do on a closed order

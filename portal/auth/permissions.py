@@ -53,6 +53,7 @@ class Permission(enum.StrEnum):
     ORDERS_MANAGE = "orders.manage"  # decide change requests, create, cancel, close, receive
     ORDERS_RESPOND = "orders.respond"  # confirm, re-promise, ship
     ORDERS_MESSAGE = "orders.message"
+    ORDERS_SETTINGS = "orders.settings"  # tolerance rules
     # Supplier side
     SUPPLIER_TEAM_MANAGE = "supplier_team.manage"
 
@@ -71,6 +72,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.ORDERS_VIEW,
             P.ORDERS_MANAGE,
             P.ORDERS_MESSAGE,
+            P.ORDERS_SETTINGS,
         }
     ),
     # Works purchase orders with suppliers; sees every supplier of the tenant.

@@ -14,8 +14,8 @@ from decimal import Decimal, InvalidOperation
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from werkzeug.datastructures import MultiDict
-from wtforms import DateField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms import DateField, DecimalField, IntegerField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from portal.orders.models import DelayReason, LineState, PurchaseOrderLine, RejectReason
 from portal.orders.services import MAX_DELIVERIES, Delivery, LineAnswer
@@ -117,3 +117,25 @@ class MessageForm(FlaskForm):
 
 class ImportForm(FlaskForm):
     file = FileField("CSV file", validators=[FileRequired("Choose a CSV file.")])
+
+
+class ToleranceForm(FlaskForm):
+    quantity_under_pct = DecimalField("Quantity under (%)", places=2, validators=[InputRequired(), NumberRange(0, 100)])
+    quantity_over_pct = DecimalField("Quantity over (%)", places=2, validators=[InputRequired(), NumberRange(0, 100)])
+    days_earlier = IntegerField("Days earlier", validators=[InputRequired(), NumberRange(0, 365)])
+    days_later = IntegerField("Days later", validators=[InputRequired(), NumberRange(0, 365)])
+    price_pct = DecimalField(
+        "Price (%)",
+        places=2,
+        validators=[InputRequired(), NumberRange(0, 100)],
+        description="Shown to buyers; price changes always wait for the buyer.",
+    )
+
+
+class ReceiptForm(FlaskForm):
+    quantity = DecimalField("Received quantity", validators=[InputRequired(), NumberRange(min=0.001)])
+    received_on = DateField("Received on", validators=[DataRequired()])
+
+
+class ReasonForm(FlaskForm):
+    reason = StringField("Reason", validators=[DataRequired("Give a reason."), Length(max=500)])

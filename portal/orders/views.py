@@ -23,7 +23,10 @@ from portal.orders import services as svc
 from portal.orders.forms import (
     ImportForm,
     MessageForm,
+    ReasonForm,
+    ReceiptForm,
     ShipNoticeForm,
+    ToleranceForm,
     parse_answers,
     parse_date,
     parse_delay_reason,
@@ -41,12 +44,16 @@ from portal.orders.models import (
     PurchaseOrderLine,
     RejectReason,
     ShipNotice,
+    Source,
+    TolerancePolicy,
 )
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Company, Tenant, Warehouse
 from portal.web import db_session, secret_key
 
 bp = Blueprint("orders", __name__, template_folder="templates")
+
+TOLERANCE_FIELDS = ("quantity_under_pct", "quantity_over_pct", "days_earlier", "days_later", "price_pct")
 
 
 def _order(order_id: int) -> PurchaseOrder:
@@ -603,6 +610,123 @@ def import_orders():
                 return redirect(url_for("orders.inbox", tab="needs_response"))
     status = 422 if request.method == "POST" else 200
     return render_template("orders/import.html", form=form, result=result, columns=intake.COLUMNS), status
+
+
+@bp.route("/orders/tolerances", methods=["GET", "POST"])
+@bp.route("/orders/tolerances/<int:supplier_id>", methods=["GET", "POST"])
+@requires(Permission.ORDERS_SETTINGS)
+def tolerances(supplier_id: int | None = None):
+    """The tenant's default tolerances, or one supplier's override."""
+    context = ctx()
+    db_sess = db_session()
+    supplier = get_scoped_or_404(db_sess, Supplier, supplier_id, context) if supplier_id else None
+    policy = db_sess.execute(
+        select(TolerancePolicy).where(
+            TolerancePolicy.tenant_id == context.tenant_id,
+            TolerancePolicy.supplier_id == supplier_id if supplier_id else TolerancePolicy.supplier_id.is_(None),
+        )
+    ).scalar_one_or_none()
+    form = ToleranceForm(obj=policy)
+    if form.validate_on_submit():
+        before = None
+        if policy is None:
+            policy = TolerancePolicy(tenant_id=context.tenant_id, supplier_id=supplier_id)
+            db_sess.add(policy)
+        else:
+            before = {f: str(getattr(policy, f)) for f in TOLERANCE_FIELDS}
+        for name in TOLERANCE_FIELDS:
+            setattr(policy, name, getattr(form, name).data)
+        db_sess.flush()
+        actor().audit(
+            db_sess,
+            "tolerance.changed",
+            tenant_id=context.tenant_id,
+            object_type="tolerance",
+            object_id=policy.id,
+            before=before,
+            after={f: str(getattr(policy, f)) for f in TOLERANCE_FIELDS},
+        )
+        flash("Tolerances saved.", "success")
+        return redirect(url_for("orders.tolerances", supplier_id=supplier_id))
+    overrides = db_sess.execute(
+        select(TolerancePolicy, Supplier.name)
+        .join(Supplier, Supplier.id == TolerancePolicy.supplier_id)
+        .where(TolerancePolicy.tenant_id == context.tenant_id)
+        .order_by(Supplier.name)
+    ).all()
+    status = 422 if request.method == "POST" else 200
+    return render_template("orders/tolerances.html", form=form, supplier=supplier, overrides=overrides), status
+
+
+def _buyer_line_action(order_id: int, line_id: int, action: str):
+    order = _order(order_id)
+    if (stale := _stale(order)) is not None:
+        return stale
+    line = _line(order, line_id)
+    db_sess = db_session()
+    try:
+        if action == "cancel":
+            form = ReasonForm()
+            if not form.validate_on_submit():
+                raise svc.InvalidAnswers({line.id: ["Give a reason for the cancellation."]})
+            svc.cancel_line(
+                db_sess,
+                order=order,
+                line=line,
+                reason=form.reason.data or "",
+                expected_version=parse_version(request.form),
+                actor=actor(),
+            )
+            flash(f"Line {line.position} cancelled.", "success")
+        else:
+            receipt = ReceiptForm()
+            if not receipt.validate_on_submit():
+                raise svc.InvalidAnswers({line.id: ["Enter a received quantity above zero and the date."]})
+            svc.record_receipt(
+                db_sess,
+                order=order,
+                line=line,
+                quantity=receipt.quantity.data,
+                received_on=receipt.received_on.data,
+                actor=actor(),
+                source=Source.PORTAL,
+            )
+            flash(f"Receipt recorded for line {line.position}.", "success")
+    except svc.Conflict as exc:
+        return _conflict(order, exc)
+    except svc.InvalidAnswers as exc:
+        return _render_order(order, errors=exc.errors, status=422)
+    except ServiceError as exc:
+        return _render_order(order, errors={line.id: [exc.message]}, status=422)
+    return redirect(url_for("orders.order_page", order_id=order.id))
+
+
+@bp.route("/orders/<int:order_id>/lines/<int:line_id>/cancel", methods=["POST"])
+@requires(Permission.ORDERS_MANAGE)
+def cancel_line(order_id: int, line_id: int):
+    return _buyer_line_action(order_id, line_id, "cancel")
+
+
+@bp.route("/orders/<int:order_id>/lines/<int:line_id>/receipts", methods=["POST"])
+@requires(Permission.ORDERS_MANAGE)
+def record_receipt(order_id: int, line_id: int):
+    return _buyer_line_action(order_id, line_id, "receive")
+
+
+@bp.route("/orders/<int:order_id>/close", methods=["POST"])
+@requires(Permission.ORDERS_MANAGE)
+def close(order_id: int):
+    order = _order(order_id)
+    if (stale := _stale(order)) is not None:
+        return stale
+    try:
+        svc.close_order(db_session(), order=order, expected_version=parse_version(request.form), actor=actor())
+    except svc.Conflict as exc:
+        return _conflict(order, exc)
+    except ServiceError as exc:
+        return _render_order(order, errors={0: [exc.message]}, status=422)
+    flash(f"Order {order.number} closed.", "success")
+    return redirect(url_for("orders.order_page", order_id=order.id))
 
 
 def register(app):
