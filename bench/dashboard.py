@@ -34,14 +34,15 @@ PORTAL_PORT, MINIMAL_PORT = 8071, 8072
 CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 
 
-def prepare_database() -> None:
+def prepare_database(name: str = DB) -> None:
+    """Roles as in production (owner, and an application role under RLS) and an empty database."""
     engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         for role, opts in (("portal_owner", "LOGIN"), ("portal_app", "LOGIN NOSUPERUSER NOBYPASSRLS")):
             if not conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar():
                 conn.execute(text(f"CREATE ROLE {role} {opts}"))
-        conn.execute(text(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {DB} OWNER portal_owner"))
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {name} OWNER portal_owner"))
     engine.dispose()
 
 

@@ -21,8 +21,10 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.dashboard import prepare_database
+
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ORDERS, LINES_PER_ORDER, SUPPLIERS, BENCH_ORDERS, BENCH_AWAITING = 200_000, 5, 5_000, 5_000, 3_000
 
 STEPS = [
@@ -131,14 +133,7 @@ def main() -> None:
     parser.add_argument("--database", default="portal_bench_orders")
     args = parser.parse_args()
     db = args.database
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        for role, opts in (("portal_owner", "LOGIN"), ("portal_app", "LOGIN NOSUPERUSER NOBYPASSRLS")):
-            if not conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar():
-                conn.execute(text(f"CREATE ROLE {role} {opts}"))
-        conn.execute(text(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {db} OWNER portal_owner"))
-    admin.dispose()
+    prepare_database(db)
     env = {
         **os.environ,
         "DATABASE_URL": f"postgresql://portal_owner@127.0.0.1:5432/{db}",

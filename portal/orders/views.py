@@ -153,6 +153,18 @@ def _conflict(order: PurchaseOrder, exc: svc.Conflict):
     return _render_order(order, status=409)
 
 
+def _write(order: PurchaseOrder, line_id: int, write):
+    """Run a service write; a refusal becomes the order page with its reason (and a rollback)."""
+    try:
+        return write(), None
+    except svc.Conflict as exc:
+        return None, _conflict(order, exc)
+    except svc.InvalidAnswers as exc:
+        return None, _render_order(order, errors=exc.errors, status=422)
+    except ServiceError as exc:
+        return None, _render_order(order, errors={line_id: [exc.message]}, status=422)
+
+
 def _stale(order: PurchaseOrder):
     """A form opened before someone else's change: say so first, with the current values."""
     posted = parse_version(request.form)
@@ -195,14 +207,15 @@ def respond(order_id: int):
             )
             preview[line.id] = outside
         return _render_order(order, preview=preview)
-    try:
-        result = svc.respond(
+    result, failed = _write(
+        order,
+        0,
+        lambda: svc.respond(
             db_sess, order=order, answers=answers, expected_version=parse_version(request.form), actor=actor()
-        )
-    except svc.Conflict as exc:
-        return _conflict(order, exc)
-    except svc.InvalidAnswers as exc:
-        return _render_order(order, errors=exc.errors, status=422)
+        ),
+    )
+    if failed is not None:
+        return failed
     parts = []
     if result.confirmed:
         parts.append(f"{len(result.confirmed)} line(s) confirmed")
@@ -218,12 +231,13 @@ def accept_all(order_id: int):
     order = _order(order_id)
     if (stale := _stale(order)) is not None:
         return stale
-    try:
-        result = svc.accept_all(db_session(), order=order, expected_version=parse_version(request.form), actor=actor())
-    except svc.Conflict as exc:
-        return _conflict(order, exc)
-    except svc.InvalidAnswers as exc:
-        return _render_order(order, errors=exc.errors, status=422)
+    result, failed = _write(
+        order,
+        0,
+        lambda: svc.accept_all(db_session(), order=order, expected_version=parse_version(request.form), actor=actor()),
+    )
+    if failed is not None:
+        return failed
     flash(f"All {len(result.confirmed)} open line(s) accepted as requested.", "success")
     return redirect(url_for("orders.order_page", order_id=order.id))
 
@@ -240,8 +254,10 @@ def repromise(order_id: int, line_id: int):
     reason = parse_delay_reason(request.form.get(f"{prefix}-reason", ""))
     if problems:
         return _render_order(order, errors={line.id: problems}, status=422)
-    try:
-        result = svc.change_promise(
+    result, failed = _write(
+        order,
+        line.id,
+        lambda: svc.change_promise(
             db_session(),
             order=order,
             line=line,
@@ -250,13 +266,10 @@ def repromise(order_id: int, line_id: int):
             comment=request.form.get(f"{prefix}-comment", "").strip()[:2000],
             expected_version=parse_version(request.form),
             actor=actor(),
-        )
-    except svc.Conflict as exc:
-        return _conflict(order, exc)
-    except svc.InvalidAnswers as exc:
-        return _render_order(order, errors=exc.errors, status=422)
-    except ServiceError as exc:
-        return _render_order(order, errors={line.id: [exc.message]}, status=422)
+        ),
+    )
+    if failed is not None:
+        return failed
     if isinstance(result, ChangeRequest):
         flash(f"Line {line.position}: the new promise is outside the tolerance and waits for the buyer.", "warning")
     else:
@@ -384,8 +397,10 @@ def decide(request_id: int):
     decision = request.form.get("decision", "")
     if decision not in ("approve", "reject", "counter"):
         return _render_order(order, errors={change.line_id: ["Choose approve, reject or counter."]}, status=422)
-    try:
-        svc.decide(
+    _, failed = _write(
+        order,
+        change.line_id,
+        lambda: svc.decide(
             db_session(),
             request=change,
             order=order,
@@ -393,13 +408,10 @@ def decide(request_id: int):
             comment=request.form.get("comment", "")[:2000],
             expected_version=parse_version(request.form),
             actor=actor(),
-        )
-    except svc.Conflict as exc:
-        return _conflict(order, exc)
-    except svc.InvalidAnswers as exc:
-        return _render_order(order, errors=exc.errors, status=422)
-    except ServiceError as exc:
-        return _render_order(order, errors={change.line_id: [exc.message]}, status=422)
+        ),
+    )
+    if failed is not None:
+        return failed
     flash(
         {"approve": "Change approved.", "reject": "Change rejected.", "counter": "Counter-proposal sent."}[decision],
         "success",
@@ -664,40 +676,40 @@ def _buyer_line_action(order_id: int, line_id: int, action: str):
         return stale
     line = _line(order, line_id)
     db_sess = db_session()
-    try:
-        if action == "cancel":
-            form = ReasonForm()
-            if not form.validate_on_submit():
-                raise svc.InvalidAnswers({line.id: ["Give a reason for the cancellation."]})
-            svc.cancel_line(
-                db_sess,
-                order=order,
-                line=line,
-                reason=form.reason.data or "",
-                expected_version=parse_version(request.form),
-                actor=actor(),
-            )
-            flash(f"Line {line.position} cancelled.", "success")
-        else:
-            receipt = ReceiptForm()
-            if not receipt.validate_on_submit():
-                raise svc.InvalidAnswers({line.id: ["Enter a received quantity above zero and the date."]})
-            svc.record_receipt(
-                db_sess,
-                order=order,
-                line=line,
-                quantity=receipt.quantity.data,
-                received_on=receipt.received_on.data,
-                actor=actor(),
-                source=Source.PORTAL,
-            )
-            flash(f"Receipt recorded for line {line.position}.", "success")
-    except svc.Conflict as exc:
-        return _conflict(order, exc)
-    except svc.InvalidAnswers as exc:
-        return _render_order(order, errors=exc.errors, status=422)
-    except ServiceError as exc:
-        return _render_order(order, errors={line.id: [exc.message]}, status=422)
+
+    def cancel() -> str:
+        form = ReasonForm()
+        if not form.validate_on_submit():
+            raise svc.InvalidAnswers({line.id: ["Give a reason for the cancellation."]})
+        svc.cancel_line(
+            db_sess,
+            order=order,
+            line=line,
+            reason=form.reason.data or "",
+            expected_version=parse_version(request.form),
+            actor=actor(),
+        )
+        return f"Line {line.position} cancelled."
+
+    def receive() -> str:
+        form = ReceiptForm()
+        if not form.validate_on_submit() or form.quantity.data is None or form.received_on.data is None:
+            raise svc.InvalidAnswers({line.id: ["Enter a received quantity above zero and the date."]})
+        svc.record_receipt(
+            db_sess,
+            order=order,
+            line=line,
+            quantity=form.quantity.data,
+            received_on=form.received_on.data,
+            actor=actor(),
+            source=Source.PORTAL,
+        )
+        return f"Receipt recorded for line {line.position}."
+
+    message, failed = _write(order, line.id, cancel if action == "cancel" else receive)
+    if failed is not None:
+        return failed
+    flash(message, "success")
     return redirect(url_for("orders.order_page", order_id=order.id))
 
 
