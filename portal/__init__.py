@@ -103,6 +103,14 @@ def _template_helpers(app: Flask) -> None:
     from portal.auth.permissions import Permission
     from portal.web import active_memberships, db_session, portal_context
 
+    @app.template_filter("qty")
+    def quantity(value: Any) -> str:
+        """90 rather than 90.000, 95.5 rather than 95.500, without exponent notation."""
+        from decimal import Decimal
+
+        number = Decimal(str(value)).normalize()
+        return f"{number:f}"
+
     @app.context_processor
     def inject() -> dict[str, Any]:
         def switcher() -> list[Any]:
