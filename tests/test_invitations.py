@@ -190,3 +190,35 @@ def test_role_change_is_audited(app, session):
     event = session.execute(select(AuditEvent).where(AuditEvent.action == "membership.role_changed")).scalar_one()
     assert event.before == {"role": "viewer"} and event.after == {"role": "compliance_officer"}
     assert event.actor == admin.email
+
+
+def test_admin_changes_tenant_settings_and_the_mfa_policy_applies(app, session):
+    from portal.tenancy.models import MfaPolicy, Tenant
+
+    tenant = make_tenant(session, "Settings Co")
+    admin = make_member(session, tenant, Role.TENANT_ADMIN)
+    client = signed_in(app, admin)
+    bad = client.submit("/settings", {"name": "", "mfa_policy": "off", "unconfirmed_after_days": "0"})
+    assert bad.status_code == 422
+    assert "Enter the name." in bad.text and "Not a valid choice" in bad.text and "Between 1 and 90 days." in bad.text
+    done = client.submit("/settings", {"name": "Settings Company", "mfa_policy": "required_for_suppliers_and_admins",
+                                       "unconfirmed_after_days": "5"})
+    assert done.status_code == 302
+    session.expire_all()
+    stored = session.get(Tenant, tenant.id)
+    assert stored.name == "Settings Company" and stored.mfa_policy == MfaPolicy.REQUIRED_FOR_SUPPLIERS_AND_ADMINS
+    assert stored.unconfirmed_after_days == 5
+    set_context(session, tenant_id=tenant.id)
+    event = session.execute(select(AuditEvent).where(AuditEvent.action == "tenant.settings_changed")).scalar_one()
+    assert event.before["mfa_policy"] == "required_for_all" and event.after["unconfirmed_after_days"] == 5
+    # Under the relaxed policy a buyer without MFA signs in with the password alone; an admin still enrols.
+    from tests.factories import make_user
+
+    buyer_user, _ = make_user(session, enrolled=False)
+    make_member(session, tenant, Role.BUYER, user=buyer_user)
+    guest = PortalClient(app.test_client())
+    assert guest.password_step(buyer_user.email, PASSWORD).headers["Location"] == "/"
+    admin_user, _ = make_user(session, enrolled=False)
+    make_member(session, tenant, Role.TENANT_ADMIN, user=admin_user)
+    other = PortalClient(app.test_client())
+    assert other.password_step(admin_user.email, PASSWORD).headers["Location"].endswith("/login/enrol")

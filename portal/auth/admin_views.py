@@ -11,12 +11,13 @@ from werkzeug.wrappers import Response
 from portal import audit
 from portal.auth import services
 from portal.auth.access import get_scoped_or_404, requires, scoped
-from portal.auth.forms import EmptyForm, InviteForm, OptionalReasonForm, ReasonForm, RoleForm
+from portal.auth.forms import EmptyForm, InviteForm, OptionalReasonForm, ReasonForm, RoleForm, TenantSettingsForm
 from portal.auth.models import Invitation, Membership
 from portal.auth.permissions import INVITABLE_BY, STAFF_ROLES, Permission, Role
 from portal.auth.views import actor
 from portal.db import utcnow
 from portal.mail import send_email
+from portal.tenancy.models import MfaPolicy, Tenant
 from portal.web import PortalContext, db_session, portal_context, secret_key
 
 bp = Blueprint("people", __name__)
@@ -211,6 +212,45 @@ def revoke_invitation(invitation_id: int) -> Response:
         if request.referrer and request.referrer.startswith(request.host_url)
         else url_for("people.people")
     )
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@requires(Permission.TENANT_SETTINGS)
+def settings():
+    context = ctx()
+    db_sess = db_session()
+    tenant = db_sess.get(Tenant, context.tenant_id)
+    assert tenant is not None
+    form = TenantSettingsForm(obj=tenant)
+    if request.method == "GET":
+        form.mfa_policy.data = tenant.mfa_policy.value
+    if form.validate_on_submit():
+        before = {
+            "name": tenant.name,
+            "mfa_policy": tenant.mfa_policy.value,
+            "unconfirmed_after_days": tenant.unconfirmed_after_days,
+        }
+        tenant.name = (form.name.data or "").strip()
+        tenant.mfa_policy = MfaPolicy(form.mfa_policy.data)
+        tenant.unconfirmed_after_days = form.unconfirmed_after_days.data or tenant.unconfirmed_after_days
+        after = {
+            "name": tenant.name,
+            "mfa_policy": tenant.mfa_policy.value,
+            "unconfirmed_after_days": tenant.unconfirmed_after_days,
+        }
+        if after != before:
+            actor().audit(
+                db_sess,
+                "tenant.settings_changed",
+                tenant_id=tenant.id,
+                object_type="tenant",
+                object_id=tenant.id,
+                before=before,
+                after=after,
+            )
+        flash("Settings saved.", "success")
+        return redirect(url_for("people.settings"))
+    return render_template("people/settings.html", form=form), 422 if request.method == "POST" else 200
 
 
 @bp.route("/audit", methods=["GET"])

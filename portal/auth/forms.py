@@ -7,8 +7,17 @@ account the person does not own, or a status.
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
+from wtforms import HiddenField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    EqualTo,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from portal.auth.passwords import MAX_LENGTH, password_problem
 
@@ -126,4 +135,21 @@ class ResetPasswordForm(NewPasswordMixin, FlaskForm):
         validators=[Optional(), Length(max=64, message="That is not a code.")],
         render_kw={"autocomplete": "one-time-code"},
         description="A reset never skips two-factor authentication.",
+    )
+
+
+class TenantSettingsForm(FlaskForm):
+    name = StringField("Organisation name", validators=[DataRequired("Enter the name."), Length(max=200)])
+    mfa_policy = SelectField(
+        "Two-factor authentication",
+        choices=[
+            ("required_for_all", "Required for everybody (recommended)"),
+            ("required_for_suppliers_and_admins", "Required for supplier users and administrators only"),
+        ],
+        validate_choice=True,
+    )
+    unconfirmed_after_days = IntegerField(
+        "Unconfirmed after (days)",
+        validators=[InputRequired("Enter a number of days."), NumberRange(1, 90, "Between 1 and 90 days.")],
+        description="An order line still unanswered this many days after the order date is an exception.",
     )

@@ -47,6 +47,7 @@ class Permission(enum.StrEnum):
     SUPPLIERS_VIEW = "suppliers.view"
     SUPPLIERS_MANAGE = "suppliers.manage"
     USERS_MANAGE = "users.manage"
+    TENANT_SETTINGS = "tenant.settings"
     AUDIT_VIEW = "audit.view"
     # Orders (suppliers see only their own supplier account's orders)
     ORDERS_VIEW = "orders.view"
@@ -73,6 +74,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.ORDERS_MANAGE,
             P.ORDERS_MESSAGE,
             P.ORDERS_SETTINGS,
+            P.TENANT_SETTINGS,
         }
     ),
     # Works purchase orders with suppliers; sees every supplier of the tenant.
