@@ -201,8 +201,10 @@ def test_admin_changes_tenant_settings_and_the_mfa_policy_applies(app, session):
     bad = client.submit("/settings", {"name": "", "mfa_policy": "off", "unconfirmed_after_days": "0"})
     assert bad.status_code == 422
     assert "Enter the name." in bad.text and "Not a valid choice" in bad.text and "Between 1 and 90 days." in bad.text
-    done = client.submit("/settings", {"name": "Settings Company", "mfa_policy": "required_for_suppliers_and_admins",
-                                       "unconfirmed_after_days": "5"})
+    done = client.submit(
+        "/settings",
+        {"name": "Settings Company", "mfa_policy": "required_for_suppliers_and_admins", "unconfirmed_after_days": "5"},
+    )
     assert done.status_code == 302
     session.expire_all()
     stored = session.get(Tenant, tenant.id)

@@ -79,3 +79,50 @@ def test_cli_import(committed_app, committed_db, tmp_path):
     assert done.exit_code == 0 and "2 order(s) with 3 line(s) imported" in done.output
     with tenant_session(committed_db, tenant_id) as s:
         assert s.execute(select(func.count()).select_from(PurchaseOrder)).scalar_one() == 2
+
+
+def test_buyer_creates_an_order_by_form_with_errors_named_by_line(app, session):
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant, "Form Supplier")
+    _, warehouse = make_company_with_warehouse(session, tenant)
+    buyer = make_member(session, tenant, Role.BUYER)
+    client = PortalClient(app.test_client())
+    client.sign_in(buyer.email, PASSWORD, buyer.secret)
+    header = {
+        "order_number": "PO-F1",
+        "supplier_code": supplier.code,
+        "warehouse_code": warehouse.code,
+        "order_date": "2026-11-20",
+        "currency": "EUR",
+    }
+    line = {
+        "product_code-1": "P-1",
+        "product_name-1": "Bolt",
+        "quantity-1": "100",
+        "unit-1": "pc",
+        "unit_price-1": "2.5",
+        "requested_date-1": "2026-12-05",
+    }
+    empty = client.submit("/orders/new", header)
+    assert empty.status_code == 422 and "Enter at least one line." in empty.text
+    bad = client.submit(
+        "/orders/new",
+        {
+            **header,
+            **line,
+            "product_code-2": "P-2",
+            "product_name-2": "Nut",
+            "quantity-2": "-1",
+            "unit_price-2": "1",
+            "requested_date-2": "tomorrow",
+        },
+    )
+    assert bad.status_code == 422
+    assert "Line 2: requested_date must be YYYY-MM-DD; quantity must be a number above zero." in bad.text
+    assert 'value="Bolt"' in bad.text  # the input is kept
+    done = client.submit("/orders/new", {**header, **line})
+    assert done.status_code == 302
+    assert "Form Supplier sees it now" in client.get(done.headers["Location"]).text
+    set_context(session, tenant_id=tenant.id)
+    order = session.execute(select(PurchaseOrder).where(PurchaseOrder.number == "PO-F1")).scalar_one()
+    assert order.buyer_id == buyer.user.id and str(order.total_value) == "250.0000"

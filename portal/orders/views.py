@@ -3,8 +3,11 @@ buyer's decisions, ship notices, messages and the buyer's response queue."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -602,6 +605,79 @@ def exceptions() -> str:
         days=tenant.unconfirmed_after_days,
         **choices,
     )
+
+
+NEW_ORDER_LINES = 10
+
+
+@bp.route("/orders/new", methods=["GET", "POST"])
+@requires(Permission.ORDERS_MANAGE)
+def new_order():
+    """Create one order by form; the same rules (and messages) as the CSV intake."""
+    context = ctx()
+    db_sess = db_session()
+    suppliers = db_sess.execute(
+        select(Supplier.code, Supplier.name).where(Supplier.tenant_id == context.tenant_id).order_by(Supplier.name)
+    ).all()
+    warehouses = db_sess.execute(
+        select(Warehouse.code, Warehouse.name).where(Warehouse.tenant_id == context.tenant_id).order_by(Warehouse.name)
+    ).all()
+    errors: list[str] = []
+    if request.method == "POST":
+        header = {
+            k: request.form.get(k, "").strip()
+            for k in ("order_number", "supplier_code", "warehouse_code", "order_date", "currency")
+        }
+        rows = []
+        for n in range(1, NEW_ORDER_LINES + 1):
+            line = {
+                k: request.form.get(f"{k}-{n}", "").strip()
+                for k in (
+                    "product_code",
+                    "product_name",
+                    "supplier_product_code",
+                    "quantity",
+                    "unit",
+                    "unit_price",
+                    "requested_date",
+                )
+            }
+            if any(line.values()):
+                rows.append({**header, "line": str(n), **line})
+        if not rows:
+            errors = ["Enter at least one line."]
+        else:
+            result = intake.import_orders(
+                db_sess, tenant_id=context.tenant_id, rows=rows, actor=actor(), buyer_id=current_user.id
+            )
+            # Row k of the form is line k: say "Line" rather than the CSV's row numbers.
+            errors = [
+                re.sub(r"^Row (\d+):", lambda m: f"Line {rows[int(m.group(1)) - 2]['line']}:", e) for e in result.errors
+            ]
+            if not errors:
+                order = db_sess.execute(
+                    select(PurchaseOrder).where(
+                        PurchaseOrder.tenant_id == context.tenant_id, PurchaseOrder.number == result.orders[0]
+                    )
+                ).scalar_one()
+                flash(
+                    f"Order {order.number} created; {suppliers_name(suppliers, header['supplier_code'])} sees it now.",
+                    "success",
+                )
+                return redirect(url_for("orders.order_page", order_id=order.id))
+    return render_template(
+        "orders/new.html",
+        suppliers=suppliers,
+        warehouses=warehouses,
+        errors=errors,
+        values=request.form,
+        lines=NEW_ORDER_LINES,
+        today=date.today(),
+    ), 422 if errors else 200
+
+
+def suppliers_name(suppliers: Sequence[Any], code: str) -> str:
+    return next((name for c, name in suppliers if c == code.upper()), code)
 
 
 @bp.route("/orders/import", methods=["GET", "POST"])
