@@ -126,3 +126,45 @@ def test_buyer_creates_an_order_by_form_with_errors_named_by_line(app, session):
     set_context(session, tenant_id=tenant.id)
     order = session.execute(select(PurchaseOrder).where(PurchaseOrder.number == "PO-F1")).scalar_one()
     assert order.buyer_id == buyer.user.id and str(order.total_value) == "250.0000"
+
+
+def test_receipts_import_is_all_or_nothing(app, session):
+    from decimal import Decimal
+
+    from portal.auth.services import Actor
+    from portal.orders import services as svc
+    from portal.orders.models import LineState
+    from tests.factories import make_order
+
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    order = make_order(session, tenant, supplier, [("100", "1", 5), ("40", "1", 9)])
+    svc.accept_all(session, order=order, expected_version=None, actor=Actor(None, "t", ""))
+    buyer = make_member(session, tenant, Role.BUYER)
+    client = PortalClient(app.test_client())
+    client.sign_in(buyer.email, PASSWORD, buyer.secret)
+
+    def upload(text: str):  # type: ignore[no-untyped-def]
+        token = csrf_from(client.get("/orders/receipts/import").text)
+        return client.client.post(
+            "/orders/receipts/import",
+            data={"csrf_token": token, "file": (io.BytesIO(text.encode()), "r.csv")},
+            content_type="multipart/form-data",
+        )
+
+    head = "order_number,line,quantity,received_on,erp_ref\n"
+    refused = upload(
+        head + f"{order.number},1,60,2026-11-25,WH/IN/1\n{order.number},7,5,2026-11-25,\n"
+        f"NOPE,1,5,2026-11-25,\n{order.number},2,x,25.11.2026,\n"
+    )
+    assert refused.status_code == 422
+    assert f"Row 3: order {order.number} has no line &#39;7&#39;." in refused.text
+    assert "Row 4: no order &#39;NOPE&#39;." in refused.text and "Row 5: quantity must be a number" in refused.text
+    session.expire_all()
+    assert all(line.received_quantity == 0 for line in svc.order_lines(session, order))  # nothing kept
+    done = upload(head + f"{order.number},1,60,2026-11-25,WH/IN/1\n{order.number},2,40,2026-11-26,\n")
+    assert done.status_code == 302
+    session.expire_all()
+    first, second = svc.order_lines(session, order)
+    assert first.received_quantity == Decimal("60") and first.state == LineState.PARTIALLY_RECEIVED
+    assert second.state == LineState.RECEIVED

@@ -67,13 +67,13 @@ class _Line:
     requested_date: date
 
 
-def read_csv(data: bytes) -> tuple[list[dict[str, str]], list[str]]:
+def read_csv(data: bytes, required: tuple[str, ...] = REQUIRED) -> tuple[list[dict[str, str]], list[str]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return [], ["The file is not UTF-8 text. Save it as CSV (UTF-8)."]
     reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+    missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
         return [], ["Missing columns: " + ", ".join(missing) + ". The first row must name the columns."]
     rows: list[dict[str, str]] = []
@@ -212,4 +212,67 @@ def import_orders(
         object_type="order",
         after={"orders": len(result.orders), "lines": result.lines},
     )
+    return result
+
+
+RECEIPT_COLUMNS = ("order_number", "line", "quantity", "received_on", "erp_ref")
+
+
+def import_receipts(session: Session, *, tenant_id: int, rows: list[dict[str, str]], actor: Actor) -> ImportResult:
+    """Receipts per line (order_number, line, quantity, received_on[, erp_ref]), all or nothing."""
+    from portal.auth.services import ServiceError
+    from portal.orders import services as svc
+    from portal.orders.models import Source
+
+    result = ImportResult()
+    numbers = {r.get("order_number", "") for r in rows}
+    orders = {
+        o.number: o
+        for o in session.execute(
+            select(PurchaseOrder).where(PurchaseOrder.tenant_id == tenant_id, PurchaseOrder.number.in_(numbers))
+        ).scalars()
+    }
+    lines = {
+        (line.order_id, line.position): line
+        for line in session.execute(
+            select(PurchaseOrderLine).where(
+                PurchaseOrderLine.tenant_id == tenant_id,
+                PurchaseOrderLine.order_id.in_([o.id for o in orders.values()]),
+            )
+        ).scalars()
+    }
+    for index, row in enumerate(rows, start=2):
+        order = orders.get(row.get("order_number", ""))
+        position = row.get("line", "")
+        quantity, received_on = parse_quantity(row.get("quantity", "")), parse_date(row.get("received_on", ""))
+        problems = []
+        line = lines.get((order.id, int(position))) if order and position.isdigit() else None
+        if order is None:
+            problems.append(f"no order {row.get('order_number', '')!r}")
+        elif line is None:
+            problems.append(f"order {order.number} has no line {position!r}")
+        if quantity is None or quantity <= 0:
+            problems.append("quantity must be a number above zero")
+        if received_on is None:
+            problems.append("received_on must be YYYY-MM-DD")
+        if problems:
+            result.errors.append(f"Row {index}: " + "; ".join(problems) + ".")
+            continue
+        assert order and line and quantity and received_on
+        try:
+            svc.record_receipt(
+                session,
+                order=order,
+                line=line,
+                quantity=quantity,
+                received_on=received_on,
+                actor=actor,
+                source=Source.SPREADSHEET,
+                erp_ref=row.get("erp_ref") or None,
+            )
+        except ServiceError as exc:
+            message = exc.errors[line.id][0] if isinstance(exc, svc.InvalidAnswers) else exc.message
+            result.errors.append(f"Row {index}: {message}")
+            continue
+        result.lines += 1
     return result

@@ -680,6 +680,33 @@ def suppliers_name(suppliers: Sequence[Any], code: str) -> str:
     return next((name for c, name in suppliers if c == code.upper()), code)
 
 
+@bp.route("/orders/receipts/import", methods=["GET", "POST"])
+@requires(Permission.ORDERS_MANAGE)
+def import_receipts():
+    form = ImportForm()
+    result = None
+    if form.validate_on_submit():
+        rows, problems = intake.read_csv(
+            form.file.data.read(), required=("order_number", "line", "quantity", "received_on")
+        )
+        if problems:
+            form.file.errors = problems
+        else:
+            result = intake.import_receipts(db_session(), tenant_id=ctx().tenant_id, rows=rows, actor=actor())
+            if not result.errors:
+                flash(f"{result.lines} receipt(s) recorded.", "success")
+                return redirect(url_for("orders.exceptions"))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "orders/import.html",
+        form=form,
+        result=result,
+        columns=intake.RECEIPT_COLUMNS,
+        title="Import receipts",
+        what="receipt",
+    ), status
+
+
 @bp.route("/orders/import", methods=["GET", "POST"])
 @requires(Permission.ORDERS_MANAGE)
 def import_orders():
@@ -697,7 +724,14 @@ def import_orders():
                 flash(f"{len(result.orders)} order(s) with {result.lines} line(s) imported.", "success")
                 return redirect(url_for("orders.inbox", tab="needs_response"))
     status = 422 if request.method == "POST" else 200
-    return render_template("orders/import.html", form=form, result=result, columns=intake.COLUMNS), status
+    return render_template(
+        "orders/import.html",
+        form=form,
+        result=result,
+        columns=intake.COLUMNS,
+        title="Import purchase orders",
+        what="order line",
+    ), status
 
 
 @bp.route("/orders/tolerances", methods=["GET", "POST"])
