@@ -210,3 +210,50 @@ def test_supplier_answers_buyer_approves_supplier_ships(live_server, browser, co
     page.click("text=Send ship notice")
     assert f"Ship notice {number}-ASN1 sent." in page.inner_text(".flash")
     assert "partially shipped" in page.inner_text("section.card:has(h2:text('Lines'))")
+
+
+def test_spreadsheet_round_trip_with_a_bad_row_in_the_browser(live_server, browser, committed_db, tmp_path):
+    import csv
+    import io
+
+    from tests.factories import PASSWORD, make_order, make_tolerance
+
+    with tenant_session(committed_db, None) as s:
+        tenant = make_tenant(s, "Northwind Sheets")
+        supplier = make_supplier(s, tenant, "Acme Sheets")
+        make_tolerance(s, tenant)
+        order = make_order(s, tenant, supplier, [("100", "2.50", 14), ("40", "10.00", 21)])
+        seller = make_member(s, tenant, Role.SUPPLIER_ADMIN, supplier=supplier)
+        number, email, secret = order.number, seller.email, seller.secret
+
+    page = browser.new_page(accept_downloads=True)
+    sign_in_browser(page, live_server, email, PASSWORD, code_at(secret, 0))
+    page.goto(f"{live_server}/orders")
+    page.click("text=Answer in a spreadsheet")
+    with page.expect_download() as download_info:
+        page.click("text=CSV")
+    rows = list(csv.DictReader(io.StringIO(download_info.value.path().read_text(encoding="utf-8-sig"))))
+    assert [r["order_number"] for r in rows] == [number, number]
+    rows[0].update(promised_quantity="100", promised_date=rows[0]["requested_date"])
+    rows[1].update(promised_quantity="40", promised_date="31/12/2026")  # the bad row: row 3 of the file
+    sheet = tmp_path / "answers.csv"
+    with sheet.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    page.set_input_files("#file", str(sheet))
+    page.click("text=Check the file")
+    assert "Row 3: promised_date must be YYYY-MM-DD." in page.inner_text("#preview")
+    assert page.locator("text=Apply all").count() == 0
+    rows[1]["promised_date"] = rows[1]["requested_date"]
+    with sheet.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    page.set_input_files("#file", str(sheet))
+    page.click("text=Check the file")
+    assert "2 change(s)" in page.inner_text("#preview")
+    page.click("text=Apply all 2 change(s)")
+    assert "2 change(s) from the spreadsheet applied." in page.inner_text(".flash")
+    page.goto(f"{live_server}/orders?tab=open")
+    assert number in page.inner_text("main")
