@@ -129,6 +129,12 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "orders.spreadsheet_download": (perm(P.ORDERS_RESPOND), ("GET",), csv_format),
     "orders.spreadsheet_upload": (perm(P.ORDERS_RESPOND), ("GET", "POST"), None),
     "orders.spreadsheet_apply": (perm(P.ORDERS_RESPOND), ("POST",), None),
+    "documents.compliance": (perm(P.DOCUMENTS_UPLOAD), ("GET", "POST"), None),
+    "documents.supplier_download": (perm(P.DOCUMENTS_UPLOAD), ("GET",), ids("document_id")),
+    "documents.download": (perm(P.DOCUMENTS_REVIEW), ("GET",), ids("document_id")),
+    "documents.queue": (perm(P.DOCUMENTS_REVIEW), ("GET",), None),
+    "documents.detail": (perm(P.DOCUMENTS_REVIEW), ("GET", "POST"), ids("document_id")),
+    "documents.types": (perm(P.DOCUMENTS_REVIEW), ("GET", "POST"), None),
     # Registered only in demo mode with the database mail backend (never in production).
     "devmail.mailbox": (PUBLIC, ("GET",), None),
 }
@@ -164,7 +170,36 @@ def _order_with_notice_and_request(session, tenant, supplier) -> dict[str, int]:
         actor=actor,
     )
     request = session.execute(select(ChangeRequest).where(ChangeRequest.line_id == second.id)).scalar_one()
-    return {"order_id": order.id, "line_id": first.id, "notice_id": notice.id, "request_id": request.id}
+    document = _document(session, tenant, supplier)
+    return {
+        "order_id": order.id,
+        "line_id": first.id,
+        "notice_id": notice.id,
+        "request_id": request.id,
+        "document_id": document,
+    }
+
+
+def _document(session, tenant, supplier) -> int:  # type: ignore[no-untyped-def]
+    from portal.documents.models import Document, DocumentType
+
+    doc_type = DocumentType(tenant_id=tenant.id, code=f"T{tenant.id}", name="ISO 9001")
+    session.add(doc_type)
+    session.flush()
+    document = Document(
+        tenant_id=tenant.id,
+        supplier_id=supplier.id,
+        document_type_id=doc_type.id,
+        title="Cert",
+        storage_key=f"matrix{tenant.id}x{supplier.id}",
+        original_name="c.pdf",
+        size=3,
+        content_type="application/pdf",
+        sha256="0" * 64,
+    )
+    session.add(document)
+    session.flush()
+    return document.id
 
 
 @pytest.fixture

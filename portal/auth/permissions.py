@@ -55,6 +55,9 @@ class Permission(enum.StrEnum):
     ORDERS_RESPOND = "orders.respond"  # confirm, re-promise, ship
     ORDERS_MESSAGE = "orders.message"
     ORDERS_SETTINGS = "orders.settings"  # tolerance rules
+    # Compliance documents
+    DOCUMENTS_UPLOAD = "documents.upload"  # a supplier's own certificates
+    DOCUMENTS_REVIEW = "documents.review"  # the review queue, types and requirements
     # Supplier side
     SUPPLIER_TEAM_MANAGE = "supplier_team.manage"
 
@@ -75,20 +78,32 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.ORDERS_MESSAGE,
             P.ORDERS_SETTINGS,
             P.TENANT_SETTINGS,
+            P.DOCUMENTS_REVIEW,
         }
     ),
     # Works purchase orders with suppliers; sees every supplier of the tenant.
     Role.BUYER: frozenset({P.DASHBOARD_VIEW, P.SUPPLIERS_VIEW, P.ORDERS_VIEW, P.ORDERS_MANAGE, P.ORDERS_MESSAGE}),
     # Sets document requirements and reviews certificates; reads the audit trail for auditors.
-    Role.COMPLIANCE_OFFICER: frozenset({P.DASHBOARD_VIEW, P.SUPPLIERS_VIEW, P.AUDIT_VIEW, P.ORDERS_VIEW}),
+    Role.COMPLIANCE_OFFICER: frozenset(
+        {P.DASHBOARD_VIEW, P.SUPPLIERS_VIEW, P.AUDIT_VIEW, P.ORDERS_VIEW, P.DOCUMENTS_REVIEW}
+    ),
     # Read-only staff (management, finance): sees, never changes.
     Role.VIEWER: frozenset({P.DASHBOARD_VIEW, P.SUPPLIERS_VIEW, P.ORDERS_VIEW}),
     # Runs one supplier account for one customer: its own people, and all a supplier user does.
     Role.SUPPLIER_ADMIN: frozenset(
-        {P.DASHBOARD_VIEW, P.SUPPLIER_TEAM_MANAGE, P.ORDERS_VIEW, P.ORDERS_RESPOND, P.ORDERS_MESSAGE}
+        {
+            P.DASHBOARD_VIEW,
+            P.SUPPLIER_TEAM_MANAGE,
+            P.ORDERS_VIEW,
+            P.ORDERS_RESPOND,
+            P.ORDERS_MESSAGE,
+            P.DOCUMENTS_UPLOAD,
+        }
     ),
     # Answers orders and uploads documents for its own supplier account only.
-    Role.SUPPLIER_USER: frozenset({P.DASHBOARD_VIEW, P.ORDERS_VIEW, P.ORDERS_RESPOND, P.ORDERS_MESSAGE}),
+    Role.SUPPLIER_USER: frozenset(
+        {P.DASHBOARD_VIEW, P.ORDERS_VIEW, P.ORDERS_RESPOND, P.ORDERS_MESSAGE, P.DOCUMENTS_UPLOAD}
+    ),
 }
 
 

@@ -1,5 +1,7 @@
-"""Documents: this domain adds its models, services and views here."""
+"""Compliance documents: requirements, supplier uploads, review, expiry."""
 
 
 def register(app):
-    """Nothing to register yet."""
+    from portal.documents import views
+
+    views.register(app)

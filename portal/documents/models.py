@@ -1,0 +1,98 @@
+"""Compliance documents: types, requirements, uploaded documents and their reviews."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Date, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.db import Base, BigID, TenantOwned, utcnow
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(cls, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
+
+
+class DocumentStatus(enum.StrEnum):
+    PENDING_REVIEW = "pending_review"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class RequirementScope(enum.StrEnum):
+    ALL = "all"
+    CATEGORY = "category"
+    SUPPLIERS = "suppliers"
+
+
+class DocumentType(TenantOwned, Base):
+    __tablename__ = "document_types"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Requirement(TenantOwned, Base):
+    """Which suppliers must hold a valid document of a type."""
+
+    __tablename__ = "document_requirements"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    document_type_id: Mapped[int] = mapped_column(BigID, ForeignKey("document_types.id", ondelete="CASCADE"))
+    scope: Mapped[RequirementScope] = mapped_column(_enum(RequirementScope), default=RequirementScope.ALL)
+    category: Mapped[str] = mapped_column(String(80), default="")
+    supplier_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    # Used when the document carries no expiry date of its own.
+    validity_months: Mapped[int | None] = mapped_column(Integer)
+    reminder_days: Mapped[list[int]] = mapped_column(JSON, default=lambda: [60, 30, 7])
+    grace_days: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Document(TenantOwned, Base):
+    __tablename__ = "documents"
+    __table_args__ = (Index("ix_documents_tenant_status", "tenant_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    supplier_id: Mapped[int] = mapped_column(BigID, ForeignKey("suppliers.id", ondelete="CASCADE"), index=True)
+    document_type_id: Mapped[int] = mapped_column(BigID, ForeignKey("document_types.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    issuer: Mapped[str] = mapped_column(String(200), default="")
+    certificate_number: Mapped[str] = mapped_column(String(80), default="")
+    issue_date: Mapped[date | None] = mapped_column(Date)
+    expiry_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[DocumentStatus] = mapped_column(_enum(DocumentStatus), default=DocumentStatus.PENDING_REVIEW)
+    # The file: a generated storage key; the person's file name is metadata only.
+    storage_key: Mapped[str] = mapped_column(String(80), unique=True)
+    original_name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(40))
+    sha256: Mapped[str] = mapped_column(String(64))
+    supersedes_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("documents.id", ondelete="SET NULL"))
+    uploaded_by_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DocumentReview(TenantOwned, Base):
+    __tablename__ = "document_reviews"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    document_id: Mapped[int] = mapped_column(BigID, ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    decision: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    reviewer_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)

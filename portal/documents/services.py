@@ -1,0 +1,259 @@
+"""Rules of compliance documents. Take the session and tenant explicitly; flush only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.auth.services import Actor, ServiceError
+from portal.documents.models import (
+    Document,
+    DocumentReview,
+    DocumentStatus,
+    DocumentType,
+    Requirement,
+    RequirementScope,
+)
+from portal.documents.storage import LocalStorage
+from portal.documents.validation import check_upload
+from portal.orders.services import emit
+from portal.suppliers.models import Supplier
+
+EXPIRING_SOON_DAYS = 30
+
+
+@dataclass(frozen=True)
+class UploadInput:
+    document_type_id: int
+    title: str
+    issuer: str
+    certificate_number: str
+    issue_date: date | None
+    expiry_date: date | None
+    filename: str
+    data: bytes
+    supersedes_id: int | None = None
+
+
+def upload(
+    session: Session, storage: LocalStorage, *, tenant_id: int, supplier_id: int, data: UploadInput, actor: Actor
+) -> Document:
+    """Check the file (raises UploadRejected), then store it and record a document pending review."""
+    checked = check_upload(data.filename, data.data)
+    doc_type = session.execute(
+        select(DocumentType).where(DocumentType.id == data.document_type_id, DocumentType.tenant_id == tenant_id)
+    ).scalar_one_or_none()
+    if doc_type is None:
+        raise ServiceError("Choose a document type from the list.", "document_type_id")
+    if data.issue_date and data.expiry_date and data.expiry_date <= data.issue_date:
+        raise ServiceError("The expiry date must be after the issue date.", "expiry_date")
+    if data.supersedes_id is not None:
+        previous = session.execute(
+            select(Document).where(
+                Document.id == data.supersedes_id, Document.tenant_id == tenant_id, Document.supplier_id == supplier_id
+            )
+        ).scalar_one_or_none()
+        if previous is None:
+            raise ServiceError("The document to replace is not yours.", "supersedes_id")
+    key = storage.put(data.data)
+    document = Document(
+        tenant_id=tenant_id,
+        supplier_id=supplier_id,
+        document_type_id=doc_type.id,
+        title=data.title.strip()[:200],
+        issuer=data.issuer.strip()[:200],
+        certificate_number=data.certificate_number.strip()[:80],
+        issue_date=data.issue_date,
+        expiry_date=data.expiry_date,
+        storage_key=key,
+        original_name=(data.filename or "document")[-255:],
+        size=checked.size,
+        content_type=checked.content_type,
+        sha256=checked.sha256,
+        supersedes_id=data.supersedes_id,
+        uploaded_by_id=actor.user_id,
+    )
+    session.add(document)
+    session.flush()
+    actor.audit(
+        session,
+        "document.uploaded",
+        tenant_id=tenant_id,
+        object_type="document",
+        object_id=document.id,
+        after={
+            "type": doc_type.code,
+            "title": document.title,
+            "sha256": checked.sha256,
+            "size": checked.size,
+            "supplier_id": supplier_id,
+        },
+    )
+    emit(session, tenant_id, "document.uploaded", {"document_id": document.id})
+    return document
+
+
+def review(
+    session: Session,
+    *,
+    document: Document,
+    decision: str,
+    comment: str,
+    valid_until: date | None,
+    actor: Actor,
+) -> None:
+    if document.status != DocumentStatus.PENDING_REVIEW:
+        raise ServiceError("This document has been reviewed already.")
+    if actor.user_id is not None and actor.user_id == document.uploaded_by_id:
+        raise ServiceError("You uploaded this document; someone else must review it.")
+    if decision not in ("approve", "reject"):
+        raise ServiceError("Choose approve or reject.")
+    if decision == "reject" and not comment.strip():
+        raise ServiceError("Tell the supplier why (the reason is required).", "comment")
+    if decision == "approve":
+        expiry = valid_until or document.expiry_date or _default_expiry(session, document)
+        if expiry is not None and expiry <= date.today():
+            raise ServiceError("The validity must end in the future.", "valid_until")
+        document.expiry_date = expiry
+        document.status = DocumentStatus.APPROVED
+        if document.supersedes_id:
+            previous = session.get(Document, document.supersedes_id)
+            if previous is not None and previous.tenant_id == document.tenant_id:
+                previous.status = DocumentStatus.SUPERSEDED
+    else:
+        document.status = DocumentStatus.REJECTED
+    session.add(
+        DocumentReview(
+            tenant_id=document.tenant_id,
+            document_id=document.id,
+            decision=decision,
+            comment=comment.strip(),
+            valid_until=document.expiry_date,
+            reviewer_id=actor.user_id,
+        )
+    )
+    session.flush()
+    actor.audit(
+        session,
+        f"document.{'approved' if decision == 'approve' else 'rejected'}",
+        tenant_id=document.tenant_id,
+        object_type="document",
+        object_id=document.id,
+        after={"expiry_date": document.expiry_date.isoformat() if document.expiry_date else None},
+        reason=comment.strip(),
+    )
+    emit(session, document.tenant_id, "document.reviewed", {"document_id": document.id, "decision": decision})
+
+
+def _default_expiry(session: Session, document: Document) -> date | None:
+    months = (
+        session.execute(
+            select(Requirement.validity_months).where(
+                Requirement.tenant_id == document.tenant_id,
+                Requirement.document_type_id == document.document_type_id,
+                Requirement.validity_months.is_not(None),
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if not months:
+        return None
+    start = document.issue_date or date.today()
+    return start + timedelta(days=int(months * 30.44))
+
+
+def applies_to(requirement: Requirement, supplier: Supplier) -> bool:
+    if requirement.scope == RequirementScope.ALL:
+        return True
+    if requirement.scope == RequirementScope.CATEGORY:
+        return requirement.category.strip().lower() == supplier.category.strip().lower()
+    return supplier.id in (requirement.supplier_ids or [])
+
+
+@dataclass(frozen=True)
+class RequirementStatus:
+    requirement: Requirement
+    document_type: DocumentType
+    document: Document | None
+    state: str  # missing, pending, approved, expiring, expired, rejected
+    detail: str
+
+
+def compliance(session: Session, *, tenant_id: int, supplier: Supplier, today: date) -> list[RequirementStatus]:
+    """Each requirement that applies to the supplier with its status and the document behind it (3 queries)."""
+    requirements = session.execute(
+        select(Requirement, DocumentType)
+        .join(DocumentType, DocumentType.id == Requirement.document_type_id)
+        .where(Requirement.tenant_id == tenant_id)
+        .order_by(DocumentType.name)
+    ).all()
+    documents = (
+        session.execute(
+            select(Document)
+            .where(
+                Document.tenant_id == tenant_id,
+                Document.supplier_id == supplier.id,
+                Document.status != DocumentStatus.SUPERSEDED,
+            )
+            .order_by(Document.created_at.desc())
+        )
+        .scalars()
+        .all()
+    )
+    result = []
+    for requirement, doc_type in requirements:
+        if not applies_to(requirement, supplier):
+            continue
+        mine = [d for d in documents if d.document_type_id == doc_type.id]
+        approved = next((d for d in mine if d.status == DocumentStatus.APPROVED), None)
+        latest = mine[0] if mine else None
+        if approved and (approved.expiry_date is None or approved.expiry_date >= today):
+            soon = approved.expiry_date and approved.expiry_date <= today + timedelta(days=EXPIRING_SOON_DAYS)
+            state = "expiring" if soon else "approved"
+            detail = f"valid until {approved.expiry_date}" if approved.expiry_date else "valid"
+            if latest is not None and latest.status == DocumentStatus.PENDING_REVIEW:
+                detail += "; a replacement waits for review"
+            result.append(RequirementStatus(requirement, doc_type, approved, state, detail))
+        elif latest is not None and latest.status == DocumentStatus.PENDING_REVIEW:
+            result.append(RequirementStatus(requirement, doc_type, latest, "pending", "waiting for review"))
+        elif latest is not None and latest.status == DocumentStatus.REJECTED:
+            reason = (
+                session.execute(
+                    select(DocumentReview.comment)
+                    .where(DocumentReview.document_id == latest.id)
+                    .order_by(DocumentReview.id.desc())
+                )
+                .scalars()
+                .first()
+            )
+            result.append(RequirementStatus(requirement, doc_type, latest, "rejected", f"rejected: {reason}"))
+        elif approved is not None:
+            result.append(
+                RequirementStatus(requirement, doc_type, approved, "expired", f"expired on {approved.expiry_date}")
+            )
+        else:
+            result.append(RequirementStatus(requirement, doc_type, None, "missing", "upload it"))
+    return result
+
+
+def mark_expired(session: Session, *, tenant_id: int, today: date) -> int:
+    """Move approved documents past their expiry date to expired (the daily job calls this)."""
+    expired = (
+        session.execute(
+            select(Document).where(
+                Document.tenant_id == tenant_id,
+                Document.status == DocumentStatus.APPROVED,
+                Document.expiry_date < today,
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for document in expired:
+        document.status = DocumentStatus.EXPIRED
+    session.flush()
+    return len(expired)

@@ -1,0 +1,269 @@
+"""Compliance documents: the supplier's compliance page and uploads, the review
+queue, types and requirements, and downloads."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, timedelta
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from portal.auth.access import get_scoped_or_404, requires, scoped
+from portal.auth.admin_views import ctx
+from portal.auth.permissions import Permission
+from portal.auth.services import ServiceError
+from portal.auth.views import actor
+from portal.documents import services
+from portal.documents.forms import DocumentTypeForm, RequirementForm, ReviewForm, UploadForm
+from portal.documents.models import Document, DocumentStatus, DocumentType, Requirement, RequirementScope
+from portal.documents.storage import LocalStorage
+from portal.documents.validation import UploadRejected
+from portal.suppliers.models import Supplier
+from portal.web import db_session
+
+bp = Blueprint("documents", __name__, template_folder="templates")
+
+
+def storage() -> LocalStorage:
+    return LocalStorage(Path(current_app.config["DOCUMENT_ROOT"]))
+
+
+def _types() -> list[DocumentType]:
+    return list(
+        db_session()
+        .execute(select(DocumentType).where(DocumentType.tenant_id == ctx().tenant_id).order_by(DocumentType.name))
+        .scalars()
+    )
+
+
+@bp.route("/compliance", methods=["GET", "POST"])
+@requires(Permission.DOCUMENTS_UPLOAD)
+def compliance():
+    context = ctx()
+    if context.supplier_id is None:
+        abort(404)
+    db_sess = db_session()
+    supplier: Supplier = get_scoped_or_404(db_sess, Supplier, context.supplier_id, context)
+    form = UploadForm()
+    form.document_type_id.choices = [(t.id, t.name) for t in _types()]
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.validate_on_submit():
+            upload = form.file.data
+            try:
+                document = services.upload(
+                    db_sess,
+                    storage(),
+                    tenant_id=context.tenant_id,
+                    supplier_id=supplier.id,
+                    actor=actor(),
+                    data=services.UploadInput(
+                        document_type_id=form.document_type_id.data or 0,
+                        title=form.title.data or "",
+                        issuer=form.issuer.data or "",
+                        certificate_number=form.certificate_number.data or "",
+                        issue_date=form.issue_date.data,
+                        expiry_date=form.expiry_date.data,
+                        filename=upload.filename or "",
+                        data=upload.read(),
+                        supersedes_id=int(form.supersedes_id.data)
+                        if (form.supersedes_id.data or "").isdigit()
+                        else None,
+                    ),
+                )
+            except UploadRejected as exc:
+                form.file.errors = [exc.message]
+                status = exc.status
+            except ServiceError as exc:
+                getattr(form, exc.field or "file").errors = [exc.message]
+            else:
+                flash(f"“{document.title}” uploaded; the compliance team will review it.", "success")
+                return redirect(url_for("documents.compliance"))
+    statuses = services.compliance(db_sess, tenant_id=context.tenant_id, supplier=supplier, today=date.today())
+    documents = (
+        db_sess.execute(scoped(Document, context).order_by(Document.created_at.desc()).limit(100)).scalars().all()
+    )
+    return render_template(
+        "documents/compliance.html",
+        form=form,
+        statuses=statuses,
+        documents=documents,
+        types={t.id: t for t in _types()},
+    ), status
+
+
+def _download(document: Document) -> Response:
+    data = storage().read(document.storage_key)
+    response = send_file(
+        io.BytesIO(data), mimetype=document.content_type, as_attachment=True, download_name=document.original_name
+    )
+    # Never rendered by the browser in our origin.
+    response.headers["Content-Security-Policy"] = "sandbox"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.route("/compliance/documents/<int:document_id>/download")
+@requires(Permission.DOCUMENTS_UPLOAD)
+def supplier_download(document_id: int) -> Response:
+    return _download(get_scoped_or_404(db_session(), Document, document_id, ctx()))
+
+
+@bp.route("/documents/<int:document_id>/download")
+@requires(Permission.DOCUMENTS_REVIEW)
+def download(document_id: int) -> Response:
+    return _download(get_scoped_or_404(db_session(), Document, document_id, ctx()))
+
+
+@bp.route("/documents/review")
+@requires(Permission.DOCUMENTS_REVIEW)
+def queue() -> str:
+    context = ctx()
+    db_sess = db_session()
+    status = request.args.get("status", "pending_review")
+    stmt = (
+        select(Document, Supplier.name, DocumentType.name)
+        .join(Supplier, Supplier.id == Document.supplier_id)
+        .join(DocumentType, DocumentType.id == Document.document_type_id)
+        .where(Document.tenant_id == context.tenant_id)
+    )
+    if status in {s.value for s in DocumentStatus}:
+        stmt = stmt.where(Document.status == status)
+    if (type_id := request.args.get("type", "")).isdigit():
+        stmt = stmt.where(Document.document_type_id == int(type_id))
+    if (supplier_id := request.args.get("supplier", "")).isdigit():
+        stmt = stmt.where(Document.supplier_id == int(supplier_id))
+    if (days := request.args.get("expiring", "")).isdigit():
+        stmt = stmt.where(Document.expiry_date <= date.today() + timedelta(days=int(days)))
+    rows = db_sess.execute(stmt.order_by(Document.created_at).limit(200)).all()
+    suppliers = db_sess.execute(
+        select(Supplier.id, Supplier.name).where(Supplier.tenant_id == context.tenant_id).order_by(Supplier.name)
+    ).all()
+    return render_template(
+        "documents/queue.html",
+        rows=rows,
+        status=status,
+        types=_types(),
+        suppliers=suppliers,
+        statuses=list(DocumentStatus),
+        args=request.args,
+    )
+
+
+@bp.route("/documents/<int:document_id>", methods=["GET", "POST"])
+@requires(Permission.DOCUMENTS_REVIEW)
+def detail(document_id: int):
+    context = ctx()
+    db_sess = db_session()
+    document: Document = get_scoped_or_404(db_sess, Document, document_id, context)
+    form = ReviewForm()
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.validate_on_submit():
+            try:
+                services.review(
+                    db_sess,
+                    document=document,
+                    decision=form.decision.data or "",
+                    comment=form.comment.data or "",
+                    valid_until=form.valid_until.data,
+                    actor=actor(),
+                )
+            except ServiceError as exc:
+                getattr(form, exc.field or "decision").errors = [exc.message]
+            else:
+                flash(f"“{document.title}” {document.status.label}.", "success")
+                return redirect(url_for("documents.queue"))
+    supplier = db_sess.get(Supplier, document.supplier_id)
+    doc_type = db_sess.get(DocumentType, document.document_type_id)
+    return render_template(
+        "documents/detail.html", document=document, form=form, supplier=supplier, doc_type=doc_type
+    ), status
+
+
+@bp.route("/documents/types", methods=["GET", "POST"])
+@requires(Permission.DOCUMENTS_REVIEW)
+def types():
+    context = ctx()
+    db_sess = db_session()
+    type_form = DocumentTypeForm(prefix="type")
+    requirement_form = RequirementForm(prefix="req")
+    requirement_form.document_type_id.choices = [(t.id, t.name) for t in _types()]
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if "type-submit" in request.form and type_form.validate_on_submit():
+            code = (type_form.code.data or "").strip().upper()
+            if db_sess.execute(
+                select(DocumentType).where(DocumentType.tenant_id == context.tenant_id, DocumentType.code == code)
+            ).first():
+                type_form.code.errors = [f"Code {code} is in use already."]
+            else:
+                db_sess.add(
+                    DocumentType(tenant_id=context.tenant_id, code=code, name=(type_form.name.data or "").strip())
+                )
+                db_sess.flush()
+                actor().audit(
+                    db_sess,
+                    "document_type.created",
+                    tenant_id=context.tenant_id,
+                    object_type="document_type",
+                    after={"code": code},
+                )
+                flash("Document type added.", "success")
+                return redirect(url_for("documents.types"))
+        elif "req-submit" in request.form and requirement_form.validate_on_submit():
+            requirement = Requirement(
+                tenant_id=context.tenant_id,
+                document_type_id=requirement_form.document_type_id.data,
+                scope=RequirementScope(requirement_form.scope.data),
+                category=(requirement_form.category.data or "").strip(),
+                validity_months=requirement_form.validity_months.data,
+                reminder_days=sorted(
+                    {int(d) for d in (requirement_form.reminder_days.data or "").split(",") if d.strip().isdigit()},
+                    reverse=True,
+                )
+                or [60, 30, 7],
+                grace_days=requirement_form.grace_days.data or 0,
+            )
+            if requirement.scope == RequirementScope.CATEGORY and not requirement.category:
+                requirement_form.category.errors = ["Name the supplier category this applies to."]
+            else:
+                db_sess.add(requirement)
+                db_sess.flush()
+                actor().audit(
+                    db_sess,
+                    "document_requirement.created",
+                    tenant_id=context.tenant_id,
+                    object_type="document_requirement",
+                    object_id=requirement.id,
+                    after={
+                        "type_id": requirement.document_type_id,
+                        "scope": requirement.scope.value,
+                        "category": requirement.category,
+                    },
+                )
+                flash("Requirement added.", "success")
+                return redirect(url_for("documents.types"))
+    requirements = db_sess.execute(
+        select(Requirement, DocumentType.name)
+        .join(DocumentType, DocumentType.id == Requirement.document_type_id)
+        .where(Requirement.tenant_id == context.tenant_id)
+    ).all()
+    return render_template(
+        "documents/types.html",
+        type_form=type_form,
+        requirement_form=requirement_form,
+        types=_types(),
+        requirements=requirements,
+    ), status
+
+
+def register(app):
+    app.config.setdefault("DOCUMENT_ROOT", str(Path(app.instance_path) / "documents"))
+    app.register_blueprint(bp)

@@ -1,0 +1,174 @@
+"""Compliance documents: uploads that must be refused (and store nothing), review, status, downloads."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.auth.permissions import Role
+from portal.auth.services import Actor, ServiceError
+from portal.db import set_context
+from portal.documents import services
+from portal.documents.models import Document, DocumentStatus, DocumentType, Requirement
+from tests.factories import PASSWORD, make_member, make_supplier, make_tenant
+from tests.helpers import PortalClient, csrf_from
+from tests.pdfs import CLEAN_PDF, EMBEDDED_FILE_PDF, HEX_ESCAPED_PDF, JAVASCRIPT_PDF, JPEG, LAUNCH_PDF, PNG
+
+
+@pytest.fixture
+def compliance_world(app, session, tmp_path):
+    app.config["DOCUMENT_ROOT"] = str(tmp_path / "docs")
+    tenant = make_tenant(session, "Docs Distribution")
+    supplier = make_supplier(session, tenant, "Docs Supplier")
+    set_context(session, tenant_id=tenant.id)
+    iso = DocumentType(tenant_id=tenant.id, code="ISO9001", name="ISO 9001")
+    session.add(iso)
+    session.flush()
+    session.add(Requirement(tenant_id=tenant.id, document_type_id=iso.id, validity_months=12))
+    session.flush()
+    seller = make_member(session, tenant, Role.SUPPLIER_USER, supplier=supplier)
+    officer = make_member(session, tenant, Role.COMPLIANCE_OFFICER)
+    seller_client, officer_client = PortalClient(app.test_client()), PortalClient(app.test_client())
+    seller_client.sign_in(seller.email, PASSWORD, seller.secret)
+    officer_client.sign_in(officer.email, PASSWORD, officer.secret)
+    return session, tenant, supplier, iso, seller_client, officer_client, tmp_path / "docs"
+
+
+def upload(client: PortalClient, type_id: int, name: str, data: bytes, **fields: str):  # type: ignore[no-untyped-def]
+    token = csrf_from(client.get("/compliance").text)
+    form = {
+        "csrf_token": token,
+        "document_type_id": str(type_id),
+        "title": "Quality certificate",
+        "file": (io.BytesIO(data), name),
+        **fields,
+    }
+    return client.client.post("/compliance", data=form, content_type="multipart/form-data")
+
+
+BAD_UPLOADS = [
+    ("empty.pdf", b"", 422, "The file is empty."),
+    ("big.pdf", b"%PDF-1.7\n" + b"0" * (10 * 1024 * 1024), 413, "larger than 10 MB"),
+    ("tool.exe", CLEAN_PDF, 422, "Only PDF, PNG or JPEG files are accepted."),
+    ("photo.png", CLEAN_PDF, 422, "does not match its extension (.png)"),
+    ("scan.pdf", PNG, 422, "does not match its extension (.pdf)"),
+    ("notes.pdf", b"just some text", 422, "is not a PDF, PNG or JPEG file"),
+    ("polyglot.jpg", JPEG + b"%PDF-1.4 hidden", 422, "hides a second file format"),
+    ("zip.png", PNG + b"PK\x03\x04zipped", 422, "hides a second file format"),
+    ("js.pdf", JAVASCRIPT_PDF, 422, "active content (JS, JavaScript, OpenAction)"),
+    ("hex.pdf", HEX_ESCAPED_PDF, 422, "active content (JS, JavaScript, OpenAction)"),
+    ("launch.pdf", LAUNCH_PDF, 422, "active content (Launch, OpenAction)"),
+    ("attached.pdf", EMBEDDED_FILE_PDF, 422, "active content (EmbeddedFiles)"),
+    ("broken.pdf", b"%PDF-1.7\n1 0 obj <<", 422, "The PDF cannot be read."),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "status", "message"), BAD_UPLOADS, ids=[b[0] for b in BAD_UPLOADS])
+def test_bad_uploads_get_a_clear_message_and_store_nothing(compliance_world, name, data, status, message):
+    session, _, _, iso, seller, _, root = compliance_world
+    response = upload(seller, iso.id, name, data)
+    assert response.status_code == status
+    assert message in response.text.replace("&#39;", "'")
+    assert session.execute(select(func.count()).select_from(Document)).scalar_one() == 0
+    assert not root.exists() or not any(p.is_file() for p in root.rglob("*"))
+
+
+def test_upload_review_and_compliance_status(compliance_world):
+    session, _tenant, _supplier, iso, seller, officer, root = compliance_world
+    assert "missing" in seller.get("/compliance").text
+    done = upload(
+        seller,
+        iso.id,
+        "ISO 9001 cert.pdf",
+        CLEAN_PDF,
+        issuer="TÜV",
+        certificate_number="Q-1",
+        issue_date=date.today().isoformat(),
+    )
+    assert done.status_code == 302
+    document = session.execute(select(Document)).scalar_one()
+    assert document.status == DocumentStatus.PENDING_REVIEW and document.original_name == "ISO 9001 cert.pdf"
+    assert document.storage_key != document.original_name and len(document.sha256) == 64
+    assert (root / document.storage_key[:2] / document.storage_key).read_bytes() == CLEAN_PDF
+    assert "waiting for review" in seller.get("/compliance").text
+    assert "Quality certificate" in officer.get("/documents/review").text
+    page = f"/documents/{document.id}"
+    no_reason = officer.submit(page, {"decision": "reject", "comment": ""})
+    assert no_reason.status_code == 422 and "the reason is required" in no_reason.text
+    approved = officer.submit(page, {"decision": "approve", "comment": "ok"})
+    assert approved.status_code == 302
+    session.expire_all()
+    document = session.get(Document, document.id)
+    # No expiry on the document: the requirement's 12 months apply from the issue date.
+    assert document.status == DocumentStatus.APPROVED
+    assert date.today() + timedelta(days=360) < document.expiry_date < date.today() + timedelta(days=370)
+    assert "valid until" in seller.get("/compliance").text
+
+
+def test_downloads_are_attachments_sandboxed_and_scoped(compliance_world, app, session):
+    _, tenant, _supplier, iso, seller, officer, _ = compliance_world
+    upload(seller, iso.id, "cert «ü».pdf", CLEAN_PDF)
+    document = session.execute(select(Document)).scalar_one()
+    response = officer.get(f"/documents/{document.id}/download")
+    assert response.status_code == 200 and response.data == CLEAN_PDF
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert "filename*=UTF-8''cert%20%C2%AB%C3%BC%C2%BB.pdf" in response.headers["Content-Disposition"]
+    assert response.headers["Content-Security-Policy"] == "sandbox"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert seller.get(f"/compliance/documents/{document.id}/download").data == CLEAN_PDF
+    other_supplier_user = make_member(session, tenant, Role.SUPPLIER_USER, supplier=make_supplier(session, tenant))
+    neighbour = PortalClient(app.test_client())
+    neighbour.sign_in(other_supplier_user.email, PASSWORD, other_supplier_user.secret)
+    assert neighbour.get(f"/compliance/documents/{document.id}/download").status_code == 404
+
+
+def test_the_uploader_cannot_approve_their_own_document(session, tmp_path):
+    from portal.documents.storage import LocalStorage
+
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    set_context(session, tenant_id=tenant.id)
+    iso = DocumentType(tenant_id=tenant.id, code="ISO", name="ISO")
+    session.add(iso)
+    session.flush()
+    person = make_member(session, tenant, Role.TENANT_ADMIN)
+    me = Actor(person.user.id, person.email, "")
+    document = services.upload(
+        session,
+        LocalStorage(Path(tmp_path)),
+        tenant_id=tenant.id,
+        supplier_id=supplier.id,
+        actor=me,
+        data=services.UploadInput(iso.id, "Mine", "", "", None, None, "a.png", PNG),
+    )
+    with pytest.raises(ServiceError, match="someone else must review it"):
+        services.review(session, document=document, decision="approve", comment="", valid_until=None, actor=me)
+
+
+def test_types_and_requirements_are_managed_by_compliance(compliance_world):
+    session, tenant, _, iso, _, officer, _ = compliance_world
+    assert (
+        officer.submit(
+            "/documents/types", {"type-code": "ins", "type-name": "Insurance", "type-submit": "1"}
+        ).status_code
+        == 302
+    )
+    again = officer.submit("/documents/types", {"type-code": "INS", "type-name": "Insurance", "type-submit": "1"})
+    assert again.status_code == 422 and "in use already" in again.text
+    missing_category = officer.submit(
+        "/documents/types",
+        {
+            "req-document_type_id": str(iso.id),
+            "req-scope": "category",
+            "req-category": "",
+            "req-reminder_days": "60,30",
+            "req-submit": "1",
+        },
+    )
+    assert missing_category.status_code == 422 and "Name the supplier category" in missing_category.text
+    set_context(session, tenant_id=tenant.id)
+    assert session.execute(select(DocumentType.code).where(DocumentType.code == "INS")).scalar_one() == "INS"
