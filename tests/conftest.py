@@ -57,7 +57,9 @@ def ensure_roles(admin: Connection) -> None:
 
 @pytest.fixture(scope="session")
 def pg_database(worker_id: str) -> Iterator[dict[str, str]]:
-    name = f"portal_test_{worker_id}"
+    # Unique per run (xdist workers share their controller's pid), so two runs on one machine never collide.
+    run = os.getppid() if worker_id != "master" else os.getpid()
+    name = f"portal_test_{run}_{worker_id}"
     try:
         admin_engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin_engine.connect() as admin:
@@ -74,6 +76,8 @@ def pg_database(worker_id: str) -> Iterator[dict[str, str]]:
     os.environ["PORTAL_DB_APP_ROLE"] = APP_ROLE
     command.upgrade(alembic_config(urls["owner"]), "head")
     yield urls
+    with admin_engine.connect() as admin:
+        admin.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin_engine.dispose()
 
 

@@ -172,3 +172,54 @@ def test_types_and_requirements_are_managed_by_compliance(compliance_world):
     assert missing_category.status_code == 422 and "Name the supplier category" in missing_category.text
     set_context(session, tenant_id=tenant.id)
     assert session.execute(select(DocumentType.code).where(DocumentType.code == "INS")).scalar_one() == "INS"
+
+
+@pytest.mark.parametrize("mode", ["warn", "block"])
+def test_document_gating_warns_or_blocks_confirmations_and_a_buyer_can_override(app, session, mode):
+    from portal.orders import services as order_services
+    from portal.orders.models import LineState
+    from portal.tenancy.models import DocumentGating, Tenant
+    from tests.factories import make_order
+
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    set_context(session, tenant_id=tenant.id)
+    iso = DocumentType(tenant_id=tenant.id, code="ISO9001", name="ISO 9001")
+    session.add(iso)
+    session.flush()
+    session.add(Requirement(tenant_id=tenant.id, document_type_id=iso.id))
+    session.get(Tenant, tenant.id).document_gating = DocumentGating(mode)
+    order = make_order(session, tenant, supplier, [("10", "1", 10)])
+    seller = make_member(session, tenant, Role.SUPPLIER_USER, supplier=supplier)
+    buyer = make_member(session, tenant, Role.BUYER)
+    client, buyer_client = PortalClient(app.test_client()), PortalClient(app.test_client())
+    client.sign_in(seller.email, PASSWORD, seller.secret)
+    buyer_client.sign_in(buyer.email, PASSWORD, buyer.secret)
+    page = f"/orders/{order.id}"
+    response = client.submit(f"/orders/{order.id}/accept-all", {"version": str(order.version)}, page=page)
+    (line,) = order_services.order_lines(session, order)
+    session.expire_all()
+    if mode == "block":
+        assert response.status_code == 422
+        assert "Required documents are missing or expired: ISO 9001 (missing)." in response.text
+        assert session.get(type(line), line.id).state == LineState.AWAITING_RESPONSE
+        refused = buyer_client.submit(
+            f"/suppliers/{supplier.id}/document-override",
+            {"until": date.today().isoformat(), "reason": ""},
+            page=f"/suppliers/{supplier.id}",
+        )
+        assert refused.status_code == 303
+        allowed = buyer_client.submit(
+            f"/suppliers/{supplier.id}/document-override",
+            {"until": (date.today() + timedelta(days=7)).isoformat(), "reason": "audit booked next week"},
+            page=f"/suppliers/{supplier.id}",
+        )
+        assert allowed.status_code == 302
+        version = session.get(type(order), order.id).version
+        again = client.submit(f"/orders/{order.id}/accept-all", {"version": str(version)}, page=page)
+        assert again.status_code == 302
+        assert "A buyer allowed confirmations for now." in client.get(page).text
+    else:
+        assert response.status_code == 302
+        assert "Please upload them under Compliance." in client.get(page).text
+        assert session.get(type(line), line.id).state == LineState.CONFIRMED

@@ -224,6 +224,7 @@ def settings():
     form = TenantSettingsForm(obj=tenant)
     if request.method == "GET":
         form.mfa_policy.data = tenant.mfa_policy.value
+        form.document_gating.data = tenant.document_gating.value
     if form.validate_on_submit():
         before = {
             "name": tenant.name,

@@ -148,6 +148,15 @@ class TenantSettingsForm(FlaskForm):
         ],
         validate_choice=True,
     )
+    document_gating = SelectField(
+        "When a supplier's required documents are missing or expired",
+        choices=[
+            ("off", "Let them confirm orders"),
+            ("warn", "Warn them when they confirm orders"),
+            ("block", "Block their order confirmations (a buyer can override)"),
+        ],
+        validate_choice=True,
+    )
     unconfirmed_after_days = IntegerField(
         "Unconfirmed after (days)",
         validators=[InputRequired("Enter a number of days."), NumberRange(1, 90, "Between 1 and 90 days.")],

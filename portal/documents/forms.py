@@ -45,3 +45,8 @@ class RequirementForm(FlaskForm):
     )
     reminder_days = StringField("Reminders, days before expiry", default="60,30,7", validators=[Length(max=40)])
     grace_days = IntegerField("Grace period (days)", default=0, validators=[Optional(), NumberRange(0, 365)])
+
+
+class OverrideForm(FlaskForm):
+    until = DateField("Allow order confirmations until", validators=[DataRequired("Choose a date.")])
+    reason = StringField("Reason", validators=[DataRequired("Give a reason."), Length(max=500)])

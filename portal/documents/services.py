@@ -257,3 +257,54 @@ def mark_expired(session: Session, *, tenant_id: int, today: date) -> int:
         document.status = DocumentStatus.EXPIRED
     session.flush()
     return len(expired)
+
+
+@dataclass(frozen=True)
+class Gate:
+    mode: str  # off, warn or block
+    problems: list[str]  # "ISO 9001 (expired)", ...
+    overridden: bool
+
+    @property
+    def blocks(self) -> bool:
+        return self.mode == "block" and bool(self.problems) and not self.overridden
+
+    @property
+    def message(self) -> str:
+        return "Required documents are missing or expired: " + ", ".join(self.problems) + "."
+
+
+def confirmation_gate(session: Session, *, tenant_id: int, supplier: Supplier, today: date) -> Gate:
+    """Whether the supplier may confirm orders, given the tenant's gating setting."""
+    from portal.tenancy.models import Tenant
+
+    tenant = session.get(Tenant, tenant_id)
+    mode = tenant.document_gating.value if tenant is not None else "off"
+    if mode == "off":
+        return Gate(mode, [], False)
+    problems = [
+        f"{status.document_type.name} ({'expired' if status.state == 'expired' else 'missing'})"
+        for status in compliance(session, tenant_id=tenant_id, supplier=supplier, today=today)
+        if status.state in ("missing", "expired", "rejected")
+    ]
+    overridden = supplier.gating_override_until is not None and supplier.gating_override_until >= today
+    return Gate(mode, problems, overridden)
+
+
+def override_gate(session: Session, *, supplier: Supplier, until: date, reason: str, actor: Actor) -> None:
+    if not reason.strip():
+        raise ServiceError("Give a reason; it goes into the audit trail.", "reason")
+    if until < date.today():
+        raise ServiceError("The date must not be in the past.", "until")
+    supplier.gating_override_until = until
+    supplier.gating_override_reason = reason.strip()[:500]
+    session.flush()
+    actor.audit(
+        session,
+        "supplier.document_gating_overridden",
+        tenant_id=supplier.tenant_id,
+        object_type="supplier",
+        object_id=supplier.id,
+        after={"until": until.isoformat()},
+        reason=reason.strip(),
+    )

@@ -17,7 +17,7 @@ from portal.auth.permissions import Permission
 from portal.auth.services import ServiceError
 from portal.auth.views import actor
 from portal.documents import services
-from portal.documents.forms import DocumentTypeForm, RequirementForm, ReviewForm, UploadForm
+from portal.documents.forms import DocumentTypeForm, OverrideForm, RequirementForm, ReviewForm, UploadForm
 from portal.documents.models import Document, DocumentStatus, DocumentType, Requirement, RequirementScope
 from portal.documents.storage import LocalStorage
 from portal.documents.validation import UploadRejected
@@ -262,6 +262,27 @@ def types():
         types=_types(),
         requirements=requirements,
     ), status
+
+
+@bp.route("/suppliers/<int:supplier_id>/document-override", methods=["POST"])
+@requires(Permission.ORDERS_MANAGE)
+def override(supplier_id: int) -> Response:
+    """A buyer lets a supplier confirm orders despite missing documents, until a date."""
+    db_sess = db_session()
+    supplier: Supplier = get_scoped_or_404(db_sess, Supplier, supplier_id, ctx())
+    form = OverrideForm()
+    if not form.validate_on_submit() or form.until.data is None:
+        flash("Give the date and a reason for the override.", "error")
+        return redirect(url_for("suppliers.detail", supplier_id=supplier.id), code=303)
+    try:
+        services.override_gate(
+            db_sess, supplier=supplier, until=form.until.data, reason=form.reason.data or "", actor=actor()
+        )
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("suppliers.detail", supplier_id=supplier.id), code=303)
+    flash(f"{supplier.name} may confirm orders until {form.until.data}.", "success")
+    return redirect(url_for("suppliers.detail", supplier_id=supplier.id))
 
 
 def register(app):

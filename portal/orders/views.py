@@ -168,6 +168,33 @@ def _write(order: PurchaseOrder, line_id: int, write):
         return None, _render_order(order, errors={line_id: [exc.message]}, status=422)
 
 
+def _gate(order: PurchaseOrder):
+    """Document gating: block (422, naming the documents) or warn before a confirmation."""
+    from portal.documents.services import confirmation_gate
+
+    db_sess = db_session()
+    supplier = db_sess.get(Supplier, order.supplier_id)
+    assert supplier is not None
+    gate = confirmation_gate(db_sess, tenant_id=order.tenant_id, supplier=supplier, today=date.today())
+    if gate.blocks:
+        return _render_order(
+            order,
+            errors={0: [gate.message + " Upload them under Compliance; until then confirmations are blocked."]},
+            status=422,
+        )
+    if gate.problems and gate.mode != "off":
+        flash(
+            gate.message
+            + (
+                " A buyer allowed confirmations for now."
+                if gate.overridden
+                else " Please upload them under Compliance."
+            ),
+            "warning",
+        )
+    return None
+
+
 def _stale(order: PurchaseOrder):
     """A form opened before someone else's change: say so first, with the current values."""
     posted = parse_version(request.form)
@@ -210,6 +237,8 @@ def respond(order_id: int):
             )
             preview[line.id] = outside
         return _render_order(order, preview=preview)
+    if (blocked := _gate(order)) is not None:
+        return blocked
     result, failed = _write(
         order,
         0,
@@ -234,6 +263,8 @@ def accept_all(order_id: int):
     order = _order(order_id)
     if (stale := _stale(order)) is not None:
         return stale
+    if (blocked := _gate(order)) is not None:
+        return blocked
     result, failed = _write(
         order,
         0,

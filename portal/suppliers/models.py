@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Enum, String, UniqueConstraint
+from sqlalchemy import Date, Enum, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, BigID, TenantOwned, utcnow
@@ -34,4 +34,7 @@ class Supplier(TenantOwned, Base):
         Enum(SupplierStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
         default=SupplierStatus.ACTIVE,
     )
+    # A buyer may let a supplier confirm orders despite missing documents, until a date (audited).
+    gating_override_until: Mapped[date | None] = mapped_column(Date)
+    gating_override_reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

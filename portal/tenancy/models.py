@@ -17,6 +17,12 @@ class MfaPolicy(enum.StrEnum):
     REQUIRED_FOR_SUPPLIERS_AND_ADMINS = "required_for_suppliers_and_admins"
 
 
+class DocumentGating(enum.StrEnum):
+    OFF = "off"
+    WARN = "warn"  # confirmations go through with a warning naming the documents
+    BLOCK = "block"  # confirmations are refused until the documents are valid (or a buyer overrides)
+
+
 class Tenant(Base):
     """A buying organisation. Not tenant-owned itself: it *is* the tenant."""
 
@@ -31,6 +37,11 @@ class Tenant(Base):
     )
     # An order line still unanswered this many days after the order date is an exception.
     unconfirmed_after_days: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    document_gating: Mapped[DocumentGating] = mapped_column(
+        Enum(DocumentGating, native_enum=False, length=8, values_callable=lambda e: [m.value for m in e]),
+        default=DocumentGating.OFF,
+        server_default="off",
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
