@@ -164,6 +164,22 @@ def register_cli(app: Flask) -> None:
                 raise click.ClickException(f"nothing imported: {len(result.errors)} row(s) have problems")
         click.echo(f"{len(result.orders)} order(s) with {result.lines} line(s) imported")
 
+    @app.cli.command("documents-expiry")
+    @click.option("--today", "today_text", help="Run as of this date (YYYY-MM-DD); default today.")
+    def documents_expiry(today_text: str | None) -> None:
+        """Expire documents and send due reminders, for every tenant (daily; idempotent)."""
+        from datetime import date
+
+        from portal.documents.services import run_expiry
+
+        today = date.fromisoformat(today_text) if today_text else date.today()
+        with _db().transaction() as session:
+            tenant_ids = list(session.execute(select(Tenant.id).order_by(Tenant.id)).scalars())
+        for tenant_id in tenant_ids:
+            with current_app.test_request_context(), _db().transaction(tenant_id=tenant_id) as session:
+                result = run_expiry(session, tenant_id=tenant_id, today=today)
+            click.echo(f"tenant {tenant_id}: {result.expired} expired, {result.reminders} reminder(s)")
+
     @app.cli.command("audit-verify")
     def audit_verify() -> None:
         """Recompute every audit hash chain; exit 1 naming the first broken row."""

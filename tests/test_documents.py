@@ -223,3 +223,57 @@ def test_document_gating_warns_or_blocks_confirmations_and_a_buyer_can_override(
         assert response.status_code == 302
         assert "Please upload them under Compliance." in client.get(page).text
         assert session.get(type(line), line.id).state == LineState.CONFIRMED
+
+
+def test_expiry_job_sends_each_reminder_once_then_expires(app, session):
+    from portal.documents.models import DocumentReminder
+    from portal.mail import SentEmail
+
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant, "Expiring Supplier")
+    set_context(session, tenant_id=tenant.id)
+    iso = DocumentType(tenant_id=tenant.id, code="ISO", name="ISO 9001")
+    session.add(iso)
+    session.flush()
+    session.add(Requirement(tenant_id=tenant.id, document_type_id=iso.id, reminder_days=[60, 30, 7]))
+    boss = make_member(session, tenant, Role.SUPPLIER_ADMIN, supplier=supplier)
+    officer = make_member(session, tenant, Role.COMPLIANCE_OFFICER)
+    start = date(2026, 1, 1)
+    document = Document(
+        tenant_id=tenant.id,
+        supplier_id=supplier.id,
+        document_type_id=iso.id,
+        title="ISO cert",
+        expiry_date=start + timedelta(days=45),
+        status=DocumentStatus.APPROVED,
+        storage_key="k1",
+        original_name="c.pdf",
+        size=1,
+        content_type="application/pdf",
+        sha256="0" * 64,
+    )
+    session.add(document)
+    session.flush()
+    with app.test_request_context():
+        first = services.run_expiry(session, tenant_id=tenant.id, today=start)  # 45 days left: the 60-day reminder
+        again = services.run_expiry(session, tenant_id=tenant.id, today=start)
+        later = services.run_expiry(session, tenant_id=tenant.id, today=start + timedelta(days=20))  # 25 left: 30
+        gone = services.run_expiry(session, tenant_id=tenant.id, today=start + timedelta(days=46))
+    assert (first.reminders, again.reminders, later.reminders) == (1, 0, 1)
+    leads = sorted(session.execute(select(DocumentReminder.lead_days)).scalars())
+    assert leads == [30, 60]
+    mails = session.execute(select(SentEmail.to, SentEmail.subject)).all()
+    assert {to for to, _ in mails} == {boss.email, officer.email} and len(mails) == 4
+    assert all(subject == "ISO 9001 of Expiring Supplier expires on 2026-02-15" for _, subject in mails)
+    assert gone.expired == 1 and session.get(Document, document.id).status == DocumentStatus.EXPIRED
+    assert services.run_expiry(session, tenant_id=tenant.id, today=start + timedelta(days=47)).expired == 0
+
+
+def test_expiry_cli_runs_for_every_tenant(committed_app, committed_db):
+    from tests.conftest import tenant_session
+
+    with tenant_session(committed_db, None) as s:
+        tenant = make_tenant(s)
+    result = committed_app.test_cli_runner().invoke(args=["documents-expiry", "--today", "2026-03-01"])
+    assert result.exit_code == 0, result.output
+    assert f"tenant {tenant.id}: 0 expired, 0 reminder(s)" in result.output

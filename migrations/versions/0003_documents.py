@@ -13,7 +13,7 @@ from alembic import op
 import portal.db
 from portal.rls import enable_tenant_rls, grant_app_role
 
-TABLES = ("document_types", "document_requirements", "documents", "document_reviews")
+TABLES = ("document_types", "document_requirements", "documents", "document_reviews", "document_reminders")
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -155,6 +155,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_document_reviews_tenant_id"), ["tenant_id"], unique=False)
 
     # ### end Alembic commands ###
+    op.create_table(
+        "document_reminders",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("document_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("lead_days", sa.Integer(), nullable=False),
+        sa.Column("sent_at", portal.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("tenant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["document_id"],
+            ["documents.id"],
+            name=op.f("fk_document_reminders_document_id_documents"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_document_reminders_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_document_reminders")),
+        sa.UniqueConstraint("document_id", "lead_days", name=op.f("uq_document_reminders_document_id_lead_days")),
+    )
+    with op.batch_alter_table("document_reminders", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_document_reminders_tenant_id"), ["tenant_id"], unique=False)
     with op.batch_alter_table("tenants") as batch_op:
         batch_op.add_column(sa.Column("document_gating", sa.String(length=8), server_default="off", nullable=False))
     with op.batch_alter_table("suppliers") as batch_op:
@@ -168,6 +189,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("document_reminders")
     with op.batch_alter_table("suppliers") as batch_op:
         batch_op.drop_column("gating_override_reason")
         batch_op.drop_column("gating_override_until")

@@ -96,3 +96,15 @@ class DocumentReview(TenantOwned, Base):
     reviewer_id: Mapped[int | None] = mapped_column(BigID, ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class DocumentReminder(TenantOwned, Base):
+    """One reminder per document and lead time: the expiry job sends each only once."""
+
+    __tablename__ = "document_reminders"
+    __table_args__ = (UniqueConstraint("document_id", "lead_days"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    document_id: Mapped[int] = mapped_column(BigID, ForeignKey("documents.id", ondelete="CASCADE"))
+    lead_days: Mapped[int] = mapped_column(Integer)
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)

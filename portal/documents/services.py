@@ -308,3 +308,80 @@ def override_gate(session: Session, *, supplier: Supplier, until: date, reason: 
         after={"until": until.isoformat()},
         reason=reason.strip(),
     )
+
+
+@dataclass
+class ExpiryRun:
+    expired: int = 0
+    reminders: int = 0
+
+
+def run_expiry(session: Session, *, tenant_id: int, today: date) -> ExpiryRun:
+    """Expire what has run out and send each due reminder once (to the supplier's admins and compliance).
+
+    A reminder is due for a lead time L when the expiry date is at most L days away; the
+    (document, L) pair is recorded so reruns send nothing twice.
+    """
+    from portal.auth.models import Membership, User
+    from portal.auth.permissions import Role
+    from portal.documents.models import DocumentReminder
+    from portal.mail import send_email
+
+    run = ExpiryRun(expired=mark_expired(session, tenant_id=tenant_id, today=today))
+    leads_by_type: dict[int, set[int]] = {}
+    for requirement in session.execute(select(Requirement).where(Requirement.tenant_id == tenant_id)).scalars():
+        leads_by_type.setdefault(requirement.document_type_id, set()).update(requirement.reminder_days or [])
+    if not leads_by_type:
+        return run
+    horizon = today + timedelta(days=max(max(leads) for leads in leads_by_type.values() if leads))
+    documents = session.execute(
+        select(Document, DocumentType.name, Supplier.name)
+        .join(DocumentType, DocumentType.id == Document.document_type_id)
+        .join(Supplier, Supplier.id == Document.supplier_id)
+        .where(
+            Document.tenant_id == tenant_id,
+            Document.status == DocumentStatus.APPROVED,
+            Document.expiry_date.is_not(None),
+            Document.expiry_date <= horizon,
+        )
+    ).all()
+    sent = {
+        (r.document_id, r.lead_days)
+        for r in session.execute(select(DocumentReminder).where(DocumentReminder.tenant_id == tenant_id)).scalars()
+    }
+    recipients = session.execute(
+        select(Membership.supplier_id, Membership.role, User.email)
+        .join(User, User.id == Membership.user_id)
+        .where(
+            Membership.tenant_id == tenant_id,
+            Membership.disabled_at.is_(None),
+            Membership.role.in_([Role.SUPPLIER_ADMIN, Role.COMPLIANCE_OFFICER]),
+        )
+    ).all()
+    compliance_team = [email for _, role, email in recipients if role == Role.COMPLIANCE_OFFICER]
+    for document, type_name, supplier_name in documents:
+        assert document.expiry_date is not None
+        days_left = (document.expiry_date - today).days
+        due = [lead for lead in sorted(leads_by_type.get(document.document_type_id, ())) if days_left <= lead]
+        # Only the tightest due lead time is sent; the wider ones are recorded as covered by it.
+        fresh = [lead for lead in due if (document.id, lead) not in sent]
+        if not fresh:
+            continue
+        for lead in fresh:
+            session.add(DocumentReminder(tenant_id=tenant_id, document_id=document.id, lead_days=lead))
+        to = [
+            email
+            for supplier_id, role, email in recipients
+            if role == Role.SUPPLIER_ADMIN and supplier_id == document.supplier_id
+        ] + compliance_team
+        for address in to:
+            send_email(
+                session,
+                address,
+                f"{type_name} of {supplier_name} expires on {document.expiry_date}",
+                f"The {type_name} ({document.title}) of {supplier_name} expires in {days_left} day(s), on "
+                f"{document.expiry_date}. Upload the renewed document under Compliance.",
+            )
+        run.reminders += 1
+    session.flush()
+    return run
