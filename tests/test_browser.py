@@ -257,3 +257,53 @@ def test_spreadsheet_round_trip_with_a_bad_row_in_the_browser(live_server, brows
     assert "2 change(s) from the spreadsheet applied." in page.inner_text(".flash")
     page.goto(f"{live_server}/orders?tab=open")
     assert number in page.inner_text("main")
+
+
+def test_supplier_uploads_a_certificate_and_compliance_approves_it(
+    live_server, browser, committed_app, committed_db, tmp_path
+):
+    from portal.documents.models import DocumentType, Requirement
+    from tests.factories import PASSWORD
+    from tests.pdfs import CLEAN_PDF, JAVASCRIPT_PDF
+
+    committed_app.config["DOCUMENT_ROOT"] = str(tmp_path / "docs")
+    with tenant_session(committed_db, None) as s:
+        tenant = make_tenant(s, "Northwind Docs")
+        supplier = make_supplier(s, tenant, "Acme Docs")
+        set_context(s, tenant_id=tenant.id)
+        iso = DocumentType(tenant_id=tenant.id, code="ISO9001", name="ISO 9001")
+        s.add(iso)
+        s.flush()
+        s.add(Requirement(tenant_id=tenant.id, document_type_id=iso.id, validity_months=12))
+        seller = make_member(s, tenant, Role.SUPPLIER_ADMIN, supplier=supplier)
+        officer = make_member(s, tenant, Role.COMPLIANCE_OFFICER)
+        people = (seller.email, seller.secret, officer.email, officer.secret)
+    (tmp_path / "cert.pdf").write_bytes(CLEAN_PDF)
+    (tmp_path / "bad.pdf").write_bytes(JAVASCRIPT_PDF)
+
+    page = browser.new_page()
+    sign_in_browser(page, live_server, people[0], PASSWORD, code_at(people[1], 0))
+    page.click("nav.mainnav >> text=Compliance")
+    assert "missing" in page.inner_text("main")
+    page.fill("#title", "ISO 9001 certificate")
+    page.set_input_files("#file", str(tmp_path / "bad.pdf"))
+    page.click("button:has-text('Upload')")
+    assert "active content" in page.inner_text(".error")
+    page.fill("#title", "ISO 9001 certificate")
+    page.set_input_files("#file", str(tmp_path / "cert.pdf"))
+    page.click("button:has-text('Upload')")
+    assert "uploaded; the compliance team will review it" in page.inner_text(".flash")
+    assert "waiting for review" in page.inner_text("main")
+    page.click("text=Sign out")
+
+    sign_in_browser(page, live_server, people[2], PASSWORD, code_at(people[3], 0))
+    page.click("nav.mainnav >> text=Documents")
+    page.click("text=ISO 9001 certificate")
+    page.check("input[name=decision][value=approve]")
+    page.click("text=Record the decision")
+    assert "approved" in page.inner_text(".flash")
+    page.click("text=Sign out")
+
+    sign_in_browser(page, live_server, people[0], PASSWORD, code_at(people[1], 1))
+    page.click("nav.mainnav >> text=Compliance")
+    assert "valid until" in page.inner_text("main")
