@@ -136,6 +136,8 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "documents.detail": (perm(P.DOCUMENTS_REVIEW), ("GET", "POST"), ids("document_id")),
     "documents.types": (perm(P.DOCUMENTS_REVIEW), ("GET", "POST"), None),
     "documents.override": (perm(P.ORDERS_MANAGE), ("POST",), ids("supplier_id")),
+    "documents.dashboard": (perm(P.DOCUMENTS_REVIEW), ("GET",), None),
+    "documents.export": (perm(P.DOCUMENTS_REVIEW), ("GET",), None),
     # Registered only in demo mode with the database mail backend (never in production).
     "devmail.mailbox": (PUBLIC, ("GET",), None),
 }

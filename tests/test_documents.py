@@ -277,3 +277,32 @@ def test_expiry_cli_runs_for_every_tenant(committed_app, committed_db):
     result = committed_app.test_cli_runner().invoke(args=["documents-expiry", "--today", "2026-03-01"])
     assert result.exit_code == 0, result.output
     assert f"tenant {tenant.id}: 0 expired, 0 reminder(s)" in result.output
+
+
+def test_dashboard_and_audit_export(compliance_world):
+    import hashlib
+    import zipfile
+
+    session, tenant, supplier, iso, seller, officer, _ = compliance_world
+    make_supplier(session, tenant, "Second Supplier")
+    upload(seller, iso.id, "iso.pdf", CLEAN_PDF)
+    upload(seller, iso.id, "photo.png", PNG, title="Second copy")
+    first = session.execute(select(Document).order_by(Document.id)).scalars().first()
+    officer.submit(f"/documents/{first.id}", {"decision": "approve", "comment": ""})
+    page = officer.get("/documents/dashboard").text
+    assert "1 / 2" in page  # one of two suppliers holds a valid ISO 9001
+    assert "waiting for review (0 for more than 5 days)" in page
+    response = officer.get(f"/documents/export?supplier={supplier.id}")
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.data))
+    names = set(archive.namelist())
+    assert {"events.csv", "manifest.sha256", "verification.txt"} <= names
+    manifest = archive.read("manifest.sha256").decode().splitlines()
+    assert len(manifest) == 2
+    for line in manifest:
+        digest, name = line.split("  ")[:2]
+        assert hashlib.sha256(archive.read(name)).hexdigest() == digest
+    events = archive.read("events.csv").decode()
+    assert "document.uploaded" in events and "document.approved" in events
+    assert archive.read("verification.txt").decode().startswith(f"audit chain tenant:{tenant.id}: ok")
+    assert officer.get("/documents/export?from=not-a-date").status_code == 400

@@ -385,3 +385,156 @@ def run_expiry(session: Session, *, tenant_id: int, today: date) -> ExpiryRun:
         run.reminders += 1
     session.flush()
     return run
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    suppliers: int
+    by_requirement: list[tuple[str, int, int]]  # (type name, suppliers it applies to, of them compliant)
+    fully_compliant: int
+    expiring: dict[int, int]  # days -> approved documents expiring within them
+    waiting_review: int
+    waiting_long: int
+
+
+def dashboard(session: Session, *, tenant_id: int, today: date, review_days: int = 5) -> Dashboard:
+    """Compliance at a glance (a handful of queries, whatever the number of suppliers)."""
+    suppliers = session.execute(select(Supplier).where(Supplier.tenant_id == tenant_id)).scalars().all()
+    requirements = session.execute(
+        select(Requirement, DocumentType.name)
+        .join(DocumentType, DocumentType.id == Requirement.document_type_id)
+        .where(Requirement.tenant_id == tenant_id)
+    ).all()
+    valid = session.execute(
+        select(Document.supplier_id, Document.document_type_id).where(
+            Document.tenant_id == tenant_id,
+            Document.status == DocumentStatus.APPROVED,
+            (Document.expiry_date.is_(None)) | (Document.expiry_date >= today),
+        )
+    ).all()
+    valid_pairs = {(row[0], row[1]) for row in valid}
+    by_requirement = []
+    compliant_everywhere = {s.id for s in suppliers}
+    for requirement, name in requirements:
+        applicable = [s for s in suppliers if applies_to(requirement, s)]
+        ok = [s for s in applicable if (s.id, requirement.document_type_id) in valid_pairs]
+        by_requirement.append((name, len(applicable), len(ok)))
+        compliant_everywhere -= {s.id for s in applicable} - {s.id for s in ok}
+    approved_expiries = (
+        session.execute(
+            select(Document.expiry_date).where(
+                Document.tenant_id == tenant_id,
+                Document.status == DocumentStatus.APPROVED,
+                Document.expiry_date >= today,
+                Document.expiry_date <= today + timedelta(days=90),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    pending = (
+        session.execute(
+            select(Document.created_at).where(
+                Document.tenant_id == tenant_id, Document.status == DocumentStatus.PENDING_REVIEW
+            )
+        )
+        .scalars()
+        .all()
+    )
+    cutoff = today - timedelta(days=review_days)
+    return Dashboard(
+        suppliers=len(suppliers),
+        by_requirement=by_requirement,
+        fully_compliant=len(compliant_everywhere),
+        expiring={d: sum(1 for e in approved_expiries if e and e <= today + timedelta(days=d)) for d in (30, 60, 90)},
+        waiting_review=len(pending),
+        waiting_long=sum(1 for created in pending if created.date() < cutoff),
+    )
+
+
+def export(
+    session: Session,
+    storage: LocalStorage,
+    *,
+    tenant_id: int,
+    supplier_id: int | None,
+    date_from: date | None,
+    date_to: date | None,
+) -> bytes:
+    """An auditor's ZIP: events.csv (every document event), the files, manifest.sha256 and verification.txt."""
+    import csv
+    import hashlib
+    import io
+    import zipfile
+    from datetime import datetime, time
+
+    from portal import audit
+
+    stmt = select(Document).where(Document.tenant_id == tenant_id)
+    if supplier_id is not None:
+        stmt = stmt.where(Document.supplier_id == supplier_id)
+    documents = session.execute(stmt.order_by(Document.id)).scalars().all()
+    ids = {str(d.id) for d in documents}
+    events = select(audit.AuditEvent).where(
+        audit.AuditEvent.tenant_id == tenant_id, audit.AuditEvent.object_type == "document"
+    )
+    if date_from is not None:
+        events = events.where(audit.AuditEvent.occurred_at >= datetime.combine(date_from, time.min).astimezone())
+    if date_to is not None:
+        events = events.where(audit.AuditEvent.occurred_at <= datetime.combine(date_to, time.max).astimezone())
+    rows = [e for e in session.execute(events.order_by(audit.AuditEvent.seq)).scalars() if e.object_id in ids]
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["seq", "occurred_at", "actor", "ip", "action", "document_id", "details", "reason", "hash"])
+    for e in rows:
+        writer.writerow(
+            [
+                e.seq,
+                e.occurred_at.isoformat(),
+                e.actor,
+                e.ip,
+                e.action,
+                e.object_id,
+                json_dumps(e.after),
+                e.reason,
+                e.hash,
+            ]
+        )
+    out = io.BytesIO()
+    manifest = []
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("events.csv", table.getvalue())
+        in_export = {int(e.object_id) for e in rows} if (date_from or date_to) else {d.id for d in documents}
+        for document in documents:
+            if document.id not in in_export:
+                continue
+            name = f"files/{document.id}-{_safe_name(document.original_name)}"
+            try:
+                data = storage.read(document.storage_key)
+            except FileNotFoundError:
+                manifest.append(f"{'-' * 64}  {name}  MISSING from storage")  # an audit finding, not a crash
+                continue
+            archive.writestr(name, data)
+            digest = hashlib.sha256(data).hexdigest()
+            manifest.append(f"{digest}  {name}" + ("" if digest == document.sha256 else "  MISMATCH with upload"))
+        archive.writestr("manifest.sha256", "\n".join(manifest) + "\n")
+        result = audit.verify_chain(session, audit.chain_key(tenant_id))
+        verdict = (
+            f"audit chain {result.chain_key}: ok, {result.rows} rows"
+            if result.ok
+            else f"audit chain {result.chain_key}: BROKEN at row {result.first_broken_id}: {result.problem}"
+        )
+        archive.writestr("verification.txt", verdict + "\n")
+    return out.getvalue()
+
+
+def json_dumps(value: object) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str) if value is not None else ""
+
+
+def _safe_name(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[-120:] or "document"

@@ -264,6 +264,59 @@ def types():
     ), status
 
 
+@bp.route("/documents/dashboard")
+@requires(Permission.DOCUMENTS_REVIEW)
+def dashboard() -> str:
+    context = ctx()
+    data = services.dashboard(db_session(), tenant_id=context.tenant_id, today=date.today())
+    suppliers = (
+        db_session()
+        .execute(
+            select(Supplier.id, Supplier.name).where(Supplier.tenant_id == context.tenant_id).order_by(Supplier.name)
+        )
+        .all()
+    )
+    return render_template("documents/dashboard.html", d=data, suppliers=suppliers)
+
+
+@bp.route("/documents/export")
+@requires(Permission.DOCUMENTS_REVIEW)
+def export() -> Response:
+    context = ctx()
+    supplier_id = request.args.get("supplier", "")
+    supplier = None
+    if supplier_id.isdigit():
+        supplier = get_scoped_or_404(db_session(), Supplier, int(supplier_id), context)
+    dates = {}
+    for key in ("from", "to"):
+        raw = request.args.get(key, "")
+        try:
+            dates[key] = date.fromisoformat(raw) if raw else None
+        except ValueError:
+            abort(400)
+    data = services.export(
+        db_session(),
+        storage(),
+        tenant_id=context.tenant_id,
+        supplier_id=supplier.id if supplier else None,
+        date_from=dates["from"],
+        date_to=dates["to"],
+    )
+    actor().audit(
+        db_session(),
+        "documents.exported",
+        tenant_id=context.tenant_id,
+        object_type="export",
+        after={
+            "supplier_id": supplier.id if supplier else None,
+            "from": request.args.get("from"),
+            "to": request.args.get("to"),
+        },
+    )
+    name = f"compliance-export-{date.today().isoformat()}.zip"
+    return send_file(io.BytesIO(data), mimetype="application/zip", as_attachment=True, download_name=name)
+
+
 @bp.route("/suppliers/<int:supplier_id>/document-override", methods=["POST"])
 @requires(Permission.ORDERS_MANAGE)
 def override(supplier_id: int) -> Response:
