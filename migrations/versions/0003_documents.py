@@ -123,7 +123,8 @@ def upgrade() -> None:
     with op.batch_alter_table("documents", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_documents_supplier_id"), ["supplier_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_documents_tenant_id"), ["tenant_id"], unique=False)
-        batch_op.create_index("ix_documents_tenant_status", ["tenant_id", "status"], unique=False)
+        batch_op.create_index("ix_documents_tenant_status", ["tenant_id", "status", "created_at"], unique=False)
+        batch_op.create_index("ix_documents_tenant_created", ["tenant_id", "created_at"], unique=False)
 
     op.create_table(
         "document_reviews",
@@ -202,6 +203,7 @@ def downgrade() -> None:
 
     op.drop_table("document_reviews")
     with op.batch_alter_table("documents", schema=None) as batch_op:
+        batch_op.drop_index("ix_documents_tenant_created")
         batch_op.drop_index("ix_documents_tenant_status")
         batch_op.drop_index(batch_op.f("ix_documents_tenant_id"))
         batch_op.drop_index(batch_op.f("ix_documents_supplier_id"))

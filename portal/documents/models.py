@@ -63,7 +63,11 @@ class Requirement(TenantOwned, Base):
 
 class Document(TenantOwned, Base):
     __tablename__ = "documents"
-    __table_args__ = (Index("ix_documents_tenant_status", "tenant_id", "status"),)
+    __table_args__ = (
+        # The review queue: newest-first within a status, or across all statuses.
+        Index("ix_documents_tenant_status", "tenant_id", "status", "created_at"),
+        Index("ix_documents_tenant_created", "tenant_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
     supplier_id: Mapped[int] = mapped_column(BigID, ForeignKey("suppliers.id", ondelete="CASCADE"), index=True)

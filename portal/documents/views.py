@@ -26,6 +26,8 @@ from portal.web import db_session
 
 bp = Blueprint("documents", __name__, template_folder="templates")
 
+PAGE_SIZE = 50
+
 
 def storage() -> LocalStorage:
     return LocalStorage(Path(current_app.config["DOCUMENT_ROOT"]))
@@ -139,7 +141,12 @@ def queue() -> str:
         stmt = stmt.where(Document.supplier_id == int(supplier_id))
     if (days := request.args.get("expiring", "")).isdigit():
         stmt = stmt.where(Document.expiry_date <= date.today() + timedelta(days=int(days)))
-    rows = db_sess.execute(stmt.order_by(Document.created_at).limit(200)).all()
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    # Oldest first while reviewing (fairness); newest first when browsing every status.
+    order = Document.created_at if status == "pending_review" else Document.created_at.desc()
+    rows = db_sess.execute(stmt.order_by(order, Document.id).limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()
+    has_next = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
     suppliers = db_sess.execute(
         select(Supplier.id, Supplier.name).where(Supplier.tenant_id == context.tenant_id).order_by(Supplier.name)
     ).all()
@@ -151,6 +158,8 @@ def queue() -> str:
         suppliers=suppliers,
         statuses=list(DocumentStatus),
         args=request.args,
+        page=page,
+        has_next=has_next,
     )
 
 
