@@ -171,7 +171,7 @@ def main() -> None:
         f"median {statistics.median(timings):.0f} ms, p95 {p95:.0f} ms"
     )
     print(
-        f"review queue over 50,000 documents (200 rows shown), wrk -t2 -c32, {args.rounds} x {args.seconds} s: "
+        f"review queue over 50,000 documents (a page of 50), wrk -t2 -c32, {args.rounds} x {args.seconds} s: "
         f"{statistics.median(r['rps'] for r in runs):.0f} req/s, p95 {statistics.median(r['p95_ms'] for r in runs):.0f} ms"
     )
 
