@@ -26,6 +26,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Engine,
+    Enum,
     ForeignKey,
     Integer,
     MetaData,
@@ -77,6 +78,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # Integer keys that are BIGINT on PostgreSQL but still SQLite's rowid alias.
 BigID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def str_enum(cls: type[Any], length: int = 24) -> Enum:
+    """A Python enum stored as its string values (no native database enum: adding a value needs no DDL)."""
+    return Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
 
 
 class Base(DeclarativeBase):

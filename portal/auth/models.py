@@ -13,7 +13,6 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    Enum,
     ForeignKey,
     Index,
     String,
@@ -22,11 +21,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.auth.permissions import Role
-from portal.db import Base, BigID, TenantOwned, utcnow
+from portal.db import Base, BigID, TenantOwned, str_enum, utcnow
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Tenant
 
-RoleType = Enum(Role, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+RoleType = str_enum(Role, 32)
 
 
 class User(Base):

@@ -6,14 +6,10 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from portal.db import Base, BigID, TenantOwned, utcnow
-
-
-def _enum(cls: type[enum.Enum]) -> Enum:
-    return Enum(cls, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
+from portal.db import Base, BigID, TenantOwned, str_enum, utcnow
 
 
 class DocumentStatus(enum.StrEnum):
@@ -51,7 +47,7 @@ class Requirement(TenantOwned, Base):
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
     document_type_id: Mapped[int] = mapped_column(BigID, ForeignKey("document_types.id", ondelete="CASCADE"))
-    scope: Mapped[RequirementScope] = mapped_column(_enum(RequirementScope), default=RequirementScope.ALL)
+    scope: Mapped[RequirementScope] = mapped_column(str_enum(RequirementScope), default=RequirementScope.ALL)
     category: Mapped[str] = mapped_column(String(80), default="")
     supplier_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     # Used when the document carries no expiry date of its own.
@@ -77,7 +73,7 @@ class Document(TenantOwned, Base):
     certificate_number: Mapped[str] = mapped_column(String(80), default="")
     issue_date: Mapped[date | None] = mapped_column(Date)
     expiry_date: Mapped[date | None] = mapped_column(Date)
-    status: Mapped[DocumentStatus] = mapped_column(_enum(DocumentStatus), default=DocumentStatus.PENDING_REVIEW)
+    status: Mapped[DocumentStatus] = mapped_column(str_enum(DocumentStatus), default=DocumentStatus.PENDING_REVIEW)
     # The file: a generated storage key; the person's file name is metadata only.
     storage_key: Mapped[str] = mapped_column(String(80), unique=True)
     original_name: Mapped[str] = mapped_column(String(255))

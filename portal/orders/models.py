@@ -33,7 +33,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Date,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -44,14 +43,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.db import Base, BigID, TenantOwned, utcnow
+from portal.db import Base, BigID, TenantOwned, str_enum, utcnow
 
 Quantity = Numeric(14, 3)
 Money = Numeric(14, 4)
-
-
-def _enum(cls: type[enum.Enum], length: int = 24) -> Enum:
-    return Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
 
 
 class LineState(enum.StrEnum):
@@ -176,7 +171,7 @@ class PurchaseOrder(TenantOwned, Base):
     erp_ref: Mapped[str | None] = mapped_column(String(80))
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     order_date: Mapped[date] = mapped_column(Date)
-    state: Mapped[OrderState] = mapped_column(_enum(OrderState), default=OrderState.AWAITING_RESPONSE)
+    state: Mapped[OrderState] = mapped_column(str_enum(OrderState), default=OrderState.AWAITING_RESPONSE)
     # Bumped by every write; a form carries the version it was opened at.
     version: Mapped[int] = mapped_column(Integer, default=1)
     # Earliest requested date of an open line: the inbox's "due" column and filter.
@@ -212,7 +207,7 @@ class PurchaseOrderLine(TenantOwned, Base):
     requested_date: Mapped[date] = mapped_column(Date)
     received_quantity: Mapped[Decimal] = mapped_column(Quantity, default=Decimal("0"))
     shipped_quantity: Mapped[Decimal] = mapped_column(Quantity, default=Decimal("0"))
-    state: Mapped[LineState] = mapped_column(_enum(LineState), default=LineState.AWAITING_RESPONSE)
+    state: Mapped[LineState] = mapped_column(str_enum(LineState), default=LineState.AWAITING_RESPONSE)
     erp_ref: Mapped[str | None] = mapped_column(String(80))
 
     order: Mapped[PurchaseOrder] = relationship(back_populates="lines", lazy="raise")
@@ -256,7 +251,7 @@ class CommitmentEntry(TenantOwned, Base):
     committed_quantity: Mapped[Decimal] = mapped_column(Quantity)
     reason_code: Mapped[str] = mapped_column(String(32), default="")
     comment: Mapped[str] = mapped_column(Text, default="")
-    source: Mapped[Source] = mapped_column(_enum(Source, 16), default=Source.PORTAL)
+    source: Mapped[Source] = mapped_column(str_enum(Source, 16), default=Source.PORTAL)
     actor_user_id: Mapped[int | None] = mapped_column(BigID)
     actor: Mapped[str] = mapped_column(String(254), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -272,16 +267,16 @@ class ChangeRequest(TenantOwned, Base):
     order_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_orders.id", ondelete="CASCADE"), index=True)
     line_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_order_lines.id", ondelete="CASCADE"), index=True)
     supplier_id: Mapped[int] = mapped_column(BigID, ForeignKey("suppliers.id"))
-    kind: Mapped[ChangeKind] = mapped_column(_enum(ChangeKind))
-    state: Mapped[ChangeState] = mapped_column(_enum(ChangeState), default=ChangeState.OPEN)
+    kind: Mapped[ChangeKind] = mapped_column(str_enum(ChangeKind))
+    state: Mapped[ChangeState] = mapped_column(str_enum(ChangeState), default=ChangeState.OPEN)
     # The line's state before the request, to return to when the buyer says no.
-    previous_state: Mapped[LineState] = mapped_column(_enum(LineState))
+    previous_state: Mapped[LineState] = mapped_column(str_enum(LineState))
     proposed_schedules: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     proposed_price: Mapped[Decimal | None] = mapped_column(Money)
     reason_code: Mapped[str] = mapped_column(String(32), default="")
     comment: Mapped[str] = mapped_column(Text, default="")
     outside: Mapped[list[str]] = mapped_column(JSON, default=list)
-    source: Mapped[Source] = mapped_column(_enum(Source, 16), default=Source.PORTAL)
+    source: Mapped[Source] = mapped_column(str_enum(Source, 16), default=Source.PORTAL)
     created_by_id: Mapped[int | None] = mapped_column(BigID)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_by_id: Mapped[int | None] = mapped_column(BigID)
@@ -302,7 +297,7 @@ class ShipNotice(TenantOwned, Base):
     carrier: Mapped[str] = mapped_column(String(120), default="")
     tracking_number: Mapped[str] = mapped_column(String(120), default="")
     packing_slip: Mapped[str] = mapped_column(String(120), default="")
-    state: Mapped[ShipNoticeState] = mapped_column(_enum(ShipNoticeState), default=ShipNoticeState.SENT)
+    state: Mapped[ShipNoticeState] = mapped_column(str_enum(ShipNoticeState), default=ShipNoticeState.SENT)
     created_by_id: Mapped[int | None] = mapped_column(BigID)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -329,7 +324,7 @@ class Receipt(TenantOwned, Base):
     line_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_order_lines.id", ondelete="CASCADE"), index=True)
     quantity: Mapped[Decimal] = mapped_column(Quantity)
     received_on: Mapped[date] = mapped_column(Date)
-    source: Mapped[Source] = mapped_column(_enum(Source, 16), default=Source.ERP)
+    source: Mapped[Source] = mapped_column(str_enum(Source, 16), default=Source.ERP)
     erp_ref: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import Date, Enum, String, UniqueConstraint
+from sqlalchemy import Date, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from portal.db import Base, BigID, TenantOwned, utcnow
+from portal.db import Base, BigID, TenantOwned, str_enum, utcnow
 
 
 class SupplierStatus(enum.StrEnum):
@@ -31,7 +31,7 @@ class Supplier(TenantOwned, Base):
     category: Mapped[str] = mapped_column(String(80), default="")
     erp_ref: Mapped[str | None] = mapped_column(String(80))
     status: Mapped[SupplierStatus] = mapped_column(
-        Enum(SupplierStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
+        str_enum(SupplierStatus, 20),
         default=SupplierStatus.ACTIVE,
     )
     # A buyer may let a supplier confirm orders despite missing documents, until a date (audited).

@@ -3,10 +3,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from portal.db import Base, BigID, TenantOwned, utcnow
+from portal.db import Base, BigID, TenantOwned, str_enum, utcnow
 
 
 class MfaPolicy(enum.StrEnum):
@@ -32,13 +32,13 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     mfa_policy: Mapped[MfaPolicy] = mapped_column(
-        Enum(MfaPolicy, native_enum=False, length=40, values_callable=lambda e: [m.value for m in e]),
+        str_enum(MfaPolicy, 40),
         default=MfaPolicy.REQUIRED_FOR_ALL,
     )
     # An order line still unanswered this many days after the order date is an exception.
     unconfirmed_after_days: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
     document_gating: Mapped[DocumentGating] = mapped_column(
-        Enum(DocumentGating, native_enum=False, length=8, values_callable=lambda e: [m.value for m in e]),
+        str_enum(DocumentGating, 8),
         default=DocumentGating.OFF,
         server_default="off",
     )
