@@ -184,8 +184,36 @@ def seed_demo(session: Session) -> list[tuple[str, str, str]]:
             )
         ).scalar_one()
         seed_orders(session, tenant, buyer.id)
+        seed_document_requirements(session, tenant)
     set_context(session, tenant_id=None)
     return printed
+
+
+def seed_document_requirements(session: Session, tenant: Tenant) -> None:
+    """The certificates a distributor typically asks for (once); suppliers see them as missing."""
+    from portal.documents.models import DocumentType, Requirement, RequirementScope
+
+    if session.execute(select(DocumentType.id).where(DocumentType.tenant_id == tenant.id).limit(1)).first():
+        return
+    for code, name, scope, category, months in (
+        ("ISO9001", "ISO 9001 certificate", RequirementScope.ALL, "", None),
+        ("INSURANCE", "Liability insurance certificate", RequirementScope.ALL, "", 12),
+        ("SDS", "Safety data sheet", RequirementScope.CATEGORY, "Chemicals", 36),
+    ):
+        doc_type = DocumentType(tenant_id=tenant.id, code=code, name=name)
+        session.add(doc_type)
+        session.flush()
+        session.add(
+            Requirement(
+                tenant_id=tenant.id,
+                document_type_id=doc_type.id,
+                scope=scope,
+                category=category,
+                validity_months=months,
+                reminder_days=[60, 30, 7],
+            )
+        )
+    session.flush()
 
 
 PRODUCTS = [

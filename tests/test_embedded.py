@@ -51,6 +51,8 @@ def test_supplier_signs_in_and_switches_customer(embedded_app):
     assert harbor
     client.submit("/context", {"membership_id": harbor.group(1)}, page="/choose")
     assert "You are working for <strong>Harbor Supply Co</strong>" in client.get("/").text
+    compliance = client.get("/compliance").text
+    assert "ISO 9001 certificate" in compliance and "missing" in compliance
     inbox = client.get("/orders?tab=all")
     assert "HA-PO" in inbox.text and "NO-PO" not in inbox.text  # only the chosen customer's orders
 
