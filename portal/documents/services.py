@@ -120,8 +120,14 @@ def review(
         document.expiry_date = expiry
         document.status = DocumentStatus.APPROVED
         if document.supersedes_id:
-            previous = session.get(Document, document.supersedes_id)
-            if previous is not None and previous.tenant_id == document.tenant_id:
+            previous = session.execute(
+                select(Document).where(
+                    Document.id == document.supersedes_id,
+                    Document.tenant_id == document.tenant_id,
+                    Document.supplier_id == document.supplier_id,
+                )
+            ).scalar_one_or_none()
+            if previous is not None:
                 previous.status = DocumentStatus.SUPERSEDED
     else:
         document.status = DocumentStatus.REJECTED

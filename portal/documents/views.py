@@ -188,8 +188,13 @@ def detail(document_id: int):
             else:
                 flash(f"“{document.title}” {document.status.label}.", "success")
                 return redirect(url_for("documents.queue"))
-    supplier = db_sess.get(Supplier, document.supplier_id)
-    doc_type = db_sess.get(DocumentType, document.document_type_id)
+    supplier, doc_type = db_sess.execute(
+        select(Supplier, DocumentType)
+        .select_from(Document)
+        .join(Supplier, Supplier.id == Document.supplier_id)
+        .join(DocumentType, DocumentType.id == Document.document_type_id)
+        .where(Document.id == document.id, Document.tenant_id == context.tenant_id)
+    ).one()
     return render_template(
         "documents/detail.html", document=document, form=form, supplier=supplier, doc_type=doc_type
     ), status

@@ -173,8 +173,9 @@ def _gate(order: PurchaseOrder):
     from portal.documents.services import confirmation_gate
 
     db_sess = db_session()
-    supplier = db_sess.get(Supplier, order.supplier_id)
-    assert supplier is not None
+    supplier = db_sess.execute(
+        select(Supplier).where(Supplier.id == order.supplier_id, Supplier.tenant_id == order.tenant_id)
+    ).scalar_one()
     gate = confirmation_gate(db_sess, tenant_id=order.tenant_id, supplier=supplier, today=date.today())
     if gate.blocks:
         return _render_order(
