@@ -52,7 +52,22 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     from portal.cli import register_cli
 
     register_cli(app)
+    _start_workers(app, settings)
     return app
+
+
+def _start_workers(app: Flask, settings: Settings) -> None:
+    # Importing the actors installs the outbox's publisher (the queue) for this process.
+    import workers.actors  # noqa: F401
+
+    if settings.workers_in_process:
+        from workers import inprocess
+
+        # Started by the first request, so CLI commands (migrations, the demo seed) never
+        # run jobs while they work.
+        @app.before_request
+        def _start_in_process_workers() -> None:
+            inprocess.start(app)
 
 
 def _init_login(app: Flask) -> None:
@@ -73,11 +88,12 @@ def _init_login(app: Flask) -> None:
 
 
 def _register_domains(app: Flask, settings: Settings) -> None:
-    from portal import dashboard, documents, orders, scorecards, suppliers
+    from portal import dashboard, documents, erp, notifications, orders, scorecards, suppliers
     from portal.auth import account_views, admin_views
     from portal.auth import views as auth_views
 
-    for module in (auth_views, account_views, admin_views, dashboard, suppliers, orders, documents, scorecards):
+    modules = (auth_views, account_views, admin_views, dashboard, suppliers, orders, documents, scorecards)
+    for module in (*modules, erp, notifications):
         module.register(app)
     if settings.demo_mode and settings.mail_backend == "database" and not settings.is_production:
         from portal import devmail
@@ -118,7 +134,16 @@ def _template_helpers(app: Flask) -> None:
                 return []
             return active_memberships(db_session(), current_user.id)
 
+        def unread_notifications() -> int:
+            context = portal_context()
+            if not current_user.is_authenticated or context is None:
+                return 0
+            from portal.notifications.services import unread_count
+
+            return unread_count(db_session(), context.tenant_id, current_user.id)
+
         return {
+            "unread_notifications": unread_notifications,
             "ctx": portal_context(),
             "Permission": Permission,
             "switcher_memberships": switcher,

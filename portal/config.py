@@ -53,6 +53,11 @@ class Settings:
     secure_cookies: bool
     base_url: str
     demo_mode: bool
+    # Actors and periodic jobs run inside the web process (embedded mode) or in
+    # their own processes (``dramatiq workers.actors`` and ``python -m workers.scheduler``).
+    workers_in_process: bool = False
+    # Fernet key for ERP and webhook secrets; derived from SECRET_KEY when unset.
+    credentials_key: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -127,7 +132,19 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         secure_cookies=_bool(env.get("SECURE_COOKIES"), secure_default),
         base_url=env.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
         demo_mode=_bool(env.get("PORTAL_DEMO"), mode in {"embedded", "development"}),
+        workers_in_process=_workers_in_process(env, mode),
+        credentials_key=env.get("CREDENTIALS_KEY", ""),
     )
+
+
+def _workers_in_process(env: dict[str, str], mode: str) -> bool:
+    raw = env.get("PORTAL_WORKERS", "").strip().lower()
+    if raw not in {"", "in-process", "external"}:
+        raise ConfigError(f"PORTAL_WORKERS must be in-process or external, got {raw!r}")
+    if raw:
+        return raw == "in-process"
+    # Without Redis there is no queue another process could read: run them here.
+    return mode != "test" and not env.get("REDIS_URL")
 
 
 def _normalise_db_url(url: str) -> str:

@@ -63,3 +63,17 @@ def send_email(session: Session, to: str, subject: str, body: str) -> None:
         return
     session.add(SentEmail(to=to, subject=subject, body=body))
     after_commit(session, lambda: log.info("e-mail kept for %s: %s | %s", to, subject, body))
+
+
+def deliver_now(session: Session, to: str, subject: str, text: str, html: str | None = None) -> None:
+    """Send at once (workers: the caller's outbox event is the retry). SMTP errors propagate."""
+    settings = current_app.extensions["portal.settings"]
+    if settings.mail_backend != "smtp":
+        session.add(SentEmail(to=to, subject=subject, body=text))
+        log.info("e-mail kept for %s: %s", to, subject)
+        return
+    message = build_message(settings.mail_from, to, subject, text)
+    if html:
+        message.add_alternative(html, subtype="html")
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout) as smtp:
+        smtp.send_message(message)

@@ -1,8 +1,14 @@
 """Imports every model module, so metadata (Alembic, tests) sees the whole schema."""
 
-from portal import audit, mail  # noqa: F401
+from portal import (  # noqa: F401
+    audit,
+    mail,
+    outbox,
+)
 from portal.auth import models as auth_models  # noqa: F401
 from portal.documents import models as document_models  # noqa: F401
+from portal.erp import models as erp_models  # noqa: F401
+from portal.notifications import models as notification_models  # noqa: F401
 from portal.orders import models as order_models  # noqa: F401
 from portal.suppliers import models as supplier_models  # noqa: F401
 from portal.tenancy import models as tenancy_models  # noqa: F401

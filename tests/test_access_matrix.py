@@ -138,6 +138,18 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "documents.override": (perm(P.ORDERS_MANAGE), ("POST",), ids("supplier_id")),
     "documents.dashboard": (perm(P.DOCUMENTS_REVIEW), ("GET",), None),
     "documents.export": (perm(P.DOCUMENTS_REVIEW), ("GET",), None),
+    "erp.settings": (perm(P.TENANT_SETTINGS), ("GET", "POST"), None),
+    "erp.test": (perm(P.TENANT_SETTINGS), ("POST",), None),
+    "erp.pull_now": (perm(P.TENANT_SETTINGS), ("POST",), None),
+    "erp.jobs": (perm(P.TENANT_SETTINGS), ("GET",), None),
+    "erp.retry_job": (perm(P.TENANT_SETTINGS), ("POST",), ids("event_id")),
+    "notifications.index": (perm(P.DASHBOARD_VIEW), ("GET",), None),
+    "notifications.mark_read": (perm(P.DASHBOARD_VIEW), ("POST",), ids("notification_id")),
+    "notifications.mark_all_read": (perm(P.DASHBOARD_VIEW), ("POST",), None),
+    "notifications.preferences": (perm(P.DASHBOARD_VIEW), ("GET", "POST"), None),
+    "notifications.webhooks": (perm(P.TENANT_SETTINGS), ("GET", "POST"), None),
+    "notifications.webhook_log": (perm(P.TENANT_SETTINGS), ("GET",), ids("webhook_id")),
+    "notifications.delete_webhook": (perm(P.TENANT_SETTINGS), ("POST",), ids("webhook_id")),
     # Registered only in demo mode with the database mail backend (never in production).
     "devmail.mailbox": (PUBLIC, ("GET",), None),
 }
@@ -180,7 +192,24 @@ def _order_with_notice_and_request(session, tenant, supplier) -> dict[str, int]:
         "notice_id": notice.id,
         "request_id": request.id,
         "document_id": document,
+        **_worker_objects(session, tenant),
     }
+
+
+def _worker_objects(session, tenant) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """A failed background job, a webhook and a notification (of the tenant's first member)."""
+    from portal.auth.models import Membership
+    from portal.notifications.models import Notification, Webhook
+    from portal.outbox import OutboxEvent
+
+    event = OutboxEvent(tenant_id=tenant.id, topic="erp.sync_line", payload={"line_id": 0}, failed_at=utcnow())
+    hook = Webhook(tenant_id=tenant.id, url="https://hooks.example.org/in", secret_encrypted="x", topics=[])
+    session.add_all([event, hook])
+    owner = session.execute(select(Membership.user_id).where(Membership.tenant_id == tenant.id)).scalars().first()
+    notification = Notification(tenant_id=tenant.id, user_id=owner, topic="order.created", title="New order")
+    session.add(notification)
+    session.flush()
+    return {"event_id": event.id, "webhook_id": hook.id, "notification_id": notification.id}
 
 
 def _document(session, tenant, supplier) -> int:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from portal.documents.models import (
 )
 from portal.documents.storage import LocalStorage
 from portal.documents.validation import check_upload
-from portal.orders.services import emit
+from portal.outbox import emit
 from portal.suppliers.models import Supplier
 
 EXPIRING_SOON_DAYS = 30

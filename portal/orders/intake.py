@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from portal.auth.services import Actor
 from portal.orders.forms import parse_date, parse_quantity
 from portal.orders.models import PurchaseOrder, PurchaseOrderLine
-from portal.orders.services import emit
+from portal.outbox import emit
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Warehouse
 

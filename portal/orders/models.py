@@ -40,10 +40,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.db import Base, BigID, TenantOwned, str_enum, utcnow
+from portal.outbox import OutboxEvent as OutboxEvent  # re-exported: written by every order change
 
 Quantity = Numeric(14, 3)
 Money = Numeric(14, 4)
@@ -341,16 +343,54 @@ class OrderMessage(TenantOwned, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class OutboxEvent(TenantOwned, Base):
-    """Events written with the business change, delivered by the workers after commit."""
 
-    __tablename__ = "outbox_events"
-    __table_args__ = (Index("ix_outbox_events_unsent", "sent_at", "id"),)
+class AlertKind(enum.StrEnum):
+    LATE = "late"
+    AT_RISK = "at_risk"
+    NO_SHIP_NOTICE = "no_ship_notice"
+    REPEATED_SLIPS = "repeated_slips"
+    PARTIAL = "partial"
+    UNCONFIRMED = "unconfirmed"
+
+    @property
+    def label(self) -> str:
+        return {
+            "late": "Late",
+            "at_risk": "At risk: promised after the requested date",
+            "no_ship_notice": "At risk: no ship notice yet",
+            "repeated_slips": "At risk: promise slipped repeatedly",
+            "partial": "Partially received",
+            "unconfirmed": "Unconfirmed",
+        }[self.value]
+
+
+class LineAlert(TenantOwned, Base):
+    """One alert per condition per line while the condition holds (``key`` says which version of it).
+
+    The detection job opens an alert when a condition appears or changes (a new
+    promised date makes a new "late"), and resolves it when the condition is gone.
+    """
+
+    __tablename__ = "line_alerts"
+    __table_args__ = (
+        Index(
+            "uq_line_alerts_open",
+            "line_id",
+            "kind",
+            unique=True,
+            postgresql_where=text("resolved_at IS NULL"),
+            sqlite_where=text("resolved_at IS NULL"),
+        ),
+        Index("ix_line_alerts_tenant_open", "tenant_id", "resolved_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
-    topic: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    sent_at: Mapped[datetime | None]
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str] = mapped_column(Text, default="")
+    line_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_order_lines.id", ondelete="CASCADE"))
+    order_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_orders.id", ondelete="CASCADE"), index=True)
+    supplier_id: Mapped[int] = mapped_column(BigID, ForeignKey("suppliers.id"))
+    kind: Mapped[AlertKind] = mapped_column(str_enum(AlertKind))
+    key: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    value_at_risk: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -30,7 +30,6 @@ from portal.orders.models import (
     DeliverySchedule,
     LineState,
     OrderState,
-    OutboxEvent,
     PurchaseOrder,
     PurchaseOrderLine,
     Receipt,
@@ -40,6 +39,7 @@ from portal.orders.models import (
     Source,
     TolerancePolicy,
 )
+from portal.outbox import emit
 
 MAX_DELIVERIES = 10
 ZERO = Decimal("0")
@@ -171,11 +171,6 @@ def delivery_problems(
 
 
 # --- helpers ---------------------------------------------------------------------
-
-
-def emit(session: Session, tenant_id: int, topic: str, payload: dict[str, Any]) -> None:
-    """Write an outbox event in the current transaction (the workers deliver it after commit)."""
-    session.add(OutboxEvent(tenant_id=tenant_id, topic=topic, payload=payload))
 
 
 def claim_version(session: Session, order: PurchaseOrder, expected_version: int | None) -> None:

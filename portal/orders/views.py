@@ -50,6 +50,7 @@ from portal.orders.models import (
     Source,
     TolerancePolicy,
 )
+from portal.outbox import emit
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Company, Tenant, Warehouse
 from portal.web import db_session, secret_key
@@ -410,7 +411,7 @@ def message(order_id: int):
             body=(form.body.data or "").strip(),
         )
     )
-    svc.emit(db_sess, order.tenant_id, "order.message", {"order_id": order.id})
+    emit(db_sess, order.tenant_id, "order.message", {"order_id": order.id})
     return redirect(url_for("orders.order_page", order_id=order.id) + "#messages")
 
 

@@ -37,6 +37,8 @@ class Tenant(Base):
     )
     # An order line still unanswered this many days after the order date is an exception.
     unconfirmed_after_days: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    # A confirmed line with no ship notice this many days before its promise is at risk.
+    ship_notice_lead_days: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
     document_gating: Mapped[DocumentGating] = mapped_column(
         str_enum(DocumentGating, 8),
         default=DocumentGating.OFF,

@@ -1,0 +1,284 @@
+"""Outbox handlers: business events become notifications, e-mails and webhook calls."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from flask import current_app, render_template
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.crypto import decrypt
+from portal.mail import deliver_now
+from portal.notifications import services
+from portal.notifications.models import EmailState, Notification, Webhook
+from portal.orders.models import ChangeRequest, PurchaseOrder
+from portal.outbox import OutboxEvent, Retry, handler
+from portal.suppliers.models import Supplier
+
+WEBHOOK_TIMEOUT = 10.0  # seconds; well below the actor's time limit
+
+
+def _order(session: Session, tenant_id: int, order_id: int) -> tuple[PurchaseOrder, str] | None:
+    row = session.execute(
+        select(PurchaseOrder, Supplier.name)
+        .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
+        .where(PurchaseOrder.tenant_id == tenant_id, PurchaseOrder.id == order_id)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def _notify_about_order(session: Session, event: OutboxEvent, audience: str, title: str, body: str = "") -> None:
+    """Tell the tenant's buyers (``audience="buyers"``) or the order's supplier people about an order."""
+    found = _order(session, event.tenant_id, int(event.payload["order_id"]))
+    if found is None:
+        return
+    order, supplier_name = found
+    if audience == "buyers":
+        user_ids = services.staff(session, event.tenant_id)
+    else:
+        user_ids = services.supplier_people(session, event.tenant_id, order.supplier_id)
+    services.notify(
+        session,
+        tenant_id=event.tenant_id,
+        user_ids=user_ids,
+        topic=event.topic,
+        title=title.format(order=order.number, supplier=supplier_name),
+        body=body,
+        url=f"/orders/{order.id}",
+        supplier_name=supplier_name,
+        order_number=order.number,
+    )
+
+
+def _for_buyers(session: Session, event: OutboxEvent, title: str, body: str = "") -> None:
+    _notify_about_order(session, event, "buyers", title, body)
+
+
+def _for_supplier(session: Session, event: OutboxEvent, title: str, body: str = "") -> None:
+    _notify_about_order(session, event, "supplier", title, body)
+
+
+@handler("order.created")
+def new_order(session: Session, event: OutboxEvent) -> None:
+    _for_supplier(session, event, "New purchase order {order}", "A new order waits for your confirmation.")
+    services.fan_out_webhooks(session, event)
+
+
+@handler("order.responded")
+def supplier_answered(session: Session, event: OutboxEvent) -> None:
+    pending = len(event.payload.get("pending") or [])
+    confirmed = len(event.payload.get("confirmed") or [])
+    _for_buyers(
+        session,
+        event,
+        "{supplier} answered order {order}",
+        f"{confirmed} line(s) confirmed, {pending} waiting for your decision.",
+    )
+    services.fan_out_webhooks(session, event)
+
+
+@handler("change_request.created")
+def change_requested(session: Session, event: OutboxEvent) -> None:
+    _for_buyers(session, event, "{supplier} asks for a change on order {order}", "Decide it in the response queue.")
+    services.fan_out_webhooks(session, event)
+
+
+@handler("change_request.decided")
+def change_decided(session: Session, event: OutboxEvent) -> None:
+    request = session.execute(
+        select(ChangeRequest).where(
+            ChangeRequest.tenant_id == event.tenant_id, ChangeRequest.id == int(event.payload["change_request_id"])
+        )
+    ).scalar_one_or_none()
+    comment = f" Comment: {request.decision_comment}" if request is not None and request.decision_comment else ""
+    _for_supplier(
+        session,
+        event,
+        f"Your change request on order {{order}} was {event.payload.get('decision', 'decided')}",
+        comment,
+    )
+    services.fan_out_webhooks(session, event)
+
+
+@handler("ship_notice.created")
+def shipped(session: Session, event: OutboxEvent) -> None:
+    _for_buyers(session, event, "{supplier} sent a ship notice for order {order}")
+    services.fan_out_webhooks(session, event)
+
+
+@handler("alerts.opened")
+def alerts_opened(session: Session, event: OutboxEvent) -> None:
+    counts: dict[str, int] = event.payload.get("counts") or {}
+    summary = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in sorted(counts.items()))
+    supplier = session.execute(
+        select(Supplier.name).where(Supplier.tenant_id == event.tenant_id, Supplier.id == event.payload["supplier_id"])
+    ).scalar_one_or_none()
+    orders = event.payload.get("orders") or []
+    services.notify(
+        session,
+        tenant_id=event.tenant_id,
+        user_ids=services.staff(session, event.tenant_id),
+        topic=event.topic,
+        title=f"New exceptions for {supplier or 'a supplier'}: {summary}",
+        body="Orders: " + ", ".join(orders[:20]) + (" and more" if len(orders) > 20 else ""),
+        url=f"/orders/exceptions?supplier={event.payload['supplier_id']}",
+        supplier_name=supplier or "",
+        order_number=orders[0] if len(orders) == 1 else "",
+    )
+    services.fan_out_webhooks(session, event)
+
+
+def webhooks_only(session: Session, event: OutboxEvent) -> None:
+    services.fan_out_webhooks(session, event)
+
+
+for _topic in ("commitment.changed", "ship_notice.cancelled", "receipt.recorded", "document.uploaded"):
+    handler(_topic)(webhooks_only)
+
+
+@handler("document.reviewed")
+def document_reviewed(session: Session, event: OutboxEvent) -> None:
+    from portal.documents.models import Document
+
+    document = session.execute(
+        select(Document).where(Document.tenant_id == event.tenant_id, Document.id == event.payload["document_id"])
+    ).scalar_one_or_none()
+    if document is not None:
+        services.notify(
+            session,
+            tenant_id=event.tenant_id,
+            user_ids=services.supplier_people(session, event.tenant_id, document.supplier_id),
+            topic=event.topic,
+            title=f"Your document \u201c{document.title}\u201d was {event.payload.get('decision', 'reviewed')}",
+            url="/compliance",
+        )
+    services.fan_out_webhooks(session, event)
+
+
+# --- e-mail -------------------------------------------------------------------------------
+
+
+def _absolute(url: str) -> str:
+    base = current_app.extensions["portal.settings"].base_url
+    return base + url if url.startswith("/") else url
+
+
+@handler("email.notification", max_attempts=10, backoff_base=30.0, backoff_cap=3600.0)
+def email_one(session: Session, event: OutboxEvent) -> None:
+    notification = session.execute(
+        select(Notification).where(
+            Notification.tenant_id == event.tenant_id, Notification.id == int(event.payload["notification_id"])
+        )
+    ).scalar_one_or_none()
+    if notification is None or notification.email_state != EmailState.QUEUED:
+        return
+    to = services.user_email(session, notification.user_id)
+    if to:
+        context: dict[str, Any] = {"notification": notification, "link": _absolute(notification.url)}
+        _send(session, to, notification.title, "notifications/email.txt", "notifications/email.html", context)
+    notification.email_state = EmailState.SENT
+
+
+@handler("email.digest", max_attempts=10, backoff_base=60.0, backoff_cap=3600.0)
+def email_digest(session: Session, event: OutboxEvent) -> None:
+    user_id, up_to = int(event.payload["user_id"]), int(event.payload["up_to_id"])
+    waiting = list(
+        session.execute(
+            select(Notification)
+            .where(
+                Notification.tenant_id == event.tenant_id,
+                Notification.user_id == user_id,
+                Notification.email_state == EmailState.DIGEST,
+                Notification.id <= up_to,
+            )
+            .order_by(Notification.supplier_name, Notification.order_number, Notification.id)
+        ).scalars()
+    )
+    if not waiting:
+        return
+    to = services.user_email(session, user_id)
+    if to:
+        context = {
+            "groups": services.digest_groups(waiting),
+            "count": len(waiting),
+            "base_url": current_app.extensions["portal.settings"].base_url,
+        }
+        subject = f"Your supplier portal digest: {len(waiting)} update{'s' if len(waiting) != 1 else ''}"
+        _send(session, to, subject, "notifications/digest.txt", "notifications/digest.html", context)
+    for notification in waiting:
+        notification.email_state = EmailState.SENT
+
+
+def _send(session: Session, to: str, subject: str, text_template: str, html_template: str, context: Any) -> None:
+    text = render_template(text_template, **context)
+    html = render_template(html_template, **context)
+    try:
+        deliver_now(session, to, subject, text, html)
+    except Exception as exc:  # SMTP down or refusing: the outbox retries
+        raise Retry(f"e-mail to {to} not accepted: {exc}") from exc
+
+
+# --- webhooks -------------------------------------------------------------------------------
+
+
+def _delivery_failed(session: Session, event: OutboxEvent, exc: BaseException) -> None:
+    details = getattr(exc, "delivery", None) or {}
+    services.record_delivery(
+        session,
+        tenant_id=event.tenant_id,
+        webhook_id=int(event.payload["webhook_id"]),
+        payload=event.payload,
+        attempt=event.attempts,
+        status_code=details.get("status_code"),
+        error=str(exc),
+        duration_ms=details.get("duration_ms", 0),
+    )
+
+
+class DeliveryFailed(Retry):
+    def __init__(self, message: str, **delivery: Any) -> None:
+        super().__init__(message)
+        self.delivery = delivery
+
+
+@handler("webhook.deliver", max_attempts=8, backoff_base=10.0, backoff_cap=3600.0, on_failure=_delivery_failed)
+def deliver_webhook(session: Session, event: OutboxEvent) -> None:
+    webhook = session.execute(
+        select(Webhook).where(Webhook.tenant_id == event.tenant_id, Webhook.id == int(event.payload["webhook_id"]))
+    ).scalar_one_or_none()
+    if webhook is None or not webhook.active:
+        return
+    body = services.webhook_body(event.payload)
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "SupplierPortal-Webhook/1",
+        "X-Portal-Event": event.payload["topic"],
+        "X-Portal-Delivery": event.payload["delivery_key"],
+        "X-Portal-Timestamp": timestamp,
+        "X-Portal-Signature": services.signature(decrypt(webhook.secret_encrypted), timestamp, body),
+    }
+    started = time.monotonic()
+    try:
+        response = httpx.post(webhook.url, content=body, headers=headers, timeout=WEBHOOK_TIMEOUT)
+    except httpx.HTTPError as exc:
+        duration = int((time.monotonic() - started) * 1000)
+        raise DeliveryFailed(f"{type(exc).__name__}: {exc}", duration_ms=duration) from exc
+    duration = int((time.monotonic() - started) * 1000)
+    if not 200 <= response.status_code < 300:
+        raise DeliveryFailed(
+            f"the receiver answered {response.status_code}", status_code=response.status_code, duration_ms=duration
+        )
+    services.record_delivery(
+        session,
+        tenant_id=event.tenant_id,
+        webhook_id=webhook.id,
+        payload=event.payload,
+        attempt=event.attempts,
+        status_code=response.status_code,
+        error="",
+        duration_ms=duration,
+    )

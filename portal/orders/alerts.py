@@ -1,0 +1,221 @@
+"""Exception detection: open and resolve one alert per condition per line.
+
+Conditions (each a set-based query over open lines, no Python loop over rows):
+
+* ``late``: an active promise date has passed and the line is not fully received;
+  keyed on the earliest passed promise, so a new promise that passes again is a new alert.
+* ``at_risk``: a promise is later than the requested date (keyed on the latest promise).
+* ``no_ship_notice``: confirmed, nothing shipped, and the earliest promise is at most
+  ``tenant.ship_notice_lead_days`` away.
+* ``repeated_slips``: two or more promise changes with a reason after the first confirmation.
+* ``partial``: received less than committed after a receipt (keyed on the quantity received).
+* ``unconfirmed``: no answer ``tenant.unconfirmed_after_days`` after the order date.
+
+An alert opens when its condition appears or its key changes, and resolves itself
+when the condition is gone. Each opening emits ``alert.opened`` (buyers are notified).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from portal.db import utcnow
+from portal.orders.models import (
+    AlertKind,
+    CommitmentEntry,
+    DeliverySchedule,
+    LineAlert,
+    LineState,
+    PurchaseOrder,
+    PurchaseOrderLine,
+)
+from portal.outbox import emit
+from portal.tenancy.models import Tenant
+
+OPEN_STATES = (
+    LineState.CONFIRMED,
+    LineState.CHANGES_PENDING,
+    LineState.PARTIALLY_SHIPPED,
+    LineState.SHIPPED,
+    LineState.PARTIALLY_RECEIVED,
+)
+
+
+@dataclass
+class DetectionRun:
+    opened: int = 0
+    resolved: int = 0
+    open_total: int = 0
+
+
+def current_conditions(session: Session, *, tenant_id: int, today: date) -> dict[tuple[int, str], dict[str, Any]]:
+    tenant = session.execute(select(Tenant).where(Tenant.id == tenant_id)).scalar_one()
+    line = PurchaseOrderLine
+    schedule = DeliverySchedule
+    found: dict[tuple[int, str], dict[str, Any]] = {}
+    at_risk_value = (line.quantity - line.received_quantity) * line.unit_price
+
+    def collect(kind: AlertKind, stmt: Any, detail: str) -> None:
+        for row in session.execute(stmt):
+            found[(row.line_id, kind.value)] = {
+                "order_id": row.order_id,
+                "supplier_id": row.supplier_id,
+                "key": str(row.key),
+                "value": row.value or Decimal("0"),
+                "detail": detail.format(key=row.key),
+            }
+
+    base = (line.id.label("line_id"), line.order_id.label("order_id"), line.supplier_id.label("supplier_id"))
+    open_line = and_(line.tenant_id == tenant_id, line.state.in_(OPEN_STATES), line.received_quantity < line.quantity)
+    active = and_(schedule.line_id == line.id, schedule.active.is_(True), schedule.tenant_id == tenant_id)
+
+    collect(
+        AlertKind.LATE,
+        select(*base, func.min(schedule.promised_date).label("key"), at_risk_value.label("value"))
+        .join(schedule, active)
+        .where(open_line, schedule.promised_date < today)
+        .group_by(line.id, line.order_id, line.supplier_id, line.quantity, line.received_quantity, line.unit_price),
+        "promised for {key}, not fully received",
+    )
+    collect(
+        AlertKind.AT_RISK,
+        select(*base, func.max(schedule.promised_date).label("key"), at_risk_value.label("value"))
+        .join(schedule, active)
+        .where(open_line, schedule.promised_date > line.requested_date)
+        .group_by(line.id, line.order_id, line.supplier_id, line.quantity, line.received_quantity, line.unit_price),
+        "promised for {key}, later than requested",
+    )
+    horizon = today + timedelta(days=tenant.ship_notice_lead_days)
+    collect(
+        AlertKind.NO_SHIP_NOTICE,
+        select(*base, func.min(schedule.promised_date).label("key"), at_risk_value.label("value"))
+        .join(schedule, active)
+        .where(
+            line.tenant_id == tenant_id,
+            line.state == LineState.CONFIRMED,
+            line.shipped_quantity == 0,
+            line.received_quantity == 0,
+        )
+        .group_by(line.id, line.order_id, line.supplier_id, line.quantity, line.received_quantity, line.unit_price)
+        .having(and_(func.min(schedule.promised_date) <= horizon, func.min(schedule.promised_date) >= today)),
+        "no ship notice for the delivery promised on {key}",
+    )
+    ledger = CommitmentEntry
+    collect(
+        AlertKind.REPEATED_SLIPS,
+        select(*base, func.count(ledger.id).label("key"), at_risk_value.label("value"))
+        .join(ledger, and_(ledger.line_id == line.id, ledger.tenant_id == tenant_id))
+        .where(open_line, ledger.kind.in_(("repromised", "approved_change")), ledger.reason_code != "")
+        .group_by(line.id, line.order_id, line.supplier_id, line.quantity, line.received_quantity, line.unit_price)
+        .having(func.count(ledger.id) >= 2),
+        "the promise changed {key} times",
+    )
+    collect(
+        AlertKind.PARTIAL,
+        select(*base, line.received_quantity.label("key"), at_risk_value.label("value")).where(
+            line.tenant_id == tenant_id, line.state == LineState.PARTIALLY_RECEIVED
+        ),
+        "{key} received, less than committed",
+    )
+    collect(
+        AlertKind.UNCONFIRMED,
+        select(*base, PurchaseOrder.order_date.label("key"), (line.quantity * line.unit_price).label("value"))
+        .join(PurchaseOrder, PurchaseOrder.id == line.order_id)
+        .where(
+            line.tenant_id == tenant_id,
+            line.state == LineState.AWAITING_RESPONSE,
+            PurchaseOrder.order_date <= today - timedelta(days=tenant.unconfirmed_after_days),
+        ),
+        "ordered on {key}, no answer yet",
+    )
+    return found
+
+
+def detect(session: Session, *, tenant_id: int, today: date | None = None) -> DetectionRun:
+    today = today or date.today()
+    run = DetectionRun()
+    current = current_conditions(session, tenant_id=tenant_id, today=today)
+    open_alerts = {
+        (alert.line_id, alert.kind.value): alert
+        for alert in session.execute(
+            select(LineAlert).where(LineAlert.tenant_id == tenant_id, LineAlert.resolved_at.is_(None))
+        ).scalars()
+    }
+    now = utcnow()
+    for key, alert in open_alerts.items():
+        condition = current.get(key)
+        if condition is None or condition["key"] != alert.key:
+            alert.resolved_at = now
+            run.resolved += 1
+        elif alert.value_at_risk != condition["value"]:
+            alert.value_at_risk = condition["value"]
+    session.flush()
+    fresh: list[LineAlert] = []
+    for (line_id, kind), condition in current.items():
+        existing = open_alerts.get((line_id, kind))
+        if existing is not None and existing.resolved_at is None:
+            continue
+        alert = LineAlert(
+            tenant_id=tenant_id,
+            line_id=line_id,
+            order_id=condition["order_id"],
+            supplier_id=condition["supplier_id"],
+            kind=AlertKind(kind),
+            key=condition["key"][:64],
+            detail=condition["detail"][:500],
+            value_at_risk=condition["value"],
+        )
+        session.add(alert)
+        fresh.append(alert)
+    session.flush()
+    run.opened = len(fresh)
+    run.open_total = len(current)
+    _announce(session, tenant_id, fresh)
+    return run
+
+
+def _announce(session: Session, tenant_id: int, fresh: list[LineAlert]) -> None:
+    """One event per supplier and run (not per line): buyers hear "Acme: 3 late, 1 partial"."""
+    if not fresh:
+        return
+    by_supplier: dict[int, list[LineAlert]] = {}
+    for alert in fresh:
+        by_supplier.setdefault(alert.supplier_id, []).append(alert)
+    order_ids = sorted({alert.order_id for alert in fresh})
+    numbers: dict[int, str] = {}
+    for start in range(0, len(order_ids), 5000):
+        chunk = order_ids[start : start + 5000]
+        numbers.update(
+            session.execute(
+                select(PurchaseOrder.id, PurchaseOrder.number).where(
+                    PurchaseOrder.tenant_id == tenant_id, PurchaseOrder.id.in_(chunk)
+                )
+            ).all()
+        )
+    for supplier_id, alerts in by_supplier.items():
+        counts: dict[str, int] = {}
+        for alert in alerts:
+            counts[alert.kind.value] = counts.get(alert.kind.value, 0) + 1
+        orders = sorted({numbers.get(alert.order_id, "") for alert in alerts})
+        emit(
+            session,
+            tenant_id,
+            "alerts.opened",
+            {"supplier_id": supplier_id, "counts": counts, "orders": orders[:50], "alert_count": len(alerts)},
+        )
+
+
+def open_alerts_for_order(session: Session, tenant_id: int, order_id: int) -> list[LineAlert]:
+    return list(
+        session.execute(
+            select(LineAlert)
+            .where(LineAlert.tenant_id == tenant_id, LineAlert.order_id == order_id, LineAlert.resolved_at.is_(None))
+            .order_by(LineAlert.line_id, LineAlert.kind)
+        ).scalars()
+    )

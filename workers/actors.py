@@ -1,0 +1,154 @@
+"""The actors. Start a worker process with ``dramatiq workers.actors``.
+
+Every actor takes ids (never rows), reloads what it needs with the tenant set for
+row-level security, and can run twice without doing anything twice. Retries are
+the outbox's (counted in the database, see ``portal.outbox``), so the dramatiq
+retry middleware is off (``max_retries=0``) and a time limit bounds every run;
+HTTP calls made inside have timeouts well below it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import date, timedelta
+
+import dramatiq
+
+import portal.erp.handlers
+import portal.notifications.handlers  # noqa: F401
+from portal import outbox
+from workers import context
+from workers.broker import QUEUE, broker
+
+log = logging.getLogger(__name__)
+
+# Longer than any ERP or webhook timeout (30 s at most), short enough that a hung
+# run is cut before the relay would redeliver the same event.
+TIME_LIMIT_MS = 55_000
+# A message older than this is dropped by dramatiq; the relay re-sends the row anyway.
+MAX_AGE_MS = 6 * 3600 * 1000
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=TIME_LIMIT_MS, max_age=MAX_AGE_MS)
+def handle_event(tenant_id: int, event_id: int) -> None:
+    """Run an outbox event's handlers (see ``portal.outbox.process_event``)."""
+    with context.app_context():
+        outcome = outbox.process_event(context.database(), tenant_id, event_id)
+    if outcome.status == "retry" and outcome.retry_in is not None:
+        # A delayed message for a timely retry; the sweep covers it if it is lost.
+        publish(tenant_id, event_id, int(outcome.retry_in / timedelta(milliseconds=1)))
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=TIME_LIMIT_MS)
+def sweep_outbox() -> None:
+    with context.app_context():
+        sent = outbox.sweep(context.database())
+    if sent:
+        log.info("relay re-sent %s outbox events", sent)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=TIME_LIMIT_MS)
+def prune_outbox() -> None:
+    with context.app_context():
+        outbox.prune(context.database())
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=10 * 60_000)
+def document_expiry() -> None:
+    """The daily expiry pass of compliance documents, for every tenant."""
+    from portal.documents import services as documents
+
+    with context.app_context():
+        database = context.database()
+        today = date.today()
+        for tenant_id in context.tenant_ids():
+            with database.transaction(tenant_id=tenant_id) as session:
+                documents.run_expiry(session, tenant_id=tenant_id, today=today)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=5 * 60_000)
+def pull_erp(tenant_id: int) -> None:
+    """Intake from the tenant's ERP: new and changed orders, then receipts."""
+    from portal.erp.handlers import pull_tenant
+
+    with context.app_context():
+        pull_tenant(context.database(), tenant_id)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=TIME_LIMIT_MS)
+def pull_erp_all() -> None:
+    from portal.erp.handlers import connected_tenants
+
+    with context.app_context():
+        for tenant_id in connected_tenants(context.database()):
+            pull_erp.send(tenant_id)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=10 * 60_000)
+def detect_exceptions(tenant_id: int) -> None:
+    """Open and close the alerts of late, at-risk, partial and unconfirmed lines."""
+    from portal.orders.alerts import detect
+
+    with context.app_context():
+        database = context.database()
+        with database.transaction(tenant_id=tenant_id) as session:
+            detect(session, tenant_id=tenant_id)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=TIME_LIMIT_MS)
+def detect_exceptions_all() -> None:
+    with context.app_context():
+        for tenant_id in context.tenant_ids():
+            detect_exceptions.send(tenant_id)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=10 * 60_000)
+def send_digests() -> None:
+    """The daily e-mail digest for everyone who chose it."""
+    from portal.notifications.services import queue_digests
+
+    with context.app_context():
+        database = context.database()
+        for tenant_id in context.tenant_ids():
+            with database.transaction(tenant_id=tenant_id) as session:
+                queue_digests(session, tenant_id=tenant_id)
+
+
+# --- publishing ------------------------------------------------------------------------
+
+# After a failed send, skip the queue for a moment: one request that emits ten events
+# must not wait ten connect timeouts while Redis is down. The sweep delivers them.
+_QUEUE_DOWN_PAUSE = 5.0
+_down_until = 0.0
+_down_lock = threading.Lock()
+
+
+def publish(tenant_id: int, event_id: int, delay_ms: int = 0) -> None:
+    global _down_until
+    if time.monotonic() < _down_until:
+        raise ConnectionError("queue marked unavailable; the relay will send this event")
+    try:
+        handle_event.send_with_options(args=(tenant_id, event_id), delay=delay_ms or None)
+    except Exception:
+        with _down_lock:
+            _down_until = time.monotonic() + _QUEUE_DOWN_PAUSE
+        raise
+
+
+outbox.set_publisher(publish)
+
+__all__ = [
+    "broker",
+    "detect_exceptions",
+    "detect_exceptions_all",
+    "document_expiry",
+    "handle_event",
+    "prune_outbox",
+    "publish",
+    "pull_erp",
+    "pull_erp_all",
+    "send_digests",
+    "sweep_outbox",
+]
