@@ -212,3 +212,40 @@ def redis_url() -> str:
     except Exception as exc:
         service_missing("Redis", exc)
     return REDIS_URL
+
+
+# --- a real Tryton server (ERP sync) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tryton(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from tests.tryton_server import start_server
+
+    try:
+        server = start_server(tmp_path_factory.mktemp("tryton"))
+    except Exception as exc:
+        service_missing("Tryton", exc)
+    yield server
+    server.stop()
+
+
+def drain(database: Database, tenant_id: int, *, rounds: int = 20) -> list[str]:
+    """Run every open outbox event of a tenant, as a worker would, until none is left; the topics run."""
+    from sqlalchemy import select
+
+    from portal.outbox import OutboxEvent, process_event
+
+    ran: list[str] = []
+    for _ in range(rounds):
+        with tenant_session(database, tenant_id) as s:
+            pending = s.execute(
+                select(OutboxEvent.id, OutboxEvent.topic)
+                .where(OutboxEvent.done_at.is_(None), OutboxEvent.failed_at.is_(None))
+                .order_by(OutboxEvent.id)
+            ).all()
+        if not pending:
+            return ran
+        for event_id, topic in pending:
+            if process_event(database, tenant_id, event_id).status == "done":
+                ran.append(topic)
+    raise AssertionError("the outbox did not drain")

@@ -1,0 +1,246 @@
+"""End to end against a real Tryton 8.2 server: purchases made in Tryton come into the
+portal, the supplier answers (split, partial, re-date, reject), the worker writes each
+commitment back exactly once, and receipts done in Tryton drive partial and late alerts."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from portal.auth.services import Actor
+from portal.erp import handlers, services
+from portal.erp.models import ErpKind, ErpLineSync, SyncStatus
+from portal.orders import services as orders
+from portal.orders.alerts import detect
+from portal.orders.models import (
+    AlertKind,
+    ChangeRequest,
+    LineAlert,
+    LineState,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    Receipt,
+)
+from portal.orders.services import Delivery, LineAnswer
+from portal.outbox import OutboxEvent
+from portal.suppliers.models import Supplier
+from portal.tenancy.models import Company, Warehouse
+from tests.conftest import drain, tenant_session
+from tests.factories import make_tenant
+from tests.tryton_server import TrytonData
+
+SUPPLIER_ACTOR = Actor(None, "anna@acme.example", "")
+BUYER_ACTOR = Actor(None, "buyer@northwind.example", "")
+D = Decimal
+
+
+@pytest.fixture
+def portal_tenant(committed_app, committed_db, tryton):  # type: ignore[no-untyped-def]
+    """A tenant with the Tryton warehouse's code and a saved connection to the test server."""
+    with tenant_session(committed_db, None) as s:
+        tenant = make_tenant(s)
+    with committed_app.app_context(), tenant_session(committed_db, tenant.id) as s:
+        company = Company(tenant_id=tenant.id, code="NW", name="Northwind Distribution")
+        s.add(company)
+        s.flush()
+        s.add(Warehouse(tenant_id=tenant.id, company_id=company.id, code="WH", name="Main warehouse"))
+        services.save_connection(
+            s,
+            tenant_id=tenant.id,
+            kind=ErpKind.TRYTON,
+            url=tryton.url,
+            database=tryton.database,
+            login=tryton.login,
+            secret=tryton.password,
+            active=True,
+            actor=BUYER_ACTOR,
+        )
+    return tenant.id
+
+
+@pytest.fixture
+def erp(tryton) -> TrytonData:  # type: ignore[no-untyped-def]
+    return TrytonData(tryton.client())
+
+
+def _portal_lines(database, tenant_id: int, purchase_id: int) -> list[PurchaseOrderLine]:  # type: ignore[no-untyped-def]
+    with tenant_session(database, tenant_id) as s:
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(purchase_id))).scalar_one()
+        return list(
+            s.execute(
+                select(PurchaseOrderLine)
+                .where(PurchaseOrderLine.order_id == order.id)
+                .order_by(PurchaseOrderLine.position)
+            ).scalars()
+        )
+
+
+def _pull(app, database, tenant_id: int):  # type: ignore[no-untyped-def]
+    with app.app_context():
+        report = handlers.pull_tenant(database, tenant_id)
+        drain(database, tenant_id)
+    return report
+
+
+def test_connection_test_reports_version_and_each_failure(committed_app, committed_db, portal_tenant, tryton):
+    with committed_app.app_context(), tenant_session(committed_db, portal_tenant) as s:
+        connection = services.get_connection(s, portal_tenant)
+        report = services.test_connection(s, connection, actor=BUYER_ACTOR)
+        assert report.ok and report.version == "8.2"
+        assert "can read purchases" in report.details
+        assert connection.last_test["ok"] is True
+
+        services.save_connection(
+            s, tenant_id=portal_tenant, kind=ErpKind.TRYTON, url=tryton.url, database=tryton.database,
+            login="admin", secret="wrong-password", active=True, actor=BUYER_ACTOR,
+        )  # fmt: skip
+        report = services.test_connection(s, connection, actor=BUYER_ACTOR)
+        assert not report.ok and report.error_kind == "bad_credentials"
+
+        from tests.tryton_server import free_port
+
+        services.save_connection(
+            s, tenant_id=portal_tenant, kind=ErpKind.TRYTON, url=f"http://127.0.0.1:{free_port()}",
+            database=tryton.database, login="admin", secret=tryton.password, active=True, actor=BUYER_ACTOR,
+        )  # fmt: skip
+        report = services.test_connection(s, connection, actor=BUYER_ACTOR)
+        assert not report.ok and report.error_kind == "unreachable"
+        assert "cannot reach Tryton" in report.error
+
+
+def test_intake_brings_confirmed_purchases_once_and_maps_the_supplier(committed_app, committed_db, portal_tenant, erp):
+    soon = date.today() + timedelta(days=10)
+    purchase, line_ids = erp.purchase("Intake Supplier", [("BOLT-1", 100, "1.50", soon), ("NUT-1", 40, "0.20", soon)])
+    report = _pull(committed_app, committed_db, portal_tenant)
+    assert report is not None and report.orders_created >= 1
+    lines = _portal_lines(committed_db, portal_tenant, purchase)
+    assert [(line.product_code, line.quantity, line.requested_date) for line in lines] == [
+        ("BOLT-1", D("100"), soon),
+        ("NUT-1", D("40"), soon),
+    ]
+    assert [line.erp_ref for line in lines] == [str(i) for i in line_ids]
+    with tenant_session(committed_db, portal_tenant) as s:
+        supplier = s.execute(select(Supplier).where(Supplier.name == "Intake Supplier")).scalar_one()
+        assert supplier.erp_ref is not None
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(purchase))).scalar_one()
+        assert order.supplier_id == supplier.id
+        warehouse = s.execute(select(Warehouse).where(Warehouse.id == order.warehouse_id)).scalar_one()
+        assert warehouse.code == "WH"
+        topics = set(s.execute(select(OutboxEvent.topic)).scalars())
+        assert "order.created" in topics
+    # A second pull (the cursor is past these purchases) creates nothing twice.
+    again = _pull(committed_app, committed_db, portal_tenant)
+    assert again is not None and again.orders_created == 0
+    with tenant_session(committed_db, portal_tenant) as s:
+        count = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(purchase))).all()
+        assert len(count) == 1
+
+
+def test_commitments_reach_tryton_exactly_once_and_receipts_drive_alerts(
+    committed_app, committed_db, portal_tenant, erp
+):
+    today = date.today()
+    requested = today + timedelta(days=10)
+    purchase, (split_id, partial_id, redate_id, reject_id) = erp.purchase(
+        "Acme Fasteners",
+        [("HB-M8", 100, "1.50", requested), ("HB-M10", 50, "2.00", requested),
+         ("WS-8", 200, "0.05", requested), ("NUT-8", 30, "0.10", requested)],
+    )  # fmt: skip
+    _pull(committed_app, committed_db, portal_tenant)
+    split, partial, redate, reject = _portal_lines(committed_db, portal_tenant, purchase)
+
+    # The supplier answers: split one line, commit less on another, accept one, reject one.
+    first, second = today + timedelta(days=8), today + timedelta(days=20)
+    with committed_app.app_context(), tenant_session(committed_db, portal_tenant) as s:
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(purchase))).scalar_one()
+        orders.respond(
+            s,
+            order=order,
+            expected_version=None,
+            actor=SUPPLIER_ACTOR,
+            answers=[
+                LineAnswer(split.id, "change", (Delivery(D("60"), first), Delivery(D("40"), second))),
+                LineAnswer(partial.id, "change", (Delivery(D("30"), requested),)),
+                LineAnswer(redate.id, "accept"),
+                LineAnswer(reject.id, "reject", reason_code="discontinued", comment="No longer made"),
+            ],
+        )
+        # Outside the (zero) tolerance: the buyer approves every request.
+        for request in s.execute(select(ChangeRequest).where(ChangeRequest.order_id == order.id)).scalars():
+            orders.decide(
+                s, request=request, order=order, decision="approve", comment="ok", expected_version=None,
+                actor=BUYER_ACTOR,
+            )  # fmt: skip
+    with committed_app.app_context():
+        ran = drain(committed_db, portal_tenant)
+    assert ran.count("erp.sync_line") >= 4
+
+    assert erp.open_moves(split_id) == [(D("60"), first), (D("40"), second)]
+    assert erp.open_moves(partial_id) == [(D("30"), requested)]
+    cancelled = [m for m in erp.moves(partial_id) if m["state"] == "cancelled"]
+    assert [D(str(m["quantity"])) for m in cancelled] == [D("20")]  # the part not committed: Tryton's exception
+    assert erp.open_moves(redate_id) == [(D("200"), requested)]
+    assert erp.open_moves(reject_id) == []
+    assert "[portal rejection-" in erp.note(reject_id)
+    for line_id in (split_id, partial_id, redate_id):
+        assert erp.note(line_id).count("[portal commitment-") >= 1
+
+    # The supplier re-dates a confirmed line inside nothing: a change request, approved.
+    later = today + timedelta(days=15)
+    with committed_app.app_context(), tenant_session(committed_db, portal_tenant) as s:
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(purchase))).scalar_one()
+        line = s.execute(select(PurchaseOrderLine).where(PurchaseOrderLine.id == redate.id)).scalar_one()
+        result = orders.change_promise(
+            s, order=order, line=line, deliveries=[Delivery(D("200"), later)], reason_code="production_delay",
+            comment="Press down", expected_version=None, actor=SUPPLIER_ACTOR,
+        )  # fmt: skip
+        if isinstance(result, ChangeRequest):
+            orders.decide(
+                s, request=result, order=order, decision="approve", comment="", expected_version=None,
+                actor=BUYER_ACTOR,
+            )  # fmt: skip
+    with committed_app.app_context():
+        drain(committed_db, portal_tenant)
+    assert erp.open_moves(redate_id) == [(D("200"), later)]
+    notes_before = {i: erp.note(i) for i in (split_id, partial_id, redate_id, reject_id)}
+    moves_before = {i: erp.moves(i) for i in (split_id, partial_id, redate_id, reject_id)}
+
+    # Exactly once: pushing every line again (a redelivery, a retry) changes nothing in Tryton.
+    with committed_app.app_context(), tenant_session(committed_db, portal_tenant) as s:
+        for line in (split, partial, redate, reject):
+            services.request_sync(s, tenant_id=portal_tenant, line_id=line.id, force=True)
+    with committed_app.app_context():
+        drain(committed_db, portal_tenant)
+    assert {i: erp.note(i) for i in notes_before} == notes_before
+    assert {i: erp.moves(i) for i in moves_before} == moves_before
+    with tenant_session(committed_db, portal_tenant) as s:
+        statuses = set(s.execute(select(ErpLineSync.status)).scalars())
+        assert statuses == {SyncStatus.SYNCED}
+
+    # A receipt in Tryton: the first delivery of the split line arrives today.
+    first_move = next(m["id"] for m in erp.moves(split_id) if m["state"] == "draft")
+    erp.receive([first_move], "Acme Fasteners", today)
+    _pull(committed_app, committed_db, portal_tenant)
+    _pull(committed_app, committed_db, portal_tenant)  # twice: the receipt is recorded once
+    with tenant_session(committed_db, portal_tenant) as s:
+        receipts = list(s.execute(select(Receipt).where(Receipt.line_id == split.id)).scalars())
+        assert [(r.quantity, r.received_on) for r in receipts] == [(D("60"), today)]
+        line = s.execute(select(PurchaseOrderLine).where(PurchaseOrderLine.id == split.id)).scalar_one()
+        assert line.received_quantity == D("60") and line.state == LineState.PARTIALLY_RECEIVED
+    # The promise for the rest is still what the supplier said (re-applied after the receipt).
+    assert erp.open_moves(split_id) == [(D("40"), second)]
+
+    # Detection: the rest is late once its promise has passed; the partial receipt is flagged.
+    with tenant_session(committed_db, portal_tenant) as s:
+        run = detect(s, tenant_id=portal_tenant, today=second + timedelta(days=1))
+        assert run.opened >= 2
+        kinds = {
+            a.kind
+            for a in s.execute(
+                select(LineAlert).where(LineAlert.line_id == split.id, LineAlert.resolved_at.is_(None))
+            ).scalars()
+        }
+        assert {AlertKind.LATE, AlertKind.PARTIAL} <= kinds
