@@ -1,0 +1,415 @@
+"""OdooProtocolDouble: a test double of Odoo's external API (Odoo itself cannot run here).
+
+It implements, over real HTTP, the documented endpoints the portal uses and the
+field differences of versions 16 to 19 (``shared`` reference notes on Odoo):
+
+* JSON-2 (19+): ``POST /json/2/<model>/<method>``, ``Authorization: bearer <key>``,
+  named parameters, real HTTP status codes (401 bad key, 403 access, 404 unknown,
+  422 business error); ``GET /web/version``.
+* XML-RPC (up to 18): ``/xmlrpc/2/common`` (``version``, ``authenticate``) and
+  ``/xmlrpc/2/object`` ``execute_kw``; errors as XML-RPC faults.
+* Field names: line unit ``product_uom`` (16, 17), ``product_uom_id`` (18),
+  ``uom_id`` (19); ``date_promised`` only in 19; acknowledgement
+  ``mail_reception_confirmed`` (16-18, ``mail_reception_declined`` from 18) or
+  ``acknowledged`` + ``action_acknowledge`` (19); done quantity ``quantity_done``
+  (16, 17) or ``quantity`` (18, 19); no ``done`` state but ``locked`` in 19.
+* Private methods (``_...``) are refused; ``write_date`` changes on every write.
+
+What it does not model (and the adapter does not rely on): access rules beyond a
+read-only user, onchanges, stock picking workflows (receipts are injected with
+:meth:`receive`). Faults can be injected: a 500, a slow answer, or an answer lost
+after the write was committed (the connection is closed without a response).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import xmlrpc.client
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+API_KEY = "odoo-api-key-0123456789"
+LOGIN = "portal-sync@northwind.example"
+DATABASE = "northwind"
+
+
+class OdooUserError(Exception):
+    pass
+
+
+class OdooAccessError(Exception):
+    pass
+
+
+class LoseAnswer(Exception):
+    """Close the connection after committing, without answering."""
+
+
+@dataclass
+class Faults:
+    fail_next: int = 0
+    fail_status: int = 500
+    delay_next: float = 0.0
+    lose_answer_on: str | None = None  # "model.method": commit, then drop the connection, once
+
+    def take(self) -> tuple[int, float]:
+        status, delay = 0, 0.0
+        if self.fail_next:
+            self.fail_next -= 1
+            status = self.fail_status
+        if self.delay_next:
+            delay, self.delay_next = self.delay_next, 0.0
+        return status, delay
+
+
+@dataclass
+class OdooState:
+    version: int
+    records: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
+    ids: Any = field(default_factory=lambda: itertools.count(1))
+    clock: datetime = field(default_factory=lambda: datetime(2026, 11, 1, 8, 0, 0))
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    api_enabled: bool = True
+    read_only: bool = False
+
+    # --- version-specific names -------------------------------------------------------
+    @property
+    def unit_field(self) -> str:
+        return {16: "product_uom", 17: "product_uom", 18: "product_uom_id"}.get(self.version, "uom_id")
+
+    @property
+    def done_field(self) -> str:
+        return "quantity_done" if self.version <= 17 else "quantity"
+
+    def fields(self, model: str) -> list[str]:
+        common = {
+            "purchase.order": ["name", "partner_id", "company_id", "currency_id", "user_id", "state", "date_order",
+                               "date_approve", "date_planned", "receipt_status", "order_line", "write_date"],
+            "purchase.order.line": ["order_id", "sequence", "display_type", "product_id", "name", "product_qty",
+                                    self.unit_field, "price_unit", "date_planned", "qty_received", "move_ids",
+                                    "write_date"],
+            "stock.move": ["purchase_line_id", "state", "date", self.done_field, "write_date"],
+            "product.product": ["name", "default_code"],
+            "res.partner": ["name"],
+            "mail.message": ["model", "res_id", "body"],
+            "mail.activity": ["res_model", "res_id", "summary"],
+            "res.users": ["login"],
+        }[model]  # fmt: skip
+        if model == "purchase.order":
+            if self.version >= 19:
+                common += ["acknowledged", "locked"]
+            else:
+                common += ["mail_reminder_confirmed", "mail_reception_confirmed"]
+                if self.version >= 18:
+                    common += ["mail_reception_declined"]
+        if model == "purchase.order.line" and self.version >= 19:
+            common.append("date_promised")
+        return common
+
+    # --- storage --------------------------------------------------------------------------
+    def stamp(self) -> str:
+        self.clock += timedelta(seconds=1)
+        return self.clock.strftime("%Y-%m-%d %H:%M:%S")
+
+    def add(self, model: str, values: dict[str, Any]) -> int:
+        record_id = next(self.ids)
+        self.records.setdefault(model, {})[record_id] = {"id": record_id, **values, "write_date": self.stamp()}
+        return record_id
+
+    def table(self, model: str) -> dict[int, dict[str, Any]]:
+        if model not in self.records and model not in (
+            "purchase.order", "purchase.order.line", "stock.move", "product.product", "res.partner",
+            "mail.message", "mail.activity", "res.users",
+        ):  # fmt: skip
+            raise OdooUserError(f"Object {model} doesn't exist")
+        return self.records.setdefault(model, {})
+
+    def display(self, model: str, record_id: int | None) -> Any:
+        if not record_id:
+            return False
+        target = {
+            "partner_id": "res.partner",
+            "product_id": "product.product",
+            "order_id": "purchase.order",
+            "purchase_line_id": "purchase.order.line",
+        }.get(model)
+        if target is None:
+            return [record_id, f"#{record_id}"]
+        record = self.records.get(target, {}).get(record_id, {})
+        return [record_id, record.get("name", f"#{record_id}")]
+
+    def render(self, model: str, record: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+        allowed = set(self.fields(model)) | {"id"}
+        names = fields or sorted(allowed)
+        out: dict[str, Any] = {"id": record["id"]}
+        for name in names:
+            if name not in allowed:
+                raise OdooUserError(f"Invalid field {name!r} on model {model!r}")
+            value = record.get(name, False)
+            if name in ("partner_id", "product_id", "order_id", "purchase_line_id"):
+                value = self.display(name, value)
+            elif name in ("company_id", "currency_id", "user_id", self.unit_field) and value:
+                value = [value, {"currency_id": "EUR", self.unit_field: "Units"}.get(name, f"#{value}")]
+            elif name == "order_line":
+                value = sorted(
+                    i for i, line in self.table("purchase.order.line").items() if line["order_id"] == record["id"]
+                )
+            out[name] = value
+        return out
+
+    def matches(self, record: dict[str, Any], domain: list[Any]) -> bool:
+        for term in domain:
+            if isinstance(term, str):
+                continue  # "&" is implicit; the portal sends no "|"
+            name, op, value = term
+            actual = record.get(name, False)
+            if op == "=" and actual != value:
+                return False
+            if op == "!=" and actual == value:
+                return False
+            if op == "in" and actual not in value:
+                return False
+            if op == ">" and not (actual and str(actual) > str(value)):
+                return False
+            if op == "like" and str(value) not in str(actual or ""):
+                return False
+        return True
+
+    # --- methods --------------------------------------------------------------------------
+    def call(self, model: str, method: str, ids: list[int] | None, params: dict[str, Any]) -> Any:
+        self.calls.append((model, method))
+        if method.startswith("_"):
+            raise OdooAccessError(f"Private methods (such as {model}.{method}) cannot be called remotely.")
+        writes = {"write", "create", "message_post", "action_acknowledge", "activity_schedule", "unlink"}
+        if self.read_only and method in writes:
+            raise OdooAccessError(f"You are not allowed to modify '{model}' records.")
+        table = self.table(model)
+        if method == "fields_get":
+            return {name: {"type": "char"} for name in self.fields(model)}
+        if method == "context_get":
+            return {"uid": 2, "lang": "en_US", "tz": "UTC"}
+        if method == "search_read":
+            found = [r for r in table.values() if self.matches(r, params.get("domain") or [])]
+            found.sort(key=lambda r: r["id"])
+            if params.get("limit"):
+                found = found[: params["limit"]]
+            return [self.render(model, r, params.get("fields")) for r in found]
+        if method == "read":
+            return [self.render(model, table[i], params.get("fields")) for i in ids or [] if i in table]
+        if method == "write":
+            vals = params["vals"]
+            for record_id in ids or []:
+                record = table[record_id]
+                lowered = "product_qty" in vals and float(vals["product_qty"]) < float(record.get("qty_received") or 0)
+                if model == "purchase.order.line" and lowered:
+                    raise OdooUserError("You cannot decrease the ordered quantity below the received quantity.")
+                unknown = set(vals) - set(self.fields(model))
+                if unknown:
+                    raise OdooUserError(f"Invalid field {sorted(unknown)[0]!r} on model {model!r}")
+                record.update(vals)
+                record["write_date"] = self.stamp()
+            return True
+        if method == "create":
+            created = []
+            for vals in params["vals_list"]:
+                unknown = set(vals) - set(self.fields(model))
+                if unknown:
+                    raise OdooUserError(f"Invalid field {sorted(unknown)[0]!r} on model {model!r}")
+                created.append(self.add(model, {"qty_received": 0, **vals} if model == "purchase.order.line" else vals))
+            return created
+        if method == "message_post":
+            posted = [
+                self.add("mail.message", {"model": model, "res_id": i, "body": params["body"]}) for i in ids or []
+            ]
+            return posted[0] if len(posted) == 1 else posted
+        if method == "activity_schedule":
+            for i in ids or []:
+                self.add("mail.activity", {"res_model": model, "res_id": i, "summary": params.get("summary", "")})
+            return True
+        if method == "action_acknowledge" and model == "purchase.order" and self.version >= 19:
+            for i in ids or []:
+                table[i]["acknowledged"] = True
+                table[i]["write_date"] = self.stamp()
+            return True
+        raise OdooUserError(f"The method '{method}' does not exist on the model '{model}'")
+
+    # --- buyer-side helpers for tests -------------------------------------------------------
+    def make_order(self, partner: str, lines: list[tuple[str, float, float, str]], state: str = "purchase") -> int:
+        partner_id = next((i for i, p in self.table("res.partner").items() if p["name"] == partner), None) or self.add(
+            "res.partner", {"name": partner}
+        )
+        values: dict[str, Any] = {
+            "name": f"P{len(self.table('purchase.order')) + 1:05d}",
+            "partner_id": partner_id,
+            "company_id": 1,
+            "currency_id": 1,
+            "user_id": 2,
+            "state": state,
+            "date_order": "2026-11-20 09:00:00",
+        }
+        if self.version >= 19:
+            values.update({"acknowledged": False, "locked": False})
+        else:
+            values.update({"mail_reminder_confirmed": False, "mail_reception_confirmed": False})
+        order_id = self.add("purchase.order", values)
+        for sequence, (code, qty, price, planned) in enumerate(lines, start=1):
+            product_id = next(
+                (i for i, p in self.table("product.product").items() if p["default_code"] == code), None
+            ) or self.add("product.product", {"name": f"Product {code}", "default_code": code})
+            line: dict[str, Any] = {
+                "order_id": order_id,
+                "sequence": sequence,
+                "display_type": False,
+                "product_id": product_id,
+                "name": f"Product {code}",
+                "product_qty": qty,
+                self.unit_field: 1,
+                "price_unit": price,
+                "date_planned": f"{planned} 12:00:00",
+                "qty_received": 0,
+            }
+            if self.version >= 19:
+                line["date_promised"] = False
+            self.add("purchase.order.line", line)
+        return order_id
+
+    def lines(self, order_id: int) -> list[dict[str, Any]]:
+        return sorted(
+            (r for r in self.table("purchase.order.line").values() if r["order_id"] == order_id), key=lambda r: r["id"]
+        )
+
+    def receive(self, line_id: int, quantity: float, day: str) -> int:
+        line = self.table("purchase.order.line")[line_id]
+        line["qty_received"] = float(line.get("qty_received") or 0) + quantity
+        line["write_date"] = self.stamp()
+        return self.add(
+            "stock.move",
+            {"purchase_line_id": line_id, "state": "done", "date": f"{day} 10:00:00", self.done_field: quantity},
+        )
+
+    def messages(self, order_id: int) -> list[str]:
+        return [
+            m["body"]
+            for m in self.table("mail.message").values()
+            if m["model"] == "purchase.order" and m["res_id"] == order_id
+        ]
+
+
+class OdooProtocolDouble:
+    """Serves :class:`OdooState` over HTTP on a free port, in a thread."""
+
+    def __init__(self, version: int) -> None:
+        self.state = OdooState(version)
+        self.faults = Faults()
+        self.lock = threading.Lock()
+        self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> OdooProtocolDouble:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+
+    def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        try:
+            response = self.route(request)
+        except LoseAnswer:
+            # The work is committed; the client sees the connection close with no answer.
+            sock = environ.get("werkzeug.socket")
+            if sock is not None:
+                sock.close()
+            response = Response("", status=500)
+        return response(environ, start_response)
+
+    def route(self, request: Request) -> Response:
+        path = request.path
+        if not self.state.api_enabled and (path.startswith("/json/2") or path.startswith("/xmlrpc")):
+            return Response("Not Found", status=404)
+        status, delay = self.faults.take()
+        if delay:
+            time.sleep(delay)
+        if status:
+            return Response(json.dumps({"name": "werkzeug.exceptions.InternalServerError"}), status=status)
+        if path == "/web/version" and request.method == "GET":
+            if self.state.version < 19:
+                return Response("Not Found", status=404)
+            return Response(json.dumps({"version": "19.0", "version_info": [19, 0, 0, "final", 0, ""]}))
+        if path.startswith("/json/2/"):
+            return self.json2(request)
+        if path == "/xmlrpc/2/common":
+            return self.xmlrpc_common(request)
+        if path == "/xmlrpc/2/object":
+            return self.xmlrpc_object(request)
+        return Response("Not Found", status=404)
+
+    def _dispatch(self, model: str, method: str, ids: list[int] | None, params: dict[str, Any]) -> Any:
+        with self.lock:
+            result = self.state.call(model, method, ids, params)
+        if self.faults.lose_answer_on == f"{model}.{method}":
+            self.faults.lose_answer_on = None
+            raise LoseAnswer
+        return result
+
+    def json2(self, request: Request) -> Response:
+        if request.headers.get("Authorization", "") != f"bearer {API_KEY}":
+            return Response(json.dumps({"name": "odoo.exceptions.AccessDenied", "message": "Access Denied"}), 401)
+        _, _, _, model, method = request.path.split("/", 4)
+        body = request.get_json(silent=True) or {}
+        ids = body.pop("ids", None)
+        body.pop("context", None)
+        try:
+            result = self._dispatch(model, method, ids, body)
+        except OdooAccessError as exc:
+            return Response(json.dumps({"name": "odoo.exceptions.AccessError", "message": str(exc)}), 403)
+        except OdooUserError as exc:
+            return Response(json.dumps({"name": "odoo.exceptions.UserError", "message": str(exc)}), 422)
+        return Response(json.dumps(result), content_type="application/json")
+
+    def _xml(self, value: Any) -> Response:
+        return Response(xmlrpc.client.dumps((value,), methodresponse=True, allow_none=True), content_type="text/xml")
+
+    def _fault(self, kind: str, message: str) -> Response:
+        text = f"Traceback (most recent call last):\n  ...\nodoo.exceptions.{kind}: {message}"
+        return Response(xmlrpc.client.dumps(xmlrpc.client.Fault(1, text), allow_none=True), content_type="text/xml")
+
+    def xmlrpc_common(self, request: Request) -> Response:
+        params, method = xmlrpc.client.loads(request.get_data())
+        if method == "version":
+            return self._xml({"server_version": f"{self.state.version}.0", "protocol_version": 1})
+        if method == "authenticate":
+            db, login, key, _ = params
+            return self._xml(2 if (db, login, key) == (DATABASE, LOGIN, API_KEY) else False)
+        return self._fault("UserError", f"unknown method {method}")
+
+    def xmlrpc_object(self, request: Request) -> Response:
+        params, _ = xmlrpc.client.loads(request.get_data())
+        db, uid, key, model, method, args, kwargs = (*params, {})[:7]
+        if (db, uid, key) != (DATABASE, 2, API_KEY):
+            return self._fault("AccessDenied", "Access Denied")
+        ids: list[int] | None = None
+        named = dict(kwargs or {})
+        if method in ("search_read", "search", "search_count"):
+            named["domain"] = args[0] if args else named.get("domain", [])
+        elif method == "create":
+            named["vals_list"] = args[0]
+        elif method in ("write",):
+            ids, named["vals"] = args[0], args[1]
+        elif args:
+            ids = args[0]
+        try:
+            return self._xml(self._dispatch(model, method, ids, named))
+        except OdooAccessError as exc:
+            return self._fault("AccessError", str(exc))
+        except OdooUserError as exc:
+            return self._fault("UserError", str(exc))

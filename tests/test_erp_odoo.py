@@ -1,0 +1,203 @@
+"""The Odoo adapter against OdooProtocolDouble (a test double of Odoo's external API,
+versions 16 to 19: XML-RPC up to 18, JSON-2 from 19, and their field differences)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from portal.auth.services import Actor
+from portal.erp import handlers, services
+from portal.erp.base import CommitmentPush, Delivery, ErpConflict, ErpMissingRights, ErpServerError
+from portal.erp.models import ErpKind, ErpLineSync, SyncStatus
+from portal.erp.odoo import OdooAdapter
+from portal.orders import services as orders
+from portal.orders.models import PurchaseOrder, PurchaseOrderLine, Receipt
+from portal.orders.services import LineAnswer
+from portal.outbox import OutboxEvent
+from portal.tenancy.models import Company, Warehouse
+from tests.conftest import drain, tenant_session
+from tests.factories import make_tenant
+from tests.odoo_double import API_KEY, DATABASE, LOGIN, OdooProtocolDouble
+
+VERSIONS = [16, 17, 18, 19]
+D = Decimal
+SOON = (date.today() + timedelta(days=14)).isoformat()
+
+
+@pytest.fixture(params=VERSIONS, ids=[f"odoo{v}" for v in VERSIONS])
+def odoo(request):  # type: ignore[no-untyped-def]
+    with OdooProtocolDouble(request.param) as double:
+        yield double
+
+
+def adapter(odoo: OdooProtocolDouble, key: str = API_KEY) -> OdooAdapter:
+    return OdooAdapter(odoo.url, DATABASE, LOGIN, key, timeout=2.0)
+
+
+def push_for(odoo, order_id: int, line_id: int, deliveries, *, notes=(), rejected=False, known=None):  # type: ignore[no-untyped-def]
+    line = odoo.state.table("purchase.order.line")[line_id]
+    return CommitmentPush(
+        order_erp_id=str(order_id),
+        line_erp_id=str(line_id),
+        ordered_quantity=D(str(line["product_qty"])),
+        deliveries=[Delivery(D(q), date.fromisoformat(d)) for q, d in deliveries],
+        rejected=rejected,
+        notes=list(notes),
+        known_write_date=known,
+    )
+
+
+def test_connection_picks_the_transport_and_names_the_fields(odoo):
+    report = adapter(odoo).test_connection()
+    assert report.ok, report.error
+    expected_transport = "JSON-2" if odoo.state.version >= 19 else "XML-RPC"
+    assert report.details[0] == f"Odoo {odoo.state.version}.0 over {expected_transport}"
+    assert f"line unit field: {odoo.state.unit_field}" in report.details
+    assert ("promised dates go to date_promised" in report.details) == (odoo.state.version >= 19)
+
+
+def test_connection_failures_are_named(odoo):
+    assert adapter(odoo, key="wrong").test_connection().error_kind == "bad_credentials"
+    odoo.state.api_enabled = False
+    report = adapter(odoo).test_connection()
+    assert report.error_kind == "no_api" and "Custom plan" in report.error
+    odoo.state.api_enabled = True
+    unreachable = OdooAdapter("http://127.0.0.1:9", DATABASE, LOGIN, API_KEY, protocol="xmlrpc", timeout=1.0)
+    assert unreachable.test_connection().error_kind == "unreachable"
+
+
+def test_pull_reads_orders_with_the_versions_unit_field_and_skips_sections(odoo):
+    order_id = odoo.state.make_order("Acme Fasteners", [("HB-M8", 100, 1.5, SOON), ("NUT-8", 40, 0.2, SOON)])
+    odoo.state.add(
+        "purchase.order.line",
+        {"order_id": order_id, "sequence": 9, "display_type": "line_section", "name": "Section", "product_qty": 0},
+    )
+    (order,) = adapter(odoo).pull_orders(None)
+    assert order.number == "P00001" and order.partner_name == "Acme Fasteners" and order.state == "open"
+    assert [(line.product_code, line.quantity, line.unit, str(line.requested_date)) for line in order.lines] == [
+        ("HB-M8", D("100"), "Units", SOON),
+        ("NUT-8", D("40"), "Units", SOON),
+    ]
+    later = adapter(odoo).pull_orders(order.write_date)
+    assert later == []
+
+
+def test_split_is_written_once_and_a_repeat_changes_nothing(odoo):
+    order_id = odoo.state.make_order("Acme", [("HB-M8", 100, 1.5, SOON)])
+    (line,) = odoo.state.lines(order_id)
+    first, second = (date.today() + timedelta(days=10)).isoformat(), (date.today() + timedelta(days=30)).isoformat()
+    push = push_for(odoo, order_id, line["id"], [("60", first), ("40", second)], notes=[("commitment-7", "split")])
+    result = adapter(odoo).push_commitment(push)
+    assert result.changed and result.write_date
+    lines = odoo.state.lines(order_id)
+    assert [(r["product_qty"], r["date_planned"][:10]) for r in lines] == [(60.0, first), (40.0, second)]
+    assert lines[1]["name"].endswith(f"[portal {line['id']}/2]")
+    if odoo.state.version >= 19:
+        assert [r["date_promised"][:10] for r in lines] == [first, second]
+        assert odoo.state.table("purchase.order")[order_id]["acknowledged"] is True
+    else:
+        assert odoo.state.table("purchase.order")[order_id]["mail_reception_confirmed"] is True
+    assert odoo.state.messages(order_id) == ["[portal commitment-7] split"]
+
+    repeat = push_for(
+        odoo, order_id, line["id"], [("60", first), ("40", second)], notes=[("commitment-7", "split")],
+        known=result.write_date,
+    )  # fmt: skip
+    again = adapter(odoo).push_commitment(repeat)
+    assert again.changed == []
+    assert len(odoo.state.lines(order_id)) == 2 and len(odoo.state.messages(order_id)) == 1
+    assert ("purchase.order.line", "_update_date_planned_for_lines") not in odoo.state.calls
+
+
+def test_a_lost_answer_after_commit_is_retried_without_a_duplicate_line(odoo):
+    order_id = odoo.state.make_order("Acme", [("HB-M8", 100, 1.5, SOON)])
+    (line,) = odoo.state.lines(order_id)
+    push = push_for(odoo, order_id, line["id"], [("50", SOON), ("50", SOON)])
+    odoo.faults.lose_answer_on = "purchase.order.line.create"
+    with pytest.raises(ErpServerError):
+        adapter(odoo).push_commitment(push)
+    assert len(odoo.state.lines(order_id)) == 2  # Odoo committed the sibling line
+    adapter(odoo).push_commitment(push)
+    assert len(odoo.state.lines(order_id)) == 2
+
+
+def test_a_buyers_edit_in_odoo_stops_the_push(odoo):
+    order_id = odoo.state.make_order("Acme", [("HB-M8", 100, 1.5, SOON)])
+    (line,) = odoo.state.lines(order_id)
+    seen = line["write_date"]
+    odoo.state.call("purchase.order.line", "write", [line["id"]], {"vals": {"product_qty": 120}})
+    with pytest.raises(ErpConflict):
+        adapter(odoo).push_commitment(push_for(odoo, order_id, line["id"], [("100", SOON)], known=seen))
+    assert odoo.state.lines(order_id)[0]["product_qty"] == 120
+
+
+def test_missing_rights_are_reported_as_such(odoo):
+    order_id = odoo.state.make_order("Acme", [("HB-M8", 100, 1.5, SOON)])
+    (line,) = odoo.state.lines(order_id)
+    odoo.state.read_only = True
+    with pytest.raises(ErpMissingRights):
+        adapter(odoo).push_commitment(push_for(odoo, order_id, line["id"], [("90", SOON)]))
+
+
+def test_a_server_error_is_transient(odoo):
+    odoo.faults.fail_next = 5
+    with pytest.raises(ErpServerError) as caught:
+        adapter(odoo).pull_orders(None)
+    assert caught.value.transient
+
+
+def test_receipts_use_the_versions_done_quantity(odoo):
+    order_id = odoo.state.make_order("Acme", [("HB-M8", 100, 1.5, SOON)])
+    (line,) = odoo.state.lines(order_id)
+    odoo.state.receive(line["id"], 30, "2026-11-20")
+    (receipt,) = adapter(odoo).pull_receipts([str(line["id"])])
+    assert (receipt.line_erp_id, receipt.quantity, str(receipt.received_on)) == (str(line["id"]), D("30"), "2026-11-20")
+
+
+@pytest.mark.parametrize("version", [17, 19])
+def test_portal_to_odoo_end_to_end(committed_app, committed_db, version):
+    """Intake, a split answer, the worker's push, a receipt: through the portal's services and outbox."""
+    with OdooProtocolDouble(version) as odoo:
+        order_id = odoo.state.make_order("Acme Fasteners", [("HB-M8", 100, 1.5, SOON), ("NUT-8", 40, 0.2, SOON)])
+        with tenant_session(committed_db, None) as s:
+            tenant_id = make_tenant(s).id
+        actor = Actor(None, "test", "")
+        with committed_app.app_context(), tenant_session(committed_db, tenant_id) as s:
+            company = Company(tenant_id=tenant_id, code="NW", name="Northwind")
+            s.add(company)
+            s.flush()
+            s.add(Warehouse(tenant_id=tenant_id, company_id=company.id, code="WH", name="Main"))
+            services.save_connection(
+                s, tenant_id=tenant_id, kind=ErpKind.ODOO, url=odoo.url, database=DATABASE, login=LOGIN,
+                secret=API_KEY, active=True, actor=actor,
+            )  # fmt: skip
+        with committed_app.app_context():
+            handlers.pull_tenant(committed_db, tenant_id)
+        day = date.fromisoformat(SOON)
+        with committed_app.app_context(), tenant_session(committed_db, tenant_id) as s:
+            order = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(order_id))).scalar_one()
+            first, second = s.execute(
+                select(PurchaseOrderLine).where(PurchaseOrderLine.order_id == order.id).order_by("position")
+            ).scalars()
+            orders.respond(
+                s, order=order, expected_version=None, actor=actor,
+                answers=[LineAnswer(first.id, "accept"), LineAnswer(second.id, "accept")],
+            )  # fmt: skip
+        with committed_app.app_context():
+            drain(committed_db, tenant_id)
+        with tenant_session(committed_db, tenant_id) as s:
+            assert set(s.execute(select(ErpLineSync.status)).scalars()) == {SyncStatus.SYNCED}
+            assert s.execute(select(OutboxEvent).where(OutboxEvent.failed_at.is_not(None))).first() is None
+        messages = odoo.state.messages(order_id)
+        assert len(messages) == 2 and all(m.startswith("[portal commitment-") for m in messages)
+        odoo.state.receive(odoo.state.lines(order_id)[0]["id"], 100, day.isoformat())
+        with committed_app.app_context():
+            handlers.pull_tenant(committed_db, tenant_id)
+            drain(committed_db, tenant_id)
+        with tenant_session(committed_db, tenant_id) as s:
+            receipts = s.execute(select(Receipt.quantity)).scalars().all()
+            assert receipts == [D("100")]
