@@ -58,6 +58,8 @@ class Settings:
     workers_in_process: bool = False
     # Fernet key for ERP and webhook secrets; derived from SECRET_KEY when unset.
     credentials_key: str = ""
+    # Seconds an ERP call may take (below the workers' 55 s time limit).
+    erp_timeout: float = 20.0
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -134,6 +136,7 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         demo_mode=_bool(env.get("PORTAL_DEMO"), mode in {"embedded", "development"}),
         workers_in_process=_workers_in_process(env, mode),
         credentials_key=env.get("CREDENTIALS_KEY", ""),
+        erp_timeout=min(float(env.get("ERP_TIMEOUT", "20")), 45.0),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -58,7 +59,7 @@ def push_line(session: Session, event: OutboxEvent) -> None:
     connection = services.get_connection(session, event.tenant_id)
     if connection is None or not connection.active:
         return
-    adapter = services.adapter_for(connection)
+    adapter = services.adapter_for(connection, timeout=_timeout())
     try:
         services.sync_line(
             session,
@@ -75,6 +76,10 @@ def push_line(session: Session, event: OutboxEvent) -> None:
         adapter.close()
 
 
+def _timeout() -> float:
+    return float(current_app.extensions["portal.settings"].erp_timeout)
+
+
 def pull_tenant(database: Database, tenant_id: int) -> services.PullReport | None:
     """The periodic intake of one tenant: orders, then receipts. A failure is recorded on the connection."""
     try:
@@ -82,7 +87,7 @@ def pull_tenant(database: Database, tenant_id: int) -> services.PullReport | Non
             connection = services.get_connection(session, tenant_id)
             if connection is None or not connection.active:
                 return None
-            adapter = services.adapter_for(connection)
+            adapter = services.adapter_for(connection, timeout=_timeout())
             try:
                 return services.pull(session, tenant_id=tenant_id, connection=connection, adapter=adapter)
             finally:
