@@ -277,10 +277,18 @@ def test_worker_killed_in_the_middle_of_a_sync(committed_app, committed_db, scen
     split_line(committed_app, committed_db, scenario)
     assert rule.seen.wait(30), "the worker never reached the ERP"
     worker.kill()  # SIGKILL while Tryton has done the write and the answer is held back
+    with tenant_session(committed_db, scenario["tenant_id"]) as s:
+        unfinished = (
+            s.execute(select(OutboxEvent).where(OutboxEvent.topic == "erp.sync_line", OutboxEvent.done_at.is_(None)))
+            .scalars()
+            .all()
+        )
+    assert unfinished, "the kill must leave the sync unfinished"
+    assert all(event.attempts >= 1 for event in unfinished)  # the attempt was counted before the ERP call
     worker.start()
     # Redis would hand the message back only after its heartbeat timeout; the relay's sweep
     # does it as soon as the row is overdue.
-    assert sweep_later(committed_db) >= 1
+    sweep_later(committed_db)
     wait_until_synced(committed_db, scenario, timeout=60)
     assert_exactly_once(scenario)
 

@@ -169,6 +169,9 @@ class OrderView:
     messages: list[OrderMessage]
     warehouse: Warehouse
     supplier: Supplier
+    # ERP sync state per line (lines that came from the ERP) and the line's open alerts.
+    syncs: dict[int, Any] = field(default_factory=dict)
+    alerts: dict[int, list[Any]] = field(default_factory=dict)
 
     def open_requests(self) -> list[ChangeRequest]:
         return [r for r in self.requests if r.state == ChangeState.OPEN]
@@ -182,7 +185,7 @@ class OrderView:
 
 
 def order_view(session: Session, order: PurchaseOrder) -> OrderView:
-    """Everything the order page shows, in seven queries."""
+    """Everything the order page shows, in a fixed number of queries (eight, nine for ERP orders)."""
     tenant = order.tenant_id
     lines = list(
         session.execute(
@@ -236,7 +239,27 @@ def order_view(session: Session, order: PurchaseOrder) -> OrderView:
         .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
         .where(PurchaseOrder.id == order.id, PurchaseOrder.tenant_id == tenant)
     ).one()
-    return OrderView(order, lines, schedules, ledger, requests, list(grouped.values()), messages, warehouse, supplier)
+    from portal.erp.models import ErpLineSync
+    from portal.orders.models import LineAlert
+
+    syncs = {}
+    if order.erp_ref:
+        syncs = {
+            sync.line_id: sync
+            for sync in session.execute(
+                select(ErpLineSync).where(ErpLineSync.tenant_id == tenant, ErpLineSync.order_id == order.id)
+            ).scalars()
+        }
+    alerts: dict[int, list[Any]] = defaultdict(list)
+    for alert in session.execute(
+        select(LineAlert)
+        .where(LineAlert.tenant_id == tenant, LineAlert.order_id == order.id, LineAlert.resolved_at.is_(None))
+        .order_by(LineAlert.kind)
+    ).scalars():
+        alerts[alert.line_id].append(alert)
+    return OrderView(
+        order, lines, schedules, ledger, requests, list(grouped.values()), messages, warehouse, supplier, syncs, alerts
+    )
 
 
 EXCEPTION_KINDS = {

@@ -1,0 +1,149 @@
+"""Exception detection: one alert per condition per line, opened when the condition
+appears or changes, resolved when it goes; buyers hear one summary per supplier."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from portal.auth.services import Actor
+from portal.db import set_context
+from portal.orders import services as orders
+from portal.orders.alerts import detect
+from portal.orders.models import AlertKind, LineAlert, PurchaseOrder
+from portal.orders.services import Delivery, LineAnswer
+from portal.outbox import OutboxEvent
+from tests.factories import make_order, make_supplier, make_tenant
+
+ACTOR = Actor(None, "test", "")
+TODAY = date(2026, 11, 27)
+D = Decimal
+
+
+def _open(session, line_id: int) -> dict[AlertKind, LineAlert]:  # type: ignore[no-untyped-def]
+    return {
+        a.kind: a
+        for a in session.execute(
+            select(LineAlert).where(LineAlert.line_id == line_id, LineAlert.resolved_at.is_(None))
+        ).scalars()
+    }
+
+
+def _setup(session, *, days_requested: int = 14, ordered: date = TODAY):  # type: ignore[no-untyped-def]
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant, "Acme")
+    order = make_order(session, tenant, supplier, [("100", "2.00", days_requested)], order_date=ordered)
+    set_context(session, tenant_id=tenant.id)
+    (line,) = orders.order_lines(session, order)
+    return tenant, supplier, order, line
+
+
+def test_unconfirmed_after_the_tenants_days_then_resolved_by_an_answer(session):
+    tenant, _, order, line = _setup(session, ordered=TODAY - timedelta(days=5))
+    assert detect(session, tenant_id=tenant.id, today=TODAY - timedelta(days=4)).opened == 0  # 1 day: not yet
+    run = detect(session, tenant_id=tenant.id, today=TODAY)
+    assert run.opened == 1 and set(_open(session, line.id)) == {AlertKind.UNCONFIRMED}
+    assert detect(session, tenant_id=tenant.id, today=TODAY).opened == 0  # one alert per condition
+    orders.respond(session, order=order, expected_version=None, actor=ACTOR, answers=[LineAnswer(line.id, "accept")])
+    run = detect(session, tenant_id=tenant.id, today=TODAY)
+    assert run.resolved == 1 and AlertKind.UNCONFIRMED not in _open(session, line.id)
+
+
+def test_late_at_risk_and_a_new_promise_makes_a_new_late_alert(session):
+    tenant, _, order, line = _setup(session, days_requested=5)
+    requested = line.requested_date
+    promised = requested + timedelta(days=3)
+    orders.respond(
+        session, order=order, expected_version=None, actor=ACTOR,
+        answers=[LineAnswer(line.id, "change", (Delivery(D("100"), promised),))],
+    )  # fmt: skip
+    request = session.execute(select(orders.ChangeRequest)).scalar_one()
+    orders.decide(session, request=request, order=order, decision="approve", comment="", expected_version=None,
+                  actor=ACTOR)  # fmt: skip
+    kinds = _open(session, line.id)
+    assert kinds == {}
+    detect(session, tenant_id=tenant.id, today=TODAY)
+    assert set(_open(session, line.id)) == {AlertKind.AT_RISK}
+    after = promised + timedelta(days=1)
+    detect(session, tenant_id=tenant.id, today=after)
+    late = _open(session, line.id)[AlertKind.LATE]
+    assert late.key == promised.isoformat() and late.value_at_risk == D("200.00")
+    # The supplier promises again (with a reason): the old late alert resolves, a new one opens when it passes.
+    again = after + timedelta(days=4)
+    result = orders.change_promise(
+        session, order=order, line=line, deliveries=[Delivery(D("100"), again)], reason_code="transport",
+        comment="", expected_version=None, actor=ACTOR,
+    )  # fmt: skip
+    if isinstance(result, orders.ChangeRequest):
+        orders.decide(session, request=result, order=order, decision="approve", comment="", expected_version=None,
+                      actor=ACTOR)  # fmt: skip
+    detect(session, tenant_id=tenant.id, today=after)
+    assert AlertKind.LATE not in _open(session, line.id)
+    detect(session, tenant_id=tenant.id, today=again + timedelta(days=1))
+    assert _open(session, line.id)[AlertKind.LATE].key == again.isoformat()
+    history = session.execute(select(LineAlert).where(LineAlert.kind == AlertKind.LATE)).scalars().all()
+    assert len(history) == 2 and sum(1 for a in history if a.resolved_at is None) == 1
+
+
+def test_no_ship_notice_close_to_the_promise_and_partial_receipt(session):
+    tenant, _, order, line = _setup(session, days_requested=10)
+    orders.respond(session, order=order, expected_version=None, actor=ACTOR, answers=[LineAnswer(line.id, "accept")])
+    promise = line.requested_date
+    assert detect(session, tenant_id=tenant.id, today=promise - timedelta(days=5)).opened == 0
+    detect(session, tenant_id=tenant.id, today=promise - timedelta(days=2))
+    assert set(_open(session, line.id)) == {AlertKind.NO_SHIP_NOTICE}
+    orders.create_ship_notice(
+        session, order=order, quantities={line.id: D("100")},
+        shipment=orders.ShipmentInput(promise - timedelta(days=2), promise), expected_version=None, actor=ACTOR,
+    )  # fmt: skip
+    orders.record_receipt(session, order=order, line=line, quantity=D("60"), received_on=promise, actor=ACTOR)
+    detect(session, tenant_id=tenant.id, today=promise)
+    kinds = _open(session, line.id)
+    assert set(kinds) == {AlertKind.PARTIAL}
+    assert kinds[AlertKind.PARTIAL].value_at_risk == D("80.00")
+
+
+def test_repeated_slips(session):
+    tenant, _, order, line = _setup(session, days_requested=10)
+    orders.respond(session, order=order, expected_version=None, actor=ACTOR, answers=[LineAnswer(line.id, "accept")])
+    day = line.requested_date
+    for slip in (1, 2):
+        result = orders.change_promise(
+            session, order=order, line=line, deliveries=[Delivery(D("100"), day + timedelta(days=slip))],
+            reason_code="production_delay", comment="", expected_version=None, actor=ACTOR,
+        )  # fmt: skip
+        if isinstance(result, orders.ChangeRequest):
+            orders.decide(session, request=result, order=order, decision="approve", comment="",
+                          expected_version=None, actor=ACTOR)  # fmt: skip
+    detect(session, tenant_id=tenant.id, today=TODAY)
+    assert AlertKind.REPEATED_SLIPS in _open(session, line.id)
+
+
+def test_buyers_hear_one_summary_per_supplier_and_run(session):
+    tenant = make_tenant(session)
+    acme, bolt = make_supplier(session, tenant, "Acme"), make_supplier(session, tenant, "Bolt")
+    old = TODAY - timedelta(days=10)
+    for supplier, count in ((acme, 3), (bolt, 1)):
+        for _ in range(count):
+            make_order(session, tenant, supplier, [("10", "1.00", 5)], order_date=old)
+    set_context(session, tenant_id=tenant.id)
+    run = detect(session, tenant_id=tenant.id, today=TODAY)
+    assert run.opened == 4
+    events = session.execute(select(OutboxEvent).where(OutboxEvent.topic == "alerts.opened")).scalars().all()
+    by_supplier = {e.payload["supplier_id"]: e.payload for e in events}
+    assert by_supplier[acme.id]["counts"] == {"unconfirmed": 3} and by_supplier[bolt.id]["counts"] == {"unconfirmed": 1}
+    numbers = set(session.execute(select(PurchaseOrder.number).where(PurchaseOrder.supplier_id == acme.id)).scalars())
+    assert set(by_supplier[acme.id]["orders"]) == numbers
+
+
+def test_alerts_of_another_tenant_are_untouched(session):
+    tenant, _, _, _line = _setup(session, ordered=TODAY - timedelta(days=9))
+    other, _, _, other_line = _setup(session, ordered=TODAY - timedelta(days=9))
+    set_context(session, tenant_id=tenant.id)
+    assert detect(session, tenant_id=tenant.id, today=TODAY).opened == 1
+    session.flush()
+    set_context(session, tenant_id=other.id)
+    assert _open(session, other_line.id) == {}
+    assert detect(session, tenant_id=other.id, today=TODAY).opened == 1

@@ -1,0 +1,121 @@
+"""The administrators' ERP pages, the failed-jobs page, sync status on the order page,
+and a supplier's confirmation while the queue (Redis) is unreachable."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from portal import outbox
+from portal.audit import AuditEvent
+from portal.auth.permissions import Role
+from portal.db import set_context, utcnow
+from portal.erp.models import ErpConnection, ErpKind, ErpLineSync, SyncStatus
+from portal.orders import services as svc
+from portal.outbox import OutboxEvent
+from tests.factories import PASSWORD, make_member, make_order, make_supplier, make_tenant
+from tests.helpers import PortalClient, csrf_from
+
+
+def _admin(app, session):  # type: ignore[no-untyped-def]
+    tenant = make_tenant(session, "Northwind ERP")
+    admin = make_member(session, tenant, Role.TENANT_ADMIN)
+    client = PortalClient(app.test_client())
+    client.sign_in(admin.email, PASSWORD, admin.secret)
+    return tenant, client
+
+
+def test_settings_refuse_bad_input_and_store_the_secret_encrypted(app, session):
+    tenant, client = _admin(app, session)
+    form = {"kind": "tryton", "url": "not a url", "database": "erp", "login": "admin", "secret": "s3cret-pass"}
+    bad = client.submit("/settings/erp", form)
+    assert bad.status_code == 422 and "Enter a full address." in bad.text
+    set_context(session, tenant_id=tenant.id)
+    assert session.execute(select(ErpConnection)).first() is None
+
+    missing = client.submit("/settings/erp", {**form, "url": "http://erp.internal:8000", "secret": ""})
+    assert missing.status_code == 422 and "Enter the password or API key" in missing.text
+
+    ok = client.submit("/settings/erp", {**form, "url": "http://erp.internal:8000/", "active": "y"})
+    assert ok.status_code == 302
+    connection = session.execute(select(ErpConnection)).scalar_one()
+    assert connection.url == "http://erp.internal:8000" and connection.kind == ErpKind.TRYTON
+    assert "s3cret-pass" not in connection.secret_encrypted and connection.secret_encrypted
+    page = client.get("/settings/erp").text
+    assert "s3cret-pass" not in page and connection.secret_encrypted not in page
+    # Saving without a secret keeps the stored one.
+    stored = connection.secret_encrypted
+    assert client.submit("/settings/erp", {**form, "url": "http://erp.internal:8000", "secret": ""}).status_code == 302
+    session.refresh(connection)
+    assert connection.secret_encrypted == stored
+    audit = session.execute(select(AuditEvent).where(AuditEvent.action == "erp.connection_saved")).scalars().all()
+    assert audit and all("s3cret-pass" not in str(a.after) for a in audit)
+
+
+def test_test_connection_button_reports_tryton(app, session, tryton):
+    _tenant, client = _admin(app, session)
+    form = {"kind": "tryton", "url": tryton.url, "database": tryton.database, "login": "admin",
+            "secret": tryton.password, "active": "y"}  # fmt: skip
+    assert client.submit("/settings/erp", form).status_code == 302
+    response = client.submit("/settings/erp/test", {}, page="/settings/erp")
+    assert response.status_code == 302
+    page = client.get("/settings/erp").text
+    assert "Connected: Tryton 8.2" in page and "can read purchases" in page
+
+
+def test_failed_jobs_are_listed_and_can_be_retried(app, session):
+    tenant, client = _admin(app, session)
+    supplier = make_supplier(session, tenant)
+    order = make_order(session, tenant, supplier)
+    order.erp_ref = "77"
+    line = svc.order_lines(session, order)[0]
+    set_context(session, tenant_id=tenant.id)
+    session.add(ErpLineSync(tenant_id=tenant.id, line_id=line.id, order_id=order.id, status=SyncStatus.FAILED,
+                            error="bad_credentials: Tryton refused the login"))  # fmt: skip
+    event = OutboxEvent(tenant_id=tenant.id, topic="erp.sync_line", payload={"line_id": line.id}, attempts=30,
+                        failed_at=utcnow(), last_error="bad_credentials: Tryton refused the login")  # fmt: skip
+    session.add(event)
+    session.flush()
+    page = client.get("/settings/jobs").text
+    assert "erp.sync_line" in page and "Tryton refused the login" in page
+    order_page = client.get(f"/orders/{order.id}").text
+    assert "ERP:" in order_page and "failed: bad_credentials" in order_page
+    sent: list[int] = []
+    previous = outbox._publisher
+    outbox.set_publisher(lambda t, e, d: sent.append(e))
+    try:
+        assert client.submit(f"/settings/jobs/{event.id}/retry", {}, page="/settings/jobs").status_code == 302
+    finally:
+        outbox.set_publisher(previous)
+    session.refresh(event)
+    assert event.failed_at is None and event.attempts == 0 and sent == [event.id]
+    sync = session.execute(select(ErpLineSync).where(ErpLineSync.line_id == line.id)).scalar_one()
+    assert sync.status == SyncStatus.WAITING
+    assert "No failed jobs." in client.get("/settings/jobs").text
+
+
+def test_a_supplier_confirms_while_the_queue_is_down(app, session):
+    """Redis unreachable: the answer is saved, the page works, the events wait for the relay."""
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    order = make_order(session, tenant, supplier)
+    seller = make_member(session, tenant, Role.SUPPLIER_USER, supplier=supplier)
+    client = PortalClient(app.test_client())
+    client.sign_in(seller.email, PASSWORD, seller.secret)
+
+    def queue_down(tenant_id: int, event_id: int, delay: int) -> None:
+        raise ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
+
+    previous = outbox._publisher
+    outbox.set_publisher(queue_down)
+    try:
+        html = client.get(f"/orders/{order.id}").text
+        version = re.search(r'name="version" value="(\d+)"', html).group(1)  # type: ignore[union-attr]
+        response = client.post(f"/orders/{order.id}/accept-all", {"csrf_token": csrf_from(html), "version": version})
+    finally:
+        outbox.set_publisher(previous)
+    assert response.status_code == 302
+    set_context(session, tenant_id=tenant.id)
+    waiting = session.execute(select(OutboxEvent.topic).where(OutboxEvent.done_at.is_(None))).scalars().all()
+    assert "order.responded" in waiting and "commitment.changed" in waiting

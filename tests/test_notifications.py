@@ -1,0 +1,280 @@
+"""Notifications: the in-app centre, e-mail to a real SMTP server (immediately and as a
+digest grouped by supplier and order), and signed webhooks to a real HTTP receiver."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from portal import create_app
+from portal.auth.permissions import Role
+from portal.auth.services import Actor
+from portal.notifications import services
+from portal.notifications.models import EmailMode, EmailState, Notification, WebhookDelivery
+from portal.orders import services as orders
+from portal.orders.models import PurchaseOrder
+from portal.orders.services import LineAnswer
+from portal.outbox import OutboxEvent, emit
+from tests.conftest import _free_port as free_port
+from tests.conftest import _settings, drain, tenant_session
+from tests.factories import PASSWORD, make_member, make_order, make_supplier, make_tenant
+from tests.helpers import PortalClient
+
+ACTOR = Actor(None, "test", "")
+
+
+@pytest.fixture
+def mail_app(tmp_path, committed_db, smtp_inbox):  # type: ignore[no-untyped-def]
+    _, port = smtp_inbox
+    app = create_app(
+        _settings(tmp_path, committed_db.url, MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=str(port)),
+        database=committed_db,
+    )
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def world(committed_db):  # type: ignore[no-untyped-def]
+    """A tenant with two buyers, a supplier with two people, and an order to that supplier."""
+    with tenant_session(committed_db, None) as s:
+        tenant = make_tenant(s, "Northwind")
+        supplier = make_supplier(s, tenant, "Acme Fasteners")
+        buyers = [make_member(s, tenant, Role.BUYER) for _ in range(2)]
+        viewer = make_member(s, tenant, Role.VIEWER)
+        supplier_people = [make_member(s, tenant, Role.SUPPLIER_ADMIN, supplier=supplier)]
+        supplier_people.append(make_member(s, tenant, Role.SUPPLIER_USER, supplier=supplier))
+        other_supplier = make_supplier(s, tenant, "Bolt & Co")
+        outsider = make_member(s, tenant, Role.SUPPLIER_USER, supplier=other_supplier)
+        order = make_order(s, tenant, supplier, number="PO-7001")
+        return {
+            "tenant_id": tenant.id,
+            "supplier_id": supplier.id,
+            "buyers": buyers,
+            "viewer": viewer,
+            "supplier_people": supplier_people,
+            "outsider": outsider,
+            "order_id": order.id,
+        }
+
+
+def _notifications(database, tenant_id: int) -> list[Notification]:  # type: ignore[no-untyped-def]
+    with tenant_session(database, tenant_id) as s:
+        return list(s.execute(select(Notification).order_by(Notification.id)).scalars())
+
+
+def test_a_new_order_tells_the_suppliers_people_and_an_answer_tells_the_buyers(
+    mail_app, committed_db, world, smtp_inbox
+):
+    inbox, _ = smtp_inbox
+    tenant_id = world["tenant_id"]
+    with tenant_session(committed_db, tenant_id) as s:
+        emit(s, tenant_id, "order.created", {"order_id": world["order_id"]})
+    with mail_app.app_context():
+        drain(committed_db, tenant_id)
+    supplier_ids = {p.user.id for p in world["supplier_people"]}
+    created = _notifications(committed_db, tenant_id)
+    assert {n.user_id for n in created} == supplier_ids
+    assert all(n.title == "New purchase order PO-7001" and n.url == f"/orders/{world['order_id']}" for n in created)
+    # One e-mail each (HTML and text), to real SMTP.
+    recipients = sorted(m["To"] for m in inbox.messages)
+    assert recipients == sorted(p.email for p in world["supplier_people"])
+    message = inbox.messages[0]
+    assert message["Subject"] == "New purchase order PO-7001"
+    parts = {part.get_content_type(): part.get_payload(decode=True).decode() for part in message.walk()
+             if not part.is_multipart()}  # fmt: skip
+    assert "http://localhost/orders/" in parts["text/plain"] and "<a href=" in parts["text/html"]
+    assert {n.email_state for n in _notifications(committed_db, tenant_id)} == {EmailState.SENT}
+
+    with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.id == world["order_id"])).scalar_one()
+        lines = orders.order_lines(s, order)
+        orders.respond(s, order=order, expected_version=None, actor=ACTOR,
+                       answers=[LineAnswer(line.id, "accept") for line in lines])  # fmt: skip
+    with mail_app.app_context():
+        drain(committed_db, tenant_id)
+    answered = [n for n in _notifications(committed_db, tenant_id) if n.topic == "order.responded"]
+    # Buyers hear it; viewers and the supplier's own people do not.
+    assert {n.user_id for n in answered} == {b.user.id for b in world["buyers"]}
+    assert answered[0].title == "Acme Fasteners answered order PO-7001"
+    assert answered[0].body == "2 line(s) confirmed, 0 waiting for your decision."
+
+
+def test_email_modes_off_and_digest(mail_app, committed_db, world, smtp_inbox):
+    inbox, _ = smtp_inbox
+    tenant_id = world["tenant_id"]
+    first, second = world["supplier_people"]
+    with tenant_session(committed_db, tenant_id) as s:
+        services.set_email_mode(s, tenant_id=tenant_id, user_id=first.user.id, mode=EmailMode.OFF)
+        services.set_email_mode(s, tenant_id=tenant_id, user_id=second.user.id, mode=EmailMode.DIGEST)
+        from portal.tenancy.models import Tenant
+
+        tenant = s.execute(select(Tenant).where(Tenant.id == tenant_id)).scalar_one()
+        other = make_order(s, tenant, _supplier(s, world), number="PO-7002")
+        emit(s, tenant_id, "order.created", {"order_id": world["order_id"]})
+        emit(s, tenant_id, "order.created", {"order_id": other.id})
+    with mail_app.app_context():
+        drain(committed_db, tenant_id)
+    assert inbox.messages == []  # off: nothing; digest: not yet
+    states = {(n.user_id, n.email_state) for n in _notifications(committed_db, tenant_id)}
+    assert states == {(first.user.id, EmailState.NONE), (second.user.id, EmailState.DIGEST)}
+
+    with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:
+        assert services.queue_digests(s, tenant_id=tenant_id) == 1
+    with mail_app.app_context():
+        drain(committed_db, tenant_id)
+    (digest,) = inbox.messages
+    assert digest["To"] == second.email
+    assert digest["Subject"] == "Your supplier portal digest: 2 updates"
+    text = next(p for p in digest.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
+    assert "== Acme Fasteners" in text
+    assert "Order PO-7001" in text and text.count("New purchase order") == 2
+    # Sent once: a second digest run finds nothing.
+    with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:
+        assert services.queue_digests(s, tenant_id=tenant_id) == 0
+
+
+def _supplier(s, world):  # type: ignore[no-untyped-def]
+    from portal.suppliers.models import Supplier
+
+    return s.execute(select(Supplier).where(Supplier.id == world["supplier_id"])).scalar_one()
+
+
+def test_smtp_down_is_retried_and_nothing_is_lost(tmp_path, committed_db, world):
+    app = create_app(
+        _settings(tmp_path, committed_db.url, MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=str(free_port())),
+        database=committed_db,
+    )
+    tenant_id = world["tenant_id"]
+    with tenant_session(committed_db, tenant_id) as s:
+        emit(s, tenant_id, "order.created", {"order_id": world["order_id"]})
+    with app.app_context():
+        drain(committed_db, tenant_id)  # the fan-out succeeds; each e-mail fails and waits
+    with tenant_session(committed_db, tenant_id) as s:
+        emails = s.execute(select(OutboxEvent).where(OutboxEvent.topic == "email.notification")).scalars().all()
+    assert len(emails) == 2 and all(e.done_at is None and e.attempts == 1 for e in emails)
+    assert all("not accepted" in e.last_error for e in emails)
+    assert {n.email_state for n in _notifications(committed_db, tenant_id)} == {EmailState.QUEUED}
+
+
+def test_bell_list_and_mark_read_are_per_person(mail_app, committed_db, world):
+    tenant_id = world["tenant_id"]
+    with tenant_session(committed_db, tenant_id) as s:
+        emit(s, tenant_id, "order.created", {"order_id": world["order_id"]})
+    with mail_app.app_context():
+        drain(committed_db, tenant_id)
+    first, second = world["supplier_people"]
+    client = PortalClient(mail_app.test_client())
+    client.sign_in(first.email, PASSWORD, first.secret)
+    page = client.get("/notifications")
+    assert "New purchase order PO-7001" in page.text
+    assert 'aria-label="Notifications, 1 unread"' in page.text
+    mine = next(n for n in _notifications(committed_db, tenant_id) if n.user_id == first.user.id)
+    theirs = next(n for n in _notifications(committed_db, tenant_id) if n.user_id == second.user.id)
+    # Someone else's notification: 404, and it stays unread.
+    assert client.submit(f"/notifications/{theirs.id}/read", {}, page="/notifications").status_code == 404
+    assert client.submit(f"/notifications/{mine.id}/read", {}, page="/notifications").status_code == 302
+    assert 'aria-label="Notifications, 0 unread"' in client.get("/notifications").text
+    read = {n.id: n.read_at for n in _notifications(committed_db, tenant_id)}
+    assert read[mine.id] is not None and read[theirs.id] is None
+
+
+def test_email_preference_form(mail_app, committed_db, world):
+    person = world["buyers"][0]
+    client = PortalClient(mail_app.test_client())
+    client.sign_in(person.email, PASSWORD, person.secret)
+    assert client.submit("/notifications/settings", {"email_mode": "sideways"}).status_code == 422
+    assert client.submit("/notifications/settings", {"email_mode": "digest"}).status_code == 302
+    with tenant_session(committed_db, world["tenant_id"]) as s:
+        assert services.email_mode(s, world["tenant_id"], person.user.id) == EmailMode.DIGEST
+
+
+# --- webhooks ------------------------------------------------------------------------------
+
+
+class Receiver:
+    """A real HTTP endpoint: records each call, answers the statuses it is told to."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.statuses: list[int] = []
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def app(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        self.calls.append({"headers": dict(request.headers), "body": request.get_data()})
+        status = self.statuses.pop(0) if self.statuses else 200
+        return Response("ok", status=status)(environ, start_response)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+
+
+def test_webhook_is_signed_retried_and_logged(mail_app, committed_db, world, receiver):
+    tenant_id = world["tenant_id"]
+    with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:
+        hook, secret = services.create_webhook(
+            s, tenant_id=tenant_id, url=receiver.url, topics=["order.created"], description="ERP bridge", actor=ACTOR
+        )
+        hook_id = hook.id
+        emit(s, tenant_id, "order.created", {"order_id": world["order_id"]})
+        emit(s, tenant_id, "ship_notice.cancelled", {"order_id": world["order_id"]})  # not subscribed
+    receiver.statuses = [503]
+    with mail_app.app_context():
+        drain(committed_db, tenant_id)  # the first call gets 503 and backs off
+        assert len(receiver.calls) == 1
+        with tenant_session(committed_db, tenant_id) as s:
+            waiting = s.execute(select(OutboxEvent).where(OutboxEvent.topic == "webhook.deliver")).scalar_one()
+            assert waiting.done_at is None and waiting.attempts == 1
+            waiting.available_at = waiting.created_at  # the back-off has passed
+        drain(committed_db, tenant_id)
+    assert len(receiver.calls) == 2
+    first, last = receiver.calls[0], receiver.calls[-1]
+    assert first["headers"]["X-Portal-Delivery"] == last["headers"]["X-Portal-Delivery"]  # one event, one key
+    body = last["body"]
+    timestamp = last["headers"]["X-Portal-Timestamp"]
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    assert last["headers"]["X-Portal-Signature"] == f"sha256={expected}"
+    payload = json.loads(body)
+    assert payload["topic"] == "order.created" and payload["data"]["order_id"] == world["order_id"]
+    assert all(call["headers"]["X-Portal-Event"] == "order.created" for call in receiver.calls)
+    with tenant_session(committed_db, tenant_id) as s:
+        log = s.execute(select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook_id).order_by("id")).scalars()
+        codes = [(d.attempt, d.status_code) for d in log]
+    assert codes == [(1, 503), (2, 200)]
+
+
+def test_webhook_form_shows_the_secret_once_and_refuses_bad_urls(mail_app, committed_db, world):
+    with tenant_session(committed_db, world["tenant_id"]) as s:
+        from portal.tenancy.models import Tenant
+
+        tenant = s.execute(select(Tenant).where(Tenant.id == world["tenant_id"])).scalar_one()
+        admin = make_member(s, tenant, Role.TENANT_ADMIN)
+    client = PortalClient(mail_app.test_client())
+    client.sign_in(admin.email, PASSWORD, admin.secret)
+    bad = client.submit("/settings/webhooks", {"url": "ftp://nowhere", "description": ""})
+    assert bad.status_code == 422 and "Enter a full URL." in bad.text
+    with tenant_session(committed_db, world["tenant_id"]) as s:
+        from portal.notifications.models import Webhook
+
+        assert s.execute(select(Webhook)).first() is None  # refused input stores nothing
+    created = client.submit(
+        "/settings/webhooks", {"url": "https://hooks.example.org/portal", "topics": "order.created"}
+    )
+    assert created.status_code == 201 and "whsec_" in created.text
+    assert "whsec_" not in client.get("/settings/webhooks").text
