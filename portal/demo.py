@@ -185,6 +185,12 @@ def seed_demo(session: Session) -> list[tuple[str, str, str]]:
         ).scalar_one()
         seed_orders(session, tenant, buyer.id)
         seed_document_requirements(session, tenant)
+        # Open the alerts of late, at-risk, partial and unconfirmed lines now rather than at the
+        # detection job's first run (idempotent: a second seed opens nothing new).
+        from portal.orders.alerts import detect
+
+        session.flush()
+        detect(session, tenant_id=tenant.id)
     set_context(session, tenant_id=None)
     return printed
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -12,12 +11,6 @@ from portal.auth.permissions import Role
 from tests.conftest import _settings
 from tests.factories import PASSWORD, make_member, make_tenant
 from tests.helpers import PortalClient
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
