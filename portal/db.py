@@ -136,6 +136,9 @@ def _drop_after_rollback(session: Session, previous_transaction: Any) -> None:
 TENANT_KEY = "portal.tenant_id"
 USER_KEY = "portal.user_id"
 SHARED_CONNECTION = "portal.shared_connection"
+# Commit without waiting for the WAL to reach disk: only for work that is safe to redo
+# (outbox processing: a commit lost in a PostgreSQL crash means the idempotent event runs again).
+RELAXED_COMMIT = "portal.relaxed_commit"
 
 
 def apply_context(session: Session, connection: Any) -> None:
@@ -145,8 +148,10 @@ def apply_context(session: Session, connection: Any) -> None:
     user = session.info.get(USER_KEY)
     # Always set both, also to '', so a pooled connection never carries the
     # previous request's tenant; ``true`` makes the setting transaction-local.
+    # Idempotent background work may skip waiting for the WAL flush (same round trip).
+    relaxed = ", set_config('synchronous_commit', 'off', true)" if session.info.get(RELAXED_COMMIT) else ""
     connection.execute(
-        text("SELECT set_config('app.tenant_id', :t, true), set_config('app.user_id', :u, true)"),
+        text(f"SELECT set_config('app.tenant_id', :t, true), set_config('app.user_id', :u, true){relaxed}"),
         {"t": "" if tenant is None else str(tenant), "u": "" if user is None else str(user)},
     )
 
@@ -208,9 +213,13 @@ class Database:
         return self.session_factory()
 
     @contextmanager
-    def transaction(self, *, tenant_id: int | None = None, user_id: int | None = None) -> Iterator[Session]:
+    def transaction(
+        self, *, tenant_id: int | None = None, user_id: int | None = None, relaxed_commit: bool = False
+    ) -> Iterator[Session]:
         """A unit of work outside a request (CLI, workers): commit or roll back."""
         session = self.session()
+        if relaxed_commit:
+            session.info[RELAXED_COMMIT] = True
         set_context(session, tenant_id=tenant_id, user_id=user_id)
         try:
             yield session

@@ -168,23 +168,45 @@ def process_event(database: Database, tenant_id: int, event_id: int) -> Outcome:
     """
     now = utcnow()
     # 1. Count the attempt in its own transaction: it must survive a crash of step 2.
-    with database.transaction(tenant_id=tenant_id) as session:
-        event = _locked(session, tenant_id, event_id)
-        if event is None or event.done_at is not None or event.failed_at is not None:
+    # One statement: lock the row unless another worker holds it, count, return what step 2 needs.
+    with database.transaction(tenant_id=tenant_id, relaxed_commit=True) as session:
+        locked = (
+            select(OutboxEvent.id)
+            .where(
+                OutboxEvent.id == event_id,
+                OutboxEvent.tenant_id == tenant_id,
+                OutboxEvent.done_at.is_(None),
+                OutboxEvent.failed_at.is_(None),
+            )
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        row = session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id == locked)
+            .values(attempts=OutboxEvent.attempts + 1)
+            .returning(OutboxEvent.topic, OutboxEvent.attempts, OutboxEvent.last_error)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if row is None:
             return Outcome("skipped")
-        policy = _policy(event.topic)
-        if event.attempts >= policy.max_attempts:
-            event.failed_at = now
-            event.last_error = event.last_error or "gave up: the worker stopped during every attempt"
-            log.error("event %s (%s) failed for good: %s", event.id, event.topic, event.last_error)
-            return Outcome("failed", event.last_error)
-        event.attempts += 1
-        attempts = event.attempts
-        topic = event.topic
+        topic, attempts, last_error = row
+        policy = _policy(topic)
+        if attempts > policy.max_attempts:
+            # Every earlier attempt ended without a result (the worker died in it): give up.
+            message = last_error or "gave up: the worker stopped during every attempt"
+            session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id == event_id, OutboxEvent.tenant_id == tenant_id)
+                .values(failed_at=now, attempts=policy.max_attempts, last_error=message)
+                .execution_options(synchronize_session=False)
+            )
+            log.error("event %s (%s) failed for good: %s", event_id, topic, message)
+            return Outcome("failed", message)
 
     # 2. The handlers and the "done" mark commit together, or not at all.
     try:
-        with database.transaction(tenant_id=tenant_id) as session:
+        with database.transaction(tenant_id=tenant_id, relaxed_commit=True) as session:
             event = _locked(session, tenant_id, event_id)
             if event is None or event.done_at is not None or event.failed_at is not None:
                 return Outcome("skipped")
@@ -216,7 +238,7 @@ def _record_failure(
         log.warning("event %s (%s) attempt %s: %s", event_id, topic, attempts, message)
     else:
         log.exception("event %s (%s) attempt %s failed", event_id, topic, attempts)
-    with database.transaction(tenant_id=tenant_id) as session:
+    with database.transaction(tenant_id=tenant_id, relaxed_commit=True) as session:
         event = session.execute(
             select(OutboxEvent).where(OutboxEvent.id == event_id, OutboxEvent.tenant_id == tenant_id)
         ).scalar_one()

@@ -40,6 +40,10 @@ LOGIN = "portal-sync@northwind.example"
 DATABASE = "northwind"
 
 
+# Fields the double indexes (they are never changed by a write), so searches stay fast in benchmarks.
+INDEXED = ("order_id", "res_id", "purchase_line_id")
+
+
 class OdooUserError(Exception):
     pass
 
@@ -78,6 +82,9 @@ class OdooState:
     calls: list[tuple[str, str]] = field(default_factory=list)
     api_enabled: bool = True
     read_only: bool = False
+    index: dict[tuple[str, str], dict[Any, set[int]]] = field(default_factory=dict)
+    # When each note arrived ("[portal <key>]" -> time.monotonic()), for latency measurements.
+    posted_at: dict[str, float] = field(default_factory=dict)
 
     # --- version-specific names -------------------------------------------------------
     @property
@@ -121,7 +128,21 @@ class OdooState:
     def add(self, model: str, values: dict[str, Any]) -> int:
         record_id = next(self.ids)
         self.records.setdefault(model, {})[record_id] = {"id": record_id, **values, "write_date": self.stamp()}
+        for name in INDEXED:
+            if name in values:
+                self.index.setdefault((model, name), {}).setdefault(values[name], set()).add(record_id)
         return record_id
+
+    def candidates(self, model: str, domain: list[Any]) -> list[dict[str, Any]]:
+        """Records that may match: through an index on an equality term when there is one."""
+        table = self.table(model)
+        for term in domain:
+            if isinstance(term, list | tuple) and term[0] in INDEXED and term[1] in ("=", "in"):
+                index = self.index.get((model, term[0]), {})
+                keys = term[2] if term[1] == "in" else [term[2]]
+                ids = set().union(*(index.get(k, set()) for k in keys)) if keys else set()
+                return [table[i] for i in ids if i in table]
+        return list(table.values())
 
     def table(self, model: str) -> dict[int, dict[str, Any]]:
         if model not in self.records and model not in (
@@ -196,7 +217,8 @@ class OdooState:
         if method == "context_get":
             return {"uid": 2, "lang": "en_US", "tz": "UTC"}
         if method == "search_read":
-            found = [r for r in table.values() if self.matches(r, params.get("domain") or [])]
+            domain = params.get("domain") or []
+            found = [r for r in self.candidates(model, domain) if self.matches(r, domain)]
             found.sort(key=lambda r: r["id"])
             if params.get("limit"):
                 found = found[: params["limit"]]
@@ -225,6 +247,7 @@ class OdooState:
                 created.append(self.add(model, {"qty_received": 0, **vals} if model == "purchase.order.line" else vals))
             return created
         if method == "message_post":
+            self.posted_at.setdefault(str(params["body"]).split("]", 1)[0] + "]", time.monotonic())
             posted = [
                 self.add("mail.message", {"model": model, "res_id": i, "body": params["body"]}) for i in ids or []
             ]
@@ -305,13 +328,14 @@ class OdooState:
 class OdooProtocolDouble:
     """Serves :class:`OdooState` over HTTP on a free port, in a thread."""
 
-    def __init__(self, version: int) -> None:
+    def __init__(self, version: int, *, latency: float = 0.0) -> None:
+        self.latency = latency  # seconds added to every answer (benchmarks: an ERP answering in 20 ms)
         self.state = OdooState(version)
         self.faults = Faults()
         self.lock = threading.Lock()
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> OdooProtocolDouble:
         self.thread.start()
@@ -337,8 +361,8 @@ class OdooProtocolDouble:
         if not self.state.api_enabled and (path.startswith("/json/2") or path.startswith("/xmlrpc")):
             return Response("Not Found", status=404)
         status, delay = self.faults.take()
-        if delay:
-            time.sleep(delay)
+        if delay or self.latency:
+            time.sleep(delay + self.latency)
         if status:
             return Response(json.dumps({"name": "werkzeug.exceptions.InternalServerError"}), status=status)
         if path == "/web/version" and request.method == "GET":

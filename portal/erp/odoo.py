@@ -21,7 +21,9 @@ A commitment is reconciled, never replayed:
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import time
 import xmlrpc.client
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -45,12 +47,17 @@ from portal.erp.base import (
     ErpUnreachable,
     PushResult,
 )
+from portal.erp.http import shared_client
 
 NO_API = (
     "this Odoo answers no external API (on Odoo Online the external API needs the Custom plan, "
     "on other hosting check that /xmlrpc or /json/2 is not blocked)"
 )
 PULLED_STATES = ["sent", "to approve", "purchase", "done", "cancel"]
+# Field names change only with an Odoo upgrade: ask again every ten minutes, not on every job.
+FIELDS_TTL = 600.0
+_FIELDS_CACHE: dict[tuple[str, str, str], tuple[float, frozenset[str]]] = {}
+_UIDS: dict[tuple[str, str, str, str], int] = {}
 
 
 def _parse_stamp(value: Any) -> datetime:
@@ -81,10 +88,8 @@ class _Json2:
 
     def __init__(self, url: str, database: str, key: str, timeout: float) -> None:
         self.url, self.database = url, database
-        self.http = httpx.Client(
-            timeout=timeout,
-            headers={"Authorization": f"bearer {key}", **({"X-Odoo-Database": database} if database else {})},
-        )
+        self.http = shared_client(timeout)
+        self.headers = {"Authorization": f"bearer {key}", **({"X-Odoo-Database": database} if database else {})}
 
     def authenticate(self) -> int | None:
         user = self.call("res.users", "context_get")
@@ -95,7 +100,7 @@ class _Json2:
         if ids is not None:
             body["ids"] = ids
         try:
-            response = self.http.post(f"{self.url}/json/2/{model}/{method}", json=body)
+            response = self.http.post(f"{self.url}/json/2/{model}/{method}", json=body, headers=self.headers)
         except httpx.TimeoutException as exc:
             raise ErpServerError("Odoo did not answer in time") from exc
         except httpx.TransportError as exc:
@@ -114,7 +119,7 @@ class _Json2:
         raise ErpRejected(f"Odoo refused {model}.{method}: {message}")
 
     def close(self) -> None:
-        self.http.close()
+        """The HTTP client is shared by the process; nothing to release."""
 
 
 def _json_error(response: httpx.Response) -> str:
@@ -150,7 +155,12 @@ class _XmlRpc:
     def __init__(self, url: str, database: str, login: str, key: str, timeout: float) -> None:
         self.url, self.database, self.login, self.key = url, database, login, key
         self.timeout = timeout
-        self.uid: int | None = None
+        # The uid of an earlier job of this process with the same credentials (one round trip less).
+        self.uid: int | None = _UIDS.get(self._key)
+
+    @property
+    def _key(self) -> tuple[str, str, str, str]:
+        return (self.url, self.database, self.login, hashlib.sha256(self.key.encode()).hexdigest())
 
     def _proxy(self, endpoint: str) -> xmlrpc.client.ServerProxy:
         transport: xmlrpc.client.Transport = (
@@ -182,8 +192,9 @@ class _XmlRpc:
             "authenticate", lambda: self._proxy("common").authenticate(self.database, self.login, self.key, {})
         )
         if not uid:
+            _UIDS.pop(self._key, None)
             raise ErpBadCredentials("Odoo refused the login or API key")
-        self.uid = int(uid)
+        self.uid = _UIDS[self._key] = int(uid)
         return self.uid
 
     def call(self, model: str, method: str, ids: list[int] | None = None, **params: Any) -> Any:
@@ -234,7 +245,15 @@ class OdooAdapter:
     # --- transport and field names ---------------------------------------------------
 
     def _detect(self) -> str:
-        """JSON-2 when the server is 19 or newer, else XML-RPC."""
+        """JSON-2 when the server is 19 or newer, else XML-RPC (remembered like the field names)."""
+        cached = _FIELDS_CACHE.get((self.url, self.database, "@protocol"))
+        if cached is not None and cached[0] >= time.monotonic():
+            return next(iter(cached[1]))
+        protocol = self._ask_version()
+        _FIELDS_CACHE[(self.url, self.database, "@protocol")] = (time.monotonic() + FIELDS_TTL, frozenset({protocol}))
+        return protocol
+
+    def _ask_version(self) -> str:
         try:
             response = httpx.get(f"{self.url}/web/version", timeout=self.timeout)
             if response.status_code == 200:
@@ -262,9 +281,15 @@ class OdooAdapter:
         return self.transport.call(model, method, ids, **params)
 
     def fields(self, model: str) -> set[str]:
+        """The model's field names on this server, cached for a while across adapters (one per job)."""
         if model not in self._fields:
-            described = self.call(model, "fields_get", attributes=["type"])
-            self._fields[model] = set(described)
+            key = (self.url, self.database, model)
+            cached = _FIELDS_CACHE.get(key)
+            if cached is None or cached[0] < time.monotonic():
+                described = self.call(model, "fields_get", attributes=["type"])
+                cached = (time.monotonic() + FIELDS_TTL, frozenset(described))
+                _FIELDS_CACHE[key] = cached
+            self._fields[model] = set(cached[1])
         return self._fields[model]
 
     def unit_field(self) -> str:

@@ -22,6 +22,7 @@ written again.
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -46,8 +47,10 @@ from portal.erp.base import (
     PushResult,
     allocate_received,
 )
+from portal.erp.http import shared_client
 
 OPEN_MOVE_STATES = ["staging", "draft", "assigned"]
+_SESSIONS: dict[tuple[str, str, str, str], tuple[str, dict[str, Any]]] = {}
 PULLED_STATES = ["quotation", "confirmed", "processing", "done", "cancelled"]
 
 
@@ -107,13 +110,22 @@ class TrytonClient:
         self.database = database
         self.login_name = login
         self.password = password
-        self.http = httpx.Client(timeout=timeout)
+        self.http = shared_client(timeout)
         self._ids = itertools.count(1)
         self.session: str | None = None
         self.context: dict[str, Any] = {}
+        # A session from an earlier job of this process: Tryton's login hashes the password,
+        # which costs the ERP far more than any call the job makes.
+        cached = _SESSIONS.get(self._session_key)
+        if cached is not None:
+            self.session, self.context = cached
+
+    @property
+    def _session_key(self) -> tuple[str, str, str, str]:
+        return (self.base, self.database, self.login_name, hashlib.sha256(self.password.encode()).hexdigest())
 
     def close(self) -> None:
-        self.http.close()
+        """The HTTP client is shared by the process; nothing to release."""
 
     def _post(self, path: str, method: str, params: list[Any]) -> Any:
         headers = {}
@@ -157,6 +169,7 @@ class TrytonClient:
         self.context = {}
         preferences = self.call("res.user", "get_preferences", True)
         self.context = {k: v for k, v in preferences.items() if k in ("company", "companies", "language", "groups")}
+        _SESSIONS[self._session_key] = (self.session, self.context)
 
     def call(self, model: str, method: str, *args: Any) -> Any:
         if self.session is None:
@@ -164,7 +177,9 @@ class TrytonClient:
         try:
             return self._post(f"{self.database}/rpc/", f"model.{model}.{method}", [*args, self.context])
         except ErpBadCredentials:
-            # The session expired: log in again once.
+            # The session expired (or was never valid): log in again once.
+            _SESSIONS.pop(self._session_key, None)
+            self.session = None
             self.login()
             return self._post(f"{self.database}/rpc/", f"model.{model}.{method}", [*args, self.context])
 
