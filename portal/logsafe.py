@@ -28,3 +28,7 @@ def configure_logging() -> None:
     for handler in root.handlers:
         if not any(isinstance(f, EscapeNewlines) for f in handler.filters):
             handler.addFilter(EscapeNewlines())
+    # One INFO line per ERP or webhook request is noise (and a lock every worker thread takes);
+    # failures are logged by the outbox with their reason.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 API_KEY = "odoo-api-key-0123456789"
@@ -325,6 +325,12 @@ class OdooState:
         ]
 
 
+class _KeepAlive(WSGIRequestHandler):
+    """HTTP/1.1 with keep-alive, as Odoo behind its usual proxy answers."""
+
+    protocol_version = "HTTP/1.1"
+
+
 class OdooProtocolDouble:
     """Serves :class:`OdooState` over HTTP on a free port, in a thread."""
 
@@ -333,7 +339,7 @@ class OdooProtocolDouble:
         self.state = OdooState(version)
         self.faults = Faults()
         self.lock = threading.Lock()
-        self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
+        self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True, request_handler=_KeepAlive)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
