@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import threading
 import time
 import xmlrpc.client
@@ -336,6 +337,7 @@ class OdooProtocolDouble:
 
     def __init__(self, version: int, *, latency: float = 0.0) -> None:
         self.latency = latency  # seconds added to every answer (benchmarks: an ERP answering in 20 ms)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
         self.state = OdooState(version)
         self.faults = Faults()
         self.lock = threading.Lock()
