@@ -60,6 +60,8 @@ class Settings:
     credentials_key: str = ""
     # Seconds an ERP call may take (below the workers' 55 s time limit).
     erp_timeout: float = 20.0
+    # clamd for uploads ("host:port" or "unix:/path"); empty: no virus scan.
+    clamd_address: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -137,6 +139,7 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         workers_in_process=_workers_in_process(env, mode),
         credentials_key=env.get("CREDENTIALS_KEY", ""),
         erp_timeout=min(float(env.get("ERP_TIMEOUT", "20")), 45.0),
+        clamd_address=env.get("CLAMD_ADDRESS", "").strip(),
     )
 
 

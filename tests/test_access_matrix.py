@@ -68,6 +68,10 @@ def token(world: World, side: str, who: str) -> dict[str, Any]:
     return {"token": "not-a-valid-token"}
 
 
+def first_page(world: World, side: str, who: str) -> dict[str, Any]:
+    return {**ids("document_id")(world, side, who), "page": 1}
+
+
 def csv_format(world: World, side: str, who: str) -> dict[str, Any]:
     return {"fmt": "csv"}
 
@@ -137,6 +141,7 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "documents.types": (perm(P.DOCUMENTS_REVIEW), ("GET", "POST"), None),
     "documents.override": (perm(P.ORDERS_MANAGE), ("POST",), ids("supplier_id")),
     "documents.dashboard": (perm(P.DOCUMENTS_REVIEW), ("GET",), None),
+    "documents.preview": (perm(P.DOCUMENTS_REVIEW), ("GET",), first_page),
     "documents.export": (perm(P.DOCUMENTS_REVIEW), ("GET",), None),
     "erp.settings": (perm(P.TENANT_SETTINGS), ("GET", "POST"), None),
     "erp.test": (perm(P.TENANT_SETTINGS), ("POST",), None),

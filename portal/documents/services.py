@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -39,9 +40,20 @@ class UploadInput:
 
 
 def upload(
-    session: Session, storage: LocalStorage, *, tenant_id: int, supplier_id: int, data: UploadInput, actor: Actor
+    session: Session,
+    storage: LocalStorage,
+    *,
+    tenant_id: int,
+    supplier_id: int,
+    data: UploadInput,
+    actor: Actor,
+    scan: Callable[[bytes], None] | None = None,
 ) -> Document:
-    """Check the file (raises UploadRejected), then store it and record a document pending review."""
+    """Check the file (raises UploadRejected), then store it and record a document pending review.
+
+    ``scan`` is the virus scanner when one is configured: it raises UploadRejected for a
+    flagged file and when it cannot scan (fail closed), before anything is stored.
+    """
     checked = check_upload(data.filename, data.data)
     doc_type = session.execute(
         select(DocumentType).where(DocumentType.id == data.document_type_id, DocumentType.tenant_id == tenant_id)
@@ -58,6 +70,8 @@ def upload(
         ).scalar_one_or_none()
         if previous is None:
             raise ServiceError("The document to replace is not yours.", "supersedes_id")
+    if scan is not None:
+        scan(data.data)
     key = storage.put(data.data)
     document = Document(
         tenant_id=tenant_id,

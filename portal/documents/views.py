@@ -17,6 +17,7 @@ from portal.auth.permissions import Permission
 from portal.auth.services import ServiceError
 from portal.auth.views import actor
 from portal.documents import services
+from portal.documents.antivirus import scanner_for
 from portal.documents.forms import DocumentTypeForm, OverrideForm, RequirementForm, ReviewForm, UploadForm
 from portal.documents.models import Document, DocumentStatus, DocumentType, Requirement, RequirementScope
 from portal.documents.storage import LocalStorage
@@ -51,6 +52,16 @@ def compliance():
     supplier: Supplier = get_scoped_or_404(db_sess, Supplier, context.supplier_id, context)
     form = UploadForm()
     form.document_type_id.choices = [(t.id, t.name) for t in _types()]
+    replacing = None
+    replace_id = request.args.get("replace", "") if request.method == "GET" else form.supersedes_id.data or ""
+    if replace_id:
+        # Only one's own supplier account's documents can be replaced: another id answers 404.
+        replacing = get_scoped_or_404(db_sess, Document, int(replace_id) if replace_id.isdigit() else 0, context)
+        if request.method == "GET":
+            form.supersedes_id.data = str(replacing.id)
+            form.document_type_id.data = replacing.document_type_id
+            form.title.data = replacing.title
+            form.issuer.data = replacing.issuer
     status = 200
     if request.method == "POST":
         status = 422
@@ -63,6 +74,7 @@ def compliance():
                     tenant_id=context.tenant_id,
                     supplier_id=supplier.id,
                     actor=actor(),
+                    scan=scanner_for(current_app.extensions["portal.settings"].clamd_address),
                     data=services.UploadInput(
                         document_type_id=form.document_type_id.data or 0,
                         title=form.title.data or "",
@@ -95,7 +107,64 @@ def compliance():
         statuses=statuses,
         documents=documents,
         types={t.id: t for t in _types()},
+        replacing=replacing,
     ), status
+
+
+PREVIEW_PAGES = 5
+
+
+@bp.route("/documents/<int:document_id>/preview/<int:page>")
+@requires(Permission.DOCUMENTS_REVIEW)
+def preview(document_id: int, page: int) -> Response:
+    """A page of the document as a picture: the reviewer never opens the file itself in our origin.
+
+    PDFs are rendered to PNG on the server (PDFium; active content was refused at upload);
+    images are sent as they are. Either way with ``Content-Security-Policy: sandbox`` and ``nosniff``.
+    """
+    context = ctx()
+    document = get_scoped_or_404(db_session(), Document, document_id, context)
+    data = storage().read(document.storage_key)
+    if document.content_type == "application/pdf":
+        png = render_pdf_page(data, page)
+        if png is None:
+            abort(404)
+        response = Response(png, mimetype="image/png")
+    else:
+        if page != 1:
+            abort(404)
+        response = Response(data, mimetype=document.content_type)
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Disposition"] = "inline"
+    return response
+
+
+def render_pdf_page(data: bytes, page: int) -> bytes | None:
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(data)
+    try:
+        if not 1 <= page <= min(len(pdf), PREVIEW_PAGES):
+            return None
+        bitmap = pdf[page - 1].render(scale=1.5)
+        out = io.BytesIO()
+        bitmap.to_pil().save(out, format="PNG")
+        return out.getvalue()
+    finally:
+        pdf.close()
+
+
+def preview_pages(document: Document) -> int:
+    if document.content_type != "application/pdf":
+        return 1
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(storage().read(document.storage_key))
+    try:
+        return min(len(pdf), PREVIEW_PAGES)
+    finally:
+        pdf.close()
 
 
 def _download(document: Document) -> Response:
@@ -196,7 +265,12 @@ def detail(document_id: int):
         .where(Document.id == document.id, Document.tenant_id == context.tenant_id)
     ).one()
     return render_template(
-        "documents/detail.html", document=document, form=form, supplier=supplier, doc_type=doc_type
+        "documents/detail.html",
+        document=document,
+        form=form,
+        supplier=supplier,
+        doc_type=doc_type,
+        pages=preview_pages(document),
     ), status
 
 
