@@ -227,7 +227,8 @@ def test_document_gating_warns_or_blocks_confirmations_and_a_buyer_can_override(
 
 def test_expiry_job_sends_each_reminder_once_then_expires(app, session):
     from portal.documents.models import DocumentReminder
-    from portal.mail import SentEmail
+    from portal.notifications.models import Notification
+    from portal.outbox import OutboxEvent
 
     tenant = make_tenant(session)
     supplier = make_supplier(session, tenant, "Expiring Supplier")
@@ -262,9 +263,13 @@ def test_expiry_job_sends_each_reminder_once_then_expires(app, session):
     assert (first.reminders, again.reminders, later.reminders) == (1, 0, 1)
     leads = sorted(session.execute(select(DocumentReminder.lead_days)).scalars())
     assert leads == [30, 60]
-    mails = session.execute(select(SentEmail.to, SentEmail.subject)).all()
-    assert {to for to, _ in mails} == {boss.email, officer.email} and len(mails) == 4
-    assert all(subject == "ISO 9001 of Expiring Supplier expires on 2026-02-15" for _, subject in mails)
+    # Through the notifications: in the portal, and an e-mail each (queued in the outbox).
+    notes = session.execute(select(Notification.user_id, Notification.title, Notification.url)).all()
+    assert {user for user, _, _ in notes} == {boss.user.id, officer.user.id} and len(notes) == 4
+    assert all(title == "ISO 9001 of Expiring Supplier expires on 2026-02-15" for _, title, _ in notes)
+    assert {url for user, _, url in notes if user == boss.user.id} == {"/compliance"}
+    queued = session.execute(select(OutboxEvent).where(OutboxEvent.topic == "email.notification")).scalars().all()
+    assert len(queued) == 4
     assert gone.expired == 1 and session.get(Document, document.id).status == DocumentStatus.EXPIRED
     assert services.run_expiry(session, tenant_id=tenant.id, today=start + timedelta(days=47)).expired == 0
 

@@ -145,3 +145,44 @@ def test_the_reviewer_sees_a_sandboxed_picture_of_each_page(compliance_world):  
         and shown.mimetype == "image/png"
         and shown.headers["Content-Security-Policy"].startswith("sandbox")
     )
+
+
+def test_requirements_for_named_suppliers_products_and_sites(compliance_world, app):  # noqa: F811
+    from portal.documents import services
+    from portal.documents.models import Requirement
+    from tests.factories import make_order
+
+    session, tenant, supplier, iso, _, officer, _ = compliance_world
+    other = make_supplier(session, tenant, "Other Supplier")
+    order = make_order(session, tenant, supplier, [("10", "1.00", 5)])  # supplier ships P-001 to this warehouse
+    session.execute(Requirement.__table__.delete().where(Requirement.tenant_id == tenant.id))
+    page = officer.get("/documents/types").text
+    assert "Named suppliers" in page and "Only suppliers of these products" in page
+    refused = officer.submit(
+        "/documents/types",
+        {"req-document_type_id": str(iso.id), "req-scope": "suppliers", "req-reminder_days": "30", "req-submit": "1"},
+    )
+    assert refused.status_code == 422 and "Choose at least one supplier." in refused.text
+    assert session.execute(select(func.count(Requirement.id))).scalar_one() == 0
+    made = officer.submit(
+        "/documents/types",
+        {"req-document_type_id": str(iso.id), "req-scope": "all", "req-product_codes": "P-001, P-999",
+         "req-warehouse_ids": str(order.warehouse_id), "req-reminder_days": "30", "req-submit": "1"},
+    )  # fmt: skip
+    assert made.status_code == 302
+    requirement = session.execute(select(Requirement)).scalar_one()
+    assert requirement.product_codes == ["P-001", "P-999"] and requirement.warehouse_ids == [order.warehouse_id]
+    from datetime import date
+
+    # The supplier of P-001 to that site is asked for it; the other supplier (no such orders) is not.
+    asked = services.compliance(session, tenant_id=tenant.id, supplier=supplier, today=date.today())
+    assert [s.document_type.id for s in asked] == [iso.id]
+    assert services.compliance(session, tenant_id=tenant.id, supplier=other, today=date.today()) == []
+    dashboard = services.dashboard(session, tenant_id=tenant.id, today=date.today())
+    assert dashboard.by_requirement == [("ISO 9001", 1, 0)]
+    # Named suppliers: only the one chosen.
+    requirement.product_codes, requirement.warehouse_ids = [], []
+    requirement.scope, requirement.supplier_ids = services.RequirementScope.SUPPLIERS, [other.id]
+    session.flush()
+    assert services.compliance(session, tenant_id=tenant.id, supplier=supplier, today=date.today()) == []
+    assert len(services.compliance(session, tenant_id=tenant.id, supplier=other, today=date.today())) == 1

@@ -2,7 +2,16 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import DateField, HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import (
+    DateField,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 
@@ -36,10 +45,17 @@ class RequirementForm(FlaskForm):
     document_type_id = SelectField("Document type", coerce=int, choices=[], validate_choice=True)
     scope = SelectField(
         "Which suppliers",
-        choices=[("all", "All suppliers"), ("category", "One supplier category")],
+        choices=[("all", "All suppliers"), ("category", "One supplier category"), ("suppliers", "Named suppliers")],
         validate_choice=True,
     )
     category = StringField("Category", validators=[Optional(), Length(max=80)])
+    supplier_ids = SelectMultipleField("Named suppliers", coerce=int, choices=[], validate_choice=True)
+    product_codes = StringField(
+        "Only suppliers of these products (codes, comma-separated; optional)", validators=[Optional(), Length(max=500)]
+    )
+    warehouse_ids = SelectMultipleField(
+        "Only suppliers shipping to these sites (optional)", coerce=int, choices=[], validate_choice=True
+    )
     validity_months = IntegerField(
         "Validity in months (when a document shows no expiry)", validators=[Optional(), NumberRange(1, 120)]
     )

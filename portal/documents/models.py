@@ -50,6 +50,10 @@ class Requirement(TenantOwned, Base):
     scope: Mapped[RequirementScope] = mapped_column(str_enum(RequirementScope), default=RequirementScope.ALL)
     category: Mapped[str] = mapped_column(String(80), default="")
     supplier_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    # Optional narrowing: only suppliers that supply one of these products, or ship to one of
+    # these warehouses (sites), on some order of the tenant. Empty: no narrowing.
+    product_codes: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    warehouse_ids: Mapped[list[int]] = mapped_column(JSON, default=list, server_default="[]")
     # Used when the document carries no expiry date of its own.
     validity_months: Mapped[int | None] = mapped_column(Integer)
     reminder_days: Mapped[list[int]] = mapped_column(JSON, default=lambda: [60, 30, 7])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from sqlalchemy import select
@@ -186,12 +186,54 @@ def _default_expiry(session: Session, document: Document) -> date | None:
     return start + timedelta(days=int(months * 30.44))
 
 
-def applies_to(requirement: Requirement, supplier: Supplier) -> bool:
-    if requirement.scope == RequirementScope.ALL:
-        return True
+@dataclass
+class Footprint:
+    """What suppliers supply and where to, for requirements narrowed to products or sites."""
+
+    products: dict[int, set[str]] = field(default_factory=dict)
+    warehouses: dict[int, set[int]] = field(default_factory=dict)
+
+
+def footprint(
+    session: Session, *, tenant_id: int, requirements: list[Requirement], supplier_ids: list[int] | None = None
+) -> Footprint:
+    """Only the product codes and warehouses the requirements name are looked up (two grouped queries at most)."""
+    from portal.orders.models import PurchaseOrder, PurchaseOrderLine
+
+    codes = sorted({c for r in requirements for c in (r.product_codes or [])})
+    sites = sorted({w for r in requirements for w in (r.warehouse_ids or [])})
+    result = Footprint()
+    if codes:
+        query = select(PurchaseOrderLine.supplier_id, PurchaseOrderLine.product_code).where(
+            PurchaseOrderLine.tenant_id == tenant_id, PurchaseOrderLine.product_code.in_(codes)
+        )
+        if supplier_ids is not None:
+            query = query.where(PurchaseOrderLine.supplier_id.in_(supplier_ids))
+        for supplier_id, code in session.execute(query.distinct()):
+            result.products.setdefault(supplier_id, set()).add(code)
+    if sites:
+        site_query = select(PurchaseOrder.supplier_id, PurchaseOrder.warehouse_id).where(
+            PurchaseOrder.tenant_id == tenant_id, PurchaseOrder.warehouse_id.in_(sites)
+        )
+        if supplier_ids is not None:
+            site_query = site_query.where(PurchaseOrder.supplier_id.in_(supplier_ids))
+        for supplier_id, warehouse_id in session.execute(site_query.distinct()):
+            result.warehouses.setdefault(supplier_id, set()).add(warehouse_id)
+    return result
+
+
+def applies_to(requirement: Requirement, supplier: Supplier, prints: Footprint | None = None) -> bool:
     if requirement.scope == RequirementScope.CATEGORY:
-        return requirement.category.strip().lower() == supplier.category.strip().lower()
-    return supplier.id in (requirement.supplier_ids or [])
+        if requirement.category.strip().lower() != supplier.category.strip().lower():
+            return False
+    elif requirement.scope == RequirementScope.SUPPLIERS and supplier.id not in (requirement.supplier_ids or []):
+        return False
+    prints = prints or Footprint()
+    if requirement.product_codes and not prints.products.get(supplier.id, set()) & set(requirement.product_codes):
+        return False
+    return not (
+        requirement.warehouse_ids and not prints.warehouses.get(supplier.id, set()) & set(requirement.warehouse_ids)
+    )
 
 
 @dataclass(frozen=True)
@@ -204,7 +246,8 @@ class RequirementStatus:
 
 
 def compliance(session: Session, *, tenant_id: int, supplier: Supplier, today: date) -> list[RequirementStatus]:
-    """Each requirement that applies to the supplier with its status and the document behind it (3 queries)."""
+    """Each requirement that applies to the supplier with its status and the document behind it
+    (3 queries, and one or two more when requirements are narrowed to products or sites)."""
     requirements = session.execute(
         select(Requirement, DocumentType)
         .join(DocumentType, DocumentType.id == Requirement.document_type_id)
@@ -224,9 +267,12 @@ def compliance(session: Session, *, tenant_id: int, supplier: Supplier, today: d
         .scalars()
         .all()
     )
+    prints = footprint(
+        session, tenant_id=tenant_id, requirements=[r for r, _ in requirements], supplier_ids=[supplier.id]
+    )
     result = []
     for requirement, doc_type in requirements:
-        if not applies_to(requirement, supplier):
+        if not applies_to(requirement, supplier, prints):
             continue
         mine = [d for d in documents if d.document_type_id == doc_type.id]
         approved = next((d for d in mine if d.status == DocumentStatus.APPROVED), None)
@@ -337,7 +383,8 @@ class ExpiryRun:
 
 
 def run_expiry(session: Session, *, tenant_id: int, today: date) -> ExpiryRun:
-    """Expire what has run out and send each due reminder once (to the supplier's admins and compliance).
+    """Expire what has run out and send each due reminder once (to the supplier's admins and compliance)
+    through the notifications: in the portal, and by e-mail as each person chose.
 
     A reminder is due for a lead time L when the expiry date is at most L days away; the
     (document, L) pair is recorded so reruns send nothing twice.
@@ -345,7 +392,7 @@ def run_expiry(session: Session, *, tenant_id: int, today: date) -> ExpiryRun:
     from portal.auth.models import Membership, User
     from portal.auth.permissions import Role
     from portal.documents.models import DocumentReminder
-    from portal.mail import send_email
+    from portal.notifications.services import notify
 
     run = ExpiryRun(expired=mark_expired(session, tenant_id=tenant_id, today=today))
     leads_by_type: dict[int, set[int]] = {}
@@ -370,7 +417,7 @@ def run_expiry(session: Session, *, tenant_id: int, today: date) -> ExpiryRun:
         for r in session.execute(select(DocumentReminder).where(DocumentReminder.tenant_id == tenant_id)).scalars()
     }
     recipients = session.execute(
-        select(Membership.supplier_id, Membership.role, User.email)
+        select(Membership.supplier_id, Membership.role, Membership.user_id)
         .join(User, User.id == Membership.user_id)
         .where(
             Membership.tenant_id == tenant_id,
@@ -378,7 +425,7 @@ def run_expiry(session: Session, *, tenant_id: int, today: date) -> ExpiryRun:
             Membership.role.in_([Role.SUPPLIER_ADMIN, Role.COMPLIANCE_OFFICER]),
         )
     ).all()
-    compliance_team = [email for _, role, email in recipients if role == Role.COMPLIANCE_OFFICER]
+    compliance_team = [user_id for _, role, user_id in recipients if role == Role.COMPLIANCE_OFFICER]
     for document, type_name, supplier_name in documents:
         assert document.expiry_date is not None
         days_left = (document.expiry_date - today).days
@@ -389,18 +436,29 @@ def run_expiry(session: Session, *, tenant_id: int, today: date) -> ExpiryRun:
             continue
         for lead in fresh:
             session.add(DocumentReminder(tenant_id=tenant_id, document_id=document.id, lead_days=lead))
-        to = [
-            email
-            for supplier_id, role, email in recipients
+        supplier_admins = [
+            user_id
+            for supplier_id, role, user_id in recipients
             if role == Role.SUPPLIER_ADMIN and supplier_id == document.supplier_id
-        ] + compliance_team
-        for address in to:
-            send_email(
+        ]
+        title = f"{type_name} of {supplier_name} expires on {document.expiry_date}"
+        text = (
+            f"The {type_name} ({document.title}) of {supplier_name} expires in {days_left} day(s), on "
+            f"{document.expiry_date}."
+        )
+        for user_ids, url, action in (
+            (supplier_admins, "/compliance", " Upload the renewed document under Compliance."),
+            (compliance_team, f"/documents/{document.id}", ""),
+        ):
+            notify(
                 session,
-                address,
-                f"{type_name} of {supplier_name} expires on {document.expiry_date}",
-                f"The {type_name} ({document.title}) of {supplier_name} expires in {days_left} day(s), on "
-                f"{document.expiry_date}. Upload the renewed document under Compliance.",
+                tenant_id=tenant_id,
+                user_ids=user_ids,
+                topic="document.expiring",
+                title=title,
+                body=text + action,
+                url=url,
+                supplier_name=supplier_name,
             )
         run.reminders += 1
     session.flush()
@@ -435,8 +493,9 @@ def dashboard(session: Session, *, tenant_id: int, today: date, review_days: int
     valid_pairs = {(row[0], row[1]) for row in valid}
     by_requirement = []
     compliant_everywhere = {s.id for s in suppliers}
+    prints = footprint(session, tenant_id=tenant_id, requirements=[r for r, _ in requirements])
     for requirement, name in requirements:
-        applicable = [s for s in suppliers if applies_to(requirement, s)]
+        applicable = [s for s in suppliers if applies_to(requirement, s, prints)]
         ok = [s for s in applicable if (s.id, requirement.document_type_id) in valid_pairs]
         by_requirement.append((name, len(applicable), len(ok)))
         compliant_everywhere -= {s.id for s in applicable} - {s.id for s in ok}

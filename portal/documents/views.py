@@ -23,6 +23,7 @@ from portal.documents.models import Document, DocumentStatus, DocumentType, Requ
 from portal.documents.storage import LocalStorage
 from portal.documents.validation import UploadRejected
 from portal.suppliers.models import Supplier
+from portal.tenancy.models import Warehouse
 from portal.web import db_session
 
 bp = Blueprint("documents", __name__, template_folder="templates")
@@ -282,6 +283,20 @@ def types():
     type_form = DocumentTypeForm(prefix="type")
     requirement_form = RequirementForm(prefix="req")
     requirement_form.document_type_id.choices = [(t.id, t.name) for t in _types()]
+    requirement_form.supplier_ids.choices = [
+        (row.id, row.name)
+        for row in db_sess.execute(
+            select(Supplier.id, Supplier.name).where(Supplier.tenant_id == context.tenant_id).order_by(Supplier.name)
+        )
+    ]
+    requirement_form.warehouse_ids.choices = [
+        (row.id, row.name)
+        for row in db_sess.execute(
+            select(Warehouse.id, Warehouse.name)
+            .where(Warehouse.tenant_id == context.tenant_id)
+            .order_by(Warehouse.name)
+        )
+    ]
     status = 200
     if request.method == "POST":
         status = 422
@@ -318,9 +333,16 @@ def types():
                 )
                 or [60, 30, 7],
                 grace_days=requirement_form.grace_days.data or 0,
+                supplier_ids=sorted(requirement_form.supplier_ids.data or []),
+                product_codes=sorted(
+                    {c.strip()[:64] for c in (requirement_form.product_codes.data or "").split(",") if c.strip()}
+                ),
+                warehouse_ids=sorted(requirement_form.warehouse_ids.data or []),
             )
             if requirement.scope == RequirementScope.CATEGORY and not requirement.category:
                 requirement_form.category.errors = ["Name the supplier category this applies to."]
+            elif requirement.scope == RequirementScope.SUPPLIERS and not requirement.supplier_ids:
+                requirement_form.supplier_ids.errors = ["Choose at least one supplier."]
             else:
                 db_sess.add(requirement)
                 db_sess.flush()
@@ -334,6 +356,9 @@ def types():
                         "type_id": requirement.document_type_id,
                         "scope": requirement.scope.value,
                         "category": requirement.category,
+                        "supplier_ids": requirement.supplier_ids,
+                        "product_codes": requirement.product_codes,
+                        "warehouse_ids": requirement.warehouse_ids,
                     },
                 )
                 flash("Requirement added.", "success")
