@@ -299,6 +299,11 @@ def test_supplier_uploads_a_certificate_and_compliance_approves_it(
     sign_in_browser(page, live_server, people[2], PASSWORD, code_at(people[3], 0))
     page.click("nav.mainnav >> text=Documents")
     page.click("text=ISO 9001 certificate")
+    # The sandboxed preview: a picture the portal rendered, loaded and shown.
+    preview = page.locator("img.preview-page").first
+    preview.wait_for()
+    page.wait_for_function("() => document.querySelector('img.preview-page').complete")
+    assert preview.evaluate("img => img.naturalWidth") > 100
     page.check("input[name=decision][value=approve]")
     page.click("text=Record the decision")
     assert "approved" in page.inner_text(".flash")
