@@ -62,6 +62,8 @@ class Settings:
     erp_timeout: float = 20.0
     # clamd for uploads ("host:port" or "unix:/path"); empty: no virus scan.
     clamd_address: str = ""
+    # Webhooks to loopback, private and link-local addresses (refused in production: SSRF).
+    webhook_allow_private: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -140,6 +142,7 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         credentials_key=env.get("CREDENTIALS_KEY", ""),
         erp_timeout=min(float(env.get("ERP_TIMEOUT", "20")), 45.0),
         clamd_address=env.get("CLAMD_ADDRESS", "").strip(),
+        webhook_allow_private=_bool(env.get("WEBHOOK_ALLOW_PRIVATE"), mode != "production"),
     )
 
 

@@ -229,8 +229,9 @@ def test_webhook_is_signed_retried_and_logged(mail_app, committed_db, world, rec
     tenant_id = world["tenant_id"]
     with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:
         hook, secret = services.create_webhook(
-            s, tenant_id=tenant_id, url=receiver.url, topics=["order.created"], description="ERP bridge", actor=ACTOR
-        )
+            s, tenant_id=tenant_id, url=receiver.url, topics=["order.created"], description="ERP bridge", actor=ACTOR,
+            allow_private=True,  # the receiver listens on 127.0.0.1
+        )  # fmt: skip
         hook_id = hook.id
         emit(s, tenant_id, "order.created", {"order_id": world["order_id"]})
         emit(s, tenant_id, "ship_notice.cancelled", {"order_id": world["order_id"]})  # not subscribed
@@ -278,3 +279,51 @@ def test_webhook_form_shows_the_secret_once_and_refuses_bad_urls(mail_app, commi
     )
     assert created.status_code == 201 and "whsec_" in created.text
     assert "whsec_" not in client.get("/settings/webhooks").text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/hook",
+        "https://10.1.2.3/hook",
+        "https://192.168.0.10/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://100.64.0.1/hook",
+        "https://[::1]/hook",
+        "https://localhost/hook",
+        "http://93.184.216.34/hook",
+        "ftp://93.184.216.34/hook",
+    ],
+)
+def test_webhooks_may_not_point_into_private_networks(url):
+    """SSRF: outside the embedded and test modes only public https endpoints are called."""
+    with pytest.raises(services.UnsafeWebhookAddress):
+        services.check_webhook_url(url, allow_private=False)
+
+
+def test_a_public_https_endpoint_is_accepted_and_private_ones_when_allowed():
+    services.check_webhook_url("https://93.184.216.34/hook", allow_private=False)  # an IP literal: no DNS needed
+    services.check_webhook_url("http://127.0.0.1:8080/hook", allow_private=True)
+
+
+def test_a_delivery_to_an_address_no_longer_allowed_is_refused_and_logged(mail_app, committed_db, world, receiver):
+    from dataclasses import replace
+
+    tenant_id = world["tenant_id"]
+    with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:
+        hook, _ = services.create_webhook(
+            s, tenant_id=tenant_id, url=receiver.url, topics=[], description="", actor=ACTOR, allow_private=True
+        )
+        hook_id = hook.id
+        emit(s, tenant_id, "order.created", {"order_id": world["order_id"]})
+    settings = mail_app.extensions["portal.settings"]
+    mail_app.extensions["portal.settings"] = replace(settings, webhook_allow_private=False)
+    try:
+        with mail_app.app_context():
+            drain(committed_db, tenant_id)
+    finally:
+        mail_app.extensions["portal.settings"] = settings
+    assert receiver.calls == []
+    with tenant_session(committed_db, tenant_id) as s:
+        (attempt,) = s.execute(select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook_id)).scalars()
+    assert attempt.status_code is None and attempt.error == "The webhook address must use https://."

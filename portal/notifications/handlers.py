@@ -251,6 +251,12 @@ def deliver_webhook(session: Session, event: OutboxEvent) -> None:
     ).scalar_one_or_none()
     if webhook is None or not webhook.active:
         return
+    try:
+        services.check_webhook_url(
+            webhook.url, allow_private=current_app.extensions["portal.settings"].webhook_allow_private
+        )
+    except services.UnsafeWebhookAddress as exc:
+        raise DeliveryFailed(str(exc)) from exc
     body = services.webhook_body(event.payload)
     timestamp = str(int(time.time()))
     headers = {

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -216,13 +219,51 @@ def digest_groups(notifications: list[Notification]) -> list[tuple[str, list[tup
 # --- webhooks -------------------------------------------------------------------------------
 
 
+class UnsafeWebhookAddress(ServiceError):
+    pass
+
+
+def check_webhook_url(url: str, *, allow_private: bool) -> None:
+    """Refuse what would let a tenant make the portal call into its own network (SSRF).
+
+    Every address the host name resolves to must be public; checked when the webhook is
+    saved and again before each delivery (a name can be re-pointed in between).
+    """
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        raise UnsafeWebhookAddress("The webhook address must be a full https:// URL.")
+    if allow_private:
+        return
+    if parsed.scheme != "https":
+        raise UnsafeWebhookAddress("The webhook address must use https://.")
+    try:
+        infos = socket.getaddrinfo(parsed.hostname, parsed.port or 443, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise UnsafeWebhookAddress(f"The host {parsed.hostname} cannot be resolved.") from exc
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global or address.is_multicast:
+            raise UnsafeWebhookAddress(
+                f"The webhook address resolves to {address}, which is not a public address; "
+                "the portal only calls public endpoints."
+            )
+
+
 def create_webhook(
-    session: Session, *, tenant_id: int, url: str, topics: list[str], description: str, actor: Actor
+    session: Session,
+    *,
+    tenant_id: int,
+    url: str,
+    topics: list[str],
+    description: str,
+    actor: Actor,
+    allow_private: bool = False,
 ) -> tuple[Webhook, str]:
     """Register an endpoint; the signing secret is returned once, to show to the administrator."""
     url = url.strip()
     if not url.startswith(("https://", "http://")):
         raise ServiceError("The webhook address must start with https:// (or http:// for a local receiver).")
+    check_webhook_url(url, allow_private=allow_private)
     unknown = sorted(set(topics) - set(WEBHOOK_TOPICS))
     if unknown:
         raise ServiceError(f"Unknown topics: {', '.join(unknown)}.")

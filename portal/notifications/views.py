@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -109,6 +109,7 @@ def webhooks() -> tuple[str, int]:
                     topics=list(form.topics.data or []),
                     description=form.description.data or "",
                     actor=actor(),
+                    allow_private=current_app.extensions["portal.settings"].webhook_allow_private,
                 )
                 status = 201
                 form = WebhookForm(formdata=None)
