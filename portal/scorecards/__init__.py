@@ -1,5 +1,11 @@
-"""Scorecards: this domain adds its models, services and views here."""
+"""Supplier scorecards: published definitions, figures computed in SQL, the lines behind them."""
+
+from __future__ import annotations
+
+from flask import Flask
 
 
-def register(app):
-    """Nothing to register yet."""
+def register(app: Flask) -> None:
+    from portal.scorecards import views
+
+    views.register(app)

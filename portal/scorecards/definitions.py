@@ -1,0 +1,72 @@
+"""The scorecard's definitions, published to suppliers and buyers (the page and the README).
+
+Each change of a definition gets a new version; figures are always shown with the
+version they were computed by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VERSION = 1
+
+# The tenant's window around a promised date in which an arrival is on time (days).
+DEFAULT_EARLY_DAYS = 2
+DEFAULT_LATE_DAYS = 0
+
+
+@dataclass(frozen=True)
+class Definition:
+    key: str
+    name: str
+    text: str
+
+
+DEFINITIONS = (
+    Definition(
+        "deliveries",
+        "Deliveries counted",
+        "A delivery is one dated promise of a line (a split line has several). Receipts of the line are set "
+        "against its deliveries in promise-date order. A delivery counts in the period of its promised date "
+        "once it is complete or its on-time window has closed; until then it is open and counts nowhere. Of a "
+        "cancelled line only what was received counts: the cancelled remainder is neither late nor short.",
+    ),
+    Definition(
+        "on_time",
+        "On time",
+        "Share of counted deliveries whose first goods arrived within the window: from `early` days before to "
+        "`late` days after the promised date (tenant settings). Goods before the window are early, not on "
+        "time; a delivery that has received nothing is not on time.",
+    ),
+    Definition(
+        "in_full",
+        "In full",
+        "Share of counted deliveries received in full (the committed quantity, at any date). Over-delivery "
+        "does not make up for another delivery.",
+    ),
+    Definition(
+        "otif",
+        "On time in full (OTIF)",
+        "Share of counted deliveries whose whole quantity arrived within the window.",
+    ),
+    Definition(
+        "fill_rate",
+        "Fill rate",
+        "Quantity received divided by quantity committed over the counted deliveries, each delivery capped at "
+        "its committed quantity (over-delivery never lifts the rate above 100%).",
+    ),
+    Definition(
+        "ack_rate",
+        "Acknowledged in time",
+        "Share of the orders placed in the period that the supplier answered within the tenant's "
+        "'unconfirmed after' days. Orders still unanswered count as not acknowledged.",
+    ),
+    Definition(
+        "ack_hours",
+        "Median time to respond",
+        "Median hours from an order's arrival in the portal to the supplier's first answer, over the orders "
+        "placed in the period that were answered.",
+    ),
+)
+
+NO_DATA = "no data"

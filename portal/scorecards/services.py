@@ -1,0 +1,359 @@
+"""Scorecard figures computed in SQL (the same numbers on PostgreSQL and SQLite).
+
+``delivery_rows`` is the evidence: one row per delivery (an active promise of a line),
+with the receipts set against it; ``figures`` aggregates the same rows per supplier
+with GROUP BY. Rates are ``None`` when nothing was counted: "no data", never 0 % or 100 %.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from statistics import median
+from typing import Any
+
+from sqlalchemy import Integer, and_, case, func, literal, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+
+from portal.orders.models import DeliverySchedule, LineState, PurchaseOrder, PurchaseOrderLine, Receipt
+from portal.scorecards.definitions import DEFAULT_EARLY_DAYS, DEFAULT_LATE_DAYS, VERSION
+from portal.suppliers.models import Supplier
+
+ZERO = Decimal("0")
+
+
+class days_between(FunctionElement[int]):
+    """Whole days from the second date to the first (positive when the first is later)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(days_between, "postgresql")
+def _days_pg(element: days_between, compiler: Any, **kw: Any) -> str:
+    first, second = list(element.clauses)
+    return f"({compiler.process(first, **kw)} - {compiler.process(second, **kw)})"
+
+
+@compiles(days_between, "sqlite")
+def _days_sqlite(element: days_between, compiler: Any, **kw: Any) -> str:
+    first, second = list(element.clauses)
+    return f"CAST(julianday({compiler.process(first, **kw)}) - julianday({compiler.process(second, **kw)}) AS INTEGER)"
+
+
+@dataclass(frozen=True)
+class Window:
+    start: date
+    end: date  # exclusive
+    early_days: int = DEFAULT_EARLY_DAYS
+    late_days: int = DEFAULT_LATE_DAYS
+    today: date | None = None
+
+    @property
+    def label(self) -> str:
+        last = self.end - timedelta(days=1)
+        return f"{self.start:%d %b %Y} to {last:%d %b %Y}"
+
+
+def month_window(day: date, **kwargs: Any) -> Window:
+    start = day.replace(day=1)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return Window(start, end, **kwargs)
+
+
+def quarter_window(day: date, **kwargs: Any) -> Window:
+    start = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    end = date(start.year + (start.month + 3 > 12), (start.month + 2) % 12 + 1, 1)
+    return Window(start, end, **kwargs)
+
+
+def _delivery_query(tenant_id: int, window: Window, supplier_id: int | None) -> Any:
+    """One row per active delivery promised in the window, with its receipts set against it."""
+    schedule, line = DeliverySchedule, PurchaseOrderLine
+    before = func.coalesce(
+        func.sum(schedule.quantity).over(
+            partition_by=schedule.line_id,
+            order_by=(schedule.promised_date, schedule.position),
+            rows=(None, -1),
+        ),
+        0,
+    )
+    deliveries = (
+        select(
+            schedule.id.label("delivery_id"),
+            schedule.line_id,
+            line.order_id,
+            line.supplier_id,
+            line.product_code,
+            line.state,
+            line.received_quantity,
+            schedule.quantity.label("quantity"),
+            schedule.promised_date,
+            schedule.first_promised_date,
+            before.label("before_qty"),
+        )
+        .join(line, and_(line.id == schedule.line_id, line.tenant_id == tenant_id))
+        .where(schedule.tenant_id == tenant_id, schedule.active.is_(True))
+    )
+    if supplier_id is not None:
+        deliveries = deliveries.where(line.supplier_id == supplier_id)
+    d = deliveries.subquery("d")
+    receipts = select(
+        Receipt.line_id,
+        Receipt.received_on,
+        func.sum(Receipt.quantity)
+        .over(partition_by=Receipt.line_id, order_by=(Receipt.received_on, Receipt.id))
+        .label("running"),
+    ).where(Receipt.tenant_id == tenant_id)
+    if supplier_id is not None:
+        receipts = receipts.join(line, and_(line.id == Receipt.line_id, line.tenant_id == tenant_id)).where(
+            line.supplier_id == supplier_id
+        )
+    r = receipts.subquery("r")
+    # Of a cancelled line only what arrived counts.
+    effective = case(
+        (
+            d.c.state == LineState.CANCELLED.value,
+            case(
+                (d.c.received_quantity - d.c.before_qty <= 0, literal(0)),
+                (d.c.received_quantity - d.c.before_qty >= d.c.quantity, d.c.quantity),
+                else_=d.c.received_quantity - d.c.before_qty,
+            ),
+        ),
+        else_=d.c.quantity,
+    )
+    first_arrival = (
+        select(func.min(r.c.received_on))
+        .where(r.c.line_id == d.c.line_id, r.c.running > d.c.before_qty)
+        .scalar_subquery()
+    )
+    completed_on = (
+        select(func.min(r.c.received_on))
+        .where(r.c.line_id == d.c.line_id, r.c.running >= d.c.before_qty + effective)
+        .scalar_subquery()
+    )
+    total_received = (
+        select(func.coalesce(func.max(r.c.running), 0)).where(r.c.line_id == d.c.line_id).scalar_subquery()
+    )
+    rows = select(
+        d.c.delivery_id,
+        d.c.line_id,
+        d.c.order_id,
+        d.c.supplier_id,
+        d.c.product_code,
+        d.c.promised_date,
+        d.c.first_promised_date,
+        d.c.before_qty,
+        effective.label("quantity"),
+        first_arrival.label("first_arrival"),
+        completed_on.label("completed_on"),
+        total_received.label("total_received"),
+    ).where(d.c.promised_date >= window.start, d.c.promised_date < window.end)
+    return rows.subquery("rows")
+
+
+def _judged(rows: Any, window: Window) -> dict[str, ColumnElement[Any]]:
+    today = window.today or date.today()
+    closed_before = today - timedelta(days=window.late_days)
+    counted = and_(
+        rows.c.quantity > 0,
+        (rows.c.completed_on.is_not(None)) | (rows.c.promised_date < closed_before),
+    )
+    arrived_in_window = and_(
+        rows.c.first_arrival.is_not(None),
+        days_between(rows.c.first_arrival, rows.c.promised_date) >= -window.early_days,
+        days_between(rows.c.first_arrival, rows.c.promised_date) <= window.late_days,
+    )
+    in_full = rows.c.completed_on.is_not(None)
+    otif = and_(
+        in_full,
+        days_between(rows.c.first_arrival, rows.c.promised_date) >= -window.early_days,
+        days_between(rows.c.completed_on, rows.c.promised_date) <= window.late_days,
+    )
+    received = rows.c.total_received - rows.c.before_qty
+    delivered = case(
+        (received <= 0, literal(0)),
+        (received >= rows.c.quantity, rows.c.quantity),
+        else_=received,
+    )
+    return {"counted": counted, "on_time": arrived_in_window, "in_full": in_full, "otif": otif,
+            "delivered": delivered}  # fmt: skip
+
+
+@dataclass
+class Figures:
+    supplier_id: int
+    deliveries: int = 0
+    on_time: float | None = None
+    in_full: float | None = None
+    otif: float | None = None
+    fill_rate: float | None = None
+    orders: int = 0
+    ack_rate: float | None = None
+    ack_hours: float | None = None
+    version: int = VERSION
+
+
+def _rate(part: Any, whole: Any) -> float | None:
+    return None if not whole else float(Decimal(str(part)) / Decimal(str(whole)) * 100)
+
+
+def figures(
+    session: Session, *, tenant_id: int, window: Window, supplier_id: int | None = None
+) -> dict[int, Figures]:
+    """Every supplier's delivery and acknowledgement figures for the window (GROUP BY, one query each)."""
+    rows = _delivery_query(tenant_id, window, supplier_id)
+    judged = _judged(rows, window)
+    counted = judged["counted"]
+
+    def count_if(condition: ColumnElement[Any]) -> Any:
+        return func.sum(case((and_(counted, condition), 1), else_=0))
+
+    stmt = select(
+        rows.c.supplier_id,
+        func.sum(case((counted, 1), else_=0)).label("deliveries"),
+        count_if(judged["on_time"]).label("on_time"),
+        count_if(judged["in_full"]).label("in_full"),
+        count_if(judged["otif"]).label("otif"),
+        func.sum(case((counted, judged["delivered"]), else_=0)).label("delivered"),
+        func.sum(case((counted, rows.c.quantity), else_=0)).label("committed"),
+    ).group_by(rows.c.supplier_id)
+    result: dict[int, Figures] = {}
+    for row in session.execute(stmt):
+        result[row.supplier_id] = Figures(
+            supplier_id=row.supplier_id,
+            deliveries=int(row.deliveries or 0),
+            on_time=_rate(row.on_time, row.deliveries),
+            in_full=_rate(row.in_full, row.deliveries),
+            otif=_rate(row.otif, row.deliveries),
+            fill_rate=_rate(row.delivered or 0, row.committed),
+        )
+    for supplier, ordered, answered in _acknowledgements(session, tenant_id, window, supplier_id):
+        figure = result.setdefault(supplier, Figures(supplier_id=supplier))
+        figure.orders = ordered
+        figure.ack_rate = _rate(answered, ordered)
+    if supplier_id is not None:
+        figure = result.setdefault(supplier_id, Figures(supplier_id=supplier_id))
+        figure.ack_hours = _median_response_hours(session, tenant_id, window, supplier_id)
+    return result
+
+
+def _acknowledgements(session: Session, tenant_id: int, window: Window, supplier_id: int | None) -> Any:
+    from portal.tenancy.models import Tenant
+
+    days = session.execute(select(Tenant.unconfirmed_after_days).where(Tenant.id == tenant_id)).scalar_one()
+    order = PurchaseOrder
+    in_time = and_(
+        order.responded_at.is_not(None),
+        days_between(func.date(order.responded_at), order.order_date) <= days,
+    )
+    stmt = (
+        select(order.supplier_id, func.count(order.id), func.sum(case((in_time, 1), else_=0)))
+        .where(order.tenant_id == tenant_id, order.order_date >= window.start, order.order_date < window.end)
+        .group_by(order.supplier_id)
+    )
+    if supplier_id is not None:
+        stmt = stmt.where(order.supplier_id == supplier_id)
+    return [(s, int(n), int(a or 0)) for s, n, a in session.execute(stmt)]
+
+
+def _median_response_hours(session: Session, tenant_id: int, window: Window, supplier_id: int) -> float | None:
+    # One supplier's orders of one period: a few hundred rows at most; the median of their durations.
+    pairs = session.execute(
+        select(PurchaseOrder.created_at, PurchaseOrder.responded_at).where(
+            PurchaseOrder.tenant_id == tenant_id,
+            PurchaseOrder.supplier_id == supplier_id,
+            PurchaseOrder.order_date >= window.start,
+            PurchaseOrder.order_date < window.end,
+            PurchaseOrder.responded_at.is_not(None),
+        )
+    ).all()
+    hours = [
+        (answered - created).total_seconds() / 3600
+        for created, answered in pairs
+        if answered is not None and answered >= created
+    ]
+    return round(median(hours), 1) if hours else None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    delivery_id: int
+    line_id: int
+    order_id: int
+    order_number: str
+    product_code: str
+    promised_date: date
+    first_promised_date: date
+    quantity: Decimal
+    first_arrival: date | None
+    completed_on: date | None
+    counted: bool
+    on_time: bool
+    in_full: bool
+    otif: bool
+    days_late: int | None
+
+
+def evidence(session: Session, *, tenant_id: int, window: Window, supplier_id: int) -> list[Evidence]:
+    """The deliveries behind one supplier's figures, each with how it was judged."""
+    rows = _delivery_query(tenant_id, window, supplier_id)
+    judged = _judged(rows, window)
+    lateness = days_between(func.coalesce(rows.c.completed_on, rows.c.first_arrival), rows.c.promised_date)
+    stmt = (
+        select(
+            rows,
+            PurchaseOrder.number,
+            judged["counted"].label("is_counted"),
+            judged["on_time"].label("is_on_time"),
+            judged["in_full"].label("is_in_full"),
+            judged["otif"].label("is_otif"),
+            lateness.label("days_late"),
+        )
+        .join(PurchaseOrder, and_(PurchaseOrder.id == rows.c.order_id, PurchaseOrder.tenant_id == tenant_id))
+        .order_by(rows.c.promised_date, rows.c.delivery_id)
+    )
+    return [
+        Evidence(
+            delivery_id=row.delivery_id,
+            line_id=row.line_id,
+            order_id=row.order_id,
+            order_number=row.number,
+            product_code=row.product_code,
+            promised_date=_as_date(row.promised_date),
+            first_promised_date=_as_date(row.first_promised_date),
+            quantity=Decimal(str(row.quantity)),
+            first_arrival=_as_date(row.first_arrival) if row.first_arrival else None,
+            completed_on=_as_date(row.completed_on) if row.completed_on else None,
+            counted=bool(row.is_counted),
+            on_time=bool(row.is_on_time) and bool(row.is_counted),
+            in_full=bool(row.is_in_full) and bool(row.is_counted),
+            otif=bool(row.is_otif) and bool(row.is_counted),
+            days_late=int(row.days_late) if row.days_late is not None else None,
+        )
+        for row in session.execute(stmt)
+    ]
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def ranking(session: Session, *, tenant_id: int, window: Window, sort: str = "otif") -> list[tuple[Supplier, Figures]]:
+    by_supplier = figures(session, tenant_id=tenant_id, window=window)
+    suppliers = session.execute(select(Supplier).where(Supplier.tenant_id == tenant_id)).scalars().all()
+    rows = [(s, by_supplier.get(s.id, Figures(supplier_id=s.id))) for s in suppliers]
+
+    def key(item: tuple[Supplier, Figures]) -> tuple[int, float, str]:
+        value = getattr(item[1], sort, None)
+        # Suppliers with no data go last, whatever the order.
+        return (value is None, -(value or 0.0), item[0].name)
+
+    return sorted(rows, key=key)

@@ -1,0 +1,192 @@
+"""Scorecard figures against hand-computed fixtures, on PostgreSQL and on SQLite.
+
+January 2026, on-time window 2 days early to 0 days late, measured on 15 February:
+
+| line | committed | promised | receipts | on time | in full | OTIF | delivered |
+|---|---|---|---|---|---|---|---|
+| A | 100 | 10 Jan | 100 on 10 Jan | yes | yes | yes | 100 |
+| B, first of a split | 60 | 12 Jan | 60 on 13 Jan | no (1 day late) | yes | no | 60 |
+| B, second | 40 | 20 Jan | 40 on 19 Jan | yes (1 day early) | yes | yes | 40 |
+| C | 50 | 15 Jan | 30 on 15 Jan | yes | no | no | 30 |
+| D, cancelled after 10 | 10 of 40 | 25 Jan | 10 on 25 Jan | yes | yes | yes | 10 |
+| E, over-delivered early | 20 | 5 Jan | 25 on 1 Jan | no (4 days early) | yes | no | 20 (capped) |
+| F | 10 | 20 Feb | — | outside the period | | | |
+| G, cancelled, nothing received | 0 of 10 | 8 Jan | — | not counted | | | |
+
+Six deliveries counted: on time 4/6, in full 5/6, OTIF 3/6, fill rate 260/280.
+Orders placed in January: answered after 1 day, after 5 days, never: 1 of 3 in time (3 days);
+median time to respond 72 h.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy.orm import Session
+
+from portal.db import set_context
+from portal.orders.models import DeliverySchedule, LineState, PurchaseOrder, PurchaseOrderLine, Receipt, Source
+from portal.scorecards import services
+from portal.scorecards.services import Window, month_window, quarter_window
+from portal.suppliers.models import Supplier
+from portal.tenancy.models import Company, Tenant, Warehouse
+
+JAN = Window(date(2026, 1, 1), date(2026, 2, 1), early_days=2, late_days=0, today=date(2026, 2, 15))
+D = Decimal
+
+
+def build(session: Session) -> dict[str, int]:
+    tenant = Tenant(name="Scorecard Co", slug=f"scorecard-{id(session)}")
+    session.add(tenant)
+    session.flush()
+    set_context(session, tenant_id=tenant.id)
+    company = Company(tenant_id=tenant.id, code="C", name="C")
+    session.add(company)
+    session.flush()
+    warehouse = Warehouse(tenant_id=tenant.id, company_id=company.id, code="W", name="W")
+    acme = Supplier(tenant_id=tenant.id, code="ACME", name="Acme")
+    quiet = Supplier(tenant_id=tenant.id, code="QUIET", name="Quiet Ltd")
+    session.add_all([warehouse, acme, quiet])
+    session.flush()
+
+    def order(number: str, answered_after_days: int | None) -> PurchaseOrder:
+        created = datetime(2026, 1, 2, tzinfo=UTC)
+        po = PurchaseOrder(
+            tenant_id=tenant.id, company_id=company.id, warehouse_id=warehouse.id, supplier_id=acme.id,
+            number=number, order_date=date(2026, 1, 2), created_at=created,
+            responded_at=None if answered_after_days is None else created.replace(day=2 + answered_after_days),
+        )  # fmt: skip
+        session.add(po)
+        session.flush()
+        return po
+
+    def line(po: PurchaseOrder, position: int, qty: str, state: LineState, deliveries, receipts):  # type: ignore[no-untyped-def]
+        item = PurchaseOrderLine(
+            tenant_id=tenant.id, order_id=po.id, supplier_id=acme.id, position=position, product_code=f"P{position}",
+            product_name="p", quantity=D(qty), unit_price=D("1"), requested_date=date(2026, 1, 10), state=state,
+            received_quantity=sum((D(q) for q, _ in receipts), D("0")),
+        )  # fmt: skip
+        session.add(item)
+        session.flush()
+        for index, (q, day) in enumerate(deliveries, start=1):
+            session.add(DeliverySchedule(tenant_id=tenant.id, line_id=item.id, position=index, quantity=D(q),
+                                         promised_date=day, first_promised_date=day))  # fmt: skip
+        for q, day in receipts:
+            session.add(Receipt(tenant_id=tenant.id, line_id=item.id, quantity=D(q), received_on=day,
+                                source=Source.ERP))  # fmt: skip
+        session.flush()
+
+    j = lambda day: date(2026, 1, day)  # noqa: E731
+    first, second, third = order("PO-1", 1), order("PO-2", 5), order("PO-3", None)
+    line(first, 1, "100", LineState.RECEIVED, [("100", j(10))], [("100", j(10))])
+    line(first, 2, "100", LineState.RECEIVED, [("60", j(12)), ("40", j(20))], [("60", j(13)), ("40", j(19))])
+    line(first, 3, "50", LineState.PARTIALLY_RECEIVED, [("50", j(15))], [("30", j(15))])
+    line(second, 1, "40", LineState.CANCELLED, [("40", j(25))], [("10", j(25))])
+    line(second, 2, "20", LineState.RECEIVED, [("20", j(5))], [("25", j(1))])
+    line(third, 1, "10", LineState.CONFIRMED, [("10", date(2026, 2, 20))], [])
+    line(third, 2, "10", LineState.CANCELLED, [("10", j(8))], [])
+    return {"tenant_id": tenant.id, "acme": acme.id, "quiet": quiet.id}
+
+
+def check(session: Session, ids: dict[str, int]) -> None:
+    figures = services.figures(session, tenant_id=ids["tenant_id"], window=JAN, supplier_id=ids["acme"])[ids["acme"]]
+    assert figures.deliveries == 6
+    assert figures.on_time == pytest.approx(400 / 6)
+    assert figures.in_full == pytest.approx(500 / 6)
+    assert figures.otif == pytest.approx(50.0)
+    assert figures.fill_rate == pytest.approx(26000 / 280)
+    assert figures.orders == 3 and figures.ack_rate == pytest.approx(100 / 3)
+    assert figures.ack_hours == 72.0
+    everyone = services.figures(session, tenant_id=ids["tenant_id"], window=JAN)
+    assert everyone[ids["acme"]].otif == figures.otif  # the same figure from the all-supplier GROUP BY
+    assert ids["quiet"] not in everyone  # nothing at all: no row, shown as "no data"
+    ranking = services.ranking(session, tenant_id=ids["tenant_id"], window=JAN, sort="otif")
+    assert [(s.name, f.otif) for s, f in ranking] == [("Acme", pytest.approx(50.0)), ("Quiet Ltd", None)]
+
+    rows = services.evidence(session, tenant_id=ids["tenant_id"], window=JAN, supplier_id=ids["acme"])
+    judged = [(r.quantity, r.promised_date.day, r.counted, r.on_time, r.in_full, r.otif) for r in rows]
+    assert judged == [
+        (D("20"), 5, True, False, True, False),
+        (D("0"), 8, False, False, False, False),
+        (D("100"), 10, True, True, True, True),
+        (D("60"), 12, True, False, True, False),
+        (D("50"), 15, True, True, False, False),
+        (D("40"), 20, True, True, True, True),
+        (D("10"), 25, True, True, True, True),
+    ]
+    assert [r.days_late for r in rows if r.promised_date.day == 12] == [1]
+
+
+def test_figures_on_postgresql(session):
+    check(session, build(session))
+
+
+@pytest.mark.embedded
+def test_the_same_figures_on_sqlite(tmp_path):
+    from portal.config import load_settings
+    from portal.db import Database
+    from portal.migrate import upgrade
+
+    settings = load_settings({"PORTAL_INSTANCE_PATH": str(tmp_path), "PORTAL_WORKERS": "external"})
+    upgrade(settings)
+    database = Database(settings.database_url)
+    with database.transaction() as s:
+        ids = build(s)
+    with database.transaction(tenant_id=ids["tenant_id"]) as s:
+        check(s, ids)
+
+
+def test_a_delivery_still_in_its_window_is_not_counted_yet(session):
+    ids = build(session)
+    early = Window(JAN.start, JAN.end, early_days=2, late_days=0, today=date(2026, 1, 16))
+    rows = services.evidence(session, tenant_id=ids["tenant_id"], window=early, supplier_id=ids["acme"])
+    counted = {r.promised_date.day: r.counted for r in rows}
+    # Promised on 20 and 25 January, both complete already: counted; 15 January has passed: counted.
+    assert counted == {5: True, 8: False, 10: True, 12: True, 15: True, 20: True, 25: True}
+    partial = Window(JAN.start, JAN.end, early_days=2, late_days=0, today=date(2026, 1, 15))
+    rows = services.evidence(session, tenant_id=ids["tenant_id"], window=partial, supplier_id=ids["acme"])
+    assert {r.promised_date.day: r.counted for r in rows}[15] is False  # incomplete and its window still open
+
+
+def test_periods():
+    assert month_window(date(2026, 2, 14)).start == date(2026, 2, 1)
+    assert month_window(date(2026, 12, 31)).end == date(2027, 1, 1)
+    assert (quarter_window(date(2026, 5, 3)).start, quarter_window(date(2026, 5, 3)).end) == (
+        date(2026, 4, 1),
+        date(2026, 7, 1),
+    )
+    assert quarter_window(date(2026, 11, 30)).end == date(2027, 1, 1)
+
+
+def test_supplier_and_buyer_pages(app, session):
+    from portal.auth.permissions import Role
+    from portal.tenancy.models import Tenant
+    from tests.factories import PASSWORD, make_member
+    from tests.helpers import PortalClient
+
+    ids = build(session)
+    tenant = session.get(Tenant, ids["tenant_id"])
+    acme = session.get(Supplier, ids["acme"])
+    seller = make_member(session, tenant, Role.SUPPLIER_USER, supplier=acme)
+    buyer = make_member(session, tenant, Role.BUYER)
+    supplier_client, buyer_client = PortalClient(app.test_client()), PortalClient(app.test_client())
+    supplier_client.sign_in(seller.email, PASSWORD, seller.secret)
+    buyer_client.sign_in(buyer.email, PASSWORD, buyer.secret)
+
+    page = supplier_client.get("/scorecard?period=month&at=2026-01-20")
+    assert page.status_code == 200
+    assert "01 Jan 2026 to 31 Jan 2026" in page.text
+    assert page.text.count('href="/orders/') == 7  # every delivery of January, with its order
+    assert "/scorecards" not in page.text.split("</nav>")[0].split('class="mainnav"')[-1]  # no ranking for suppliers
+    assert supplier_client.get("/scorecards").status_code == 403
+
+    ranking = buyer_client.get("/scorecards?period=month&at=2026-01-20&sort=fill_rate")
+    assert ranking.status_code == 200
+    assert ranking.text.index("Acme") < ranking.text.index("Quiet Ltd")
+    assert "no data" in ranking.text
+    one = buyer_client.get(f"/scorecards/{ids['acme']}?period=quarter&at=2026-01-20")
+    assert one.status_code == 200 and "01 Jan 2026 to 31 Mar 2026" in one.text
+    assert buyer_client.get("/scorecards/definitions").status_code == 200
+    assert "never as 0 % or 100 %" in buyer_client.get("/scorecards/definitions").text
