@@ -10,5 +10,6 @@ from portal.documents import models as document_models  # noqa: F401
 from portal.erp import models as erp_models  # noqa: F401
 from portal.notifications import models as notification_models  # noqa: F401
 from portal.orders import models as order_models  # noqa: F401
+from portal.scorecards import models as scorecard_models  # noqa: F401
 from portal.suppliers import models as supplier_models  # noqa: F401
 from portal.tenancy import models as tenancy_models  # noqa: F401

@@ -7,13 +7,16 @@ January 2026, on-time window 2 days early to 0 days late, measured on 15 Februar
 | A | 100 | 10 Jan | 100 on 10 Jan | yes | yes | yes | 100 |
 | B, first of a split | 60 | 12 Jan | 60 on 13 Jan | no (1 day late) | yes | no | 60 |
 | B, second | 40 | 20 Jan | 40 on 19 Jan | yes (1 day early) | yes | yes | 40 |
-| C | 50 | 15 Jan | 30 on 15 Jan | yes | no | no | 30 |
+| C (first promised 12 Jan) | 50 | 15 Jan | 30 on 15 Jan | yes | no | no | 30 |
 | D, cancelled after 10 | 10 of 40 | 25 Jan | 10 on 25 Jan | yes | yes | yes | 10 |
 | E, over-delivered early | 20 | 5 Jan | 25 on 1 Jan | no (4 days early) | yes | no | 20 (capped) |
 | F | 10 | 20 Feb | — | outside the period | | | |
 | G, cancelled, nothing received | 0 of 10 | 8 Jan | — | not counted | | | |
 
-Six deliveries counted: on time 4/6, in full 5/6, OTIF 3/6, fill rate 260/280.
+Six deliveries counted: on time 4/6, in full 5/6, OTIF 3/6, fill rate 260/280; promises kept 5/6
+(C slipped 3 days); lead-time error over the five complete deliveries (0 + 1 + 1 + 0 + 4) / 5 = 1.2
+days; no documents required (no data). Overall score with the default weights, leaving out documents:
+(50 x 40 + 92.86 x 20 + 33.33 x 15 + 83.33 x 15) / 90 = 62.3, grade D.
 Orders placed in January: answered after 1 day, after 5 days, never: 1 of 3 in time (3 days);
 median time to respond 72 h.
 """
@@ -70,9 +73,11 @@ def build(session: Session) -> dict[str, int]:
         )  # fmt: skip
         session.add(item)
         session.flush()
-        for index, (q, day) in enumerate(deliveries, start=1):
-            session.add(DeliverySchedule(tenant_id=tenant.id, line_id=item.id, position=index, quantity=D(q),
-                                         promised_date=day, first_promised_date=day))  # fmt: skip
+        for index, (q, day, *first) in enumerate(deliveries, start=1):
+            session.add(
+                DeliverySchedule(tenant_id=tenant.id, line_id=item.id, position=index, quantity=D(q),
+                                 promised_date=day, first_promised_date=first[0] if first else day)
+            )  # fmt: skip
         for q, day in receipts:
             session.add(Receipt(tenant_id=tenant.id, line_id=item.id, quantity=D(q), received_on=day,
                                 source=Source.ERP))  # fmt: skip
@@ -82,7 +87,7 @@ def build(session: Session) -> dict[str, int]:
     first, second, third = order("PO-1", 1), order("PO-2", 5), order("PO-3", None)
     line(first, 1, "100", LineState.RECEIVED, [("100", j(10))], [("100", j(10))])
     line(first, 2, "100", LineState.RECEIVED, [("60", j(12)), ("40", j(20))], [("60", j(13)), ("40", j(19))])
-    line(first, 3, "50", LineState.PARTIALLY_RECEIVED, [("50", j(15))], [("30", j(15))])
+    line(first, 3, "50", LineState.PARTIALLY_RECEIVED, [("50", j(15), j(12))], [("30", j(15))])
     line(second, 1, "40", LineState.CANCELLED, [("40", j(25))], [("10", j(25))])
     line(second, 2, "20", LineState.RECEIVED, [("20", j(5))], [("25", j(1))])
     line(third, 1, "10", LineState.CONFIRMED, [("10", date(2026, 2, 20))], [])
@@ -99,6 +104,10 @@ def check(session: Session, ids: dict[str, int]) -> None:
     assert figures.fill_rate == pytest.approx(26000 / 280)
     assert figures.orders == 3 and figures.ack_rate == pytest.approx(100 / 3)
     assert figures.ack_hours == 72.0
+    assert figures.promise_kept == pytest.approx(500 / 6) and figures.slip_days == 3.0
+    assert figures.lead_error_days == 1.2
+    assert figures.documents is None  # the tenant requires no documents: no data
+    assert figures.score == 62.3 and figures.grade == "D"
     everyone = services.figures(session, tenant_id=ids["tenant_id"], window=JAN)
     assert everyone[ids["acme"]].otif == figures.otif  # the same figure from the all-supplier GROUP BY
     assert ids["quiet"] not in everyone  # nothing at all: no row, shown as "no data"

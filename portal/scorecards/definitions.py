@@ -22,7 +22,7 @@ class Definition:
     text: str
 
 
-DEFINITIONS = (
+DEFINITIONS: tuple[Definition, ...] = (
     Definition(
         "deliveries",
         "Deliveries counted",
@@ -66,6 +66,41 @@ DEFINITIONS = (
         "Median time to respond",
         "Median hours from an order's arrival in the portal to the supplier's first answer, over the orders "
         "placed in the period that were answered.",
+    ),
+)
+
+DEFINITIONS += (
+    Definition(
+        "promise_kept",
+        "Promises kept",
+        "Share of counted deliveries whose promised date never changed after the supplier confirmed it "
+        "(the ledger's first promise against the current one).",
+    ),
+    Definition(
+        "slip_days",
+        "Mean slip",
+        "Over the counted deliveries whose promise changed: the mean number of days between the first "
+        "promise and the last (negative when moved earlier).",
+    ),
+    Definition(
+        "lead_error_days",
+        "Lead-time error",
+        "Over the counted deliveries received in full: the mean number of days, either way, between the "
+        "promised date and the day the delivery was complete (the promised against the actual lead time).",
+    ),
+    Definition(
+        "documents",
+        "Document compliance",
+        "Share of the documents required of the supplier (the tenant's requirements that apply to it) that "
+        "were approved and unexpired on the period's last day.",
+    ),
+    Definition(
+        "score",
+        "Overall score and grade",
+        "The weighted mean of OTIF, fill rate, acknowledged in time, promises kept and document compliance, "
+        "with the tenant's weights (by default 40, 20, 15, 15 and 10); a figure with no data leaves its "
+        "weight out. The grade is the first band the score reaches (by default A from 90, B from 80, C from "
+        "70, else D).",
     ),
 )
 

@@ -179,8 +179,9 @@ def _judged(rows: Any, window: Window) -> dict[str, ColumnElement[Any]]:
         (received >= rows.c.quantity, rows.c.quantity),
         else_=received,
     )
+    changed = rows.c.promised_date != rows.c.first_promised_date
     return {"counted": counted, "on_time": arrived_in_window, "in_full": in_full, "otif": otif,
-            "delivered": delivered}  # fmt: skip
+            "delivered": delivered, "changed": changed}  # fmt: skip
 
 
 @dataclass
@@ -194,7 +195,16 @@ class Figures:
     orders: int = 0
     ack_rate: float | None = None
     ack_hours: float | None = None
+    promise_kept: float | None = None
+    slip_days: float | None = None
+    lead_error_days: float | None = None
+    documents: float | None = None
+    score: float | None = None
+    grade: str | None = None
     version: int = VERSION
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "supplier_id"}
 
 
 def _rate(part: Any, whole: Any) -> float | None:
@@ -220,6 +230,18 @@ def figures(
         count_if(judged["otif"]).label("otif"),
         func.sum(case((counted, judged["delivered"]), else_=0)).label("delivered"),
         func.sum(case((counted, rows.c.quantity), else_=0)).label("committed"),
+        count_if(judged["changed"]).label("changed"),
+        func.avg(
+            case((and_(counted, judged["changed"]), days_between(rows.c.promised_date, rows.c.first_promised_date)))
+        ).label("slip"),
+        func.avg(
+            case(
+                (
+                    and_(counted, rows.c.completed_on.is_not(None)),
+                    func.abs(days_between(rows.c.completed_on, rows.c.promised_date)),
+                )
+            )
+        ).label("lead_error"),
     ).group_by(rows.c.supplier_id)
     result: dict[int, Figures] = {}
     for row in session.execute(stmt):
@@ -230,6 +252,9 @@ def figures(
             in_full=_rate(row.in_full, row.deliveries),
             otif=_rate(row.otif, row.deliveries),
             fill_rate=_rate(row.delivered or 0, row.committed),
+            promise_kept=_rate((row.deliveries or 0) - (row.changed or 0), row.deliveries),
+            slip_days=None if row.slip is None else round(float(row.slip), 1),
+            lead_error_days=None if row.lead_error is None else round(float(row.lead_error), 1),
         )
     for supplier, ordered, answered in _acknowledgements(session, tenant_id, window, supplier_id):
         figure = result.setdefault(supplier, Figures(supplier_id=supplier))
@@ -238,7 +263,89 @@ def figures(
     if supplier_id is not None:
         figure = result.setdefault(supplier_id, Figures(supplier_id=supplier_id))
         figure.ack_hours = _median_response_hours(session, tenant_id, window, supplier_id)
+    for supplier, share in document_compliance(session, tenant_id, window, supplier_id).items():
+        result.setdefault(supplier, Figures(supplier_id=supplier)).documents = share
+    settings = settings_for(session, tenant_id)
+    for figure in result.values():
+        figure.score, figure.grade = overall(figure, settings.weights, settings.grades)
     return result
+
+
+def document_compliance(
+    session: Session, tenant_id: int, window: Window, supplier_id: int | None = None
+) -> dict[int, float | None]:
+    """Share of the documents required of each supplier that were valid on the period's last day."""
+    from portal.documents.models import Document, DocumentStatus, DocumentType, Requirement
+    from portal.documents.services import applies_to, footprint
+
+    last_day = window.end - timedelta(days=1)
+    requirements = list(
+        session.execute(
+            select(Requirement)
+            .join(DocumentType, DocumentType.id == Requirement.document_type_id)
+            .where(Requirement.tenant_id == tenant_id)
+        ).scalars()
+    )
+    if not requirements:
+        return {}
+    suppliers_query = select(Supplier).where(Supplier.tenant_id == tenant_id)
+    if supplier_id is not None:
+        suppliers_query = suppliers_query.where(Supplier.id == supplier_id)
+    suppliers = list(session.execute(suppliers_query).scalars())
+    valid = {
+        (row[0], row[1])
+        for row in session.execute(
+            select(Document.supplier_id, Document.document_type_id).where(
+                Document.tenant_id == tenant_id,
+                Document.status.in_([DocumentStatus.APPROVED, DocumentStatus.EXPIRED, DocumentStatus.SUPERSEDED]),
+                Document.created_at <= datetime.combine(last_day, datetime.max.time()),
+                (Document.expiry_date.is_(None)) | (Document.expiry_date >= last_day),
+            )
+        )
+    }
+    prints = footprint(session, tenant_id=tenant_id, requirements=requirements)
+    shares: dict[int, float | None] = {}
+    for supplier in suppliers:
+        required = [r for r in requirements if applies_to(r, supplier, prints)]
+        held = sum(1 for r in required if (supplier.id, r.document_type_id) in valid)
+        shares[supplier.id] = _rate(held, len(required))
+    return shares
+
+
+SCORED = ("otif", "fill_rate", "ack_rate", "promise_kept", "documents")
+WEIGHT_KEYS = {"otif": "otif", "fill_rate": "fill_rate", "ack_rate": "ack_rate", "promise_kept": "reliability",
+               "documents": "documents"}  # fmt: skip
+
+
+def overall(figure: Figures, weights: dict[str, int], grades: list[list[Any]]) -> tuple[float | None, str | None]:
+    """Weighted mean of the figures that have data (weights of the others are left out), and its grade."""
+    parts = [
+        (float(getattr(figure, name)), int(weights.get(WEIGHT_KEYS[name], 0)))
+        for name in SCORED
+        if getattr(figure, name) is not None and int(weights.get(WEIGHT_KEYS[name], 0)) > 0
+    ]
+    total = sum(w for _, w in parts)
+    if not total:
+        return None, None
+    score = round(sum(v * w for v, w in parts) / total, 1)
+    for floor, grade in sorted(grades, key=lambda g: -float(g[0])):
+        if score >= float(floor):
+            return score, str(grade)
+    return score, None
+
+
+def settings_for(session: Session, tenant_id: int) -> Any:
+    from portal.scorecards.models import DEFAULT_GRADES, DEFAULT_WEIGHTS, ScorecardSettings
+
+    found = session.execute(
+        select(ScorecardSettings).where(ScorecardSettings.tenant_id == tenant_id)
+    ).scalar_one_or_none()
+    if found is not None:
+        return found
+    return ScorecardSettings(
+        tenant_id=tenant_id, early_days=DEFAULT_EARLY_DAYS, late_days=DEFAULT_LATE_DAYS,
+        weights=dict(DEFAULT_WEIGHTS), grades=[list(g) for g in DEFAULT_GRADES],
+    )  # fmt: skip
 
 
 def _acknowledgements(session: Session, tenant_id: int, window: Window, supplier_id: int | None) -> Any:
