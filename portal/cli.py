@@ -180,6 +180,25 @@ def register_cli(app: Flask) -> None:
                 result = run_expiry(session, tenant_id=tenant_id, today=today)
             click.echo(f"tenant {tenant_id}: {result.expired} expired, {result.reminders} reminder(s)")
 
+    @app.cli.command("scorecards-recompute")
+    @click.option("--months", default=24, show_default=True, help="How many closed months to (re)build.")
+    @click.option("--today", "today_text", help="Run as of this date (YYYY-MM-DD); default today.")
+    def scorecards_recompute(months: int, today_text: str | None) -> None:
+        """Store the figures of closed months and quarters for every supplier (idempotent)."""
+        import time
+        from datetime import date
+
+        from portal.scorecards.services import recompute
+
+        today = date.fromisoformat(today_text) if today_text else date.today()
+        with _db().transaction() as session:
+            tenant_ids = list(session.execute(select(Tenant.id).order_by(Tenant.id)).scalars())
+        for tenant_id in tenant_ids:
+            started = time.perf_counter()
+            with _db().transaction(tenant_id=tenant_id) as session:
+                stored = recompute(session, tenant_id=tenant_id, months=months, today=today)
+            click.echo(f"tenant {tenant_id}: {stored} snapshot(s) in {time.perf_counter() - started:.1f} s")
+
     @app.cli.command("audit-verify")
     def audit_verify() -> None:
         """Recompute every audit hash chain; exit 1 naming the first broken row."""

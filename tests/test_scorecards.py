@@ -199,3 +199,150 @@ def test_supplier_and_buyer_pages(app, session):
     assert one.status_code == 200 and "01 Jan 2026 to 31 Mar 2026" in one.text
     assert buyer_client.get("/scorecards/definitions").status_code == 200
     assert "never as 0 % or 100 %" in buyer_client.get("/scorecards/definitions").text
+
+
+def test_snapshots_rebuild_identical_figures_and_feed_ranking_and_trend(session):
+    from portal.scorecards.models import ScorecardSnapshot
+
+    ids = build(session)
+    today = date(2026, 2, 15)
+    stored = services.recompute(session, tenant_id=ids["tenant_id"], months=3, today=today)
+    rows = session.query(ScorecardSnapshot).filter_by(tenant_id=ids["tenant_id"], period="month").all()
+    january = {r.supplier_id: r.figures for r in rows if r.period_start == date(2026, 1, 1)}
+    live = services.figures(
+        session, tenant_id=ids["tenant_id"], window=services.tenant_window(session, ids["tenant_id"], "month",
+                                                                           date(2026, 1, 1), today),
+    )[ids["acme"]]  # fmt: skip
+    assert january[ids["acme"]]["otif"] == live.otif == 50.0
+    assert january[ids["acme"]]["score"] == live.score
+    again = services.recompute(session, tenant_id=ids["tenant_id"], months=3, today=today)
+    assert again == stored  # replaced, not added
+    assert session.query(ScorecardSnapshot).filter_by(tenant_id=ids["tenant_id"]).count() == stored
+    # A snapshot is what a closed period shows (here altered to prove it is read, not recomputed).
+    snapshot = (
+        session.query(ScorecardSnapshot)
+        .filter_by(tenant_id=ids["tenant_id"], period="month", period_start=date(2026, 1, 1), supplier_id=ids["acme"])
+        .one()
+    )
+    snapshot.figures = {**snapshot.figures, "otif": 12.5}
+    session.flush()
+    window = services.tenant_window(session, ids["tenant_id"], "month", date(2026, 1, 10), today)
+    ranking = services.ranking(session, tenant_id=ids["tenant_id"], window=window, kind="month", today=today)
+    assert ranking[0][1].otif == 12.5
+    points = services.trend(session, tenant_id=ids["tenant_id"], supplier_id=ids["acme"], kind="month", today=today)
+    assert len(points) == 12 and points[-1][0].start == date(2026, 2, 1)
+    by_start = {w.start: f for w, f in points}
+    assert by_start[date(2026, 1, 1)].otif == 12.5  # from the snapshot
+    assert by_start[date(2025, 12, 1)] is None or by_start[date(2025, 12, 1)].otif is None  # no data, not 0
+
+
+def test_trend_chart_leaves_gaps_for_no_data():
+    from portal.scorecards.charts import trend_svg
+
+    points = [
+        ("Jan", {"otif": 50.0, "fill_rate": 90.0}),
+        ("Feb", {"otif": None, "fill_rate": None}),
+        ("Mar", {"otif": 75.0, "fill_rate": 95.0}),
+        ("<b>", {"otif": 80.0, "fill_rate": None}),
+    ]
+    svg = str(trend_svg(points))
+    assert svg.startswith("<svg") and svg.count("<circle") == 5  # one per value, none for "no data"
+    assert "&lt;b&gt;" in svg and "<b>" not in svg
+    # OTIF: Jan alone, then Mar and the last joined; fill rate: two lone points. No line crosses February.
+    assert svg.count("<polyline") == 1
+
+
+def test_settings_change_the_window_and_the_score(app, session):
+    from portal.auth.permissions import Role
+    from portal.tenancy.models import Tenant
+    from tests.factories import PASSWORD, make_member
+    from tests.helpers import PortalClient
+
+    ids = build(session)
+    admin = make_member(session, session.get(Tenant, ids["tenant_id"]), Role.TENANT_ADMIN)
+    client = PortalClient(app.test_client())
+    client.sign_in(admin.email, PASSWORD, admin.secret)
+    form = {
+        "early_days": "2", "late_days": "1", "weight_otif": "100", "weight_fill_rate": "0", "weight_ack_rate": "0",
+        "weight_reliability": "0", "weight_documents": "0", "grades": "A=90, B=40",
+    }  # fmt: skip
+    refused = client.submit("/scorecards/settings", form)
+    assert refused.status_code == 422 and "One band must start at 0" in refused.text
+    assert client.submit("/scorecards/settings", {**form, "grades": "A=90, B=40, C=0"}).status_code == 302
+    window = services.tenant_window(session, ids["tenant_id"], "month", date(2026, 1, 10), date(2026, 2, 15))
+    assert (window.early_days, window.late_days) == (2, 1)
+    figures = services.figures(session, tenant_id=ids["tenant_id"], window=window)[ids["acme"]]
+    # With one day of grace B1 (1 day late) is on time and OTIF: 4/6; the score is OTIF alone.
+    assert figures.otif == pytest.approx(400 / 6) and figures.score == round(400 / 6, 1) and figures.grade == "B"
+
+
+def test_document_compliance_counts_required_documents_valid_at_period_end(session):
+    from portal.documents.models import Document, DocumentStatus, DocumentType, Requirement
+
+    ids = build(session)
+    tenant_id = ids["tenant_id"]
+    iso, insurance = (DocumentType(tenant_id=tenant_id, code=c, name=c) for c in ("ISO", "INS"))
+    session.add_all([iso, insurance])
+    session.flush()
+    session.add_all([Requirement(tenant_id=tenant_id, document_type_id=t.id) for t in (iso, insurance)])
+    session.add(
+        Document(tenant_id=tenant_id, supplier_id=ids["acme"], document_type_id=iso.id, title="ISO",
+                 status=DocumentStatus.APPROVED, expiry_date=date(2026, 6, 30), storage_key="k", original_name="a.pdf",
+                 size=1, content_type="application/pdf", sha256="0" * 64,
+                 created_at=datetime(2025, 12, 1, tzinfo=UTC))
+    )  # fmt: skip
+    session.flush()
+    figures = services.figures(session, tenant_id=tenant_id, window=JAN)
+    assert figures[ids["acme"]].documents == 50.0
+    assert figures[ids["quiet"]].documents == 0.0  # required and missing: 0 %, not "no data"
+    assert figures[ids["quiet"]].otif is None and figures[ids["quiet"]].score == 0.0
+
+
+def test_csv_exports_and_the_pdf(app, session):
+    import csv
+    import io
+
+    from pypdf import PdfReader
+
+    from portal.auth.permissions import Role
+    from portal.scorecards.views import safe_fetcher
+    from portal.tenancy.models import Tenant
+    from tests.factories import PASSWORD, make_member
+    from tests.helpers import PortalClient
+
+    ids = build(session)
+    acme = session.get(Supplier, ids["acme"])
+    acme.name = '=HYPERLINK("http://evil.example") <img src="file:///etc/passwd"> <b>Acme</b>'
+    quiet = session.get(Supplier, ids["quiet"])
+    quiet.name = 'Quiet <link rel="stylesheet" href="http://evil.example/x.css">'
+    session.flush()
+    buyer = make_member(session, session.get(Tenant, ids["tenant_id"]), Role.BUYER)
+    client = PortalClient(app.test_client())
+    client.sign_in(buyer.email, PASSWORD, buyer.secret)
+
+    ranking = client.get("/scorecards.csv?period=month&at=2026-01-20&sort=otif")
+    assert ranking.status_code == 200 and ranking.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(ranking.text)))
+    assert rows[0][:5] == ["supplier_code", "supplier", "category", "period_start", "definitions_version"]
+    acme_row = next(r for r in rows[1:] if r[0] == "ACME")
+    assert acme_row[1].startswith("'=HYPERLINK")  # a formula becomes text
+    assert acme_row[rows[0].index("otif")] == "50.0" and acme_row[rows[0].index("grade")] == "D"
+    quiet_row = next(r for r in rows[1:] if r[0] == "QUIET")
+    assert quiet_row[rows[0].index("otif")] == ""  # no data, not 0
+
+    card = client.get(f"/scorecards/{ids['acme']}.csv?period=month&at=2026-01-20")
+    assert card.status_code == 200 and "order,product,first_promise" in card.text and card.text.count("PO-") == 7
+
+    pdf = client.get(f"/scorecards/{ids['acme']}.pdf?period=month&at=2026-01-20")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.data)).pages)
+    assert '<img src="file:///etc/passwd">' in text  # shown as text, never loaded
+    assert "50.0 %" in text and "PO-1" in text
+    assert client.get(f"/scorecards/{ids['quiet']}.pdf").status_code == 200
+
+    with app.test_request_context():
+        assert b"font-family" in safe_fetcher("https://portal.invalid/static/print.css")["string"]
+        for url in ("file:///etc/passwd", "http://evil.example/x.css", "https://portal.invalid/static/../../wsgi.py",
+                    "data:text/css,body{}", "https://portal.invalid/other/x.css"):  # fmt: skip
+            with pytest.raises(ValueError, match="refused"):
+                safe_fetcher(url)

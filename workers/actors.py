@@ -116,6 +116,18 @@ def send_digests() -> None:
                 queue_digests(session, tenant_id=tenant_id)
 
 
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=30 * 60_000)
+def recompute_scorecards() -> None:
+    """Monthly: store the figures of the closed months and quarters (snapshots)."""
+    from portal.scorecards.services import recompute
+
+    with context.app_context():
+        database = context.database()
+        for tenant_id in context.tenant_ids():
+            with database.transaction(tenant_id=tenant_id) as session:
+                recompute(session, tenant_id=tenant_id, months=24)
+
+
 # --- publishing ------------------------------------------------------------------------
 
 # After a failed send, skip the queue for a moment: one request that emits ten events
@@ -149,6 +161,7 @@ __all__ = [
     "publish",
     "pull_erp",
     "pull_erp_all",
+    "recompute_scorecards",
     "send_digests",
     "sweep_outbox",
 ]

@@ -8,12 +8,12 @@ with GROUP BY. Rates are ``None`` when nothing was counted: "no data", never 0 %
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from statistics import median
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, func, literal, select
+from sqlalchemy import Integer, and_, case, func, insert, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
@@ -68,6 +68,25 @@ def quarter_window(day: date, **kwargs: Any) -> Window:
     start = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
     end = date(start.year + (start.month + 3 > 12), (start.month + 2) % 12 + 1, 1)
     return Window(start, end, **kwargs)
+
+
+def period_window(kind: str, day: date, **kwargs: Any) -> Window:
+    return quarter_window(day, **kwargs) if kind == "quarter" else month_window(day, **kwargs)
+
+
+def tenant_window(session: Session, tenant_id: int, kind: str, day: date, today: date | None = None) -> Window:
+    settings = settings_for(session, tenant_id)
+    return period_window(kind, day, early_days=settings.early_days, late_days=settings.late_days, today=today)
+
+
+def previous_periods(session: Session, tenant_id: int, kind: str, today: date, count: int) -> list[Window]:
+    """The ``count`` closed periods before the current one, oldest first."""
+    windows = []
+    current = tenant_window(session, tenant_id, kind, today, today)
+    for _ in range(count):
+        current = tenant_window(session, tenant_id, kind, current.start - timedelta(days=1), today)
+        windows.append(current)
+    return list(reversed(windows))
 
 
 def _delivery_query(tenant_id: int, window: Window, supplier_id: int | None) -> Any:
@@ -135,9 +154,7 @@ def _delivery_query(tenant_id: int, window: Window, supplier_id: int | None) -> 
         .where(r.c.line_id == d.c.line_id, r.c.running >= d.c.before_qty + effective)
         .scalar_subquery()
     )
-    total_received = (
-        select(func.coalesce(func.max(r.c.running), 0)).where(r.c.line_id == d.c.line_id).scalar_subquery()
-    )
+    total_received = select(func.coalesce(func.max(r.c.running), 0)).where(r.c.line_id == d.c.line_id).scalar_subquery()
     rows = select(
         d.c.delivery_id,
         d.c.line_id,
@@ -211,9 +228,7 @@ def _rate(part: Any, whole: Any) -> float | None:
     return None if not whole else float(Decimal(str(part)) / Decimal(str(whole)) * 100)
 
 
-def figures(
-    session: Session, *, tenant_id: int, window: Window, supplier_id: int | None = None
-) -> dict[int, Figures]:
+def figures(session: Session, *, tenant_id: int, window: Window, supplier_id: int | None = None) -> dict[int, Figures]:
     """Every supplier's delivery and acknowledgement figures for the window (GROUP BY, one query each)."""
     rows = _delivery_query(tenant_id, window, supplier_id)
     judged = _judged(rows, window)
@@ -298,7 +313,7 @@ def document_compliance(
             select(Document.supplier_id, Document.document_type_id).where(
                 Document.tenant_id == tenant_id,
                 Document.status.in_([DocumentStatus.APPROVED, DocumentStatus.EXPIRED, DocumentStatus.SUPERSEDED]),
-                Document.created_at <= datetime.combine(last_day, datetime.max.time()),
+                Document.created_at <= datetime.combine(last_day, datetime.max.time(), tzinfo=UTC),
                 (Document.expiry_date.is_(None)) | (Document.expiry_date >= last_day),
             )
         )
@@ -453,8 +468,16 @@ def _as_date(value: Any) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
-def ranking(session: Session, *, tenant_id: int, window: Window, sort: str = "otif") -> list[tuple[Supplier, Figures]]:
-    by_supplier = figures(session, tenant_id=tenant_id, window=window)
+def ranking(
+    session: Session,
+    *,
+    tenant_id: int,
+    window: Window,
+    sort: str = "otif",
+    kind: str = "month",
+    today: date | None = None,
+) -> list[tuple[Supplier, Figures]]:
+    by_supplier = figures_for(session, tenant_id=tenant_id, kind=kind, window=window, today=today or date.today())
     suppliers = session.execute(select(Supplier).where(Supplier.tenant_id == tenant_id)).scalars().all()
     rows = [(s, by_supplier.get(s.id, Figures(supplier_id=s.id))) for s in suppliers]
 
@@ -464,3 +487,136 @@ def ranking(session: Session, *, tenant_id: int, window: Window, sort: str = "ot
         return (value is None, -(value or 0.0), item[0].name)
 
     return sorted(rows, key=key)
+
+
+# --- snapshots of closed periods ---------------------------------------------------------
+
+
+def recompute(session: Session, *, tenant_id: int, months: int = 24, today: date | None = None) -> int:
+    """Store every supplier's figures for the closed months and quarters of the last ``months`` months.
+
+    A rerun replaces this definition version's rows with identical ones; rows of other
+    versions are left as they were.
+    """
+    from sqlalchemy import delete
+
+    from portal.scorecards.models import ScorecardSnapshot
+
+    today = today or date.today()
+    stored = 0
+    for kind, count in (("month", months), ("quarter", max(1, months // 3))):
+        for window in previous_periods(session, tenant_id, kind, today, count):
+            session.execute(
+                delete(ScorecardSnapshot).where(
+                    ScorecardSnapshot.tenant_id == tenant_id,
+                    ScorecardSnapshot.period == kind,
+                    ScorecardSnapshot.period_start == window.start,
+                    ScorecardSnapshot.version == VERSION,
+                )
+            )
+            rows = [
+                {
+                    "tenant_id": tenant_id,
+                    "supplier_id": figure.supplier_id,
+                    "period": kind,
+                    "period_start": window.start,
+                    "version": VERSION,
+                    "figures": figure.as_dict(),
+                    "computed_at": datetime.now(UTC),
+                }
+                for figure in figures(session, tenant_id=tenant_id, window=window).values()
+            ]
+            if rows:
+                session.execute(insert(ScorecardSnapshot), rows)
+            stored += len(rows)
+    return stored
+
+
+def _from_snapshot(supplier_id: int, data: dict[str, Any]) -> Figures:
+    known = {k: v for k, v in data.items() if k in Figures.__dataclass_fields__}
+    return Figures(supplier_id=supplier_id, **known)
+
+
+def stored_figures(session: Session, *, tenant_id: int, kind: str, window: Window) -> dict[int, Figures] | None:
+    """The snapshot of a closed period (None when it was never computed)."""
+    from portal.scorecards.models import ScorecardSnapshot
+
+    rows = session.execute(
+        select(ScorecardSnapshot.supplier_id, ScorecardSnapshot.figures).where(
+            ScorecardSnapshot.tenant_id == tenant_id,
+            ScorecardSnapshot.period == kind,
+            ScorecardSnapshot.period_start == window.start,
+            ScorecardSnapshot.version == VERSION,
+        )
+    ).all()
+    if not rows:
+        return None
+    return {supplier_id: _from_snapshot(supplier_id, data) for supplier_id, data in rows}
+
+
+def figures_for(session: Session, *, tenant_id: int, kind: str, window: Window, today: date) -> dict[int, Figures]:
+    """Closed periods from their snapshot when there is one; the current period live."""
+    if window.end <= today:
+        stored = stored_figures(session, tenant_id=tenant_id, kind=kind, window=window)
+        if stored is not None:
+            return stored
+    return figures(session, tenant_id=tenant_id, window=window)
+
+
+def trend(
+    session: Session, *, tenant_id: int, supplier_id: int, kind: str, today: date, count: int = 12
+) -> list[tuple[Window, Figures | None]]:
+    """The last ``count`` periods, oldest first, the current one last: snapshots, then live."""
+    from portal.scorecards.models import ScorecardSnapshot
+
+    windows = previous_periods(session, tenant_id, kind, today, count - 1)
+    stored = {
+        start: data
+        for start, data in session.execute(
+            select(ScorecardSnapshot.period_start, ScorecardSnapshot.figures).where(
+                ScorecardSnapshot.tenant_id == tenant_id,
+                ScorecardSnapshot.supplier_id == supplier_id,
+                ScorecardSnapshot.period == kind,
+                ScorecardSnapshot.version == VERSION,
+                ScorecardSnapshot.period_start >= (windows[0].start if windows else date.min),
+            )
+        )
+    }
+    points: list[tuple[Window, Figures | None]] = []
+    for window in windows:
+        data = stored.get(window.start)
+        if data is None:  # never snapshotted: computed now
+            data = figures(session, tenant_id=tenant_id, window=window, supplier_id=supplier_id).get(supplier_id)
+            points.append((window, data))
+        else:
+            points.append((window, _from_snapshot(supplier_id, data)))
+    current = tenant_window(session, tenant_id, kind, today, today)
+    points.append(
+        (current, figures(session, tenant_id=tenant_id, window=current, supplier_id=supplier_id).get(supplier_id))
+    )
+    return points
+
+
+def save_settings(session: Session, *, tenant_id: int, values: dict[str, Any], actor: Any) -> None:
+    from portal.scorecards.models import ScorecardSettings
+
+    current = session.execute(
+        select(ScorecardSettings).where(ScorecardSettings.tenant_id == tenant_id)
+    ).scalar_one_or_none()
+    before = None
+    if current is None:
+        current = ScorecardSettings(tenant_id=tenant_id)
+        session.add(current)
+    else:
+        before = {"early_days": current.early_days, "late_days": current.late_days, "weights": current.weights,
+                  "grades": current.grades}  # fmt: skip
+    current.early_days = int(values["early_days"])
+    current.late_days = int(values["late_days"])
+    current.weights = dict(values["weights"])
+    current.grades = [list(g) for g in values["grades"]]
+    current.updated_at = datetime.now(UTC)
+    session.flush()
+    actor.audit(
+        session, "scorecard.settings_changed", tenant_id=tenant_id, object_type="scorecard_settings",
+        object_id=current.id, before=before, after=values,
+    )  # fmt: skip

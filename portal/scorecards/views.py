@@ -1,91 +1,279 @@
-"""Scorecards: a supplier's own, the buyers' ranking and one supplier's, and the definitions."""
+"""Scorecards: a supplier's own, the buyers' ranking and one supplier's, exports, settings, definitions."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date
+from pathlib import Path
+from typing import Any
 
-from flask import Blueprint, Flask, abort, render_template, request
+from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from portal.auth.access import get_scoped_or_404, requires
 from portal.auth.admin_views import ctx
 from portal.auth.permissions import Permission
+from portal.auth.views import actor
 from portal.scorecards import services
+from portal.scorecards.charts import trend_svg
 from portal.scorecards.definitions import DEFINITIONS, VERSION
+from portal.scorecards.forms import SettingsForm
 from portal.suppliers.models import Supplier
 from portal.web import db_session
 
 bp = Blueprint("scorecards", __name__, template_folder="templates")
 
-SORTABLE = {"otif": "OTIF", "on_time": "On time", "in_full": "In full", "fill_rate": "Fill rate", "ack_rate": "Ack."}
+SORTABLE = {
+    "score": "Score",
+    "otif": "OTIF",
+    "on_time": "On time",
+    "in_full": "In full",
+    "fill_rate": "Fill rate",
+    "ack_rate": "Ack.",
+    "promise_kept": "Promises kept",
+    "documents": "Documents",
+}
+FIGURE_COLUMNS = ("deliveries", "on_time", "in_full", "otif", "fill_rate", "orders", "ack_rate", "ack_hours",
+                  "promise_kept", "slip_days", "lead_error_days", "documents", "score", "grade")  # fmt: skip
+
+
+def _kind() -> str:
+    return "quarter" if request.args.get("period") == "quarter" else "month"
 
 
 def _window() -> services.Window:
     try:
-        at = date.fromisoformat(request.args.get("at", "")) if request.args.get("at") else date.today()
+        at = date.fromisoformat(request.args["at"]) if request.args.get("at") else date.today()
     except ValueError:
         abort(404)
-    if request.args.get("period") == "quarter":
-        return services.quarter_window(at)
-    return services.month_window(at)
+    return services.tenant_window(db_session(), ctx().tenant_id, _kind(), at)
 
 
-def _scorecard(supplier: Supplier) -> str:
+def _card(supplier: Supplier) -> dict[str, Any]:
     context = ctx()
     session = db_session()
-    window = _window()
-    figures = services.figures(session, tenant_id=context.tenant_id, window=window, supplier_id=supplier.id).get(
+    window, kind, today = _window(), _kind(), date.today()
+    figures = services.figures_for(session, tenant_id=context.tenant_id, kind=kind, window=window, today=today).get(
         supplier.id, services.Figures(supplier_id=supplier.id)
     )
-    rows = services.evidence(session, tenant_id=context.tenant_id, window=window, supplier_id=supplier.id)
-    return render_template(
-        "scorecards/scorecard.html",
-        supplier=supplier,
-        figures=figures,
-        rows=rows,
-        window=window,
-        period=request.args.get("period", "month"),
-        version=VERSION,
+    points = services.trend(session, tenant_id=context.tenant_id, supplier_id=supplier.id, kind=kind, today=today)
+    chart = trend_svg(
+        [
+            (
+                f"{w.start:%b %y}" if kind == "month" else f"Q{(w.start.month - 1) // 3 + 1} {w.start:%y}",
+                {"otif": f.otif if f else None, "fill_rate": f.fill_rate if f else None},
+            )
+            for w, f in points
+        ]
     )
+    rows = services.evidence(session, tenant_id=context.tenant_id, window=window, supplier_id=supplier.id)
+    return {
+        "supplier": supplier,
+        "figures": figures,
+        "rows": rows,
+        "window": window,
+        "period": kind,
+        "version": VERSION,
+        "chart": chart,
+        "at": request.args.get("at", ""),
+    }
+
+
+def _own_supplier() -> Supplier:
+    context = ctx()
+    if context.supplier_id is None:
+        abort(404)
+    return get_scoped_or_404(db_session(), Supplier, context.supplier_id, context)
 
 
 @bp.route("/scorecard")
 @requires(Permission.ORDERS_VIEW)
 def own() -> str:
     """A supplier's own scorecard for the customer it works for."""
-    context = ctx()
-    if context.supplier_id is None:
-        abort(404)
-    return _scorecard(get_scoped_or_404(db_session(), Supplier, context.supplier_id, context))
-
-
-@bp.route("/scorecards")
-@requires(Permission.SUPPLIERS_VIEW)
-def ranking() -> str:
-    context = ctx()
-    sort = request.args.get("sort", "otif")
-    if sort not in SORTABLE:
-        sort = "otif"
-    window = _window()
-    rows = services.ranking(db_session(), tenant_id=context.tenant_id, window=window, sort=sort)
-    category = request.args.get("category", "").strip()
-    if category:
-        rows = [(s, f) for s, f in rows if s.category == category]
-    return render_template(
-        "scorecards/ranking.html",
-        rows=rows,
-        window=window,
-        sort=sort,
-        sortable=SORTABLE,
-        period=request.args.get("period", "month"),
-        category=category,
-        version=VERSION,
-    )
+    return render_template("scorecards/scorecard.html", **_card(_own_supplier()))
 
 
 @bp.route("/scorecards/<int:supplier_id>")
 @requires(Permission.SUPPLIERS_VIEW)
 def supplier(supplier_id: int) -> str:
-    return _scorecard(get_scoped_or_404(db_session(), Supplier, supplier_id, ctx()))
+    return render_template(
+        "scorecards/scorecard.html", **_card(get_scoped_or_404(db_session(), Supplier, supplier_id, ctx()))
+    )
+
+
+@bp.route("/scorecards")
+@requires(Permission.SUPPLIERS_VIEW)
+def ranking() -> str:
+    rows, sort, category = _ranking_rows()
+    return render_template(
+        "scorecards/ranking.html",
+        rows=rows,
+        window=_window(),
+        sort=sort,
+        sortable=SORTABLE,
+        period=_kind(),
+        category=category,
+        categories=sorted({s.category for s, _ in services.ranking(db_session(), tenant_id=ctx().tenant_id,
+                                                                     window=_window(), kind=_kind()) if s.category}),
+        version=VERSION,
+        at=request.args.get("at", ""),
+    )  # fmt: skip
+
+
+def _ranking_rows() -> tuple[list[tuple[Supplier, services.Figures]], str, str]:
+    sort = request.args.get("sort", "score")
+    sort = sort if sort in SORTABLE else "score"
+    rows = services.ranking(db_session(), tenant_id=ctx().tenant_id, window=_window(), sort=sort, kind=_kind())
+    category = request.args.get("category", "").strip()
+    if category:
+        rows = [(s, f) for s, f in rows if s.category == category]
+    return rows, sort, category
+
+
+def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for row in rows:
+        # A cell starting with = + - @ would be a formula in a spreadsheet: make it text.
+        writer.writerow(["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row])
+    response = Response(out.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def _value(value: Any) -> Any:
+    return "" if value is None else (round(value, 2) if isinstance(value, float) else value)
+
+
+@bp.route("/scorecards.csv")
+@requires(Permission.SUPPLIERS_VIEW)
+def ranking_csv() -> Response:
+    rows, _, _ = _ranking_rows()
+    window = _window()
+    return _csv(
+        f"scorecards-{window.start}.csv",
+        ["supplier_code", "supplier", "category", "period_start", "definitions_version", *FIGURE_COLUMNS],
+        [
+            [
+                s.code,
+                s.name,
+                s.category,
+                window.start.isoformat(),
+                VERSION,
+                *(_value(getattr(f, c)) for c in FIGURE_COLUMNS),
+            ]
+            for s, f in rows
+        ],
+    )
+
+
+def _card_csv(supplier: Supplier) -> Response:
+    card = _card(supplier)
+    figures = card["figures"]
+    lines: list[list[Any]] = [["figure", "value"]]
+    lines += [[c, _value(getattr(figures, c))] for c in FIGURE_COLUMNS]
+    lines.append([])
+    lines.append(["order", "product", "first_promise", "promised", "quantity", "first_goods", "complete", "counted",
+                  "on_time", "in_full", "otif", "days_late"])  # fmt: skip
+    for r in card["rows"]:
+        lines.append([r.order_number, r.product_code, r.first_promised_date, r.promised_date, r.quantity,
+                      r.first_arrival or "", r.completed_on or "", r.counted, r.on_time, r.in_full, r.otif,
+                      r.days_late if r.days_late is not None else ""])  # fmt: skip
+    return _csv(f"scorecard-{supplier.code}-{card['window'].start}.csv", lines[0], lines[1:])
+
+
+@bp.route("/scorecard.csv")
+@requires(Permission.ORDERS_VIEW)
+def own_csv() -> Response:
+    return _card_csv(_own_supplier())
+
+
+@bp.route("/scorecards/<int:supplier_id>.csv")
+@requires(Permission.SUPPLIERS_VIEW)
+def supplier_csv(supplier_id: int) -> Response:
+    return _card_csv(get_scoped_or_404(db_session(), Supplier, supplier_id, ctx()))
+
+
+# --- PDF -------------------------------------------------------------------------------------
+
+ASSET_BASE = "https://portal.invalid/"
+
+
+def safe_fetcher(url: str, timeout: int = 10, ssl_context: Any = None) -> dict[str, Any]:
+    """WeasyPrint may load the portal's own static files, and nothing else (no file://, no network)."""
+    prefix = ASSET_BASE + "static/"
+    if not url.startswith(prefix):
+        raise ValueError(f"refused to load {url[:80]!r} while making a PDF")
+    root = Path(current_app.static_folder or "").resolve()
+    target = (root / url[len(prefix) :].split("?", 1)[0]).resolve()
+    if root not in target.parents or not target.is_file():
+        raise ValueError(f"refused to load {url[:80]!r} while making a PDF")
+    return {"string": target.read_bytes(), "mime_type": "text/css" if target.suffix == ".css" else None}
+
+
+def _fetcher() -> Any:
+    """``safe_fetcher`` in the form this WeasyPrint wants (a URLFetcher since 68, a function before)."""
+    from weasyprint import urls
+
+    if not hasattr(urls, "URLFetcherResponse"):
+        return safe_fetcher
+
+    class PortalAssets(urls.URLFetcher):
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            found = safe_fetcher(url)
+            return urls.URLFetcherResponse(url, found["string"], {"Content-Type": found["mime_type"] or "text/css"})
+
+    return PortalAssets()
+
+
+def render_pdf(card: dict[str, Any]) -> bytes:
+    from weasyprint import HTML
+
+    html = render_template("scorecards/pdf.html", asset_base=ASSET_BASE, **card)
+    return HTML(string=html, base_url=ASSET_BASE, url_fetcher=_fetcher()).write_pdf()
+
+
+def _pdf(supplier: Supplier) -> Response:
+    card = _card(supplier)
+    response = Response(render_pdf(card), mimetype="application/pdf")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="scorecard-{supplier.code}-{card["window"].start}.pdf"'
+    )
+    return response
+
+
+@bp.route("/scorecard.pdf")
+@requires(Permission.ORDERS_VIEW)
+def own_pdf() -> Response:
+    return _pdf(_own_supplier())
+
+
+@bp.route("/scorecards/<int:supplier_id>.pdf")
+@requires(Permission.SUPPLIERS_VIEW)
+def supplier_pdf(supplier_id: int) -> Response:
+    return _pdf(get_scoped_or_404(db_session(), Supplier, supplier_id, ctx()))
+
+
+# --- settings and definitions ---------------------------------------------------------------
+
+
+@bp.route("/scorecards/settings", methods=["GET", "POST"])
+@requires(Permission.TENANT_SETTINGS)
+def settings() -> tuple[str, int] | Response:
+    context = ctx()
+    session = db_session()
+    current = services.settings_for(session, context.tenant_id)
+    form = SettingsForm()
+    if request.method == "GET":
+        form.load(current)
+    elif form.validate_on_submit():
+        services.save_settings(session, tenant_id=context.tenant_id, values=form.values(), actor=actor())
+        flash("Scorecard settings saved. Closed periods keep their stored figures until they are recomputed.",
+              "success")  # fmt: skip
+        return redirect(url_for("scorecards.settings"))
+    return render_template("scorecards/settings.html", form=form), 200 if request.method == "GET" else 422
 
 
 @bp.route("/scorecards/definitions")
@@ -96,5 +284,3 @@ def definitions() -> str:
 
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
-
-

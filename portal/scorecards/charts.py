@@ -1,0 +1,59 @@
+"""Trend charts as inline SVG, drawn on the server (no external service; WeasyPrint renders them too)."""
+
+from __future__ import annotations
+
+from markupsafe import Markup, escape
+
+WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 640, 220, 40, 30, 10
+SERIES = (("otif", "OTIF", "#1f6feb"), ("fill_rate", "Fill rate", "#2da44e"))
+
+
+def trend_svg(points: list[tuple[str, dict[str, float | None]]]) -> Markup:
+    """A line per series over the periods; a period without data leaves a gap, never a zero."""
+    count = max(len(points), 1)
+    plot_w, plot_h = WIDTH - LEFT - 10, HEIGHT - BOTTOM - TOP
+
+    def x(i: int) -> float:
+        return LEFT + (plot_w * i / (count - 1) if count > 1 else plot_w / 2)
+
+    def y(value: float) -> float:
+        return TOP + plot_h * (1 - max(0.0, min(100.0, value)) / 100)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
+        'role="img" aria-label="Trend of OTIF and fill rate" class="trend">'
+    ]
+    for level in (0, 50, 100):
+        parts.append(
+            f'<line x1="{LEFT}" y1="{y(level):.1f}" x2="{WIDTH - 10}" y2="{y(level):.1f}" stroke="#d5dbe1"/>'
+            f'<text x="{LEFT - 6}" y="{y(level) + 4:.1f}" font-size="10" text-anchor="end">{level}%</text>'
+        )
+    for i, (label, _) in enumerate(points):
+        parts.append(
+            f'<text x="{x(i):.1f}" y="{HEIGHT - 10}" font-size="9" text-anchor="middle">{escape(label)}</text>'
+        )
+    for key, name, colour in SERIES:
+        segment: list[str] = []
+        segments: list[list[str]] = []
+        for i, (_, values) in enumerate(points):
+            value = values.get(key)
+            if value is None:
+                if segment:
+                    segments.append(segment)
+                segment = []
+                continue
+            segment.append(f"{x(i):.1f},{y(value):.1f}")
+            parts.append(f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="3" fill="{colour}"><title>{name} '
+                         f"{escape(points[i][0])}: {value:.1f}%</title></circle>")  # fmt: skip
+        if segment:
+            segments.append(segment)
+        for seg in segments:
+            if len(seg) > 1:
+                parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(seg)}"/>')
+    legend_x = LEFT
+    for _, name, colour in SERIES:
+        parts.append(f'<rect x="{legend_x}" y="0" width="10" height="4" fill="{colour}"/>'
+                     f'<text x="{legend_x + 14}" y="6" font-size="10">{name}</text>')  # fmt: skip
+        legend_x += 90
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704  (every value is a number or escaped)
