@@ -103,6 +103,16 @@ STEPS = [
     """,
     ),
     (
+        "receipts (received lines: one arrival each, from 4 days early to 6 days late; every 7th line short)",
+        """
+        INSERT INTO receipts (tenant_id, line_id, quantity, received_on, source, created_at)
+        SELECT 1, l.id, CASE WHEN l.id % 7 = 0 THEN l.received_quantity * 0.8 ELSE l.received_quantity END,
+               s.promised_date + ((l.id * 13) % 11 - 4)::int, 'erp', now()
+        FROM purchase_order_lines l JOIN delivery_schedules s ON s.line_id = l.id
+        WHERE l.received_quantity > 0;
+    """,
+    ),
+    (
         "order totals",
         """
         UPDATE purchase_orders o SET total_value = t.total, due_date = t.due

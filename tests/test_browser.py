@@ -312,3 +312,30 @@ def test_supplier_uploads_a_certificate_and_compliance_approves_it(
     sign_in_browser(page, live_server, people[0], PASSWORD, code_at(people[1], 1))
     page.click("nav.mainnav >> text=Compliance")
     assert "valid until" in page.inner_text("main")
+
+
+def test_supplier_drills_from_a_scorecard_figure_to_the_late_delivery(live_server, browser, committed_db):
+    from portal.suppliers.models import Supplier
+    from portal.tenancy.models import Tenant
+    from tests.factories import PASSWORD
+    from tests.test_scorecards import build
+
+    with tenant_session(committed_db, None) as s:
+        ids = build(s)
+        set_context(s, tenant_id=ids["tenant_id"])
+        seller = make_member(
+            s, s.get(Tenant, ids["tenant_id"]), Role.SUPPLIER_ADMIN, supplier=s.get(Supplier, ids["acme"])
+        )
+        email, secret = seller.email, seller.secret
+    page = browser.new_page()
+    sign_in_browser(page, live_server, email, PASSWORD, code_at(secret, 0))
+    page.click("nav.mainnav >> text=Scorecard")
+    page.goto(live_server + "/scorecard?period=month&at=2026-01-20")
+    assert page.inner_text("[data-testid=otif]").strip() == "50.0 %"
+    assert page.locator("svg.trend").count() == 1
+    # The late first delivery of the split line: flagged, one day late, and it leads to its order line.
+    late = page.locator("table.evidence tr.flagged", has_text="2026-01-13")  # arrived 13 Jan, promised 12 Jan
+    assert late.count() == 1 and late.locator("td").last.inner_text().strip() == "1"
+    late.locator("a").click()
+    page.wait_for_url("**/orders/*#line-*")
+    assert "Order PO-1" in page.inner_text("h1")

@@ -222,7 +222,11 @@ class DeliverySchedule(TenantOwned, Base):
     """One dated delivery the supplier committed to; a split line has several."""
 
     __tablename__ = "delivery_schedules"
-    __table_args__ = (UniqueConstraint("line_id", "position"),)
+    __table_args__ = (
+        UniqueConstraint("line_id", "position"),
+        # Scorecards: the deliveries promised in a period.
+        Index("ix_delivery_schedules_tenant_promised", "tenant_id", "promised_date", "line_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
     line_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_order_lines.id", ondelete="CASCADE"), index=True)

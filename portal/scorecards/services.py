@@ -100,6 +100,19 @@ def _delivery_query(tenant_id: int, window: Window, supplier_id: int | None) -> 
         ),
         0,
     )
+    # Only lines with a delivery promised in the window (the index on (tenant, promised date)),
+    # but every delivery of those lines: receipts are set against a line's deliveries in order.
+    in_window = select(schedule.line_id).where(
+        schedule.tenant_id == tenant_id,
+        schedule.active.is_(True),
+        schedule.promised_date >= window.start,
+        schedule.promised_date < window.end,
+    )
+    if supplier_id is not None:
+        # One supplier: start from its lines, not from every delivery of the period.
+        in_window = in_window.join(line, and_(line.id == schedule.line_id, line.tenant_id == tenant_id)).where(
+            line.supplier_id == supplier_id
+        )
     deliveries = (
         select(
             schedule.id.label("delivery_id"),
@@ -115,7 +128,7 @@ def _delivery_query(tenant_id: int, window: Window, supplier_id: int | None) -> 
             before.label("before_qty"),
         )
         .join(line, and_(line.id == schedule.line_id, line.tenant_id == tenant_id))
-        .where(schedule.tenant_id == tenant_id, schedule.active.is_(True))
+        .where(schedule.tenant_id == tenant_id, schedule.active.is_(True), schedule.line_id.in_(in_window))
     )
     if supplier_id is not None:
         deliveries = deliveries.where(line.supplier_id == supplier_id)
@@ -126,7 +139,7 @@ def _delivery_query(tenant_id: int, window: Window, supplier_id: int | None) -> 
         func.sum(Receipt.quantity)
         .over(partition_by=Receipt.line_id, order_by=(Receipt.received_on, Receipt.id))
         .label("running"),
-    ).where(Receipt.tenant_id == tenant_id)
+    ).where(Receipt.tenant_id == tenant_id, Receipt.line_id.in_(in_window))
     if supplier_id is not None:
         receipts = receipts.join(line, and_(line.id == Receipt.line_id, line.tenant_id == tenant_id)).where(
             line.supplier_id == supplier_id

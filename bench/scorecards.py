@@ -1,0 +1,158 @@
+"""Scorecards benchmark over the orders data set (``bench/orders_data.py``: 1,000,015 lines, with receipts).
+
+Measured in one run and printed:
+
+1. the full recompute of every supplier's snapshots over 24 months (months and quarters), against a single
+   hand-written SQL GROUP BY computing the same OTIF figures per supplier and month (target: at most 1.3x);
+2. one supplier's scorecard page (the benchmark supplier, 25,000 lines) and the buyers' ranking page from
+   snapshots, each requested 40 times in a row through the portal (test client, one connection): p50 / p95
+   (targets 50 ms and 100 ms);
+3. one scorecard PDF, warm (target at most 1 s).
+
+Usage: python bench/scorecards.py   (after python bench/orders_data.py)
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+
+DB = "portal_bench_orders"
+TODAY = date(2026, 11, 27)
+
+HAND_WRITTEN = """
+WITH d AS (
+    SELECT s.line_id, l.supplier_id, s.quantity, s.promised_date,
+           COALESCE(SUM(s.quantity) OVER (PARTITION BY s.line_id ORDER BY s.promised_date, s.position
+                                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+    FROM delivery_schedules s JOIN purchase_order_lines l ON l.id = s.line_id AND l.tenant_id = 1
+    WHERE s.tenant_id = 1 AND s.active AND s.promised_date >= :start AND s.promised_date < :end
+), r AS (
+    SELECT line_id, received_on, SUM(quantity) OVER (PARTITION BY line_id ORDER BY received_on, id) AS running
+    FROM receipts WHERE tenant_id = 1
+), j AS (
+    SELECT d.*,
+           (SELECT min(received_on) FROM r WHERE r.line_id = d.line_id AND r.running > d.before) AS first_arrival,
+           (SELECT min(received_on) FROM r WHERE r.line_id = d.line_id AND r.running >= d.before + d.quantity)
+               AS completed
+    FROM d
+)
+SELECT supplier_id, date_trunc('month', promised_date) AS month,
+       count(*) FILTER (WHERE completed IS NOT NULL OR promised_date < :closed) AS deliveries,
+       count(*) FILTER (WHERE completed IS NOT NULL AND completed - promised_date <= 0
+                        AND first_arrival - promised_date >= -2) AS otif
+FROM j GROUP BY 1, 2
+"""
+
+
+def timed(fn, runs: int) -> list[float]:  # type: ignore[no-untyped-def]
+    out = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    import os
+
+    os.environ.update(
+        {
+            "PORTAL_ENV": "development",
+            "PORTAL_WORKERS": "external",
+            "PORTAL_DEMO": "0",
+            "SECRET_KEY": "bench-secret-key-0123456789-0123456789",
+            "DATABASE_URL": f"postgresql://portal_app@127.0.0.1:5432/{DB}",
+            "PORTAL_INSTANCE_PATH": "/tmp/bench-scorecards",
+        }
+    )
+    from portal import create_app
+    from portal.auth import sessions
+    from portal.auth.models import Membership, User
+    from portal.auth.permissions import Role
+    from portal.db import utcnow
+    from portal.scorecards import services
+    from portal.web import CONTEXT_SESSION_KEY
+
+    app = create_app()
+    database = app.extensions["portal.db"]
+    results = []
+
+    # 1. Full recompute against one hand-written GROUP BY over the same 24 months.
+    with database.transaction(tenant_id=1) as s:
+        months = services.previous_periods(s, 1, "month", TODAY, 24)
+    first, last = months[0].start, months[-1].end
+    started = time.perf_counter()
+    with database.transaction(tenant_id=1) as s:
+        stored = services.recompute(s, tenant_id=1, months=24, today=TODAY)
+    recompute_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    with database.transaction(tenant_id=1) as s:
+        hand = s.execute(text(HAND_WRITTEN), {"start": first, "end": last, "closed": TODAY}).all()
+    hand_seconds = time.perf_counter() - started
+    results.append(
+        ("full recompute, all suppliers, 24 months + 8 quarters", f"{recompute_seconds:.1f} s ({stored:,} snapshots)")
+    )
+    results.append(
+        ("one hand-written GROUP BY, OTIF per supplier and month", f"{hand_seconds:.1f} s ({len(hand):,} rows)")
+    )
+    results.append(("ratio (target at most 1.3)", f"{recompute_seconds / hand_seconds:.1f}x"))
+
+    # 2. Pages, signed in through a real session record.
+    with database.transaction() as s:
+        user = s.query(User).filter_by(email="bench-buyer@bench.example").one_or_none()
+        if user is None:
+            user = User(
+                email="bench-buyer@bench.example", name="Bench", password_hash="x", password_changed_at=utcnow()
+            )
+            s.add(user)
+            s.flush()
+    with database.transaction(tenant_id=1) as s:
+        membership = s.query(Membership).filter_by(user_id=user.id, tenant_id=1).one_or_none()
+        if membership is None:
+            membership = Membership(tenant_id=1, user_id=user.id, role=Role.BUYER)
+            s.add(membership)
+            s.flush()
+        user = s.get(User, user.id)
+        token = sessions.start_session(s, user, ip="127.0.0.1", user_agent="bench", auth_method="totp")
+        membership_id = membership.id
+    client = app.test_client()
+    with client.session_transaction() as cookie:
+        cookie["_user_id"] = token
+        cookie["_fresh"] = True
+        cookie[CONTEXT_SESSION_KEY] = [membership_id, 1]
+    for label, url, target in (
+        ("one supplier's scorecard page (25,000 lines), current month", "/scorecards/1", 0.050),
+        ("buyers' ranking from snapshots (5,000 suppliers), last month", "/scorecards?at=2026-10-15", 0.100),
+    ):
+        assert client.get(url).status_code == 200, url  # warm
+        times = timed(lambda url=url: client.get(url), 40)
+        results.append((label, f"p50 {statistics.median(times) * 1000:,.0f} ms, p95 {p95(times) * 1000:,.0f} ms "
+                               f"(target {target * 1000:.0f} ms)"))  # fmt: skip
+
+    # 3. A PDF, warm (through the route: rendering, WeasyPrint, the response).
+    client.get("/scorecards/1.pdf")  # warm: imports and fonts
+    times = timed(lambda: client.get("/scorecards/1.pdf"), 5)
+    results.append(("one scorecard PDF, warm (target 1 s)", f"median {statistics.median(times):.2f} s"))
+
+    width = max(len(name) for name, _ in results)
+    for name, value in results:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
