@@ -346,3 +346,17 @@ def test_csv_exports_and_the_pdf(app, session):
                     "data:text/css,body{}", "https://portal.invalid/other/x.css"):  # fmt: skip
             with pytest.raises(ValueError, match="refused"):
                 safe_fetcher(url)
+
+
+def test_the_ranking_filtered_to_one_company(session):
+    from sqlalchemy import select as sa_select
+
+    ids = build(session)
+    company_id = session.execute(sa_select(PurchaseOrder.company_id)).scalars().first()
+    other = Company(tenant_id=ids["tenant_id"], code="OTHER", name="Other company")
+    session.add(other)
+    session.flush()
+    mine = services.ranking(session, tenant_id=ids["tenant_id"], window=JAN, company_id=company_id)
+    assert dict((s.id, f.otif) for s, f in mine)[ids["acme"]] == 50.0
+    theirs = services.ranking(session, tenant_id=ids["tenant_id"], window=JAN, company_id=other.id)
+    assert all(f.otif is None and f.orders == 0 for _, f in theirs)

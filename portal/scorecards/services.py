@@ -89,7 +89,7 @@ def previous_periods(session: Session, tenant_id: int, kind: str, today: date, c
     return list(reversed(windows))
 
 
-def _delivery_query(tenant_id: int, window: Window, supplier_id: int | None) -> Any:
+def _delivery_query(tenant_id: int, window: Window, supplier_id: int | None, company_id: int | None = None) -> Any:
     """One row per active delivery promised in the window, with its receipts set against it."""
     schedule, line = DeliverySchedule, PurchaseOrderLine
     before = func.coalesce(
@@ -132,6 +132,14 @@ def _delivery_query(tenant_id: int, window: Window, supplier_id: int | None) -> 
     )
     if supplier_id is not None:
         deliveries = deliveries.where(line.supplier_id == supplier_id)
+    if company_id is not None:
+        deliveries = deliveries.where(
+            line.order_id.in_(
+                select(PurchaseOrder.id).where(
+                    PurchaseOrder.tenant_id == tenant_id, PurchaseOrder.company_id == company_id
+                )
+            )
+        )
     d = deliveries.subquery("d")
     receipts = select(
         Receipt.line_id,
@@ -241,9 +249,17 @@ def _rate(part: Any, whole: Any) -> float | None:
     return None if not whole else float(Decimal(str(part)) / Decimal(str(whole)) * 100)
 
 
-def figures(session: Session, *, tenant_id: int, window: Window, supplier_id: int | None = None) -> dict[int, Figures]:
-    """Every supplier's delivery and acknowledgement figures for the window (GROUP BY, one query each)."""
-    rows = _delivery_query(tenant_id, window, supplier_id)
+def figures(
+    session: Session,
+    *,
+    tenant_id: int,
+    window: Window,
+    supplier_id: int | None = None,
+    company_id: int | None = None,
+) -> dict[int, Figures]:
+    """Every supplier's delivery and acknowledgement figures for the window (GROUP BY, one query each);
+    ``company_id`` keeps the orders of one of the tenant's companies."""
+    rows = _delivery_query(tenant_id, window, supplier_id, company_id)
     judged = _judged(rows, window)
     counted = judged["counted"]
 
@@ -284,7 +300,7 @@ def figures(session: Session, *, tenant_id: int, window: Window, supplier_id: in
             slip_days=None if row.slip is None else round(float(row.slip), 1),
             lead_error_days=None if row.lead_error is None else round(float(row.lead_error), 1),
         )
-    for supplier, ordered, answered in _acknowledgements(session, tenant_id, window, supplier_id):
+    for supplier, ordered, answered in _acknowledgements(session, tenant_id, window, supplier_id, company_id):
         figure = result.setdefault(supplier, Figures(supplier_id=supplier))
         figure.orders = ordered
         figure.ack_rate = _rate(answered, ordered)
@@ -376,7 +392,9 @@ def settings_for(session: Session, tenant_id: int) -> Any:
     )  # fmt: skip
 
 
-def _acknowledgements(session: Session, tenant_id: int, window: Window, supplier_id: int | None) -> Any:
+def _acknowledgements(
+    session: Session, tenant_id: int, window: Window, supplier_id: int | None, company_id: int | None = None
+) -> Any:
     from portal.tenancy.models import Tenant
 
     days = session.execute(select(Tenant.unconfirmed_after_days).where(Tenant.id == tenant_id)).scalar_one()
@@ -392,6 +410,8 @@ def _acknowledgements(session: Session, tenant_id: int, window: Window, supplier
     )
     if supplier_id is not None:
         stmt = stmt.where(order.supplier_id == supplier_id)
+    if company_id is not None:
+        stmt = stmt.where(order.company_id == company_id)
     return [(s, int(n), int(a or 0)) for s, n, a in session.execute(stmt)]
 
 
@@ -489,8 +509,12 @@ def ranking(
     sort: str = "otif",
     kind: str = "month",
     today: date | None = None,
+    company_id: int | None = None,
 ) -> list[tuple[Supplier, Figures]]:
-    by_supplier = figures_for(session, tenant_id=tenant_id, kind=kind, window=window, today=today or date.today())
+    if company_id is not None:  # snapshots are per supplier overall: one company's figures are computed
+        by_supplier = figures(session, tenant_id=tenant_id, window=window, company_id=company_id)
+    else:
+        by_supplier = figures_for(session, tenant_id=tenant_id, kind=kind, window=window, today=today or date.today())
     suppliers = session.execute(select(Supplier).where(Supplier.tenant_id == tenant_id)).scalars().all()
     rows = [(s, by_supplier.get(s.id, Figures(supplier_id=s.id))) for s in suppliers]
 

@@ -114,17 +114,47 @@ def ranking() -> str:
         sortable=SORTABLE,
         period=_kind(),
         category=category,
-        categories=sorted({s.category for s, _ in services.ranking(db_session(), tenant_id=ctx().tenant_id,
-                                                                     window=_window(), kind=_kind()) if s.category}),
+        categories=_categories(),
+        companies=_companies(),
+        company=request.args.get("company", ""),
         version=VERSION,
         at=request.args.get("at", ""),
     )  # fmt: skip
 
 
+def _categories() -> list[str]:
+    from sqlalchemy import select
+
+    rows = db_session().execute(
+        select(Supplier.category).where(Supplier.tenant_id == ctx().tenant_id, Supplier.category != "").distinct()
+    )
+    return sorted(rows.scalars())
+
+
+def _companies() -> list[Any]:
+    from sqlalchemy import select
+
+    from portal.tenancy.models import Company
+
+    return list(
+        db_session().execute(
+            select(Company.id, Company.name).where(Company.tenant_id == ctx().tenant_id).order_by(Company.name)
+        )
+    )
+
+
 def _ranking_rows() -> tuple[list[tuple[Supplier, services.Figures]], str, str]:
     sort = request.args.get("sort", "score")
     sort = sort if sort in SORTABLE else "score"
-    rows = services.ranking(db_session(), tenant_id=ctx().tenant_id, window=_window(), sort=sort, kind=_kind())
+    company = request.args.get("company", "")
+    rows = services.ranking(
+        db_session(),
+        tenant_id=ctx().tenant_id,
+        window=_window(),
+        sort=sort,
+        kind=_kind(),
+        company_id=int(company) if company.isdigit() else None,
+    )
     category = request.args.get("category", "").strip()
     if category:
         rows = [(s, f) for s, f in rows if s.category == category]
