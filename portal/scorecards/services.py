@@ -165,31 +165,41 @@ def _delivery_query(tenant_id: int, window: Window, supplier_id: int | None, com
         ),
         else_=d.c.quantity,
     )
-    first_arrival = (
-        select(func.min(r.c.received_on))
-        .where(r.c.line_id == d.c.line_id, r.c.running > d.c.before_qty)
-        .scalar_subquery()
+    # Receipts joined to their line's deliveries and folded per delivery (one pass, no correlated subquery).
+    first_arrival = func.min(case((r.c.running > d.c.before_qty, r.c.received_on)))
+    completed_on = func.min(case((r.c.running >= d.c.before_qty + effective, r.c.received_on)))
+    total_received = func.coalesce(func.max(r.c.running), 0)
+    rows = (
+        select(
+            d.c.delivery_id,
+            d.c.line_id,
+            d.c.order_id,
+            d.c.supplier_id,
+            d.c.product_code,
+            d.c.promised_date,
+            d.c.first_promised_date,
+            d.c.before_qty,
+            effective.label("quantity"),
+            first_arrival.label("first_arrival"),
+            completed_on.label("completed_on"),
+            total_received.label("total_received"),
+        )
+        .select_from(d.outerjoin(r, r.c.line_id == d.c.line_id))
+        .where(d.c.promised_date >= window.start, d.c.promised_date < window.end)
+        .group_by(
+            d.c.delivery_id,
+            d.c.line_id,
+            d.c.order_id,
+            d.c.supplier_id,
+            d.c.product_code,
+            d.c.promised_date,
+            d.c.first_promised_date,
+            d.c.before_qty,
+            d.c.state,
+            d.c.received_quantity,
+            d.c.quantity,
+        )
     )
-    completed_on = (
-        select(func.min(r.c.received_on))
-        .where(r.c.line_id == d.c.line_id, r.c.running >= d.c.before_qty + effective)
-        .scalar_subquery()
-    )
-    total_received = select(func.coalesce(func.max(r.c.running), 0)).where(r.c.line_id == d.c.line_id).scalar_subquery()
-    rows = select(
-        d.c.delivery_id,
-        d.c.line_id,
-        d.c.order_id,
-        d.c.supplier_id,
-        d.c.product_code,
-        d.c.promised_date,
-        d.c.first_promised_date,
-        d.c.before_qty,
-        effective.label("quantity"),
-        first_arrival.label("first_arrival"),
-        completed_on.label("completed_on"),
-        total_received.label("total_received"),
-    ).where(d.c.promised_date >= window.start, d.c.promised_date < window.end)
     return rows.subquery("rows")
 
 
