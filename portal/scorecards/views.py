@@ -24,6 +24,9 @@ from portal.web import db_session
 
 bp = Blueprint("scorecards", __name__, template_folder="templates")
 
+EVIDENCE_ROWS = 200
+RANKING_PAGE = 50
+
 SORTABLE = {
     "score": "Score",
     "otif": "OTIF",
@@ -68,7 +71,11 @@ def _card(supplier: Supplier) -> dict[str, Any]:
         ]
     )
     rows = services.evidence(session, tenant_id=context.tenant_id, window=window, supplier_id=supplier.id)
+    # The page shows the deliveries that cost points first, then the rest, up to EVIDENCE_ROWS; the CSV has all.
+    shown = sorted(rows, key=lambda r: (not (r.counted and not r.otif), r.promised_date, r.delivery_id))
     return {
+        "shown": shown[:EVIDENCE_ROWS],
+        "hidden": max(0, len(rows) - EVIDENCE_ROWS),
         "supplier": supplier,
         "figures": figures,
         "rows": rows,
@@ -106,9 +113,15 @@ def supplier(supplier_id: int) -> str:
 @requires(Permission.SUPPLIERS_VIEW)
 def ranking() -> str:
     rows, sort, category = _ranking_rows()
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    pages = max(1, -(-len(rows) // RANKING_PAGE))
+    page = min(page, pages)
     return render_template(
         "scorecards/ranking.html",
-        rows=rows,
+        rows=rows[(page - 1) * RANKING_PAGE : page * RANKING_PAGE],
+        offset=(page - 1) * RANKING_PAGE,
+        page=page,
+        pages=pages,
         window=_window(),
         sort=sort,
         sortable=SORTABLE,
