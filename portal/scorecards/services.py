@@ -584,30 +584,38 @@ def _from_snapshot(supplier_id: int, data: dict[str, Any]) -> Figures:
     return Figures(supplier_id=supplier_id, **known)
 
 
-def stored_figures(session: Session, *, tenant_id: int, kind: str, window: Window) -> dict[int, Figures] | None:
+def stored_figures(
+    session: Session, *, tenant_id: int, kind: str, window: Window, supplier_id: int | None = None
+) -> dict[int, Figures] | None:
     """The snapshot of a closed period (None when it was never computed)."""
     from portal.scorecards.models import ScorecardSnapshot
 
-    rows = session.execute(
-        select(ScorecardSnapshot.supplier_id, ScorecardSnapshot.figures).where(
-            ScorecardSnapshot.tenant_id == tenant_id,
-            ScorecardSnapshot.period == kind,
-            ScorecardSnapshot.period_start == window.start,
-            ScorecardSnapshot.version == VERSION,
-        )
-    ).all()
-    if not rows:
+    query = select(ScorecardSnapshot.supplier_id, ScorecardSnapshot.figures).where(
+        ScorecardSnapshot.tenant_id == tenant_id,
+        ScorecardSnapshot.period == kind,
+        ScorecardSnapshot.period_start == window.start,
+        ScorecardSnapshot.version == VERSION,
+    )
+    if supplier_id is not None:
+        exists = session.execute(query.with_only_columns(ScorecardSnapshot.id).limit(1)).first()
+        if exists is None:
+            return None
+        query = query.where(ScorecardSnapshot.supplier_id == supplier_id)
+    rows = session.execute(query).all()
+    if not rows and supplier_id is None:
         return None
     return {supplier_id: _from_snapshot(supplier_id, data) for supplier_id, data in rows}
 
 
-def figures_for(session: Session, *, tenant_id: int, kind: str, window: Window, today: date) -> dict[int, Figures]:
-    """Closed periods from their snapshot when there is one; the current period live."""
+def figures_for(
+    session: Session, *, tenant_id: int, kind: str, window: Window, today: date, supplier_id: int | None = None
+) -> dict[int, Figures]:
+    """Closed periods from their snapshot when there is one; the current period live (one supplier, or all)."""
     if window.end <= today:
-        stored = stored_figures(session, tenant_id=tenant_id, kind=kind, window=window)
+        stored = stored_figures(session, tenant_id=tenant_id, kind=kind, window=window, supplier_id=supplier_id)
         if stored is not None:
             return stored
-    return figures(session, tenant_id=tenant_id, window=window)
+    return figures(session, tenant_id=tenant_id, window=window, supplier_id=supplier_id)
 
 
 def trend(

@@ -57,9 +57,9 @@ def _card(supplier: Supplier) -> dict[str, Any]:
     context = ctx()
     session = db_session()
     window, kind, today = _window(), _kind(), date.today()
-    figures = services.figures_for(session, tenant_id=context.tenant_id, kind=kind, window=window, today=today).get(
-        supplier.id, services.Figures(supplier_id=supplier.id)
-    )
+    figures = services.figures_for(
+        session, tenant_id=context.tenant_id, kind=kind, window=window, today=today, supplier_id=supplier.id
+    ).get(supplier.id, services.Figures(supplier_id=supplier.id))
     points = services.trend(session, tenant_id=context.tenant_id, supplier_id=supplier.id, kind=kind, today=today)
     chart = trend_svg(
         [
