@@ -96,9 +96,10 @@ STEPS = [
     (
         "delivery schedules",
         """
-        INSERT INTO delivery_schedules (tenant_id, line_id, position, quantity, promised_date, first_promised_date,
-                                        active)
-        SELECT 1, l.id, 1, l.quantity, l.requested_date + (l.id % 4)::int, l.requested_date, true
+        INSERT INTO delivery_schedules (tenant_id, line_id, supplier_id, position, quantity, promised_date,
+                                        first_promised_date, notice_days, active)
+        SELECT 1, l.id, l.supplier_id, 1, l.quantity, l.requested_date + (l.id % 4)::int, l.requested_date,
+               CASE WHEN l.id % 4 <> 0 THEN (l.id % 15) - 3 END, true
         FROM purchase_order_lines l WHERE l.state NOT IN ('awaiting_response');
     """,
     ),

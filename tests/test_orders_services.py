@@ -445,3 +445,27 @@ def test_ledger_is_insert_only_for_the_application(setup):
     with pytest.raises(DBAPIError, match="permission denied"):
         session.execute(text("UPDATE commitment_ledger SET comment = 'rewritten'"))
     nested.rollback()
+
+
+def test_every_repromise_keeps_the_first_promise_and_records_the_notice_given(setup):
+    session, _, _, order = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    first, _ = lines_of(session, order)
+    requested = first.requested_date
+
+    def move(to: date, quantity: Decimal | None = None) -> None:
+        svc.change_promise(
+            session, order=order, line=first, deliveries=[Delivery(quantity or first.quantity, to)],
+            reason_code="transport", comment="", expected_version=None, actor=SUPPLIER,
+        )  # fmt: skip
+
+    schedule = svc.active_schedules(session, first)[0]
+    assert schedule.supplier_id == first.supplier_id and schedule.notice_days is None  # never moved
+    move(requested + timedelta(days=1))
+    move(requested + timedelta(days=2))  # a second move: the first promise must survive it
+    schedule = svc.active_schedules(session, first)[0]
+    assert schedule.first_promised_date == requested and schedule.promised_date == requested + timedelta(days=2)
+    # Told today about a promise that was due on requested + 1 day.
+    assert schedule.notice_days == (requested + timedelta(days=1) - date.today()).days
+    move(requested + timedelta(days=2), first.quantity - 1)  # the quantity alone: the notice stays
+    assert svc.active_schedules(session, first)[0].notice_days == schedule.notice_days

@@ -23,10 +23,12 @@ median time to respond 72 h.
 
 from __future__ import annotations
 
+import statistics
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.db import set_context
@@ -75,8 +77,9 @@ def build(session: Session) -> dict[str, int]:
         session.flush()
         for index, (q, day, *first) in enumerate(deliveries, start=1):
             session.add(
-                DeliverySchedule(tenant_id=tenant.id, line_id=item.id, position=index, quantity=D(q),
-                                 promised_date=day, first_promised_date=first[0] if first else day)
+                DeliverySchedule(tenant_id=tenant.id, line_id=item.id, supplier_id=acme.id, position=index,
+                                 quantity=D(q), promised_date=day, first_promised_date=first[0] if first else day,
+                                 notice_days=first[1] if len(first) > 1 else None)
             )  # fmt: skip
         for q, day in receipts:
             session.add(Receipt(tenant_id=tenant.id, line_id=item.id, quantity=D(q), received_on=day,
@@ -87,7 +90,8 @@ def build(session: Session) -> dict[str, int]:
     first, second, third = order("PO-1", 1), order("PO-2", 5), order("PO-3", None)
     line(first, 1, "100", LineState.RECEIVED, [("100", j(10))], [("100", j(10))])
     line(first, 2, "100", LineState.RECEIVED, [("60", j(12)), ("40", j(20))], [("60", j(13)), ("40", j(19))])
-    line(first, 3, "50", LineState.PARTIALLY_RECEIVED, [("50", j(15), j(12))], [("30", j(15))])
+    # C moved from 12 to 15 Jan, announced 5 days before the 12th.
+    line(first, 3, "50", LineState.PARTIALLY_RECEIVED, [("50", j(15), j(12), 5)], [("30", j(15))])
     line(second, 1, "40", LineState.CANCELLED, [("40", j(25))], [("10", j(25))])
     line(second, 2, "20", LineState.RECEIVED, [("20", j(5))], [("25", j(1))])
     line(third, 1, "10", LineState.CONFIRMED, [("10", date(2026, 2, 20))], [])
@@ -105,6 +109,7 @@ def check(session: Session, ids: dict[str, int]) -> None:
     assert figures.orders == 3 and figures.ack_rate == pytest.approx(100 / 3)
     assert figures.ack_hours == 72.0
     assert figures.promise_kept == pytest.approx(500 / 6) and figures.slip_days == 3.0
+    assert figures.notice_days == 5.0
     assert figures.lead_error_days == 1.2
     assert figures.documents is None  # the tenant requires no documents: no data
     assert figures.score == 62.3 and figures.grade == "D"
@@ -145,6 +150,28 @@ def test_the_same_figures_on_sqlite(tmp_path):
         ids = build(s)
     with database.transaction(tenant_id=ids["tenant_id"]) as s:
         check(s, ids)
+        check_snapshot_matches_live(s, ids)
+
+
+def check_snapshot_matches_live(session: Session, ids: dict[str, int]) -> None:
+    """The one-pass recompute stores, for January and its quarter, what the live per-window query computes."""
+    tenant_id, today = ids["tenant_id"], date(2026, 4, 15)
+    services.recompute(session, tenant_id=tenant_id, months=3, today=today)
+    for kind, window in (
+        ("month", month_window(JAN.start, early_days=2, late_days=0, today=today)),
+        ("month", month_window(date(2026, 2, 1), early_days=2, late_days=0, today=today)),
+        ("quarter", quarter_window(JAN.start, early_days=2, late_days=0, today=today)),
+    ):
+        stored = services.stored_figures(session, tenant_id=tenant_id, kind=kind, window=window)
+        live = services.figures(session, tenant_id=tenant_id, window=window)
+        assert stored is not None and set(stored) == set(live)
+        for supplier, figure in live.items():
+            assert stored[supplier].as_dict() == pytest.approx(figure.as_dict()), (kind, supplier)
+
+
+def test_snapshot_matches_live_on_postgresql(session):
+    ids = build(session)
+    check_snapshot_matches_live(session, ids)
 
 
 def test_a_delivery_still_in_its_window_is_not_counted_yet(session):
@@ -360,3 +387,36 @@ def test_the_ranking_filtered_to_one_company(session):
     assert dict((s.id, f.otif) for s, f in mine)[ids["acme"]] == 50.0
     theirs = services.ranking(session, tenant_id=ids["tenant_id"], window=JAN, company_id=other.id)
     assert all(f.otif is None and f.orders == 0 for _, f in theirs)
+
+
+@pytest.mark.parametrize(("notices", "expected"), [([10, -2, 3], 3.0), ([1, 4], 2.5), ([7], 7.0)])
+def test_median_notice_over_the_changed_promises_of_the_period(session, notices, expected):
+    ids = build(session)
+    tenant_id, acme = ids["tenant_id"], ids["acme"]
+    order = session.get(PurchaseOrder, session.execute(
+        select(PurchaseOrder.id).where(PurchaseOrder.tenant_id == tenant_id)).scalars().first())  # fmt: skip
+    march = Window(date(2026, 3, 1), date(2026, 4, 1), early_days=2, late_days=0, today=date(2026, 4, 15))
+    for position, notice in enumerate(notices, start=10):
+        item = PurchaseOrderLine(
+            tenant_id=tenant_id, order_id=order.id, supplier_id=acme, position=position, product_code="M",
+            product_name="m", quantity=D("5"), unit_price=D("1"), requested_date=date(2026, 3, 2),
+            state=LineState.CONFIRMED,
+        )  # fmt: skip
+        session.add(item)
+        session.flush()
+        session.add(DeliverySchedule(tenant_id=tenant_id, line_id=item.id, supplier_id=acme, position=1,
+                                     quantity=D("5"), promised_date=date(2026, 3, 9),
+                                     first_promised_date=date(2026, 3, 2), notice_days=notice))  # fmt: skip
+    session.flush()
+    figures = services.figures(session, tenant_id=tenant_id, window=march, supplier_id=acme)[acme]
+    assert figures.notice_days == expected
+    assert services.figures(session, tenant_id=tenant_id, window=march)[acme].notice_days == expected
+    stored = services.recompute(session, tenant_id=tenant_id, months=3, today=date(2026, 4, 15))
+    assert stored > 0
+    snapshot = services.stored_figures(session, tenant_id=tenant_id, kind="month", window=march)
+    assert snapshot is not None and snapshot[acme].notice_days == expected
+    quarter = services.stored_figures(
+        session, tenant_id=tenant_id, kind="quarter", window=quarter_window(date(2026, 1, 1))
+    )
+    # The first quarter holds January's change too (C: 5 days' notice).
+    assert quarter is not None and quarter[acme].notice_days == statistics.median([5, *notices])

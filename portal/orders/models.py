@@ -226,14 +226,21 @@ class DeliverySchedule(TenantOwned, Base):
         UniqueConstraint("line_id", "position"),
         # Scorecards: the deliveries promised in a period.
         Index("ix_delivery_schedules_tenant_promised", "tenant_id", "promised_date", "line_id"),
+        # Scorecards: one supplier's deliveries promised in a period.
+        Index("ix_delivery_schedules_tenant_supplier_promised", "tenant_id", "supplier_id", "promised_date"),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
     line_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_order_lines.id", ondelete="CASCADE"), index=True)
+    # Copied from the line (as the line copies it from the order): one supplier's deliveries need no join.
+    supplier_id: Mapped[int] = mapped_column(BigID, ForeignKey("suppliers.id"))
     position: Mapped[int] = mapped_column(Integer)
     quantity: Mapped[Decimal] = mapped_column(Quantity)
     promised_date: Mapped[date] = mapped_column(Date)
     first_promised_date: Mapped[date] = mapped_column(Date)
+    # Days from the day this promise's date was last changed to the date it replaced (negative: the old
+    # promise had already passed); None while the date was never changed after the first answer.
+    notice_days: Mapped[int | None] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     line: Mapped[PurchaseOrderLine] = relationship(back_populates="schedules", lazy="raise")
@@ -345,7 +352,6 @@ class OrderMessage(TenantOwned, Base):
     from_supplier: Mapped[bool] = mapped_column(Boolean)
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
 
 
 class AlertKind(enum.StrEnum):

@@ -273,21 +273,32 @@ def commit_line(
     _require_open(line)
     # A line that was never answered has no schedules yet: no need to look.
     previous = [] if line.state == LineState.AWAITING_RESPONSE else active_schedules(session, line)
-    first_dates = {s.position: s.first_promised_date for s in previous}
+    # The n-th new delivery continues the n-th old one: it keeps its first promise, and a moved date
+    # records the notice given (days from today to the date it replaces).
+    earlier = previous  # in position order, as the answer form lists them
     for schedule in previous:
         schedule.active = False
     next_position = max((s.position for s in previous), default=0)
+    today = date.today()
     new = []
-    for index, delivery in enumerate(deliveries, start=1):
+    for index, delivery in enumerate(deliveries):
         next_position += 1
+        before = earlier[index] if index < len(earlier) else None
+        notice = None
+        if before is not None:
+            notice = (
+                (before.promised_date - today).days if before.promised_date != delivery.date else before.notice_days
+            )
         new.append(
             DeliverySchedule(
                 tenant_id=line.tenant_id,
                 line_id=line.id,
+                supplier_id=line.supplier_id,
                 position=next_position,
                 quantity=delivery.quantity,
                 promised_date=delivery.date,
-                first_promised_date=first_dates.get(index, delivery.date) if previous else delivery.date,
+                first_promised_date=before.first_promised_date if before is not None else delivery.date,
+                notice_days=notice,
             )
         )
     session.add_all(new)

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = 1
+VERSION = 2
+# What each version changed (older snapshots keep the version they were computed by):
+CHANGES = {
+    1: "First published definitions.",
+    2: "Adds the median notice given before a changed promise; closed periods store the median time to respond.",
+}
 
 # The tenant's window around a promised date in which an arrival is on time (days).
 DEFAULT_EARLY_DAYS = 2
@@ -81,6 +86,14 @@ DEFINITIONS += (
         "Mean slip",
         "Over the counted deliveries whose promise changed: the mean number of days between the first "
         "promise and the last (negative when moved earlier).",
+    ),
+    Definition(
+        "notice_days",
+        "Median notice",
+        "Over the deliveries promised in the period whose date was changed after the first answer (counted "
+        "or not yet due alike, since the notice was given either way): the median number of days from the "
+        "day of the latest date change to the date it replaced. Negative when the supplier moved a promise "
+        "that had already passed.",
     ),
     Definition(
         "lead_error_days",

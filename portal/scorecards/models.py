@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, BigID, TenantOwned, utcnow
@@ -33,7 +33,11 @@ class ScorecardSnapshot(TenantOwned, Base):
     leaves the old ones (history is never rewritten)."""
 
     __tablename__ = "scorecard_snapshots"
-    __table_args__ = (UniqueConstraint("tenant_id", "supplier_id", "period", "period_start", "version"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "supplier_id", "period", "period_start", "version"),
+        # The ranking: one period's snapshots of every supplier.
+        Index("ix_scorecard_snapshots_tenant_period", "tenant_id", "period", "period_start", "version", "supplier_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
     supplier_id: Mapped[int] = mapped_column(BigID, ForeignKey("suppliers.id", ondelete="CASCADE"), index=True)

@@ -25,6 +25,7 @@ from portal.web import db_session
 bp = Blueprint("scorecards", __name__, template_folder="templates")
 
 EVIDENCE_ROWS = 200
+PDF_EVIDENCE_ROWS = 60  # about two printed pages; the CSV has every delivery
 RANKING_PAGE = 50
 
 SORTABLE = {
@@ -53,14 +54,20 @@ def _window() -> services.Window:
     return services.tenant_window(db_session(), ctx().tenant_id, _kind(), at)
 
 
-def _card(supplier: Supplier) -> dict[str, Any]:
+def _card(supplier: Supplier, evidence_rows: int | None = EVIDENCE_ROWS) -> dict[str, Any]:
+    """One supplier's card: figures (a snapshot, or the current period computed once), the trend, and the
+    deliveries behind the figures, those that cost points first (``evidence_rows`` of them; None: all)."""
     context = ctx()
     session = db_session()
     window, kind, today = _window(), _kind(), date.today()
     figures = services.figures_for(
         session, tenant_id=context.tenant_id, kind=kind, window=window, today=today, supplier_id=supplier.id
     ).get(supplier.id, services.Figures(supplier_id=supplier.id))
-    points = services.trend(session, tenant_id=context.tenant_id, supplier_id=supplier.id, kind=kind, today=today)
+    current = window.start <= today < window.end
+    points = services.trend(
+        session, tenant_id=context.tenant_id, supplier_id=supplier.id, kind=kind, today=today,
+        current_figures=figures if current else None,
+    )  # fmt: skip
     chart = trend_svg(
         [
             (
@@ -70,12 +77,14 @@ def _card(supplier: Supplier) -> dict[str, Any]:
             for w, f in points
         ]
     )
-    rows = services.evidence(session, tenant_id=context.tenant_id, window=window, supplier_id=supplier.id)
-    # The page shows the deliveries that cost points first, then the rest, up to EVIDENCE_ROWS; the CSV has all.
-    shown = sorted(rows, key=lambda r: (not (r.counted and not r.otif), r.promised_date, r.delivery_id))
+    rows = services.evidence(
+        session, tenant_id=context.tenant_id, window=window, supplier_id=supplier.id, limit=evidence_rows,
+        misses_first=evidence_rows is not None,
+    )  # fmt: skip
+    listed = rows[0].listed if rows else 0
     return {
-        "shown": shown[:EVIDENCE_ROWS],
-        "hidden": max(0, len(rows) - EVIDENCE_ROWS),
+        "shown": rows,
+        "hidden": max(0, listed - len(rows)),
         "supplier": supplier,
         "figures": figures,
         "rows": rows,
@@ -112,13 +121,15 @@ def supplier(supplier_id: int) -> str:
 @bp.route("/scorecards")
 @requires(Permission.SUPPLIERS_VIEW)
 def ranking() -> str:
-    rows, sort, category = _ranking_rows()
     page = max(1, request.args.get("page", 1, type=int) or 1)
-    pages = max(1, -(-len(rows) // RANKING_PAGE))
-    page = min(page, pages)
+    rows, total, sort, category = _ranking_rows(offset=(page - 1) * RANKING_PAGE, limit=RANKING_PAGE)
+    pages = max(1, -(-total // RANKING_PAGE))
+    if page > pages:  # past the end: the last page
+        page = pages
+        rows, total, sort, category = _ranking_rows(offset=(page - 1) * RANKING_PAGE, limit=RANKING_PAGE)
     return render_template(
         "scorecards/ranking.html",
-        rows=rows[(page - 1) * RANKING_PAGE : page * RANKING_PAGE],
+        rows=rows,
         offset=(page - 1) * RANKING_PAGE,
         page=page,
         pages=pages,
@@ -156,22 +167,25 @@ def _companies() -> list[Any]:
     )
 
 
-def _ranking_rows() -> tuple[list[tuple[Supplier, services.Figures]], str, str]:
+def _ranking_rows(
+    offset: int = 0, limit: int | None = None
+) -> tuple[list[tuple[Supplier, services.Figures]], int, str, str]:
     sort = request.args.get("sort", "score")
     sort = sort if sort in SORTABLE else "score"
     company = request.args.get("company", "")
-    rows = services.ranking(
+    category = request.args.get("category", "").strip()
+    rows, total = services.ranking_page(
         db_session(),
         tenant_id=ctx().tenant_id,
         window=_window(),
         sort=sort,
         kind=_kind(),
         company_id=int(company) if company.isdigit() else None,
+        category=category,
+        offset=offset,
+        limit=limit,
     )
-    category = request.args.get("category", "").strip()
-    if category:
-        rows = [(s, f) for s, f in rows if s.category == category]
-    return rows, sort, category
+    return rows, total, sort, category
 
 
 def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
@@ -193,7 +207,7 @@ def _value(value: Any) -> Any:
 @bp.route("/scorecards.csv")
 @requires(Permission.SUPPLIERS_VIEW)
 def ranking_csv() -> Response:
-    rows, _, _ = _ranking_rows()
+    rows, _, _, _ = _ranking_rows()
     window = _window()
     return _csv(
         f"scorecards-{window.start}.csv",
@@ -213,7 +227,7 @@ def ranking_csv() -> Response:
 
 
 def _card_csv(supplier: Supplier) -> Response:
-    card = _card(supplier)
+    card = _card(supplier, evidence_rows=None)
     figures = card["figures"]
     lines: list[list[Any]] = [["figure", "value"]]
     lines += [[c, _value(getattr(figures, c))] for c in FIGURE_COLUMNS]
@@ -279,7 +293,7 @@ def render_pdf(card: dict[str, Any]) -> bytes:
 
 
 def _pdf(supplier: Supplier) -> Response:
-    card = _card(supplier)
+    card = _card(supplier, evidence_rows=PDF_EVIDENCE_ROWS)
     response = Response(render_pdf(card), mimetype="application/pdf")
     response.headers["Content-Disposition"] = (
         f'attachment; filename="scorecard-{supplier.code}-{card["window"].start}.pdf"'
