@@ -113,6 +113,10 @@ def check(session: Session, ids: dict[str, int]) -> None:
     assert figures.lead_error_days == 1.2
     assert figures.documents is None  # the tenant requires no documents: no data
     assert figures.score == 62.3 and figures.grade == "D"
+    # The page's single pass (figures as window totals over a page of evidence) gives the same figures.
+    live, page = services.live_card(session, tenant_id=ids["tenant_id"], window=JAN, supplier_id=ids["acme"], limit=2)
+    assert live.as_dict() == pytest.approx(figures.as_dict())
+    assert len(page) == 2 and page[0].listed == 7 and not page[0].otif and page[0].counted  # misses lead
     everyone = services.figures(session, tenant_id=ids["tenant_id"], window=JAN)
     assert everyone[ids["acme"]].otif == figures.otif  # the same figure from the all-supplier GROUP BY
     assert ids["quiet"] not in everyone  # nothing at all: no row, shown as "no data"
@@ -365,6 +369,7 @@ def test_csv_exports_and_the_pdf(app, session):
     text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.data)).pages)
     assert '<img src="file:///etc/passwd">' in text  # shown as text, never loaded
     assert "50.0 %" in text and "PO-1" in text
+    assert "late 1 d, in full" in text and "on time, short" in text  # B's first delivery, C
     assert client.get(f"/scorecards/{ids['quiet']}.pdf").status_code == 200
 
     with app.test_request_context():

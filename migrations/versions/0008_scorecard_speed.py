@@ -1,5 +1,5 @@
-"""Scorecards: deliveries carry their supplier and the notice of their last date change; an index for
-ranking a period's snapshots.
+"""Scorecards: deliveries carry their supplier and the notice of their last date change; indexes for one
+supplier's orders of a period and for ranking a period's snapshots.
 
 Revision ID: 0008
 Revises: 0007
@@ -50,6 +50,10 @@ def upgrade() -> None:
             ["tenant_id", "supplier_id", "promised_date"],
             unique=False,
         )
+    with op.batch_alter_table("purchase_orders", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_purchase_orders_tenant_supplier_ordered", ["tenant_id", "supplier_id", "order_date"], unique=False
+        )
     with op.batch_alter_table("scorecard_snapshots", schema=None) as batch_op:
         batch_op.create_index(
             "ix_scorecard_snapshots_tenant_period",
@@ -61,6 +65,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("scorecard_snapshots", schema=None) as batch_op:
         batch_op.drop_index("ix_scorecard_snapshots_tenant_period")
+    with op.batch_alter_table("purchase_orders", schema=None) as batch_op:
+        batch_op.drop_index("ix_purchase_orders_tenant_supplier_ordered")
     with op.batch_alter_table("delivery_schedules", schema=None) as batch_op:
         batch_op.drop_index("ix_delivery_schedules_tenant_supplier_promised")
         batch_op.drop_constraint(batch_op.f("fk_delivery_schedules_supplier_id_suppliers"), type_="foreignkey")

@@ -162,6 +162,8 @@ class PurchaseOrder(TenantOwned, Base):
         Index("ix_purchase_orders_tenant_supplier_state", "tenant_id", "supplier_id", "state", "due_date"),
         # The inbox's default order: a supplier's orders by due date, read in index order.
         Index("ix_purchase_orders_tenant_supplier_due", "tenant_id", "supplier_id", "due_date", "id"),
+        # Scorecards: one supplier's orders placed in a period (acknowledgements).
+        Index("ix_purchase_orders_tenant_supplier_ordered", "tenant_id", "supplier_id", "order_date"),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)

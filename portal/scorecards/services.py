@@ -371,15 +371,18 @@ def _mean(total: Any, count: int) -> float | None:
     return None if not count else round(float(Decimal(str(total)) / count), 1)
 
 
-def _sum_columns(rows: Any, window: Window) -> list[Any]:
+def _sum_columns(rows: Any, window: Window, over_all_rows: bool = False) -> list[Any]:
+    """The additive parts as aggregates (GROUP BY), or as window aggregates over every row of the result
+    (``over_all_rows``: each row of a page carries the totals of the whole list)."""
     judged = _judged(rows, window)
     counted = judged["counted"]
 
-    def count_if(condition: ColumnElement[Any]) -> Any:
-        return func.coalesce(func.sum(case((and_(counted, condition), 1), else_=0)), 0)
-
     def total_if(condition: ColumnElement[Any], value: Any) -> Any:
-        return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+        total = func.sum(case((condition, value), else_=0))
+        return func.coalesce(total.over() if over_all_rows else total, 0)
+
+    def count_if(condition: ColumnElement[Any]) -> Any:
+        return total_if(and_(counted, condition), 1)
 
     return [
         count_if(literal(True)).label("deliveries"),
@@ -477,6 +480,18 @@ def figures(
     rows = _delivery_query(tenant_id, window, supplier_id, company_id)
     stmt = select(rows.c.supplier_id, *_sum_columns(rows, window)).group_by(rows.c.supplier_id)
     sums: dict[int, Sums] = {row.supplier_id: _sums(row) for row in session.execute(stmt)}
+    return _complete(session, tenant_id, window, sums, supplier_id, company_id)
+
+
+def _complete(
+    session: Session,
+    tenant_id: int,
+    window: Window,
+    sums: dict[int, Sums],
+    supplier_id: int | None,
+    company_id: int | None,
+) -> dict[int, Figures]:
+    """The delivery sums completed by the acknowledgements, the medians, documents and the score."""
     for supplier, ordered, answered in _acknowledgements(session, tenant_id, window, supplier_id, company_id):
         part = sums.setdefault(supplier, Sums())
         part.orders, part.answered = ordered, answered
@@ -575,17 +590,23 @@ def overall(figure: Figures, weights: dict[str, int], grades: list[list[Any]]) -
 
 
 def settings_for(session: Session, tenant_id: int) -> Any:
+    """The tenant's scorecard settings (defaults when never saved), read once per transaction: a page asks
+    for them for every period it shows."""
     from portal.scorecards.models import DEFAULT_GRADES, DEFAULT_WEIGHTS, ScorecardSettings
 
+    cache = session.info.setdefault("scorecard_settings", {})
+    if tenant_id in cache:
+        return cache[tenant_id]
     found = session.execute(
         select(ScorecardSettings).where(ScorecardSettings.tenant_id == tenant_id)
     ).scalar_one_or_none()
-    if found is not None:
-        return found
-    return ScorecardSettings(
-        tenant_id=tenant_id, early_days=DEFAULT_EARLY_DAYS, late_days=DEFAULT_LATE_DAYS,
-        weights=dict(DEFAULT_WEIGHTS), grades=[list(g) for g in DEFAULT_GRADES],
-    )  # fmt: skip
+    if found is None:
+        found = ScorecardSettings(
+            tenant_id=tenant_id, early_days=DEFAULT_EARLY_DAYS, late_days=DEFAULT_LATE_DAYS,
+            weights=dict(DEFAULT_WEIGHTS), grades=[list(g) for g in DEFAULT_GRADES],
+        )  # fmt: skip
+    cache[tenant_id] = found
+    return found
 
 
 def _acknowledged_in_time(session: Session, tenant_id: int) -> ColumnElement[bool]:
@@ -652,17 +673,56 @@ def evidence(
     window: Window,
     supplier_id: int,
     limit: int | None = None,
+    offset: int = 0,
     misses_first: bool = False,
 ) -> list[Evidence]:
     """The deliveries behind one supplier's figures, each with how it was judged (in promised-date order;
-    ``misses_first``: the counted deliveries that were not OTIF lead; ``limit``: only so many)."""
+    ``misses_first``: the counted deliveries that were not OTIF lead; ``offset``/``limit``: one page)."""
+    stmt = _evidence_statement(tenant_id, window, supplier_id, limit, offset, misses_first, with_sums=False)
+    return [_evidence(row) for row in session.execute(stmt)]
+
+
+def live_card(
+    session: Session,
+    *,
+    tenant_id: int,
+    window: Window,
+    supplier_id: int,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[Figures, list[Evidence]]:
+    """One supplier's figures for the window computed live, and one page of its evidence (the deliveries that
+    cost points first), from one pass over its deliveries: each row of the page carries the totals."""
+    stmt = _evidence_statement(tenant_id, window, supplier_id, limit, offset, True, with_sums=True)
+    rows = session.execute(stmt).all()
+    if rows:
+        sums = {supplier_id: _sums(rows[0])}
+    elif offset:  # past the last page: the totals need their own pass
+        return figures(session, tenant_id=tenant_id, window=window, supplier_id=supplier_id).get(
+            supplier_id, Figures(supplier_id=supplier_id)
+        ), []
+    else:  # no delivery in the window
+        sums = {}
+    found = _complete(session, tenant_id, window, sums, supplier_id, None)
+    return found.get(supplier_id, Figures(supplier_id=supplier_id)), [_evidence(row) for row in rows]
+
+
+def _evidence_statement(
+    tenant_id: int,
+    window: Window,
+    supplier_id: int,
+    limit: int | None,
+    offset: int,
+    misses_first: bool,
+    with_sums: bool,
+) -> Any:
     rows = _delivery_query(tenant_id, window, supplier_id)
     judged = _judged(rows, window)
     lateness = days_between(func.coalesce(rows.c.completed_on, rows.c.first_arrival), rows.c.promised_date)
     is_counted = judged["counted"]
     is_otif = judged["otif"]
     miss = case((is_otif, 1), (is_counted, 0), else_=1)  # counted and not OTIF (NULL-safe)
-    stmt = (
+    return (
         select(
             rows,
             PurchaseOrder.number,
@@ -672,32 +732,34 @@ def evidence(
             is_otif.label("is_otif"),
             lateness.label("days_late"),
             func.count().over().label("listed"),
+            *(_sum_columns(rows, window, over_all_rows=True) if with_sums else ()),
         )
         .join(PurchaseOrder, and_(PurchaseOrder.id == rows.c.order_id, PurchaseOrder.tenant_id == tenant_id))
         .order_by(*([miss] if misses_first else []), rows.c.promised_date, rows.c.delivery_id)
+        .offset(offset)
         .limit(limit)
     )
-    return [
-        Evidence(
-            delivery_id=row.delivery_id,
-            line_id=row.line_id,
-            order_id=row.order_id,
-            order_number=row.number,
-            product_code=row.product_code,
-            promised_date=_as_date(row.promised_date),
-            first_promised_date=_as_date(row.first_promised_date),
-            quantity=Decimal(str(row.quantity)),
-            first_arrival=_as_date(row.first_arrival) if row.first_arrival else None,
-            completed_on=_as_date(row.completed_on) if row.completed_on else None,
-            counted=bool(row.is_counted),
-            on_time=bool(row.is_on_time) and bool(row.is_counted),
-            in_full=bool(row.is_in_full) and bool(row.is_counted),
-            otif=bool(row.is_otif) and bool(row.is_counted),
-            days_late=int(row.days_late) if row.days_late is not None else None,
-            listed=int(row.listed),
-        )
-        for row in session.execute(stmt)
-    ]
+
+
+def _evidence(row: Any) -> Evidence:
+    return Evidence(
+        delivery_id=row.delivery_id,
+        line_id=row.line_id,
+        order_id=row.order_id,
+        order_number=row.number,
+        product_code=row.product_code,
+        promised_date=_as_date(row.promised_date),
+        first_promised_date=_as_date(row.first_promised_date),
+        quantity=Decimal(str(row.quantity)),
+        first_arrival=_as_date(row.first_arrival) if row.first_arrival else None,
+        completed_on=_as_date(row.completed_on) if row.completed_on else None,
+        counted=bool(row.is_counted),
+        on_time=bool(row.is_on_time) and bool(row.is_counted),
+        in_full=bool(row.is_in_full) and bool(row.is_counted),
+        otif=bool(row.is_otif) and bool(row.is_counted),
+        days_late=int(row.days_late) if row.days_late is not None else None,
+        listed=int(row.listed),
+    )
 
 
 def _as_date(value: Any) -> date:
@@ -998,6 +1060,7 @@ def save_settings(session: Session, *, tenant_id: int, values: dict[str, Any], a
     current.grades = [list(g) for g in values["grades"]]
     current.updated_at = datetime.now(UTC)
     session.flush()
+    session.info.setdefault("scorecard_settings", {})[tenant_id] = current
     actor.audit(
         session, "scorecard.settings_changed", tenant_id=tenant_id, object_type="scorecard_settings",
         object_id=current.id, before=before, after=values,

@@ -24,8 +24,8 @@ from portal.web import db_session
 
 bp = Blueprint("scorecards", __name__, template_folder="templates")
 
-EVIDENCE_ROWS = 200
-PDF_EVIDENCE_ROWS = 60  # about two printed pages; the CSV has every delivery
+EVIDENCE_ROWS = 50  # a page of the evidence table; the CSV has every delivery
+PDF_EVIDENCE_ROWS = 30  # the deliveries that cost points first, on about one printed page; the CSV has all
 RANKING_PAGE = 50
 
 SORTABLE = {
@@ -60,9 +60,26 @@ def _card(supplier: Supplier, evidence_rows: int | None = EVIDENCE_ROWS) -> dict
     context = ctx()
     session = db_session()
     window, kind, today = _window(), _kind(), date.today()
-    figures = services.figures_for(
-        session, tenant_id=context.tenant_id, kind=kind, window=window, today=today, supplier_id=supplier.id
-    ).get(supplier.id, services.Figures(supplier_id=supplier.id))
+    page = max(1, request.args.get("page", 1, type=int) or 1) if evidence_rows is not None else 1
+    offset = (page - 1) * (evidence_rows or 0)
+    stored = None
+    if window.end <= today:  # a closed period: its snapshot, when there is one
+        stored = services.stored_figures(
+            session, tenant_id=context.tenant_id, kind=kind, window=window, supplier_id=supplier.id
+        )
+    if stored is None:  # the current period (or one never stored): figures and the page in one pass
+        figures, rows = services.live_card(
+            session, tenant_id=context.tenant_id, window=window, supplier_id=supplier.id, limit=evidence_rows,
+            offset=offset,
+        )  # fmt: skip
+    else:
+        figures = stored.get(supplier.id, services.Figures(supplier_id=supplier.id))
+        rows = services.evidence(
+            session, tenant_id=context.tenant_id, window=window, supplier_id=supplier.id, limit=evidence_rows,
+            offset=offset, misses_first=True,
+        )  # fmt: skip
+    if not rows and page > 1:
+        abort(404)  # past the last page
     current = window.start <= today < window.end
     points = services.trend(
         session, tenant_id=context.tenant_id, supplier_id=supplier.id, kind=kind, today=today,
@@ -77,14 +94,12 @@ def _card(supplier: Supplier, evidence_rows: int | None = EVIDENCE_ROWS) -> dict
             for w, f in points
         ]
     )
-    rows = services.evidence(
-        session, tenant_id=context.tenant_id, window=window, supplier_id=supplier.id, limit=evidence_rows,
-        misses_first=evidence_rows is not None,
-    )  # fmt: skip
     listed = rows[0].listed if rows else 0
     return {
         "shown": rows,
         "hidden": max(0, listed - len(rows)),
+        "page": page,
+        "pages": max(1, -(-listed // evidence_rows)) if evidence_rows else 1,
         "supplier": supplier,
         "figures": figures,
         "rows": rows,
