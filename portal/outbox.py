@@ -316,18 +316,24 @@ def prune(database: Database, *, older_than: timedelta = timedelta(days=30)) -> 
     """Delete done events after a while (failed ones stay until retried or resolved)."""
     from sqlalchemy import delete
 
-    from portal.tenancy.models import Tenant
 
     cutoff = utcnow() - older_than
-    removed = 0
+    return delete_per_tenant(
+        database,
+        lambda tenant_id: delete(OutboxEvent).where(
+            OutboxEvent.tenant_id == tenant_id, OutboxEvent.done_at.is_not(None), OutboxEvent.done_at < cutoff
+        ),
+    )
+
+
+def delete_per_tenant(database: Database, statement: Callable[[int], Any]) -> int:
+    """Run ``statement(tenant_id)`` (a DELETE) in each tenant's own transaction (RLS); the rows removed."""
+    from portal.tenancy.models import Tenant
+
     with database.transaction() as session:
         tenant_ids = list(session.execute(select(Tenant.id)).scalars())
+    removed = 0
     for tenant_id in tenant_ids:
         with database.transaction(tenant_id=tenant_id) as session:
-            result = session.execute(
-                delete(OutboxEvent).where(
-                    OutboxEvent.tenant_id == tenant_id, OutboxEvent.done_at.is_not(None), OutboxEvent.done_at < cutoff
-                )
-            )
-            removed += result.rowcount  # type: ignore[attr-defined]
+            removed += session.execute(statement(tenant_id)).rowcount  # type: ignore[attr-defined]
     return removed

@@ -153,6 +153,11 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "scorecards.supplier_csv": (perm(P.SUPPLIERS_VIEW), ("GET",), ids("supplier_id")),
     "scorecards.supplier_pdf": (perm(P.SUPPLIERS_VIEW), ("GET",), ids("supplier_id")),
     "scorecards.settings": (perm(P.TENANT_SETTINGS), ("GET", "POST"), None),
+    "exports.index": (perm(P.DASHBOARD_VIEW), ("GET",), None),
+    "exports.start": (perm(P.DASHBOARD_VIEW), ("POST",), None),
+    # Exports belong to the person who asked: everyone else (and every other tenant) gets 404.
+    "exports.show": (perm(P.DASHBOARD_VIEW), ("GET",), ids("export_id")),
+    "exports.download": (perm(P.DASHBOARD_VIEW), ("GET",), ids("export_id")),
     "erp.settings": (perm(P.TENANT_SETTINGS), ("GET", "POST"), None),
     "erp.test": (perm(P.TENANT_SETTINGS), ("POST",), None),
     "erp.pull_now": (perm(P.TENANT_SETTINGS), ("POST",), None),
@@ -222,9 +227,13 @@ def _worker_objects(session, tenant) -> dict[str, int]:  # type: ignore[no-untyp
     session.add_all([event, hook])
     owner = session.execute(select(Membership.user_id).where(Membership.tenant_id == tenant.id)).scalars().first()
     notification = Notification(tenant_id=tenant.id, user_id=owner, topic="order.created", title="New order")
-    session.add(notification)
+    from portal.exports.models import Export, ExportState
+
+    export = Export(tenant_id=tenant.id, user_id=owner, kind="scorecards.ranking_csv", title="Ranking", params={},
+                    state=ExportState.DONE, content=b"a,b\n", filename="r.csv", content_type="text/csv")  # fmt: skip
+    session.add_all([notification, export])
     session.flush()
-    return {"event_id": event.id, "webhook_id": hook.id, "notification_id": notification.id}
+    return {"event_id": event.id, "webhook_id": hook.id, "notification_id": notification.id, "export_id": export.id}
 
 
 def _document(session, tenant, supplier) -> int:  # type: ignore[no-untyped-def]

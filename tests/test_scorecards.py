@@ -24,6 +24,7 @@ median time to respond 72 h.
 from __future__ import annotations
 
 import statistics
+import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -43,7 +44,7 @@ D = Decimal
 
 
 def build(session: Session) -> dict[str, int]:
-    tenant = Tenant(name="Scorecard Co", slug=f"scorecard-{id(session)}")
+    tenant = Tenant(name="Scorecard Co", slug=f"scorecard-{uuid.uuid4().hex[:12]}")
     session.add(tenant)
     session.flush()
     set_context(session, tenant_id=tenant.id)

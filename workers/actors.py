@@ -17,6 +17,7 @@ from datetime import date, timedelta
 import dramatiq
 
 import portal.erp.handlers
+import portal.exports.handlers
 import portal.notifications.handlers  # noqa: F401
 from portal import outbox
 from workers import context
@@ -51,8 +52,12 @@ def sweep_outbox() -> None:
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=TIME_LIMIT_MS)
 def prune_outbox() -> None:
+    """Done outbox events after 30 days, exports after 7."""
+    from portal.exports.services import prune as prune_exports
+
     with context.app_context():
         outbox.prune(context.database())
+        prune_exports(context.database())
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=10 * 60_000)

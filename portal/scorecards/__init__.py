@@ -6,6 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from portal.scorecards import views
+    from portal.scorecards import exports, views
 
     views.register(app)
+    del exports  # imported for its exporters (the ranking and a card, as CSV or PDF)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from portal.auth.access import get_scoped_or_404, requires
@@ -55,34 +56,52 @@ def _window() -> services.Window:
 
 
 def _card(supplier: Supplier, evidence_rows: int | None = EVIDENCE_ROWS) -> dict[str, Any]:
-    """One supplier's card: figures (a snapshot, or the current period computed once), the trend, and the
-    deliveries behind the figures, those that cost points first (``evidence_rows`` of them; None: all)."""
-    context = ctx()
-    session = db_session()
-    window, kind, today = _window(), _kind(), date.today()
     page = max(1, request.args.get("page", 1, type=int) or 1) if evidence_rows is not None else 1
+    card = build_card(
+        db_session(), tenant_id=ctx().tenant_id, supplier=supplier, kind=_kind(), window=_window(),
+        today=date.today(), page=page, evidence_rows=evidence_rows, at=request.args.get("at", ""),
+    )  # fmt: skip
+    if card is None:
+        abort(404)  # past the last page
+    return card
+
+
+def build_card(
+    session: Session,
+    *,
+    tenant_id: int,
+    supplier: Supplier,
+    kind: str,
+    window: services.Window,
+    today: date,
+    page: int = 1,
+    evidence_rows: int | None = EVIDENCE_ROWS,
+    at: str = "",
+) -> dict[str, Any] | None:
+    """One supplier's card: figures (a snapshot, or the current period computed once), the trend, and the
+    deliveries behind the figures, those that cost points first (pages of ``evidence_rows``; None: all).
+    None for a page past the last."""
     offset = (page - 1) * (evidence_rows or 0)
     stored = None
     if window.end <= today:  # a closed period: its snapshot, when there is one
         stored = services.stored_figures(
-            session, tenant_id=context.tenant_id, kind=kind, window=window, supplier_id=supplier.id
+            session, tenant_id=tenant_id, kind=kind, window=window, supplier_id=supplier.id
         )
     if stored is None:  # the current period (or one never stored): figures and the page in one pass
         figures, rows = services.live_card(
-            session, tenant_id=context.tenant_id, window=window, supplier_id=supplier.id, limit=evidence_rows,
-            offset=offset,
-        )  # fmt: skip
+            session, tenant_id=tenant_id, window=window, supplier_id=supplier.id, limit=evidence_rows, offset=offset
+        )
     else:
         figures = stored.get(supplier.id, services.Figures(supplier_id=supplier.id))
         rows = services.evidence(
-            session, tenant_id=context.tenant_id, window=window, supplier_id=supplier.id, limit=evidence_rows,
+            session, tenant_id=tenant_id, window=window, supplier_id=supplier.id, limit=evidence_rows,
             offset=offset, misses_first=True,
         )  # fmt: skip
     if not rows and page > 1:
-        abort(404)  # past the last page
+        return None
     current = window.start <= today < window.end
     points = services.trend(
-        session, tenant_id=context.tenant_id, supplier_id=supplier.id, kind=kind, today=today,
+        session, tenant_id=tenant_id, supplier_id=supplier.id, kind=kind, today=today,
         current_figures=figures if current else None,
     )  # fmt: skip
     chart = trend_svg(
@@ -107,7 +126,7 @@ def _card(supplier: Supplier, evidence_rows: int | None = EVIDENCE_ROWS) -> dict
         "period": kind,
         "version": VERSION,
         "chart": chart,
-        "at": request.args.get("at", ""),
+        "at": at,
     }
 
 
@@ -185,32 +204,37 @@ def _companies() -> list[Any]:
 def _ranking_rows(
     offset: int = 0, limit: int | None = None
 ) -> tuple[list[tuple[Supplier, services.Figures]], int, str, str]:
-    sort = request.args.get("sort", "score")
-    sort = sort if sort in SORTABLE else "score"
-    company = request.args.get("company", "")
-    category = request.args.get("category", "").strip()
+    sort, category, company = ranking_filters(request.args)
     rows, total = services.ranking_page(
-        db_session(),
-        tenant_id=ctx().tenant_id,
-        window=_window(),
-        sort=sort,
-        kind=_kind(),
-        company_id=int(company) if company.isdigit() else None,
-        category=category,
-        offset=offset,
-        limit=limit,
-    )
+        db_session(), tenant_id=ctx().tenant_id, window=_window(), sort=sort, kind=_kind(), company_id=company,
+        category=category, offset=offset, limit=limit,
+    )  # fmt: skip
     return rows, total, sort, category
 
 
-def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
+def ranking_filters(args: Any) -> tuple[str, str, int | None]:
+    """The ranking's sort, category and company from a query string (or an export's parameters)."""
+    sort = args.get("sort", "score")
+    company = str(args.get("company", "") or "")
+    return (
+        (sort if sort in SORTABLE else "score"),
+        str(args.get("category", "") or "").strip(),
+        (int(company) if company.isdigit() else None),
+    )
+
+
+def csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(header)
     for row in rows:
         # A cell starting with = + - @ would be a formula in a spreadsheet: make it text.
         writer.writerow(["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row])
-    response = Response(out.getvalue(), mimetype="text/csv")
+    return out.getvalue().encode()
+
+
+def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
+    response = Response(csv_bytes(header, rows), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
@@ -224,25 +248,28 @@ def _value(value: Any) -> Any:
 def ranking_csv() -> Response:
     rows, _, _, _ = _ranking_rows()
     window = _window()
-    return _csv(
-        f"scorecards-{window.start}.csv",
-        ["supplier_code", "supplier", "category", "period_start", "definitions_version", *FIGURE_COLUMNS],
+    return _csv(f"scorecards-{window.start}.csv", RANKING_HEADER, ranking_lines(rows, window))
+
+
+RANKING_HEADER = ["supplier_code", "supplier", "category", "period_start", "definitions_version", *FIGURE_COLUMNS]
+
+
+def ranking_lines(rows: list[tuple[Supplier, services.Figures]], window: services.Window) -> list[list[Any]]:
+    return [
         [
-            [
-                s.code,
-                s.name,
-                s.category,
-                window.start.isoformat(),
-                VERSION,
-                *(_value(getattr(f, c)) for c in FIGURE_COLUMNS),
-            ]
-            for s, f in rows
-        ],
-    )
+            s.code,
+            s.name,
+            s.category,
+            window.start.isoformat(),
+            VERSION,
+            *(_value(getattr(f, c)) for c in FIGURE_COLUMNS),
+        ]
+        for s, f in rows
+    ]
 
 
-def _card_csv(supplier: Supplier) -> Response:
-    card = _card(supplier, evidence_rows=None)
+def card_csv(card: dict[str, Any]) -> tuple[str, bytes]:
+    """The file name and content of one card's CSV: the figures, then every delivery behind them."""
     figures = card["figures"]
     lines: list[list[Any]] = [["figure", "value"]]
     lines += [[c, _value(getattr(figures, c))] for c in FIGURE_COLUMNS]
@@ -253,7 +280,14 @@ def _card_csv(supplier: Supplier) -> Response:
         lines.append([r.order_number, r.product_code, r.first_promised_date, r.promised_date, r.quantity,
                       r.first_arrival or "", r.completed_on or "", r.counted, r.on_time, r.in_full, r.otif,
                       r.days_late if r.days_late is not None else ""])  # fmt: skip
-    return _csv(f"scorecard-{supplier.code}-{card['window'].start}.csv", lines[0], lines[1:])
+    return f"scorecard-{card['supplier'].code}-{card['window'].start}.csv", csv_bytes(lines[0], lines[1:])
+
+
+def _card_csv(supplier: Supplier) -> Response:
+    name, content = card_csv(_card(supplier, evidence_rows=None))
+    response = Response(content, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 @bp.route("/scorecard.csv")
@@ -300,19 +334,22 @@ def _fetcher() -> Any:
     return PortalAssets()
 
 
-def render_pdf(card: dict[str, Any]) -> bytes:
+def render_pdf(card: dict[str, Any], tenant_name: str) -> bytes:
+    """The card as a PDF (needs an application context, not a request: workers make it too)."""
     from weasyprint import HTML
 
-    html = render_template("scorecards/pdf.html", asset_base=ASSET_BASE, **card)
+    html = render_template("scorecards/pdf.html", asset_base=ASSET_BASE, tenant_name=tenant_name, **card)
     return HTML(string=html, base_url=ASSET_BASE, url_fetcher=_fetcher()).write_pdf()
+
+
+def pdf_name(card: dict[str, Any]) -> str:
+    return f"scorecard-{card['supplier'].code}-{card['window'].start}.pdf"
 
 
 def _pdf(supplier: Supplier) -> Response:
     card = _card(supplier, evidence_rows=PDF_EVIDENCE_ROWS)
-    response = Response(render_pdf(card), mimetype="application/pdf")
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="scorecard-{supplier.code}-{card["window"].start}.pdf"'
-    )
+    response = Response(render_pdf(card, ctx().tenant_name), mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="{pdf_name(card)}"'
     return response
 
 
