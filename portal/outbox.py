@@ -316,7 +316,6 @@ def prune(database: Database, *, older_than: timedelta = timedelta(days=30)) -> 
     """Delete done events after a while (failed ones stay until retried or resolved)."""
     from sqlalchemy import delete
 
-
     cutoff = utcnow() - older_than
     return delete_per_tenant(
         database,

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -54,6 +55,14 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_purchase_orders_tenant_supplier_ordered", ["tenant_id", "supplier_id", "order_date"], unique=False
         )
+    if postgres:  # the ranking sorts by one figure: JSONB reads it without re-parsing the document
+        op.alter_column(
+            "scorecard_snapshots",
+            "figures",
+            existing_type=sa.JSON(),
+            type_=JSONB(),
+            postgresql_using="figures::jsonb",
+        )
     with op.batch_alter_table("scorecard_snapshots", schema=None) as batch_op:
         batch_op.create_index(
             "ix_scorecard_snapshots_tenant_period",
@@ -65,6 +74,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("scorecard_snapshots", schema=None) as batch_op:
         batch_op.drop_index("ix_scorecard_snapshots_tenant_period")
+    if op.get_bind().dialect.name == "postgresql":
+        op.alter_column(
+            "scorecard_snapshots", "figures", existing_type=JSONB(), type_=sa.JSON(), postgresql_using="figures::json"
+        )
     with op.batch_alter_table("purchase_orders", schema=None) as batch_op:
         batch_op.drop_index("ix_purchase_orders_tenant_supplier_ordered")
     with op.batch_alter_table("delivery_schedules", schema=None) as batch_op:

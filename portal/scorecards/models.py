@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, BigID, TenantOwned, utcnow
@@ -44,5 +45,6 @@ class ScorecardSnapshot(TenantOwned, Base):
     period: Mapped[str] = mapped_column(String(8))  # month | quarter
     period_start: Mapped[date] = mapped_column(Date)
     version: Mapped[int] = mapped_column(Integer)
-    figures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # JSONB on PostgreSQL: the ranking sorts a period's rows by one figure, which plain JSON re-parses per row.
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -13,7 +13,22 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, Integer, and_, case, cast, extract, func, insert, literal, select, text
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Float,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    cast,
+    extract,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
@@ -99,6 +114,11 @@ class Window:
     today: date | None = None
 
     @property
+    def closed_before(self) -> date:
+        """Deliveries promised before this day have had their whole on-time window."""
+        return (self.today or date.today()) - timedelta(days=self.late_days)
+
+    @property
     def label(self) -> str:
         last = self.end - timedelta(days=1)
         return f"{self.start:%d %b %Y} to {last:%d %b %Y}"
@@ -136,9 +156,9 @@ def previous_periods(session: Session, tenant_id: int, kind: str, today: date, c
 
 
 def _delivery_query(
-    tenant_id: int,
-    window: Window,
-    supplier_id: int | None,
+    tenant_id: Any,
+    window: Window | BoundWindow,
+    supplier_id: Any,
     company_id: int | None = None,
     period_kind: str | None = None,
     every_line: bool = False,
@@ -263,12 +283,26 @@ def _delivery_query(
     return rows.subquery("rows")
 
 
-def _judged(rows: Any, window: Window) -> dict[str, ColumnElement[Any]]:
-    today = window.today or date.today()
-    closed_before = today - timedelta(days=window.late_days)
+class BoundWindow:
+    """A window whose values are bound parameters, to build a statement once and run it with any window
+    (``params`` gives the values); stands in for ``Window`` in the statement builders."""
+
+    start = bindparam("w_start", type_=Date)
+    end = bindparam("w_end", type_=Date)
+    early_days = bindparam("w_early", type_=Integer)
+    late_days = bindparam("w_late", type_=Integer)
+    closed_before = bindparam("w_closed", type_=Date)
+
+    @staticmethod
+    def params(window: Window) -> dict[str, Any]:
+        return {"w_start": window.start, "w_end": window.end, "w_early": window.early_days,
+                "w_late": window.late_days, "w_closed": window.closed_before}  # fmt: skip
+
+
+def _judged(rows: Any, window: Window | BoundWindow) -> dict[str, ColumnElement[Any]]:
     counted = and_(
         rows.c.quantity > 0,
-        (rows.c.completed_on.is_not(None)) | (rows.c.promised_date < closed_before),
+        (rows.c.completed_on.is_not(None)) | (rows.c.promised_date < window.closed_before),
     )
     arrived_in_window = and_(
         rows.c.first_arrival.is_not(None),
@@ -371,7 +405,7 @@ def _mean(total: Any, count: int) -> float | None:
     return None if not count else round(float(Decimal(str(total)) / count), 1)
 
 
-def _sum_columns(rows: Any, window: Window, over_all_rows: bool = False) -> list[Any]:
+def _sum_columns(rows: Any, window: Window | BoundWindow, over_all_rows: bool = False) -> list[Any]:
     """The additive parts as aggregates (GROUP BY), or as window aggregates over every row of the result
     (``over_all_rows``: each row of a page carries the totals of the whole list)."""
     judged = _judged(rows, window)
@@ -678,8 +712,8 @@ def evidence(
 ) -> list[Evidence]:
     """The deliveries behind one supplier's figures, each with how it was judged (in promised-date order;
     ``misses_first``: the counted deliveries that were not OTIF lead; ``offset``/``limit``: one page)."""
-    stmt = _evidence_statement(tenant_id, window, supplier_id, limit, offset, misses_first, with_sums=False)
-    return [_evidence(row) for row in session.execute(stmt)]
+    stmt, params = _evidence_statement(tenant_id, window, supplier_id, limit, offset, misses_first, with_sums=False)
+    return [_evidence(row) for row in session.execute(stmt, params)]
 
 
 def live_card(
@@ -693,8 +727,8 @@ def live_card(
 ) -> tuple[Figures, list[Evidence]]:
     """One supplier's figures for the window computed live, and one page of its evidence (the deliveries that
     cost points first), from one pass over its deliveries: each row of the page carries the totals."""
-    stmt = _evidence_statement(tenant_id, window, supplier_id, limit, offset, True, with_sums=True)
-    rows = session.execute(stmt).all()
+    stmt, params = _evidence_statement(tenant_id, window, supplier_id, limit, offset, True, with_sums=True)
+    rows = session.execute(stmt, params).all()
     if rows:
         sums = {supplier_id: _sums(rows[0])}
     elif offset:  # past the last page: the totals need their own pass
@@ -707,6 +741,10 @@ def live_card(
     return found.get(supplier_id, Figures(supplier_id=supplier_id)), [_evidence(row) for row in rows]
 
 
+# Built once per shape with bound parameters: building these statements costs more than running them.
+_EVIDENCE_STATEMENTS: dict[tuple[bool, bool, bool], Any] = {}
+
+
 def _evidence_statement(
     tenant_id: int,
     window: Window,
@@ -715,14 +753,27 @@ def _evidence_statement(
     offset: int,
     misses_first: bool,
     with_sums: bool,
-) -> Any:
-    rows = _delivery_query(tenant_id, window, supplier_id)
+) -> tuple[Any, dict[str, Any]]:
+    shape = (misses_first, with_sums, limit is not None)
+    stmt = _EVIDENCE_STATEMENTS.get(shape)
+    if stmt is None:
+        stmt = _EVIDENCE_STATEMENTS[shape] = _build_evidence_statement(*shape)
+    params = {**BoundWindow.params(window), "tenant_id": tenant_id, "supplier_id": supplier_id, "offset": offset}
+    if limit is not None:
+        params["limit"] = limit
+    return stmt, params
+
+
+def _build_evidence_statement(misses_first: bool, with_sums: bool, limited: bool) -> Any:
+    tenant_id = bindparam("tenant_id", type_=BigInteger)
+    window = BoundWindow()
+    rows = _delivery_query(tenant_id, window, bindparam("supplier_id", type_=BigInteger))
     judged = _judged(rows, window)
     lateness = days_between(func.coalesce(rows.c.completed_on, rows.c.first_arrival), rows.c.promised_date)
     is_counted = judged["counted"]
     is_otif = judged["otif"]
     miss = case((is_otif, 1), (is_counted, 0), else_=1)  # counted and not OTIF (NULL-safe)
-    return (
+    stmt = (
         select(
             rows,
             PurchaseOrder.number,
@@ -736,9 +787,9 @@ def _evidence_statement(
         )
         .join(PurchaseOrder, and_(PurchaseOrder.id == rows.c.order_id, PurchaseOrder.tenant_id == tenant_id))
         .order_by(*([miss] if misses_first else []), rows.c.promised_date, rows.c.delivery_id)
-        .offset(offset)
-        .limit(limit)
+        .offset(bindparam("offset", type_=Integer))
     )
+    return stmt.limit(bindparam("limit", type_=Integer)) if limited else stmt
 
 
 def _evidence(row: Any) -> Evidence:
@@ -952,7 +1003,7 @@ def _store(session: Session, snapshots: list[dict[str, Any]]) -> None:
             "INSERT INTO scorecard_snapshots (tenant_id, supplier_id, period, period_start, version, figures,"
             " computed_at) SELECT tenant_id, supplier_id, period, period_start, version, figures, computed_at"
             " FROM json_to_recordset(CAST(:rows AS json)) AS r(tenant_id bigint, supplier_id bigint, period text,"
-            " period_start date, version integer, figures json, computed_at timestamptz)"
+            " period_start date, version integer, figures jsonb, computed_at timestamptz)"
         ),
         {"rows": document},
     )
