@@ -230,7 +230,9 @@ def test_supplier_and_buyer_pages(app, session):
     one = buyer_client.get(f"/scorecards/{ids['acme']}?period=quarter&at=2026-01-20")
     assert one.status_code == 200 and "01 Jan 2026 to 31 Mar 2026" in one.text
     assert buyer_client.get("/scorecards/definitions").status_code == 200
-    assert "never as 0 % or 100 %" in buyer_client.get("/scorecards/definitions").text
+    definitions_page = buyer_client.get("/scorecards/definitions").text
+    assert "never as 0 % or 100 %" in definitions_page and "Median notice" in definitions_page
+    assert "Version 1: First published definitions." in definitions_page
 
 
 def test_snapshots_rebuild_identical_figures_and_feed_ranking_and_trend(session):

@@ -608,19 +608,32 @@ WEIGHT_KEYS = {"otif": "otif", "fill_rate": "fill_rate", "ack_rate": "ack_rate",
 
 def overall(figure: Figures, weights: dict[str, int], grades: list[list[Any]]) -> tuple[float | None, str | None]:
     """Weighted mean of the figures that have data (weights of the others are left out), and its grade."""
-    parts = [
-        (float(getattr(figure, name)), int(weights.get(WEIGHT_KEYS[name], 0)))
-        for name in SCORED
-        if getattr(figure, name) is not None and int(weights.get(WEIGHT_KEYS[name], 0)) > 0
-    ]
-    total = sum(w for _, w in parts)
-    if not total:
-        return None, None
-    score = round(sum(v * w for v, w in parts) / total, 1)
-    for floor, grade in sorted(grades, key=lambda g: -float(g[0])):
-        if score >= float(floor):
-            return score, str(grade)
-    return score, None
+    return scorer(weights, grades)(figure)
+
+
+def scorer(weights: dict[str, int], grades: list[list[Any]]) -> Any:
+    """``overall`` with the tenant's weights and bands resolved once (the recompute scores every row)."""
+    weighted = [(name, int(weights.get(WEIGHT_KEYS[name], 0))) for name in SCORED]
+    weighted = [(name, weight) for name, weight in weighted if weight > 0]
+    bands = [(float(floor), str(grade)) for floor, grade in sorted(grades, key=lambda g: -float(g[0]))]
+
+    def score(figure: Figures) -> tuple[float | None, str | None]:
+        total = 0
+        weighted_sum = 0.0
+        for name, weight in weighted:
+            value = getattr(figure, name)
+            if value is not None:
+                total += weight
+                weighted_sum += float(value) * weight
+        if not total:
+            return None, None
+        result = round(weighted_sum / total, 1)
+        for floor, grade in bands:
+            if result >= floor:
+                return result, grade
+        return result, None
+
+    return score
 
 
 def settings_for(session: Session, tenant_id: int) -> Any:
@@ -939,6 +952,7 @@ def recompute(session: Session, *, tenant_id: int, months: int = 24, today: date
         part.orders, part.answered = ordered, answered
 
     settings = settings_for(session, tenant_id)
+    score = scorer(settings.weights, settings.grades)
     postgres = session.get_bind().dialect.name == "postgresql"
     computed_at: Any = datetime.now(UTC)
     computed_at = computed_at.isoformat() if postgres else computed_at  # see _store
@@ -971,7 +985,7 @@ def recompute(session: Session, *, tenant_id: int, months: int = 24, today: date
                 figure.ack_hours = medians["ack_hours"].get((supplier, key))
                 figure.notice_days = medians["notice_days"].get((supplier, key))
                 figure.documents = shares.get(supplier)
-                figure.score, figure.grade = overall(figure, settings.weights, settings.grades)
+                figure.score, figure.grade = score(figure)
                 snapshots.append({"tenant_id": tenant_id, "supplier_id": supplier, "period": kind,
                                   "period_start": period_start, "version": VERSION, "figures": figure.as_dict(),
                                   "computed_at": computed_at})  # fmt: skip

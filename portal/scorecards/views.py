@@ -18,7 +18,7 @@ from portal.auth.permissions import Permission
 from portal.auth.views import actor
 from portal.scorecards import services
 from portal.scorecards.charts import trend_svg
-from portal.scorecards.definitions import DEFINITIONS, VERSION
+from portal.scorecards.definitions import CHANGES, DEFINITIONS, VERSION
 from portal.scorecards.forms import SettingsForm
 from portal.suppliers.models import Supplier
 from portal.web import db_session
@@ -388,7 +388,7 @@ def settings() -> tuple[str, int] | Response:
 @bp.route("/scorecards/definitions")
 @requires(Permission.DASHBOARD_VIEW)
 def definitions() -> str:
-    return render_template("scorecards/definitions.html", definitions=DEFINITIONS, version=VERSION)
+    return render_template("scorecards/definitions.html", definitions=DEFINITIONS, version=VERSION, changes=CHANGES)
 
 
 def register(app: Flask) -> None:
