@@ -67,6 +67,32 @@ def test_admin_invites_and_the_mail_is_readable_in_the_mailbox(embedded_app):
     assert "new.buyer@northwind.example" in mailbox.text and "/invitations/" in mailbox.text
 
 
+def test_an_export_with_progress_is_made_on_sqlite(embedded_app):
+    """The worker's progress writes (their own transactions) and the final file commit work on SQLite too."""
+    from sqlalchemy import select
+
+    from portal.exports.models import Export, ExportState
+    from portal.outbox import OutboxEvent, process_event
+
+    client = PortalClient(embedded_app.test_client())
+    client.sign_in("admin@northwind.example", DEMO_PASSWORD, demo_secret("admin@northwind.example"))
+    asked = client.submit("/exports", {"kind": "scorecards.ranking_csv", "period": "month"}, page="/scorecards")
+    assert asked.status_code == 302
+    database = embedded_app.extensions["portal.db"]
+    with database.transaction() as s:
+        tenant_id = s.execute(select(Export.tenant_id)).scalar_one()
+    with database.transaction(tenant_id=tenant_id) as s:
+        event_id = s.execute(select(OutboxEvent.id).where(OutboxEvent.topic == "export.requested")).scalar_one()
+    with embedded_app.app_context():  # what the in-process worker does with it
+        assert process_event(database, tenant_id, event_id).status == "done"
+    with database.transaction(tenant_id=tenant_id) as s:
+        export = s.execute(select(Export)).scalar_one()
+        assert export.state == ExportState.DONE and export.progress == 100
+        export_id = export.id
+    download = client.get(f"/exports/{export_id}/download")
+    assert download.status_code == 200 and download.data.startswith(b"supplier_code,supplier")
+
+
 def test_audit_chain_verifies_on_sqlite(embedded_app):
     result = embedded_app.test_cli_runner().invoke(args=["audit-verify"])
     assert result.exit_code == 0 and "global: ok" in result.output
