@@ -287,11 +287,13 @@ class BoundWindow:
     """A window whose values are bound parameters, to build a statement once and run it with any window
     (``params`` gives the values); stands in for ``Window`` in the statement builders."""
 
-    start = bindparam("w_start", type_=Date)
-    end = bindparam("w_end", type_=Date)
-    early_days = bindparam("w_early", type_=Integer)
-    late_days = bindparam("w_late", type_=Integer)
-    closed_before = bindparam("w_closed", type_=Date)
+    # Rendered into the SQL at execution (``literal_execute``: dates and integers only): the planner then
+    # estimates with the values themselves, which measured faster here than server-side parameters.
+    start = bindparam("w_start", type_=Date, literal_execute=True)
+    end = bindparam("w_end", type_=Date, literal_execute=True)
+    early_days = bindparam("w_early", type_=Integer, literal_execute=True)
+    late_days = bindparam("w_late", type_=Integer, literal_execute=True)
+    closed_before = bindparam("w_closed", type_=Date, literal_execute=True)
 
     @staticmethod
     def params(window: Window) -> dict[str, Any]:
@@ -778,9 +780,9 @@ def _evidence_statement(
 
 
 def _build_evidence_statement(misses_first: bool, with_sums: bool, limited: bool) -> Any:
-    tenant_id = bindparam("tenant_id", type_=BigInteger)
+    tenant_id = bindparam("tenant_id", type_=BigInteger, literal_execute=True)
     window = BoundWindow()
-    rows = _delivery_query(tenant_id, window, bindparam("supplier_id", type_=BigInteger))
+    rows = _delivery_query(tenant_id, window, bindparam("supplier_id", type_=BigInteger, literal_execute=True))
     judged = _judged(rows, window)
     lateness = days_between(func.coalesce(rows.c.completed_on, rows.c.first_arrival), rows.c.promised_date)
     is_counted = judged["counted"]
@@ -800,9 +802,9 @@ def _build_evidence_statement(misses_first: bool, with_sums: bool, limited: bool
         )
         .join(PurchaseOrder, and_(PurchaseOrder.id == rows.c.order_id, PurchaseOrder.tenant_id == tenant_id))
         .order_by(*([miss] if misses_first else []), rows.c.promised_date, rows.c.delivery_id)
-        .offset(bindparam("offset", type_=Integer))
+        .offset(bindparam("offset", type_=Integer, literal_execute=True))
     )
-    return stmt.limit(bindparam("limit", type_=Integer)) if limited else stmt
+    return stmt.limit(bindparam("limit", type_=Integer, literal_execute=True)) if limited else stmt
 
 
 def _evidence(row: Any) -> Evidence:
