@@ -151,11 +151,18 @@ def main() -> None:
 
 
 def pages_and_pdf(app, database, results) -> None:  # type: ignore[no-untyped-def]
+    # This machine's speed varies by up to 2x from minute to minute: a fixed CPU-only reference, printed
+    # with the figures, tells a slow spell from a slow page.
+    import timeit
+
     from portal.auth import sessions
     from portal.auth.models import Membership, User
     from portal.auth.permissions import Role
     from portal.db import utcnow
     from portal.web import CONTEXT_SESSION_KEY
+
+    reference = min(timeit.repeat("sum(range(10**6))", number=5, repeat=5)) / 5
+    results.append(("CPU reference: sum(range(10**6)), best of 25", f"{reference * 1000:.1f} ms"))
 
     # 2. Pages, signed in through a real session record.
     with database.transaction() as s:
