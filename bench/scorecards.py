@@ -147,7 +147,14 @@ def main() -> None:
         conn.execute(text("VACUUM ANALYZE scorecard_snapshots"))
     owner.dispose()
 
-    pages_and_pdf(app, database, results)
+    # The pages in a fresh process, as the web server is not the worker that recomputed (the recompute's
+    # hundreds of thousands of objects would otherwise make every garbage collection of this one slower).
+    import subprocess
+
+    width = max(len(name) for name, _ in results)
+    for name, value in results:
+        print(f"{name:<{width}}  {value}")
+    subprocess.run([sys.executable, __file__, "--pages-only"], check=True)
 
 
 def pages_and_pdf(app, database, results) -> None:  # type: ignore[no-untyped-def]
