@@ -5,8 +5,8 @@ Measured in one run and printed:
 1. the full recompute of every supplier's snapshots over 24 months (months and quarters), against a single
    hand-written SQL GROUP BY computing the same OTIF figures per supplier and month (target: at most 1.3x);
 2. one supplier's scorecard page (the benchmark supplier, 25,000 lines) and the buyers' ranking page from
-   snapshots, each requested 200 times in a row (after 10 to warm up) through the portal (test client, one connection): p50 / p95
-   (targets 50 ms and 100 ms);
+   snapshots, each requested 200 times in a row (after 10 to warm up) through the portal (test client, one
+   connection, in a fresh process): p50 / p95 (targets 50 ms and 100 ms), beside a CPU reference;
 3. one scorecard PDF, warm (target at most 1 s).
 
 Usage: python bench/scorecards.py   (after python bench/orders_data.py)
