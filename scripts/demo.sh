@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
 ensure_venv ""
+ensure_pdf_fonts
 
 export FLASK_APP=wsgi
 export PORTAL_ENV="${PORTAL_ENV:-embedded}"

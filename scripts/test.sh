@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
 ensure_venv test
+ensure_pdf_fonts
 
 # Debian's Chromium for the browser tests (Playwright never downloads one).
 if ! command -v chromium >/dev/null 2>&1; then
