@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    union_all,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -494,12 +495,14 @@ def _notice_values(tenant_id: int, start: date, end: date, supplier_id: int | No
     return stmt
 
 
-def _medians(session: Session, values: Any, by_period: bool) -> dict[Any, float]:
-    groups = ("supplier_id", "period_key") if by_period else ("supplier_id",)
-    found: dict[Any, float] = {}
+def _medians(session: Session, sources: dict[str, Any], by_period: bool) -> dict[str, dict[Any, float]]:
+    """Each source's medians per supplier (and period), all in one statement."""
+    values = union_all(*(source.add_columns(literal(field).label("field")) for field, source in sources.items()))
+    groups = ("field", "supplier_id", "period_key") if by_period else ("field", "supplier_id")
+    found: dict[str, dict[Any, float]] = {field: {} for field in sources}
     for row in session.execute(median_by(values, groups)):
         key = (row.supplier_id, row.period_key) if by_period else row.supplier_id
-        found[key] = round(float(row.median), 1)
+        found[row.field][key] = round(float(row.median), 1)
     return found
 
 
@@ -533,8 +536,11 @@ def _complete(
         part.orders, part.answered = ordered, answered
     result = {supplier: part.figures(supplier) for supplier, part in sums.items()}
     span = (tenant_id, window.start, window.end, supplier_id, company_id, None)
-    for field, values in (("ack_hours", _ack_hours_values(*span)), ("notice_days", _notice_values(*span))):
-        for supplier, value in _medians(session, values, by_period=False).items():
+    medians = _medians(
+        session, {"ack_hours": _ack_hours_values(*span), "notice_days": _notice_values(*span)}, by_period=False
+    )
+    for field, by_supplier in medians.items():
+        for supplier, value in by_supplier.items():
             setattr(result.setdefault(supplier, Figures(supplier_id=supplier)), field, value)
     for supplier, share in document_compliance(session, tenant_id, window, supplier_id).items():
         result.setdefault(supplier, Figures(supplier_id=supplier)).documents = share
@@ -661,7 +667,8 @@ def settings_for(session: Session, tenant_id: int) -> Any:
 def _acknowledged_in_time(session: Session, tenant_id: int) -> ColumnElement[bool]:
     from portal.tenancy.models import Tenant
 
-    days = session.execute(select(Tenant.unconfirmed_after_days).where(Tenant.id == tenant_id)).scalar_one()
+    # The tenant's "unconfirmed after" days, read by the statement itself (no round trip of its own).
+    days = select(Tenant.unconfirmed_after_days).where(Tenant.id == tenant_id).scalar_subquery()
     order = PurchaseOrder
     return and_(order.responded_at.is_not(None), days_between(func.date(order.responded_at), order.order_date) <= days)
 
@@ -967,13 +974,14 @@ def recompute(session: Session, *, tenant_id: int, months: int = 24, today: date
         for (supplier, month), part in by_month.items():
             key = month if kind == "month" else month // 3
             sums.setdefault((supplier, key), Sums()).add(part)
-        medians = {
-            field: _medians(session, values, by_period=True)
-            for field, values in (
-                ("ack_hours", _ack_hours_values(tenant_id, first, last, None, None, kind)),
-                ("notice_days", _notice_values(tenant_id, first, last, None, None, kind)),
-            )
-        }
+        medians = _medians(
+            session,
+            {
+                "ack_hours": _ack_hours_values(tenant_id, first, last, None, None, kind),
+                "notice_days": _notice_values(tenant_id, first, last, None, None, kind),
+            },
+            by_period=True,
+        )
         present: dict[int, set[int]] = {}
         for supplier, key in [*sums, *(k for found in medians.values() for k in found)]:
             present.setdefault(key, set()).add(supplier)
