@@ -202,9 +202,9 @@ def tenant_scope(session: Session, tenant_id: int | None) -> Iterator[None]:
 class Database:
     """Engine and session factory of one application."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pre_ping: bool = True) -> None:
         self.url = url
-        self.engine: Engine = make_engine(url, echo=echo)
+        self.engine: Engine = make_engine(url, echo=echo, pre_ping=pre_ping)
         self.session_factory: sessionmaker[Session] = sessionmaker(
             bind=self.engine, expire_on_commit=False, autoflush=True
         )
@@ -231,7 +231,7 @@ class Database:
             session.close()
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True) -> Engine:
     if url.startswith("sqlite"):
         kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
         if url in ("sqlite://", "sqlite:///:memory:"):
@@ -250,5 +250,5 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     # No automatic server-side prepared statements: their generic plans ignore how
     # skewed tenants and suppliers are (one supplier may have 100x the orders of another).
     return create_engine(
-        url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"prepare_threshold": None}
+        url, echo=echo, pool_pre_ping=pre_ping, pool_size=5, max_overflow=10, connect_args={"prepare_threshold": None}
     )

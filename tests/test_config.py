@@ -53,3 +53,28 @@ def test_production_cookies_are_secure_and_host_prefixed(tmp_path):
     assert config["SESSION_COOKIE_SECURE"] and config["REMEMBER_COOKIE_SECURE"]
     assert config["SESSION_COOKIE_HTTPONLY"] and config["REMEMBER_COOKIE_HTTPONLY"]
     assert config["SESSION_COOKIE_SAMESITE"] == "Lax" and config["REMEMBER_COOKIE_SAMESITE"] == "Lax"
+
+
+def test_worker_processes_skip_the_connection_pre_ping_unless_asked(monkeypatch, tmp_path, pg_database):
+    """A web process tests each pooled connection before use; a worker process does not (its events are
+    sent again when one meets a dead connection), unless DATABASE_PRE_PING says so."""
+    from workers import context
+
+    web = load_settings({"PORTAL_INSTANCE_PATH": str(tmp_path), "DATABASE_URL": pg_database["app"]})
+    assert web.database_pre_ping is True
+    monkeypatch.setenv("PORTAL_ENV", "test")
+    monkeypatch.setenv("PORTAL_WORKERS", "external")
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
+    monkeypatch.setenv("DATABASE_URL", pg_database["app"])
+    previous = context._app
+    try:
+        for asked, expected in ((None, False), ("1", True)):
+            if asked is None:
+                monkeypatch.delenv("DATABASE_PRE_PING", raising=False)
+            else:
+                monkeypatch.setenv("DATABASE_PRE_PING", asked)
+            context.bind(None)
+            assert context.database().engine.pool._pre_ping is expected
+    finally:
+        context.bind(previous)
