@@ -339,3 +339,34 @@ def test_supplier_drills_from_a_scorecard_figure_to_the_late_delivery(live_serve
     late.locator("a").click()
     page.wait_for_url("**/orders/*#line-*")
     assert "Order PO-1" in page.inner_text("h1")
+
+
+def test_the_export_page_follows_the_worker_until_the_pdf_is_ready(live_server, browser, committed_db, committed_app):
+    """In Chromium: the button asks for the PDF, the export's page refreshes itself (no script: a meta refresh,
+    which the CSP allows) and offers the download once a worker has made the file."""
+    from portal.suppliers.models import Supplier
+    from portal.tenancy.models import Tenant
+    from tests.conftest import drain
+    from tests.factories import PASSWORD
+    from tests.test_scorecards import build
+
+    with tenant_session(committed_db, None) as s:
+        ids = build(s)
+        set_context(s, tenant_id=ids["tenant_id"])
+        seller = make_member(
+            s, s.get(Tenant, ids["tenant_id"]), Role.SUPPLIER_ADMIN, supplier=s.get(Supplier, ids["acme"])
+        )
+        email, secret = seller.email, seller.secret
+    page = browser.new_page()
+    sign_in_browser(page, live_server, email, PASSWORD, code_at(secret, 0))
+    page.goto(live_server + "/scorecard?period=month&at=2026-01-20")
+    page.click("text=Make the PDF in the background")
+    page.wait_for_url("**/exports/*")
+    assert page.get_attribute("[data-testid=export-state]", "data-state") == "queued"
+    with committed_app.app_context():  # what a worker does with the request
+        assert "export.requested" in drain(committed_db, ids["tenant_id"])
+    # No reload by the test: the page's own refresh picks the result up.
+    page.wait_for_selector("[data-testid=export-state][data-state=done]", timeout=15_000)
+    with page.expect_download() as download:
+        page.click("text=Download")
+    assert download.value.suggested_filename == "scorecard-ACME-2026-01-01.pdf"
