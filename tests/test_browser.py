@@ -314,10 +314,10 @@ def test_supplier_uploads_a_certificate_and_compliance_approves_it(
     assert "valid until" in page.inner_text("main")
 
 
-def test_supplier_drills_from_a_scorecard_figure_to_the_late_delivery(live_server, browser, committed_db):
+def _scorecard_supplier(committed_db) -> tuple[dict[str, int], str, str]:  # type: ignore[no-untyped-def]
+    """The scorecard fixtures, committed, and an administrator of their supplier (e-mail, TOTP secret)."""
     from portal.suppliers.models import Supplier
     from portal.tenancy.models import Tenant
-    from tests.factories import PASSWORD
     from tests.test_scorecards import build
 
     with tenant_session(committed_db, None) as s:
@@ -326,7 +326,13 @@ def test_supplier_drills_from_a_scorecard_figure_to_the_late_delivery(live_serve
         seller = make_member(
             s, s.get(Tenant, ids["tenant_id"]), Role.SUPPLIER_ADMIN, supplier=s.get(Supplier, ids["acme"])
         )
-        email, secret = seller.email, seller.secret
+        return ids, seller.email, seller.secret
+
+
+def test_supplier_drills_from_a_scorecard_figure_to_the_late_delivery(live_server, browser, committed_db):
+    from tests.factories import PASSWORD
+
+    _, email, secret = _scorecard_supplier(committed_db)
     page = browser.new_page()
     sign_in_browser(page, live_server, email, PASSWORD, code_at(secret, 0))
     page.click("nav.mainnav >> text=Scorecard")
@@ -344,19 +350,10 @@ def test_supplier_drills_from_a_scorecard_figure_to_the_late_delivery(live_serve
 def test_the_export_page_follows_the_worker_until_the_pdf_is_ready(live_server, browser, committed_db, committed_app):
     """In Chromium: the button asks for the PDF, the export's page refreshes itself (no script: a meta refresh,
     which the CSP allows) and offers the download once a worker has made the file."""
-    from portal.suppliers.models import Supplier
-    from portal.tenancy.models import Tenant
     from tests.conftest import drain
     from tests.factories import PASSWORD
-    from tests.test_scorecards import build
 
-    with tenant_session(committed_db, None) as s:
-        ids = build(s)
-        set_context(s, tenant_id=ids["tenant_id"])
-        seller = make_member(
-            s, s.get(Tenant, ids["tenant_id"]), Role.SUPPLIER_ADMIN, supplier=s.get(Supplier, ids["acme"])
-        )
-        email, secret = seller.email, seller.secret
+    ids, email, secret = _scorecard_supplier(committed_db)
     page = browser.new_page()
     sign_in_browser(page, live_server, email, PASSWORD, code_at(secret, 0))
     page.goto(live_server + "/scorecard?period=month&at=2026-01-20")
