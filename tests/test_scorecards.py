@@ -121,7 +121,7 @@ def check(session: Session, ids: dict[str, int]) -> None:
     everyone = services.figures(session, tenant_id=ids["tenant_id"], window=JAN)
     assert everyone[ids["acme"]].otif == figures.otif  # the same figure from the all-supplier GROUP BY
     assert ids["quiet"] not in everyone  # nothing at all: no row, shown as "no data"
-    ranking = services.ranking(session, tenant_id=ids["tenant_id"], window=JAN, sort="otif")
+    ranking = services.ranking_page(session, tenant_id=ids["tenant_id"], window=JAN, sort="otif")[0]
     assert [(s.name, f.otif) for s, f in ranking] == [("Acme", pytest.approx(50.0)), ("Quiet Ltd", None)]
 
     rows = services.evidence(session, tenant_id=ids["tenant_id"], window=JAN, supplier_id=ids["acme"])
@@ -261,7 +261,7 @@ def test_snapshots_rebuild_identical_figures_and_feed_ranking_and_trend(session)
     snapshot.figures = {**snapshot.figures, "otif": 12.5}
     session.flush()
     window = services.tenant_window(session, ids["tenant_id"], "month", date(2026, 1, 10), today)
-    ranking = services.ranking(session, tenant_id=ids["tenant_id"], window=window, kind="month", today=today)
+    ranking = services.ranking_page(session, tenant_id=ids["tenant_id"], window=window, kind="month", today=today)[0]
     assert ranking[0][1].otif == 12.5
     points = services.trend(session, tenant_id=ids["tenant_id"], supplier_id=ids["acme"], kind="month", today=today)
     assert len(points) == 12 and points[-1][0].start == date(2026, 2, 1)
@@ -391,9 +391,9 @@ def test_the_ranking_filtered_to_one_company(session):
     other = Company(tenant_id=ids["tenant_id"], code="OTHER", name="Other company")
     session.add(other)
     session.flush()
-    mine = services.ranking(session, tenant_id=ids["tenant_id"], window=JAN, company_id=company_id)
+    mine = services.ranking_page(session, tenant_id=ids["tenant_id"], window=JAN, company_id=company_id)[0]
     assert dict((s.id, f.otif) for s, f in mine)[ids["acme"]] == 50.0
-    theirs = services.ranking(session, tenant_id=ids["tenant_id"], window=JAN, company_id=other.id)
+    theirs = services.ranking_page(session, tenant_id=ids["tenant_id"], window=JAN, company_id=other.id)[0]
     assert all(f.otif is None and f.orders == 0 for _, f in theirs)
 
 

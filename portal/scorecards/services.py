@@ -80,11 +80,6 @@ def period_key(day: Any, kind: str) -> ColumnElement[int]:
     return months if kind == "month" else months // 3
 
 
-def period_of_key(key: int, kind: str) -> date:
-    months = key if kind == "month" else key * 3
-    return date(months // 12, months % 12 + 1, 1)
-
-
 def key_of_period(start: date, kind: str) -> int:
     months = start.year * 12 + start.month - 1
     return months if kind == "month" else months // 3
@@ -590,7 +585,10 @@ def compliance_on_days(
     held_since: dict[tuple[int, int], list[tuple[date, date | None]]] = {}
     for supplier, document_type, created_at, expiry in session.execute(documents_query):
         held_since.setdefault((supplier, document_type), []).append((_as_date(created_at), expiry))
-    prints = footprint(session, tenant_id=tenant_id, requirements=requirements)
+    prints = footprint(
+        session, tenant_id=tenant_id, requirements=requirements,
+        supplier_ids=None if supplier_id is None else [supplier_id],
+    )  # fmt: skip
     required = {supplier.id: [r.document_type_id for r in requirements if applies_to(r, supplier, prints)]
                 for supplier in suppliers}  # fmt: skip
     shares: dict[date, dict[int, float | None]] = {}
@@ -843,22 +841,6 @@ def _as_date(value: Any) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
-def ranking(
-    session: Session,
-    *,
-    tenant_id: int,
-    window: Window,
-    sort: str = "otif",
-    kind: str = "month",
-    today: date | None = None,
-    company_id: int | None = None,
-    category: str = "",
-) -> list[tuple[Supplier, Figures]]:
-    """Every supplier of the tenant ranked by ``sort`` (no data last)."""
-    return ranking_page(session, tenant_id=tenant_id, window=window, sort=sort, kind=kind, today=today,
-                        company_id=company_id, category=category)[0]  # fmt: skip
-
-
 def ranking_page(
     session: Session,
     *,
@@ -962,13 +944,10 @@ def recompute(session: Session, *, tenant_id: int, months: int = 24, today: date
 
     settings = settings_for(session, tenant_id)
     score = scorer(settings.weights, settings.grades)
-    postgres = session.get_bind().dialect.name == "postgresql"
-    computed_at: Any = datetime.now(UTC)
-    computed_at = computed_at.isoformat() if postgres else computed_at  # see _store
     documents = compliance_on_days(
         session, tenant_id, [w.end - timedelta(days=1) for windows in periods.values() for w in windows]
     )
-    snapshots = []
+    snapshots: list[tuple[int, str, date, dict[str, Any]]] = []
     for kind, windows in periods.items():
         sums: dict[tuple[int, int], Sums] = {}
         for (supplier, month), part in by_month.items():
@@ -987,7 +966,6 @@ def recompute(session: Session, *, tenant_id: int, months: int = 24, today: date
             present.setdefault(key, set()).add(supplier)
         for window in windows:
             key = key_of_period(window.start, kind)
-            period_start = window.start.isoformat() if postgres else window.start  # see _store
             shares = documents.get(window.end - timedelta(days=1), {})
             for supplier in present.get(key, set()) | set(shares):
                 counted = sums.get((supplier, key))
@@ -996,9 +974,7 @@ def recompute(session: Session, *, tenant_id: int, months: int = 24, today: date
                 figure.notice_days = medians["notice_days"].get((supplier, key))
                 figure.documents = shares.get(supplier)
                 figure.score, figure.grade = score(figure)
-                snapshots.append({"tenant_id": tenant_id, "supplier_id": supplier, "period": kind,
-                                  "period_start": period_start, "version": VERSION, "figures": figure.as_dict(),
-                                  "computed_at": computed_at})  # fmt: skip
+                snapshots.append((supplier, kind, window.start, figure.as_dict()))
         session.execute(
             delete(ScorecardSnapshot).where(
                 ScorecardSnapshot.tenant_id == tenant_id,
@@ -1007,29 +983,40 @@ def recompute(session: Session, *, tenant_id: int, months: int = 24, today: date
                 ScorecardSnapshot.version == VERSION,
             )
         )
-    _store(session, snapshots)
+    _store(session, tenant_id, snapshots)
     return len(snapshots)
 
 
-def _store(session: Session, snapshots: list[dict[str, Any]]) -> None:
-    """Insert the snapshot rows. On PostgreSQL as one statement reading one JSON document (COPY would be
-    faster still, but is refused on a table under row-level security); elsewhere as an executemany."""
+def _store(session: Session, tenant_id: int, snapshots: list[tuple[int, str, date, dict[str, Any]]]) -> None:
+    """Insert this version's rows (supplier, period kind, period start, figures). On PostgreSQL as one statement
+    reading one JSON document (COPY would be faster still, but is refused on a table under row-level security);
+    elsewhere as an executemany."""
     from portal.scorecards.models import ScorecardSnapshot
 
     if not snapshots:
         return
+    computed_at = datetime.now(UTC)
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(ScorecardSnapshot), snapshots)
+        session.execute(
+            insert(ScorecardSnapshot),
+            [{"tenant_id": tenant_id, "supplier_id": supplier, "period": kind, "period_start": start,
+              "version": VERSION, "figures": figures, "computed_at": computed_at}
+             for supplier, kind, start, figures in snapshots],
+        )  # fmt: skip
         return
-    document = json.dumps(snapshots)  # dates come as ISO strings already
+    iso: dict[date, str] = {}  # a few dozen period starts, formatted once each
+    document = json.dumps(
+        [{"supplier_id": supplier, "period": kind, "period_start": iso.setdefault(start, start.isoformat()),
+          "figures": figures} for supplier, kind, start, figures in snapshots]
+    )  # fmt: skip
     session.execute(
         text(
             "INSERT INTO scorecard_snapshots (tenant_id, supplier_id, period, period_start, version, figures,"
-            " computed_at) SELECT tenant_id, supplier_id, period, period_start, version, figures, computed_at"
-            " FROM json_to_recordset(CAST(:rows AS json)) AS r(tenant_id bigint, supplier_id bigint, period text,"
-            " period_start date, version integer, figures jsonb, computed_at timestamptz)"
+            " computed_at) SELECT :tenant_id, supplier_id, period, period_start, :version, figures, :computed_at"
+            " FROM json_to_recordset(CAST(:rows AS json))"
+            " AS r(supplier_id bigint, period text, period_start date, figures jsonb)"
         ),
-        {"rows": document},
+        {"rows": document, "tenant_id": tenant_id, "version": VERSION, "computed_at": computed_at},
     )
 
 
