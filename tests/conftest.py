@@ -48,11 +48,23 @@ def _url_for(role: str, database: str) -> str:
 
 
 def ensure_roles(admin: Connection) -> None:
-    """The owner runs migrations; the app role owns nothing and cannot bypass RLS."""
-    for role, options in ((OWNER_ROLE, "LOGIN"), (APP_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE")):
-        exists = admin.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar()
-        if not exists:
-            admin.execute(text(f'CREATE ROLE "{role}" {options}'))
+    """The owner runs migrations; the app role owns nothing and cannot bypass RLS.
+
+    Roles are cluster-wide and every test worker starts here at once: on a fresh cluster two
+    workers would both see a role missing and the second CREATE ROLE would fail, so the check
+    and the creation run under one advisory lock (held by this AUTOCOMMIT connection's session).
+    """
+    admin.execute(text("SELECT pg_advisory_lock(hashtext('portal test roles'))"))
+    try:
+        for role, options in (
+            (OWNER_ROLE, "LOGIN"),
+            (APP_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"),
+        ):
+            exists = admin.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar()
+            if not exists:
+                admin.execute(text(f'CREATE ROLE "{role}" {options}'))
+    finally:
+        admin.execute(text("SELECT pg_advisory_unlock(hashtext('portal test roles'))"))
 
 
 @pytest.fixture(scope="session")
