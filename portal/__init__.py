@@ -127,6 +127,20 @@ def _template_helpers(app: Flask) -> None:
         number = Decimal(str(value)).normalize()
         return f"{number:f}"
 
+    @app.template_global()
+    def row_url(endpoint: str, key: str, **values: Any) -> Any:
+        """A link maker for a list: ``url_for`` runs once, each row only fills in its integer id.
+
+        A 50-row page called ``url_for`` once per row, about a millisecond of every list request.
+        """
+        from flask import url_for
+
+        marker = 987_654_321_012_345
+        arguments: dict[str, Any] = {**values, key: marker}
+        # url_for always places the value: in the path, or else as a query argument.
+        head, _, tail = url_for(endpoint, **arguments).partition(str(marker))
+        return lambda row_id: f"{head}{int(row_id)}{tail}"
+
     @app.context_processor
     def inject() -> dict[str, Any]:
         def switcher() -> list[Any]:
