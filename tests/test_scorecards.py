@@ -270,6 +270,52 @@ def test_snapshots_rebuild_identical_figures_and_feed_ranking_and_trend(session)
     assert by_start[date(2025, 12, 1)] is None or by_start[date(2025, 12, 1)].otif is None  # no data, not 0
 
 
+def test_a_rebuild_rewrites_only_what_changed(session):
+    """On PostgreSQL the recompute makes this version's rows equal to what it computed: a changed row is
+    restored, a row no longer computed is deleted, identical rows are not written (their computed_at stays),
+    rows of another definition version and of periods outside the span are left alone."""
+    from portal.scorecards.models import ScorecardSnapshot
+
+    ids = build(session)
+    tenant_id, today = ids["tenant_id"], date(2026, 4, 15)  # January to March and their quarter are closed
+    services.recompute(session, tenant_id=tenant_id, months=3, today=today)
+
+    def rows() -> dict[tuple[int, str, date, int], ScorecardSnapshot]:
+        found = session.scalars(select(ScorecardSnapshot).where(ScorecardSnapshot.tenant_id == tenant_id)).all()
+        return {(r.supplier_id, r.period, r.period_start, r.version): r for r in found}
+
+    first = {key: (row.figures, row.computed_at) for key, row in rows().items()}
+    january = (ids["acme"], "month", date(2026, 1, 1), services.VERSION)
+    altered = rows()[january]
+    altered.figures = {**altered.figures, "otif": 1.0}
+    stale_at = datetime(2020, 1, 1, tzinfo=UTC)
+    session.add_all([
+        # No delivery, no document: the recompute finds nothing for Quiet Ltd in January.
+        ScorecardSnapshot(tenant_id=tenant_id, supplier_id=ids["quiet"], period="month",
+                          period_start=date(2026, 1, 1), version=services.VERSION, figures={"otif": 5.0},
+                          computed_at=stale_at),
+        ScorecardSnapshot(tenant_id=tenant_id, supplier_id=ids["acme"], period="month",
+                          period_start=date(2026, 1, 1), version=services.VERSION - 1, figures={"otif": 7.0},
+                          computed_at=stale_at),
+        ScorecardSnapshot(tenant_id=tenant_id, supplier_id=ids["acme"], period="month",
+                          period_start=date(2023, 1, 1), version=services.VERSION, figures={"otif": 9.0},
+                          computed_at=stale_at),
+    ])  # fmt: skip
+    session.flush()
+
+    services.recompute(session, tenant_id=tenant_id, months=3, today=today)
+    session.expire_all()
+    after = rows()
+    assert (ids["quiet"], "month", date(2026, 1, 1), services.VERSION) not in after
+    assert after[(ids["acme"], "month", date(2026, 1, 1), services.VERSION - 1)].figures == {"otif": 7.0}
+    assert after[(ids["acme"], "month", date(2023, 1, 1), services.VERSION)].figures == {"otif": 9.0}
+    assert after[january].figures == first[january][0] and after[january].figures["otif"] == 50.0
+    assert after[january].computed_at > first[january][1]
+    untouched = [key for key in first if key != january]
+    assert untouched and all(after[key].computed_at == first[key][1] for key in untouched)
+    assert all(after[key].figures == first[key][0] for key in untouched)
+
+
 def test_trend_chart_leaves_gaps_for_no_data():
     from portal.scorecards.charts import trend_svg
 

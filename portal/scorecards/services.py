@@ -85,11 +85,15 @@ def key_of_period(start: date, kind: str) -> int:
     return months if kind == "month" else months // 3
 
 
-def median_by(values: Any, groups: tuple[str, ...]) -> Any:
-    """Median of the ``value`` column of ``values`` per group, in SQL on PostgreSQL and SQLite alike (SQLite
-    has no percentile_cont): the middle value, or the mean of the middle two, of each group's ordered values."""
+def median_by(values: Any, groups: tuple[str, ...], dialect: str) -> Any:
+    """Median of the ``value`` column of ``values`` per group: the middle value, or the mean of the middle two,
+    of each group's ordered values. PostgreSQL's ``percentile_cont(0.5)`` is that median in one sort-based
+    aggregate (1.4 s instead of 2.1 s over 700,000 values); SQLite has no percentile_cont, so there it is
+    found with row_number and count windows. Both give the same medians (tested on both)."""
     v = values.subquery("v")
     parts = [v.c[name] for name in groups]
+    if dialect == "postgresql":
+        return select(*parts, func.percentile_cont(0.5).within_group(v.c.value).label("median")).group_by(*parts)
     ranked = select(
         *parts,
         v.c.value,
@@ -400,7 +404,15 @@ def _rate(part: Any, whole: Any) -> float | None:
 
 
 def _mean(total: Any, count: int) -> float | None:
-    return None if not count else round(float(Decimal(str(total)) / count), 1)
+    if not count:
+        return None
+    # Integer day counts divide exactly as they are (the recompute calls this 300,000 times).
+    return round(total / count if isinstance(total, int) else float(_decimal(total) / count), 1)
+
+
+def _decimal(value: Any) -> Decimal:
+    """PostgreSQL's sums arrive as Decimal already; SQLite's as int or float."""
+    return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
 def _sum_columns(rows: Any, window: Window | BoundWindow, over_all_rows: bool = False) -> list[Any]:
@@ -436,7 +448,7 @@ def _sum_columns(rows: Any, window: Window | BoundWindow, over_all_rows: bool = 
 def _sums(row: Any) -> Sums:
     return Sums(
         deliveries=int(row.deliveries), on_time=int(row.on_time), in_full=int(row.in_full), otif=int(row.otif),
-        delivered=Decimal(str(row.delivered)), committed=Decimal(str(row.committed)), changed=int(row.changed),
+        delivered=_decimal(row.delivered), committed=_decimal(row.committed), changed=int(row.changed),
         slip_total=int(row.slip_total), lead_total=int(row.lead_total),
     )  # fmt: skip
 
@@ -495,7 +507,7 @@ def _medians(session: Session, sources: dict[str, Any], by_period: bool) -> dict
     values = union_all(*(source.add_columns(literal(field).label("field")) for field, source in sources.items()))
     groups = ("field", "supplier_id", "period_key") if by_period else ("field", "supplier_id")
     found: dict[str, dict[Any, float]] = {field: {} for field in sources}
-    for row in session.execute(median_by(values, groups)):
+    for row in session.execute(median_by(values, groups, session.get_bind().dialect.name)):
         key = (row.supplier_id, row.period_key) if by_period else row.supplier_id
         found[row.field][key] = round(float(row.median), 1)
     return found
@@ -910,10 +922,6 @@ def recompute(session: Session, *, tenant_id: int, months: int = 24, today: date
     period kind. A rerun replaces this definition version's rows with identical ones; rows of other
     versions are left as they were.
     """
-    from sqlalchemy import delete
-
-    from portal.scorecards.models import ScorecardSnapshot
-
     today = today or date.today()
     periods = {
         "month": previous_periods(session, tenant_id, "month", today, months),
@@ -975,49 +983,75 @@ def recompute(session: Session, *, tenant_id: int, months: int = 24, today: date
                 figure.documents = shares.get(supplier)
                 figure.score, figure.grade = score(figure)
                 snapshots.append((supplier, kind, window.start, figure.as_dict()))
-        session.execute(
-            delete(ScorecardSnapshot).where(
-                ScorecardSnapshot.tenant_id == tenant_id,
-                ScorecardSnapshot.period == kind,
-                ScorecardSnapshot.period_start.in_([w.start for w in windows]),
-                ScorecardSnapshot.version == VERSION,
-            )
-        )
-    _store(session, tenant_id, snapshots)
+    _store(session, tenant_id, snapshots, [(kind, w.start) for kind, windows in periods.items() for w in windows])
     return len(snapshots)
 
 
-def _store(session: Session, tenant_id: int, snapshots: list[tuple[int, str, date, dict[str, Any]]]) -> None:
-    """Insert this version's rows (supplier, period kind, period start, figures). On PostgreSQL as one statement
-    reading one JSON document (COPY would be faster still, but is refused on a table under row-level security);
-    elsewhere as an executemany."""
+# This version's rows of the recomputed periods become exactly the incoming ones: new rows are inserted, rows
+# whose figures changed are updated, rows of suppliers no longer present are deleted, identical rows are left
+# alone (a rebuild of unchanged history writes nothing, and ``computed_at`` says when the figures last changed).
+# One statement: the JSON document is parsed once, as jsonb (``json_to_recordset`` with a jsonb column re-parsed
+# every row's figures from text: 5.3 s instead of 1.6 s for 155,000 rows). COPY would be faster for a first
+# build, but is refused on a table under row-level security.
+_STORE_ON_POSTGRESQL = text("""
+WITH incoming AS MATERIALIZED (
+    SELECT supplier_id, period, period_start, figures
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(supplier_id bigint, period text, period_start date,
+                                                       figures jsonb)
+), gone AS (
+    DELETE FROM scorecard_snapshots AS s
+    WHERE s.tenant_id = :tenant_id AND s.version = :version
+      AND (s.period, s.period_start) IN (SELECT * FROM unnest(CAST(:kinds AS text[]), CAST(:starts AS date[])))
+      AND NOT EXISTS (SELECT 1 FROM incoming AS i WHERE i.supplier_id = s.supplier_id AND i.period = s.period
+                                                    AND i.period_start = s.period_start)
+)
+INSERT INTO scorecard_snapshots AS s (tenant_id, supplier_id, period, period_start, version, figures, computed_at)
+SELECT :tenant_id, supplier_id, period, period_start, :version, figures, :computed_at FROM incoming
+ON CONFLICT (tenant_id, supplier_id, period, period_start, version)
+DO UPDATE SET figures = excluded.figures, computed_at = excluded.computed_at
+WHERE s.figures IS DISTINCT FROM excluded.figures
+""")
+
+
+def _store(
+    session: Session,
+    tenant_id: int,
+    snapshots: list[tuple[int, str, date, dict[str, Any]]],
+    periods: list[tuple[str, date]],
+) -> None:
+    """Make this version's rows of ``periods`` (kind, start) the given ones (supplier, kind, start, figures)."""
+    from sqlalchemy import delete, tuple_
+
     from portal.scorecards.models import ScorecardSnapshot
 
-    if not snapshots:
-        return
     computed_at = datetime.now(UTC)
-    if session.get_bind().dialect.name != "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
+        iso: dict[date, str] = {}  # a few dozen period starts, formatted once each
+        document = json.dumps(
+            [{"supplier_id": supplier, "period": kind, "period_start": iso.setdefault(start, start.isoformat()),
+              "figures": figures} for supplier, kind, start, figures in snapshots]
+        )  # fmt: skip
+        session.execute(
+            _STORE_ON_POSTGRESQL,
+            {"rows": document, "tenant_id": tenant_id, "version": VERSION, "computed_at": computed_at,
+             "kinds": [kind for kind, _ in periods], "starts": [start for _, start in periods]},
+        )  # fmt: skip
+        return
+    # Elsewhere (the embedded SQLite mode, a few suppliers): replace the rows.
+    session.execute(
+        delete(ScorecardSnapshot).where(
+            ScorecardSnapshot.tenant_id == tenant_id,
+            ScorecardSnapshot.version == VERSION,
+            tuple_(ScorecardSnapshot.period, ScorecardSnapshot.period_start).in_(periods),
+        )
+    )
+    if snapshots:
         session.execute(
             insert(ScorecardSnapshot),
             [{"tenant_id": tenant_id, "supplier_id": supplier, "period": kind, "period_start": start,
               "version": VERSION, "figures": figures, "computed_at": computed_at}
              for supplier, kind, start, figures in snapshots],
         )  # fmt: skip
-        return
-    iso: dict[date, str] = {}  # a few dozen period starts, formatted once each
-    document = json.dumps(
-        [{"supplier_id": supplier, "period": kind, "period_start": iso.setdefault(start, start.isoformat()),
-          "figures": figures} for supplier, kind, start, figures in snapshots]
-    )  # fmt: skip
-    session.execute(
-        text(
-            "INSERT INTO scorecard_snapshots (tenant_id, supplier_id, period, period_start, version, figures,"
-            " computed_at) SELECT :tenant_id, supplier_id, period, period_start, :version, figures, :computed_at"
-            " FROM json_to_recordset(CAST(:rows AS json))"
-            " AS r(supplier_id bigint, period text, period_start date, figures jsonb)"
-        ),
-        {"rows": document, "tenant_id": tenant_id, "version": VERSION, "computed_at": computed_at},
-    )
 
 
 def _from_snapshot(supplier_id: int, data: dict[str, Any]) -> Figures:
