@@ -74,6 +74,50 @@ def test_accept_all_confirms_every_line_with_one_ledger_audit_and_event_each(set
     assert sorted(topics) == ["commitment.changed", "commitment.changed", "order.responded"]
 
 
+def test_accepting_more_lines_costs_no_more_statements(session):
+    """The lines of one answer are flushed together: one batched INSERT per table, whatever their number."""
+    from sqlalchemy import event
+
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement.split("(")[0].split(" SET ")[0].strip())
+
+    def statements_to_accept(lines: int) -> list[str]:
+        order = make_order(session, tenant, supplier, [(str(n), "1", 10 + n) for n in range(1, lines + 1)])
+        session.flush()
+        statements.clear()
+        event.listen(session.connection(), "before_cursor_execute", record)
+        try:
+            svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+            session.flush()
+        finally:
+            event.remove(session.connection(), "before_cursor_execute", record)
+        assert count(session, CommitmentEntry, order_id=order.id) == lines
+        return sorted(statements)
+
+    two, seven = statements_to_accept(2), statements_to_accept(7)
+    assert two == seven
+    assert seven.count("INSERT INTO commitment_ledger") == 1
+
+
+def test_a_line_answered_twice_is_refused(setup):
+    session, _, _, order = setup
+    first, _second = lines_of(session, order)
+    with pytest.raises(svc.InvalidAnswers) as raised:
+        svc.respond(
+            session,
+            order=order,
+            expected_version=order.version,
+            actor=SUPPLIER,
+            answers=[LineAnswer(first.id, "accept"), LineAnswer(first.id, "reject", reason_code="price")],
+        )
+    assert "answered twice" in raised.value.errors[first.id][0]
+    assert count(session, CommitmentEntry) == 0 and count(session, ChangeRequest) == 0
+
+
 def test_partial_quantity_inside_tolerance_is_confirmed_at_once(setup):
     session, _, _, order = setup
     first, second = lines_of(session, order)

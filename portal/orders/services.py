@@ -257,6 +257,17 @@ def _require_open(line: PurchaseOrderLine) -> None:
         raise ServiceError(f"Line {line.position} is {line.state.label}; it cannot change any more.")
 
 
+@dataclass(frozen=True)
+class Commitment:
+    """One line's new commitment, for :func:`commit_lines`."""
+
+    line: PurchaseOrderLine
+    deliveries: Sequence[Delivery]
+    kind: str
+    reason_code: str = ""
+    comment: str = ""
+
+
 def commit_line(
     session: Session,
     *,
@@ -270,74 +281,90 @@ def commit_line(
     comment: str = "",
 ) -> CommitmentEntry:
     """Replace the line's commitment with ``deliveries``: one ledger entry, one audit entry, one event."""
-    _require_open(line)
-    # A line that was never answered has no schedules yet: no need to look.
-    previous = [] if line.state == LineState.AWAITING_RESPONSE else active_schedules(session, line)
-    # The n-th new delivery continues the n-th old one: it keeps its first promise, and a moved date
-    # records the notice given (days from today to the date it replaces).
-    earlier = previous  # in position order, as the answer form lists them
-    for schedule in previous:
-        schedule.active = False
-    next_position = max((s.position for s in previous), default=0)
+    commitment = Commitment(line, deliveries, kind, reason_code, comment)
+    return commit_lines(session, order=order, commitments=[commitment], actor=actor, source=source)[0]
+
+
+def commit_lines(
+    session: Session, *, order: PurchaseOrder, commitments: Sequence[Commitment], actor: Actor, source: Source
+) -> list[CommitmentEntry]:
+    """:func:`commit_line` for several lines of one order, flushed together: the ledger entries, schedules,
+    line updates and events of all lines go out as one batched statement per table (a five-line acceptance
+    took about 20 statements more when each line was flushed on its own)."""
     today = date.today()
-    new = []
-    for index, delivery in enumerate(deliveries):
-        next_position += 1
-        before = earlier[index] if index < len(earlier) else None
-        notice = None
-        if before is not None:
-            notice = (
-                (before.promised_date - today).days if before.promised_date != delivery.date else before.notice_days
+    staged: list[tuple[Commitment, list[DeliverySchedule], CommitmentEntry]] = []
+    for commitment in commitments:
+        line, deliveries = commitment.line, commitment.deliveries
+        _require_open(line)
+        # A line that was never answered has no schedules yet: no need to look.
+        previous = [] if line.state == LineState.AWAITING_RESPONSE else active_schedules(session, line)
+        # The n-th new delivery continues the n-th old one (in position order, as the answer form lists
+        # them): it keeps its first promise, and a moved date records the notice given (days from today to
+        # the date it replaces).
+        for schedule in previous:
+            schedule.active = False
+        next_position = max((s.position for s in previous), default=0)
+        new = []
+        for index, delivery in enumerate(deliveries):
+            next_position += 1
+            before = previous[index] if index < len(previous) else None
+            notice = None
+            if before is not None:
+                notice = (
+                    (before.promised_date - today).days if before.promised_date != delivery.date else before.notice_days
+                )
+            new.append(
+                DeliverySchedule(
+                    tenant_id=line.tenant_id,
+                    line_id=line.id,
+                    supplier_id=line.supplier_id,
+                    position=next_position,
+                    quantity=delivery.quantity,
+                    promised_date=delivery.date,
+                    first_promised_date=before.first_promised_date if before is not None else delivery.date,
+                    notice_days=notice,
+                )
             )
-        new.append(
-            DeliverySchedule(
-                tenant_id=line.tenant_id,
-                line_id=line.id,
-                supplier_id=line.supplier_id,
-                position=next_position,
-                quantity=delivery.quantity,
-                promised_date=delivery.date,
-                first_promised_date=before.first_promised_date if before is not None else delivery.date,
-                notice_days=notice,
-            )
+        session.add_all(new)
+        if line.state in (LineState.AWAITING_RESPONSE, LineState.CHANGES_PENDING):
+            line.state = LineState.CONFIRMED
+        entry = CommitmentEntry(
+            tenant_id=line.tenant_id,
+            order_id=order.id,
+            line_id=line.id,
+            kind=commitment.kind,
+            schedules=[d.as_json() for d in deliveries],
+            previous=_snapshot(previous) if previous else None,
+            committed_quantity=sum((d.quantity for d in deliveries), ZERO),
+            reason_code=commitment.reason_code,
+            comment=commitment.comment,
+            source=source,
+            actor_user_id=actor.user_id,
+            actor=actor.label,
         )
-    session.add_all(new)
-    if line.state in (LineState.AWAITING_RESPONSE, LineState.CHANGES_PENDING):
-        line.state = LineState.CONFIRMED
-    total = sum((d.quantity for d in deliveries), ZERO)
-    entry = CommitmentEntry(
-        tenant_id=line.tenant_id,
-        order_id=order.id,
-        line_id=line.id,
-        kind=kind,
-        schedules=[d.as_json() for d in deliveries],
-        previous=_snapshot(previous) if previous else None,
-        committed_quantity=total,
-        reason_code=reason_code,
-        comment=comment,
-        source=source,
-        actor_user_id=actor.user_id,
-        actor=actor.label,
-    )
-    session.add(entry)
-    session.flush()
-    actor.audit(
-        session,
-        f"commitment.{kind}",
-        tenant_id=line.tenant_id,
-        object_type="order_line",
-        object_id=line.id,
-        before={"schedules": _snapshot(previous)} if previous else None,
-        after={"schedules": entry.schedules, "order": order.number, "position": line.position},
-        reason=" ".join(part for part in (reason_code, comment) if part),
-    )
-    emit(
-        session,
-        line.tenant_id,
-        "commitment.changed",
-        {"order_id": order.id, "line_id": line.id, "ledger_id": entry.id, "kind": kind, "schedules": entry.schedules},
-    )
-    return entry
+        session.add(entry)
+        staged.append((commitment, previous, entry))
+    session.flush()  # once: the entries' ids are needed by the audit entries and events
+    for commitment, previous, entry in staged:
+        line = commitment.line
+        actor.audit(
+            session,
+            f"commitment.{commitment.kind}",
+            tenant_id=line.tenant_id,
+            object_type="order_line",
+            object_id=line.id,
+            before={"schedules": _snapshot(previous)} if previous else None,
+            after={"schedules": entry.schedules, "order": order.number, "position": line.position},
+            reason=" ".join(part for part in (commitment.reason_code, commitment.comment) if part),
+        )
+        emit(
+            session,
+            line.tenant_id,
+            "commitment.changed",
+            {"order_id": order.id, "line_id": line.id, "ledger_id": entry.id, "kind": commitment.kind,
+             "schedules": entry.schedules},
+        )  # fmt: skip
+    return [entry for _, _, entry in staged]
 
 
 def _open_change_request(
@@ -404,6 +431,7 @@ def respond(
     if not answers:
         errors[0] = ["Answer at least one line."]
     plans: list[tuple[PurchaseOrderLine, LineAnswer, tuple[Delivery, ...], list[str]]] = []
+    answered: set[int] = set()
     for answer in answers:
         line = lines.get(answer.line_id)
         if line is None:
@@ -412,6 +440,10 @@ def respond(
         if line.state != LineState.AWAITING_RESPONSE:
             errors[line.id] = [f"Line {line.position} is {line.state.label} already."]
             continue
+        if answer.line_id in answered:
+            errors[line.id] = [f"Line {line.position} is answered twice; give one answer per line."]
+            continue
+        answered.add(answer.line_id)
         if answer.action == "reject":
             if not answer.reason_code:
                 errors[line.id] = ["Choose why you reject this line."]
@@ -432,6 +464,7 @@ def respond(
     claim_version(session, order, expected_version)
 
     result = RespondResult()
+    inside: list[Commitment] = []  # confirmed at once, committed together after the loop
     for line, answer, deliveries, outside in plans:
         if answer.action == "reject":
             _open_change_request(
@@ -466,18 +499,11 @@ def respond(
             )
             result.pending.append(line.id)
         else:
-            commit_line(
-                session,
-                order=order,
-                line=line,
-                deliveries=deliveries,
-                kind="accepted" if answer.action == "accept" else "promised",
-                actor=actor,
-                source=source,
-                reason_code=answer.reason_code,
-                comment=answer.comment,
-            )
+            kind = "accepted" if answer.action == "accept" else "promised"
+            inside.append(Commitment(line, deliveries, kind, answer.reason_code, answer.comment))
             result.confirmed.append(line.id)
+    if inside:
+        commit_lines(session, order=order, commitments=inside, actor=actor, source=source)
     if order.responded_at is None:
         order.responded_at = utcnow()
     refresh_order(session, order, list(lines.values()))
