@@ -90,6 +90,9 @@ class Settings:
             # The cookie may live 12 h at most; idle and absolute limits are
             # enforced server-side on the session record (portal.auth.sessions).
             "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+            # So the cookie is not re-signed and re-sent on every response: it expires 12 h after sign-in,
+            # the session record's absolute limit anyway (it is sent again whenever its content changes).
+            "SESSION_REFRESH_EACH_REQUEST": False,
             # We never issue a remember cookie, but its defaults are unsafe, so
             # pin them in case a later change does.
             "REMEMBER_COOKIE_SECURE": self.secure_cookies,

@@ -189,6 +189,21 @@ def test_login_starts_a_new_session(client, app, session):
     assert _cookie(client, app) != before
 
 
+def test_pages_do_not_resend_an_unchanged_session_cookie(client, app, session):
+    """The cookie keeps the expiry it got at sign-in (12 h, the session record's absolute limit); a page that
+    changes nothing in it does not re-sign it, a page that does change it sends it again."""
+    person = make_member(session, make_tenant(session), Role.BUYER)
+    client.sign_in(person.email, PASSWORD, person.secret)
+    signed_in = client.client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert signed_in.expires is not None
+    client.get("/account")  # the first page after sign-in may still bind the person's membership
+    for _ in range(2):
+        page = client.get("/account")
+        assert page.status_code == 200 and "Set-Cookie" not in page.headers
+    client.sign_out()
+    assert _cookie(client, app) != signed_in.value
+
+
 def test_old_cookie_stops_working_after_logout(client, app, session):
     person = make_member(session, make_tenant(session), Role.BUYER)
     client.sign_in(person.email, PASSWORD, person.secret)
