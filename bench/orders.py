@@ -93,6 +93,13 @@ def main() -> None:
         subprocess.run([sys.executable, str(ROOT / "bench" / "orders_data.py")], check=True)
     info = json.loads(INFO.read_text())
     db = info["database"]
+    # Every confirmation POST uses up an awaiting order (earlier runs used some): with too few left, wrk would
+    # come back to confirmed ones and count their refusals as errors.
+    needed = args.rounds * args.post_seconds * 120
+    if len(awaiting_orders(db, info["supplier_id"], info["big_order_id"])) < needed:
+        print(f"fewer than {needed} awaiting orders left: rebuilding the data set", flush=True)
+        subprocess.run([sys.executable, str(ROOT / "bench" / "orders_data.py")], check=True)
+        info = json.loads(INFO.read_text())
     add_bench_user(db, info["supplier_id"])
     environment = {
         **os.environ,
