@@ -29,6 +29,6 @@ def configure_logging() -> None:
         if not any(isinstance(f, EscapeNewlines) for f in handler.filters):
             handler.addFilter(EscapeNewlines())
     # One INFO line per ERP or webhook request is noise (and a lock every worker thread takes);
-    # failures are logged by the outbox with their reason.
-    for noisy in ("httpx", "httpcore"):
+    # failures are logged by the outbox with their reason. WeasyPrint logs seven steps per PDF.
+    for noisy in ("httpx", "httpcore", "weasyprint.progress"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

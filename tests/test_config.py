@@ -78,3 +78,17 @@ def test_worker_processes_skip_the_connection_pre_ping_unless_asked(monkeypatch,
             assert context.database().engine.pool._pre_ping is expected
     finally:
         context.bind(previous)
+
+
+def test_per_request_library_chatter_stays_out_of_the_log(caplog):
+    """One line per ERP request or per PDF layout step would drown what matters; warnings still show."""
+    import logging
+
+    from portal.logsafe import configure_logging
+
+    configure_logging()
+    with caplog.at_level(logging.INFO):
+        for name in ("httpx", "weasyprint.progress"):
+            logging.getLogger(name).info("step done")
+            logging.getLogger(name).warning("something is off")
+    assert [r.getMessage() for r in caplog.records] == ["something is off", "something is off"]
