@@ -294,7 +294,8 @@ def erp_sync(app, database, odoo, key: str, db: str, login: str, lines: int, thr
     calls_before = len(odoo.state.calls)
     resume()
     started = time.monotonic()
-    # Steady state: from the first line synced (the worker processes have started) to the last.
+    # While pushing: from the first line synced (the worker processes have started and the events queued
+    # ahead of the pushes have run) to the last.
     first_synced = {}
 
     def all_synced() -> bool:
@@ -311,11 +312,11 @@ def erp_sync(app, database, odoo, key: str, db: str, login: str, lines: int, thr
     per_sync = requests / total
     steady = finished - first_synced["at"]
     steady_requests = len(odoo.state.calls) - first_synced["calls"]
-    results.append((f"ERP sync ({total} lines queued, ERP double at 20 ms/request), steady state",
+    results.append((f"ERP sync ({total} lines queued, ERP double at 20 ms/request), while pushing",
                     f"{(total - first_synced['count']) / steady:,.1f} syncs/s; {steady_requests / steady:,.0f} ERP "
                     f"requests/s ({per_sync:.1f} per sync); {steady_requests / steady / limit:.0%} of the limit "
                     f"{limit:,.0f} req/s ({threads_total} threads / 20 ms)"))  # fmt: skip
-    results.append(("  the same including the worker processes' start-up",
+    results.append(("  the whole run: worker start-up and the events queued ahead of the pushes included",
                     f"{total / elapsed:,.1f} syncs/s; {requests / elapsed / limit:.0%} of the limit"))  # fmt: skip
 
     # Latency: commit of a confirmation to the note's arrival in the ERP.
