@@ -60,6 +60,24 @@ def test_connection_picks_the_transport_and_names_the_fields(odoo):
     assert ("promised dates go to date_promised" in report.details) == (odoo.state.version >= 19)
 
 
+def test_the_double_keeps_connections_alive_as_odoo_behind_its_proxy_does(odoo):
+    """Several requests on one TCP connection, each answered with its length and no "Connection: close"."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", odoo.server.server_port), timeout=5) as sock:
+        reader = sock.makefile("rb")
+        for _ in range(3):
+            sock.sendall(b"GET /web/version HTTP/1.1\r\nHost: odoo\r\n\r\n")
+            status = reader.readline()
+            headers = {}
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = reader.read(int(headers["content-length"]))
+            assert status.startswith(b"HTTP/1.1 ") and "connection" not in headers
+            assert body  # Odoo 19 answers its version, older ones 404 with a text
+
+
 def test_connection_failures_are_named(odoo):
     assert adapter(odoo, key="wrong").test_connection().error_kind == "bad_credentials"
     odoo.state.api_enabled = False
