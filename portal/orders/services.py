@@ -179,17 +179,22 @@ def claim_version(session: Session, order: PurchaseOrder, expected_version: int 
     The UPDATE takes the row lock: a concurrent writer waits, then finds the new
     version and fails cleanly instead of overwriting.
     """
+    from sqlalchemy.orm.attributes import set_committed_value
+
     expected = order.version if expected_version is None else expected_version
-    result = session.execute(
+    claimed = session.execute(
         update(PurchaseOrder)
         .where(PurchaseOrder.id == order.id, PurchaseOrder.version == expected)
         .values(version=PurchaseOrder.version + 1, updated_at=utcnow())
+        .returning(PurchaseOrder.version, PurchaseOrder.updated_at)
         .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    ).first()
+    if claimed is None:
         session.refresh(order)
         raise Conflict(order.version)
-    session.refresh(order, ["version", "updated_at"])
+    # The new values come back with the UPDATE (no second round trip), as loaded, not as changes to flush.
+    set_committed_value(order, "version", claimed.version)
+    set_committed_value(order, "updated_at", claimed.updated_at)
 
 
 def active_schedules(session: Session, line: PurchaseOrderLine) -> list[DeliverySchedule]:
@@ -423,9 +428,10 @@ def respond(
     expected_version: int | None,
     actor: Actor,
     source: Source = Source.PORTAL,
+    lines: Sequence[PurchaseOrderLine] | None = None,
 ) -> RespondResult:
-    """The supplier answers lines of an order that await a response."""
-    lines = {line.id: line for line in order_lines(session, order)}
+    """The supplier answers lines of an order that await a response (``lines``: the order's, if loaded already)."""
+    by_id = {line.id: line for line in (order_lines(session, order) if lines is None else lines)}
     tolerance = tolerance_for(session, order.tenant_id, order.supplier_id)
     errors: dict[int, list[str]] = {}
     if not answers:
@@ -433,7 +439,7 @@ def respond(
     plans: list[tuple[PurchaseOrderLine, LineAnswer, tuple[Delivery, ...], list[str]]] = []
     answered: set[int] = set()
     for answer in answers:
-        line = lines.get(answer.line_id)
+        line = by_id.get(answer.line_id)
         if line is None:
             errors.setdefault(0, []).append("An answer names a line that is not on this order.")
             continue
@@ -506,7 +512,7 @@ def respond(
         commit_lines(session, order=order, commitments=inside, actor=actor, source=source)
     if order.responded_at is None:
         order.responded_at = utcnow()
-    refresh_order(session, order, list(lines.values()))
+    refresh_order(session, order, list(by_id.values()))
     emit(
         session,
         order.tenant_id,
@@ -518,14 +524,11 @@ def respond(
 
 def accept_all(session: Session, *, order: PurchaseOrder, expected_version: int | None, actor: Actor) -> RespondResult:
     """One click: every line still awaiting an answer is accepted as requested."""
-    answers = [
-        LineAnswer(line.id, "accept")
-        for line in order_lines(session, order)
-        if line.state == LineState.AWAITING_RESPONSE
-    ]
+    lines = order_lines(session, order)
+    answers = [LineAnswer(line.id, "accept") for line in lines if line.state == LineState.AWAITING_RESPONSE]
     if not answers:
         raise InvalidAnswers({0: ["No line is waiting for an answer."]})
-    return respond(session, order=order, answers=answers, expected_version=expected_version, actor=actor)
+    return respond(session, order=order, answers=answers, expected_version=expected_version, actor=actor, lines=lines)
 
 
 def change_promise(
