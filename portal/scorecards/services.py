@@ -919,8 +919,8 @@ def recompute(session: Session, *, tenant_id: int, months: int = 24, today: date
 
     One grouped pass over the deliveries of the whole span gives every month's additive parts (a
     quarter's are the sum of its months'); medians and document compliance are one query each per
-    period kind. A rerun replaces this definition version's rows with identical ones; rows of other
-    versions are left as they were.
+    period kind. This definition version's rows of those periods become what was computed (see ``_store``:
+    on PostgreSQL a rerun over unchanged history writes nothing); rows of other versions are left as they were.
     """
     today = today or date.today()
     periods = {
