@@ -244,7 +244,7 @@ def _delivery_query(
     first_arrival = func.min(case((r.c.running > d.c.before_qty, r.c.received_on)))
     completed_on = func.min(case((r.c.running >= d.c.before_qty + effective, r.c.received_on)))
     total_received = func.coalesce(func.max(r.c.running), 0)
-    columns = [
+    keys = [
         d.c.delivery_id,
         d.c.line_id,
         d.c.order_id,
@@ -254,6 +254,7 @@ def _delivery_query(
         d.c.first_promised_date,
         d.c.before_qty,
     ]
+    columns = list(keys)
     if period_kind is not None:
         columns.append(period_key(d.c.promised_date, period_kind).label("period_key"))
     rows = (
@@ -266,19 +267,7 @@ def _delivery_query(
         )
         .select_from(d.outerjoin(r, r.c.line_id == d.c.line_id))
         .where(d.c.promised_date >= window.start, d.c.promised_date < window.end)
-        .group_by(
-            d.c.delivery_id,
-            d.c.line_id,
-            d.c.order_id,
-            d.c.supplier_id,
-            d.c.product_code,
-            d.c.promised_date,
-            d.c.first_promised_date,
-            d.c.before_qty,
-            d.c.state,
-            d.c.received_quantity,
-            d.c.quantity,
-        )
+        .group_by(*keys, d.c.state, d.c.received_quantity, d.c.quantity)
     )
     return rows.subquery("rows")
 
