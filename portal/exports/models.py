@@ -39,7 +39,8 @@ class Export(TenantOwned, Base):
     step: Mapped[str] = mapped_column(String(200), default="")
     filename: Mapped[str] = mapped_column(String(200), default="")
     content_type: Mapped[str] = mapped_column(String(100), default="")
-    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Loaded only by the download: the list and the self-refreshing progress page never read the file.
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
