@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from functools import partial
 
 import click
 import pyotp
@@ -196,7 +197,8 @@ def register_cli(app: Flask) -> None:
         for tenant_id in tenant_ids:
             started = time.perf_counter()
             with _db().transaction(tenant_id=tenant_id) as session:
-                stored = recompute(session, tenant_id=tenant_id, months=months, today=today)
+                reader = partial(_db().transaction, tenant_id=tenant_id)
+                stored = recompute(session, tenant_id=tenant_id, months=months, today=today, reader=reader)
             click.echo(f"tenant {tenant_id}: {stored} snapshot(s) in {time.perf_counter() - started:.1f} s")
 
     @app.cli.command("audit-verify")

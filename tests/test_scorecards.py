@@ -38,6 +38,7 @@ from portal.scorecards import services
 from portal.scorecards.services import Window, month_window, quarter_window
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Company, Tenant, Warehouse
+from tests.conftest import tenant_session
 
 JAN = Window(date(2026, 1, 1), date(2026, 2, 1), early_days=2, late_days=0, today=date(2026, 2, 15))
 D = Decimal
@@ -177,6 +178,39 @@ def check_snapshot_matches_live(session: Session, ids: dict[str, int]) -> None:
 def test_snapshot_matches_live_on_postgresql(session):
     ids = build(session)
     check_snapshot_matches_live(session, ids)
+
+
+def test_the_job_reading_on_a_second_connection_stores_the_same_rows(committed_db):
+    """The monthly job passes a ``reader``: the medians, acknowledgements and documents are read on another
+    connection while the grouped pass runs. It stores exactly what the single-session recompute stores (a
+    rebuild over unchanged history rewrites nothing, and any different figure would be rewritten)."""
+    from portal.scorecards.models import ScorecardSnapshot
+
+    with tenant_session(committed_db, None) as s:
+        ids = build(s)
+    tenant_id, today = ids["tenant_id"], date(2026, 4, 15)
+
+    def stored() -> dict[tuple[int, str, date], tuple[dict, datetime]]:
+        with tenant_session(committed_db, tenant_id) as s:
+            rows = s.scalars(select(ScorecardSnapshot).where(ScorecardSnapshot.tenant_id == tenant_id))
+            return {(r.supplier_id, r.period, r.period_start): (r.figures, r.computed_at) for r in rows}
+
+    with tenant_session(committed_db, tenant_id) as s:
+        services.recompute(s, tenant_id=tenant_id, months=3, today=today)
+    alone = stored()
+    january = alone[(ids["acme"], "month", date(2026, 1, 1))][0]
+    assert january["ack_hours"] == 72.0 and january["notice_days"] == 5.0 and january["otif"] == 50.0
+
+    opened = []
+
+    def reader():  # type: ignore[no-untyped-def]
+        opened.append(True)
+        return tenant_session(committed_db, tenant_id)
+
+    with tenant_session(committed_db, tenant_id) as s:
+        services.recompute(s, tenant_id=tenant_id, months=3, today=today, reader=reader)
+    assert opened == [True]
+    assert stored() == alone  # same figures, and not one row rewritten (computed_at unchanged)
 
 
 def test_a_delivery_still_in_its_window_is_not_counted_yet(session):

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from datetime import date, timedelta
+from functools import partial
 
 import dramatiq
 
@@ -130,7 +131,9 @@ def recompute_scorecards() -> None:
         database = context.database()
         for tenant_id in context.tenant_ids():
             with database.transaction(tenant_id=tenant_id) as session:
-                recompute(session, tenant_id=tenant_id, months=24)
+                # A second connection reads the medians and the rest while the grouped pass runs.
+                reader = partial(database.transaction, tenant_id=tenant_id)
+                recompute(session, tenant_id=tenant_id, months=24, reader=reader)
 
 
 # --- publishing ------------------------------------------------------------------------

@@ -8,6 +8,9 @@ with GROUP BY. Rates are ``None`` when nothing was counted: "no data", never 0 %
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -974,13 +977,38 @@ def ranking_page(
 # --- snapshots of closed periods ---------------------------------------------------------
 
 
-def recompute(session: Session, *, tenant_id: int, months: int = 24, today: date | None = None) -> int:
+def _settle_for_big_queries(session: Session) -> None:
+    """The recompute's few big grouped queries: JIT compilation costs seconds and never pays back here, and the
+    per-delivery fold and the medians' sort spill to disk with the default work_mem (only for this transaction)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
+
+
+def _on_other_session(reader: Callable[[], AbstractContextManager[Session]], read: Callable[[Session], Any]) -> Any:
+    with reader() as other:
+        return read(other)
+
+
+def recompute(
+    session: Session,
+    *,
+    tenant_id: int,
+    months: int = 24,
+    today: date | None = None,
+    reader: Callable[[], AbstractContextManager[Session]] | None = None,
+) -> int:
     """Store every supplier's figures for the closed months and quarters of the last ``months`` months.
 
     One grouped pass over the deliveries of the whole span gives every month's additive parts (a
-    quarter's are the sum of its months'); medians and document compliance are one query each per
-    period kind. This definition version's rows of those periods become what was computed (see ``_store``:
+    quarter's are the sum of its months'); the medians, the acknowledgements and document compliance are
+    one query each. This definition version's rows of those periods become what was computed (see ``_store``:
     on PostgreSQL a rerun over unchanged history writes nothing); rows of other versions are left as they were.
+
+    ``reader`` opens another session of the same tenant (on its own connection): when given, the medians, the
+    acknowledgements and document compliance are read on it while the grouped pass runs, so that PostgreSQL
+    works on both cores (each query runs on one). It reads committed rows only, which is what the job sees
+    anyway; the tests' savepoint sessions, whose rows are not committed, leave it out.
     """
     today = today or date.today()
     periods = {
@@ -992,35 +1020,47 @@ def recompute(session: Session, *, tenant_id: int, months: int = 24, today: date
     first = min(p[0].start for p in periods.values())
     last = max(p[-1].end for p in periods.values())
     span = replace(periods["month"][0], start=first, end=last)
+    period_ends = [w.end - timedelta(days=1) for windows in periods.values() for w in windows]
 
-    if session.get_bind().dialect.name == "postgresql":
-        # One big grouped pass: JIT compilation costs seconds and never pays back here, and the per-delivery
-        # fold spills to disk with the default work_mem (both only for this transaction).
-        session.execute(text("SET LOCAL jit = off"))
-        session.execute(text("SET LOCAL work_mem = '64MB'"))
-    # Additive parts per supplier and month, in one pass: plain tuples in ``SUM_FIELDS`` order (a quarter's are
-    # the sum of its months'), turned into figures by the same ``_counted_figures`` as the live pages.
-    rows = _delivery_query(tenant_id, span, None, period_kind="month", every_line=True)
-    stmt = select(rows.c.supplier_id, rows.c.period_key, *_sum_columns(rows, span)).group_by(
-        rows.c.supplier_id, rows.c.period_key
-    )
-    by_month: dict[tuple[int, int], list[Any]] = {
-        (supplier, key): [*_sum_values(sums), 0, 0] for supplier, key, *sums in session.execute(stmt)
-    }
+    def read_the_rest(on: Session) -> tuple[Any, Any, Any]:
+        _settle_for_big_queries(on)
+        return (
+            _acknowledgements_by_month(on, tenant_id, span),
+            _period_medians(on, tenant_id, first, last),
+            compliance_on_days(on, tenant_id, period_ends),
+        )
+
+    _settle_for_big_queries(session)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorecards") if reader is not None else None
+    try:
+        alongside = None
+        if pool is not None and reader is not None:
+            alongside = pool.submit(_on_other_session, reader, read_the_rest)
+        # Additive parts per supplier and month, in one pass: plain tuples in ``SUM_FIELDS`` order (a quarter's
+        # are the sum of its months'), turned into figures by the same ``_counted_figures`` as the live pages.
+        rows = _delivery_query(tenant_id, span, None, period_kind="month", every_line=True)
+        stmt = select(rows.c.supplier_id, rows.c.period_key, *_sum_columns(rows, span)).group_by(
+            rows.c.supplier_id, rows.c.period_key
+        )
+        by_month: dict[tuple[int, int], list[Any]] = {
+            (supplier, key): [*_sum_values(sums), 0, 0] for supplier, key, *sums in session.execute(stmt)
+        }
+        acknowledgements, period_medians, documents = (
+            read_the_rest(session) if alongside is None else alongside.result()
+        )
+    finally:
+        if pool is not None:
+            pool.shutdown()
     no_sums = [0, 0, 0, 0, ZERO, ZERO, 0, 0, 0, 0, 0]
-    for supplier, key, ordered, answered in _acknowledgements_by_month(session, tenant_id, span):
+    for supplier, key, ordered, answered in acknowledgements:
         part = by_month.setdefault((supplier, key), list(no_sums))
         part[-2:] = ordered, answered
 
     settings = settings_for(session, tenant_id)
     score = row_scorer(settings.weights, settings.grades)
-    documents = compliance_on_days(
-        session, tenant_id, [w.end - timedelta(days=1) for windows in periods.values() for w in windows]
-    )
     ack_hours, notice_days, documents_at = (FIGURE_FIELDS.index(name) for name in ("ack_hours", "notice_days",
                                                                                      "documents"))  # fmt: skip
     nothing_counted = _counted_figures(tuple(no_sums))  # what ``Figures`` defaults to
-    period_medians = _period_medians(session, tenant_id, first, last)
     snapshots: list[list[Any]] = []
     for kind, windows in periods.items():
         sums: dict[tuple[int, int], list[Any]] = by_month if kind == "month" else {}
