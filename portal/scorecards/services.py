@@ -249,7 +249,7 @@ def _delivery_query(
     completed_on = func.min(case((r.c.running >= d.c.before_qty + effective, r.c.received_on)))
     total_received = func.coalesce(func.max(r.c.running), 0)
     # The line first: the join arrives ordered by line, so the fold sorts each line's few rows (an incremental
-    # sort) instead of all of them (a sort spilling 80 MB to disk over a million deliveries: 3.4 s instead of ...).
+    # sort) instead of all of them at once (a sort spilling 80 MB to disk over a million deliveries).
     keys = [
         d.c.line_id,
         d.c.delivery_id,
@@ -364,19 +364,6 @@ class Sums:
     lead_total: int = 0
     orders: int = 0
     answered: int = 0
-
-    def add(self, other: Sums) -> None:
-        self.deliveries += other.deliveries
-        self.on_time += other.on_time
-        self.in_full += other.in_full
-        self.otif += other.otif
-        self.delivered += other.delivered
-        self.committed += other.committed
-        self.changed += other.changed
-        self.slip_total += other.slip_total
-        self.lead_total += other.lead_total
-        self.orders += other.orders
-        self.answered += other.answered
 
     def figures(self, supplier_id: int) -> Figures:
         return Figures(supplier_id, *_counted_figures(tuple(getattr(self, name) for name in SUM_FIELDS)))
@@ -518,11 +505,16 @@ def _notice_values(tenant_id: int, start: date, end: date, supplier_id: int | No
     return stmt
 
 
+def _numbered(sources: dict[str, Any]) -> tuple[list[str], Any]:
+    """The sources' values in one UNION ALL, each row with its source's number in ``field`` (sorting on a
+    number instead of the name measured 1.0 s instead of 1.4 s), and the names by number."""
+    values = union_all(*(source.add_columns(literal(i).label("field")) for i, source in enumerate(sources.values())))
+    return list(sources), values
+
+
 def _medians(session: Session, sources: dict[str, Any], by_period: bool) -> dict[str, dict[Any, float]]:
     """Each source's medians per supplier (and period), all in one statement."""
-    names = list(sources)
-    # Sources are told apart by a number: sorting on it instead of on the name measured 1.0 s instead of 1.4 s.
-    values = union_all(*(source.add_columns(literal(i).label("field")) for i, source in enumerate(sources.values())))
+    names, values = _numbered(sources)
     groups = ("field", "supplier_id", "period_key") if by_period else ("field", "supplier_id")
     found: dict[str, dict[Any, float]] = {field: {} for field in sources}
     for row in session.execute(median_by(values, groups, session.get_bind().dialect.name)):
@@ -544,10 +536,8 @@ def _period_medians(
                            by_period=True)
             for kind in ("month", "quarter")
         }  # fmt: skip
-    names = list(sources)
-    parts = [make(tenant_id, start, end, None, None, "month").add_columns(literal(i).label("field"))
-             for i, make in enumerate(sources.values())]  # fmt: skip
-    v = union_all(*parts).subquery("v")
+    names, values = _numbered({f: make(tenant_id, start, end, None, None, "month") for f, make in sources.items()})
+    v = values.subquery("v")
     quarter = v.c.period_key // 3
     stmt = select(
         v.c.field,
@@ -1031,10 +1021,10 @@ def recompute(
         )
 
     _settle_for_big_queries(session)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorecards") if reader is not None else None
+    pool = alongside = None
     try:
-        alongside = None
-        if pool is not None and reader is not None:
+        if reader is not None:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorecards")
             alongside = pool.submit(_on_other_session, reader, read_the_rest)
         # Additive parts per supplier and month, in one pass: plain tuples in ``SUM_FIELDS`` order (a quarter's
         # are the sum of its months'), turned into figures by the same ``_counted_figures`` as the live pages.
