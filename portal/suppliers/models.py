@@ -23,7 +23,8 @@ class Supplier(TenantOwned, Base):
     """
 
     __tablename__ = "suppliers"
-    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+    # (tenant_id, id): the target of keys that also prove a row's supplier is its tenant's own.
+    __table_args__ = (UniqueConstraint("tenant_id", "code"), UniqueConstraint("tenant_id", "id"))
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
     code: Mapped[str] = mapped_column(String(32))
