@@ -42,9 +42,7 @@ class ScorecardSnapshot(TenantOwned, Base):
     __tablename__ = "scorecard_snapshots"
     __table_args__ = (
         UniqueConstraint("tenant_id", "supplier_id", "period", "period_start", "version"),
-        ForeignKeyConstraint(
-            ["tenant_id", "supplier_id"], ["suppliers.tenant_id", "suppliers.id"], ondelete="CASCADE"
-        ),
+        ForeignKeyConstraint(["tenant_id", "supplier_id"], ["suppliers.tenant_id", "suppliers.id"], ondelete="CASCADE"),
         # The ranking: one period's snapshots of every supplier.
         Index("ix_scorecard_snapshots_tenant_period", "tenant_id", "period", "period_start", "version", "supplier_id"),
     )
