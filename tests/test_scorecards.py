@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import ARRAY, Numeric, cast, func, select, text
 from sqlalchemy.orm import Session
 
 from portal.db import set_context
@@ -157,6 +157,7 @@ def test_the_same_figures_on_sqlite(tmp_path):
     with database.transaction(tenant_id=ids["tenant_id"]) as s:
         check(s, ids)
         check_snapshot_matches_live(s, ids)
+        check_rebuild_rewrites_only_what_changed(s, ids)
 
 
 def check_snapshot_matches_live(session: Session, ids: dict[str, int]) -> None:
@@ -172,7 +173,7 @@ def check_snapshot_matches_live(session: Session, ids: dict[str, int]) -> None:
         live = services.figures(session, tenant_id=tenant_id, window=window)
         assert stored is not None and set(stored) == set(live)
         for supplier, figure in live.items():
-            assert stored[supplier].as_dict() == pytest.approx(figure.as_dict()), (kind, supplier)
+            assert stored[supplier].as_dict() == figure.as_dict(), (kind, supplier)  # exactly the same floats
 
 
 def test_snapshot_matches_live_on_postgresql(session):
@@ -305,12 +306,15 @@ def test_snapshots_rebuild_identical_figures_and_feed_ranking_and_trend(session)
 
 
 def test_a_rebuild_rewrites_only_what_changed(session):
-    """On PostgreSQL the recompute makes this version's rows equal to what it computed: a changed row is
-    restored, a row no longer computed is deleted, identical rows are not written (their computed_at stays),
-    rows of another definition version and of periods outside the span are left alone."""
+    check_rebuild_rewrites_only_what_changed(session, build(session))
+
+
+def check_rebuild_rewrites_only_what_changed(session: Session, ids: dict[str, int]) -> None:
+    """The recompute makes this version's rows equal to what it computed: a changed row is restored, a row no
+    longer computed is deleted, identical rows are not written (their computed_at stays), rows of another
+    definition version and of periods outside the span are left alone."""
     from portal.scorecards.models import ScorecardSnapshot
 
-    ids = build(session)
     tenant_id, today = ids["tenant_id"], date(2026, 4, 15)  # January to March and their quarter are closed
     services.recompute(session, tenant_id=tenant_id, months=3, today=today)
 
@@ -348,6 +352,29 @@ def test_a_rebuild_rewrites_only_what_changed(session):
     untouched = [key for key in first if key != january]
     assert untouched and all(after[key].computed_at == first[key][1] for key in untouched)
     assert all(after[key].figures == first[key][0] for key in untouched)
+
+
+def test_rounding_in_python_is_postgresqls(session):
+    """Live pages round in Python (``tenths``), the recompute in PostgreSQL (``round(numeric, 1)``): the same
+    result for halves (away from zero), for floats just below or above a half, and for exact quotients."""
+    import random
+
+    from sqlalchemy import Float, bindparam
+
+    rng = random.Random(7)
+    floats = [0.25, 0.35, -0.25, -0.35, 0.05, 2.675, 89.95, 89.94999999999999, 100.0, 0.0, 1 / 3 * 100, 66.65,
+              *(rng.uniform(-100, 100) for _ in range(500)), *(k / 20 for k in range(-40, 41))]  # fmt: skip
+    rounded = session.execute(
+        select(func.round(cast(func.unnest(bindparam("v", type_=ARRAY(Float))), Numeric), 1)), {"v": floats}
+    ).scalars()
+    assert [services.tenths(v) for v in floats] == [float(r) for r in rounded]
+    assert (services.tenths(0.35), services.tenths(0.25), services.tenths(-0.25)) == (0.4, 0.3, -0.3)
+    quotients = [(total, count) for total in range(-30, 31) for count in (1, 2, 3, 4, 8, 20, 40, 7)]
+    in_sql = session.execute(
+        text("SELECT round(t::numeric / c, 1) FROM unnest(CAST(:t AS int[]), CAST(:c AS int[])) AS q(t, c)"),
+        {"t": [t for t, _ in quotients], "c": [c for _, c in quotients]},
+    ).scalars()
+    assert [services._mean(t, c) for t, c in quotients] == [float(r) for r in in_sql]
 
 
 def test_trend_chart_leaves_gaps_for_no_data():

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = 2
+VERSION = 3
 # What each version changed (older snapshots keep the version they were computed by):
 CHANGES = {
     1: "First published definitions.",
     2: "Adds the median notice given before a changed promise; closed periods store the median time to respond.",
+    3: "Means, medians and the overall score are rounded to one decimal with halves away from zero (0.35 "
+    "becomes 0.4 and 0.25 becomes 0.3; version 2 could round such halves down).",
 }
 
 # The tenant's window around a promised date in which an arrival is on time (days).
@@ -114,6 +116,13 @@ DEFINITIONS += (
         "with the tenant's weights (by default 40, 20, 15, 15 and 10); a figure with no data leaves its "
         "weight out. The grade is the first band the score reaches (by default A from 90, B from 80, C from "
         "70, else D).",
+    ),
+    Definition(
+        "rounding",
+        "Rounding",
+        "Shares are kept as computed and shown rounded. Means, medians and the overall score are rounded to "
+        "one decimal, halves away from zero (2.25 days becomes 2.3, -2.25 becomes -2.3); the grade is the band "
+        "of the rounded score (89.95 rounds to 90.0, an A).",
     ),
 )
 
