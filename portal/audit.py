@@ -107,6 +107,17 @@ def compute_hash(prev_hash: str, row: AuditEvent) -> str:
 
 
 def _lock_head(session: Session, key: str) -> AuditChainHead:
+    """The chain's head row, locked until the transaction ends (created on the chain's first event): one round
+    trip once the chain exists, which is every time but the first."""
+    locked = (
+        select(AuditChainHead)
+        .where(AuditChainHead.chain_key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    head = session.execute(locked).scalar_one_or_none()
+    if head is not None:
+        return head
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     session.execute(
@@ -114,13 +125,7 @@ def _lock_head(session: Session, key: str) -> AuditChainHead:
         .values(chain_key=key, last_seq=0, last_hash=GENESIS)
         .on_conflict_do_nothing(index_elements=["chain_key"])
     )
-    head = session.execute(
-        select(AuditChainHead)
-        .where(AuditChainHead.chain_key == key)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-    return head
+    return session.execute(locked).scalar_one()
 
 
 def record(
