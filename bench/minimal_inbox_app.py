@@ -20,13 +20,14 @@ engine = create_engine(
 SUPPLIER = int(os.environ["BENCH_SUPPLIER_ID"])
 
 COUNTS = text("""
-SELECT count(*) FILTER (WHERE state = 'awaiting_response'), count(*) FILTER (WHERE state = 'changes_pending'),
-       count(*) FILTER (WHERE state = 'confirmed'),
-       count(*) FILTER (WHERE due_date < CURRENT_DATE AND state IN ('awaiting_response','changes_pending','confirmed','shipped')),
-       count(*) FILTER (WHERE state IN ('shipped','received')), count(*) FILTER (WHERE state IN ('closed','cancelled','rejected')),
-       count(*)
-FROM purchase_orders WHERE tenant_id = 1 AND supplier_id = :s
+SELECT state, count(*), count(*) FILTER (WHERE due_date < CURRENT_DATE)
+FROM purchase_orders WHERE tenant_id = 1 AND supplier_id = :s GROUP BY state
 """)
+TABS = {
+    "needs_response": ("awaiting_response",), "changes_pending": ("changes_pending",), "open": ("confirmed",),
+    "late": ("awaiting_response", "changes_pending", "confirmed", "shipped"), "shipped": ("shipped", "received"),
+    "closed": ("closed", "cancelled", "rejected"),
+}  # fmt: skip
 PAGE = text("""
 SELECT o.id, o.number, o.order_date, o.due_date, o.state, o.total_value, o.currency, w.name AS warehouse,
        s.name AS supplier, u.name AS buyer
@@ -48,8 +49,10 @@ COMPILED = app.jinja_env.from_string(TEMPLATE)  # compiled once, as render_templ
 def inbox() -> str:
     with engine.begin() as conn:
         conn.execute(text("SELECT set_config('app.tenant_id', '1', true)"))
-        counts = conn.execute(COUNTS, {"s": SUPPLIER}).one()
+        by_state = {state: (total, late) for state, total, late in conn.execute(COUNTS, {"s": SUPPLIER})}
         rows = conn.execute(PAGE, {"s": SUPPLIER}).all()
+    counts = [sum(by_state.get(state, (0, 0))[tab == "late"] for state in states) for tab, states in TABS.items()]
+    counts.append(sum(total for total, _ in by_state.values()))
     return COMPILED.render(counts=counts, rows=rows)
 
 

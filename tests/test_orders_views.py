@@ -424,3 +424,43 @@ def test_row_url_builds_each_row_link_as_url_for_would(app):
         ]
         as_query = render_template_string("{{ row_url('orders.inbox', 'page', tab='all')(3) }}")
         assert as_query == str(escape(url_for("orders.inbox", tab="all", page=3)))
+
+
+def test_inbox_tab_counts_follow_the_tabs_definitions(session):
+    """Each tab counts what it lists: late is any open order due before today (answered or not), received
+    is shipped but never late, closed holds cancelled and rejected orders; filters apply to the counts; the
+    orders of another supplier are not counted."""
+    from portal.orders import queries
+    from portal.web import PortalContext
+
+    tenant = make_tenant(session)
+    supplier, other = make_supplier(session, tenant), make_supplier(session, tenant)
+    today = date.today()
+    past, future = today - timedelta(days=3), today + timedelta(days=3)
+    orders = {}
+    for name, state, due in [
+        ("awaiting", OrderState.AWAITING_RESPONSE, future), ("awaiting late", OrderState.AWAITING_RESPONSE, past),
+        ("pending late", OrderState.CHANGES_PENDING, past), ("confirmed", OrderState.CONFIRMED, future),
+        ("confirmed late", OrderState.CONFIRMED, past), ("confirmed undated", OrderState.CONFIRMED, None),
+        ("shipped late", OrderState.SHIPPED, past), ("received", OrderState.RECEIVED, past),
+        ("closed", OrderState.CLOSED, past), ("cancelled", OrderState.CANCELLED, past),
+        ("rejected", OrderState.REJECTED, past),
+    ]:  # fmt: skip
+        order = make_order(session, tenant, supplier)
+        order.state, order.due_date = state, due
+        orders[name] = order
+    make_order(session, tenant, other)  # awaiting, not this supplier's
+    session.flush()
+    context = PortalContext(membership_id=0, tenant_id=tenant.id, tenant_name=tenant.name, role=Role.SUPPLIER_USER,
+                            supplier_id=supplier.id, supplier_name=supplier.name)  # fmt: skip
+
+    page = queries.inbox(session, context, queries.InboxFilters(tab="late"), today)
+    assert page.counts == {"needs_response": 2, "changes_pending": 1, "open": 3, "late": 4, "shipped": 2,
+                           "closed": 3, "all": 11}  # fmt: skip
+    assert {row.id for row in page.rows} == {orders[n].id for n in ("awaiting late", "pending late",
+                                                                    "confirmed late", "shipped late")}  # fmt: skip
+    assert page.total == 4
+    one_warehouse = queries.InboxFilters(tab="all", warehouse_id=orders["awaiting late"].warehouse_id)
+    counts = queries.inbox(session, context, one_warehouse, today).counts
+    assert counts == {"needs_response": 1, "changes_pending": 0, "open": 0, "late": 1, "shipped": 0, "closed": 0,
+                      "all": 1}  # fmt: skip
