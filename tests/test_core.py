@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from sqlalchemy import select, text
 
 from portal import create_app
@@ -52,6 +53,37 @@ def test_repeated_statements_are_prepared_but_planned_for_their_own_values(sessi
     prepared = session.execute(text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE :q"),
                                {"q": "SELECT count(*) FROM tenants WHERE id = $1%"}).scalar_one()  # fmt: skip
     assert prepared == 1
+
+
+def test_a_schema_change_under_a_prepared_statement_costs_one_statement(pg_database, owner_engine):
+    """After a migration (another connection) changed what a prepared statement returns, PostgreSQL refuses the
+    statement on the connection that prepared it; the pool then replaces its connections, so the next
+    statement works."""
+    from sqlalchemy.exc import DBAPIError
+
+    from portal.db import make_engine
+    from tests.conftest import APP_ROLE
+
+    with owner_engine.begin() as owner:
+        owner.execute(text("CREATE TABLE reshaped_probe (value integer)"))
+        owner.execute(text(f"GRANT SELECT ON reshaped_probe TO {APP_ROLE}"))
+    engine = make_engine(pg_database["app"])
+    try:
+        with engine.connect() as conn:
+            for _ in range(6):  # prepared from the fifth run on
+                conn.execute(text("SELECT value FROM reshaped_probe"))
+            conn.commit()  # as a request does
+            with owner_engine.begin() as owner:  # the migration
+                owner.execute(text("ALTER TABLE reshaped_probe ALTER COLUMN value TYPE text"))
+            with pytest.raises(DBAPIError, match="cached plan must not change result type") as refused:
+                conn.execute(text("SELECT value FROM reshaped_probe"))
+            assert refused.value.connection_invalidated
+        with engine.connect() as conn:  # a new connection: no stale statement left
+            assert conn.execute(text("SELECT value FROM reshaped_probe")).all() == []
+    finally:
+        engine.dispose()
+        with owner_engine.begin() as owner:
+            owner.execute(text("DROP TABLE reshaped_probe"))
 
 
 def test_newlines_in_log_arguments_cannot_forge_lines():
