@@ -23,7 +23,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.config.update(settings.flask_config())
     app.config["PORTAL_NAME"] = "Supplier Portal"
     app.extensions["portal.settings"] = settings
-    app.extensions["portal.db"] = database or Database(settings.database_url, pre_ping=settings.database_pre_ping)
+    app.extensions["portal.db"] = database or Database(
+        settings.database_url, pre_ping=settings.database_pre_ping, prepare=settings.database_prepare
+    )
     configure_logging()
 
     if settings.trusted_proxy_hops:

@@ -67,6 +67,7 @@ class Settings:
     # Test each pooled PostgreSQL connection before use (a round trip per checkout). Worker processes turn it
     # off: an event that meets a dead connection fails once and is sent again by the relay.
     database_pre_ping: bool = True
+    database_prepare: bool = True
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -150,6 +151,7 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         clamd_address=env.get("CLAMD_ADDRESS", "").strip(),
         webhook_allow_private=_bool(env.get("WEBHOOK_ALLOW_PRIVATE"), mode != "production"),
         database_pre_ping=_bool(env.get("DATABASE_PRE_PING"), True),
+        database_prepare=_bool(env.get("DATABASE_PREPARE"), True),
     )
 
 

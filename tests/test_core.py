@@ -55,6 +55,23 @@ def test_repeated_statements_are_prepared_but_planned_for_their_own_values(sessi
     assert prepared == 1
 
 
+def test_statements_are_not_prepared_when_the_setting_says_so(pg_database, tmp_path):
+    """DATABASE_PREPARE=0 (behind a pooler in transaction mode): nothing is prepared on the server."""
+    from portal.config import load_settings
+    from portal.db import Database
+
+    settings = load_settings({"PORTAL_INSTANCE_PATH": str(tmp_path), "DATABASE_PREPARE": "0"})
+    assert settings.database_prepare is False
+    database = Database(pg_database["app"], prepare=settings.database_prepare)
+    try:
+        with database.engine.connect() as conn:
+            for _ in range(6):
+                conn.execute(text("SELECT count(*) FROM tenants WHERE id = :id"), {"id": 0})
+            assert conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar_one() == 0
+    finally:
+        database.engine.dispose()
+
+
 def test_a_schema_change_under_a_prepared_statement_costs_one_statement(pg_database, owner_engine):
     """After a migration (another connection) changed what a prepared statement returns, PostgreSQL refuses the
     statement on the connection that prepared it; the pool then replaces its connections, so the next
