@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -113,6 +113,25 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     (durable work goes through the outbox, which a relay re-sends).
     """
     session.info.setdefault(_PENDING, []).append(callback)
+
+
+class _Callback(Protocol):
+    def __call__(self) -> None: ...
+
+
+_Collector = TypeVar("_Collector", bound=_Callback)
+
+
+def after_commit_collector(session: Session, kind: type[_Collector]) -> _Collector:
+    """The after-commit callback of type ``kind`` queued for the current transaction, created and queued on
+    first use: many changes of one transaction share one action after the commit (one message to the
+    queue for all of a request's events). Dropped with the transaction on rollback, like ``after_commit``."""
+    for callback in session.info.get(_PENDING, ()):
+        if type(callback) is kind:
+            return callback
+    collector = kind()
+    after_commit(session, collector)
+    return collector
 
 
 @event.listens_for(Session, "after_commit")

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import JSON, Index, Integer, String, Text, select, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from portal.db import Base, BigID, Database, TenantOwned, after_commit, utcnow
+from portal.db import Base, BigID, Database, TenantOwned, after_commit, after_commit_collector, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +71,16 @@ class OutboxEvent(TenantOwned, Base):
 # --- writing ------------------------------------------------------------------------
 
 Publisher = Callable[[int, int, int], None]  # (tenant_id, event_id, delay in ms)
+BatchPublisher = Callable[[int, list[int]], None]  # (tenant_id, event ids): one message for them all
 _publisher: Publisher | None = None
+_batch_publisher: BatchPublisher | None = None
 
 
-def set_publisher(publisher: Publisher | None) -> None:
-    """Installed by ``workers`` (the queue); without one, only the sweep delivers."""
-    global _publisher
-    _publisher = publisher
+def set_publisher(publisher: Publisher | None, batch: BatchPublisher | None = None) -> None:
+    """Installed by ``workers`` (the queue); without one, only the sweep delivers. ``batch`` sends several
+    events of a tenant as one message (without it, each event is a message of its own)."""
+    global _publisher, _batch_publisher
+    _publisher, _batch_publisher = publisher, batch
 
 
 def publish(tenant_id: int, event_id: int, delay_ms: int = 0) -> None:
@@ -90,11 +93,40 @@ def publish(tenant_id: int, event_id: int, delay_ms: int = 0) -> None:
         log.warning("queue unavailable, event %s left for the relay: %s", event_id, exc)
 
 
+def publish_all(events: list[tuple[int, int]]) -> None:
+    """Hand events (tenant, id) to the queue: a tenant's several events as one message when a batch
+    publisher is installed (a confirmation's six events, an import's thousand: one send from the request).
+    Never raises (the sweep covers a failed send)."""
+    by_tenant: dict[int, list[int]] = {}
+    for tenant_id, event_id in events:
+        by_tenant.setdefault(tenant_id, []).append(event_id)
+    for tenant_id, event_ids in by_tenant.items():
+        if _batch_publisher is None or len(event_ids) == 1:
+            for event_id in event_ids:
+                publish(tenant_id, event_id)
+            continue
+        try:
+            _batch_publisher(tenant_id, event_ids)
+        except Exception as exc:  # the queue is down: the rows stay and the sweep re-sends them
+            log.warning("queue unavailable, %s events left for the relay: %s", len(event_ids), exc)
+
+
+class _Publication:
+    """The events a transaction wrote, published together once it has committed."""
+
+    def __init__(self) -> None:
+        self.events: list[OutboxEvent] = []
+
+    def __call__(self) -> None:
+        publish_all([(event.tenant_id, event.id) for event in self.events])
+
+
 def emit(session: Session, tenant_id: int, topic: str, payload: dict[str, Any]) -> OutboxEvent:
-    """Write an outbox event in the current transaction; it is queued once that commits."""
+    """Write an outbox event in the current transaction; it is queued once that commits (with the
+    transaction's other events)."""
     event = OutboxEvent(tenant_id=tenant_id, topic=topic, payload=payload)
     session.add(event)
-    after_commit(session, lambda: publish(event.tenant_id, event.id))
+    after_commit_collector(session, _Publication).events.append(event)
     return event
 
 
@@ -297,8 +329,7 @@ def sweep(database: Database, *, now: datetime | None = None, limit: int = 1000)
             )
         # Sent after the commit: a send that fails leaves sent_at set, and the row is
         # picked up again after REDELIVER_AFTER.
-        for event_id in due:
-            publish(tenant_id, event_id)
+        publish_all([(tenant_id, event_id) for event_id in due])
         sent += len(due)
     return sent
 

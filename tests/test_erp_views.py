@@ -83,12 +83,12 @@ def test_failed_jobs_are_listed_and_can_be_retried(app, session):
     assert "ERP:" in order_page and "failed: bad_credentials" in order_page
     assert "1 line(s) failed" in order_page  # the order-level summary
     sent: list[int] = []
-    previous = outbox._publisher
+    previous = outbox._publisher, outbox._batch_publisher
     outbox.set_publisher(lambda t, e, d: sent.append(e))
     try:
         assert client.submit(f"/settings/jobs/{event.id}/retry", {}, page="/settings/jobs").status_code == 302
     finally:
-        outbox.set_publisher(previous)
+        outbox.set_publisher(*previous)
     session.refresh(event)
     assert event.failed_at is None and event.attempts == 0 and sent == [event.id]
     sync = session.execute(select(ErpLineSync).where(ErpLineSync.line_id == line.id)).scalar_one()
@@ -108,14 +108,14 @@ def test_a_supplier_confirms_while_the_queue_is_down(app, session):
     def queue_down(tenant_id: int, event_id: int, delay: int) -> None:
         raise ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
 
-    previous = outbox._publisher
+    previous = outbox._publisher, outbox._batch_publisher
     outbox.set_publisher(queue_down)
     try:
         html = client.get(f"/orders/{order.id}").text
         version = re.search(r'name="version" value="(\d+)"', html).group(1)  # type: ignore[union-attr]
         response = client.post(f"/orders/{order.id}/accept-all", {"csrf_token": csrf_from(html), "version": version})
     finally:
-        outbox.set_publisher(previous)
+        outbox.set_publisher(*previous)
     assert response.status_code == 302
     set_context(session, tenant_id=tenant.id)
     waiting = session.execute(select(OutboxEvent.topic).where(OutboxEvent.done_at.is_(None))).scalars().all()

@@ -20,10 +20,10 @@ from tests.factories import make_tenant
 def published() -> Iterator[list[tuple[int, int, int]]]:
     """Record what would go to the queue instead of sending it."""
     sent: list[tuple[int, int, int]] = []
-    previous = outbox._publisher
+    previous = outbox._publisher, outbox._batch_publisher
     outbox.set_publisher(lambda tenant_id, event_id, delay: sent.append((tenant_id, event_id, delay)))
     yield sent
-    outbox.set_publisher(previous)
+    outbox.set_publisher(*previous)
 
 
 @pytest.fixture
@@ -71,6 +71,41 @@ def test_rolled_back_change_leaves_no_event_and_sends_nothing(committed_db, tena
     assert published == []
     with tenant_session(committed_db, tenant_id) as s:
         assert s.execute(select(OutboxEvent)).first() is None
+
+
+def test_a_transactions_events_go_to_the_queue_as_one_message(committed_db, tenant_id, published):
+    """With a batch publisher, the events one transaction wrote are sent as one message after the commit (a
+    lone event as itself); a transaction rolled back before sends nothing and leaves nothing behind."""
+    batches: list[tuple[int, list[int]]] = []
+    outbox.set_publisher(outbox._publisher, batch=lambda tenant, ids: batches.append((tenant, ids)))
+    s = committed_db.session()
+    try:
+        from portal.db import set_context
+
+        set_context(s, tenant_id=tenant_id)
+        emit(s, tenant_id, "order.created", {"order_id": 0})
+        s.flush()
+        s.rollback()
+        set_context(s, tenant_id=tenant_id)
+        events = [emit(s, tenant_id, "order.created", {"order_id": n}) for n in range(3)]
+        s.flush()
+        assert batches == []  # still inside the transaction
+        s.commit()
+        assert batches == [(tenant_id, [event.id for event in events])] and published == []
+        lone = emit(s, tenant_id, "order.created", {"order_id": 9})
+        s.commit()
+        assert published == [(tenant_id, lone.id, 0)] and len(batches) == 1
+    finally:
+        s.close()
+
+
+def test_a_batch_message_becomes_one_message_per_event(monkeypatch):
+    from workers import actors
+
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(actors, "publish", lambda tenant_id, event_id, delay_ms=0: sent.append((tenant_id, event_id)))
+    actors.handle_events.fn(7, [11, 12, 13])
+    assert sent == [(7, 11), (7, 12), (7, 13)]
 
 
 def test_handlers_run_once_however_often_the_event_is_delivered(committed_db, tenant_id, test_topic):

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -141,8 +141,9 @@ def worker(tmp_path, private_redis, pg_database) -> Iterator[WorkerProcess]:  # 
 
 
 @pytest.fixture
-def redis_publisher(private_redis) -> Iterator[Callable[[], None]]:  # type: ignore[no-untyped-def]
-    """Make this (test) process publish outbox events to the private Redis, as a web process would."""
+def redis_publisher(private_redis) -> Iterator[list[list[int]]]:  # type: ignore[no-untyped-def]
+    """Make this (test) process publish outbox events to the private Redis, as a web process would; yields
+    the batches sent (a transaction's several events as one message)."""
     from workers import actors
     from workers.broker import build_broker
 
@@ -151,10 +152,16 @@ def redis_publisher(private_redis) -> Iterator[Callable[[], None]]:  # type: ign
     def publish(tenant_id: int, event_id: int, delay_ms: int) -> None:
         broker.enqueue(actors.handle_event.message(tenant_id, event_id), delay=delay_ms or None)
 
-    previous = outbox._publisher
-    outbox.set_publisher(publish)
-    yield lambda: None
-    outbox.set_publisher(previous)
+    batches: list[list[int]] = []
+
+    def publish_batch(tenant_id: int, event_ids: list[int]) -> None:  # a transaction's events: one message
+        batches.append(event_ids)
+        broker.enqueue(actors.handle_events.message(tenant_id, event_ids))
+
+    previous = outbox._publisher, outbox._batch_publisher
+    outbox.set_publisher(publish, batch=publish_batch)
+    yield batches
+    outbox.set_publisher(*previous)
     broker.close()
 
 
@@ -242,6 +249,8 @@ def sweep_later(database, seconds: int = 120) -> int:  # type: ignore[no-untyped
 
 def test_worker_process_syncs_a_split_through_redis(committed_app, committed_db, scenario, worker, redis_publisher):
     split_line(committed_app, committed_db, scenario)
+    # The answer's events went as one message, which the worker turned into one message per event.
+    assert any(len(batch) > 1 for batch in redis_publisher)
     wait_until_synced(committed_db, scenario)
     assert_exactly_once(scenario)
 

@@ -14,6 +14,7 @@ import threading
 import time
 from datetime import date, timedelta
 from functools import partial
+from typing import Any
 
 import dramatiq
 
@@ -41,6 +42,15 @@ def handle_event(tenant_id: int, event_id: int) -> None:
     if outcome.status == "retry" and outcome.retry_in is not None:
         # A delayed message for a timely retry; the sweep covers it if it is lost.
         publish(tenant_id, event_id, int(outcome.retry_in / timedelta(milliseconds=1)))
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=TIME_LIMIT_MS, max_age=MAX_AGE_MS)
+def handle_events(tenant_id: int, event_ids: list[int]) -> None:
+    """Several events of one transaction, sent as one message by the request that wrote them: each goes on
+    as a message of its own (its own attempts, any worker thread). A send that fails here leaves the rest to
+    the relay's sweep."""
+    for event_id in event_ids:
+        publish(tenant_id, event_id)
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=TIME_LIMIT_MS)
@@ -146,18 +156,26 @@ _down_lock = threading.Lock()
 
 
 def publish(tenant_id: int, event_id: int, delay_ms: int = 0) -> None:
+    _send(handle_event, tenant_id, event_id, delay_ms=delay_ms)
+
+
+def publish_batch(tenant_id: int, event_ids: list[int]) -> None:
+    _send(handle_events, tenant_id, list(event_ids))
+
+
+def _send(actor: dramatiq.Actor[..., None], *args: Any, delay_ms: int = 0) -> None:
     global _down_until
     if time.monotonic() < _down_until:
         raise ConnectionError("queue marked unavailable; the relay will send this event")
     try:
-        handle_event.send_with_options(args=(tenant_id, event_id), delay=delay_ms or None)
+        actor.send_with_options(args=args, delay=delay_ms or None)
     except Exception:
         with _down_lock:
             _down_until = time.monotonic() + _QUEUE_DOWN_PAUSE
         raise
 
 
-outbox.set_publisher(publish)
+outbox.set_publisher(publish, batch=publish_batch)
 
 __all__ = [
     "broker",
@@ -165,8 +183,10 @@ __all__ = [
     "detect_exceptions_all",
     "document_expiry",
     "handle_event",
+    "handle_events",
     "prune_outbox",
     "publish",
+    "publish_batch",
     "pull_erp",
     "pull_erp_all",
     "recompute_scorecards",
