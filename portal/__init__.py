@@ -119,15 +119,12 @@ def _enforce_access_declarations(app: Flask) -> None:
 
 def _template_helpers(app: Flask) -> None:
     from portal.auth.permissions import Permission
+    from portal.formatting import quantity
+    from portal.orders.forms import delivery_rows
     from portal.web import active_memberships, db_session, portal_context
 
-    @app.template_filter("qty")
-    def quantity(value: Any) -> str:
-        """90 rather than 90.000, 95.5 rather than 95.500, without exponent notation."""
-        from decimal import Decimal
-
-        number = Decimal(str(value)).normalize()
-        return f"{number:f}"
+    app.add_template_filter(quantity, "qty")
+    app.add_template_global(delivery_rows)
 
     @app.template_global()
     def row_url(endpoint: str, key: str, **values: Any) -> Any:

@@ -464,3 +464,23 @@ def test_inbox_tab_counts_follow_the_tabs_definitions(session):
     counts = queries.inbox(session, context, one_warehouse, today).counts
     assert counts == {"needs_response": 1, "changes_pending": 0, "open": 0, "late": 1, "shipped": 0, "closed": 0,
                       "all": 1}  # fmt: skip
+
+
+def test_the_answer_forms_delivery_rows_offer_the_request_then_keep_what_was_typed():
+    from werkzeug.datastructures import MultiDict
+
+    from portal.orders.forms import delivery_rows
+    from portal.orders.models import PurchaseOrderLine
+
+    line = PurchaseOrderLine(id=7, quantity=Decimal("90.000"), requested_date=date(2026, 5, 4))
+    fresh = delivery_rows(line, MultiDict(), 10)
+    assert fresh[0] == (1, "90", "2026-05-04", False)
+    assert [hidden for *_, hidden in fresh] == [False, False, False] + [True] * 7
+    assert all(quantity == day == "" for _, quantity, day, _ in fresh[1:])
+    sent_back = MultiDict({"line-7-qty-1": "40", "line-7-date-1": "2026-05-01", "line-7-qty-5": "50",
+                           "line-7-date-5": "bad date", "line-8-qty-2": "1"})  # fmt: skip
+    rows = delivery_rows(line, sent_back, 10)
+    assert rows[0] == (1, "40", "2026-05-01", False)
+    assert rows[1] == (2, "", "", False)  # another line's field is not this line's
+    assert rows[4] == (5, "50", "bad date", False)  # typed: shown even beyond the first three
+    assert rows[5] == (6, "", "", True)

@@ -1,0 +1,12 @@
+"""Small value formatters shared by templates and views."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+
+def quantity(value: Any) -> str:
+    """90 rather than 90.000, 95.5 rather than 95.500, without exponent notation (the ``qty`` filter)."""
+    number = Decimal(str(value)).normalize()
+    return f"{number:f}"
