@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint, event, select
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint, event, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -119,9 +119,9 @@ def _lock_head(session: Session, key: str) -> AuditChainHead:
     if head is not None:
         return head
     dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert_head = pg_insert if dialect == "postgresql" else sqlite_insert
     session.execute(
-        insert(AuditChainHead)
+        insert_head(AuditChainHead)
         .values(chain_key=key, last_seq=0, last_hash=GENESIS)
         .on_conflict_do_nothing(index_elements=["chain_key"])
     )
@@ -156,13 +156,23 @@ def record(
     return append(session, tenant_id, [(action, fields)])[0]
 
 
-def append(session: Session, tenant_id: int | None, events: list[tuple[str, dict[str, Any]]]) -> list[AuditEvent]:
-    """Append events to one chain: the head is locked once for all of them."""
+_STORED = ("chain_key", "seq", "tenant_id", "actor_user_id", "actor", "occurred_at", "ip", "action", "object_type",
+           "object_id", "before", "after", "reason", "prev_hash", "hash")  # fmt: skip
+
+
+def append(
+    session: Session, tenant_id: int | None, events: list[tuple[str, dict[str, Any]]], *, keep_rows: bool = True
+) -> list[AuditEvent]:
+    """Append events to one chain: the head is locked once for all of them.
+
+    ``keep_rows=False`` (events written at commit, which nobody reads back): the rows are inserted in one
+    statement without becoming session objects, and without reading their ids back (a quarter less time for
+    the five events of an order's answer)."""
     if tenant_id is None and current_tenant_id(session) is not None:
         # Global-chain rows are only visible without a tenant, and PostgreSQL checks
         # INSERT ... RETURNING against the read policy: write them outside the tenant.
         with tenant_scope(session, None):
-            return append(session, None, events)
+            return append(session, None, events, keep_rows=keep_rows)
     key = chain_key(tenant_id)
     head = _lock_head(session, key)
     written = []
@@ -186,9 +196,12 @@ def append(session: Session, tenant_id: int | None, events: list[tuple[str, dict
             prev_hash=head.last_hash,
         )
         row.hash = compute_hash(head.last_hash, row)
-        session.add(row)
+        if keep_rows:
+            session.add(row)
         head.last_seq, head.last_hash = row.seq, row.hash
         written.append(row)
+    if not keep_rows and written:
+        session.execute(insert(AuditEvent), [{name: getattr(row, name) for name in _STORED} for row in written])
     session.flush()
     return written
 
@@ -217,7 +230,7 @@ def write_pending(session: Session) -> int:
         by_chain.setdefault(tenant_id, []).append((action, fields))
     for tenant_id, events in by_chain.items():
         with tenant_scope(session, tenant_id):
-            append(session, tenant_id, events)
+            append(session, tenant_id, events, keep_rows=False)
     return len(pending)
 
 
