@@ -32,6 +32,7 @@ from sqlalchemy import (
     MetaData,
     create_engine,
     event,
+    make_url,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -271,13 +272,16 @@ def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True, prepare:
     # per request). Plans stay custom: a generic plan would ignore how skewed tenants and suppliers are (one
     # supplier may have 100x the orders of another), so each execution is planned for its own values.
     # ``prepare=False`` (DATABASE_PREPARE=0) for a pooler in transaction mode that cannot follow them.
+    # Server options given in the URL (``?options=-c ...``) are kept, this one added to them.
+    given = str(make_url(url).query.get("options", ""))
+    options = f"{given} -c plan_cache_mode=force_custom_plan".strip()
     engine = create_engine(
         url,
         echo=echo,
         pool_pre_ping=pre_ping,
         pool_size=5,
         max_overflow=10,
-        connect_args={"prepare_threshold": 5 if prepare else None, "options": "-c plan_cache_mode=force_custom_plan"},
+        connect_args={"prepare_threshold": 5 if prepare else None, "options": options},
     )
 
     @event.listens_for(engine, "handle_error")

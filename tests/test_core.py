@@ -55,6 +55,18 @@ def test_repeated_statements_are_prepared_but_planned_for_their_own_values(sessi
     assert prepared == 1
 
 
+def test_server_options_in_the_url_are_kept_beside_the_plan_mode(pg_database):
+    from portal.db import make_engine
+
+    engine = make_engine(pg_database["app"] + "?options=-c%20statement_timeout%3D4321")
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "4321ms"
+            assert conn.execute(text("SHOW plan_cache_mode")).scalar_one() == "force_custom_plan"
+    finally:
+        engine.dispose()
+
+
 def test_statements_are_not_prepared_when_the_setting_says_so(pg_database, tmp_path):
     """DATABASE_PREPARE=0 (behind a pooler in transaction mode): nothing is prepared on the server."""
     from portal.config import load_settings
