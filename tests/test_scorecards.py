@@ -182,9 +182,10 @@ def test_snapshot_matches_live_on_postgresql(session):
 
 
 def test_the_job_reading_on_a_second_connection_stores_the_same_rows(committed_db):
-    """The monthly job passes a ``reader``: the medians, acknowledgements and documents are read on another
-    connection while the grouped pass runs. It stores exactly what the single-session recompute stores (a
-    rebuild over unchanged history rewrites nothing, and any different figure would be rewritten)."""
+    """The monthly job passes a ``reader``: the medians and documents are read on another connection while the
+    grouped pass runs, which then makes the pass over the last part of the lines. It stores exactly what the
+    single-session recompute stores (a rebuild over unchanged history rewrites nothing, and any different
+    figure would be rewritten)."""
     from portal.scorecards.models import ScorecardSnapshot
 
     with tenant_session(committed_db, None) as s:
@@ -209,6 +210,11 @@ def test_the_job_reading_on_a_second_connection_stores_the_same_rows(committed_d
         return tenant_session(committed_db, tenant_id)
 
     with tenant_session(committed_db, tenant_id) as s:
+        # The other connection makes the grouped pass over the last part of the lines: this data has some there.
+        parts = services._line_parts(s, tenant_id)
+        assert parts is not None
+        in_last_part = select(func.count()).where(DeliverySchedule.line_id >= parts[1][0])
+        assert s.execute(in_last_part).scalar_one() > 0
         services.recompute(s, tenant_id=tenant_id, months=3, today=today, reader=reader)
     assert opened == [True]
     assert stored() == alone  # same figures, and not one row rewritten (computed_at unchanged)
