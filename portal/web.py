@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, render_template, request, session
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
@@ -66,6 +66,14 @@ def portal_context() -> PortalContext | None:
     return g.get("portal_context")
 
 
+# Built once: every signed-in request runs it.
+_ACTIVE_MEMBERSHIPS = (
+    select(Membership)
+    .where(Membership.user_id == bindparam("user_id"), Membership.disabled_at.is_(None))
+    .order_by(Membership.tenant_id, Membership.id)
+)
+
+
 def active_memberships(session: Session, user_id: int) -> list[Membership]:
     """All memberships a user can work in (RLS lets a user see their own rows).
 
@@ -74,12 +82,7 @@ def active_memberships(session: Session, user_id: int) -> list[Membership]:
     cached = g.get("active_memberships")
     if cached is not None and g.get("active_memberships_user") == user_id:
         return cached
-    stmt = (
-        select(Membership)
-        .where(Membership.user_id == user_id, Membership.disabled_at.is_(None))
-        .order_by(Membership.tenant_id, Membership.id)
-    )
-    memberships = list(session.execute(stmt).scalars().unique())
+    memberships = list(session.execute(_ACTIVE_MEMBERSHIPS, {"user_id": user_id}).scalars().unique())
     g.active_memberships, g.active_memberships_user = memberships, user_id
     return memberships
 

@@ -13,7 +13,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from portal.auth.models import User, UserSession
@@ -45,10 +45,14 @@ def start_session(session: Session, user: User, *, ip: str, user_agent: str, aut
     return token
 
 
+# Built once: every signed-in request runs it.
+_BY_TOKEN_HASH = select(UserSession).where(UserSession.token_hash == bindparam("token_hash"))
+
+
 def load_session_user(session: Session, token: str) -> User | None:
     if not token or len(token) > 128:
         return None
-    record = session.execute(select(UserSession).where(UserSession.token_hash == _digest(token))).scalar_one_or_none()
+    record = session.execute(_BY_TOKEN_HASH, {"token_hash": _digest(token)}).scalar_one_or_none()
     if record is None or record.revoked_at is not None:
         return None
     now = utcnow()
