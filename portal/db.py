@@ -161,6 +161,13 @@ SHARED_CONNECTION = "portal.shared_connection"
 RELAXED_COMMIT = "portal.relaxed_commit"
 
 
+_SET_CONTEXT = text("SELECT set_config('app.tenant_id', :t, true), set_config('app.user_id', :u, true)")
+_SET_CONTEXT_RELAXED = text(
+    "SELECT set_config('app.tenant_id', :t, true), set_config('app.user_id', :u, true), "
+    "set_config('synchronous_commit', 'off', true)"
+)
+
+
 def apply_context(session: Session, connection: Any) -> None:
     if connection.dialect.name != "postgresql":
         return
@@ -169,11 +176,8 @@ def apply_context(session: Session, connection: Any) -> None:
     # Always set both, also to '', so a pooled connection never carries the
     # previous request's tenant; ``true`` makes the setting transaction-local.
     # Idempotent background work may skip waiting for the WAL flush (same round trip).
-    relaxed = ", set_config('synchronous_commit', 'off', true)" if session.info.get(RELAXED_COMMIT) else ""
-    connection.execute(
-        text(f"SELECT set_config('app.tenant_id', :t, true), set_config('app.user_id', :u, true){relaxed}"),
-        {"t": "" if tenant is None else str(tenant), "u": "" if user is None else str(user)},
-    )
+    statement = _SET_CONTEXT_RELAXED if session.info.get(RELAXED_COMMIT) else _SET_CONTEXT
+    connection.execute(statement, {"t": "" if tenant is None else str(tenant), "u": "" if user is None else str(user)})
 
 
 @event.listens_for(Session, "after_begin")
