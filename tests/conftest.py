@@ -192,6 +192,18 @@ def tenant_session(database: Database, tenant_id: int | None) -> Iterator[Sessio
         s.close()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_erp_caches() -> Iterator[None]:
+    """The Odoo adapter remembers field names and user ids per server address for a while; a test's Odoo
+    double may get the port an earlier test's double (of another version) had, so every test starts
+    without them."""
+    from portal.erp import odoo
+
+    odoo._FIELDS_CACHE.clear()
+    odoo._UIDS.clear()
+    yield
+
+
 # --- committed data (concurrency, live server, browser) ------------------------------
 
 

@@ -161,6 +161,24 @@ def test_missing_rights_are_reported_as_such(odoo):
         adapter(odoo).push_commitment(push_for(odoo, order_id, line["id"], [("90", SOON)]))
 
 
+def test_field_names_that_changed_on_the_server_are_read_again(odoo):
+    """After an upgrade at the same address the cached field names are stale: the call that meets "Invalid
+    field" fails (the outbox retries it), and the next one reads the names again and succeeds."""
+    from portal.erp import odoo as odoo_adapter
+    from portal.erp.base import ErpRejected
+
+    odoo.state.make_order("Acme", [("HB-M8", 100, 1.5, SOON)])
+    real = adapter(odoo).fields("purchase.order.line")
+    unit = adapter(odoo).unit_field()
+    another_versions_unit = "product_uom" if unit != "product_uom" else "product_uom_id"
+    key = (odoo.url, DATABASE, "purchase.order.line")
+    odoo_adapter._FIELDS_CACHE[key] = (float("inf"), frozenset((real - {unit}) | {another_versions_unit}))
+    with pytest.raises(ErpRejected, match="Invalid field"):
+        adapter(odoo).pull_orders(None)
+    assert key not in odoo_adapter._FIELDS_CACHE
+    assert adapter(odoo).pull_orders(None)  # the names read again
+
+
 def test_a_server_error_is_transient(odoo):
     odoo.faults.fail_next = 5
     with pytest.raises(ErpServerError) as caught:

@@ -278,7 +278,19 @@ class OdooAdapter:
             self._transport.close()
 
     def call(self, model: str, method: str, ids: list[int] | None = None, **params: Any) -> Any:
-        return self.transport.call(model, method, ids, **params)
+        try:
+            return self.transport.call(model, method, ids, **params)
+        except ErpRejected as error:
+            if "Invalid field" in str(error):
+                # The server's fields changed (an Odoo upgrade at the same address): the next attempt reads
+                # them again instead of failing until the cached names expire.
+                self.forget_fields()
+            raise
+
+    def forget_fields(self) -> None:
+        self._fields.clear()
+        for key in [key for key in _FIELDS_CACHE if key[:2] == (self.url, self.database)]:
+            _FIELDS_CACHE.pop(key, None)
 
     def fields(self, model: str) -> set[str]:
         """The model's field names on this server, cached for a while across adapters (one per job)."""
