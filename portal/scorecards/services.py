@@ -1009,9 +1009,10 @@ def recompute(
     Both give the same numbers (tested on both).
 
     ``reader`` (PostgreSQL) opens another session of the same tenant on its own connection: when given, the
-    medians and document compliance are read on it while the grouped pass runs, so that PostgreSQL works on
-    both cores (each query runs on one). It reads committed rows only, which is what the job sees anyway; the
-    tests' savepoint sessions, whose rows are not committed, leave it out.
+    medians and document compliance are read on it while the grouped pass runs, and then a part of the
+    grouped pass itself, so that PostgreSQL works on both cores (each query runs on one). It reads committed
+    rows only, which is what the job sees anyway; the tests' savepoint sessions, whose rows are not
+    committed, leave it out.
     """
     today = today or date.today()
     periods = {
