@@ -2,7 +2,8 @@
 
 A service calls :func:`emit` inside its transaction; the row commits (or rolls
 back) with the change that caused it. Once the transaction has committed, the
-event's id is handed to the queue (``workers.actors.handle_event``). If that send
+event's id is handed to the queue (``workers.actors.handle_event``; a transaction's
+several events go as one ``handle_events`` message, split by a worker). If that send
 fails (Redis down, process killed between commit and send) nothing is lost: the
 relay's sweep (:func:`sweep`) re-sends every row that is neither done nor failed
 and has waited longer than a grace period.
