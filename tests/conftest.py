@@ -93,6 +93,20 @@ def pg_database(worker_id: str) -> Iterator[dict[str, str]]:
     admin_engine.dispose()
 
 
+@pytest.fixture
+def scratch_pg_database(pg_database: dict[str, str]) -> Iterator[str]:
+    """An empty database of the owner (for migrations run step by step), dropped afterwards: its URL."""
+    name = f"{pg_database['name']}_scratch"
+    admin_engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as admin:
+        admin.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.execute(text(f'CREATE DATABASE "{name}" OWNER "{OWNER_ROLE}"'))
+    yield _url_for(OWNER_ROLE, name)
+    with admin_engine.connect() as admin:
+        admin.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin_engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def app_engine_db(pg_database: dict[str, str]) -> Iterator[Database]:
     database = Database(pg_database["app"])

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKeyConstraint, Index, Integer, String, UniqueConstraint
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import JSON, Date, Float, ForeignKeyConstraint, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, BigID, TenantOwned, utcnow
@@ -53,6 +52,40 @@ class ScorecardSnapshot(TenantOwned, Base):
     period: Mapped[str] = mapped_column(String(8))  # month | quarter
     period_start: Mapped[date] = mapped_column(Date)
     version: Mapped[int] = mapped_column(Integer)
-    # JSONB on PostgreSQL: the ranking sorts a period's rows by one figure, which plain JSON re-parses per row.
-    figures: Mapped[dict[str, Any]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
+    # The figures (``services.Figures``), a column each: the monthly job computes and writes them in SQL
+    # (building a JSON document per row took 1.1 s of its 7.6), and the ranking sorts by one of them. A
+    # definition version that adds a figure adds a column; older rows keep it empty.
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    on_time: Mapped[float | None] = mapped_column(Float)
+    in_full: Mapped[float | None] = mapped_column(Float)
+    otif: Mapped[float | None] = mapped_column(Float)
+    fill_rate: Mapped[float | None] = mapped_column(Float)
+    orders: Mapped[int] = mapped_column(Integer, default=0)
+    ack_rate: Mapped[float | None] = mapped_column(Float)
+    ack_hours: Mapped[float | None] = mapped_column(Float)
+    promise_kept: Mapped[float | None] = mapped_column(Float)
+    slip_days: Mapped[float | None] = mapped_column(Float)
+    notice_days: Mapped[float | None] = mapped_column(Float)
+    lead_error_days: Mapped[float | None] = mapped_column(Float)
+    documents: Mapped[float | None] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float)
+    grade: Mapped[str | None] = mapped_column(String(8))
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        """The figures as ``services.Figures``' fields (with the version)."""
+        return {**{name: getattr(self, name) for name in FIGURE_COLUMNS}, "version": self.version}
+
+    @figures.setter
+    def figures(self, values: dict[str, Any]) -> None:
+        for name in FIGURE_COLUMNS:
+            setattr(self, name, values.get(name, 0 if name in COUNT_COLUMNS else None))
+
+
+# ``services.Figures``' fields but the version, in their order (a test keeps them the same).
+FIGURE_COLUMNS = (
+    "deliveries", "on_time", "in_full", "otif", "fill_rate", "orders", "ack_rate", "ack_hours", "promise_kept",
+    "slip_days", "notice_days", "lead_error_days", "documents", "score", "grade",
+)  # fmt: skip
+COUNT_COLUMNS = ("deliveries", "orders")

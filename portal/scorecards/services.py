@@ -28,7 +28,6 @@ from sqlalchemy import (
     extract,
     func,
     literal,
-    literal_column,
     null,
     select,
     text,
@@ -927,7 +926,7 @@ def ranking_page(
 ) -> tuple[list[tuple[Supplier, Figures]], int]:
     """One page of the ranking and the number of suppliers in it. A closed period with a snapshot is
     sorted and paged by the database; the current period and one company's figures are computed live."""
-    from portal.scorecards.models import ScorecardSnapshot
+    from portal.scorecards.models import FIGURE_COLUMNS, ScorecardSnapshot
 
     today = today or date.today()
     suppliers = select(Supplier).where(Supplier.tenant_id == tenant_id)
@@ -946,17 +945,17 @@ def ranking_page(
     )
     if stored:
         total = session.execute(select(func.count()).select_from(suppliers.subquery())).scalar_one()
-        value = ScorecardSnapshot.figures[sort].as_float()
+        value = getattr(ScorecardSnapshot, sort if sort in FIGURE_COLUMNS else "score")
         page = (
-            suppliers.add_columns(ScorecardSnapshot.figures)
+            suppliers.add_columns(ScorecardSnapshot.id, *_snapshot_columns())
             .outerjoin(ScorecardSnapshot, and_(snapshot, ScorecardSnapshot.supplier_id == Supplier.id))
             .order_by(value.is_(None), value.desc(), Supplier.name, Supplier.id)
             .offset(offset)
             .limit(limit)
         )
         return [
-            (supplier, _from_snapshot(supplier.id, data) if data is not None else Figures(supplier_id=supplier.id))
-            for supplier, data in session.execute(page)
+            (supplier, _snapshot_figures(supplier.id, values) if found is not None else Figures(supplier.id))
+            for supplier, found, *values in session.execute(page)
         ], total
     by_supplier = figures(session, tenant_id=tenant_id, window=window, company_id=company_id)
     rows = [(s, by_supplier.get(s.id, Figures(supplier_id=s.id))) for s in session.execute(suppliers).scalars()]
@@ -1291,7 +1290,7 @@ def _recompute_statement(
     from sqlalchemy import ARRAY, DOUBLE_PRECISION, Numeric, column, delete, values
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-    from portal.scorecards.models import ScorecardSnapshot
+    from portal.scorecards.models import FIGURE_COLUMNS, ScorecardSnapshot
 
     float8: DOUBLE_PRECISION[float] = DOUBLE_PRECISION()
     # A supplier's month may have a row from each part of the grouped pass: summed here.
@@ -1391,17 +1390,13 @@ def _recompute_statement(
         .cte("scored")
         .prefix_with("MATERIALIZED")
     )
-    # Keys and the version are written into the SQL (names from the code): jsonb_build_object takes "any", so
-    # bound parameters would have no type.
     computed: dict[str, Any] = {**{name: scored.c[name] for name in values_by_name}, "score": scored.c.score,
-                "grade": _grade_column(settings, scored.c.score, float8),
-                "version": literal_column(str(int(VERSION)))}  # fmt: skip
-    pairs: list[Any] = []
-    for name in FIGURE_FIELDS:
-        pairs += [literal_column(f"'{name}'"), computed[name]]
-    document = func.jsonb_build_object(*pairs)
+                                "grade": _grade_column(settings, scored.c.score, float8)}  # fmt: skip
     incoming = select(
-        scored.c.supplier_id, scored.c.kind.label("period"), scored.c.period_start, document.label("figures")
+        scored.c.supplier_id,
+        scored.c.kind.label("period"),
+        scored.c.period_start,
+        *(computed[name].label(name) for name in FIGURE_COLUMNS),
     ).cte("incoming")
     snapshot = ScorecardSnapshot
     # This version's rows of the recomputed periods become exactly the incoming ones: new rows are inserted,
@@ -1423,14 +1418,16 @@ def _recompute_statement(
         .cte("gone")
     )
     upsert = pg_insert(snapshot).from_select(
-        ["tenant_id", "supplier_id", "period", "period_start", "version", "figures", "computed_at"],
+        ["tenant_id", "supplier_id", "period", "period_start", "version", *FIGURE_COLUMNS, "computed_at"],
         select(literal(tenant_id), incoming.c.supplier_id, incoming.c.period, incoming.c.period_start,
-               literal(VERSION), incoming.c.figures, bindparam("computed_at")),
+               literal(VERSION), *(incoming.c[name] for name in FIGURE_COLUMNS), bindparam("computed_at")),
     )  # fmt: skip
+    stored_now = tuple_(*(snapshot.__table__.c[name] for name in FIGURE_COLUMNS))
+    incoming_now = tuple_(*(upsert.excluded[name] for name in FIGURE_COLUMNS))
     upsert = upsert.on_conflict_do_update(
         index_elements=["tenant_id", "supplier_id", "period", "period_start", "version"],
-        set_={"figures": upsert.excluded.figures, "computed_at": upsert.excluded.computed_at},
-        where=snapshot.figures.is_distinct_from(upsert.excluded.figures),
+        set_={**{name: upsert.excluded[name] for name in FIGURE_COLUMNS}, "computed_at": upsert.excluded.computed_at},
+        where=stored_now.is_distinct_from(incoming_now),
     )
     written = upsert.returning(snapshot.id).cte("written")
     return select(
@@ -1469,9 +1466,17 @@ def _grade_column(settings: Any, score: Any, float8: Any) -> Any:
                 else_=no_grade)  # fmt: skip
 
 
-def _from_snapshot(supplier_id: int, data: dict[str, Any]) -> Figures:
-    known = {k: v for k, v in data.items() if k in Figures.__dataclass_fields__}
-    return Figures(supplier_id=supplier_id, **known)
+def _snapshot_columns() -> list[Any]:
+    """A snapshot's figure columns in ``FIGURE_COLUMNS`` order (read as ``_snapshot_figures``)."""
+    from portal.scorecards.models import FIGURE_COLUMNS, ScorecardSnapshot
+
+    return [getattr(ScorecardSnapshot, name) for name in FIGURE_COLUMNS]
+
+
+def _snapshot_figures(supplier_id: int, values: Any) -> Figures:
+    from portal.scorecards.models import FIGURE_COLUMNS
+
+    return Figures(supplier_id, **dict(zip(FIGURE_COLUMNS, values, strict=True)))
 
 
 def stored_figures(
@@ -1480,7 +1485,7 @@ def stored_figures(
     """The snapshot of a closed period (None when it was never computed)."""
     from portal.scorecards.models import ScorecardSnapshot
 
-    query = select(ScorecardSnapshot.supplier_id, ScorecardSnapshot.figures).where(
+    query = select(ScorecardSnapshot.supplier_id, *_snapshot_columns()).where(
         ScorecardSnapshot.tenant_id == tenant_id,
         ScorecardSnapshot.period == kind,
         ScorecardSnapshot.period_start == window.start,
@@ -1494,7 +1499,7 @@ def stored_figures(
     rows = session.execute(query).all()
     if not rows and supplier_id is None:
         return None
-    return {supplier_id: _from_snapshot(supplier_id, data) for supplier_id, data in rows}
+    return {supplier: _snapshot_figures(supplier, values) for supplier, *values in rows}
 
 
 def figures_for(
@@ -1524,9 +1529,9 @@ def trend(
 
     windows = previous_periods(session, tenant_id, kind, today, count - 1)
     stored = {
-        start: data
-        for start, data in session.execute(
-            select(ScorecardSnapshot.period_start, ScorecardSnapshot.figures).where(
+        start: _snapshot_figures(supplier_id, values)
+        for start, *values in session.execute(
+            select(ScorecardSnapshot.period_start, *_snapshot_columns()).where(
                 ScorecardSnapshot.tenant_id == tenant_id,
                 ScorecardSnapshot.supplier_id == supplier_id,
                 ScorecardSnapshot.period == kind,
@@ -1537,12 +1542,10 @@ def trend(
     }
     points: list[tuple[Window, Figures | None]] = []
     for window in windows:
-        data = stored.get(window.start)
-        if data is None:  # never snapshotted: computed now
-            data = figures(session, tenant_id=tenant_id, window=window, supplier_id=supplier_id).get(supplier_id)
-            points.append((window, data))
-        else:
-            points.append((window, _from_snapshot(supplier_id, data)))
+        found = stored.get(window.start)
+        if found is None:  # never snapshotted: computed now
+            found = figures(session, tenant_id=tenant_id, window=window, supplier_id=supplier_id).get(supplier_id)
+        points.append((window, found))
     current = tenant_window(session, tenant_id, kind, today, today)
     if current_figures is None:
         current_figures = figures(session, tenant_id=tenant_id, window=current, supplier_id=supplier_id).get(
