@@ -156,8 +156,8 @@ def record(
     return append(session, tenant_id, [(action, fields)])[0]
 
 
-_STORED = ("chain_key", "seq", "tenant_id", "actor_user_id", "actor", "occurred_at", "ip", "action", "object_type",
-           "object_id", "before", "after", "reason", "prev_hash", "hash")  # fmt: skip
+# The columns an appended row fills (all but the generated id).
+_STORED = tuple(column.key for column in AuditEvent.__table__.columns if column.key != "id")
 
 
 def append(

@@ -758,15 +758,25 @@ def _acknowledgements(
     return [(s, int(n), int(a or 0)) for s, n, a in session.execute(stmt)]
 
 
-def _acknowledgements_by_month(session: Session, tenant_id: int, span: Window) -> list[tuple[int, int, int, int]]:
+def _acknowledgements_by_month_query(session: Session, tenant_id: int, span: Window) -> Any:
+    """Per supplier and month of the span (``key``): the orders placed (``orders``) and those answered in time
+    (``answered``)."""
     order = PurchaseOrder
-    in_time = _acknowledged_in_time(session, tenant_id)
     month = period_key(order.order_date, "month")
-    stmt = (
-        select(order.supplier_id, month, func.count(order.id), func.sum(case((in_time, 1), else_=0)))
+    return (
+        select(
+            order.supplier_id,
+            month.label("key"),
+            func.count(order.id).label("orders"),
+            func.sum(case((_acknowledged_in_time(session, tenant_id), 1), else_=0)).label("answered"),
+        )
         .where(order.tenant_id == tenant_id, order.order_date >= span.start, order.order_date < span.end)
         .group_by(order.supplier_id, month)
     )
+
+
+def _acknowledgements_by_month(session: Session, tenant_id: int, span: Window) -> list[tuple[int, int, int, int]]:
+    stmt = _acknowledgements_by_month_query(session, tenant_id, span)
     return [(s, int(k), int(n), int(a or 0)) for s, k, n, a in session.execute(stmt)]
 
 
@@ -1183,7 +1193,7 @@ def _recompute_in_sql(
         "doc_shares": [share for _, _, share in shares],
         "computed_at": datetime.now(UTC),
     }
-    computed, _changed = session.execute(statement, parameters).one()
+    computed = session.execute(statement, parameters).scalar_one()
     session.execute(text(f"DROP TABLE {_MONTH_SUMS}"))  # a second recompute in this transaction makes it again
     return int(computed)
 
@@ -1257,19 +1267,7 @@ def _month_sums_query(
             monthly.c.supplier_id, monthly.c.key, *(monthly.c[name] for name in delivery_sums),
             literal(0).label("orders"), literal(0).label("answered"),
         )  # fmt: skip
-    order = PurchaseOrder
-    ordered_in = period_key(order.order_date, "month")
-    acks = (
-        select(
-            order.supplier_id,
-            ordered_in.label("key"),
-            func.count(order.id).label("orders"),
-            func.sum(case((_acknowledged_in_time(session, tenant_id), 1), else_=0)).label("answered"),
-        )
-        .where(order.tenant_id == tenant_id, order.order_date >= span.start, order.order_date < span.end)
-        .group_by(order.supplier_id, ordered_in)
-        .cte("acks")
-    )
+    acks = _acknowledgements_by_month_query(session, tenant_id, span).cte("acks")
     return select(
         func.coalesce(monthly.c.supplier_id, acks.c.supplier_id).label("supplier_id"),
         func.coalesce(monthly.c.key, acks.c.key).label("key"),
@@ -1286,7 +1284,7 @@ def _recompute_statement(
 ) -> Any:
     """The statement that turns the month sums (``by_month``: a table of ``_month_sums_query``'s columns) and
     the medians and document shares (array parameters) into this version's snapshots of the ``wanted``
-    periods (kind, key, first day, last day), stores them and returns how many it computed and changed."""
+    periods (kind, key, first day, last day), stores them and returns how many it computed."""
     from sqlalchemy import ARRAY, DOUBLE_PRECISION, Numeric, column, delete, values
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -1414,7 +1412,6 @@ def _recompute_statement(
                 select(incoming.c.supplier_id, incoming.c.period, incoming.c.period_start)
             ),
         )
-        .returning(snapshot.id)
         .cte("gone")
     )
     upsert = pg_insert(snapshot).from_select(
@@ -1429,12 +1426,8 @@ def _recompute_statement(
         set_={**{name: upsert.excluded[name] for name in FIGURE_COLUMNS}, "computed_at": upsert.excluded.computed_at},
         where=stored_now.is_distinct_from(incoming_now),
     )
-    written = upsert.returning(snapshot.id).cte("written")
-    return select(
-        select(func.count()).select_from(incoming).scalar_subquery(),
-        select(func.count()).select_from(written).scalar_subquery()
-        + select(func.count()).select_from(gone).scalar_subquery(),
-    )
+    # The deletion and the upsert run as parts of the statement that counts what was computed.
+    return select(func.count()).select_from(incoming).add_cte(gone, upsert.cte("written"))
 
 
 def _score_column(settings: Any, figured: Any, float8: Any, numeric: Any) -> Any:
