@@ -119,8 +119,13 @@ def main() -> None:
                      {"v": services.VERSION})  # fmt: skip
         conn.execute(text("VACUUM ANALYZE scorecard_snapshots"))
     phases: dict[str, float] = {}
-    phase_of = {"CREATE TEMPORARY TABLE": "the main connection's part of the grouped pass (70 % of the lines)",
-                "WITH BY_MONTH": "figures, score, grade and storing (one statement)"}  # fmt: skip
+    phase_of = {
+        "CREATE TEMPORARY TABLE SCORECARD_MONTH_SUMS": "the main connection's part of the grouped pass (70 % of the lines)",
+        "CREATE TEMPORARY TABLE SCORECARD_INCOMING": "figures, score and grade of every row (one statement)",
+        "DELETE FROM SCORECARD_SNAPSHOTS": "storing: rows deleted, updated, inserted (three statements)",
+        "UPDATE SCORECARD_SNAPSHOTS": "storing: rows deleted, updated, inserted (three statements)",
+        "INSERT INTO SCORECARD_SNAPSHOTS": "storing: rows deleted, updated, inserted (three statements)",
+    }
 
     def before(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
         conn.info["started"] = time.perf_counter()
