@@ -995,10 +995,16 @@ def ranking_page(
 
 def _settle_for_big_queries(session: Session) -> None:
     """The recompute's few big grouped queries: JIT compilation costs seconds and never pays back here, and the
-    per-delivery fold and the medians' sort spill to disk with the default work_mem (only for this transaction)."""
+    per-delivery fold and the medians' sort spill to disk with the default work_mem (only for this transaction).
+
+    The foreign-key check of each stored row is a statement PostgreSQL prepares once per connection; under the
+    portal's ``plan_cache_mode = force_custom_plan`` (see ``make_engine``) it would be planned again for each of
+    155,774 new rows (4.2 s of a 6.1 s insert). Its one generic plan, an index lookup, is the right one for
+    every row."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL jit = off"))
         session.execute(text("SET LOCAL work_mem = '64MB'"))
+        session.execute(text("SET LOCAL plan_cache_mode = auto"))
 
 
 def _on_other_session(reader: Callable[[], AbstractContextManager[Session]], read: Callable[[Session], Any]) -> Any:
