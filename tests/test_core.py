@@ -55,6 +55,27 @@ def test_repeated_statements_are_prepared_but_planned_for_their_own_values(sessi
     assert prepared == 1
 
 
+@pytest.mark.parametrize(("method", "mode"), [("GET", "force_custom_plan"), ("HEAD", "force_custom_plan"),
+                                               ("POST", "auto"), ("DELETE", "auto")])  # fmt: skip
+def test_requests_that_write_keep_generic_plans_for_their_transaction(committed_app, method, mode):
+    """A request that writes goes back to PostgreSQL's generic plans (its foreign-key checks are prepared
+    statements, planned again for every row otherwise); one that reads keeps a plan for its own values. The
+    setting ends with the transaction: the next one on the same pooled connection starts custom again."""
+    from portal.web import db_session
+
+    with committed_app.test_request_context("/", method=method):
+        session = db_session()
+        set_context(session, tenant_id=None, user_id=1)
+        assert session.execute(text("SHOW plan_cache_mode")).scalar_one() == mode
+        pooled = session.connection().connection.driver_connection
+        session.commit()  # the connection goes back to the pool
+        try:
+            assert pooled.execute("SHOW plan_cache_mode").fetchone() == ("force_custom_plan",)
+        finally:
+            pooled.rollback()
+        session.close()
+
+
 def test_server_options_in_the_url_are_kept_beside_the_plan_mode(pg_database):
     from portal.db import make_engine
 
