@@ -466,6 +466,51 @@ def test_inbox_tab_counts_follow_the_tabs_definitions(session):
                       "all": 1}  # fmt: skip
 
 
+def test_the_inbox_statements_built_once_serve_every_tenant_supplier_day_and_page(session, monkeypatch):
+    """The unfiltered inbox's statements are built once per tab and sort and bound to each request's values:
+    the same statement lists one supplier's orders, then another tenant's supplier's, then a buyer's whole
+    tenant, counts late orders against the day asked, and pages with the offset asked."""
+    from portal.orders import queries
+    from portal.web import PortalContext
+
+    def context_of(tenant, supplier=None):  # type: ignore[no-untyped-def]
+        return PortalContext(membership_id=0, tenant_id=tenant.id, tenant_name=tenant.name,
+                             role=Role.SUPPLIER_USER if supplier else Role.BUYER,
+                             supplier_id=supplier.id if supplier else None,
+                             supplier_name=supplier.name if supplier else None)  # fmt: skip
+
+    today = date.today()
+    elsewhere = make_tenant(session)
+    foreign = make_supplier(session, elsewhere)
+    abroad = [make_order(session, elsewhere, foreign) for _ in range(2)]
+    session.flush()
+    tenant = make_tenant(session)
+    supplier, neighbour = make_supplier(session, tenant), make_supplier(session, tenant)
+    mine = [make_order(session, tenant, supplier) for _ in range(3)]
+    theirs = make_order(session, tenant, neighbour)
+    for days, order in enumerate(mine):
+        order.state, order.due_date = OrderState.CONFIRMED, today + timedelta(days=days)
+    session.flush()
+    everything = queries.InboxFilters(tab="all")
+
+    def ids(context, filters=everything, day=today):  # type: ignore[no-untyped-def]
+        set_context(session, tenant_id=context.tenant_id)
+        return [row.id for row in queries.inbox(session, context, filters, day).rows]
+
+    assert ids(context_of(tenant, supplier)) == [o.id for o in mine]
+    assert ids(context_of(elsewhere, foreign)) == sorted(o.id for o in abroad)
+    assert set(ids(context_of(tenant))) == {o.id for o in (*mine, theirs)}
+    # Late: due before the day asked (today's order is not late today, it is two days later).
+    assert queries.inbox(session, context_of(tenant, supplier), everything, today).counts["late"] == 0
+    assert (
+        queries.inbox(session, context_of(tenant, supplier), everything, today + timedelta(days=2)).counts["late"] == 2
+    )
+    monkeypatch.setattr(queries, "PAGE_SIZE", 2)
+    second_page = queries.InboxFilters(tab="all", page=2)
+    assert ids(context_of(tenant, supplier), second_page) == [mine[2].id]
+    assert queries.inbox(session, context_of(tenant, supplier), second_page, today).pages == 2
+
+
 def test_the_answer_forms_delivery_rows_offer_the_request_then_keep_what_was_typed():
     from werkzeug.datastructures import MultiDict
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Date, Integer, Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.auth.models import User
@@ -44,7 +44,7 @@ TAB_STATES: dict[str, tuple[OrderState, ...]] = {
 LATE_TABS = frozenset({"late"})
 
 
-def tab_conditions(today: date) -> dict[str, Any]:
+def tab_conditions(today: date | ColumnElement[date]) -> dict[str, Any]:
     conditions: dict[str, Any] = {}
     for tab, states in TAB_STATES.items():
         in_tab = PurchaseOrder.state == states[0] if len(states) == 1 else PurchaseOrder.state.in_(states)
@@ -95,13 +95,6 @@ class InboxFilters:
     errors: list[str] = field(default_factory=list)
 
 
-def base_orders(context: PortalContext) -> Select[Any]:
-    stmt = select(PurchaseOrder).where(PurchaseOrder.tenant_id == context.tenant_id)
-    if context.supplier_id is not None:
-        stmt = stmt.where(PurchaseOrder.supplier_id == context.supplier_id)
-    return stmt
-
-
 def _filtered(stmt: Select[Any], filters: InboxFilters, context: PortalContext) -> Select[Any]:
     if filters.warehouse_id:
         stmt = stmt.where(PurchaseOrder.warehouse_id == filters.warehouse_id)
@@ -136,44 +129,75 @@ class InboxPage:
     pages: int
 
 
-def inbox(session: Session, context: PortalContext, filters: InboxFilters, today: date) -> InboxPage:
-    """Tab counts (one grouped query) and one page of orders with their names (one query)."""
-    conditions = tab_conditions(today)
+def _inbox_statements(filters: InboxFilters, context: PortalContext) -> tuple[Select[Any], Select[Any]]:
+    """The tab counts (one grouped query) and the page query for these filters, with the tenant, supplier, day,
+    page size and offset as bound parameters (the filters' own values are bound where they are used)."""
+    scoped = context.supplier_id is not None
+    base = select(PurchaseOrder).where(PurchaseOrder.tenant_id == bindparam("tenant_id"))
+    if scoped:
+        base = base.where(PurchaseOrder.supplier_id == bindparam("supplier_id"))
+    today = bindparam("today", type_=Date)
     # Counted per state (a few rows; the tabs are sums of them): one comparison per order where seven
     # filtered counts made fifteen (the tab counts of a 5,000-order supplier: 1.1 ms instead of 1.5 ms).
     counted = cast(
         Select[Any],
-        base_orders(context)
-        .with_only_columns(PurchaseOrder.state, func.count(), func.count().filter(PurchaseOrder.due_date < today))
-        .group_by(PurchaseOrder.state),
+        base.with_only_columns(
+            PurchaseOrder.state, func.count(), func.count().filter(PurchaseOrder.due_date < today)
+        ).group_by(PurchaseOrder.state),
     )
     counted = _filtered(counted, filters, context)
-    counts = tab_counts({state: (total, due) for state, total, due in session.execute(counted)})
-    filtered_orders = _filtered(base_orders(context), filters, context)
+    filtered_orders = _filtered(base, filters, context)
+    conditions = tab_conditions(today)
     if filters.tab in conditions:
         filtered_orders = filtered_orders.where(conditions[filters.tab])
-    page_stmt = (
-        filtered_orders.with_only_columns(
-            PurchaseOrder.id,
-            PurchaseOrder.number,
-            PurchaseOrder.order_date,
-            PurchaseOrder.due_date,
-            PurchaseOrder.state,
-            PurchaseOrder.total_value,
-            PurchaseOrder.currency,
-            PurchaseOrder.version,
-            Warehouse.name.label("warehouse"),
-            Supplier.name.label("supplier"),
-            User.name.label("buyer"),
-        )
-        .join(Warehouse, Warehouse.id == PurchaseOrder.warehouse_id)
-        .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
-        .outerjoin(User, User.id == PurchaseOrder.buyer_id)
-        .order_by(*SORTS.get(filters.sort, SORTS["due"]))
-        .limit(PAGE_SIZE)
-        .offset((filters.page - 1) * PAGE_SIZE)
+    page_stmt = cast(
+        Select[Any],
+        (
+            filtered_orders.with_only_columns(
+                PurchaseOrder.id,
+                PurchaseOrder.number,
+                PurchaseOrder.order_date,
+                PurchaseOrder.due_date,
+                PurchaseOrder.state,
+                PurchaseOrder.total_value,
+                PurchaseOrder.currency,
+                PurchaseOrder.version,
+                Warehouse.name.label("warehouse"),
+                Supplier.name.label("supplier"),
+                User.name.label("buyer"),
+            )
+            .join(Warehouse, Warehouse.id == PurchaseOrder.warehouse_id)
+            .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
+            .outerjoin(User, User.id == PurchaseOrder.buyer_id)
+            .order_by(*SORTS.get(filters.sort, SORTS["due"]))
+            .limit(bindparam("limit", type_=Integer))
+            .offset(bindparam("offset", type_=Integer))
+        ),
     )
-    rows = list(session.execute(page_stmt).all())
+    return counted, page_stmt
+
+
+# The inbox without filters (how it is opened nearly every time), per tab, sort and whether the viewer is a
+# supplier: built once, as building the statements cost more than running them (1.2 ms of CPU a request).
+_UNFILTERED_INBOX: dict[tuple[str, str, bool], tuple[Select[Any], Select[Any]]] = {}
+
+
+def inbox(session: Session, context: PortalContext, filters: InboxFilters, today: date) -> InboxPage:
+    """Tab counts (one grouped query) and one page of orders with their names (one query)."""
+    unfiltered = not (filters.q or filters.warehouse_id or filters.buyer_id or filters.supplier_id
+                      or filters.due_from or filters.due_to)  # fmt: skip
+    if unfiltered:
+        shape = (filters.tab, filters.sort, context.supplier_id is not None)
+        statements = _UNFILTERED_INBOX.get(shape)
+        if statements is None:
+            statements = _UNFILTERED_INBOX[shape] = _inbox_statements(filters, context)
+    else:
+        statements = _inbox_statements(filters, context)
+    counted, page_stmt = statements
+    params = {"tenant_id": context.tenant_id, "supplier_id": context.supplier_id, "today": today,
+              "limit": PAGE_SIZE, "offset": (filters.page - 1) * PAGE_SIZE}  # fmt: skip
+    counts = tab_counts({state: (total, due) for state, total, due in session.execute(counted, params)})
+    rows = list(session.execute(page_stmt, params).all())
     total = counts.get(filters.tab, counts["all"]) if filters.tab in counts else counts["all"]
     return InboxPage(counts, rows, total, max(1, -(-total // PAGE_SIZE)))
 
