@@ -119,11 +119,12 @@ def _enforce_access_declarations(app: Flask) -> None:
 
 def _template_helpers(app: Flask) -> None:
     from portal.auth.permissions import Permission
-    from portal.formatting import quantity
+    from portal.formatting import money, quantity
     from portal.orders.forms import delivery_rows
     from portal.web import active_memberships, db_session, portal_context
 
     app.add_template_filter(quantity, "qty")
+    app.add_template_filter(money, "money")
     app.add_template_global(delivery_rows)
 
     @app.template_global()

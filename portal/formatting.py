@@ -10,3 +10,8 @@ def quantity(value: Any) -> str:
     """90 rather than 90.000, 95.5 rather than 95.500, without exponent notation (the ``qty`` filter)."""
     number = Decimal(str(value)).normalize()
     return f"{number:f}"
+
+
+def money(value: Any) -> str:
+    """An amount with thousands separators and two decimals: 12,543.00 (the ``money`` filter)."""
+    return f"{value:,.2f}"

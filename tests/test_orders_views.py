@@ -426,6 +426,15 @@ def test_row_url_builds_each_row_link_as_url_for_would(app):
         assert as_query == str(escape(url_for("orders.inbox", tab="all", page=3)))
 
 
+def test_amounts_show_thousands_separators_and_two_decimals(app):
+    from flask import render_template_string
+
+    with app.test_request_context("/"):
+        shown = [render_template_string("{{ v|money }}", v=v) for v in (Decimal("12543"), Decimal("0.5"),
+                                                                         Decimal("1234567.891"), 0)]  # fmt: skip
+    assert shown == ["12,543.00", "0.50", "1,234,567.89", "0.00"]
+
+
 def test_inbox_tab_counts_follow_the_tabs_definitions(session):
     """Each tab counts what it lists: late is any open order due before today (answered or not), received
     is shipped but never late, closed holds cancelled and rejected orders; filters apply to the counts; the
