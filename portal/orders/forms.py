@@ -8,12 +8,12 @@ line and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from werkzeug.datastructures import MultiDict
 from wtforms import DateField, DecimalField, IntegerField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
@@ -26,7 +26,7 @@ ANSWER_ACTIONS = ("accept", "change", "reject")
 SHOWN_DELIVERIES = 3
 
 
-def delivery_rows(line: PurchaseOrderLine, values: MultiDict[str, str], count: int) -> list[tuple[int, str, str, bool]]:
+def delivery_rows(line: PurchaseOrderLine, values: Mapping[str, str], count: int) -> list[tuple[int, str, str, bool]]:
     """The answer form's delivery inputs of a line: (number, quantity, date, hidden). A fresh form offers the
     requested quantity and date in the first row; a form sent back shows what was typed. Computed here
     rather than in the template: twenty lines of ten rows each made a fifth of the order page's time."""
@@ -56,7 +56,7 @@ def parse_date(raw: str) -> date | None:
         return None
 
 
-def parse_deliveries(form: MultiDict[str, str], prefix: str) -> tuple[tuple[Delivery, ...], list[str]]:
+def parse_deliveries(form: Mapping[str, str], prefix: str) -> tuple[tuple[Delivery, ...], list[str]]:
     deliveries, errors = [], []
     for n in range(1, MAX_DELIVERIES + 1):
         raw_qty = form.get(f"{prefix}-qty-{n}", "").strip()
@@ -74,7 +74,7 @@ def parse_deliveries(form: MultiDict[str, str], prefix: str) -> tuple[tuple[Deli
 
 
 def parse_answers(
-    form: MultiDict[str, str], lines: list[PurchaseOrderLine]
+    form: Mapping[str, str], lines: list[PurchaseOrderLine]
 ) -> tuple[list[LineAnswer], dict[int, list[str]]]:
     answers: list[LineAnswer] = []
     errors: dict[int, list[str]] = {}
@@ -112,7 +112,7 @@ def parse_answers(
     return answers, errors
 
 
-def parse_version(form: MultiDict[str, str]) -> int | None:
+def parse_version(form: Mapping[str, str]) -> int | None:
     raw = form.get("version", "")
     return int(raw) if raw.isdigit() else None
 

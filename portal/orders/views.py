@@ -137,12 +137,14 @@ def _render_order(order: PurchaseOrder, *, errors: dict[int, list[str]] | None =
     view = queries.order_view(db_session(), order)
     context = ctx()
     tolerance = svc.tolerance_for(db_session(), order.tenant_id, order.supplier_id)
+    # A plain dict: the template asks for a few values per line, most of them absent, and a MultiDict answers
+    # an absent key by raising (and catching) an exception, about a millisecond for a 20-line order.
     return render_template(
         "orders/order.html",
         v=view,
         errors=errors or {},
         preview=preview or {},
-        values=request.form,
+        values=request.form.to_dict(),
         tolerance=tolerance,
         reject_reasons=list(RejectReason),
         delay_reasons=list(DelayReason),
@@ -223,7 +225,8 @@ def respond(order_id: int):
         return stale
     db_sess = db_session()
     lines = svc.order_lines(db_sess, order)
-    answers, errors = parse_answers(request.form, lines)
+    # As a plain dict: most of the fields asked for are absent, and a MultiDict raises for each of them.
+    answers, errors = parse_answers(request.form.to_dict(), lines)
     if not answers and not errors:
         errors = {0: ["Choose an answer for at least one line."]}
     if errors:
@@ -290,7 +293,7 @@ def repromise(order_id: int, line_id: int):
         return stale
     line = _line(order, line_id)
     prefix = f"promise-{line.id}"
-    deliveries, problems = parse_deliveries(request.form, prefix)
+    deliveries, problems = parse_deliveries(request.form.to_dict(), prefix)
     reason = parse_delay_reason(request.form.get(f"{prefix}-reason", ""))
     if problems:
         return _render_order(order, errors={line.id: problems}, status=422)
@@ -362,7 +365,13 @@ def ship(order_id: int):
                 return redirect(url_for("orders.order_page", order_id=order.id))
     status = 422 if request.method == "POST" else 200
     return render_template(
-        "orders/ship.html", order=order, lines=lines, available=available, form=form, errors=errors, values=request.form
+        "orders/ship.html",
+        order=order,
+        lines=lines,
+        available=available,
+        form=form,
+        errors=errors,
+        values=request.form.to_dict(),
     ), status
 
 
@@ -707,7 +716,7 @@ def new_order():
         suppliers=suppliers,
         warehouses=warehouses,
         errors=errors,
-        values=request.form,
+        values=request.form.to_dict(),
         lines=NEW_ORDER_LINES,
         today=date.today(),
     ), 422 if errors else 200
