@@ -1172,7 +1172,9 @@ def _recompute_in_sql(
     over the last part of the lines (by id; a line's deliveries and receipts are all in one part); its rows
     join the tables as COPY text. Then one statement sums the quarters, joins the medians and documents
     (the shares passed as arrays) and computes every figure into a temporary table of incoming rows, which
-    ``_storing_statements`` store. Returns the number of snapshots computed."""
+    ``_storing_statements`` store. With ``reader``, that statement runs on both connections at once, each
+    for half of the suppliers (the other's sums and medians go over, and its rows come back, as COPY text).
+    Returns the number of snapshots computed."""
     from sqlalchemy import column, table
 
     period_ends = sorted({w.end - timedelta(days=1) for windows in periods.values() for w in windows})
@@ -1188,11 +1190,11 @@ def _recompute_in_sql(
         last_part = [] if parts is None else _copied_out(on, _month_sums_query(on, tenant_id, span, parts[1], False))
         return medians, documents, last_part
 
-    pool = alongside = None
+    wanted = [(kind, key_of_period(w.start, kind), w.start, w.end - timedelta(days=1))
+              for kind, windows in periods.items() for w in windows]  # fmt: skip
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorecards") if reader is not None else None
     try:
-        if reader is not None:
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorecards")
-            alongside = pool.submit(_on_other_session, reader, read_alongside)
+        alongside = None if pool is None or reader is None else pool.submit(_on_other_session, reader, read_alongside)
         month_sums = _month_sums_query(session, tenant_id, span, None if parts is None else parts[0])
         session.execute(_CreateTemporaryTable(_MONTH_SUMS, month_sums))
         if alongside is None:
@@ -1206,23 +1208,52 @@ def _recompute_in_sql(
             _copy_in(session, _MEDIANS, median_blocks)
             if last_part:
                 _copy_in(session, _MONTH_SUMS, last_part)
+        sums_table = table(_MONTH_SUMS, *(column(c.name, c.type) for c in month_sums.selected_columns))
+        medians_table = table(_MEDIANS, *(column(c.name, c.type) for c in medians_query.selected_columns))
+        shares = [(supplier, day, share) for day, by_supplier in documents.items()
+                  for supplier, share in by_supplier.items()]  # fmt: skip
+
+        def figures_into_table(on: Session, suppliers: Callable[[int], bool]) -> tuple[Any, int]:
+            """This connection's incoming rows (of the suppliers its sums and medians hold) into a temporary
+            table; the statement and the number of rows."""
+            chosen = [(supplier, day, share) for supplier, day, share in shares if suppliers(supplier)]
+            incoming = _incoming_query(on, tenant_id, wanted, sums_table, medians_table)
+            created: Any = on.execute(_CreateTemporaryTable(_INCOMING, incoming), {
+                "doc_suppliers": [supplier for supplier, _, _ in chosen],
+                "doc_days": [day for _, day, _ in chosen],
+                "doc_shares": [share for _, _, share in chosen],
+            })  # fmt: skip
+            return incoming, int(created.rowcount)  # CREATE TABLE AS reports its rows as SELECT does
+
+        other_half = None
+        split = None if pool is None else _supplier_split(session, sums_table)
+        if pool is not None and reader is not None and split is not None:
+            # The other connection computes the figures of the upper half of the suppliers (by their rows of
+            # sums) meanwhile: its sums and medians go over as COPY text, its rows come back the same way.
+            upper = [_copied_out(session, select(source).where(source.c.supplier_id >= split))
+                     for source in (sums_table, medians_table)]  # fmt: skip
+            for source in (sums_table, medians_table):
+                session.execute(source.delete().where(source.c.supplier_id >= split))
+
+            def upper_half(on: Session) -> tuple[list[bytes], int]:
+                _settle_for_big_queries(on)
+                on.execute(_CreateTemporaryTable(_MONTH_SUMS, month_sums, empty=True))
+                on.execute(_CreateTemporaryTable(_MEDIANS, medians_query, empty=True))
+                _copy_in(on, _MONTH_SUMS, upper[0])
+                _copy_in(on, _MEDIANS, upper[1])
+                incoming, count = figures_into_table(on, lambda supplier: supplier >= split)
+                rows = table(_INCOMING, *(column(c.name, c.type) for c in incoming.selected_columns))
+                return _copied_out(on, select(rows)), count
+
+            other_half = pool.submit(_on_other_session, reader, upper_half)
+        incoming, computed = figures_into_table(session, lambda supplier: split is None or supplier < split)
+        if other_half is not None:
+            blocks, counted = other_half.result()
+            _copy_in(session, _INCOMING, blocks)
+            computed += counted
     finally:
         if pool is not None:
             pool.shutdown()
-    wanted = [(kind, key_of_period(w.start, kind), w.start, w.end - timedelta(days=1))
-              for kind, windows in periods.items() for w in windows]  # fmt: skip
-    shares = [(supplier, day, share) for day, by_supplier in documents.items()
-              for supplier, share in by_supplier.items()]  # fmt: skip
-    sums_table = table(_MONTH_SUMS, *(column(c.name, c.type) for c in month_sums.selected_columns))
-    medians_table = table(_MEDIANS, *(column(c.name, c.type) for c in medians_query.selected_columns))
-    incoming = _incoming_query(session, tenant_id, wanted, sums_table, medians_table)
-    parameters: dict[str, Any] = {
-        "doc_suppliers": [supplier for supplier, _, _ in shares],
-        "doc_days": [day for _, day, _ in shares],
-        "doc_shares": [share for _, _, share in shares],
-    }
-    created: Any = session.execute(_CreateTemporaryTable(_INCOMING, incoming), parameters)
-    computed = created.rowcount  # CREATE TABLE AS reports its rows as SELECT does
     # Not analysed: the planner estimates a never-analysed table's rows from its size, which is all the hashed
     # joins below need (ANALYZE took 0.2-0.3 s and changed no statement's time).
     incoming_table = table(_INCOMING, *(column(c.name, c.type) for c in incoming.selected_columns))
@@ -1236,6 +1267,13 @@ def _recompute_in_sql(
 _MONTH_SUMS = "scorecard_month_sums"
 _MEDIANS = "scorecard_medians"
 _INCOMING = "scorecard_incoming"
+
+
+def _supplier_split(session: Session, sums: Any) -> int | None:
+    """The supplier id that halves the rows of month sums (``sums``: their table): the suppliers from it on are
+    the second connection's share of the figures (None without any sums)."""
+    halfway = func.percentile_disc(0.5).within_group(sums.c.supplier_id)
+    return session.execute(select(halfway)).scalar_one()
 
 
 def _copied_out(session: Session, query: Any) -> list[bytes]:
@@ -1272,8 +1310,8 @@ def _line_parts(session: Session, tenant_id: int) -> tuple[tuple[int, int], tupl
 
 
 class _CreateTemporaryTable(Executable, ClauseElement):
-    """``CREATE TEMPORARY TABLE name AS query`` (the query's parameters bound as usual); ``empty``: only the
-    query's columns, for rows copied in."""
+    """``CREATE TEMPORARY TABLE name ON COMMIT DROP AS query`` (the query's parameters bound as usual);
+    ``empty``: only the query's columns, for rows copied in."""
 
     inherit_cache = False
 
@@ -1285,8 +1323,9 @@ class _CreateTemporaryTable(Executable, ClauseElement):
 
 @compiles(_CreateTemporaryTable)
 def _create_temporary_table(element: _CreateTemporaryTable, compiler: Any, **kw: Any) -> str:
+    # Gone with the transaction: the connections go back to the pool, and the next recompute makes them again.
     empty = " WITH NO DATA" if element.empty else ""
-    return f"CREATE TEMPORARY TABLE {element.name} AS {compiler.process(element.query, **kw)}{empty}"
+    return f"CREATE TEMPORARY TABLE {element.name} ON COMMIT DROP AS {compiler.process(element.query, **kw)}{empty}"
 
 
 def _month_sums_query(
