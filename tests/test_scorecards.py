@@ -39,6 +39,7 @@ from portal.scorecards.services import Window, month_window, quarter_window
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Company, Tenant, Warehouse
 from tests.conftest import tenant_session
+from tests.factories import make_order
 
 JAN = Window(date(2026, 1, 1), date(2026, 2, 1), early_days=2, late_days=0, today=date(2026, 2, 15))
 D = Decimal
@@ -181,7 +182,7 @@ def test_snapshot_matches_live_on_postgresql(session):
     check_snapshot_matches_live(session, ids)
 
 
-def test_the_job_reading_on_a_second_connection_stores_the_same_rows(committed_db):
+def test_the_job_reading_on_a_second_connection_stores_the_same_rows(committed_db, monkeypatch):
     """The monthly job passes a ``reader``: the medians and documents are read on another connection while the
     grouped pass runs, which then makes the pass over the last part of the lines. It stores exactly what the
     single-session recompute stores (a rebuild over unchanged history rewrites nothing, and any different
@@ -190,6 +191,10 @@ def test_the_job_reading_on_a_second_connection_stores_the_same_rows(committed_d
 
     with tenant_session(committed_db, None) as s:
         ids = build(s)
+        # Orders of a second supplier in each month, so that both connections compute the figures of some.
+        tenant, quiet = s.get(Tenant, ids["tenant_id"]), s.get(Supplier, ids["quiet"])
+        for month in (1, 2, 3):
+            make_order(s, tenant, quiet, order_date=date(2026, month, 3))
     tenant_id, today = ids["tenant_id"], date(2026, 4, 15)
 
     def stored() -> dict[tuple[int, str, date], tuple[dict, datetime]]:
@@ -209,6 +214,15 @@ def test_the_job_reading_on_a_second_connection_stores_the_same_rows(committed_d
         opened.append(True)
         return tenant_session(committed_db, tenant_id)
 
+    splits = []
+    halving = services._supplier_split
+
+    def recorded_split(session, sums):  # type: ignore[no-untyped-def]
+        splits.append(halving(session, sums))
+        return splits[-1]
+
+    monkeypatch.setattr(services, "_supplier_split", recorded_split)
+
     with tenant_session(committed_db, tenant_id) as s:
         # The other connection makes the grouped pass over the last part of the lines: this data has some there.
         parts = services._line_parts(s, tenant_id)
@@ -216,8 +230,11 @@ def test_the_job_reading_on_a_second_connection_stores_the_same_rows(committed_d
         in_last_part = select(func.count()).where(DeliverySchedule.line_id >= parts[1][0])
         assert s.execute(in_last_part).scalar_one() > 0
         services.recompute(s, tenant_id=tenant_id, months=3, today=today, reader=reader)
-    # Opened twice: for the medians and the last part of the lines, then for the upper half of the figures.
+    # Opened twice: for the medians and the last part of the lines, then for the upper half of the figures,
+    # which here holds the second supplier while the main connection computes Acme's.
     assert opened == [True, True]
+    assert ids["acme"] < splits[0] <= ids["quiet"]
+    assert alone[(ids["quiet"], "month", date(2026, 3, 1))][0]["orders"] == 1
     assert stored() == alone  # same figures, and not one row rewritten (computed_at unchanged)
 
 

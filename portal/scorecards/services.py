@@ -1270,9 +1270,11 @@ _INCOMING = "scorecard_incoming"
 
 
 def _supplier_split(session: Session, sums: Any) -> int | None:
-    """The supplier id that halves the rows of month sums (``sums``: their table): the suppliers from it on are
-    the second connection's share of the figures (None without any sums)."""
-    halfway = func.percentile_disc(0.5).within_group(sums.c.supplier_id)
+    """The supplier id that halves the suppliers' months with sums (``sums``: their table, where a month may
+    have a row from each part of the grouped pass): the suppliers from it on are the second connection's share
+    of the figures (None without any sums)."""
+    months = select(sums.c.supplier_id, sums.c.key).distinct().subquery("months")
+    halfway = func.percentile_disc(0.5).within_group(months.c.supplier_id)
     return session.execute(select(halfway)).scalar_one()
 
 
