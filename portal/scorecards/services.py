@@ -1175,7 +1175,6 @@ def _recompute_in_sql(
     ``_storing_statements`` store. With ``reader``, that statement runs on both connections at once, each
     for half of the suppliers (the other's sums and medians go over, and its rows come back, as COPY text).
     Returns the number of snapshots computed."""
-    from sqlalchemy import column, table
 
     period_ends = sorted({w.end - timedelta(days=1) for windows in periods.values() for w in windows})
     _settle_for_big_queries(session)
@@ -1208,8 +1207,7 @@ def _recompute_in_sql(
             _copy_in(session, _MEDIANS, median_blocks)
             if last_part:
                 _copy_in(session, _MONTH_SUMS, last_part)
-        sums_table = table(_MONTH_SUMS, *(column(c.name, c.type) for c in month_sums.selected_columns))
-        medians_table = table(_MEDIANS, *(column(c.name, c.type) for c in medians_query.selected_columns))
+        sums_table, medians_table = _table_of(_MONTH_SUMS, month_sums), _table_of(_MEDIANS, medians_query)
         shares = [(supplier, day, share) for day, by_supplier in documents.items()
                   for supplier, share in by_supplier.items()]  # fmt: skip
 
@@ -1228,8 +1226,8 @@ def _recompute_in_sql(
         other_half = None
         split = None if pool is None else _supplier_split(session, sums_table)
         if pool is not None and reader is not None and split is not None:
-            # The other connection computes the figures of the upper half of the suppliers (by their rows of
-            # sums) meanwhile: its sums and medians go over as COPY text, its rows come back the same way.
+            # The other connection computes the figures of the upper half of the suppliers (by their months
+            # with sums) meanwhile: its sums and medians go over as COPY text, its rows come back the same way.
             upper = [_copied_out(session, select(source).where(source.c.supplier_id >= split))
                      for source in (sums_table, medians_table)]  # fmt: skip
             for source in (sums_table, medians_table):
@@ -1242,8 +1240,7 @@ def _recompute_in_sql(
                 _copy_in(on, _MONTH_SUMS, upper[0])
                 _copy_in(on, _MEDIANS, upper[1])
                 incoming, count = figures_into_table(on, lambda supplier: supplier >= split)
-                rows = table(_INCOMING, *(column(c.name, c.type) for c in incoming.selected_columns))
-                return _copied_out(on, select(rows)), count
+                return _copied_out(on, select(_table_of(_INCOMING, incoming))), count
 
             other_half = pool.submit(_on_other_session, reader, upper_half)
         incoming, computed = figures_into_table(session, lambda supplier: split is None or supplier < split)
@@ -1256,8 +1253,7 @@ def _recompute_in_sql(
             pool.shutdown()
     # Not analysed: the planner estimates a never-analysed table's rows from its size, which is all the hashed
     # joins below need (ANALYZE took 0.2-0.3 s and changed no statement's time).
-    incoming_table = table(_INCOMING, *(column(c.name, c.type) for c in incoming.selected_columns))
-    for statement in _storing_statements(tenant_id, wanted, incoming_table):
+    for statement in _storing_statements(tenant_id, wanted, _table_of(_INCOMING, incoming)):
         session.execute(statement, {"computed_at": datetime.now(UTC)})
     # A second recompute in this transaction makes them again.
     session.execute(text(f"DROP TABLE {_MONTH_SUMS}, {_MEDIANS}, {_INCOMING}"))
@@ -1267,6 +1263,13 @@ def _recompute_in_sql(
 _MONTH_SUMS = "scorecard_month_sums"
 _MEDIANS = "scorecard_medians"
 _INCOMING = "scorecard_incoming"
+
+
+def _table_of(name: str, query: Any) -> Any:
+    """The temporary table ``name`` made from ``query``, with its columns, to select from."""
+    from sqlalchemy import column, table
+
+    return table(name, *(column(c.name, c.type) for c in query.selected_columns))
 
 
 def _supplier_split(session: Session, sums: Any) -> int | None:
