@@ -1173,8 +1173,8 @@ def _recompute_in_sql(
     join the tables as COPY text. Then one statement sums the quarters, joins the medians and documents
     (the shares passed as arrays) and computes every figure into a temporary table of incoming rows, which
     ``_storing_statements`` store. With ``reader``, that statement runs on both connections at once, each
-    for half of the suppliers (the other's sums and medians go over, and its rows come back, as COPY text).
-    Returns the number of snapshots computed."""
+    for a share of the suppliers (``_supplier_split``; the other's sums and medians go over, and its rows
+    come back, as COPY text). Returns the number of snapshots computed."""
 
     period_ends = sorted({w.end - timedelta(days=1) for windows in periods.values() for w in windows})
     _settle_for_big_queries(session)
