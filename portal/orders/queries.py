@@ -95,17 +95,19 @@ class InboxFilters:
     errors: list[str] = field(default_factory=list)
 
 
-def _filtered(stmt: Select[Any], filters: InboxFilters, context: PortalContext) -> Select[Any]:
+def _filter_conditions(filters: InboxFilters, context: PortalContext) -> list[ColumnElement[bool]]:
+    """The conditions the inbox's filters add to its statements (none for an unfiltered inbox)."""
+    conditions: list[ColumnElement[bool]] = []
     if filters.warehouse_id:
-        stmt = stmt.where(PurchaseOrder.warehouse_id == filters.warehouse_id)
+        conditions.append(PurchaseOrder.warehouse_id == filters.warehouse_id)
     if filters.buyer_id:
-        stmt = stmt.where(PurchaseOrder.buyer_id == filters.buyer_id)
+        conditions.append(PurchaseOrder.buyer_id == filters.buyer_id)
     if filters.supplier_id and context.supplier_id is None:
-        stmt = stmt.where(PurchaseOrder.supplier_id == filters.supplier_id)
+        conditions.append(PurchaseOrder.supplier_id == filters.supplier_id)
     if filters.due_from:
-        stmt = stmt.where(PurchaseOrder.due_date >= filters.due_from)
+        conditions.append(PurchaseOrder.due_date >= filters.due_from)
     if filters.due_to:
-        stmt = stmt.where(PurchaseOrder.due_date <= filters.due_to)
+        conditions.append(PurchaseOrder.due_date <= filters.due_to)
     if filters.q:
         # Order number prefix, or any line with that product code (ours or the supplier's).
         line_match = select(PurchaseOrderLine.order_id).where(
@@ -117,8 +119,8 @@ def _filtered(stmt: Select[Any], filters: InboxFilters, context: PortalContext) 
         )
         if context.supplier_id is not None:
             line_match = line_match.where(PurchaseOrderLine.supplier_id == context.supplier_id)
-        stmt = stmt.where(or_(PurchaseOrder.number.startswith(filters.q), PurchaseOrder.id.in_(line_match)))
-    return stmt
+        conditions.append(or_(PurchaseOrder.number.startswith(filters.q), PurchaseOrder.id.in_(line_match)))
+    return conditions
 
 
 @dataclass
@@ -129,11 +131,13 @@ class InboxPage:
     pages: int
 
 
-def _inbox_statements(filters: InboxFilters, context: PortalContext) -> tuple[Select[Any], Select[Any]]:
-    """The tab counts (one grouped query) and the page query for these filters, with the tenant, supplier, day,
-    page size and offset as bound parameters (the filters' own values are bound where they are used)."""
+def _inbox_statements(
+    filters: InboxFilters, context: PortalContext, conditions: list[ColumnElement[bool]]
+) -> tuple[Select[Any], Select[Any]]:
+    """The tab counts (one grouped query) and the page query for this tab and sort with the filters'
+    ``conditions``, with the tenant, supplier, day, page size and offset as bound parameters."""
     scoped = context.supplier_id is not None
-    base = select(PurchaseOrder).where(PurchaseOrder.tenant_id == bindparam("tenant_id"))
+    base = select(PurchaseOrder).where(PurchaseOrder.tenant_id == bindparam("tenant_id"), *conditions)
     if scoped:
         base = base.where(PurchaseOrder.supplier_id == bindparam("supplier_id"))
     today = bindparam("today", type_=Date)
@@ -145,15 +149,12 @@ def _inbox_statements(filters: InboxFilters, context: PortalContext) -> tuple[Se
             PurchaseOrder.state, func.count(), func.count().filter(PurchaseOrder.due_date < today)
         ).group_by(PurchaseOrder.state),
     )
-    counted = _filtered(counted, filters, context)
-    filtered_orders = _filtered(base, filters, context)
-    conditions = tab_conditions(today)
-    if filters.tab in conditions:
-        filtered_orders = filtered_orders.where(conditions[filters.tab])
+    tabs = tab_conditions(today)
+    in_tab = base.where(tabs[filters.tab]) if filters.tab in tabs else base
     page_stmt = cast(
         Select[Any],
         (
-            filtered_orders.with_only_columns(
+            in_tab.with_only_columns(
                 PurchaseOrder.id,
                 PurchaseOrder.number,
                 PurchaseOrder.order_date,
@@ -184,15 +185,13 @@ _UNFILTERED_INBOX: dict[tuple[str, str, bool], tuple[Select[Any], Select[Any]]] 
 
 def inbox(session: Session, context: PortalContext, filters: InboxFilters, today: date) -> InboxPage:
     """Tab counts (one grouped query) and one page of orders with their names (one query)."""
-    unfiltered = not (filters.q or filters.warehouse_id or filters.buyer_id or filters.supplier_id
-                      or filters.due_from or filters.due_to)  # fmt: skip
-    if unfiltered:
-        shape = (filters.tab, filters.sort, context.supplier_id is not None)
-        statements = _UNFILTERED_INBOX.get(shape)
-        if statements is None:
-            statements = _UNFILTERED_INBOX[shape] = _inbox_statements(filters, context)
-    else:
-        statements = _inbox_statements(filters, context)
+    conditions = _filter_conditions(filters, context)
+    shape = (filters.tab, filters.sort, context.supplier_id is not None)
+    statements = None if conditions else _UNFILTERED_INBOX.get(shape)
+    if statements is None:
+        statements = _inbox_statements(filters, context, conditions)
+        if not conditions:
+            _UNFILTERED_INBOX[shape] = statements
     counted, page_stmt = statements
     params = {"tenant_id": context.tenant_id, "supplier_id": context.supplier_id, "today": today,
               "limit": PAGE_SIZE, "offset": (filters.page - 1) * PAGE_SIZE}  # fmt: skip
