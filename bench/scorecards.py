@@ -146,7 +146,7 @@ def main() -> None:
         phases.clear()
         started = time.perf_counter()
         with database.transaction(tenant_id=1) as s:
-            # As the monthly job runs it: a second connection reads the medians beside the grouped pass.
+            # As the monthly job runs it: a second connection shares the work.
             reader = partial(database.transaction, tenant_id=1)
             main_connection[0] = s.connection()
             stored = services.recompute(s, tenant_id=1, months=24, today=TODAY, reader=reader)

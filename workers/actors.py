@@ -141,7 +141,7 @@ def recompute_scorecards() -> None:
         database = context.database()
         for tenant_id in context.tenant_ids():
             with database.transaction(tenant_id=tenant_id) as session:
-                # A second connection reads the medians and the rest while the grouped pass runs.
+                # A second connection shares the work (PostgreSQL runs each query on one core).
                 reader = partial(database.transaction, tenant_id=tenant_id)
                 recompute(session, tenant_id=tenant_id, months=24, reader=reader)
 

@@ -688,13 +688,7 @@ WEIGHT_KEYS = {"otif": "otif", "fill_rate": "fill_rate", "ack_rate": "ack_rate",
 
 def overall(figure: Figures, weights: dict[str, int], grades: list[list[Any]]) -> tuple[float | None, str | None]:
     """Weighted mean of the figures that have data (weights of the others are left out), and its grade."""
-    return scorer(weights, grades)(figure)
-
-
-def scorer(weights: dict[str, int], grades: list[list[Any]]) -> Any:
-    """``overall`` with the tenant's weights and bands resolved once."""
-    score_row = row_scorer(weights, grades)
-    return lambda figure: score_row([getattr(figure, name) for name in FIGURE_FIELDS])
+    return row_scorer(weights, grades)([getattr(figure, name) for name in FIGURE_FIELDS])
 
 
 def row_scorer(weights: dict[str, int], grades: list[list[Any]]) -> Any:
@@ -1152,7 +1146,7 @@ def _replace_snapshots(
     session.flush()
 
 
-# --- the recompute on PostgreSQL: one statement ------------------------------------------
+# --- the recompute on PostgreSQL: temporary tables on two connections, set-based storing --
 
 
 def _recompute_in_sql(
