@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from portal.auth.models import Membership
 from portal.auth.permissions import ROLE_PERMISSIONS, Permission, Role
-from portal.db import GENERIC_PLANS, TENANT_KEY, USER_KEY, Database, set_context
+from portal.db import TENANT_KEY, USER_KEY, Database, set_context
 from portal.tenancy.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -35,16 +35,10 @@ def db() -> Database:
     return current_app.extensions["portal.db"]
 
 
-# Requests that only read: their transactions keep the connection's custom plans.
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
 def db_session() -> Session:
     """The request's session (created on first use)."""
     if "db_session" not in g:
         g.db_session = db().session()
-        if request.method not in SAFE_METHODS:
-            g.db_session.info[GENERIC_PLANS] = True
         set_context(g.db_session, tenant_id=None, user_id=None)
     return g.db_session
 

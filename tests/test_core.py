@@ -43,47 +43,44 @@ def test_a_failing_callback_does_not_undo_the_commit(db, caplog):
     s.close()
 
 
-def test_repeated_statements_are_prepared_but_planned_for_their_own_values(session):
-    """A statement run again and again is prepared on the server, and each run still gets a plan for its own
-    parameters (a generic plan would serve the supplier with 5,000 orders like the one with 5)."""
-    assert session.execute(text("SHOW plan_cache_mode")).scalar_one() == "force_custom_plan"
+def _prepared(session, sql_start: str) -> int:
+    return session.execute(text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE :q"),
+                           {"q": sql_start + "%"}).scalar_one()  # fmt: skip
+
+
+def test_repeated_statements_are_prepared_and_marked_ones_planned_for_their_own_values(session):
+    """A statement run again and again is prepared on the server (PostgreSQL may then keep one generic plan, its
+    default ``plan_cache_mode``); one marked ``planned_per_run`` never is, so each run gets a plan for its own
+    values (a generic plan would serve the supplier with 5,000 orders like the one with 5)."""
+    from portal.db import planned_per_run
+
+    assert session.execute(text("SHOW plan_cache_mode")).scalar_one() == "auto"
     query = text("SELECT count(*) FROM tenants WHERE id = :id")
+    marked = planned_per_run(text("SELECT count(*) FROM suppliers WHERE tenant_id = :id"))
     for _ in range(6):
         session.execute(query, {"id": 0})
-    prepared = session.execute(text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE :q"),
-                               {"q": "SELECT count(*) FROM tenants WHERE id = $1%"}).scalar_one()  # fmt: skip
-    assert prepared == 1
+        assert session.execute(marked, {"id": 0}).scalar_one() == 0
+    assert _prepared(session, "SELECT count(*) FROM tenants WHERE id = $1") == 1
+    assert _prepared(session, "SELECT count(*) FROM suppliers WHERE tenant_id") == 0
 
 
-@pytest.mark.parametrize(("method", "mode"), [("GET", "force_custom_plan"), ("HEAD", "force_custom_plan"),
-                                               ("POST", "auto"), ("DELETE", "auto")])  # fmt: skip
-def test_requests_that_write_keep_generic_plans_for_their_transaction(committed_app, method, mode):
-    """A request that writes goes back to PostgreSQL's generic plans (its foreign-key checks are prepared
-    statements, planned again for every row otherwise); one that reads keeps a plan for its own values. The
-    setting ends with the transaction: the next one on the same pooled connection starts custom again."""
-    from portal.web import db_session
+def test_a_transaction_can_plan_all_its_statements_per_run(session):
+    """The scorecards' recompute marks its whole transaction: none of its statements is prepared."""
+    from portal.scorecards.services import _settle_for_big_queries
 
-    with committed_app.test_request_context("/", method=method):
-        session = db_session()
-        set_context(session, tenant_id=None, user_id=1)
-        assert session.execute(text("SHOW plan_cache_mode")).scalar_one() == mode
-        pooled = session.connection().connection.driver_connection
-        session.commit()  # the connection goes back to the pool
-        try:
-            assert pooled.execute("SHOW plan_cache_mode").fetchone() == ("force_custom_plan",)
-        finally:
-            pooled.rollback()
-        session.close()
+    _settle_for_big_queries(session)
+    for _ in range(6):
+        session.execute(text("SELECT count(*) FROM tenants WHERE id = :id"), {"id": -1})
+    assert _prepared(session, "SELECT count(*) FROM tenants WHERE id = $1") == 0
 
 
-def test_server_options_in_the_url_are_kept_beside_the_plan_mode(pg_database):
+def test_server_options_in_the_url_reach_the_server(pg_database):
     from portal.db import make_engine
 
     engine = make_engine(pg_database["app"] + "?options=-c%20statement_timeout%3D4321")
     try:
         with engine.connect() as conn:
             assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "4321ms"
-            assert conn.execute(text("SHOW plan_cache_mode")).scalar_one() == "force_custom_plan"
     finally:
         engine.dispose()
 

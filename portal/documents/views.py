@@ -16,6 +16,7 @@ from portal.auth.admin_views import ctx
 from portal.auth.permissions import Permission
 from portal.auth.services import ServiceError
 from portal.auth.views import actor
+from portal.db import planned_per_run
 from portal.documents import services
 from portal.documents.antivirus import scanner_for
 from portal.documents.forms import DocumentTypeForm, OverrideForm, RequirementForm, ReviewForm, UploadForm
@@ -214,7 +215,8 @@ def queue() -> str:
     page = max(1, request.args.get("page", 1, type=int) or 1)
     # Oldest first while reviewing (fairness); newest first when browsing every status.
     order = Document.created_at if status == "pending_review" else Document.created_at.desc()
-    rows = db_sess.execute(stmt.order_by(order, Document.id).limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()
+    listed = stmt.order_by(order, Document.id).limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)
+    rows = db_sess.execute(planned_per_run(listed)).all()  # filters decide how many match, and so the plan
     has_next = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     suppliers = db_sess.execute(

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from portal.db import utcnow
+from portal.db import planned_per_run, utcnow
 from portal.orders.models import (
     AlertKind,
     CommitmentEntry,
@@ -62,7 +62,8 @@ def current_conditions(session: Session, *, tenant_id: int, today: date) -> dict
     at_risk_value = (line.quantity - line.received_quantity) * line.unit_price
 
     def collect(kind: AlertKind, stmt: Any, detail: str) -> None:
-        for row in session.execute(stmt):
+        # A scan of the tenant's open lines: planned for this tenant's size, not kept from another's.
+        for row in session.execute(planned_per_run(stmt)):
             found[(row.line_id, kind.value)] = {
                 "order_id": row.order_id,
                 "supplier_id": row.supplier_id,

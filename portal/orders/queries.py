@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Date, Integer, Select, and_, bindparam, fu
 from sqlalchemy.orm import Session
 
 from portal.auth.models import User
+from portal.db import planned_per_run
 from portal.orders.models import (
     ChangeRequest,
     ChangeState,
@@ -175,7 +176,17 @@ def _inbox_statements(
             .offset(bindparam("offset", type_=Integer))
         ),
     )
+    if conditions or not scoped or filters.sort not in INDEXED_SORTS:
+        # A search or filter, a buyer's list of the whole tenant, or a sort without an index of a supplier's
+        # orders: the best plan depends on how many orders match (sorted by number, the 5,000-order supplier's
+        # first page took 8.3 ms with the generic plan, 1.0 ms with its own).
+        counted, page_stmt = planned_per_run(counted), planned_per_run(page_stmt)
     return counted, page_stmt
+
+
+# Sorts that follow an index of a supplier's orders: one supplier's unfiltered list in these orders has one plan,
+# that index, whatever the supplier's size (every tab, 40 and 5,000 orders: 0.3-0.8 ms with the generic plan).
+INDEXED_SORTS = frozenset({"due", "-date"})
 
 
 # The inbox without filters (how it is opened nearly every time), per tab, sort and whether the viewer is a
@@ -396,4 +407,4 @@ def exceptions(
         stmt = stmt.where(PurchaseOrder.warehouse_id == filters.warehouse_id)
     if filters.company_id:
         stmt = stmt.where(PurchaseOrder.company_id == filters.company_id)
-    return list(session.execute(stmt).all())
+    return list(session.execute(planned_per_run(stmt)).all())

@@ -39,6 +39,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Executable, FunctionElement
 
+from portal.db import CUSTOM_PLAN, planned_per_run
 from portal.orders.models import DeliverySchedule, LineState, PurchaseOrder, PurchaseOrderLine, Receipt
 from portal.scorecards.definitions import DEFAULT_EARLY_DAYS, DEFAULT_LATE_DAYS, VERSION
 from portal.suppliers.models import Supplier
@@ -536,7 +537,7 @@ def _medians(session: Session, sources: dict[str, Any], by_period: bool) -> dict
     names, values = _numbered(sources)
     groups = ("field", "supplier_id", "period_key") if by_period else ("field", "supplier_id")
     found: dict[str, dict[Any, float]] = {field: {} for field in sources}
-    for row in session.execute(median_by(values, groups, session.get_bind().dialect.name)):
+    for row in session.execute(planned_per_run(median_by(values, groups, session.get_bind().dialect.name))):
         key = (row.supplier_id, row.period_key) if by_period else row.supplier_id
         found[names[row.field]][key] = tenths(float(row.median))
     return found
@@ -587,7 +588,7 @@ def figures(
     acknowledgements, one per median); ``company_id`` keeps the orders of one of the tenant's companies."""
     rows = _delivery_query(tenant_id, window, supplier_id, company_id)
     stmt = select(rows.c.supplier_id, *_sum_columns(rows, window)).group_by(rows.c.supplier_id)
-    sums: dict[int, Sums] = {row.supplier_id: _sums(row) for row in session.execute(stmt)}
+    sums: dict[int, Sums] = {row.supplier_id: _sums(row) for row in session.execute(planned_per_run(stmt))}
     return _complete(session, tenant_id, window, sums, supplier_id, company_id)
 
 
@@ -655,9 +656,9 @@ def compliance_on_days(
     if supplier_id is not None:
         suppliers_query = suppliers_query.where(Supplier.id == supplier_id)
         documents_query = documents_query.where(Document.supplier_id == supplier_id)
-    suppliers = list(session.execute(suppliers_query).scalars())
+    suppliers = list(session.execute(planned_per_run(suppliers_query)).scalars())
     held_since: dict[tuple[int, int], list[tuple[date, date | None]]] = {}
-    for supplier, document_type, created_at, expiry in session.execute(documents_query):
+    for supplier, document_type, created_at, expiry in session.execute(planned_per_run(documents_query)):
         held_since.setdefault((supplier, document_type), []).append((_as_date(created_at), expiry))
     prints = footprint(
         session, tenant_id=tenant_id, requirements=requirements,
@@ -760,7 +761,7 @@ def _acknowledgements(
         stmt = stmt.where(order.supplier_id == supplier_id)
     if company_id is not None:
         stmt = stmt.where(order.company_id == company_id)
-    return [(s, int(n), int(a or 0)) for s, n, a in session.execute(stmt)]
+    return [(s, int(n), int(a or 0)) for s, n, a in session.execute(planned_per_run(stmt))]
 
 
 def _acknowledgements_by_month_query(session: Session, tenant_id: int, span: Window) -> Any:
@@ -782,7 +783,7 @@ def _acknowledgements_by_month_query(session: Session, tenant_id: int, span: Win
 
 def _acknowledgements_by_month(session: Session, tenant_id: int, span: Window) -> list[tuple[int, int, int, int]]:
     stmt = _acknowledgements_by_month_query(session, tenant_id, span)
-    return [(s, int(k), int(n), int(a or 0)) for s, k, n, a in session.execute(stmt)]
+    return [(s, int(k), int(n), int(a or 0)) for s, k, n, a in session.execute(planned_per_run(stmt))]
 
 
 @dataclass(frozen=True)
@@ -818,7 +819,7 @@ def evidence(
     """The deliveries behind one supplier's figures, each with how it was judged (in promised-date order;
     ``misses_first``: the counted deliveries that were not OTIF lead; ``offset``/``limit``: one page)."""
     stmt, params = _evidence_statement(tenant_id, window, supplier_id, limit, offset, misses_first, with_sums=False)
-    return [_evidence(row) for row in session.execute(stmt, params)]
+    return [_evidence(row) for row in session.execute(planned_per_run(stmt), params)]
 
 
 def live_card(
@@ -833,7 +834,7 @@ def live_card(
     """One supplier's figures for the window computed live, and one page of its evidence (the deliveries that
     cost points first), from one pass over its deliveries: each row of the page carries the totals."""
     stmt, params = _evidence_statement(tenant_id, window, supplier_id, limit, offset, True, with_sums=True)
-    rows = session.execute(stmt, params).all()
+    rows = session.execute(planned_per_run(stmt), params).all()
     if rows:
         sums = {supplier_id: _sums(rows[0])}
     elif offset:  # past the last page: the totals need their own pass
@@ -967,7 +968,7 @@ def ranking_page(
         and session.execute(select(ScorecardSnapshot.id).where(snapshot).limit(1)).first() is not None
     )
     if stored:
-        total = session.execute(select(func.count()).select_from(suppliers.subquery())).scalar_one()
+        total = session.execute(planned_per_run(select(func.count()).select_from(suppliers.subquery()))).scalar_one()
         value = getattr(ScorecardSnapshot, sort if sort in FIGURE_COLUMNS else "score")
         page = (
             suppliers.add_columns(ScorecardSnapshot.id, *_snapshot_columns())
@@ -978,10 +979,13 @@ def ranking_page(
         )
         return [
             (supplier, _snapshot_figures(supplier.id, values) if found is not None else Figures(supplier.id))
-            for supplier, found, *values in session.execute(page)
+            for supplier, found, *values in session.execute(planned_per_run(page))
         ], total
     by_supplier = figures(session, tenant_id=tenant_id, window=window, company_id=company_id)
-    rows = [(s, by_supplier.get(s.id, Figures(supplier_id=s.id))) for s in session.execute(suppliers).scalars()]
+    rows = [
+        (s, by_supplier.get(s.id, Figures(supplier_id=s.id)))
+        for s in session.execute(planned_per_run(suppliers)).scalars()
+    ]
 
     def key(item: tuple[Supplier, Figures]) -> tuple[bool, float, str, int]:
         value = getattr(item[1], sort, None)
@@ -998,15 +1002,12 @@ def ranking_page(
 def _settle_for_big_queries(session: Session) -> None:
     """The recompute's few big grouped queries: JIT compilation costs seconds and never pays back here, and the
     per-delivery fold and the medians' sort spill to disk with the default work_mem (only for this transaction).
-
-    The foreign-key check of each stored row is a statement PostgreSQL prepares once per connection; under the
-    portal's ``plan_cache_mode = force_custom_plan`` (see ``make_engine``) it would be planned again for each of
-    155,774 new rows (4.2 s of a 6.1 s insert). Its one generic plan, an index lookup, is the right one for
-    every row."""
+    Each of its statements is planned for its own tenant and periods (``CUSTOM_PLAN``): a job that runs for
+    every tenant on one connection would otherwise get generic plans from the sixth run on."""
+    session.connection().execution_options(**{CUSTOM_PLAN: True})
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL jit = off"))
         session.execute(text("SET LOCAL work_mem = '64MB'"))
-        session.execute(text("SET LOCAL plan_cache_mode = auto"))
 
 
 def _on_other_session(reader: Callable[[], AbstractContextManager[Session]], read: Callable[[Session], Any]) -> Any:
@@ -1567,7 +1568,7 @@ def stored_figures(
         if exists is None:
             return None
         query = query.where(ScorecardSnapshot.supplier_id == supplier_id)
-    rows = session.execute(query).all()
+    rows = session.execute(planned_per_run(query)).all()
     if not rows and supplier_id is None:
         return None
     return {supplier: _snapshot_figures(supplier, values) for supplier, *values in rows}

@@ -14,7 +14,7 @@ from portal.auth.forms import EmptyForm, InviteForm
 from portal.auth.models import Invitation, Membership
 from portal.auth.permissions import SUPPLIER_ROLES, Permission, Role
 from portal.auth.views import actor
-from portal.db import utcnow
+from portal.db import planned_per_run, utcnow
 from portal.suppliers import services
 from portal.suppliers.forms import SupplierForm
 from portal.suppliers.models import Supplier
@@ -68,10 +68,10 @@ def index() -> str:
     if q:
         like = f"%{q.lower()}%"
         stmt = stmt.where(or_(func.lower(Supplier.name).like(like), func.lower(Supplier.code).like(like)))
-    total = db_sess.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
-    suppliers = (
-        db_sess.execute(stmt.order_by(Supplier.name).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).scalars().all()
-    )
+    # How many suppliers a tenant has, and how many match, decides the plan: planned for each run.
+    total = db_sess.execute(planned_per_run(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    listed = stmt.order_by(Supplier.name).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    suppliers = db_sess.execute(planned_per_run(listed)).scalars().all()
     people_counts = dict(
         db_sess.execute(
             select(Membership.supplier_id, func.count())
