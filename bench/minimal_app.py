@@ -8,15 +8,13 @@ from __future__ import annotations
 import os
 
 from flask import Flask
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
+
+from portal.db import make_engine
 
 app = Flask(__name__)
-engine = create_engine(
-    os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1),
-    pool_size=5,
-    pool_pre_ping=True,
-    connect_args={"prepare_threshold": 5},  # as the portal: prepared after five runs, PostgreSQL's plan choice
-)
+# The portal's connections: statements prepared after five runs, PostgreSQL's plan choice.
+engine = make_engine(os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
 TENANT = os.environ.get("BENCH_TENANT_ID", "1")
 
 PAGE = """<!doctype html><html><head><title>Home</title></head><body><main>

@@ -1,23 +1,20 @@
 """Baseline for the inbox: plain Flask + SQLAlchemy Core + Jinja running the same
 inbox query (tab counts and one page of 50 orders for one supplier), without the
-portal's session, tenant resolution, permissions or layout. Its database connections are set up as the
-portal's (statements prepared after five runs; PostgreSQL may then keep a generic plan, as it does for the
-portal's unfiltered supplier inbox)."""
+portal's session, tenant resolution, permissions or layout. Its database connections are the portal's
+(``make_engine``: statements prepared after five runs, PostgreSQL's plan choice), and its page query is planned
+for each run as the portal's is."""
 
 from __future__ import annotations
 
 import os
 
 from flask import Flask
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
+
+from portal.db import make_engine, planned_per_run
 
 app = Flask(__name__)
-engine = create_engine(
-    os.environ["BENCH_APP_URL"],
-    pool_size=5,
-    pool_pre_ping=True,
-    connect_args={"prepare_threshold": 5},  # as the portal: prepared after five runs, PostgreSQL's plan choice
-)
+engine = make_engine(os.environ["BENCH_APP_URL"])
 SUPPLIER = int(os.environ["BENCH_SUPPLIER_ID"])
 
 COUNTS = text("""
@@ -29,13 +26,15 @@ TABS = {
     "late": ("awaiting_response", "changes_pending", "confirmed", "shipped"), "shipped": ("shipped", "received"),
     "closed": ("closed", "cancelled", "rejected"),
 }  # fmt: skip
-PAGE = text("""
+PAGE = planned_per_run(
+    text("""
 SELECT o.id, o.number, o.order_date, o.due_date, o.state, o.total_value, o.currency, w.name AS warehouse,
        s.name AS supplier, u.name AS buyer
 FROM purchase_orders o JOIN warehouses w ON w.id = o.warehouse_id JOIN suppliers s ON s.id = o.supplier_id
 LEFT JOIN users u ON u.id = o.buyer_id
 WHERE o.tenant_id = 1 AND o.supplier_id = :s ORDER BY o.due_date NULLS LAST, o.id LIMIT 50
 """)
+)
 TEMPLATE = """<!doctype html><html><head><title>Orders</title></head><body><main><h1>Purchase orders</h1>
 <nav>{% for c in counts %}<a href="#">tab <span>{{ c }}</span></a>{% endfor %}</nav>
 <table><thead><tr><th>Order</th><th>Ordered</th><th>Due</th><th>Ship-to</th><th>Buyer</th><th>State</th><th>Value</th></tr></thead>
