@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.auth.services import Actor, ServiceError
+from portal.db import planned_per_run
 from portal.orders import services as svc
 from portal.orders.forms import parse_date, parse_quantity
 from portal.orders.models import DelayReason, DeliverySchedule, LineState, PurchaseOrder, PurchaseOrderLine, Source
@@ -56,7 +57,8 @@ def _open_lines(session: Session, context: PortalContext) -> list[tuple[Purchase
     )
     if context.supplier_id is not None:
         stmt = stmt.where(PurchaseOrderLine.supplier_id == context.supplier_id)
-    return [(line, number) for line, number in session.execute(stmt).all()]
+    # A supplier's open lines may be a handful or 20,000: planned for this supplier.
+    return [(line, number) for line, number in session.execute(planned_per_run(stmt)).all()]
 
 
 def _schedules(session: Session, tenant_id: int, line_ids: list[int]) -> dict[int, list[DeliverySchedule]]:
