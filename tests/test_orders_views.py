@@ -520,6 +520,33 @@ def test_the_inbox_statements_built_once_serve_every_tenant_supplier_day_and_pag
     assert queries.inbox(session, context_of(tenant, supplier), second_page, today).pages == 2
 
 
+def test_the_inbox_sorts_by_due_date_either_way(session):
+    """Due date first: earliest first, orders without one last; latest first: those without one first (the
+    index of a supplier's orders by due date, read backwards)."""
+    from portal.orders import queries
+    from portal.web import PortalContext
+
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    today = date.today()
+    dated = [make_order(session, tenant, supplier) for _ in range(3)]
+    for days, order in enumerate(dated):
+        order.due_date = today + timedelta(days=days)
+    undated = make_order(session, tenant, supplier)
+    undated.due_date = None
+    session.flush()
+    set_context(session, tenant_id=tenant.id)
+    context = PortalContext(membership_id=0, tenant_id=tenant.id, tenant_name=tenant.name, role=Role.SUPPLIER_USER,
+                            supplier_id=supplier.id, supplier_name=supplier.name)  # fmt: skip
+
+    def ids(sort):  # type: ignore[no-untyped-def]
+        page = queries.inbox(session, context, queries.InboxFilters(tab="all", sort=sort), today)
+        return [row.id for row in page.rows]
+
+    assert ids("due") == [*(o.id for o in dated), undated.id]
+    assert ids("-due") == [undated.id, *(o.id for o in reversed(dated))]
+
+
 def test_only_a_suppliers_unfiltered_tab_counts_may_keep_a_generic_plan():
     """One supplier's unfiltered counts have one plan whatever its size; the page, and the counts of a search, a
     filter or a buyer's whole tenant, are planned for each run (how many orders match decides the plan)."""
