@@ -289,9 +289,8 @@ def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True, prepare:
     # each run (``plan_cache_mode = auto``): the session record, memberships, bell and lookups by id every page
     # makes no longer pay for planning (PostgreSQL time per inbox request beyond the minimal page's: about 1 ms ->
     # 0.25 ms; under load, against planning every statement for its values, inbox 156 -> 172 requests/s, order
-    # page 89 -> 109). Statements
-    # whose plan depends on how big the supplier or tenant is are marked ``CUSTOM_PLAN`` and never prepared:
-    # each run is planned for its own values.
+    # page 89 -> 109). Statements whose plan depends on how big the supplier or tenant is are marked
+    # ``CUSTOM_PLAN`` and never prepared: each run is planned for its own values.
     # ``prepare=False`` (DATABASE_PREPARE=0) for a pooler in transaction mode that cannot follow them.
     engine = create_engine(
         url,
