@@ -27,6 +27,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Enum,
+    Executable,
     ForeignKey,
     Integer,
     MetaData,
@@ -165,7 +166,10 @@ RELAXED_COMMIT = "portal.relaxed_commit"
 CUSTOM_PLAN = "portal_custom_plan"
 
 
-def planned_per_run(statement: Any) -> Any:
+_Statement = TypeVar("_Statement", bound=Executable)
+
+
+def planned_per_run(statement: _Statement) -> _Statement:
     """``statement``, marked to be planned for its own values on every run (``CUSTOM_PLAN``)."""
     return statement.execution_options(**{CUSTOM_PLAN: True})
 
