@@ -408,3 +408,51 @@ def exceptions(
     if filters.company_id:
         stmt = stmt.where(PurchaseOrder.company_id == filters.company_id)
     return list(session.execute(planned_per_run(stmt)).all())
+
+
+QUEUE_SIZE = 200
+
+
+def response_queue(session: Session, tenant_id: int) -> tuple[list[Any], list[Any]]:
+    """The buyers' queue: open change requests with their line and order (oldest first), and orders awaiting
+    their supplier's answer (the longest-waiting first). Both are planned for how many the tenant has."""
+    changes = session.execute(
+        planned_per_run(
+            select(
+                ChangeRequest,
+                PurchaseOrder.number,
+                PurchaseOrder.version,
+                PurchaseOrderLine.position,
+                PurchaseOrderLine.product_name,
+                PurchaseOrderLine.quantity,
+                PurchaseOrderLine.requested_date,
+                PurchaseOrderLine.unit_price,
+                Supplier.name,
+            )
+            .join(PurchaseOrder, PurchaseOrder.id == ChangeRequest.order_id)
+            .join(PurchaseOrderLine, PurchaseOrderLine.id == ChangeRequest.line_id)
+            .join(Supplier, Supplier.id == ChangeRequest.supplier_id)
+            .where(ChangeRequest.tenant_id == tenant_id, ChangeRequest.state == ChangeState.OPEN)
+            .order_by(ChangeRequest.created_at)
+            .limit(QUEUE_SIZE)
+        )
+    ).all()
+    awaiting = session.execute(
+        planned_per_run(
+            select(
+                PurchaseOrder.id,
+                PurchaseOrder.number,
+                PurchaseOrder.order_date,
+                PurchaseOrder.total_value,
+                PurchaseOrder.currency,
+                Supplier.name.label("supplier"),
+                User.name.label("buyer"),
+            )
+            .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
+            .outerjoin(User, User.id == PurchaseOrder.buyer_id)
+            .where(PurchaseOrder.tenant_id == tenant_id, PurchaseOrder.state == OrderState.AWAITING_RESPONSE)
+            .order_by(PurchaseOrder.order_date, PurchaseOrder.id)
+            .limit(QUEUE_SIZE)
+        )
+    ).all()
+    return list(changes), list(awaiting)

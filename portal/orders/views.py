@@ -17,11 +17,9 @@ from werkzeug.wrappers import Response
 
 from portal.auth.access import get_scoped_or_404, requires
 from portal.auth.admin_views import ctx
-from portal.auth.models import User
 from portal.auth.permissions import Permission
 from portal.auth.services import ServiceError
 from portal.auth.views import actor
-from portal.db import planned_per_run
 from portal.orders import intake, queries, spreadsheet
 from portal.orders import services as svc
 from portal.orders.forms import (
@@ -516,51 +514,7 @@ def bulk_approve():
 @bp.route("/orders/queue")
 @requires(Permission.ORDERS_MANAGE)
 def queue() -> str:
-    context = ctx()
-    db_sess = db_session()
-    # The tenant's open requests and awaiting orders: planned for how many there are (``planned_per_run``).
-    changes = db_sess.execute(
-        planned_per_run(
-            select(
-                ChangeRequest,
-                PurchaseOrder.number,
-                PurchaseOrder.version,
-                PurchaseOrderLine.position,
-                PurchaseOrderLine.product_name,
-                PurchaseOrderLine.quantity,
-                PurchaseOrderLine.requested_date,
-                PurchaseOrderLine.unit_price,
-                Supplier.name,
-            )
-            .join(PurchaseOrder, PurchaseOrder.id == ChangeRequest.order_id)
-            .join(PurchaseOrderLine, PurchaseOrderLine.id == ChangeRequest.line_id)
-            .join(Supplier, Supplier.id == ChangeRequest.supplier_id)
-            .where(ChangeRequest.tenant_id == context.tenant_id, ChangeRequest.state == ChangeState.OPEN)
-            .order_by(ChangeRequest.created_at)
-            .limit(200)
-        )
-    ).all()
-    awaiting = db_sess.execute(
-        planned_per_run(
-            select(
-                PurchaseOrder.id,
-                PurchaseOrder.number,
-                PurchaseOrder.order_date,
-                PurchaseOrder.total_value,
-                PurchaseOrder.currency,
-                Supplier.name.label("supplier"),
-                User.name.label("buyer"),
-            )
-            .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
-            .outerjoin(User, User.id == PurchaseOrder.buyer_id)
-            .where(
-                PurchaseOrder.tenant_id == context.tenant_id,
-                PurchaseOrder.state == queries.OrderState.AWAITING_RESPONSE,
-            )
-            .order_by(PurchaseOrder.order_date, PurchaseOrder.id)  # the longest-waiting first
-            .limit(200)
-        )
-    ).all()
+    changes, awaiting = queries.response_queue(db_session(), ctx().tenant_id)
     return render_template("orders/queue.html", changes=changes, awaiting=awaiting, today=date.today())
 
 
