@@ -74,6 +74,26 @@ def test_a_transaction_can_plan_all_its_statements_per_run(session):
     assert _prepared(session, "SELECT count(*) FROM tenants WHERE id = $1") == 0
 
 
+def test_column_reads_see_what_the_session_has_pending_and_stay_in_its_transaction(session):
+    """``read_columns`` skips the ORM's per-statement work but not its autoflush: a row added and not yet
+    flushed is counted, and the read is part of the session's transaction (gone with its rollback)."""
+    from sqlalchemy import func
+
+    from portal.db import read_columns
+
+    tenant = make_tenant(session)
+    set_context(session, tenant_id=tenant.id)
+    count = select(func.count(Supplier.id)).where(Supplier.tenant_id == tenant.id)
+    before = read_columns(session, count).scalar_one()
+    session.add(Supplier(tenant_id=tenant.id, code="PEND", name="Pending GmbH"))
+    assert read_columns(session, count).scalar_one() == before + 1
+    names = read_columns(session, select(Supplier.name).where(Supplier.tenant_id == tenant.id)).scalars().all()
+    assert "Pending GmbH" in names
+    session.rollback()
+    set_context(session, tenant_id=tenant.id)
+    assert read_columns(session, count).scalar_one() == 0
+
+
 def test_server_options_in_the_url_reach_the_server(pg_database):
     from portal.db import make_engine
 

@@ -26,7 +26,7 @@ from portal.auth.models import Membership, User
 from portal.auth.permissions import Role
 from portal.auth.services import Actor, ServiceError
 from portal.crypto import encrypt
-from portal.db import utcnow
+from portal.db import read_columns, utcnow
 from portal.notifications.models import (
     EmailMode,
     EmailState,
@@ -158,7 +158,7 @@ _UNREAD = select(func.count(Notification.id)).where(
 
 
 def unread_count(session: Session, tenant_id: int, user_id: int) -> int:
-    return int(session.execute(_UNREAD, {"tenant_id": tenant_id, "user_id": user_id}).scalar_one())
+    return int(read_columns(session, _UNREAD, {"tenant_id": tenant_id, "user_id": user_id}).scalar_one())
 
 
 def recent(session: Session, tenant_id: int, user_id: int, *, limit: int = 50) -> list[Notification]:

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Date, Integer, Select, and_, bindparam, fu
 from sqlalchemy.orm import Session
 
 from portal.auth.models import User
-from portal.db import planned_per_run
+from portal.db import planned_per_run, read_columns
 from portal.orders.models import (
     ChangeRequest,
     ChangeState,
@@ -206,8 +206,8 @@ def inbox(session: Session, context: PortalContext, filters: InboxFilters, today
     counted, page_stmt = statements
     params = {"tenant_id": context.tenant_id, "supplier_id": context.supplier_id, "today": today,
               "limit": PAGE_SIZE, "offset": (filters.page - 1) * PAGE_SIZE}  # fmt: skip
-    counts = tab_counts({state: (total, due) for state, total, due in session.execute(counted, params)})
-    rows = list(session.execute(page_stmt, params).all())
+    counts = tab_counts({state: (total, due) for state, total, due in read_columns(session, counted, params)})
+    rows = list(read_columns(session, page_stmt, params).all())
     total = counts.get(filters.tab, counts["all"]) if filters.tab in counts else counts["all"]
     return InboxPage(counts, rows, total, max(1, -(-total // PAGE_SIZE)))
 

@@ -20,6 +20,7 @@ from portal.auth.admin_views import ctx
 from portal.auth.permissions import Permission
 from portal.auth.services import ServiceError
 from portal.auth.views import actor
+from portal.db import read_columns
 from portal.orders import intake, queries, spreadsheet
 from portal.orders import services as svc
 from portal.orders.forms import (
@@ -119,7 +120,7 @@ def inbox() -> str:
     if filters.tab not in queries.TAB_LABELS:
         filters.tab = "all"
     page = queries.inbox(db_sess, context, filters, date.today())
-    warehouses = db_sess.execute(_WAREHOUSES, {"tenant_id": context.tenant_id}).all()
+    warehouses = read_columns(db_sess, _WAREHOUSES, {"tenant_id": context.tenant_id}).all()
     suppliers = (
         []
         if context.is_supplier
