@@ -144,6 +144,24 @@ def test_figures_on_postgresql(session):
     check(session, build(session))
 
 
+def test_each_suppliers_evidence_is_prepared_with_its_own_plan(session):
+    """The scorecard page's one pass over a supplier's deliveries names the tenant and the supplier in its text,
+    so a connection prepares it per supplier (planned for that supplier's size) rather than planning it on
+    every request: after PostgreSQL's five custom plans, the two suppliers have a prepared statement each."""
+    ids = build(session)
+    for supplier in ("acme", "quiet"):
+        for _ in range(6):
+            services.live_card(session, tenant_id=ids["tenant_id"], window=JAN, supplier_id=ids[supplier], limit=2)
+    prepared = (
+        session.execute(text("SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%miss_first%'"))
+        .scalars()
+        .all()
+    )
+    named = {supplier for supplier in ("acme", "quiet") for statement in prepared
+             if f"supplier_id = {ids[supplier]}" in statement}  # fmt: skip
+    assert named == {"acme", "quiet"}
+
+
 @pytest.mark.embedded
 def test_the_same_figures_on_sqlite(tmp_path):
     from portal.config import load_settings

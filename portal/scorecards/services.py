@@ -819,7 +819,7 @@ def evidence(
     """The deliveries behind one supplier's figures, each with how it was judged (in promised-date order;
     ``misses_first``: the counted deliveries that were not OTIF lead; ``offset``/``limit``: one page)."""
     stmt, params = _evidence_statement(tenant_id, window, supplier_id, limit, offset, misses_first, with_sums=False)
-    return [_evidence(row) for row in session.execute(planned_per_run(stmt), params)]
+    return [_evidence(row) for row in session.execute(stmt, params)]
 
 
 def live_card(
@@ -834,7 +834,7 @@ def live_card(
     """One supplier's figures for the window computed live, and one page of its evidence (the deliveries that
     cost points first), from one pass over its deliveries: each row of the page carries the totals."""
     stmt, params = _evidence_statement(tenant_id, window, supplier_id, limit, offset, True, with_sums=True)
-    rows = session.execute(planned_per_run(stmt), params).all()
+    rows = session.execute(stmt, params).all()
     if rows:
         sums = {supplier_id: _sums(rows[0])}
     elif offset:  # past the last page: the totals need their own pass
@@ -847,7 +847,11 @@ def live_card(
     return found.get(supplier_id, Figures(supplier_id=supplier_id)), [_evidence(row) for row in rows]
 
 
-# Built once per shape with bound parameters: building these statements costs more than running them.
+# Built once per shape with bound parameters: building these statements costs more than running them. Not
+# planned per run (``planned_per_run``): the tenant and the supplier are written into the statement
+# (``literal_execute``), so each supplier's evidence is a statement of its own, prepared on a connection after
+# five runs with a plan for that supplier's size; only the window's dates, alike from one period to the next,
+# remain parameters. Planning it on every run took 4 ms of the 50 ms scorecard page.
 _EVIDENCE_STATEMENTS: dict[tuple[bool, bool, bool], Any] = {}
 
 
