@@ -121,7 +121,7 @@ def _template_helpers(app: Flask) -> None:
     from portal.auth.permissions import Permission
     from portal.formatting import money, quantity
     from portal.orders.forms import delivery_rows
-    from portal.web import active_memberships, db_session, portal_context
+    from portal.web import active_memberships, db_session, portal_context, unread_notifications_read_with_memberships
 
     app.add_template_filter(quantity, "qty")
     app.add_template_filter(money, "money")
@@ -152,6 +152,9 @@ def _template_helpers(app: Flask) -> None:
             context = portal_context()
             if not current_user.is_authenticated or context is None:
                 return 0
+            counted = unread_notifications_read_with_memberships(context)
+            if counted is not None:
+                return counted
             from portal.notifications.services import unread_count
 
             return unread_count(db_session(), context.tenant_id, current_user.id)

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, render_template, request, session
 from flask_login import current_user
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from portal.auth.models import Membership
 from portal.auth.permissions import ROLE_PERMISSIONS, Permission, Role
 from portal.db import TENANT_KEY, USER_KEY, Database, set_context
+from portal.notifications.models import Notification
 from portal.tenancy.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,23 @@ def portal_context() -> PortalContext | None:
     return g.get("portal_context")
 
 
+# The person's unread notifications in each membership's tenant, read with the memberships, so that the bell
+# on every page needs no statement of its own. Row-level security shows only the tenant bound when the query
+# runs (the one the person last worked in): the other memberships read 0 and their counts are not used.
+_UNREAD_NOTIFICATIONS = (
+    select(func.count(Notification.id))
+    .where(
+        Notification.tenant_id == Membership.tenant_id,
+        Notification.user_id == Membership.user_id,
+        Notification.read_at.is_(None),
+    )
+    .correlate(Membership)
+    .scalar_subquery()
+)
+
 # Built once: every signed-in request runs it.
 _ACTIVE_MEMBERSHIPS = (
-    select(Membership)
+    select(Membership, _UNREAD_NOTIFICATIONS)
     .where(Membership.user_id == bindparam("user_id"), Membership.disabled_at.is_(None))
     .order_by(Membership.tenant_id, Membership.id)
 )
@@ -82,9 +97,21 @@ def active_memberships(session: Session, user_id: int) -> list[Membership]:
     cached = g.get("active_memberships")
     if cached is not None and g.get("active_memberships_user") == user_id:
         return cached
-    memberships = list(session.execute(_ACTIVE_MEMBERSHIPS, {"user_id": user_id}).scalars().unique())
+    rows = session.execute(_ACTIVE_MEMBERSHIPS, {"user_id": user_id}).unique().all()
+    memberships = [membership for membership, _ in rows]
     g.active_memberships, g.active_memberships_user = memberships, user_id
+    tenant = session.info.get(TENANT_KEY)
+    g.unread_notifications = {m.id: int(unread) for m, unread in rows if m.tenant_id == tenant}
     return memberships
+
+
+def unread_notifications_read_with_memberships(context: PortalContext) -> int | None:
+    """The bell's count as read with the memberships at the start of this request, or None when it must be
+    counted now: after a write (a request that is not GET or HEAD may have added or read notifications), or
+    when the memberships were read under another tenant."""
+    if request.method not in ("GET", "HEAD"):
+        return None
+    return g.get("unread_notifications", {}).get(context.membership_id)
 
 
 def _resolve_context() -> None:

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Request, Response
 from portal import create_app
 from portal.auth.permissions import Role
 from portal.auth.services import Actor
+from portal.db import set_context
 from portal.notifications import services
 from portal.notifications.models import EmailMode, EmailState, Notification, WebhookDelivery
 from portal.orders import services as orders
@@ -327,3 +328,40 @@ def test_a_delivery_to_an_address_no_longer_allowed_is_refused_and_logged(mail_a
     with tenant_session(committed_db, tenant_id) as s:
         (attempt,) = s.execute(select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook_id)).scalars()
     assert attempt.status_code is None and attempt.error == "The webhook address must use https://."
+
+
+def test_the_bell_counts_the_current_customers_unread_notifications(client, session):
+    """The bell's count comes with the memberships read at the start of a page (no statement of its own) and
+    is the count in the customer being worked for; a page answering a POST counts afresh."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    first, second = make_tenant(session, "First Distributor"), make_tenant(session, "Second Distributor")
+    person = make_member(session, first, Role.SUPPLIER_ADMIN, supplier=make_supplier(session, first, "Shared"))
+    other = make_member(session, second, Role.SUPPLIER_ADMIN, supplier=make_supplier(session, second, "Shared"),
+                        user=person.user, secret=person.secret)  # fmt: skip
+    for tenant, titles in ((first, ["one"]), (second, ["two", "three"])):
+        set_context(session, tenant_id=tenant.id)
+        for title in titles:
+            services.notify(session, tenant_id=tenant.id, user_ids=[person.user.id], topic="test", title=title)
+        session.flush()  # under this tenant's context (the e-mails' outbox rows too)
+    client.sign_in(person.email, PASSWORD, person.secret)
+    client.submit("/context", {"membership_id": person.membership.id}, page="/choose")
+
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        assert 'aria-label="Notifications, 1 unread"' in client.get("/").text
+        assert not [s for s in statements if s.lstrip().startswith("SELECT count(notifications.id)")]
+        client.submit("/context", {"membership_id": other.membership.id}, page="/choose")
+        assert 'aria-label="Notifications, 2 unread"' in client.get("/").text
+        statements.clear()
+        refused = client.submit("/notifications/settings", {"email_mode": "sideways"})
+        assert refused.status_code == 422 and 'aria-label="Notifications, 2 unread"' in refused.text
+        assert [s for s in statements if s.lstrip().startswith("SELECT count(notifications.id)")]
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
