@@ -214,3 +214,29 @@ def test_password_reset_needs_the_second_factor_and_works_once(client, session):
     assert client.get(link).status_code == 410  # used
     assert client.password_step(person.email, PASSWORD).status_code == 401
     assert client.password_step(person.email, new).status_code == 302
+
+
+def test_the_main_navigation_follows_the_role_and_the_page(app, session):
+    """The navigation is rendered once per role and page and reused: each person still gets their role's links,
+    with the current page marked, whoever asked for that combination first."""
+    import re
+
+    from tests.helpers import PortalClient
+
+    tenant = make_tenant(session)
+    buyer = make_member(session, tenant, Role.BUYER)
+    supplier = make_member(session, tenant, Role.SUPPLIER_ADMIN, supplier=make_supplier(session, tenant))
+
+    def nav(client, path: str) -> tuple[list[str], list[str]]:
+        html = re.search(r'<nav class="mainnav".*?</nav>', client.get(path).text, re.S).group(0)
+        links = re.findall(r">([^<>]+)</a>", html)
+        return links, re.findall(r'aria-current="page">([^<>]+)</a>', html)
+
+    for person, expected in ((buyer, ("Response queue", "Exceptions", "Scorecards", "Suppliers")),
+                             (supplier, ("Scorecard", "Compliance", "Team"))):  # fmt: skip
+        client = PortalClient(app.test_client())
+        client.sign_in(person.email, PASSWORD, person.secret)
+        links, current = nav(client, "/orders")
+        assert set(expected) <= set(links) and current == ["Orders"]
+        assert ("Response queue" in links) == (person is buyer) and ("Team" in links) == (person is supplier)
+        assert nav(client, "/")[1] == ["Home"]
