@@ -15,6 +15,7 @@ from portal.auth.permissions import Role
 from portal.db import set_context
 from portal.orders import services as svc
 from portal.orders.models import ChangeRequest, ChangeState, LineState, OrderMessage, OrderState, PurchaseOrder
+from portal.suppliers.models import Supplier
 from tests.factories import PASSWORD, make_member, make_order, make_supplier, make_tenant, make_tolerance
 from tests.helpers import PortalClient, csrf_from
 
@@ -220,7 +221,6 @@ def test_buyer_counters_and_messages_are_exchanged(trade):
 
 def test_inbox_tabs_filters_and_search(trade):
     _, _, order, _, seller, buyer = trade
-    supplier_id = order.supplier_id
     inbox = seller.get("/orders")
     assert inbox.status_code == 200 and order.number in inbox.text
     assert f'<a href="/orders/{order.id}">{order.number}</a>' in inbox.text
@@ -229,8 +229,37 @@ def test_inbox_tabs_filters_and_search(trade):
     assert order.number in seller.get(f"/orders?tab=all&q={order.number[:4]}").text
     assert order.number in seller.get("/orders?tab=all&q=P-002").text
     assert order.number not in seller.get("/orders?tab=all&q=NOPE").text
-    assert buyer.get(f"/orders?tab=all&supplier={supplier_id}").status_code == 200
     assert buyer.get("/orders?tab=bogus&sort=bogus&due_from=nope&page=x").status_code == 200
+
+
+def test_a_buyer_finds_one_suppliers_orders_by_code_or_name(trade):
+    """Buyers search suppliers instead of picking from a list (a tenant may have thousands); a link to one
+    supplier's orders names it, with a way back to every supplier."""
+    session, tenant, order, _, _, buyer = trade
+    other = make_order(session, tenant, make_supplier(session, tenant, "Globex 100% Parts"), [("5", "1.00", 7)])
+    code = session.get(Supplier, order.supplier_id).code
+
+    def listed(query: str) -> set[str]:
+        page = buyer.get(f"/orders?tab=all&{query}")
+        assert page.status_code == 200
+        return {number for number in (order.number, other.number) if number in page.text}
+
+    assert '<select name="supplier"' not in buyer.get("/orders?tab=all").text
+    assert listed("") == {order.number, other.number}
+    assert listed("supplier_q=acme") == listed("supplier_q=ORDERS") == {order.number}  # any part of the name
+    assert listed(f"supplier_q={code.lower()}") == {order.number}  # the code, whatever its case
+    assert listed("supplier_q=100%25") == {other.number}  # % is a character, not a wildcard
+    assert listed("supplier_q=%25") == {other.number}
+    assert listed("supplier_q=_") == set()
+    assert listed("supplier_q=Nobody") == set()
+    chosen = buyer.get(f"/orders?tab=all&supplier={order.supplier_id}").text
+    assert "Supplier: Acme Orders" in chosen and other.number not in chosen
+    assert 'href="/orders?tab=all" aria-label="Show every supplier"' in chosen
+    # Another tenant's supplier id names nothing and lists nothing.
+    foreign = make_supplier(session, make_tenant(session), "Elsewhere Ltd")
+    set_context(session, tenant_id=tenant.id)
+    page = buyer.get(f"/orders?tab=all&supplier={foreign.id}").text
+    assert "Elsewhere Ltd" not in page and order.number not in page
 
 
 @contextmanager

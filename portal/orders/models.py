@@ -164,6 +164,12 @@ class PurchaseOrder(TenantOwned, Base):
         Index("ix_purchase_orders_tenant_supplier_due", "tenant_id", "supplier_id", "due_date", "id"),
         # Scorecards: one supplier's orders placed in a period (acknowledgements).
         Index("ix_purchase_orders_tenant_supplier_ordered", "tenant_id", "supplier_id", "order_date"),
+        # A buyer's inbox (every supplier's orders): each sort read in index order (backwards for the latest
+        # or largest first), the one-state tabs and the tab counts by state.
+        Index("ix_purchase_orders_tenant_due", "tenant_id", "due_date", "id"),
+        Index("ix_purchase_orders_tenant_state_due", "tenant_id", "state", "due_date", "id"),
+        Index("ix_purchase_orders_tenant_ordered", "tenant_id", "order_date", "id"),
+        Index("ix_purchase_orders_tenant_value", "tenant_id", "total_value", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)

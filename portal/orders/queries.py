@@ -80,7 +80,8 @@ SORTS = {
     "-due": (PurchaseOrder.due_date.desc().nulls_first(), PurchaseOrder.id.desc()),
     "number": (PurchaseOrder.number,),
     "-date": (PurchaseOrder.order_date.desc(), PurchaseOrder.id.desc()),
-    "-value": (PurchaseOrder.total_value.desc(), PurchaseOrder.id),
+    # Largest first, the later order first among equal values: a buyer's inbox reads its index backwards.
+    "-value": (PurchaseOrder.total_value.desc(), PurchaseOrder.id.desc()),
 }
 
 
@@ -91,6 +92,8 @@ class InboxFilters:
     warehouse_id: int | None = None
     buyer_id: int | None = None
     supplier_id: int | None = None
+    # A buyer's supplier search: a supplier code, or a part of the name (a tenant may have thousands).
+    supplier_q: str = ""
     due_from: date | None = None
     due_to: date | None = None
     sort: str = "due"
@@ -107,6 +110,15 @@ def _filter_conditions(filters: InboxFilters, context: PortalContext) -> list[Co
         conditions.append(PurchaseOrder.buyer_id == filters.buyer_id)
     if filters.supplier_id and context.supplier_id is None:
         conditions.append(PurchaseOrder.supplier_id == filters.supplier_id)
+    if filters.supplier_q and context.supplier_id is None:
+        named = select(Supplier.id).where(
+            Supplier.tenant_id == context.tenant_id,
+            or_(
+                func.lower(Supplier.code) == filters.supplier_q.lower(),
+                Supplier.name.icontains(filters.supplier_q, autoescape=True),
+            ),
+        )
+        conditions.append(PurchaseOrder.supplier_id.in_(named))
     if filters.due_from:
         conditions.append(PurchaseOrder.due_date >= filters.due_from)
     if filters.due_to:

@@ -1,0 +1,94 @@
+"""A buyer's inbox over the orders data set (``bench/orders_data.py``: 200,000 orders of 5,000 suppliers).
+
+A buyer's inbox lists the orders of every supplier of the tenant. Each tab with each sort is requested
+through the portal (test client, one connection, signed in through a real session record), 30 times after 5
+to warm up; prints p50 / p95 per tab and sort, and the tab counts' query on its own.
+
+Usage: python bench/buyer_inbox.py   (after python bench/orders_data.py)
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+import timeit
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DB = "portal_bench_orders"
+TABS = ("all", "needs_response", "changes_pending", "open", "late", "shipped", "closed")
+SORTS = ("due", "-due", "number", "-date", "-value")
+
+
+def main() -> None:
+    os.environ.update(
+        {
+            "PORTAL_ENV": "development",
+            "PORTAL_WORKERS": "external",
+            "PORTAL_DEMO": "0",
+            "SECRET_KEY": "bench-secret-key-0123456789-0123456789",
+            "DATABASE_URL": f"postgresql://portal_app@127.0.0.1:5432/{DB}",
+            "PORTAL_INSTANCE_PATH": "/tmp/bench-buyer-inbox",
+        }
+    )
+    from portal import create_app
+    from portal.auth import sessions
+    from portal.auth.models import Membership, User
+    from portal.auth.permissions import Role
+    from portal.db import utcnow
+    from portal.web import CONTEXT_SESSION_KEY
+
+    app = create_app()
+    database = app.extensions["portal.db"]
+    with database.transaction() as s:
+        user = s.query(User).filter_by(email="bench-buyer@bench.example").one_or_none()
+        if user is None:
+            user = User(
+                email="bench-buyer@bench.example", name="Bench", password_hash="x", password_changed_at=utcnow()
+            )
+            s.add(user)
+            s.flush()
+    with database.transaction(tenant_id=1) as s:
+        membership = s.query(Membership).filter_by(user_id=user.id, tenant_id=1).one_or_none()
+        if membership is None:
+            membership = Membership(tenant_id=1, user_id=user.id, role=Role.BUYER)
+            s.add(membership)
+            s.flush()
+        user = s.get(User, user.id)
+        token = sessions.start_session(s, user, ip="127.0.0.1", user_agent="bench", auth_method="totp")
+        membership_id = membership.id
+    client = app.test_client()
+    with client.session_transaction() as cookie:
+        cookie["_user_id"] = token
+        cookie["_fresh"] = True
+        cookie[CONTEXT_SESSION_KEY] = [membership_id, 1]
+
+    reference = min(timeit.repeat("sum(range(10**6))", number=5, repeat=5)) / 5
+    print(f"CPU reference: sum(range(10**6)), best of 25: {reference * 1000:.1f} ms")
+    print(f"{'tab':<16}" + "".join(f"{sort:>18}" for sort in SORTS) + "    (p50 / p95 ms)")
+    worst = 0.0
+    for tab in TABS:
+        cells = []
+        for sort in SORTS:
+            url = f"/orders?tab={tab}&sort={sort}"
+            for _ in range(5):
+                assert client.get(url).status_code == 200, url
+            times = []
+            for _ in range(30):
+                started = time.perf_counter()
+                client.get(url)
+                times.append(time.perf_counter() - started)
+            times.sort()
+            p95 = times[round(0.95 * (len(times) - 1))]
+            worst = max(worst, p95)
+            cells.append(f"{statistics.median(times) * 1000:7.0f} / {p95 * 1000:4.0f}")
+        print(f"{tab:<16}" + "".join(f"{cell:>18}" for cell in cells))
+    print(f"slowest p95: {worst * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
