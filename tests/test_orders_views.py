@@ -232,6 +232,18 @@ def test_inbox_tabs_filters_and_search(trade):
     assert buyer.get("/orders?tab=bogus&sort=bogus&due_from=nope&page=x").status_code == 200
 
 
+def test_a_buyers_page_says_when_a_tab_has_more_orders_than_it_counts(trade, monkeypatch):
+    from portal.orders import queries
+
+    _, _, order, _, seller, buyer = trade
+    monkeypatch.setattr(queries, "COUNT_CAP", 0)
+    page = buyer.get("/orders?tab=all").text
+    assert 'All <span class="count">0+</span>' in page and "The pages show the first 0 orders" in page
+    assert order.number in page
+    mine = seller.get("/orders?tab=all").text  # a supplier's own orders are always counted exactly
+    assert 'All <span class="count">1</span>' in mine and "The pages show the first" not in mine
+
+
 def test_a_buyer_finds_one_suppliers_orders_by_code_or_name(trade):
     """Buyers search suppliers instead of picking from a list (a tenant may have thousands); a link to one
     supplier's orders names it, with a way back to every supplier."""
@@ -502,6 +514,42 @@ def test_inbox_tab_counts_follow_the_tabs_definitions(session):
     counts = queries.inbox(session, context, one_warehouse, today).counts
     assert counts == {"needs_response": 1, "changes_pending": 0, "open": 0, "late": 1, "shipped": 0, "closed": 0,
                       "all": 1}  # fmt: skip
+
+
+def test_a_buyers_tab_counts_cover_the_tenant_and_stop_at_the_cap(session, monkeypatch):
+    """A buyer's inbox counts every supplier's orders tab by tab, exactly up to the cap; beyond it a tab reads
+    "cap+" and its pages end at the cap, with a word on how to find the others."""
+    from portal.orders import queries
+    from portal.web import PortalContext
+
+    tenant = make_tenant(session)
+    first, second = make_supplier(session, tenant), make_supplier(session, tenant)
+    today = date.today()
+    for supplier, state, due in [
+        (first, OrderState.AWAITING_RESPONSE, today + timedelta(days=3)),
+        (first, OrderState.AWAITING_RESPONSE, today - timedelta(days=3)),
+        (second, OrderState.CHANGES_PENDING, today - timedelta(days=1)),
+        (second, OrderState.RECEIVED, today - timedelta(days=9)),
+        (second, OrderState.CANCELLED, None),
+    ]:
+        order = make_order(session, tenant, supplier)
+        order.state, order.due_date = state, due
+    make_order(session, make_tenant(session), first)  # another tenant's order is never counted
+    set_context(session, tenant_id=tenant.id)
+    session.flush()
+    buyer = PortalContext(membership_id=0, tenant_id=tenant.id, tenant_name=tenant.name, role=Role.BUYER,
+                          supplier_id=None, supplier_name=None)  # fmt: skip
+    page = queries.inbox(session, buyer, queries.InboxFilters(tab="all"), today)
+    assert page.counts == {"needs_response": 2, "changes_pending": 1, "open": 0, "late": 2, "shipped": 1,
+                           "closed": 1, "all": 5}  # fmt: skip
+    assert not page.capped and page.count_label("all") == "5"
+
+    monkeypatch.setattr(queries, "COUNT_CAP", 2)
+    page = queries.inbox(session, buyer, queries.InboxFilters(tab="all"), today)
+    labels = {tab: page.count_label(tab) for tab in queries.TAB_LABELS}
+    assert labels == {"needs_response": "2", "changes_pending": "1", "open": "0", "late": "2", "shipped": "1",
+                      "closed": "1", "all": "2+"}  # fmt: skip
+    assert page.capped and page.pages == 1 and len(page.rows) == 5  # the first page is full as ever
 
 
 def test_the_inbox_statements_built_once_serve_every_tenant_supplier_day_and_page(session, monkeypatch):

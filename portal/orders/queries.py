@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Date, Integer, Select, and_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Date, Integer, Select, and_, bindparam, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from portal.auth.models import User
@@ -138,12 +138,32 @@ def _filter_conditions(filters: InboxFilters, context: PortalContext) -> list[Co
     return conditions
 
 
+# A buyer's inbox counts each tab of the tenant's orders up to this many: counting all 200,000 orders of a
+# tenant took 45-60 ms a page, a tab beyond the cap shows "10,000+" (and pages up to it; filters narrow it).
+COUNT_CAP = 10_000
+
+
 @dataclass
 class InboxPage:
     counts: dict[str, int]
     rows: list[Any]
     total: int
     pages: int
+    # Counted up to this many (a buyer's inbox), or exactly (None: a supplier's own orders).
+    cap: int | None = None
+
+    @property
+    def cap_label(self) -> str:
+        return f"{self.cap:,}" if self.cap is not None else ""
+
+    def count_label(self, tab: str) -> str:
+        count = self.counts.get(tab, 0)
+        return f"{self.cap_label}+" if self.cap is not None and count > self.cap else f"{count:,}"
+
+    @property
+    def capped(self) -> bool:
+        """Whether the tab shown has more orders than it counted (its pages end at the cap)."""
+        return self.cap is not None and self.total > self.cap
 
 
 def _inbox_statements(
@@ -156,15 +176,26 @@ def _inbox_statements(
     if scoped:
         base = base.where(PurchaseOrder.supplier_id == bindparam("supplier_id"))
     today = bindparam("today", type_=Date)
-    # Counted per state (a few rows; the tabs are sums of them): one comparison per order where seven
-    # filtered counts made fifteen (the tab counts of a 5,000-order supplier: 1.1 ms instead of 1.5 ms).
-    counted = cast(
-        Select[Any],
-        base.with_only_columns(
-            PurchaseOrder.state, func.count(), func.count().filter(PurchaseOrder.due_date < today)
-        ).group_by(PurchaseOrder.state),
-    )
     tabs = tab_conditions(today)
+    if scoped:
+        # One supplier's orders, counted per state (a few rows; the tabs are sums of them): one comparison
+        # per order where seven filtered counts made fifteen (a 5,000-order supplier: 1.1 ms instead of 1.5).
+        counted = cast(
+            Select[Any],
+            base.with_only_columns(
+                PurchaseOrder.state, func.count(), func.count().filter(PurchaseOrder.due_date < today)
+            ).group_by(PurchaseOrder.state),
+        )
+    else:
+        # The tenant's orders: each tab counted on its own up to the cap (one more row tells it is over),
+        # each from the index of the tenant's orders by state.
+        cap = bindparam("count_cap", type_=Integer)
+
+        def capped(condition: Any) -> Any:
+            limited = base.with_only_columns(PurchaseOrder.id).where(condition).limit(cap).subquery()
+            return select(func.count()).select_from(limited).scalar_subquery()
+
+        counted = select(*(capped(tabs[tab]).label(tab) for tab in TAB_STATES), capped(true()).label("all"))
     in_tab = base.where(tabs[filters.tab]) if filters.tab in tabs else base
     page_stmt = cast(
         Select[Any],
@@ -217,11 +248,17 @@ def inbox(session: Session, context: PortalContext, filters: InboxFilters, today
             _UNFILTERED_INBOX[shape] = statements
     counted, page_stmt = statements
     params = {"tenant_id": context.tenant_id, "supplier_id": context.supplier_id, "today": today,
-              "limit": PAGE_SIZE, "offset": (filters.page - 1) * PAGE_SIZE}  # fmt: skip
-    counts = tab_counts({state: (total, due) for state, total, due in read_columns(session, counted, params)})
+              "limit": PAGE_SIZE, "offset": (filters.page - 1) * PAGE_SIZE, "count_cap": COUNT_CAP + 1}  # fmt: skip
+    cap = None if context.supplier_id is not None else COUNT_CAP
+    if cap is None:
+        by_state = read_columns(session, counted, params)
+        counts = tab_counts({state: (total, due) for state, total, due in by_state})
+    else:
+        counts = dict(read_columns(session, counted, params).one()._mapping)
     rows = list(read_columns(session, page_stmt, params).all())
     total = counts.get(filters.tab, counts["all"]) if filters.tab in counts else counts["all"]
-    return InboxPage(counts, rows, total, max(1, -(-total // PAGE_SIZE)))
+    paged = total if cap is None else min(total, cap)
+    return InboxPage(counts, rows, total, max(1, -(-paged // PAGE_SIZE)), cap)
 
 
 @dataclass
