@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Date, Integer, Select, and_, bindparam, func, or_, select, true
+from sqlalchemy import BigInteger, ColumnElement, Date, Integer, Select, and_, bindparam, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from portal.auth.models import User
@@ -287,78 +287,89 @@ class OrderView:
         return min((date.fromisoformat(d["date"]) for d in entries[0].schedules), default=None) if entries else None
 
 
+class _OrderPageStatements:
+    """The order page's statements, built once with the tenant and the order as bound parameters (building
+    them for every page cost about a millisecond of CPU, as much as running several of them)."""
+
+    def __init__(self) -> None:
+        from portal.erp.models import ErpLineSync
+        from portal.orders.models import LineAlert
+
+        tenant, order = bindparam("tenant_id", type_=BigInteger), bindparam("order_id", type_=BigInteger)
+        self.lines = (
+            select(PurchaseOrderLine)
+            .where(PurchaseOrderLine.order_id == order, PurchaseOrderLine.tenant_id == tenant)
+            .order_by(PurchaseOrderLine.position)
+        )
+        self.schedules = (
+            select(DeliverySchedule)
+            .where(DeliverySchedule.tenant_id == tenant,
+                   DeliverySchedule.line_id.in_(bindparam("line_ids", expanding=True)))
+            .order_by(DeliverySchedule.line_id, DeliverySchedule.position)
+        )  # fmt: skip
+        self.ledger = (
+            select(CommitmentEntry)
+            .where(CommitmentEntry.tenant_id == tenant, CommitmentEntry.order_id == order)
+            .order_by(CommitmentEntry.id)
+        )
+        self.requests = (
+            select(ChangeRequest)
+            .where(ChangeRequest.tenant_id == tenant, ChangeRequest.order_id == order)
+            .order_by(ChangeRequest.id.desc())
+        )
+        self.notices = (
+            select(ShipNotice, ShipNoticeLine)
+            .join(ShipNoticeLine, ShipNoticeLine.notice_id == ShipNotice.id)
+            .where(ShipNotice.tenant_id == tenant, ShipNotice.order_id == order)
+            .order_by(ShipNotice.id, ShipNoticeLine.id)
+        )
+        self.messages = (
+            select(OrderMessage)
+            .where(OrderMessage.tenant_id == tenant, OrderMessage.order_id == order)
+            .order_by(OrderMessage.id)
+        )
+        self.places = (
+            select(Warehouse, Supplier)
+            .select_from(PurchaseOrder)
+            .join(Warehouse, Warehouse.id == PurchaseOrder.warehouse_id)
+            .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
+            .where(PurchaseOrder.id == order, PurchaseOrder.tenant_id == tenant)
+        )
+        self.syncs = select(ErpLineSync).where(ErpLineSync.tenant_id == tenant, ErpLineSync.order_id == order)
+        self.alerts = (
+            select(LineAlert)
+            .where(LineAlert.tenant_id == tenant, LineAlert.order_id == order, LineAlert.resolved_at.is_(None))
+            .order_by(LineAlert.kind)
+        )
+
+
+_ORDER_PAGE: list[_OrderPageStatements] = []
+
+
 def order_view(session: Session, order: PurchaseOrder) -> OrderView:
     """Everything the order page shows, in a fixed number of queries (eight, nine for ERP orders)."""
-    tenant = order.tenant_id
-    lines = list(
-        session.execute(
-            select(PurchaseOrderLine)
-            .where(PurchaseOrderLine.order_id == order.id, PurchaseOrderLine.tenant_id == tenant)
-            .order_by(PurchaseOrderLine.position)
-        ).scalars()
-    )
-    line_ids = [line.id for line in lines]
+    if not _ORDER_PAGE:
+        _ORDER_PAGE.append(_OrderPageStatements())
+    statements = _ORDER_PAGE[0]
+    params: dict[str, Any] = {"tenant_id": order.tenant_id, "order_id": order.id}
+    lines = list(session.execute(statements.lines, params).scalars())
     schedules: dict[int, list[DeliverySchedule]] = defaultdict(list)
-    for s in session.execute(
-        select(DeliverySchedule)
-        .where(DeliverySchedule.tenant_id == tenant, DeliverySchedule.line_id.in_(line_ids))
-        .order_by(DeliverySchedule.line_id, DeliverySchedule.position)
-    ).scalars():
+    for s in session.execute(statements.schedules, {**params, "line_ids": [line.id for line in lines]}).scalars():
         schedules[s.line_id].append(s)
     ledger: dict[int, list[CommitmentEntry]] = defaultdict(list)
-    for e in session.execute(
-        select(CommitmentEntry)
-        .where(CommitmentEntry.tenant_id == tenant, CommitmentEntry.order_id == order.id)
-        .order_by(CommitmentEntry.id)
-    ).scalars():
+    for e in session.execute(statements.ledger, params).scalars():
         ledger[e.line_id].append(e)
-    requests = list(
-        session.execute(
-            select(ChangeRequest)
-            .where(ChangeRequest.tenant_id == tenant, ChangeRequest.order_id == order.id)
-            .order_by(ChangeRequest.id.desc())
-        ).scalars()
-    )
-    notice_rows = session.execute(
-        select(ShipNotice, ShipNoticeLine)
-        .join(ShipNoticeLine, ShipNoticeLine.notice_id == ShipNotice.id)
-        .where(ShipNotice.tenant_id == tenant, ShipNotice.order_id == order.id)
-        .order_by(ShipNotice.id, ShipNoticeLine.id)
-    ).all()
+    requests = list(session.execute(statements.requests, params).scalars())
     grouped: dict[int, tuple[ShipNotice, list[ShipNoticeLine]]] = {}
-    for notice, item in notice_rows:
+    for notice, item in session.execute(statements.notices, params).all():
         grouped.setdefault(notice.id, (notice, []))[1].append(item)
-    messages = list(
-        session.execute(
-            select(OrderMessage)
-            .where(OrderMessage.tenant_id == tenant, OrderMessage.order_id == order.id)
-            .order_by(OrderMessage.id)
-        ).scalars()
-    )
-    warehouse, supplier = session.execute(
-        select(Warehouse, Supplier)
-        .select_from(PurchaseOrder)
-        .join(Warehouse, Warehouse.id == PurchaseOrder.warehouse_id)
-        .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
-        .where(PurchaseOrder.id == order.id, PurchaseOrder.tenant_id == tenant)
-    ).one()
-    from portal.erp.models import ErpLineSync
-    from portal.orders.models import LineAlert
-
+    messages = list(session.execute(statements.messages, params).scalars())
+    warehouse, supplier = session.execute(statements.places, params).one()
     syncs = {}
     if order.erp_ref:
-        syncs = {
-            sync.line_id: sync
-            for sync in session.execute(
-                select(ErpLineSync).where(ErpLineSync.tenant_id == tenant, ErpLineSync.order_id == order.id)
-            ).scalars()
-        }
+        syncs = {sync.line_id: sync for sync in session.execute(statements.syncs, params).scalars()}
     alerts: dict[int, list[Any]] = defaultdict(list)
-    for alert in session.execute(
-        select(LineAlert)
-        .where(LineAlert.tenant_id == tenant, LineAlert.order_id == order.id, LineAlert.resolved_at.is_(None))
-        .order_by(LineAlert.kind)
-    ).scalars():
+    for alert in session.execute(statements.alerts, params).scalars():
         alerts[alert.line_id].append(alert)
     return OrderView(
         order, lines, schedules, ledger, requests, list(grouped.values()), messages, warehouse, supplier, syncs, alerts
