@@ -35,37 +35,10 @@ def main() -> None:
             "PORTAL_INSTANCE_PATH": "/tmp/bench-buyer-inbox",
         }
     )
+    from bench.dashboard import signed_in_buyer
     from portal import create_app
-    from portal.auth import sessions
-    from portal.auth.models import Membership, User
-    from portal.auth.permissions import Role
-    from portal.db import utcnow
-    from portal.web import CONTEXT_SESSION_KEY
 
-    app = create_app()
-    database = app.extensions["portal.db"]
-    with database.transaction() as s:
-        user = s.query(User).filter_by(email="bench-buyer@bench.example").one_or_none()
-        if user is None:
-            user = User(
-                email="bench-buyer@bench.example", name="Bench", password_hash="x", password_changed_at=utcnow()
-            )
-            s.add(user)
-            s.flush()
-    with database.transaction(tenant_id=1) as s:
-        membership = s.query(Membership).filter_by(user_id=user.id, tenant_id=1).one_or_none()
-        if membership is None:
-            membership = Membership(tenant_id=1, user_id=user.id, role=Role.BUYER)
-            s.add(membership)
-            s.flush()
-        user = s.get(User, user.id)
-        token = sessions.start_session(s, user, ip="127.0.0.1", user_agent="bench", auth_method="totp")
-        membership_id = membership.id
-    client = app.test_client()
-    with client.session_transaction() as cookie:
-        cookie["_user_id"] = token
-        cookie["_fresh"] = True
-        cookie[CONTEXT_SESSION_KEY] = [membership_id, 1]
+    client = signed_in_buyer(create_app())
 
     reference = min(timeit.repeat("sum(range(10**6))", number=5, repeat=5)) / 5
     print(f"CPU reference: sum(range(10**6)), best of 25: {reference * 1000:.1f} ms")

@@ -93,6 +93,41 @@ def sign_in(base: str, email: str, password: str, secret: str) -> str:
     return "; ".join(f"{c.name}={c.value}" for c in jar)
 
 
+def signed_in_buyer(app, tenant_id: int = 1):  # type: ignore[no-untyped-def]
+    """A test client of ``app`` signed in as the bench buyer of ``tenant_id`` through a real session record
+    (the user and membership are made on first use): for pages measured in one process."""
+    from portal.auth import sessions
+    from portal.auth.models import Membership, User
+    from portal.auth.permissions import Role
+    from portal.db import utcnow
+    from portal.web import CONTEXT_SESSION_KEY
+
+    database = app.extensions["portal.db"]
+    with database.transaction() as s:
+        user = s.query(User).filter_by(email="bench-buyer@bench.example").one_or_none()
+        if user is None:
+            user = User(
+                email="bench-buyer@bench.example", name="Bench", password_hash="x", password_changed_at=utcnow()
+            )
+            s.add(user)
+            s.flush()
+    with database.transaction(tenant_id=tenant_id) as s:
+        membership = s.query(Membership).filter_by(user_id=user.id, tenant_id=tenant_id).one_or_none()
+        if membership is None:
+            membership = Membership(tenant_id=tenant_id, user_id=user.id, role=Role.BUYER)
+            s.add(membership)
+            s.flush()
+        user = s.get(User, user.id)
+        token = sessions.start_session(s, user, ip="127.0.0.1", user_agent="bench", auth_method="totp")
+        membership_id = membership.id
+    client = app.test_client()
+    with client.session_transaction() as cookie:
+        cookie["_user_id"] = token
+        cookie["_fresh"] = True
+        cookie[CONTEXT_SESSION_KEY] = [membership_id, tenant_id]
+    return client
+
+
 def wrk(url: str, seconds: int, cookie: str | None = None) -> dict[str, float]:
     command = ["wrk", "-t2", "-c32", f"-d{seconds}s", "-s", str(ROOT / "bench" / "report.lua"), url]
     if cookie:

@@ -184,38 +184,13 @@ def pages_and_pdf(app, database, results) -> None:  # type: ignore[no-untyped-de
     # with the figures, tells a slow spell from a slow page.
     import timeit
 
-    from portal.auth import sessions
-    from portal.auth.models import Membership, User
-    from portal.auth.permissions import Role
-    from portal.db import utcnow
-    from portal.web import CONTEXT_SESSION_KEY
+    from bench.dashboard import signed_in_buyer
 
     reference = min(timeit.repeat("sum(range(10**6))", number=5, repeat=5)) / 5
     results.append(("CPU reference: sum(range(10**6)), best of 25", f"{reference * 1000:.1f} ms"))
 
     # 2. Pages, signed in through a real session record.
-    with database.transaction() as s:
-        user = s.query(User).filter_by(email="bench-buyer@bench.example").one_or_none()
-        if user is None:
-            user = User(
-                email="bench-buyer@bench.example", name="Bench", password_hash="x", password_changed_at=utcnow()
-            )
-            s.add(user)
-            s.flush()
-    with database.transaction(tenant_id=1) as s:
-        membership = s.query(Membership).filter_by(user_id=user.id, tenant_id=1).one_or_none()
-        if membership is None:
-            membership = Membership(tenant_id=1, user_id=user.id, role=Role.BUYER)
-            s.add(membership)
-            s.flush()
-        user = s.get(User, user.id)
-        token = sessions.start_session(s, user, ip="127.0.0.1", user_agent="bench", auth_method="totp")
-        membership_id = membership.id
-    client = app.test_client()
-    with client.session_transaction() as cookie:
-        cookie["_user_id"] = token
-        cookie["_fresh"] = True
-        cookie[CONTEXT_SESSION_KEY] = [membership_id, 1]
+    client = signed_in_buyer(app)
     for label, url, target in (
         ("one supplier's scorecard page (25,000 lines), current month", "/scorecards/1", 0.050),
         ("buyers' ranking from snapshots (5,000 suppliers), last month", "/scorecards?at=2026-10-15", 0.100),

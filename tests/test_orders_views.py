@@ -662,3 +662,21 @@ def test_the_answer_forms_delivery_rows_offer_the_request_then_keep_what_was_typ
     assert rows[1] == (2, "", "", False)  # another line's field is not this line's
     assert rows[4] == (5, "50", "bad date", False)  # typed: shown even beyond the first three
     assert rows[5] == (6, "", "", True)
+
+
+def test_the_supplier_list_searches_code_and_name_as_the_inbox_does(trade):
+    """The supplier list and the inbox's supplier filter share one search: any part of the code or the name,
+    whatever its case, with % and _ as plain characters."""
+    session, tenant, order, _, _, buyer = trade
+    make_supplier(session, tenant, "Globex 100% Parts")
+    code = session.get(Supplier, order.supplier_id).code
+
+    def found(query: str) -> set[str]:
+        page = buyer.get(f"/suppliers?{query}")
+        assert page.status_code == 200
+        return {name for name in ("Acme Orders", "Globex 100% Parts") if name in page.text}
+
+    assert found("") == {"Acme Orders", "Globex 100% Parts"}
+    assert found("q=acme") == found(f"q={code.lower()}") == {"Acme Orders"}
+    assert found("q=100%25") == found("q=%25") == {"Globex 100% Parts"}
+    assert found("q=_") == set()

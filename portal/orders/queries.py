@@ -3,6 +3,7 @@ each in a fixed number of queries whatever the number of rows."""
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -26,6 +27,7 @@ from portal.orders.models import (
     ShipNoticeLine,
 )
 from portal.suppliers.models import Supplier
+from portal.suppliers.services import matching
 from portal.tenancy.models import Warehouse
 from portal.web import PortalContext
 
@@ -92,7 +94,7 @@ class InboxFilters:
     warehouse_id: int | None = None
     buyer_id: int | None = None
     supplier_id: int | None = None
-    # A buyer's supplier search: a supplier code, or a part of the name (a tenant may have thousands).
+    # A buyer's supplier search: a part of the code or of the name (a tenant may have thousands).
     supplier_q: str = ""
     due_from: date | None = None
     due_to: date | None = None
@@ -111,13 +113,7 @@ def _filter_conditions(filters: InboxFilters, context: PortalContext) -> list[Co
     if filters.supplier_id and context.supplier_id is None:
         conditions.append(PurchaseOrder.supplier_id == filters.supplier_id)
     if filters.supplier_q and context.supplier_id is None:
-        named = select(Supplier.id).where(
-            Supplier.tenant_id == context.tenant_id,
-            or_(
-                func.lower(Supplier.code) == filters.supplier_q.lower(),
-                Supplier.name.icontains(filters.supplier_q, autoescape=True),
-            ),
-        )
+        named = select(Supplier.id).where(Supplier.tenant_id == context.tenant_id, matching(filters.supplier_q))
         conditions.append(PurchaseOrder.supplier_id.in_(named))
     if filters.due_from:
         conditions.append(PurchaseOrder.due_date >= filters.due_from)
@@ -343,14 +339,14 @@ class _OrderPageStatements:
         )
 
 
-_ORDER_PAGE: list[_OrderPageStatements] = []
+@functools.cache
+def _order_page_statements() -> _OrderPageStatements:
+    return _OrderPageStatements()
 
 
 def order_view(session: Session, order: PurchaseOrder) -> OrderView:
     """Everything the order page shows, in a fixed number of queries (eight, nine for ERP orders)."""
-    if not _ORDER_PAGE:
-        _ORDER_PAGE.append(_OrderPageStatements())
-    statements = _ORDER_PAGE[0]
+    statements = _order_page_statements()
     params: dict[str, Any] = {"tenant_id": order.tenant_id, "order_id": order.id}
     lines = list(session.execute(statements.lines, params).scalars())
     schedules: dict[int, list[DeliverySchedule]] = defaultdict(list)

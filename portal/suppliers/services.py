@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.auth.services import Actor, ServiceError
 from portal.suppliers.models import Supplier
+
+
+def matching(search: str) -> ColumnElement[bool]:
+    """Suppliers whose name or code contains ``search``, whatever its case; ``%`` and ``_`` are characters, not
+    wildcards (the supplier list's search and a buyer's supplier filter in the order inbox)."""
+    return or_(Supplier.name.icontains(search, autoescape=True), Supplier.code.icontains(search, autoescape=True))
 
 
 def create_supplier(

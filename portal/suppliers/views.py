@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
@@ -66,8 +66,7 @@ def index() -> str:
     page = max(1, request.args.get("page", 1, type=int) or 1)
     stmt = scoped(Supplier, context)
     if q:
-        like = f"%{q.lower()}%"
-        stmt = stmt.where(or_(func.lower(Supplier.name).like(like), func.lower(Supplier.code).like(like)))
+        stmt = stmt.where(services.matching(q))
     # How many suppliers a tenant has, and how many match, decides the plan: planned for each run.
     total = db_sess.execute(planned_per_run(select(func.count()).select_from(stmt.subquery()))).scalar_one()
     listed = stmt.order_by(Supplier.name).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
