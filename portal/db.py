@@ -31,9 +31,14 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     MetaData,
+    String,
+    bindparam,
+    cast,
     create_engine,
     event,
+    func,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -205,6 +210,31 @@ def apply_context(session: Session, connection: Any) -> None:
     # Idempotent background work may skip waiting for the WAL flush (same round trip).
     statement = _SET_CONTEXT[bool(session.info.get(RELAXED_COMMIT))]
     connection.execute(statement, {"t": "" if tenant is None else str(tenant), "u": "" if user is None else str(user)})
+
+
+def context_columns(user_id: Any) -> tuple[Any, Any]:
+    """Columns that set the transaction's RLS context (what ``apply_context`` sends as a statement of its own)
+    while the statement selecting them runs, so that a request's first statement can carry it instead of a
+    round trip of its own: the tenant from the parameter ``context_tenant`` (see :func:`context_parameter`),
+    the user from ``user_id`` (a column, such as the user a session record names). Only for statements over
+    tables without row-level security: the settings apply to the statements that follow, not to this one.
+    Record what was set with :func:`context_was_set`."""
+    return (
+        func.set_config("app.tenant_id", bindparam("context_tenant", type_=String), true()).label("context_tenant"),
+        func.set_config("app.user_id", cast(user_id, String), true()).label("context_user"),
+    )
+
+
+def context_parameter(tenant_id: int | None) -> dict[str, str]:
+    """The parameter of :func:`context_columns` for ``tenant_id`` (no tenant: empty, as ``apply_context``)."""
+    return {"context_tenant": "" if tenant_id is None else str(tenant_id)}
+
+
+def context_was_set(session: Session, *, tenant_id: int | None, user_id: int | None) -> None:
+    """Record the context that a statement with :func:`context_columns` has set in the session's transaction:
+    ``set_context`` with the same values then sends nothing."""
+    session.info[TENANT_KEY] = tenant_id
+    session.info[USER_KEY] = user_id
 
 
 @event.listens_for(Session, "after_begin")

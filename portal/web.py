@@ -114,6 +114,14 @@ def unread_notifications_read_with_memberships(context: PortalContext) -> int | 
     return g.get("unread_notifications", {}).get(context.membership_id)
 
 
+def chosen_membership() -> tuple[int | None, int | None]:
+    """The membership (and its tenant) this browser last worked in, from the signed cookie; not yet validated."""
+    chosen = session.get(CONTEXT_SESSION_KEY)
+    if isinstance(chosen, list) and len(chosen) == 2 and all(isinstance(part, int) for part in chosen):
+        return chosen[0], chosen[1]
+    return None, None
+
+
 def _resolve_context() -> None:
     """Bind the request to the membership chosen earlier (kept in the signed cookie).
 
@@ -125,8 +133,8 @@ def _resolve_context() -> None:
     if not current_user.is_authenticated:
         return
     db_sess = db_session()
-    chosen = session.get(CONTEXT_SESSION_KEY)
-    membership_id, tenant_id = chosen if isinstance(chosen, list) and len(chosen) == 2 else (None, None)
+    membership_id, tenant_id = chosen_membership()
+    # Nothing to send when loading the user set this context already (see ``sessions.load_session_user``).
     set_context(db_sess, tenant_id=tenant_id, user_id=current_user.id)
     if membership_id is None:
         return

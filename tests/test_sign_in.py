@@ -240,3 +240,44 @@ def test_the_main_navigation_follows_the_role_and_the_page(app, session):
         assert set(expected) <= set(links) and current == ["Orders"]
         assert ("Response queue" in links) == (person is buyer) and ("Team" in links) == (person is supplier)
         assert nav(client, "/")[1] == ["Home"]
+
+
+def test_session_lookup_sets_the_rls_context_and_a_dead_record_takes_it_back(committed_db):
+    """The session record's lookup carries the request's RLS context (the cookie's tenant, the record's user):
+    the context step that follows sends nothing. A revoked record leaves no context behind."""
+    from sqlalchemy import event, text
+
+    from portal.auth import sessions
+    from portal.db import TENANT_KEY, USER_KEY
+    from tests.conftest import tenant_session
+
+    with tenant_session(committed_db, None) as s:
+        tenant = make_tenant(s)
+        user, _ = make_user(s)
+        token = sessions.start_session(s, user, ip="127.0.0.1", user_agent="test", auth_method="totp")
+        tenant_id, user_id = tenant.id, user.id
+    settings = text("SELECT current_setting('app.tenant_id', true), current_setting('app.user_id', true)")
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(committed_db.engine, "before_cursor_execute", seen)
+    try:
+        with committed_db.transaction() as s:
+            loaded = sessions.load_session_user(s, token, tenant_id=tenant_id)
+            assert loaded is not None and loaded.id == user_id and loaded.get_id() == token
+            assert (s.info[TENANT_KEY], s.info[USER_KEY]) == (tenant_id, user_id)
+            set_context(s, tenant_id=tenant_id, user_id=user_id)  # as the request's context step does
+            assert s.execute(settings).one() == (str(tenant_id), str(user_id))
+    finally:
+        event.remove(committed_db.engine, "before_cursor_execute", seen)
+    assert "set_config" in statements[0] and "user_sessions" in statements[0]
+    assert not any("set_config" in statement for statement in statements[1:])
+
+    with tenant_session(committed_db, None) as s:
+        sessions.revoke_all(s, user_id)
+    with committed_db.transaction() as s:
+        assert sessions.load_session_user(s, token, tenant_id=tenant_id) is None
+        assert s.execute(settings).one() == ("", "")
+        assert (s.info[TENANT_KEY], s.info[USER_KEY]) == (None, None)

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from portal.auth.models import User, UserSession
-from portal.db import utcnow
+from portal.db import apply_context, context_columns, context_parameter, context_was_set, utcnow
 
 IDLE_TIMEOUT = timedelta(minutes=30)
 ABSOLUTE_LIFETIME = timedelta(hours=12)
@@ -47,12 +47,39 @@ def start_session(session: Session, user: User, *, ip: str, user_agent: str, aut
 
 # Built once: every signed-in request runs it.
 _BY_TOKEN_HASH = select(UserSession).where(UserSession.token_hash == bindparam("token_hash"))
+_BY_TOKEN_HASH_SETTING_CONTEXT = _BY_TOKEN_HASH.add_columns(*context_columns(UserSession.user_id))
 
 
-def load_session_user(session: Session, token: str) -> User | None:
+def load_session_user(session: Session, token: str, *, tenant_id: int | None = None) -> User | None:
+    """The user whose valid session record ``token`` names, or None.
+
+    On PostgreSQL the lookup also sets the transaction's RLS context to ``tenant_id`` (the tenant the person
+    last worked in, from the signed cookie, which the caller validates against their memberships next) and the
+    record's user: the request's first statement then needs no round trip of its own for it. A record that
+    does not sign anybody in takes that context back at once."""
     if not token or len(token) > 128:
         return None
-    record = session.execute(_BY_TOKEN_HASH, {"token_hash": _digest(token)}).scalar_one_or_none()
+    params = {"token_hash": _digest(token)}
+    carries_context = session.get_bind().dialect.name == "postgresql"
+    if carries_context:
+        found = session.execute(_BY_TOKEN_HASH_SETTING_CONTEXT, params | context_parameter(tenant_id)).first()
+        record = None if found is None else found[0]
+    else:
+        record = session.execute(_BY_TOKEN_HASH, params).scalar_one_or_none()
+    user = _signed_in_user(record)
+    if carries_context and record is not None:
+        if user is None:
+            apply_context(session, session.connection())  # back to the context recorded before the lookup
+        else:
+            context_was_set(session, tenant_id=tenant_id, user_id=record.user_id)
+    if user is not None:
+        user.session_token = token
+    return user
+
+
+def _signed_in_user(record: UserSession | None) -> User | None:
+    """The record's user if the record still signs them in (touching it at most every minute); a record past
+    its lifetime or idle too long is revoked."""
     if record is None or record.revoked_at is not None:
         return None
     now = utcnow()
@@ -62,7 +89,6 @@ def load_session_user(session: Session, token: str) -> User | None:
     if now - record.last_seen_at > TOUCH_EVERY:
         record.last_seen_at = now
     user = record.user
-    user.session_token = token
     user.session_record = record
     return user
 
