@@ -108,6 +108,15 @@ class Membership(TenantOwned, Base):
     def active(self) -> bool:
         return self.disabled_at is None
 
+    # As ``portal.web.ActiveMembership`` has them: what binds a request and what the switcher shows.
+    @property
+    def tenant_name(self) -> str:
+        return self.tenant.name
+
+    @property
+    def supplier_name(self) -> str | None:
+        return self.supplier.name if self.supplier else None
+
 
 class RecoveryCode(Base):
     __tablename__ = "recovery_codes"
