@@ -157,6 +157,10 @@ def test_supplier_of_two_customers_chooses_and_switches(client, session):
     assert switched.status_code == 302
     home = client.get("/")
     assert "Second Distributor" in home.text
+    # The header's switcher offers both customers, each with the supplier account worked for there.
+    for tenant in ("First Distributor", "Second Distributor"):
+        assert f"{tenant} — as Shared Supplier</option>" in home.text
+    assert "Supplier administrator · Shared Supplier" in choose.text
     # The supplier-user role in the second tenant has no team page.
     assert client.get("/team").status_code == 403
     client.submit("/context", {"membership_id": person.membership.id}, page="/choose")
