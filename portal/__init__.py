@@ -147,6 +147,35 @@ def _template_helpers(app: Flask) -> None:
             html = main_navs[key] = Markup(rendered)  # noqa: S704 (escaped by the template)
         return html
 
+    constant_urls: dict[tuple[Any, ...], str] = {}
+
+    @app.template_global()
+    def constant_url(endpoint: str, **values: Any) -> str:
+        """``url_for`` for a link that is the same on every page (the layout's: stylesheet, script, account,
+        sign-out...), made once per script root. Only for constant arguments written in a template, never for
+        values from a request (each new one would stay here). The layout's seven links took about 0.1 ms."""
+        from flask import url_for
+
+        key = (request.script_root, endpoint, *sorted(values.items()))
+        url = constant_urls.get(key)
+        if url is None:
+            url = constant_urls[key] = url_for(endpoint, **values)
+        return url
+
+    @app.template_global()
+    def choice_url(endpoint: str, key: str, **values: Any) -> Any:
+        """A link maker for a set of choices (an inbox's tabs): ``url_for`` runs once, each choice fills in its
+        own value of the query argument ``key`` (first, quoted as werkzeug quotes a query)."""
+        from urllib.parse import quote_plus
+
+        from flask import url_for
+
+        marker = "choice987654321"
+        arguments = {key: marker, **{name: value for name, value in values.items() if name != key}}
+        head, _, tail = url_for(endpoint, **arguments).partition(f"{key}={marker}")
+        safe = "!$'()*,/:;?@"  # werkzeug's (the WHATWG's percent-encoding set)
+        return lambda value: f"{head}{key}={quote_plus(str(value), safe=safe)}{tail}"
+
     @app.template_global()
     def row_url(endpoint: str, key: str, **values: Any) -> Any:
         """A link maker for a list: ``url_for`` runs once, each row only fills in its integer id.

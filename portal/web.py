@@ -82,6 +82,7 @@ _UNREAD_NOTIFICATIONS = (
     .scalar_subquery()
 )
 
+
 @dataclass(frozen=True, slots=True)
 class ActiveMembership:
     """A membership the signed-in person can work in, with the names the header's switcher and the chooser show.

@@ -467,6 +467,29 @@ def test_row_url_builds_each_row_link_as_url_for_would(app):
         assert as_query == str(escape(url_for("orders.inbox", tab="all", page=3)))
 
 
+def test_choice_and_constant_links_are_what_url_for_makes(app):
+    from flask import render_template_string, url_for
+    from markupsafe import escape
+
+    from portal.orders.queries import TAB_LABELS
+
+    args = {"q": "PO 12&3/ä", "sort": "-due", "warehouse": "4"}
+    with app.test_request_context("/"):
+        tabs = render_template_string(
+            "{% set tab_url = choice_url('orders.inbox', 'tab', **args) %}"
+            "{% for key in keys %}{{ tab_url(key) }} {% endfor %}",
+            args=args,
+            keys=[*TAB_LABELS, "a b&c"],
+        )
+        assert tabs.split() == [str(escape(url_for("orders.inbox", tab=key, **args))) for key in [*TAB_LABELS, "a b&c"]]
+    for root in ("", "/portal"):
+        with app.test_request_context("/", base_url=f"http://localhost{root}"):
+            made = render_template_string("{{ constant_url('static', filename='app.css') }} "
+                                          "{{ constant_url('auth.logout') }}")  # fmt: skip
+            assert made.split() == [url_for("static", filename="app.css"), url_for("auth.logout")]
+            assert made.startswith(f"{root}/static/")
+
+
 def test_amounts_show_thousands_separators_and_two_decimals(app):
     from flask import render_template_string
 
