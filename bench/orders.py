@@ -5,7 +5,8 @@ with 4 sync workers: the supplier inbox (50 rows), the order page (20 lines), th
 confirmation POST (accept-all, a different awaiting order each time), and a
 minimal Flask + SQLAlchemy + Jinja page running the inbox's query. Prints req/s,
 p95 and the targets: inbox >= 0.7x the minimal page, inbox p95 <= 60 ms,
-confirmation p95 <= 100 ms.
+confirmation p95 <= 100 ms; and, for the pages, the CPU each request cost the
+web server's workers and PostgreSQL (from /proc), which tells where time goes.
 
 Usage: .venv/bin/python bench/orders.py [--rebuild] [--seconds 10] [--rounds 3]
 """
@@ -82,6 +83,33 @@ def awaiting_orders(db: str, supplier_id: int, skip: int) -> list[int]:
     return list(ids)
 
 
+def cpu_seconds(pattern: str) -> float:
+    """CPU time (user + system) used so far by the processes whose command line matches ``pattern``."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if re.search(pattern, command):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measured(url: str, seconds: int, cookie: str | None, database: str) -> dict[str, float]:
+    """``wrk`` on ``url``, with the CPU that each request cost the web server's workers and PostgreSQL."""
+    server, backends = r"gunicorn", rf"postgres: .*portal_app {database} "
+    before = cpu_seconds(server), cpu_seconds(backends)
+    result = wrk(url, seconds, cookie)
+    requests = result["rps"] * seconds
+    result["server_ms"] = (cpu_seconds(server) - before[0]) * 1000 / requests
+    result["database_ms"] = (cpu_seconds(backends) - before[1]) * 1000 / requests
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rebuild", action="store_true")
@@ -95,7 +123,7 @@ def main() -> None:
     db = info["database"]
     # Every confirmation POST uses up an awaiting order (earlier runs used some): with too few left, wrk would
     # come back to confirmed ones and count their refusals as errors.
-    needed = args.rounds * args.post_seconds * 120
+    needed = args.rounds * (args.post_seconds * 180 + 64)  # up to 180 confirmations/s
     if len(awaiting_orders(db, info["supplier_id"], info["big_order_id"])) < needed:
         print(f"fewer than {needed} awaiting orders left: rebuilding the data set", flush=True)
         subprocess.run([sys.executable, str(ROOT / "bench" / "orders_data.py")], check=True)
@@ -135,7 +163,7 @@ def main() -> None:
         used = 0
         for _ in range(args.rounds):
             for name, (url, c) in gets.items():
-                runs[name].append(wrk(url, args.seconds, c))
+                runs[name].append(measured(url, args.seconds, c, db))
             os.environ.update(BENCH_ORDER_IDS=",".join(map(str, ids)), BENCH_CSRF=token, BENCH_START=str(used))
             result = wrk_post(base, cookie, args.post_seconds)
             used += int(result["requests"]) + 64
@@ -152,6 +180,12 @@ def main() -> None:
     for name, results in runs.items():
         med[name] = (statistics.median(r["rps"] for r in results), statistics.median(r["p95_ms"] for r in results))
         print(f"  {name:<30} {med[name][0]:8.0f} req/s   p95 {med[name][1]:7.1f} ms")
+    print("  CPU per request (medians): web server workers + PostgreSQL")
+    for name, results in runs.items():
+        if "server_ms" in results[0]:
+            server = statistics.median(r["server_ms"] for r in results)
+            database = statistics.median(r["database_ms"] for r in results)
+            print(f"  {name:<30} {server:5.2f} + {database:5.2f} ms")
     ratio = med["supplier inbox (50 rows)"][0] / med["minimal page, inbox query"][0]
     print(f"  inbox / minimal page            {ratio:.2f}  (target >= 0.7)")
     print(f"  inbox p95                       {med['supplier inbox (50 rows)'][1]:.1f} ms (target <= 60)")
