@@ -647,6 +647,51 @@ def test_the_inbox_sorts_by_due_date_either_way(session):
     assert ids("-due") == [undated.id, *(o.id for o in reversed(dated))]
 
 
+def test_a_buyers_tabs_of_several_states_list_by_date_as_one_sorted_list(session, monkeypatch):
+    """A buyer's late, shipped and closed tabs sorted by a date are merged from each state's orders in order:
+    every page is the tab's orders in the sort's order (orders without a due date last, or first latest first;
+    ties by id), with no order of another state or tenant, and the next page goes on where one ended."""
+    from portal.orders import queries
+    from portal.web import PortalContext
+
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    today = date.today()
+    states = [OrderState.CLOSED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.SHIPPED,
+              OrderState.RECEIVED, OrderState.CONFIRMED, OrderState.AWAITING_RESPONSE]  # fmt: skip
+    orders = []
+    for n in range(42):
+        order = make_order(session, tenant, supplier, order_date=today - timedelta(days=(n * 7) % 11))
+        order.state = states[n % len(states)]
+        order.due_date = None if n % 9 == 0 else today + timedelta(days=(n * 5) % 13 - 6)
+        orders.append(order)
+    foreign = make_order(session, make_tenant(session), supplier)
+    foreign.state = OrderState.CLOSED
+    session.flush()  # under the other tenant's context, which make_order set
+    set_context(session, tenant_id=tenant.id)
+    buyer = PortalContext(membership_id=0, tenant_id=tenant.id, tenant_name=tenant.name, role=Role.BUYER,
+                          supplier_id=None, supplier_name=None)  # fmt: skip
+    far = date.max
+
+    expected_order = {
+        "due": lambda o: (o.due_date or far, o.id),
+        "-due": lambda o: (-(o.due_date or far).toordinal(), -o.id),
+        "-date": lambda o: (-o.order_date.toordinal(), -o.id),
+    }
+    monkeypatch.setattr(queries, "PAGE_SIZE", 4)
+    for tab in ("late", "shipped", "closed"):
+        in_tab = [o for o in orders if o.state in queries.TAB_STATES[tab]]
+        if tab == "late":
+            in_tab = [o for o in in_tab if o.due_date is not None and o.due_date < today]
+        assert len(in_tab) > 4  # more than a page
+        for sort, key in expected_order.items():
+            listed = []
+            for number in range(1, 4):
+                page = queries.inbox(session, buyer, queries.InboxFilters(tab=tab, sort=sort, page=number), today)
+                listed += [row.id for row in page.rows]
+            assert listed == [o.id for o in sorted(in_tab, key=key)][:12], (tab, sort)
+
+
 def test_only_a_suppliers_unfiltered_tab_counts_may_keep_a_generic_plan():
     """One supplier's unfiltered counts have one plan whatever its size; the page, and the counts of a search, a
     filter or a buyer's whole tenant, are planned for each run (how many orders match decides the plan)."""

@@ -165,10 +165,12 @@ class PurchaseOrder(TenantOwned, Base):
         # Scorecards: one supplier's orders placed in a period (acknowledgements).
         Index("ix_purchase_orders_tenant_supplier_ordered", "tenant_id", "supplier_id", "order_date"),
         # A buyer's inbox (every supplier's orders): each sort read in index order (backwards for the latest
-        # or largest first), the one-state tabs and the tab counts by state.
+        # or largest first), the one-state tabs and the tab counts by state; the tabs of several states sorted
+        # by due date or order date, each state read in order and merged (``queries.MERGED_SORTS``).
         Index("ix_purchase_orders_tenant_due", "tenant_id", "due_date", "id"),
         Index("ix_purchase_orders_tenant_state_due", "tenant_id", "state", "due_date", "id"),
         Index("ix_purchase_orders_tenant_ordered", "tenant_id", "order_date", "id"),
+        Index("ix_purchase_orders_tenant_state_ordered", "tenant_id", "state", "order_date", "id"),
         Index("ix_purchase_orders_tenant_value", "tenant_id", "total_value", "id"),
     )
 
