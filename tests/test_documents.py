@@ -311,3 +311,36 @@ def test_dashboard_and_audit_export(compliance_world):
     assert "document.uploaded" in events and "document.approved" in events
     assert archive.read("verification.txt").decode().startswith(f"audit chain tenant:{tenant.id}: ok")
     assert officer.get("/documents/export?from=not-a-date").status_code == 400
+
+
+def test_the_review_queue_filters_by_a_supplier_search_or_a_linked_supplier(app, session):
+    """The queue finds suppliers by any part of their code or name (no list of every supplier of the tenant); a
+    link to one supplier's documents names it, with a way back to all. Another tenant's supplier finds nothing."""
+    tenant = make_tenant(session)
+    acme, bolt = make_supplier(session, tenant, "Acme Fasteners"), make_supplier(session, tenant, "Bolt Works")
+    foreign = make_supplier(session, make_tenant(session), "Acme Abroad")
+    set_context(session, tenant_id=tenant.id)
+    kind = DocumentType(tenant_id=tenant.id, code="ISO", name="ISO 9001")
+    session.add(kind)
+    session.flush()
+    for supplier in (acme, bolt):
+        stored = {"original_name": "c.pdf", "size": 1, "content_type": "application/pdf", "sha256": "0" * 64}
+        title, key = f"Certificate of {supplier.name}", f"key-{supplier.id}"
+        session.add(Document(tenant_id=tenant.id, supplier_id=supplier.id, document_type_id=kind.id, title=title,
+                             storage_key=key, **stored))  # fmt: skip
+    session.flush()
+    officer = make_member(session, tenant, Role.COMPLIANCE_OFFICER)
+    client = PortalClient(app.test_client())
+    client.sign_in(officer.email, PASSWORD, officer.secret)
+
+    searched = client.get("/documents/review?status=all&supplier_q=FASTEN").text
+    assert "Certificate of Acme Fasteners" in searched and "Bolt Works" not in searched
+    assert 'name="supplier_q" value="FASTEN"' in searched
+    linked = client.get(f"/documents/review?status=all&supplier={bolt.id}").text
+    assert "Supplier: Bolt Works" in linked and "Certificate of Bolt Works" in linked
+    assert "Acme Fasteners" not in linked
+    assert 'href="/documents/review?status=all" aria-label="Show every supplier"' in linked
+    every = client.get("/documents/review?status=all").text
+    assert "Certificate of Acme Fasteners" in every and "Certificate of Bolt Works" in every
+    elsewhere = client.get(f"/documents/review?status=all&supplier={foreign.id}").text
+    assert "Acme Abroad" not in elsewhere and "Certificate of" not in elsewhere

@@ -382,6 +382,12 @@ def test_exceptions_are_ranked_by_value_at_risk(app, session):
     assert late.number in client.get("/orders/exceptions?kind=partially_received").text
     assert old.number in client.get("/orders/exceptions?kind=unconfirmed").text
     assert risky.number not in client.get("/orders/exceptions?kind=late").text
+    # The supplier filter: a search by code or part of the name, or a link to one supplier (named, with a way back).
+    assert risky.number in client.get(f"/orders/exceptions?supplier_q={supplier.code.lower()}").text
+    assert risky.number not in client.get("/orders/exceptions?supplier_q=no-such-supplier").text
+    linked = client.get(f"/orders/exceptions?kind=late&supplier={supplier.id}").text
+    assert f"Supplier: {supplier.name}" in linked and late.number in linked
+    assert 'href="/orders/exceptions?kind=late" aria-label="Show every supplier"' in linked
 
 
 def test_admin_sets_tolerances_and_a_supplier_override_changes_routing(app, session):

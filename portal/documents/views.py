@@ -24,6 +24,7 @@ from portal.documents.models import Document, DocumentStatus, DocumentType, Requ
 from portal.documents.storage import LocalStorage
 from portal.documents.validation import UploadRejected
 from portal.suppliers.models import Supplier
+from portal.suppliers.services import supplier_filter, supplier_name
 from portal.tenancy.models import Warehouse
 from portal.web import db_session
 
@@ -208,8 +209,11 @@ def queue() -> str:
         stmt = stmt.where(Document.status == status)
     if (type_id := request.args.get("type", "")).isdigit():
         stmt = stmt.where(Document.document_type_id == int(type_id))
-    if (supplier_id := request.args.get("supplier", "")).isdigit():
-        stmt = stmt.where(Document.supplier_id == int(supplier_id))
+    supplier_id = int(raw) if (raw := request.args.get("supplier", "")).isdigit() else None
+    search = (request.args.get("supplier_q") or "").strip()[:64]
+    stmt = stmt.where(
+        *supplier_filter(Document.supplier_id, tenant_id=context.tenant_id, supplier_id=supplier_id, search=search)
+    )
     if (days := request.args.get("expiring", "")).isdigit():
         stmt = stmt.where(Document.expiry_date <= date.today() + timedelta(days=int(days)))
     page = max(1, request.args.get("page", 1, type=int) or 1)
@@ -219,15 +223,15 @@ def queue() -> str:
     rows = db_sess.execute(planned_per_run(listed)).all()  # filters decide how many match, and so the plan
     has_next = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    suppliers = db_sess.execute(
-        select(Supplier.id, Supplier.name).where(Supplier.tenant_id == context.tenant_id).order_by(Supplier.name)
-    ).all()
     return render_template(
         "documents/queue.html",
         rows=rows,
         status=status,
         types=_types(),
-        suppliers=suppliers,
+        supplier_id=supplier_id,
+        supplier_search=search,
+        chosen_supplier=supplier_name(db_sess, context.tenant_id, supplier_id),
+        every_supplier_args={k: v for k, v in request.args.items() if k not in ("page", "supplier")},
         statuses=list(DocumentStatus),
         args=request.args,
         page=page,

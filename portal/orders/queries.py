@@ -40,7 +40,7 @@ from portal.orders.models import (
     ShipNoticeLine,
 )
 from portal.suppliers.models import Supplier
-from portal.suppliers.services import matching
+from portal.suppliers.services import supplier_filter
 from portal.tenancy.models import Warehouse
 from portal.web import PortalContext
 
@@ -133,11 +133,9 @@ def _filter_conditions(filters: InboxFilters, context: PortalContext) -> list[Co
         conditions.append(PurchaseOrder.warehouse_id == filters.warehouse_id)
     if filters.buyer_id:
         conditions.append(PurchaseOrder.buyer_id == filters.buyer_id)
-    if filters.supplier_id and context.supplier_id is None:
-        conditions.append(PurchaseOrder.supplier_id == filters.supplier_id)
-    if filters.supplier_q and context.supplier_id is None:
-        named = select(Supplier.id).where(Supplier.tenant_id == context.tenant_id, matching(filters.supplier_q))
-        conditions.append(PurchaseOrder.supplier_id.in_(named))
+    if context.supplier_id is None:  # a supplier's people see their own orders only
+        conditions += supplier_filter(PurchaseOrder.supplier_id, tenant_id=context.tenant_id,
+                                      supplier_id=filters.supplier_id, search=filters.supplier_q)  # fmt: skip
     if filters.due_from:
         conditions.append(PurchaseOrder.due_date >= filters.due_from)
     if filters.due_to:
@@ -431,6 +429,7 @@ EXCEPTION_KINDS = {
 class ExceptionFilters:
     kind: str = ""
     supplier_id: int | None = None
+    supplier_q: str = ""
     company_id: int | None = None
     warehouse_id: int | None = None
 
@@ -504,8 +503,8 @@ def exceptions(
         .order_by(value_at_risk.desc(), line.id)
         .limit(200)
     )
-    if filters.supplier_id:
-        stmt = stmt.where(line.supplier_id == filters.supplier_id)
+    stmt = stmt.where(*supplier_filter(line.supplier_id, tenant_id=context.tenant_id, supplier_id=filters.supplier_id,
+                                       search=filters.supplier_q))  # fmt: skip
     if filters.warehouse_id:
         stmt = stmt.where(PurchaseOrder.warehouse_id == filters.warehouse_id)
     if filters.company_id:

@@ -52,6 +52,7 @@ from portal.orders.models import (
 )
 from portal.outbox import emit
 from portal.suppliers.models import Supplier
+from portal.suppliers.services import supplier_name
 from portal.tenancy.models import Company, Tenant, Warehouse
 from portal.web import db_session, secret_key
 
@@ -124,11 +125,7 @@ def inbox() -> str:
     warehouses = read_columns(db_sess, _WAREHOUSES, {"tenant_id": context.tenant_id}).all()
     # A buyer filters by supplier with a search field (a tenant may have thousands of suppliers: a list of
     # 5,000 options made the page 130 ms); a link to one supplier's orders shows its name.
-    chosen_supplier = None
-    if filters.supplier_id and not context.is_supplier:
-        chosen_supplier = db_sess.execute(
-            select(Supplier.name).where(Supplier.tenant_id == context.tenant_id, Supplier.id == filters.supplier_id)
-        ).scalar_one_or_none()
+    chosen_supplier = None if context.is_supplier else supplier_name(db_sess, context.tenant_id, filters.supplier_id)
     return render_template(
         "orders/inbox.html",
         page=page,
@@ -137,8 +134,13 @@ def inbox() -> str:
         warehouses=warehouses,
         chosen_supplier=chosen_supplier,
         args={k: v for k, v in request.args.items() if k not in ("tab", "page")},
-        every_supplier_args={k: v for k, v in request.args.items() if k not in ("tab", "page", "supplier")},
+        every_supplier_args=_every_supplier_args(),
     )
+
+
+def _every_supplier_args() -> dict[str, str]:
+    """The list's query arguments without its supplier and page (the link back to every supplier's rows)."""
+    return {k: v for k, v in request.args.items() if k not in ("page", "supplier")}
 
 
 def _render_order(order: PurchaseOrder, *, errors: dict[int, list[str]] | None = None, preview=None, status=200):
@@ -598,6 +600,7 @@ def exceptions() -> str:
     filters = queries.ExceptionFilters(
         kind=request.args.get("kind", "") if request.args.get("kind") in queries.EXCEPTION_KINDS else "",
         supplier_id=_int_arg("supplier"),
+        supplier_q=(request.args.get("supplier_q") or "").strip()[:64],
         company_id=_int_arg("company"),
         warehouse_id=_int_arg("warehouse"),
     )
@@ -608,7 +611,7 @@ def exceptions() -> str:
         name: db_sess.execute(
             select(model.id, model.name).where(model.tenant_id == context.tenant_id).order_by(model.name)
         ).all()
-        for name, model in (("suppliers", Supplier), ("companies", Company), ("warehouses", Warehouse))
+        for name, model in (("companies", Company), ("warehouses", Warehouse))
     }
     return render_template(
         "orders/exceptions.html",
@@ -616,6 +619,8 @@ def exceptions() -> str:
         filters=filters,
         kinds=queries.EXCEPTION_KINDS,
         days=tenant.unconfirmed_after_days,
+        chosen_supplier=supplier_name(db_sess, context.tenant_id, filters.supplier_id),
+        every_supplier_args=_every_supplier_args(),
         **choices,
     )
 

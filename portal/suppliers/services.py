@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -13,6 +15,27 @@ def matching(search: str) -> ColumnElement[bool]:
     """Suppliers whose name or code contains ``search``, whatever its case; ``%`` and ``_`` are characters, not
     wildcards (the supplier list's search and a buyer's supplier filter in the order inbox)."""
     return or_(Supplier.name.icontains(search, autoescape=True), Supplier.code.icontains(search, autoescape=True))
+
+
+def supplier_filter(column: Any, *, tenant_id: int, supplier_id: int | None, search: str) -> list[ColumnElement[bool]]:
+    """The conditions a list's supplier filter puts on its ``column`` of supplier ids: one supplier (a link's
+    id), or every supplier whose code or name contains ``search`` (see :func:`matching`). A list filters by
+    search rather than offering every supplier of the tenant as a choice: a tenant may have thousands, and
+    a page with 1,000 options in a list cost more than all its rows."""
+    conditions: list[ColumnElement[bool]] = []
+    if supplier_id:
+        conditions.append(column == supplier_id)
+    if search:
+        conditions.append(column.in_(select(Supplier.id).where(Supplier.tenant_id == tenant_id, matching(search))))
+    return conditions
+
+
+def supplier_name(session: Session, tenant_id: int, supplier_id: int | None) -> str | None:
+    """The name of the tenant's supplier ``supplier_id`` (None for no id, or another tenant's)."""
+    if not supplier_id:
+        return None
+    found = select(Supplier.name).where(Supplier.tenant_id == tenant_id, Supplier.id == supplier_id)
+    return session.execute(found).scalar_one_or_none()
 
 
 def create_supplier(
