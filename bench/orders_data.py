@@ -104,6 +104,13 @@ STEPS = [
     """,
     ),
     (
+        "the lines' earliest and latest promised dates (one delivery each), as the portal keeps them",
+        """
+        UPDATE purchase_order_lines l SET promised_from = s.promised_date, promised_to = s.promised_date
+        FROM delivery_schedules s WHERE s.line_id = l.id AND s.active;
+    """,
+    ),
+    (
         "receipts (received lines: one arrival each, from 4 days early to 6 days late; every 7th line short)",
         """
         INSERT INTO receipts (tenant_id, line_id, quantity, received_on, source, created_at)

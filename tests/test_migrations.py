@@ -86,3 +86,64 @@ def test_snapshot_documents_become_columns_on_sqlite(tmp_path):
 def test_snapshot_documents_become_columns_on_postgresql(scratch_pg_database):
     # The owner is subject to the forced row-level security too: work inside the tenant.
     _snapshot_documents_become_columns(scratch_pg_database, ["SELECT set_config('app.tenant_id', '1', false)"])
+
+
+def _lines_get_their_promise_dates(url: str, owner_setup: list[str]) -> None:
+    """Lines answered before 0014 get the earliest and latest dates of their active deliveries (an inactive,
+    replaced delivery does not count); unanswered lines none."""
+    from sqlalchemy import create_engine, text
+
+    config = alembic_config(url)
+    command.upgrade(config, "0013")
+    engine = create_engine(url)
+    rows = [
+        "INSERT INTO tenants (id, name, slug, mfa_policy, unconfirmed_after_days, ship_notice_lead_days, created_at) "
+        "VALUES (1, 'T', 't', 'required_for_all', 3, 2, '2026-01-01')",
+        "INSERT INTO suppliers (id, tenant_id, code, name, category, status, gating_override_reason, created_at) "
+        "VALUES (5, 1, 'S', 'S', '', 'active', '', '2026-01-01')",
+        "INSERT INTO companies (id, tenant_id, code, name, created_at) VALUES (2, 1, 'C', 'C', '2026-01-01')",
+        "INSERT INTO warehouses (id, tenant_id, company_id, code, name, city, created_at) "
+        "VALUES (3, 1, 2, 'W', 'W', '', '2026-01-01')",
+        "INSERT INTO purchase_orders (id, tenant_id, company_id, warehouse_id, supplier_id, number, currency, "
+        "order_date, state, version, total_value, created_at, updated_at) "
+        "VALUES (7, 1, 2, 3, 5, 'PO-7', 'EUR', '2026-01-02', 'confirmed', 1, 0, '2026-01-02', '2026-01-02')",
+        *(
+            "INSERT INTO purchase_order_lines (id, tenant_id, order_id, supplier_id, position, product_code, "
+            "product_name, quantity, unit, unit_price, requested_date, received_quantity, shipped_quantity, state) "
+            f"VALUES ({line}, 1, 7, 5, {line}, 'P', 'P', 10, 'pc', 1, '2026-02-01', 0, 0, '{state}')"
+            for line, state in ((11, "confirmed"), (12, "awaiting_response"))
+        ),
+        *(
+            "INSERT INTO delivery_schedules (tenant_id, line_id, supplier_id, position, quantity, promised_date, "
+            f"first_promised_date, active) VALUES (1, 11, 5, {position}, 5, '{day}', '{day}', {active})"
+            for position, day, active in (
+                (1, "2026-01-20", "false"),
+                (2, "2026-02-05", "true"),
+                (3, "2026-03-09", "true"),
+            )
+        ),
+    ]
+    with engine.begin() as conn:
+        for statement in [*owner_setup, *rows]:
+            conn.execute(text(statement))
+    command.upgrade(config, "head")
+    with engine.begin() as conn:
+        for statement in owner_setup:
+            conn.execute(text(statement))
+        found = conn.execute(text("SELECT id, promised_from, promised_to FROM purchase_order_lines ORDER BY id")).all()
+    assert [
+        (line, str(start)[:10] if start else None, str(end)[:10] if end else None) for line, start, end in found
+    ] == [
+        (11, "2026-02-05", "2026-03-09"),
+        (12, None, None),
+    ]
+    command.downgrade(config, "0013")
+    engine.dispose()
+
+
+def test_lines_get_their_promise_dates_on_sqlite(tmp_path):
+    _lines_get_their_promise_dates(f"sqlite:///{tmp_path / 'lines.sqlite3'}", [])
+
+
+def test_lines_get_their_promise_dates_on_postgresql(scratch_pg_database):
+    _lines_get_their_promise_dates(scratch_pg_database, ["SELECT set_config('app.tenant_id', '1', false)"])

@@ -150,6 +150,15 @@ def test_order_invariants_hold_under_any_sequence(session):
                     assert line.shipped_quantity <= committed or line.state == LineState.REJECTED
 
         @invariant()
+        def lines_keep_the_dates_of_their_active_deliveries(self) -> None:
+            # What the exceptions list reads instead of the deliveries themselves.
+            if not hasattr(self, "order"):
+                return
+            for line in self.lines:
+                dates = [schedule.promised_date for schedule in svc.active_schedules(session, line)]
+                assert (line.promised_from, line.promised_to) == ((min(dates), max(dates)) if dates else (None, None))
+
+        @invariant()
         def final_lines_never_change(self) -> None:
             if not hasattr(self, "order"):
                 return

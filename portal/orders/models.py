@@ -69,6 +69,16 @@ class LineState(enum.StrEnum):
 
 
 FINAL_LINE_STATES = frozenset({LineState.CLOSED, LineState.CANCELLED})
+# Lines still waiting for goods (an answer given, not all received): the exceptions' late and at-risk lines.
+DELIVERING_LINE_STATES = (
+    LineState.CONFIRMED,
+    LineState.PARTIALLY_SHIPPED,
+    LineState.SHIPPED,
+    LineState.PARTIALLY_RECEIVED,
+    LineState.CHANGES_PENDING,
+)
+# Every line the buyers' exceptions list may show: those above and the unanswered ones (a partial index).
+EXCEPTION_LINE_STATES = (*DELIVERING_LINE_STATES, LineState.AWAITING_RESPONSE)
 
 
 class OrderState(enum.StrEnum):
@@ -198,11 +208,22 @@ class PurchaseOrder(TenantOwned, Base):
     )
 
 
+_OPEN_LINES = "state IN ({})".format(", ".join(f"'{state.value}'" for state in EXCEPTION_LINE_STATES))
+
+
 class PurchaseOrderLine(TenantOwned, Base):
     __tablename__ = "purchase_order_lines"
     __table_args__ = (
         UniqueConstraint("order_id", "position"),
         Index("ix_purchase_order_lines_tenant_supplier_product", "tenant_id", "supplier_id", "product_code"),
+        # The exceptions list reads the lines still open (about a tenth of them), never the delivered history.
+        Index(
+            "ix_purchase_order_lines_tenant_open",
+            "tenant_id",
+            "id",
+            postgresql_where=text(_OPEN_LINES),
+            sqlite_where=text(_OPEN_LINES),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
@@ -221,6 +242,11 @@ class PurchaseOrderLine(TenantOwned, Base):
     shipped_quantity: Mapped[Decimal] = mapped_column(Quantity, default=Decimal("0"))
     state: Mapped[LineState] = mapped_column(str_enum(LineState), default=LineState.AWAITING_RESPONSE)
     erp_ref: Mapped[str | None] = mapped_column(String(80))
+    # The earliest and latest promised dates of the line's active deliveries (None before an answer), kept by
+    # ``services.commit_lines`` with the deliveries: the exceptions list tells late and at-risk lines from them
+    # without looking up each open line's deliveries (1.2 s over a million lines).
+    promised_from: Mapped[date | None] = mapped_column(Date)
+    promised_to: Mapped[date | None] = mapped_column(Date)
 
     order: Mapped[PurchaseOrder] = relationship(back_populates="lines", lazy="raise")
     schedules: Mapped[list[DeliverySchedule]] = relationship(

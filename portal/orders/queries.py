@@ -445,31 +445,13 @@ def exceptions(
     """
     from datetime import timedelta
 
-    from portal.orders.models import LineState
+    from portal.orders.models import DELIVERING_LINE_STATES, EXCEPTION_LINE_STATES, LineState
 
     line = PurchaseOrderLine
-    open_states = (
-        LineState.CONFIRMED,
-        LineState.PARTIALLY_SHIPPED,
-        LineState.SHIPPED,
-        LineState.PARTIALLY_RECEIVED,
-        LineState.CHANGES_PENDING,
-    )
-    promises = select(DeliverySchedule.id).where(
-        DeliverySchedule.line_id == line.id,
-        DeliverySchedule.active.is_(True),
-        DeliverySchedule.tenant_id == context.tenant_id,
-    )
-    late = and_(
-        line.state.in_(open_states),
-        line.received_quantity < line.quantity,
-        promises.where(DeliverySchedule.promised_date < today).exists(),
-    )
-    at_risk = and_(
-        line.state.in_(open_states),
-        line.received_quantity < line.quantity,
-        promises.where(DeliverySchedule.promised_date > line.requested_date).exists(),
-    )
+    # The promises' earliest and latest dates are kept on the line (``promised_from``/``promised_to``).
+    delivering = and_(line.state.in_(DELIVERING_LINE_STATES), line.received_quantity < line.quantity)
+    late = and_(delivering, line.promised_from < today)
+    at_risk = and_(delivering, line.promised_to > line.requested_date)
     partial = line.state == LineState.PARTIALLY_RECEIVED
     unconfirmed = and_(
         line.state == LineState.AWAITING_RESPONSE,
@@ -498,7 +480,8 @@ def exceptions(
         .join(PurchaseOrder, PurchaseOrder.id == line.order_id)
         .join(Supplier, Supplier.id == line.supplier_id)
         .join(Warehouse, Warehouse.id == PurchaseOrder.warehouse_id)
-        .where(line.tenant_id == context.tenant_id)
+        # The open lines only (a partial index of them; the kinds below imply it, PostgreSQL needs it said).
+        .where(line.tenant_id == context.tenant_id, line.state.in_(EXCEPTION_LINE_STATES))
         .where(kinds[filters.kind] if filters.kind in kinds else or_(*kinds.values()))
         .order_by(value_at_risk.desc(), line.id)
         .limit(200)

@@ -331,6 +331,8 @@ def commit_lines(
                 )
             )
         session.add_all(new)
+        dates = [delivery.date for delivery in deliveries]
+        line.promised_from, line.promised_to = (min(dates), max(dates)) if dates else (None, None)
         if line.state in (LineState.AWAITING_RESPONSE, LineState.CHANGES_PENDING):
             line.state = LineState.CONFIRMED
         entry = CommitmentEntry(
