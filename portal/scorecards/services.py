@@ -217,7 +217,11 @@ def _delivery_query(
     if not every_line:
         deliveries = deliveries.where(schedule.line_id.in_(in_window))
     elif lines is not None:
-        deliveries = deliveries.where(schedule.line_id >= lines[0], schedule.line_id < lines[1])
+        # Said of both tables: the lines' side of the join is then hashed for this part only (it was every line
+        # of the tenant, a million rows and 79 MB, for a part of 300,000). No faster, measured: less memory.
+        deliveries = deliveries.where(
+            schedule.line_id >= lines[0], schedule.line_id < lines[1], line.id >= lines[0], line.id < lines[1]
+        )
     if supplier_id is not None:
         deliveries = deliveries.where(schedule.supplier_id == supplier_id)
     if company_id is not None:
