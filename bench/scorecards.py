@@ -194,6 +194,8 @@ def pages_and_pdf(app, database, results) -> None:  # type: ignore[no-untyped-de
     for label, url, target in (
         ("one supplier's scorecard page (25,000 lines), current month", "/scorecards/1", 0.050),
         ("buyers' ranking from snapshots (5,000 suppliers), last month", "/scorecards?at=2026-10-15", 0.100),
+        # What a buyer opens: the last closed month of the real today (the same month while TODAY is today).
+        ("buyers' ranking as opened (the last closed month)", "/scorecards", 0.100),
     ):
         assert client.get(url).status_code == 200, url  # warm
         for _ in range(10):  # warm: caches, the compiled statements

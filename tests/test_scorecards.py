@@ -312,6 +312,35 @@ def test_supplier_and_buyer_pages(app, session):
     assert "Version 1: First published definitions." in definitions_page
 
 
+def test_the_ranking_opens_on_the_last_closed_period_with_this_one_a_link_away(app, session):
+    """Buyers compare suppliers over whole periods: the ranking opens on the last closed month (or quarter),
+    links to this one so far, and from there back; its CSV follows the same period."""
+    from datetime import timedelta
+
+    from portal.auth.permissions import Role
+    from tests.factories import PASSWORD, make_member, make_tenant
+    from tests.helpers import PortalClient
+
+    tenant = make_tenant(session)
+    buyer = make_member(session, tenant, Role.BUYER)
+    client = PortalClient(app.test_client())
+    client.sign_in(buyer.email, PASSWORD, buyer.secret)
+    today = date.today()
+    this_month = month_window(today)
+    last_month = month_window(this_month.start - timedelta(days=1))
+
+    opened = client.get("/scorecards").text
+    assert f"<small>{last_month.label}</small>" in opened and "A closed month." in opened
+    so_far = f"/scorecards?period=month&amp;at={today.isoformat()}&amp;sort=score"
+    assert f'href="{so_far}">This month so far</a>' in opened
+    assert f"scorecards-{last_month.start}.csv" in client.get("/scorecards.csv").headers["Content-Disposition"]
+    live = client.get(so_far.replace("&amp;", "&")).text
+    assert f"<small>{this_month.label} (so far)</small>" in live
+    assert 'href="/scorecards?period=month&amp;sort=score">The last closed month</a>' in live
+    quarter = client.get("/scorecards?period=quarter").text
+    assert quarter_window(quarter_window(today).start - timedelta(days=1)).label in quarter
+
+
 def test_snapshots_rebuild_identical_figures_and_feed_ranking_and_trend(session):
     from portal.scorecards.models import ScorecardSnapshot
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +47,24 @@ def _kind() -> str:
     return "quarter" if request.args.get("period") == "quarter" else "month"
 
 
-def _window() -> services.Window:
+def _window(at: str | None = None) -> services.Window:
+    """The period containing ``at`` (by default the day asked for in the query, else today)."""
+    at = request.args.get("at", "") if at is None else at
     try:
-        at = date.fromisoformat(request.args["at"]) if request.args.get("at") else date.today()
+        day = date.fromisoformat(at) if at else date.today()
     except ValueError:
         abort(404)
-    return services.tenant_window(db_session(), ctx().tenant_id, _kind(), at)
+    return services.tenant_window(db_session(), ctx().tenant_id, _kind(), day)
+
+
+def _ranking_day() -> str:
+    """The day whose period the ranking shows: the one asked for, else a day of the last closed period. Buyers
+    compare suppliers over whole periods, read from the stored snapshots; computing this period so far for
+    every supplier took 0.8 s over a million lines, and is a link away."""
+    if request.args.get("at"):
+        return request.args["at"]
+    current = services.tenant_window(db_session(), ctx().tenant_id, _kind(), date.today())
+    return (current.start - timedelta(days=1)).isoformat()
 
 
 def _card(supplier: Supplier, evidence_rows: int | None = EVIDENCE_ROWS) -> dict[str, Any]:
@@ -156,18 +168,23 @@ def supplier(supplier_id: int) -> str:
 @requires(Permission.SUPPLIERS_VIEW)
 def ranking() -> str:
     page = max(1, request.args.get("page", 1, type=int) or 1)
-    rows, total, sort, category = _ranking_rows(offset=(page - 1) * RANKING_PAGE, limit=RANKING_PAGE)
+    at = _ranking_day()
+    rows, total, sort, category = _ranking_rows(at, offset=(page - 1) * RANKING_PAGE, limit=RANKING_PAGE)
     pages = max(1, -(-total // RANKING_PAGE))
     if page > pages:  # past the end: the last page
         page = pages
-        rows, total, sort, category = _ranking_rows(offset=(page - 1) * RANKING_PAGE, limit=RANKING_PAGE)
+        rows, total, sort, category = _ranking_rows(at, offset=(page - 1) * RANKING_PAGE, limit=RANKING_PAGE)
+    window, today = _window(at), date.today()
     return render_template(
         "scorecards/ranking.html",
         rows=rows,
         offset=(page - 1) * RANKING_PAGE,
         page=page,
         pages=pages,
-        window=_window(),
+        window=window,
+        # The other view: this period so far (live), or back to the last closed one.
+        current=window.start <= today < window.end,
+        today=today.isoformat(),
         sort=sort,
         sortable=SORTABLE,
         period=_kind(),
@@ -176,7 +193,7 @@ def ranking() -> str:
         companies=_companies(),
         company=request.args.get("company", ""),
         version=VERSION,
-        at=request.args.get("at", ""),
+        at=at,
     )  # fmt: skip
 
 
@@ -202,11 +219,11 @@ def _companies() -> list[Any]:
 
 
 def _ranking_rows(
-    offset: int = 0, limit: int | None = None
+    at: str, offset: int = 0, limit: int | None = None
 ) -> tuple[list[tuple[Supplier, services.Figures]], int, str, str]:
     sort, category, company = ranking_filters(request.args)
     rows, total = services.ranking_page(
-        db_session(), tenant_id=ctx().tenant_id, window=_window(), sort=sort, kind=_kind(), company_id=company,
+        db_session(), tenant_id=ctx().tenant_id, window=_window(at), sort=sort, kind=_kind(), company_id=company,
         category=category, offset=offset, limit=limit,
     )  # fmt: skip
     return rows, total, sort, category
@@ -246,8 +263,9 @@ def _value(value: Any) -> Any:
 @bp.route("/scorecards.csv")
 @requires(Permission.SUPPLIERS_VIEW)
 def ranking_csv() -> Response:
-    rows, _, _, _ = _ranking_rows()
-    window = _window()
+    at = _ranking_day()
+    rows, _, _, _ = _ranking_rows(at)
+    window = _window(at)
     return _csv(f"scorecards-{window.start}.csv", RANKING_HEADER, ranking_lines(rows, window))
 
 
