@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from portal.audit import AuditEvent
 from portal.auth.permissions import Role
 from portal.auth.services import Actor, ServiceError
 from portal.db import set_context
@@ -311,6 +312,16 @@ def test_dashboard_and_audit_export(compliance_world):
     assert "document.uploaded" in events and "document.approved" in events
     assert archive.read("verification.txt").decode().startswith(f"audit chain tenant:{tenant.id}: ok")
     assert officer.get("/documents/export?from=not-a-date").status_code == 400
+    # The form asks for a supplier's code: the same export; an unknown code exports nothing and says so.
+    assert 'name="supplier_code"' in page and "Second Supplier" not in page  # no list of every supplier
+    by_code = officer.get(f"/documents/export?supplier_code={supplier.code}")
+    assert by_code.status_code == 200 and zipfile.ZipFile(io.BytesIO(by_code.data)).read("manifest.sha256")
+    exported = select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "documents.exported")
+    before = session.execute(exported).scalar_one()
+    unknown = officer.get("/documents/export?supplier_code=NO-SUCH-CODE")
+    assert unknown.status_code == 302 and unknown.headers["Location"].endswith("/documents/dashboard")
+    assert "No supplier has the code “NO-SUCH-CODE”" in officer.get("/documents/dashboard").text
+    assert session.execute(exported).scalar_one() == before
 
 
 def test_the_review_queue_filters_by_a_supplier_search_or_a_linked_supplier(app, session):

@@ -388,14 +388,7 @@ def types():
 def dashboard() -> str:
     context = ctx()
     data = services.dashboard(db_session(), tenant_id=context.tenant_id, today=date.today())
-    suppliers = (
-        db_session()
-        .execute(
-            select(Supplier.id, Supplier.name).where(Supplier.tenant_id == context.tenant_id).order_by(Supplier.name)
-        )
-        .all()
-    )
-    return render_template("documents/dashboard.html", d=data, suppliers=suppliers)
+    return render_template("documents/dashboard.html", d=data)
 
 
 @bp.route("/documents/export")
@@ -406,6 +399,14 @@ def export() -> Response:
     supplier = None
     if supplier_id.isdigit():
         supplier = get_scoped_or_404(db_session(), Supplier, int(supplier_id), context)
+    elif code := (request.args.get("supplier_code") or "").strip():
+        # The form asks for a code rather than listing every supplier (a tenant may have thousands).
+        supplier = db_session().execute(
+            select(Supplier).where(Supplier.tenant_id == context.tenant_id, Supplier.code == code)
+        ).scalar_one_or_none()
+        if supplier is None:
+            flash(f"No supplier has the code “{code}”: nothing was exported.", "error")
+            return redirect(url_for("documents.dashboard"))
     dates = {}
     for key in ("from", "to"):
         raw = request.args.get(key, "")

@@ -678,7 +678,7 @@ def compliance_on_days(
 ) -> dict[date, dict[int, float | None]]:
     """Document compliance on each of ``days`` (the last days of periods), reading the documents once."""
     from portal.documents.models import Document, DocumentStatus, DocumentType, Requirement
-    from portal.documents.services import applies_to, footprint
+    from portal.documents.services import applies_to, footprint, scoped_suppliers
 
     requirements = list(
         session.execute(
@@ -689,7 +689,6 @@ def compliance_on_days(
     )
     if not requirements or not days:
         return {}
-    suppliers_query = select(Supplier).where(Supplier.tenant_id == tenant_id)
     documents_query = select(
         Document.supplier_id, Document.document_type_id, Document.created_at, Document.expiry_date
     ).where(
@@ -699,9 +698,8 @@ def compliance_on_days(
         (Document.expiry_date.is_(None)) | (Document.expiry_date >= min(days)),
     )
     if supplier_id is not None:
-        suppliers_query = suppliers_query.where(Supplier.id == supplier_id)
         documents_query = documents_query.where(Document.supplier_id == supplier_id)
-    suppliers = list(session.execute(planned_per_run(suppliers_query)).scalars())
+    suppliers = scoped_suppliers(session, tenant_id, supplier_id)
     held_since: dict[tuple[int, int], list[tuple[date, date | None]]] = {}
     for supplier, document_type, created_at, expiry in session.execute(planned_per_run(documents_query)):
         held_since.setdefault((supplier, document_type), []).append((_as_date(created_at), expiry))
