@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 
 from portal.db import planned_per_run, utcnow
 from portal.orders.models import (
+    EXCEPTION_LINE_STATES,
     AlertKind,
     CommitmentEntry,
-    DeliverySchedule,
     LineAlert,
     LineState,
     PurchaseOrder,
@@ -57,7 +57,6 @@ class DetectionRun:
 def current_conditions(session: Session, *, tenant_id: int, today: date) -> dict[tuple[int, str], dict[str, Any]]:
     tenant = session.execute(select(Tenant).where(Tenant.id == tenant_id)).scalar_one()
     line = PurchaseOrderLine
-    schedule = DeliverySchedule
     found: dict[tuple[int, str], dict[str, Any]] = {}
     at_risk_value = (line.quantity - line.received_quantity) * line.unit_price
 
@@ -73,38 +72,36 @@ def current_conditions(session: Session, *, tenant_id: int, today: date) -> dict
             }
 
     base = (line.id.label("line_id"), line.order_id.label("order_id"), line.supplier_id.label("supplier_id"))
-    open_line = and_(line.tenant_id == tenant_id, line.state.in_(OPEN_STATES), line.received_quantity < line.quantity)
-    active = and_(schedule.line_id == line.id, schedule.active.is_(True), schedule.tenant_id == tenant_id)
-
+    # Open lines only (their partial index; the states below are among them, PostgreSQL needs it said).
+    in_index = and_(line.tenant_id == tenant_id, line.state.in_(EXCEPTION_LINE_STATES))
+    open_line = and_(in_index, line.state.in_(OPEN_STATES), line.received_quantity < line.quantity)
+    # A line's earliest and latest active promises are kept on it (``promised_from``, ``promised_to``): the
+    # three conditions on promise dates read the lines alone, without joining their deliveries.
     collect(
         AlertKind.LATE,
-        select(*base, func.min(schedule.promised_date).label("key"), at_risk_value.label("value"))
-        .join(schedule, active)
-        .where(open_line, schedule.promised_date < today)
-        .group_by(line.id, line.order_id, line.supplier_id, line.quantity, line.received_quantity, line.unit_price),
+        select(*base, line.promised_from.label("key"), at_risk_value.label("value")).where(
+            open_line, line.promised_from < today
+        ),
         "promised for {key}, not fully received",
     )
     collect(
         AlertKind.AT_RISK,
-        select(*base, func.max(schedule.promised_date).label("key"), at_risk_value.label("value"))
-        .join(schedule, active)
-        .where(open_line, schedule.promised_date > line.requested_date)
-        .group_by(line.id, line.order_id, line.supplier_id, line.quantity, line.received_quantity, line.unit_price),
+        select(*base, line.promised_to.label("key"), at_risk_value.label("value")).where(
+            open_line, line.promised_to > line.requested_date
+        ),
         "promised for {key}, later than requested",
     )
     horizon = today + timedelta(days=tenant.ship_notice_lead_days)
     collect(
         AlertKind.NO_SHIP_NOTICE,
-        select(*base, func.min(schedule.promised_date).label("key"), at_risk_value.label("value"))
-        .join(schedule, active)
-        .where(
-            line.tenant_id == tenant_id,
+        select(*base, line.promised_from.label("key"), at_risk_value.label("value")).where(
+            in_index,
             line.state == LineState.CONFIRMED,
             line.shipped_quantity == 0,
             line.received_quantity == 0,
-        )
-        .group_by(line.id, line.order_id, line.supplier_id, line.quantity, line.received_quantity, line.unit_price)
-        .having(and_(func.min(schedule.promised_date) <= horizon, func.min(schedule.promised_date) >= today)),
+            line.promised_from <= horizon,
+            line.promised_from >= today,
+        ),
         "no ship notice for the delivery promised on {key}",
     )
     ledger = CommitmentEntry
