@@ -118,3 +118,35 @@ def test_xlsx_download_and_upload(app, session):
     preview = upload(client, data.getvalue(), "answers.xlsx")
     assert preview.status_code == 200 and f"{order.number} line 1: no promise → 10 on" in preview.text
     assert upload(client, b"PK\x03\x04 not really a zip", "broken.xlsx").status_code == 422
+
+
+def test_the_download_has_a_row_per_active_delivery_in_order(session):
+    """A line split into two deliveries gives two rows (its replaced promise none), an unanswered line one row
+    with its promise empty; rows follow the order number, the line, then the delivery."""
+    from decimal import Decimal
+
+    from portal.orders.spreadsheet import export_rows
+    from portal.web import PortalContext
+
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    make_tolerance(session, tenant, days_later=30)
+    make_order(session, tenant, supplier, [("5", "1.00", 9)], number="PO-B")
+    split = make_order(session, tenant, supplier, [("10", "1.00", 5), ("4", "2.00", 6)], number="PO-A")
+    actor = Actor(None, "t", "")
+    svc.accept_all(session, order=split, expected_version=None, actor=actor)
+    first, second = svc.order_lines(session, split)
+    day = first.requested_date
+    svc.change_promise(session, order=split, line=first, reason_code="transport", comment="", expected_version=None,
+                       actor=actor, deliveries=[svc.Delivery(Decimal("6"), day + timedelta(days=2)),
+                                                svc.Delivery(Decimal("4"), day + timedelta(days=9))])  # fmt: skip
+    context = PortalContext(membership_id=0, tenant_id=tenant.id, tenant_name=tenant.name, role=Role.SUPPLIER_ADMIN,
+                            supplier_id=supplier.id, supplier_name=supplier.name)  # fmt: skip
+    rows = export_rows(session, context)
+    assert [(r[0], r[1], r[9], r[10]) for r in rows] == [
+        ("PO-A", 1, Decimal("6.000"), (day + timedelta(days=2)).isoformat()),
+        ("PO-A", 1, Decimal("4.000"), (day + timedelta(days=9)).isoformat()),
+        ("PO-A", 2, Decimal("4.000"), second.requested_date.isoformat()),
+        ("PO-B", 1, "", ""),
+    ]
+    assert rows[0][7:9] == [day.isoformat(), "confirmed"] and rows[3][8] == "awaiting_response"

@@ -19,11 +19,11 @@ from decimal import Decimal
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from portal.auth.services import Actor, ServiceError
-from portal.db import planned_per_run
+from portal.db import planned_per_run, read_columns
 from portal.orders import services as svc
 from portal.orders.forms import parse_date, parse_quantity
 from portal.orders.models import DelayReason, DeliverySchedule, LineState, PurchaseOrder, PurchaseOrderLine, Source
@@ -77,26 +77,39 @@ def _schedules(session: Session, tenant_id: int, line_ids: list[int]) -> dict[in
 
 
 def export_rows(session: Session, context: PortalContext) -> list[list[Any]]:
-    lines = _open_lines(session, context)
-    schedules = _schedules(session, context.tenant_id, [line.id for line, _ in lines])
-    rows: list[list[Any]] = []
-    for line, number in lines:
-        base = [
-            number,
+    """The open lines, one row per active delivery (a line without one has a row with its promise empty), in
+    order number and position order. Read as plain columns in one statement: loading them as objects, then
+    their deliveries, took 0.54 s for a supplier's 12,000 open lines."""
+    line, schedule = PurchaseOrderLine, DeliverySchedule
+    stmt = (
+        select(
+            PurchaseOrder.number,
             line.position,
             line.product_code,
             line.product_name,
             line.quantity,
             line.unit,
             line.unit_price,
-            line.requested_date.isoformat(),
-            line.state.value,
-        ]
-        promised: list[DeliverySchedule | None] = list(schedules.get(line.id, [])) or [None]
-        for schedule in promised:
-            rows.append(
-                base + ([schedule.quantity, schedule.promised_date.isoformat()] if schedule else ["", ""]) + ["", ""]
-            )
+            line.requested_date,
+            line.state,
+            schedule.quantity,
+            schedule.promised_date,
+        )
+        .join(PurchaseOrder, and_(PurchaseOrder.id == line.order_id, PurchaseOrder.tenant_id == context.tenant_id))
+        .outerjoin(
+            schedule,
+            and_(schedule.line_id == line.id, schedule.tenant_id == context.tenant_id, schedule.active.is_(True)),
+        )
+        .where(line.tenant_id == context.tenant_id, line.state.in_(EDITABLE_STATES))
+        .order_by(PurchaseOrder.number, line.position, schedule.position)
+    )
+    if context.supplier_id is not None:
+        stmt = stmt.where(line.supplier_id == context.supplier_id)
+    rows: list[list[Any]] = []
+    # A supplier's open lines may be a handful or 20,000: planned for this supplier.
+    for *base, requested, state, promised_quantity, promised_date in read_columns(session, planned_per_run(stmt)):
+        promise = ["", ""] if promised_date is None else [promised_quantity, promised_date.isoformat()]
+        rows.append([*base, requested.isoformat(), state.value, *promise, "", ""])
     return rows
 
 
