@@ -79,7 +79,7 @@ def _schedules(session: Session, tenant_id: int, line_ids: list[int]) -> dict[in
 def export_rows(session: Session, context: PortalContext) -> list[list[Any]]:
     """The open lines, one row per active delivery (a line without one has a row with its promise empty), in
     order number and position order. Read as plain columns in one statement: loading them as objects, then
-    their deliveries, took 0.54 s for a supplier's 12,000 open lines."""
+    their deliveries, took 0.54 s for a supplier's 15,426 open lines."""
     line, schedule = PurchaseOrderLine, DeliverySchedule
     stmt = (
         select(
