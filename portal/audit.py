@@ -17,14 +17,27 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint, event, insert, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    String,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    event,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from portal.db import Base, BigID, current_tenant_id, tenant_scope, utcnow
+from portal.db import Base, BigID, current_tenant_id, read_columns, tenant_scope, utcnow
 
 GLOBAL_CHAIN = "global"
 GENESIS = "0" * 64
@@ -83,7 +96,7 @@ def redact(values: dict[str, Any] | None) -> dict[str, Any] | None:
     return clean
 
 
-def canonical(row: AuditEvent) -> bytes:
+def canonical(row: AuditEvent | SimpleNamespace) -> bytes:
     body = {
         "chain": row.chain_key,
         "seq": row.seq,
@@ -102,7 +115,7 @@ def canonical(row: AuditEvent) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def compute_hash(prev_hash: str, row: AuditEvent) -> str:
+def compute_hash(prev_hash: str, row: AuditEvent | SimpleNamespace) -> str:
     return hashlib.sha256(prev_hash.encode() + canonical(row)).hexdigest()
 
 
@@ -160,50 +173,88 @@ def record(
 _STORED = tuple(column.key for column in AuditEvent.__table__.columns if column.key != "id")
 
 
+def _stored_fields(
+    key: str, seq: int, tenant_id: int | None, action: str, fields: dict[str, Any], prev_hash: str
+) -> dict[str, Any]:
+    """An event's columns but its hash (and generated id), secrets redacted."""
+    object_id = fields.get("object_id", "")
+    return {
+        "chain_key": key,
+        "seq": seq,
+        "tenant_id": tenant_id,
+        "actor_user_id": fields.get("actor_user_id"),
+        "actor": fields.get("actor", ""),
+        "occurred_at": utcnow(),  # stored and hashed at microsecond precision, the same on both databases
+        "ip": fields.get("ip", ""),
+        "action": action,
+        "object_type": fields.get("object_type", ""),
+        "object_id": "" if object_id is None else str(object_id),
+        "before": redact(fields.get("before")),
+        "after": redact(fields.get("after")),
+        "reason": fields.get("reason", ""),
+        "prev_hash": prev_hash,
+    }
+
+
 def append(
     session: Session, tenant_id: int | None, events: list[tuple[str, dict[str, Any]]], *, keep_rows: bool = True
 ) -> list[AuditEvent]:
     """Append events to one chain: the head is locked once for all of them.
 
-    ``keep_rows=False`` (events written at commit, which nobody reads back): the rows are inserted in one
-    statement without becoming session objects, and without reading their ids back (a quarter less time for
-    the five events of an order's answer)."""
+    ``keep_rows=False`` (events written at commit, which nobody reads back): see :func:`_append_rows`; the
+    rows are not returned."""
     if tenant_id is None and current_tenant_id(session) is not None:
         # Global-chain rows are only visible without a tenant, and PostgreSQL checks
         # INSERT ... RETURNING against the read policy: write them outside the tenant.
         with tenant_scope(session, None):
             return append(session, None, events, keep_rows=keep_rows)
     key = chain_key(tenant_id)
+    if not keep_rows:
+        _append_rows(session, key, tenant_id, events)
+        return []
     head = _lock_head(session, key)
     written = []
     for action, fields in events:
-        object_id = fields.get("object_id", "")
-        row = AuditEvent(
-            chain_key=key,
-            seq=head.last_seq + 1,
-            tenant_id=tenant_id,
-            actor_user_id=fields.get("actor_user_id"),
-            actor=fields.get("actor", ""),
-            # Stored and hashed at microsecond precision, the same on both databases.
-            occurred_at=utcnow(),
-            ip=fields.get("ip", ""),
-            action=action,
-            object_type=fields.get("object_type", ""),
-            object_id="" if object_id is None else str(object_id),
-            before=redact(fields.get("before")),
-            after=redact(fields.get("after")),
-            reason=fields.get("reason", ""),
-            prev_hash=head.last_hash,
-        )
+        row = AuditEvent(**_stored_fields(key, head.last_seq + 1, tenant_id, action, fields, head.last_hash))
         row.hash = compute_hash(head.last_hash, row)
-        if keep_rows:
-            session.add(row)
+        session.add(row)
         head.last_seq, head.last_hash = row.seq, row.hash
         written.append(row)
-    if not keep_rows and written:
-        session.execute(insert(AuditEvent), [{name: getattr(row, name) for name in _STORED} for row in written])
     session.flush()
     return written
+
+
+# The deferred appends' statements (plain columns: no session objects for rows nobody reads back).
+_HEAD_LOCKED = (
+    select(AuditChainHead.last_seq, AuditChainHead.last_hash)
+    .where(AuditChainHead.chain_key == bindparam("chain"))
+    .with_for_update()
+)
+_HEAD_MOVED = (
+    update(AuditChainHead)
+    .where(AuditChainHead.chain_key == bindparam("chain"))
+    .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
+)
+
+
+def _append_rows(session: Session, key: str, tenant_id: int | None, events: list[tuple[str, dict[str, Any]]]) -> None:
+    """``append`` for events nobody reads back: the head read, the rows inserted (one statement) and the head
+    moved with plain statements on the session's connection (the ORM's objects and flush were a third of an
+    order answer's audit time)."""
+    head = read_columns(session, _HEAD_LOCKED, {"chain": key}).first()
+    if head is None:
+        _lock_head(session, key)  # creates the chain's head (its first event ever), then reads it locked
+        head = read_columns(session, _HEAD_LOCKED, {"chain": key}).one()
+    seq, last_hash = head
+    rows = []
+    for action, fields in events:
+        seq += 1
+        row = SimpleNamespace(**_stored_fields(key, seq, tenant_id, action, fields, last_hash))
+        row.hash = last_hash = compute_hash(last_hash, row)
+        rows.append({name: getattr(row, name) for name in _STORED})
+    connection = session.connection()
+    connection.execute(insert(AuditEvent), rows)
+    connection.execute(_HEAD_MOVED, {"chain": key, "new_seq": seq, "new_hash": last_hash})
 
 
 # --- deferred appends -------------------------------------------------------------

@@ -240,9 +240,7 @@ def scoped_suppliers(session: Session, tenant_id: int, supplier_id: int | None =
     return [ScopedSupplier(*row) for row in session.execute(planned_per_run(query))]
 
 
-def applies_to(
-    requirement: Requirement, supplier: Supplier | ScopedSupplier, prints: Footprint | None = None
-) -> bool:
+def applies_to(requirement: Requirement, supplier: Supplier | ScopedSupplier, prints: Footprint | None = None) -> bool:
     if requirement.scope == RequirementScope.CATEGORY:
         if requirement.category.strip().lower() != supplier.category.strip().lower():
             return False

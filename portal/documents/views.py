@@ -401,9 +401,11 @@ def export() -> Response:
         supplier = get_scoped_or_404(db_session(), Supplier, int(supplier_id), context)
     elif code := (request.args.get("supplier_code") or "").strip():
         # The form asks for a code rather than listing every supplier (a tenant may have thousands).
-        supplier = db_session().execute(
-            select(Supplier).where(Supplier.tenant_id == context.tenant_id, Supplier.code == code)
-        ).scalar_one_or_none()
+        supplier = (
+            db_session()
+            .execute(select(Supplier).where(Supplier.tenant_id == context.tenant_id, Supplier.code == code))
+            .scalar_one_or_none()
+        )
         if supplier is None:
             flash(f"No supplier has the code “{code}”: nothing was exported.", "error")
             return redirect(url_for("documents.dashboard"))
