@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, render_template, request, session
 from flask_login import current_user
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from portal.auth.models import Membership
 from portal.auth.permissions import ROLE_PERMISSIONS, Permission, Role
 from portal.db import TENANT_KEY, USER_KEY, Database, read_columns, set_context
-from portal.notifications.models import Notification
+from portal.notifications.services import unread_counted
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Tenant
 
@@ -71,16 +71,7 @@ def portal_context() -> PortalContext | None:
 # The person's unread notifications in each membership's tenant, read with the memberships, so that the bell
 # on every page needs no statement of its own. Row-level security shows only the tenant bound when the query
 # runs (the one the person last worked in): the other memberships read 0 and their counts are not used.
-_UNREAD_NOTIFICATIONS = (
-    select(func.count(Notification.id))
-    .where(
-        Notification.tenant_id == Membership.tenant_id,
-        Notification.user_id == Membership.user_id,
-        Notification.read_at.is_(None),
-    )
-    .correlate(Membership)
-    .scalar_subquery()
-)
+_UNREAD_NOTIFICATIONS = unread_counted(Membership.tenant_id, Membership.user_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -353,15 +353,41 @@ def test_the_bell_counts_the_current_customers_unread_notifications(client, sess
     def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
         statements.append(statement)
 
+    def counted_alone() -> list[str]:  # the bell's count as a statement of its own (not in the memberships')
+        return [s for s in statements if s.lstrip().startswith("SELECT (SELECT count(*)") and "notifications" in s]
+
     event.listen(Engine, "before_cursor_execute", record)
     try:
         assert 'aria-label="Notifications, 1 unread"' in client.get("/").text
-        assert not [s for s in statements if s.lstrip().startswith("SELECT count(notifications.id)")]
+        assert statements and not counted_alone()
         client.submit("/context", {"membership_id": other.membership.id}, page="/choose")
         assert 'aria-label="Notifications, 2 unread"' in client.get("/").text
         statements.clear()
         refused = client.submit("/notifications/settings", {"email_mode": "sideways"})
         assert refused.status_code == 422 and 'aria-label="Notifications, 2 unread"' in refused.text
-        assert [s for s in statements if s.lstrip().startswith("SELECT count(notifications.id)")]
+        assert counted_alone()
     finally:
         event.remove(Engine, "before_cursor_execute", record)
+
+
+def test_the_bell_shows_99_plus_beyond_a_hundred_unread(client, session):
+    """The bell counts up to 100 unread notifications (a detection run may notify a buyer thousands of times;
+    counting them all slowed every page) and shows "99+" from there, on a page read and after a POST alike."""
+    tenant = make_tenant(session)
+    buyer = make_member(session, tenant, Role.BUYER)
+    set_context(session, tenant_id=tenant.id)
+    services.notify(session, tenant_id=tenant.id, user_ids=[buyer.user.id], topic="test", title="first")
+    session.flush()
+    client.sign_in(buyer.email, PASSWORD, buyer.secret)
+    assert 'aria-label="Notifications, 1 unread"' in client.get("/").text
+    for n in range(98):
+        services.notify(session, tenant_id=tenant.id, user_ids=[buyer.user.id], topic="test", title=f"more {n}")
+    session.flush()
+    assert 'aria-label="Notifications, 99 unread"' in client.get("/").text
+    services.notify(session, tenant_id=tenant.id, user_ids=[buyer.user.id], topic="test", title="the hundredth")
+    session.flush()
+    page = client.get("/").text
+    assert 'aria-label="Notifications, 99+ unread"' in page and '<span class="count">99+</span>' in page
+    refused = client.submit("/notifications/settings", {"email_mode": "sideways"})
+    assert refused.status_code == 422 and 'aria-label="Notifications, 99+ unread"' in refused.text
+    assert services.unread_count(session, tenant.id, buyer.user.id) == services.BELL_CAP
