@@ -698,6 +698,38 @@ def test_a_buyers_tabs_of_several_states_list_by_date_as_one_sorted_list(session
             assert listed == [o.id for o in sorted(in_tab, key=key)][:12], (tab, sort)
 
 
+def test_the_inbox_search_finds_a_number_prefix_or_a_product_code_exactly(session):
+    """The search matches the beginning of an order number (``%`` and ``_`` as characters, any alphabet) or a
+    line's product code, ours or the supplier's, exactly; for a buyer over the tenant, for a supplier over its
+    own orders only."""
+    from portal.orders import queries
+    from portal.orders.models import PurchaseOrderLine
+    from portal.web import PortalContext
+
+    tenant = make_tenant(session)
+    supplier, other = make_supplier(session, tenant), make_supplier(session, tenant)
+    numbers = ["PO-1%A", "PO-1_B", "PO-10", "PO-2", "po-1x", "Ä-77", "ÄB-1"]
+    orders = {n: make_order(session, tenant, supplier if n != "PO-10" else other, number=n) for n in numbers}
+    set_context(session, tenant_id=tenant.id)
+    coded = session.execute(select(PurchaseOrderLine).where(PurchaseOrderLine.order_id == orders["PO-2"].id)).scalars()
+    first = next(iter(coded))
+    first.product_code, first.supplier_product_code = "BOLT-9", "ACME-BOLT-9"
+    session.flush()
+
+    def found(q: str, supplier_id: int | None = None) -> set[str]:
+        context = PortalContext(membership_id=0, tenant_id=tenant.id, tenant_name=tenant.name, role=Role.BUYER,
+                                supplier_id=supplier_id, supplier_name=None)  # fmt: skip
+        page = queries.inbox(session, context, queries.InboxFilters(tab="all", q=q), date.today())
+        return {row.number for row in page.rows}
+
+    assert found("PO-1") == {"PO-1%A", "PO-1_B", "PO-10"}
+    assert found("PO-1%") == {"PO-1%A"} and found("PO-1_") == {"PO-1_B"}
+    assert found("Ä-7") == {"Ä-77"} and found("Ä") == {"Ä-77", "ÄB-1"}
+    assert found("BOLT-9") == {"PO-2"} and found("ACME-BOLT-9") == {"PO-2"} and found("BOLT") == set()
+    assert found("PO-1", supplier.id) == {"PO-1%A", "PO-1_B"}  # the other supplier's PO-10 is not theirs
+    assert found("BOLT-9", other.id) == set()
+
+
 def test_only_a_suppliers_unfiltered_tab_counts_may_keep_a_generic_plan():
     """One supplier's unfiltered counts have one plan whatever its size; the page, and the counts of a search, a
     filter or a buyer's whole tenant, are planned for each run (how many orders match decides the plan)."""

@@ -182,6 +182,13 @@ class PurchaseOrder(TenantOwned, Base):
         Index("ix_purchase_orders_tenant_ordered", "tenant_id", "order_date", "id"),
         Index("ix_purchase_orders_tenant_state_ordered", "tenant_id", "state", "order_date", "id"),
         Index("ix_purchase_orders_tenant_value", "tenant_id", "total_value", "id"),
+        # Search by the beginning of an order number (LIKE 'PO-12%' whatever the database's collation).
+        Index(
+            "ix_purchase_orders_tenant_number_prefix",
+            "tenant_id",
+            "number",
+            postgresql_ops={"number": "text_pattern_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
@@ -216,6 +223,9 @@ class PurchaseOrderLine(TenantOwned, Base):
     __table_args__ = (
         UniqueConstraint("order_id", "position"),
         Index("ix_purchase_order_lines_tenant_supplier_product", "tenant_id", "supplier_id", "product_code"),
+        # A buyer's search by product code, ours or the supplier's.
+        Index("ix_purchase_order_lines_tenant_product", "tenant_id", "product_code"),
+        Index("ix_purchase_order_lines_tenant_supplier_code", "tenant_id", "supplier_product_code"),
         # The exceptions list reads the lines still open (about a tenth of them), never the delivered history.
         Index(
             "ix_purchase_order_lines_tenant_open",
