@@ -730,6 +730,31 @@ def test_the_inbox_search_finds_a_number_prefix_or_a_product_code_exactly(sessio
     assert found("BOLT-9", other.id) == set()
 
 
+def test_a_supplier_search_gives_the_same_orders_as_ids_as_a_subquery_or_none(session, monkeypatch):
+    """The suppliers a search finds are looked up first and given as ids; beyond the cap, as a subquery; none
+    found, no order. Each way lists the same orders."""
+    from portal.orders import queries
+    from portal.suppliers import services as supplier_services
+    from portal.web import PortalContext
+
+    tenant = make_tenant(session)
+    acme, acme_two, bolt = (make_supplier(session, tenant, name) for name in ("Acme One", "Acme Two", "Bolt"))
+    orders = {s.name: make_order(session, tenant, s).number for s in (acme, acme_two, bolt)}
+    set_context(session, tenant_id=tenant.id)
+    buyer = PortalContext(membership_id=0, tenant_id=tenant.id, tenant_name=tenant.name, role=Role.BUYER,
+                          supplier_id=None, supplier_name=None)  # fmt: skip
+
+    def listed(search: str) -> set[str]:
+        page = queries.inbox(session, buyer, queries.InboxFilters(tab="all", supplier_q=search), date.today())
+        return {row.number for row in page.rows}
+
+    assert listed("acme") == {orders["Acme One"], orders["Acme Two"]}
+    assert listed("nobody by that name") == set()
+    monkeypatch.setattr(supplier_services, "SEARCH_IDS_CAP", 1)  # two found: the subquery
+    assert listed("acme") == {orders["Acme One"], orders["Acme Two"]}
+    assert listed("bolt") == {orders["Bolt"]}
+
+
 def test_only_a_suppliers_unfiltered_tab_counts_may_keep_a_generic_plan():
     """One supplier's unfiltered counts have one plan whatever its size; the page, and the counts of a search, a
     filter or a buyer's whole tenant, are planned for each run (how many orders match decides the plan)."""

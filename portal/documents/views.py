@@ -212,7 +212,9 @@ def queue() -> str:
     supplier_id = int(raw) if (raw := request.args.get("supplier", "")).isdigit() else None
     search = (request.args.get("supplier_q") or "").strip()[:64]
     stmt = stmt.where(
-        *supplier_filter(Document.supplier_id, tenant_id=context.tenant_id, supplier_id=supplier_id, search=search)
+        *supplier_filter(
+            Document.supplier_id, tenant_id=context.tenant_id, supplier_id=supplier_id, search=search, session=db_sess
+        )
     )
     if (days := request.args.get("expiring", "")).isdigit():
         stmt = stmt.where(Document.expiry_date <= date.today() + timedelta(days=int(days)))

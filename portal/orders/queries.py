@@ -144,10 +144,12 @@ def number_starts_with(prefix: str, dialect: str | None) -> ColumnElement[bool]:
 
 
 def _filter_conditions(
-    filters: InboxFilters, context: PortalContext, dialect: str | None = None
+    filters: InboxFilters, context: PortalContext, session: Session | None = None
 ) -> list[ColumnElement[bool]]:
-    """The conditions the inbox's filters add to its statements (none for an unfiltered inbox); ``dialect``:
-    the database's, for the order number search (see :func:`number_starts_with`)."""
+    """The conditions the inbox's filters add to its statements (none for an unfiltered inbox). With the
+    ``session``, a supplier search is looked up first and the order number search gets its index bounds on
+    PostgreSQL (see ``suppliers.services.supplier_filter`` and :func:`number_starts_with`)."""
+    dialect = None if session is None else session.get_bind().dialect.name
     conditions: list[ColumnElement[bool]] = []
     if filters.warehouse_id:
         conditions.append(PurchaseOrder.warehouse_id == filters.warehouse_id)
@@ -155,7 +157,8 @@ def _filter_conditions(
         conditions.append(PurchaseOrder.buyer_id == filters.buyer_id)
     if context.supplier_id is None:  # a supplier's people see their own orders only
         conditions += supplier_filter(PurchaseOrder.supplier_id, tenant_id=context.tenant_id,
-                                      supplier_id=filters.supplier_id, search=filters.supplier_q)  # fmt: skip
+                                      supplier_id=filters.supplier_id, search=filters.supplier_q,
+                                      session=session)  # fmt: skip
     if filters.due_from:
         conditions.append(PurchaseOrder.due_date >= filters.due_from)
     if filters.due_to:
@@ -299,7 +302,7 @@ _UNFILTERED_INBOX: dict[tuple[str, str, bool], tuple[Select[Any], Select[Any]]] 
 
 def inbox(session: Session, context: PortalContext, filters: InboxFilters, today: date) -> InboxPage:
     """Tab counts (one grouped query) and one page of orders with their names (one query)."""
-    conditions = _filter_conditions(filters, context, session.get_bind().dialect.name)
+    conditions = _filter_conditions(filters, context, session)
     shape = (filters.tab, filters.sort, context.supplier_id is not None)
     statements = None if conditions else _UNFILTERED_INBOX.get(shape)
     if statements is None:
@@ -507,7 +510,7 @@ def exceptions(
         .limit(200)
     )
     stmt = stmt.where(*supplier_filter(line.supplier_id, tenant_id=context.tenant_id, supplier_id=filters.supplier_id,
-                                       search=filters.supplier_q))  # fmt: skip
+                                       search=filters.supplier_q, session=session))  # fmt: skip
     if filters.warehouse_id:
         stmt = stmt.where(PurchaseOrder.warehouse_id == filters.warehouse_id)
     if filters.company_id:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.auth.services import Actor, ServiceError
@@ -17,16 +17,32 @@ def matching(search: str) -> ColumnElement[bool]:
     return or_(Supplier.name.icontains(search, autoescape=True), Supplier.code.icontains(search, autoescape=True))
 
 
-def supplier_filter(column: Any, *, tenant_id: int, supplier_id: int | None, search: str) -> list[ColumnElement[bool]]:
+# Up to this many suppliers found by a search are given to the list's statement as ids; more, as a subquery.
+SEARCH_IDS_CAP = 500
+
+
+def supplier_filter(
+    column: Any, *, tenant_id: int, supplier_id: int | None, search: str, session: Session | None = None
+) -> list[ColumnElement[bool]]:
     """The conditions a list's supplier filter puts on its ``column`` of supplier ids: one supplier (a link's
     id), or every supplier whose code or name contains ``search`` (see :func:`matching`). A list filters by
     search rather than offering every supplier of the tenant as a choice: a tenant may have thousands, and
-    a page with 1,000 options in a list cost more than all its rows."""
+    a page with 1,000 options in a list cost more than all its rows.
+
+    With ``session`` the suppliers found are looked up first and their ids (up to ``SEARCH_IDS_CAP``) given
+    to the list's statement: PostgreSQL then plans for the suppliers really found. As a subquery, a search
+    that found none read every order of the tenant (160 ms over 200,000 orders)."""
     conditions: list[ColumnElement[bool]] = []
     if supplier_id:
         conditions.append(column == supplier_id)
     if search:
-        conditions.append(column.in_(select(Supplier.id).where(Supplier.tenant_id == tenant_id, matching(search))))
+        found = select(Supplier.id).where(Supplier.tenant_id == tenant_id, matching(search))
+        ids = None if session is None else list(session.execute(found.limit(SEARCH_IDS_CAP + 1)).scalars())
+        if ids is not None and len(ids) <= SEARCH_IDS_CAP:
+            # No supplier found: nothing matches, which PostgreSQL knows at once from a plain false.
+            conditions.append(column.in_(ids) if ids else false())
+        else:
+            conditions.append(column.in_(found))
     return conditions
 
 
