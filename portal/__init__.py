@@ -165,6 +165,11 @@ def _template_helpers(app: Flask) -> None:
         return url
 
     @app.template_global()
+    def query_without(*names: str) -> dict[str, str]:
+        """This request's query arguments but ``names`` (a link that drops a filter, or the page)."""
+        return {key: value for key, value in request.args.items() if key not in names}
+
+    @app.template_global()
     def choice_url(endpoint: str, key: str, **values: Any) -> Any:
         """A link maker for a set of choices (an inbox's tabs): ``url_for`` runs once, each choice fills in its
         own value of the query argument ``key`` (first, quoted as werkzeug quotes a query)."""

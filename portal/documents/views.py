@@ -25,6 +25,7 @@ from portal.documents.storage import LocalStorage
 from portal.documents.validation import UploadRejected
 from portal.suppliers.models import Supplier
 from portal.suppliers.services import supplier_filter, supplier_name
+from portal.suppliers.views import supplier_filter_args
 from portal.tenancy.models import Warehouse
 from portal.web import db_session
 
@@ -209,8 +210,7 @@ def queue() -> str:
         stmt = stmt.where(Document.status == status)
     if (type_id := request.args.get("type", "")).isdigit():
         stmt = stmt.where(Document.document_type_id == int(type_id))
-    supplier_id = int(raw) if (raw := request.args.get("supplier", "")).isdigit() else None
-    search = (request.args.get("supplier_q") or "").strip()[:64]
+    supplier_id, search = supplier_filter_args()
     stmt = stmt.where(
         *supplier_filter(
             Document.supplier_id, tenant_id=context.tenant_id, supplier_id=supplier_id, search=search, session=db_sess
@@ -233,7 +233,6 @@ def queue() -> str:
         supplier_id=supplier_id,
         supplier_search=search,
         chosen_supplier=supplier_name(db_sess, context.tenant_id, supplier_id),
-        every_supplier_args={k: v for k, v in request.args.items() if k not in ("page", "supplier")},
         statuses=list(DocumentStatus),
         args=request.args,
         page=page,

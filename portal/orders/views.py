@@ -53,6 +53,7 @@ from portal.orders.models import (
 from portal.outbox import emit
 from portal.suppliers.models import Supplier
 from portal.suppliers.services import supplier_name
+from portal.suppliers.views import supplier_filter_args
 from portal.tenancy.models import Company, Tenant, Warehouse
 from portal.web import db_session, secret_key
 
@@ -107,13 +108,14 @@ _WAREHOUSES = (
 def inbox() -> str:
     context = ctx()
     db_sess = db_session()
+    supplier_id, supplier_q = supplier_filter_args()
     filters = queries.InboxFilters(
         tab=request.args.get("tab", "needs_response" if context.is_supplier else "all"),
         q=(request.args.get("q") or "").strip()[:64],
         warehouse_id=_int_arg("warehouse"),
         buyer_id=_int_arg("buyer"),
-        supplier_id=_int_arg("supplier"),
-        supplier_q=(request.args.get("supplier_q") or "").strip()[:64],
+        supplier_id=supplier_id,
+        supplier_q=supplier_q,
         due_from=parse_date(request.args.get("due_from", "")),
         due_to=parse_date(request.args.get("due_to", "")),
         sort=request.args.get("sort", "due") if request.args.get("sort") in queries.SORTS else "due",
@@ -134,13 +136,7 @@ def inbox() -> str:
         warehouses=warehouses,
         chosen_supplier=chosen_supplier,
         args={k: v for k, v in request.args.items() if k not in ("tab", "page")},
-        every_supplier_args=_every_supplier_args(),
     )
-
-
-def _every_supplier_args() -> dict[str, str]:
-    """The list's query arguments without its supplier and page (the link back to every supplier's rows)."""
-    return {k: v for k, v in request.args.items() if k not in ("page", "supplier")}
 
 
 def _render_order(order: PurchaseOrder, *, errors: dict[int, list[str]] | None = None, preview=None, status=200):
@@ -597,10 +593,11 @@ def spreadsheet_apply():
 def exceptions() -> str:
     context = ctx()
     db_sess = db_session()
+    supplier_id, supplier_q = supplier_filter_args()
     filters = queries.ExceptionFilters(
         kind=request.args.get("kind", "") if request.args.get("kind") in queries.EXCEPTION_KINDS else "",
-        supplier_id=_int_arg("supplier"),
-        supplier_q=(request.args.get("supplier_q") or "").strip()[:64],
+        supplier_id=supplier_id,
+        supplier_q=supplier_q,
         company_id=_int_arg("company"),
         warehouse_id=_int_arg("warehouse"),
     )
@@ -620,7 +617,6 @@ def exceptions() -> str:
         kinds=queries.EXCEPTION_KINDS,
         days=tenant.unconfirmed_after_days,
         chosen_supplier=supplier_name(db_sess, context.tenant_id, filters.supplier_id),
-        every_supplier_args=_every_supplier_args(),
         **choices,
     )
 

@@ -22,6 +22,14 @@ from portal.web import db_session
 
 bp = Blueprint("suppliers", __name__, template_folder="templates")
 
+
+def supplier_filter_args() -> tuple[int | None, str]:
+    """A list's supplier filter from the query string: one supplier's id (``supplier``, from a link) and a
+    search by code or part of the name (``supplier_q``); see ``services.supplier_filter``."""
+    raw = request.args.get("supplier", "")
+    return (int(raw) if raw.isdigit() else None), (request.args.get("supplier_q") or "").strip()[:64]
+
+
 PAGE_SIZE = 50
 
 
