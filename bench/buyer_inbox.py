@@ -25,17 +25,9 @@ SORTS = ("due", "-due", "number", "-date", "-value")
 
 
 def main() -> None:
-    os.environ.update(
-        {
-            "PORTAL_ENV": "development",
-            "PORTAL_WORKERS": "external",
-            "PORTAL_DEMO": "0",
-            "SECRET_KEY": "bench-secret-key-0123456789-0123456789",
-            "DATABASE_URL": f"postgresql://portal_app@127.0.0.1:5432/{DB}",
-            "PORTAL_INSTANCE_PATH": "/tmp/bench-buyer-inbox",
-        }
-    )
-    from bench.dashboard import signed_in_buyer
+    from bench.dashboard import in_process_env, signed_in_buyer
+
+    os.environ.update(in_process_env(DB, "/tmp/bench-buyer-inbox"))
     from portal import create_app
 
     client = signed_in_buyer(create_app())

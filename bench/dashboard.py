@@ -61,6 +61,19 @@ def env(instance: str) -> dict[str, str]:
     }
 
 
+def in_process_env(database: str, instance: str) -> dict[str, str]:
+    """The settings of a portal built in the benchmark's own process over ``database`` (no demo data, no
+    in-process workers), for pages measured through the test client."""
+    return {
+        "PORTAL_ENV": "development",
+        "PORTAL_WORKERS": "external",
+        "PORTAL_DEMO": "0",
+        "SECRET_KEY": "bench-secret-key-0123456789-0123456789",
+        "DATABASE_URL": f"postgresql://portal_app@127.0.0.1:5432/{database}",
+        "PORTAL_INSTANCE_PATH": instance,
+    }
+
+
 def start(app: str, port: int, environment: dict[str, str]) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [str(VENV_BIN / "gunicorn"), "--workers", "4", "--bind", f"127.0.0.1:{port}", "--log-level", "warning", app],

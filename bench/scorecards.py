@@ -75,16 +75,9 @@ def p95(values: list[float]) -> float:
 def main() -> None:
     import os
 
-    os.environ.update(
-        {
-            "PORTAL_ENV": "development",
-            "PORTAL_WORKERS": "external",
-            "PORTAL_DEMO": "0",
-            "SECRET_KEY": "bench-secret-key-0123456789-0123456789",
-            "DATABASE_URL": f"postgresql://portal_app@127.0.0.1:5432/{DB}",
-            "PORTAL_INSTANCE_PATH": "/tmp/bench-scorecards",
-        }
-    )
+    from bench.dashboard import in_process_env
+
+    os.environ.update(in_process_env(DB, "/tmp/bench-scorecards"))
     from portal import create_app
     from portal.scorecards import services
 
