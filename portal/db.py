@@ -17,9 +17,11 @@ Rules the rest of the code relies on:
 from __future__ import annotations
 
 import logging
+from collections import namedtuple
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
@@ -187,6 +189,21 @@ def read_columns(session: Session, statement: Executable, params: dict[str, Any]
     rows; skipping it takes about a fifth off each of the inbox's reads."""
     session.flush()
     return session.connection().execute(statement, params)
+
+
+@lru_cache(maxsize=512)
+def _plain_row_type(fields: tuple[str, ...]) -> Any:
+    return namedtuple("PlainRow", fields, rename=True)
+
+
+def plain_rows(result: Any) -> list[Any]:
+    """The rows of ``result`` as named tuples, for a page that shows them.
+
+    A template reads each cell as an attribute, and a SQLAlchemy ``Row`` answers attributes through a Python
+    ``__getattr__``: a 50-row inbox spent more time reading its cells than escaping them. Named tuples answer
+    from C; making them costs about half a microsecond a row."""
+    make = _plain_row_type(tuple(result.keys()))._make
+    return [make(row) for row in result]
 
 
 def _context_statement(relaxed_commit: bool) -> Any:

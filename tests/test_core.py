@@ -94,6 +94,30 @@ def test_column_reads_see_what_the_session_has_pending_and_stay_in_its_transacti
     assert read_columns(session, count).scalar_one() == 0
 
 
+def test_plain_rows_read_as_the_rows_they_replace(session):
+    """``plain_rows`` gives a page named tuples with the same values, by name and by position, as the result's
+    rows; a column without a usable name gets a positional one instead of breaking the page."""
+    from sqlalchemy import func, literal
+
+    from portal.db import plain_rows, read_columns
+
+    tenant = make_tenant(session)
+    set_context(session, tenant_id=tenant.id)
+    for code in ("B", "A"):
+        session.add(Supplier(tenant_id=tenant.id, code=code, name=f"Supplier {code}"))
+    statement = (
+        select(Supplier.id, Supplier.code, Supplier.name, func.length(Supplier.name), literal(1).label("class"))
+        .where(Supplier.tenant_id == tenant.id)
+        .order_by(Supplier.code)
+    )
+    expected = read_columns(session, statement).all()
+    rows = plain_rows(read_columns(session, statement))
+    assert [tuple(row) for row in rows] == [tuple(row) for row in expected] and len(rows) == 2
+    assert [(row.code, row.name) for row in rows] == [("A", "Supplier A"), ("B", "Supplier B")]
+    assert rows[0]._fields[3:] == ("length_1", "_4")  # "class" is a keyword: kept by position
+    assert plain_rows(read_columns(session, statement.where(Supplier.code == "none"))) == []
+
+
 def test_server_options_in_the_url_reach_the_server(pg_database):
     from portal.db import make_engine
 

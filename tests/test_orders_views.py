@@ -473,6 +473,50 @@ def test_row_url_builds_each_row_link_as_url_for_would(app):
         assert as_query == str(escape(url_for("orders.inbox", tab="all", page=3)))
 
 
+# The inbox rows as they were written in Jinja: ``portal.orders.rows.inbox_rows`` must make exactly this.
+_INBOX_ROWS_IN_JINJA = (
+    '{% for o in rows %}<tr><td><a href="{{ order_url(o.id) }}">{{ o.number }}</a></td>'
+    "{% if show_supplier %}<td>{{ o.supplier }}</td>{% endif %}"
+    "<td>{{ o.order_date }}</td><td>{{ o.due_date or '—' }}</td><td>{{ o.warehouse }}</td><td>{{ o.buyer or '—' }}</td>"
+    '<td><span class="state {{ o.state.value }}">{{ o.state.label }}</span></td>'
+    '<td class="num">{{ o.total_value|money }} {{ o.currency }}</td></tr>'
+    "{% if not loop.last %}\n{% endif %}{% endfor %}"
+)
+
+
+@pytest.mark.parametrize("show_supplier", [True, False])
+@pytest.mark.parametrize("link", ["row_url", "query with &"])
+def test_inbox_rows_are_the_jinja_rows_with_every_text_escaped(app, show_supplier, link):
+    from collections import namedtuple
+
+    from flask import render_template_string
+
+    from portal.orders.rows import inbox_rows
+
+    Row = namedtuple("Row", "id number supplier order_date due_date warehouse buyer state total_value currency")
+    markup = "<script>alert(\"x\")</script> & 'q'"
+    rows = [
+        Row(7, f"PO-{markup}", f"Acme {markup}", date(2026, 1, 2), None, f"Dock {markup}", f"Bo {markup}",
+            OrderState.AWAITING_RESPONSE, Decimal("12543.5"), "<b>"),
+        Row(1234, "PO-2", "Beta", date(2026, 2, 3), date(2026, 3, 4), "Main", None, OrderState.CHANGES_PENDING,
+            Decimal("0"), "EUR"),
+        *(Row(i, f"PO-{i}", "S", date(2026, 1, 1), date(2026, 1, 9), "W", "B", state, Decimal(i), "USD")
+          for i, state in enumerate(OrderState, start=10)),
+    ]  # fmt: skip
+    with app.test_request_context("/"):
+        if link == "row_url":
+            order_url = app.jinja_env.globals["row_url"]("orders.order_page", "order_id")
+        else:
+            order_url = lambda order_id: f"/orders?a=1&id={order_id}"  # noqa: E731
+        made = inbox_rows(rows, order_url, show_supplier=show_supplier)
+        written = render_template_string(_INBOX_ROWS_IN_JINJA, rows=rows, order_url=order_url,
+                                         show_supplier=show_supplier)  # fmt: skip
+    assert str(made) == written
+    assert "<script>" not in made and "<b>" not in made
+    assert made.count("&lt;script&gt;") == (4 if show_supplier else 3)
+    assert ("&amp;id=" in made) == (link != "row_url")
+
+
 def test_choice_and_constant_links_are_what_url_for_makes(app):
     from flask import render_template_string, url_for
     from markupsafe import escape

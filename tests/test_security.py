@@ -293,6 +293,22 @@ def test_idle_and_absolute_timeouts(client, session, column, age):
     assert client.get("/account").status_code == 200
     session.execute(update(UserSession).where(UserSession.user_id == person.user.id).values({column: utcnow() - age}))
     assert client.get("/account").headers["Location"].startswith("/login")
+    record = session.execute(select(UserSession).where(UserSession.user_id == person.user.id)).scalar_one()
+    session.refresh(record)
+    assert record.revoked_at is not None  # revoked for good, not only refused this time
+
+
+def test_a_session_record_is_touched_at_most_every_minute(client, session):
+    person = make_member(session, make_tenant(session), Role.BUYER)
+    client.sign_in(person.email, PASSWORD, person.secret)
+    record = session.execute(select(UserSession).where(UserSession.user_id == person.user.id)).scalar_one()
+    for age, touched in ((timedelta(seconds=30), False), (timedelta(minutes=5), True)):
+        seen = utcnow() - age
+        session.execute(update(UserSession).where(UserSession.id == record.id).values(last_seen_at=seen))
+        assert client.get("/account").status_code == 200
+        session.refresh(record)
+        assert (record.last_seen_at > seen + timedelta(minutes=4)) is touched, age
+        assert record.revoked_at is None
 
 
 def test_end_another_session_from_the_account_page(app, session):

@@ -32,7 +32,7 @@ from portal.auth.forms import (
     PasswordOnlyForm,
     ReauthenticateForm,
 )
-from portal.auth.models import UserSession
+from portal.auth.models import User, UserSession
 from portal.auth.passwords import hash_password, verify_password
 from portal.auth.views import client_ip
 from portal.db import utcnow
@@ -67,20 +67,27 @@ def _audit(action: str, **kwargs: object) -> None:
 
 
 def _end_other_sessions() -> int:
-    record = current_user.session_record
-    return sessions.revoke_all(db_session(), current_user.id, except_id=record.id if record else None)
+    return sessions.revoke_all(db_session(), current_user.id, except_id=current_user.session_id)
+
+
+def account_user() -> User:
+    """The signed-in person's ``User`` row, for the pages that read or change its password or authenticator
+    (``current_user`` carries only their id, e-mail and name)."""
+    return db_session().execute(select(User).where(User.id == current_user.id)).scalar_one()
 
 
 @bp.route("", methods=["GET"])
 @signed_in
 def overview() -> str:
     db_sess = db_session()
+    user = account_user()
     return render_template(
         "account/overview.html",
+        user=user,
         sessions=sessions.active_sessions(db_sess, current_user.id),
-        current_session_id=current_user.session_record.id,
+        current_session_id=current_user.session_id,
         memberships=active_memberships(db_sess, current_user.id),
-        recovery_left=mfa.remaining_recovery_codes(db_sess, current_user),
+        recovery_left=mfa.remaining_recovery_codes(db_sess, user),
         end_form=EmptyForm(),
     )
 
@@ -91,11 +98,12 @@ def change_password() -> Response | str | tuple[str, int]:
     form = ChangePasswordForm()
     form.policy_inputs = (current_user.email, current_user.name)
     if form.validate_on_submit():
-        if not verify_password(current_user.password_hash, form.current_password.data or ""):
+        user = account_user()
+        if not verify_password(user.password_hash, form.current_password.data or ""):
             form.current_password.errors = ["Your current password is not right."]
         else:
-            current_user.password_hash = hash_password(form.new_password.data or "")
-            current_user.password_changed_at = utcnow()
+            user.password_hash = hash_password(form.new_password.data or "")
+            user.password_changed_at = utcnow()
             ended = _end_other_sessions()
             _audit("user.password_changed", after={"other_sessions_ended": ended})
             _notify("Your password was changed", "The password of your supplier portal account was changed.")
@@ -110,9 +118,10 @@ def reset_mfa() -> Response | str | tuple[str, int]:
     """Step 1 of replacing the authenticator: prove you hold password and a factor."""
     form = ReauthenticateForm()
     if form.validate_on_submit():
-        if not verify_password(current_user.password_hash, form.password.data or ""):
+        user = account_user()
+        if not verify_password(user.password_hash, form.password.data or ""):
             form.password.errors = ["Your password is not right."]
-        elif mfa.consume_second_factor(db_session(), current_user, form.code.data or "") is None:
+        elif mfa.consume_second_factor(db_session(), user, form.code.data or "") is None:
             form.code.errors = ["That code is not valid, or it has been used already."]
         else:
             session[REENROL] = {"u": current_user.id, "s": mfa.new_secret()}
@@ -136,10 +145,11 @@ def reenrol() -> Response | str | tuple[str, int]:
             form.code.errors = ["That code does not match the new secret."]
         else:
             db_sess = db_session()
-            current_user.totp_secret = secret
-            current_user.totp_last_step = step
-            current_user.mfa_enabled_at = utcnow()
-            codes = mfa.regenerate_recovery_codes(db_sess, current_user)
+            user = account_user()
+            user.totp_secret = secret
+            user.totp_last_step = step
+            user.mfa_enabled_at = utcnow()
+            codes = mfa.regenerate_recovery_codes(db_sess, user)
             ended = _end_other_sessions()
             session.pop(REENROL, None)
             _audit("user.mfa_reset", after={"other_sessions_ended": ended})
@@ -158,10 +168,11 @@ def reenrol() -> Response | str | tuple[str, int]:
 def recovery_codes() -> str | tuple[str, int]:
     form = PasswordOnlyForm()
     if form.validate_on_submit():
-        if not verify_password(current_user.password_hash, form.password.data or ""):
+        user = account_user()
+        if not verify_password(user.password_hash, form.password.data or ""):
             form.password.errors = ["Your password is not right."]
         else:
-            codes = mfa.regenerate_recovery_codes(db_session(), current_user)
+            codes = mfa.regenerate_recovery_codes(db_session(), user)
             _audit("user.recovery_codes_regenerated")
             _notify("New recovery codes", "New recovery codes were made for your account; the old ones no longer work.")
             return render_template(
@@ -186,7 +197,7 @@ def end_session(session_id: int) -> Response:
     sessions.revoke(db_sess, record)
     _audit("user.session_ended", object_type="session", object_id=record.id)
     flash("That session is signed out.", "success")
-    if record.id == current_user.session_record.id:
+    if record.id == current_user.session_id:
         session.clear()
         return redirect(url_for("auth.login"))
     return redirect(url_for("account.overview"))

@@ -62,6 +62,11 @@ class User(Base):
         return self.session_record is not None
 
     @property
+    def session_id(self) -> int | None:
+        """The session record this user was signed in with on this request (as ``sessions.SignedInUser``)."""
+        return None if self.session_record is None else self.session_record.id
+
+    @property
     def is_active(self) -> bool:
         return True
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import ClassVar
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from portal.auth.models import User, UserSession
-from portal.db import apply_context, context_columns, context_parameter, context_was_set, utcnow
+from portal.db import apply_context, context_columns, context_parameter, context_was_set, read_columns, utcnow
 
 IDLE_TIMEOUT = timedelta(minutes=30)
 ABSOLUTE_LIFETIME = timedelta(hours=12)
@@ -45,13 +47,56 @@ def start_session(session: Session, user: User, *, ip: str, user_agent: str, aut
     return token
 
 
+@dataclass(slots=True, eq=False)
+class SignedInUser:
+    """The person a valid session record signs in: flask-login's ``current_user`` on every request after the
+    one that signed them in.
+
+    Read as plain columns with the record. Loading the record and the user as ORM objects, on every page,
+    cost 0.2 ms more of CPU than the statement itself. A page that reads or changes the account's secrets
+    (password, authenticator) loads the ``User`` row itself (``account_views.account_user``)."""
+
+    id: int
+    email: str
+    name: str
+    session_id: int
+    session_token: str
+    is_authenticated: ClassVar[bool] = True
+    is_active: ClassVar[bool] = True
+    is_anonymous: ClassVar[bool] = False
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email
+
+    def get_id(self) -> str:
+        return self.session_token
+
+
 # Built once: every signed-in request runs it.
-_BY_TOKEN_HASH = select(UserSession).where(UserSession.token_hash == bindparam("token_hash"))
+_BY_TOKEN_HASH = (
+    select(
+        UserSession.id,
+        UserSession.created_at,
+        UserSession.last_seen_at,
+        UserSession.revoked_at,
+        User.id,
+        User.email,
+        User.name,
+    )
+    .join(User, User.id == UserSession.user_id)
+    .where(UserSession.token_hash == bindparam("token_hash"))
+)
 _BY_TOKEN_HASH_SETTING_CONTEXT = _BY_TOKEN_HASH.add_columns(*context_columns(UserSession.user_id))
+_SET_SEEN = update(UserSession).where(UserSession.id == bindparam("record_id")).values(last_seen_at=bindparam("at"))
+_SET_REVOKED = update(UserSession).where(UserSession.id == bindparam("record_id")).values(revoked_at=bindparam("at"))
+_REVOKE_IF_VALID = _SET_REVOKED.where(UserSession.revoked_at.is_(None))
 
 
-def load_session_user(session: Session, token: str, *, tenant_id: int | None = None) -> User | None:
+def load_session_user(session: Session, token: str, *, tenant_id: int | None = None) -> SignedInUser | None:
     """The user whose valid session record ``token`` names, or None.
+
+    A record past its lifetime or idle too long is revoked; a valid one is touched at most every minute.
 
     On PostgreSQL the lookup also sets the transaction's RLS context to ``tenant_id`` (the tenant the person
     last worked in, from the signed cookie, which the caller validates against their memberships next) and the
@@ -61,41 +106,38 @@ def load_session_user(session: Session, token: str, *, tenant_id: int | None = N
         return None
     params = {"token_hash": _digest(token)}
     carries_context = session.get_bind().dialect.name == "postgresql"
-    if carries_context:
-        found = session.execute(_BY_TOKEN_HASH_SETTING_CONTEXT, params | context_parameter(tenant_id)).first()
-        record = None if found is None else found[0]
-    else:
-        record = session.execute(_BY_TOKEN_HASH, params).scalar_one_or_none()
-    user = _signed_in_user(record)
-    if carries_context and record is not None:
-        if user is None:
-            apply_context(session, session.connection())  # back to the context recorded before the lookup
-        else:
-            context_was_set(session, tenant_id=tenant_id, user_id=record.user_id)
-    if user is not None:
-        user.session_token = token
-    return user
-
-
-def _signed_in_user(record: UserSession | None) -> User | None:
-    """The record's user if the record still signs them in (touching it at most every minute); a record past
-    its lifetime or idle too long is revoked."""
-    if record is None or record.revoked_at is not None:
+    statement = _BY_TOKEN_HASH_SETTING_CONTEXT if carries_context else _BY_TOKEN_HASH
+    found = read_columns(session, statement, params | context_parameter(tenant_id) if carries_context else params)
+    record = found.first()
+    if record is None:
         return None
+    record_id, created_at, last_seen_at, revoked_at, user_id, email, name = record[:7]
     now = utcnow()
-    if now - record.created_at > ABSOLUTE_LIFETIME or now - record.last_seen_at > IDLE_TIMEOUT:
-        record.revoked_at = now
+    signs_in = revoked_at is None
+    if signs_in and (now - created_at > ABSOLUTE_LIFETIME or now - last_seen_at > IDLE_TIMEOUT):
+        read_columns(session, _SET_REVOKED, {"record_id": record_id, "at": now})
+        signs_in = False
+    if carries_context:
+        if signs_in:
+            context_was_set(session, tenant_id=tenant_id, user_id=user_id)
+        else:
+            apply_context(session, session.connection())  # back to the context recorded before the lookup
+    if not signs_in:
         return None
-    if now - record.last_seen_at > TOUCH_EVERY:
-        record.last_seen_at = now
-    user = record.user
-    user.session_record = record
-    return user
+    if now - last_seen_at > TOUCH_EVERY:
+        read_columns(session, _SET_SEEN, {"record_id": record_id, "at": now})
+    return SignedInUser(user_id, email, name, record_id, token)
 
 
 def revoke(session: Session, record: UserSession) -> None:
     if record.revoked_at is None:
         record.revoked_at = utcnow()
+
+
+def revoke_by_id(session: Session, record_id: int | None) -> None:
+    """Revoke the session record ``record_id`` (the signed-in person's own, from ``current_user.session_id``)."""
+    if record_id is not None:
+        read_columns(session, _REVOKE_IF_VALID, {"record_id": record_id, "at": utcnow()})
 
 
 def revoke_all(session: Session, user_id: int, *, except_id: int | None = None) -> int:

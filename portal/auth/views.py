@@ -319,8 +319,7 @@ def logout() -> Response:
     form = EmptyForm()
     if form.validate_on_submit():
         db_sess = db_session()
-        if current_user.session_record is not None:
-            sessions.revoke(db_sess, current_user.session_record)
+        sessions.revoke_by_id(db_sess, current_user.session_id)
         audit.record(
             db_sess,
             "auth.signed_out",

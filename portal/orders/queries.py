@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from portal.auth.models import User
-from portal.db import planned_per_run, read_columns
+from portal.db import plain_rows, planned_per_run, read_columns
 from portal.orders.models import (
     ChangeRequest,
     ChangeState,
@@ -319,7 +319,7 @@ def inbox(session: Session, context: PortalContext, filters: InboxFilters, today
         counts = tab_counts({state: (total, due) for state, total, due in by_state})
     else:
         counts = dict(read_columns(session, counted, params).one()._mapping)
-    rows = list(read_columns(session, page_stmt, params).all())
+    rows = plain_rows(read_columns(session, page_stmt, params))
     total = counts.get(filters.tab, counts["all"]) if filters.tab in counts else counts["all"]
     paged = total if cap is None else min(total, cap)
     return InboxPage(counts, rows, total, max(1, -(-paged // PAGE_SIZE)), cap)

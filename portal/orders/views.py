@@ -50,6 +50,7 @@ from portal.orders.models import (
     Source,
     TolerancePolicy,
 )
+from portal.orders.rows import inbox_rows
 from portal.outbox import emit
 from portal.suppliers.models import Supplier
 from portal.suppliers.services import supplier_name
@@ -136,6 +137,7 @@ def inbox() -> str:
         warehouses=warehouses,
         chosen_supplier=chosen_supplier,
         args={k: v for k, v in request.args.items() if k not in ("tab", "page")},
+        inbox_rows=inbox_rows,
     )
 
 

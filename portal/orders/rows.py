@@ -1,0 +1,46 @@
+"""The inbox's table rows, made in Python rather than in Jinja.
+
+The inbox is the page people open most. Made in Jinja, each of its 50 rows cost ten escaped expressions, ten
+attribute reads and a call: about half a millisecond of the page's CPU, as much as the two queries behind it.
+Made here, the same markup takes less than half of that (``bench/orders.py`` measures the page under load).
+
+Every text that comes from the database (order number, names, currency) goes through ``markupsafe.escape``,
+the function Jinja's autoescaping calls; dates and amounts are formatted here and contain no markup.
+``tests/test_orders_views.py`` renders rows with markup in every text field and compares this output with the
+same rows written as a Jinja template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from portal.formatting import money
+from portal.orders.models import OrderState
+
+_NONE = "—"
+# One badge per state, escaped once.
+_STATE_BADGES = {
+    state: Markup('<span class="state {}">{}</span>').format(state.value, state.label) for state in OrderState
+}
+_ID_MARKER = 987_654_321_012_345
+
+
+def inbox_rows(rows: Iterable[Any], order_url: Callable[[int], str], *, show_supplier: bool) -> Markup:
+    """The ``<tr>`` elements of the inbox table for ``rows`` (as ``queries.inbox`` reads them)."""
+    # The link differs only by the order id (an integer): its two ends are escaped once.
+    link_head, _, link_tail = str(escape(order_url(_ID_MARKER))).partition(str(_ID_MARKER))
+    badges = _STATE_BADGES
+    made = []
+    for o in rows:
+        supplier = f"<td>{escape(o.supplier)}</td>" if show_supplier else ""
+        made.append(
+            f'<tr><td><a href="{link_head}{int(o.id)}{link_tail}">{escape(o.number)}</a></td>{supplier}'
+            f"<td>{o.order_date}</td><td>{o.due_date or _NONE}</td><td>{escape(o.warehouse)}</td>"
+            f"<td>{escape(o.buyer or _NONE)}</td><td>{badges[o.state]}</td>"
+            f'<td class="num">{money(o.total_value)} {escape(o.currency)}</td></tr>'
+        )
+    # Safe: every text above went through escape(); the rest is markup written here, numbers and dates.
+    return Markup("\n".join(made))  # noqa: S704
