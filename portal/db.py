@@ -203,7 +203,7 @@ def plain_rows(result: Any) -> list[Any]:
     ``__getattr__``: a 50-row inbox spent more time reading its cells than escaping them. Named tuples answer
     from C; making them costs about half a microsecond a row."""
     make = _plain_row_type(tuple(result.keys()))._make
-    return [make(row) for row in result]
+    return [make(row) for row in result.all()]
 
 
 def _context_statement(relaxed_commit: bool) -> Any:

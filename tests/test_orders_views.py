@@ -16,6 +16,7 @@ from portal.db import set_context
 from portal.orders import services as svc
 from portal.orders.models import ChangeRequest, ChangeState, LineState, OrderMessage, OrderState, PurchaseOrder
 from portal.suppliers.models import Supplier
+from portal.tenancy.services import forget_ship_to_choices
 from tests.factories import PASSWORD, make_member, make_order, make_supplier, make_tenant, make_tolerance
 from tests.helpers import PortalClient, csrf_from
 
@@ -296,6 +297,7 @@ def test_inbox_and_order_page_issue_a_fixed_number_of_queries(app, session):
     client.sign_in(seller.email, PASSWORD, seller.secret)
     small = make_order(session, tenant, supplier, [("5", "1", 5)])
     engine = app.extensions["portal.db"].engine
+    forget_ship_to_choices()  # each count includes the ship-to choices' read (kept a minute per process)
     with count_queries(engine) as few:
         assert client.get("/orders?tab=all").status_code == 200
     with count_queries(engine) as few_page:
@@ -304,12 +306,42 @@ def test_inbox_and_order_page_issue_a_fixed_number_of_queries(app, session):
     svc.accept_all(session, order=big, expected_version=None, actor=svc_actor())
     for _ in range(30):
         make_order(session, tenant, supplier, [("1", "1", 3)])
+    forget_ship_to_choices()
     with count_queries(engine) as many:
         assert client.get("/orders?tab=all").status_code == 200
     with count_queries(engine) as many_page:
         assert client.get(f"/orders/{big.id}").status_code == 200
     assert len(many) == len(few)
     assert len(many_page) == len(few_page)
+
+
+def test_ship_to_choices_are_the_tenants_own_and_follow_new_warehouses_within_a_minute(app, session, monkeypatch):
+    from portal.tenancy import services as tenancy
+    from tests.factories import make_company_with_warehouse
+
+    def ship_to_options(client: PortalClient) -> list[str]:
+        page = client.get("/orders?tab=all").text
+        return re.findall(
+            r'<option value="\d+"[^>]*>([^<]+)</option>', page.split('name="warehouse"')[1].split("</select>")[0]
+        )
+
+    signed_in = []
+    for _ in range(2):
+        tenant = make_tenant(session)
+        _, warehouse = make_company_with_warehouse(session, tenant)
+        supplier = make_supplier(session, tenant)
+        seller = make_member(session, tenant, Role.SUPPLIER_ADMIN, supplier=supplier)
+        client = PortalClient(app.test_client())
+        client.sign_in(seller.email, PASSWORD, seller.secret)
+        signed_in.append((tenant, warehouse, client))
+    (first, first_warehouse, first_client), (_, second_warehouse, second_client) = signed_in
+    assert ship_to_options(first_client) == [first_warehouse.name]
+    assert ship_to_options(second_client) == [second_warehouse.name]  # each tenant's own, never the other's
+
+    _, added = make_company_with_warehouse(session, first)
+    assert ship_to_options(first_client) == [first_warehouse.name]  # kept for a minute
+    monkeypatch.setattr(tenancy, "SHIP_TO_CHOICES_SECONDS", 0.0)
+    assert ship_to_options(first_client) == sorted([first_warehouse.name, added.name])
 
 
 def svc_actor():  # type: ignore[no-untyped-def]

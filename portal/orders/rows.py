@@ -33,14 +33,22 @@ def inbox_rows(rows: Iterable[Any], order_url: Callable[[int], str], *, show_sup
     # The link differs only by the order id (an integer): its two ends are escaped once.
     link_head, _, link_tail = str(escape(order_url(_ID_MARKER))).partition(str(_ID_MARKER))
     badges = _STATE_BADGES
+    # Names repeat from row to row (a handful of warehouses, buyers, currencies): each is escaped once.
+    names: dict[str | None, str] = {None: _NONE}
     made = []
     for o in rows:
-        supplier = f"<td>{escape(o.supplier)}</td>" if show_supplier else ""
+        warehouse = names.get(o.warehouse) or names.setdefault(o.warehouse, str(escape(o.warehouse)))
+        buyer = names.get(o.buyer) or names.setdefault(o.buyer, str(escape(o.buyer)))
+        currency = names.get(o.currency) or names.setdefault(o.currency, str(escape(o.currency)))
+        if show_supplier:
+            supplier = f"<td>{names.get(o.supplier) or names.setdefault(o.supplier, str(escape(o.supplier)))}</td>"
+        else:
+            supplier = ""
         made.append(
             f'<tr><td><a href="{link_head}{int(o.id)}{link_tail}">{escape(o.number)}</a></td>{supplier}'
-            f"<td>{o.order_date}</td><td>{o.due_date or _NONE}</td><td>{escape(o.warehouse)}</td>"
-            f"<td>{escape(o.buyer or _NONE)}</td><td>{badges[o.state]}</td>"
-            f'<td class="num">{money(o.total_value)} {escape(o.currency)}</td></tr>'
+            f"<td>{o.order_date}</td><td>{o.due_date or _NONE}</td><td>{warehouse}</td>"
+            f"<td>{buyer}</td><td>{badges[o.state]}</td>"
+            f'<td class="num">{money(o.total_value)} {currency}</td></tr>'
         )
     # Safe: every text above went through escape(); the rest is markup written here, numbers and dates.
     return Markup("\n".join(made))  # noqa: S704

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from portal.auth.access import get_scoped_or_404, requires
@@ -20,7 +20,6 @@ from portal.auth.admin_views import ctx
 from portal.auth.permissions import Permission
 from portal.auth.services import ServiceError
 from portal.auth.views import actor
-from portal.db import read_columns
 from portal.orders import intake, queries, spreadsheet
 from portal.orders import services as svc
 from portal.orders.forms import (
@@ -56,6 +55,7 @@ from portal.suppliers.models import Supplier
 from portal.suppliers.services import supplier_name
 from portal.suppliers.views import supplier_filter_args
 from portal.tenancy.models import Company, Tenant, Warehouse
+from portal.tenancy.services import ship_to_choices
 from portal.web import db_session, secret_key
 
 bp = Blueprint("orders", __name__, template_folder="templates")
@@ -98,12 +98,6 @@ def _int_arg(name: str) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
-# The ship-to filter's choices, built once (the inbox is the page suppliers open most).
-_WAREHOUSES = (
-    select(Warehouse.id, Warehouse.name).where(Warehouse.tenant_id == bindparam("tenant_id")).order_by(Warehouse.name)
-)
-
-
 @bp.route("/orders")
 @requires(Permission.ORDERS_VIEW)
 def inbox() -> str:
@@ -125,7 +119,7 @@ def inbox() -> str:
     if filters.tab not in queries.TAB_LABELS:
         filters.tab = "all"
     page = queries.inbox(db_sess, context, filters, date.today())
-    warehouses = read_columns(db_sess, _WAREHOUSES, {"tenant_id": context.tenant_id}).all()
+    warehouses = ship_to_choices(db_sess, context.tenant_id)
     # A buyer filters by supplier with a search field (a tenant may have thousands of suppliers: a list of
     # 5,000 options made the page 130 ms); a link to one supplier's orders shows its name.
     chosen_supplier = None if context.is_supplier else supplier_name(db_sess, context.tenant_id, filters.supplier_id)
