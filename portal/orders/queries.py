@@ -515,7 +515,7 @@ def exceptions(
         stmt = stmt.where(PurchaseOrder.warehouse_id == filters.warehouse_id)
     if filters.company_id:
         stmt = stmt.where(PurchaseOrder.company_id == filters.company_id)
-    return list(session.execute(planned_per_run(stmt)).all())
+    return plain_rows(read_columns(session, planned_per_run(stmt)))
 
 
 QUEUE_SIZE = 200
