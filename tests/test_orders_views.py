@@ -71,6 +71,7 @@ def test_supplier_answers_line_by_line_and_buyer_approves(trade):
     assert "1 line(s) confirmed; 2 line(s) sent to the buyer" in seller.get(page).text
     queue = buyer.get("/orders/queue")
     assert queue.status_code == 200 and order.number in queue.text and "replaced by P-004" in queue.text
+    assert f'href="/orders/{order.id}#change-requests"' in queue.text
     set_context(session, tenant_id=tenant.id)
     requests = session.execute(select(ChangeRequest).where(ChangeRequest.order_id == order.id)).scalars().all()
     html = buyer.get("/orders/queue").text
@@ -83,6 +84,15 @@ def test_supplier_answers_line_by_line_and_buyer_approves(trade):
     assert states == {first.id: LineState.CONFIRMED, second.id: LineState.CONFIRMED, third.id: LineState.REJECTED}
     history = seller.get(page).text
     assert "approved change" in history and "rejected" in history and "60 on" in history
+
+
+def test_the_queue_lists_orders_awaiting_their_supplier_with_links_and_days_waited(trade):
+    _, _, order, _, _, buyer = trade
+    waiting = (date.today() - order.order_date).days
+    page = buyer.get("/orders/queue").text
+    section = page.split("Orders awaiting the supplier")[1]
+    assert f'<a href="/orders/{order.id}">{order.number}</a>' in section and f"{waiting} days" in section
+    assert "Acme Orders" in section
 
 
 def test_errors_are_shown_next_to_their_line_and_nothing_is_saved(trade):

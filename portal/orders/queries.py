@@ -545,7 +545,8 @@ def response_queue(session: Session, tenant_id: int) -> tuple[list[Any], list[An
             .limit(QUEUE_SIZE)
         )
     ).all()
-    awaiting = session.execute(
+    awaiting = read_columns(
+        session,
         planned_per_run(
             select(
                 PurchaseOrder.id,
@@ -561,6 +562,6 @@ def response_queue(session: Session, tenant_id: int) -> tuple[list[Any], list[An
             .where(PurchaseOrder.tenant_id == tenant_id, PurchaseOrder.state == OrderState.AWAITING_RESPONSE)
             .order_by(PurchaseOrder.order_date, PurchaseOrder.id)
             .limit(QUEUE_SIZE)
-        )
-    ).all()
-    return list(changes), list(awaiting)
+        ),
+    )
+    return list(changes), plain_rows(awaiting)
