@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.orm import Session
 
 from portal.auth.models import User, UserSession
@@ -125,8 +125,25 @@ def load_session_user(session: Session, token: str, *, tenant_id: int | None = N
     if not signs_in:
         return None
     if now - last_seen_at > TOUCH_EVERY:
-        read_columns(session, _SET_SEEN, {"record_id": record_id, "at": now})
+        # Written just before the commit, as the ORM's flush used to: the record's row is then locked while the
+        # transaction commits, not for the whole request (another request of the same browser would wait).
+        session.info[_TOUCH] = (record_id, now)
     return SignedInUser(user_id, email, name, record_id, token)
+
+
+_TOUCH = "portal.session_touch"
+
+
+@event.listens_for(Session, "before_commit")
+def _touch_before_commit(session: Session) -> None:
+    touch = session.info.pop(_TOUCH, None)
+    if touch is not None:
+        read_columns(session, _SET_SEEN, {"record_id": touch[0], "at": touch[1]})
+
+
+@event.listens_for(Session, "after_rollback")
+def _no_touch_after_rollback(session: Session) -> None:
+    session.info.pop(_TOUCH, None)
 
 
 def revoke(session: Session, record: UserSession) -> None:
