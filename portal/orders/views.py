@@ -600,12 +600,9 @@ def exceptions() -> str:
     tenant = db_sess.get(Tenant, context.tenant_id)
     assert tenant is not None
     rows = queries.exceptions(db_sess, context, filters, date.today(), tenant.unconfirmed_after_days)
-    choices = {
-        name: db_sess.execute(
-            select(model.id, model.name).where(model.tenant_id == context.tenant_id).order_by(model.name)
-        ).all()
-        for name, model in (("companies", Company), ("warehouses", Warehouse))
-    }
+    companies = db_sess.execute(
+        select(Company.id, Company.name).where(Company.tenant_id == context.tenant_id).order_by(Company.name)
+    ).all()
     return render_template(
         "orders/exceptions.html",
         rows=rows,
@@ -613,7 +610,8 @@ def exceptions() -> str:
         kinds=queries.EXCEPTION_KINDS,
         days=tenant.unconfirmed_after_days,
         chosen_supplier=supplier_name(db_sess, context.tenant_id, filters.supplier_id),
-        **choices,
+        companies=companies,
+        warehouses=ship_to_choices(db_sess, context.tenant_id),
     )
 
 

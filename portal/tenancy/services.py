@@ -21,7 +21,7 @@ _ship_to_choices: dict[int, tuple[float, list[tuple[int, str]]]] = {}
 
 
 def ship_to_choices(session: Session, tenant_id: int) -> list[tuple[int, str]]:
-    """The tenant's warehouses as (id, name), by name: the choices of a ship-to filter.
+    """The tenant's warehouses as (id, name), by name: the choices of a ship-to filter (inbox, exceptions).
 
     Kept for a minute in each web process, per tenant. The inbox, the page suppliers open most, read them with
     a statement of its own on every request, though a tenant's warehouses change a few times a year."""
