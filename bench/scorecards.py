@@ -4,13 +4,14 @@ Measured in one run and printed:
 
 1. the full recompute of every supplier's snapshots over 24 months (months and quarters), against a single
    hand-written SQL GROUP BY computing the same OTIF figures per supplier and month (target: at most 1.3x),
-   as a first build (no snapshots of this definition version yet) and as a rebuild of the same history;
+   as a first build (no snapshots of this definition version yet) and as a rebuild of the same history, in
+   interleaved rounds (``--rounds``, 3 by default): medians, the range, and each round's ratios;
 2. one supplier's scorecard page (the benchmark supplier, 25,000 lines) and the buyers' ranking page from
    snapshots, each requested 200 times in a row (after 10 to warm up) through the portal (test client, one
    connection, in a fresh process): p50 / p95 (targets 50 ms and 100 ms), beside a CPU reference;
 3. one scorecard PDF, warm (target at most 1 s).
 
-Usage: python bench/scorecards.py   (after python bench/orders_data.py)
+Usage: python bench/scorecards.py [--rounds 3]   (after python bench/orders_data.py)
 """
 
 from __future__ import annotations
@@ -91,28 +92,21 @@ def main() -> None:
     first, last = months[0].start, months[-1].end
     if "--pages-only" in sys.argv:  # snapshots built by an earlier run
         return pages_and_pdf(app, database, results)
-    hand_times = {}
-    for label, settings in (("default settings", ()), ("the recompute's settings", RECOMPUTE_SETTINGS)):
-        started = time.perf_counter()
-        with database.transaction(tenant_id=1) as s:
-            for setting in settings:
-                s.execute(text(setting))
-            hand = s.execute(text(HAND_WRITTEN), {"start": first, "end": last, "closed": TODAY}).all()
-        hand_times[label] = time.perf_counter() - started
-        print(f"hand-written GROUP BY ({label}): {hand_times[label]:.1f} s", flush=True)
-    hand_seconds = min(hand_times.values())
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 3
 
-    # The recompute twice: a first build (no snapshots of this version yet) and a rebuild of the same history
-    # (what the monthly job does: closed periods rarely change, identical rows are not written again).
     from sqlalchemy import create_engine, event
 
     owner = create_engine(f"postgresql+psycopg://portal_owner@127.0.0.1:5432/{DB}", isolation_level="AUTOCOMMIT")
-    with owner.connect() as conn:
-        conn.execute(text("SELECT set_config('app.tenant_id', '1', false)"))
-        conn.execute(text("DELETE FROM scorecard_snapshots WHERE tenant_id = 1 AND version = :v"),
-                     {"v": services.VERSION})  # fmt: skip
-        conn.execute(text("VACUUM ANALYZE scorecard_snapshots"))
-    phases: dict[str, float] = {}
+
+    def forget_snapshots() -> None:
+        """This version's snapshots deleted (and the table vacuumed), so that the next recompute is a first build."""
+        with owner.connect() as conn:
+            conn.execute(text("SELECT set_config('app.tenant_id', '1', false)"))
+            conn.execute(text("DELETE FROM scorecard_snapshots WHERE tenant_id = 1 AND version = :v"),
+                         {"v": services.VERSION})  # fmt: skip
+            conn.execute(text("VACUUM ANALYZE scorecard_snapshots"))
+
+    phases: dict[str, dict[str, list[float]]] = {"first build": {}, "rebuild": {}}
     phase_of = {
         "CREATE TEMPORARY TABLE SCORECARD_MONTH_SUMS": "the main connection's part of the grouped pass (70 % of the lines)",
         "CREATE TEMPORARY TABLE SCORECARD_INCOMING": "figures, score and grade (the main connection's share)",
@@ -120,6 +114,7 @@ def main() -> None:
         "UPDATE SCORECARD_SNAPSHOTS": "storing: rows deleted, updated, inserted (three statements)",
         "INSERT INTO SCORECARD_SNAPSHOTS": "storing: rows deleted, updated, inserted (three statements)",
     }
+    current: dict[str, float] = {}
 
     def before(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
         conn.info["started"] = time.perf_counter()
@@ -131,12 +126,18 @@ def main() -> None:
             return
         for prefix, name in phase_of.items():
             if statement.upper().startswith(prefix):
-                phases[name] = phases.get(name, 0.0) + time.perf_counter() - conn.info["started"]
+                current[name] = current.get(name, 0.0) + time.perf_counter() - conn.info["started"]
 
-    event.listen(database.engine, "before_cursor_execute", before)
-    event.listen(database.engine, "after_cursor_execute", after)
-    for run in ("first build", "rebuild"):
-        phases.clear()
+    def hand_written(settings: tuple[str, ...]) -> tuple[float, int]:
+        started = time.perf_counter()
+        with database.transaction(tenant_id=1) as s:
+            for setting in settings:
+                s.execute(text(setting))
+            rows = s.execute(text(HAND_WRITTEN), {"start": first, "end": last, "closed": TODAY}).all()
+        return time.perf_counter() - started, len(rows)
+
+    def recompute(run: str) -> tuple[float, int]:
+        current.clear()
         started = time.perf_counter()
         with database.transaction(tenant_id=1) as s:
             # As the monthly job runs it: a second connection shares the work.
@@ -144,19 +145,48 @@ def main() -> None:
             main_connection[0] = s.connection()
             stored = services.recompute(s, tenant_id=1, months=24, today=TODAY, reader=reader)
         seconds = time.perf_counter() - started
-        print(f"recompute, {run}: {seconds:.1f} s", flush=True)
-        results.append((f"full recompute, all suppliers, 24 months + 8 quarters: {run}",
-                        f"{seconds:.1f} s ({stored:,} snapshots)"))  # fmt: skip
-        for name, spent in phases.items():
-            results.append((f"  of which {name}", f"{spent:.1f} s"))
-        results.append(
-            (f"  ratio to the faster hand-written run (target at most 1.3), {run}", f"{seconds / hand_seconds:.1f}x")
-        )
+        for name, spent in current.items():
+            phases[run].setdefault(name, []).append(spent)
+        return seconds, stored
+
+    # Interleaved rounds (this machine's speed drifts by up to 2x within minutes): each round runs the
+    # hand-written query with both settings, a first build and a rebuild, one after the other; the ratios
+    # are taken per round (each against the faster hand-written run of its own round) and as medians.
+    timings: dict[str, list[float]] = {}
+    ratios: dict[str, list[float]] = {"first build": [], "rebuild": []}
+    event.listen(database.engine, "before_cursor_execute", before)
+    event.listen(database.engine, "after_cursor_execute", after)
+    hand_rows = stored = 0
+    for round_number in range(1, rounds + 1):
+        hand_round = []
+        for label, settings in (("default settings", ()), ("the recompute's settings", RECOMPUTE_SETTINGS)):
+            seconds, hand_rows = hand_written(settings)
+            timings.setdefault(f"hand-written ({label})", []).append(seconds)
+            hand_round.append(seconds)
+        forget_snapshots()
+        line = [f"round {round_number}: hand-written {min(hand_round):.1f} s"]
+        for run in ("first build", "rebuild"):
+            seconds, stored = recompute(run)
+            timings.setdefault(run, []).append(seconds)
+            ratios[run].append(seconds / min(hand_round))
+            line.append(f"{run} {seconds:.1f} s ({ratios[run][-1]:.1f}x)")
+        print(", ".join(line), flush=True)
     event.remove(database.engine, "before_cursor_execute", before)
     event.remove(database.engine, "after_cursor_execute", after)
-    for label, seconds in hand_times.items():
-        results.append((f"one hand-written GROUP BY, OTIF per supplier and month ({label})",
-                        f"{seconds:.1f} s ({len(hand):,} rows)"))  # fmt: skip
+
+    def spread(values: list[float], unit: str = " s") -> str:
+        return f"median {statistics.median(values):.1f}{unit} (runs {min(values):.1f}-{max(values):.1f}{unit})"
+
+    for run in ("first build", "rebuild"):
+        results.append((f"full recompute, all suppliers, 24 months + 8 quarters ({stored:,} snapshots): {run}",
+                        spread(timings[run])))  # fmt: skip
+        for name, spent in phases[run].items():
+            results.append((f"  of which {name}", spread(spent)))
+        results.append((f"  ratio to the faster hand-written run of its round (target at most 1.3), {run}",
+                        spread(ratios[run], "x")))  # fmt: skip
+    for label in ("default settings", "the recompute's settings"):
+        results.append((f"one hand-written GROUP BY, OTIF per supplier and month ({label}, {hand_rows:,} rows)",
+                        spread(timings[f"hand-written ({label})"])))  # fmt: skip
     # The pages are read long after the monthly job: by then autovacuum has cleared any replaced rows.
     with owner.connect() as conn:
         conn.execute(text("VACUUM ANALYZE scorecard_snapshots"))
