@@ -83,6 +83,22 @@ def awaiting_orders(db: str, supplier_id: int, skip: int) -> list[int]:
     return list(ids)
 
 
+def servers_environment(db: str, supplier_id: int) -> dict[str, str]:
+    """The environment of the portal's and the minimal app's gunicorn over the orders data set."""
+    return {
+        **os.environ,
+        "PORTAL_ENV": "development",
+        "PORTAL_DEMO": "0",
+        "SECURE_COOKIES": "0",
+        "SECRET_KEY": "bench-secret-key-0123456789-0123456789",
+        "REDIS_URL": "redis://127.0.0.1:6379/14",
+        "DATABASE_URL": f"postgresql://portal_app@127.0.0.1:5432/{db}",
+        "PORTAL_INSTANCE_PATH": "/tmp/portal-bench-o",
+        "BENCH_APP_URL": f"postgresql+psycopg://portal_app@127.0.0.1:5432/{db}",
+        "BENCH_SUPPLIER_ID": str(supplier_id),
+    }
+
+
 def cpu_seconds(pattern: str) -> float:
     """CPU time (user + system) used so far by the processes whose command line matches ``pattern``."""
     total = 0
@@ -129,18 +145,7 @@ def main() -> None:
         subprocess.run([sys.executable, str(ROOT / "bench" / "orders_data.py")], check=True)
         info = json.loads(INFO.read_text())
     add_bench_user(db, info["supplier_id"])
-    environment = {
-        **os.environ,
-        "PORTAL_ENV": "development",
-        "PORTAL_DEMO": "0",
-        "SECURE_COOKIES": "0",
-        "SECRET_KEY": "bench-secret-key-0123456789-0123456789",
-        "REDIS_URL": "redis://127.0.0.1:6379/14",
-        "DATABASE_URL": f"postgresql://portal_app@127.0.0.1:5432/{db}",
-        "PORTAL_INSTANCE_PATH": "/tmp/portal-bench-o",
-        "BENCH_APP_URL": f"postgresql+psycopg://portal_app@127.0.0.1:5432/{db}",
-        "BENCH_SUPPLIER_ID": str(info["supplier_id"]),
-    }
+    environment = servers_environment(db, info["supplier_id"])
     subprocess.run(["redis-cli", "-n", "14", "flushdb"], check=False, capture_output=True)
     portal = start("wsgi:app", PORTAL_PORT, environment)
     minimal = start("bench.minimal_inbox_app:app", MINIMAL_PORT, environment)
