@@ -1,62 +1,167 @@
-"""The landing page after sign-in: what needs attention, per role."""
+"""The landing page after sign-in: what needs attention, per role.
+
+Each figure links to the page that lists what it counts, and says the same number: the orders' figures are the
+inbox's own tab counts (one statement), the rest one statement of counts for the staff, or the supplier's own
+requirement statuses as its certificates page shows them."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
-from sqlalchemy import func, select
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from flask import Blueprint, render_template, url_for
+from sqlalchemy import Select, func, select
 
 from portal.auth.access import public, requires
 from portal.auth.admin_views import ctx
 from portal.auth.models import Invitation, Membership
 from portal.auth.permissions import Permission
-from portal.db import utcnow
+from portal.db import read_columns, utcnow
 from portal.suppliers.models import Supplier
-from portal.web import db_session
+from portal.web import PortalContext, db_session
 
 bp = Blueprint("dashboard", __name__)
+
+
+@dataclass(frozen=True)
+class Tile:
+    figure: str
+    label: str
+    href: str
+    # Something is waiting on the person looking (drawn as a call to act when the figure is not zero).
+    urgent: bool = False
+
+
+def _count(statement: Select[Any]) -> Any:
+    return select(func.count()).select_from(statement.subquery()).scalar_subquery()
+
+
+def _staff_tiles(context: PortalContext, today: date) -> tuple[list[Tile], list[Tile]]:
+    """The staff's figures: work waiting (orders, change requests, documents) and the tenant at a glance."""
+    from portal.documents.models import Document, DocumentStatus
+    from portal.documents.services import EXPIRING_SOON_DAYS
+    from portal.orders.models import ChangeRequest, ChangeState
+    from portal.orders.queries import inbox_counts
+
+    db_sess, tenant = db_session(), context.tenant_id
+    figures = {
+        "suppliers": select(func.count()).select_from(Supplier).where(Supplier.tenant_id == tenant).scalar_subquery()
+    }
+    if context.can(Permission.ORDERS_MANAGE):
+        figures["decisions"] = _count(
+            select(ChangeRequest.id).where(ChangeRequest.tenant_id == tenant, ChangeRequest.state == ChangeState.OPEN)
+        )
+    if context.can(Permission.DOCUMENTS_REVIEW):
+        figures["to_review"] = _count(
+            select(Document.id).where(Document.tenant_id == tenant, Document.status == DocumentStatus.PENDING_REVIEW)
+        )
+        figures["expiring"] = _count(
+            select(Document.id).where(
+                Document.tenant_id == tenant,
+                Document.status == DocumentStatus.APPROVED,
+                Document.expiry_date >= today,
+                Document.expiry_date <= today + timedelta(days=EXPIRING_SOON_DAYS),
+            )
+        )
+    if context.can(Permission.USERS_MANAGE):
+        figures["people"] = _count(
+            select(Membership.id).where(Membership.tenant_id == tenant, Membership.disabled_at.is_(None))
+        )
+        figures["invitations"] = _count(
+            select(Invitation.id).where(
+                Invitation.tenant_id == tenant,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > utcnow(),
+            )
+        )
+    # One statement for all of them: each figure is a scalar subquery.
+    found = dict(read_columns(db_sess, select(*(value.label(key) for key, value in figures.items()))).one()._mapping)
+    work: list[Tile] = []
+    if context.can(Permission.ORDERS_VIEW):
+        orders = inbox_counts(db_sess, context, today)
+        work += [
+            Tile(orders.count_label("needs_response"), "orders waiting for suppliers to answer",
+                 url_for("orders.inbox", tab="needs_response")),
+            Tile(orders.count_label("late"), "late orders", url_for("orders.inbox", tab="late"),
+                 urgent=orders.counts["late"] > 0),
+        ]  # fmt: skip
+    if "decisions" in found:
+        work.append(Tile(f"{found['decisions']:,}", "supplier changes to decide", url_for("orders.queue"),
+                         urgent=found["decisions"] > 0))  # fmt: skip
+    if "to_review" in found:
+        work += [
+            Tile(f"{found['to_review']:,}", "documents to review", url_for("documents.queue"),
+                 urgent=found["to_review"] > 0),
+            Tile(f"{found['expiring']:,}", f"approved documents expiring within {EXPIRING_SOON_DAYS} days",
+                 url_for("documents.dashboard")),
+        ]  # fmt: skip
+    tenant_tiles = [Tile(f"{found['suppliers']:,}", "suppliers", url_for("suppliers.index"))]
+    if "people" in found:
+        tenant_tiles += [
+            Tile(f"{found['people']:,}", "people with access", url_for("people.people")),
+            Tile(f"{found['invitations']:,}", "open invitations", url_for("people.people")),
+        ]
+    return work, tenant_tiles
+
+
+def _supplier_tiles(context: PortalContext, today: date) -> tuple[list[Tile], int, int]:
+    """A supplier's figures: its orders for this customer as its inbox counts them, and the certificates the
+    customer requires of it that need an upload. Also the number of its orders and of its active colleagues."""
+    from portal.orders.queries import inbox_counts
+
+    db_sess = db_session()
+    tiles: list[Tile] = []
+    orders_total = 0
+    if context.can(Permission.ORDERS_VIEW):
+        orders = inbox_counts(db_sess, context, today)
+        counts, orders_total = orders.counts, orders.counts["all"]
+        tiles += [
+            Tile(f"{counts['needs_response']:,}", "orders waiting for your answer",
+                 url_for("orders.inbox", tab="needs_response"), urgent=counts["needs_response"] > 0),
+            Tile(f"{counts['late']:,}", "late orders", url_for("orders.inbox", tab="late"), urgent=counts["late"] > 0),
+            Tile(f"{counts['changes_pending']:,}", "changes waiting for the buyer",
+                 url_for("orders.inbox", tab="changes_pending")),
+            Tile(f"{counts['open']:,}", "confirmed orders to ship", url_for("orders.inbox", tab="open")),
+        ]  # fmt: skip
+    if context.can(Permission.DOCUMENTS_UPLOAD) and context.supplier_id is not None:
+        from portal.auth.access import get_scoped_or_404
+        from portal.documents.services import compliance
+
+        supplier = get_scoped_or_404(db_sess, Supplier, context.supplier_id, context)
+        states = [status.state for status in compliance(db_sess, tenant_id=context.tenant_id, supplier=supplier,
+                                                        today=today)]  # fmt: skip
+        to_fix = sum(state in ("missing", "expired", "rejected") for state in states)
+        tiles += [
+            Tile(f"{to_fix:,}", "required certificates to upload", url_for("documents.compliance"), urgent=to_fix > 0),
+            Tile(f"{states.count('expiring'):,}", "certificates expiring soon", url_for("documents.compliance")),
+        ]
+    colleagues = 0
+    if context.can(Permission.SUPPLIER_TEAM_MANAGE):
+        colleagues = db_sess.execute(
+            select(func.count())
+            .select_from(Membership)
+            .where(
+                Membership.tenant_id == context.tenant_id,
+                Membership.supplier_id == context.supplier_id,
+                Membership.disabled_at.is_(None),
+            )
+        ).scalar_one()
+    return tiles, orders_total, colleagues
 
 
 @bp.route("/")
 @requires(Permission.DASHBOARD_VIEW)
 def index() -> str:
     context = ctx()
-    db_sess = db_session()
-    figures: dict[str, int]
-    if not context.is_supplier:
-        # One statement for all tiles: each figure is a scalar subquery.
-        tenant = context.tenant_id
-        row = db_sess.execute(
-            select(
-                select(func.count()).select_from(Supplier).where(Supplier.tenant_id == tenant).scalar_subquery(),
-                select(func.count())
-                .select_from(Membership)
-                .where(Membership.tenant_id == tenant, Membership.disabled_at.is_(None))
-                .scalar_subquery(),
-                select(func.count())
-                .select_from(Invitation)
-                .where(
-                    Invitation.tenant_id == tenant,
-                    Invitation.accepted_at.is_(None),
-                    Invitation.revoked_at.is_(None),
-                    Invitation.expires_at > utcnow(),
-                )
-                .scalar_subquery(),
-            )
-        ).one()
-        figures = {"suppliers": row[0], "people": row[1], "open_invitations": row[2]}
-    else:
-        figures = {
-            "colleagues": db_sess.execute(
-                select(func.count())
-                .select_from(Membership)
-                .where(
-                    Membership.tenant_id == context.tenant_id,
-                    Membership.supplier_id == context.supplier_id,
-                    Membership.disabled_at.is_(None),
-                )
-            ).scalar_one()
-        }
-    return render_template("dashboard.html", figures=figures)
+    today = date.today()
+    if context.is_supplier:
+        work, orders_total, colleagues = _supplier_tiles(context, today)
+        return render_template("dashboard.html", work=work, tenant_tiles=[], orders_total=orders_total,
+                               colleagues=colleagues)  # fmt: skip
+    work, tenant_tiles = _staff_tiles(context, today)
+    return render_template("dashboard.html", work=work, tenant_tiles=tenant_tiles, orders_total=None, colleagues=0)
 
 
 @bp.route("/healthz")

@@ -300,8 +300,7 @@ def _inbox_statements(
 _UNFILTERED_INBOX: dict[tuple[str, str, bool], tuple[Select[Any], Select[Any]]] = {}
 
 
-def inbox(session: Session, context: PortalContext, filters: InboxFilters, today: date) -> InboxPage:
-    """Tab counts (one grouped query) and one page of orders with their names (one query)."""
+def _statements(session: Session, context: PortalContext, filters: InboxFilters) -> tuple[Select[Any], Select[Any]]:
     conditions = _filter_conditions(filters, context, session)
     shape = (filters.tab, filters.sort, context.supplier_id is not None)
     statements = None if conditions else _UNFILTERED_INBOX.get(shape)
@@ -309,16 +308,34 @@ def inbox(session: Session, context: PortalContext, filters: InboxFilters, today
         statements = _inbox_statements(filters, context, conditions)
         if not conditions:
             _UNFILTERED_INBOX[shape] = statements
-    counted, page_stmt = statements
+    return statements
+
+
+def _counts(session: Session, context: PortalContext, counted: Select[Any], params: dict[str, Any]) -> dict[str, int]:
+    if context.supplier_id is not None:
+        by_state = read_columns(session, counted, params)
+        return tab_counts({state: (total, due) for state, total, due in by_state})
+    return dict(read_columns(session, counted, params).one()._mapping)
+
+
+def inbox_counts(session: Session, context: PortalContext, today: date) -> InboxPage:
+    """The inbox's tab counts alone (its one counting statement), as the tabs show them: the home page's
+    figures link to those tabs and agree with them. The page has no rows."""
+    counted, _ = _statements(session, context, InboxFilters(tab="all"))
+    params = {"tenant_id": context.tenant_id, "supplier_id": context.supplier_id, "today": today,
+              "count_cap": COUNT_CAP + 1}  # fmt: skip
+    counts = _counts(session, context, counted, params)
+    return InboxPage(counts, [], counts["all"], 1, None if context.supplier_id is not None else COUNT_CAP)
+
+
+def inbox(session: Session, context: PortalContext, filters: InboxFilters, today: date) -> InboxPage:
+    """Tab counts (one grouped query) and one page of orders with their names (one query)."""
+    counted, page_stmt = _statements(session, context, filters)
     params = {"tenant_id": context.tenant_id, "supplier_id": context.supplier_id, "today": today,
               "limit": PAGE_SIZE, "offset": (filters.page - 1) * PAGE_SIZE, "count_cap": COUNT_CAP + 1,
               "reach": filters.page * PAGE_SIZE}  # fmt: skip
     cap = None if context.supplier_id is not None else COUNT_CAP
-    if cap is None:
-        by_state = read_columns(session, counted, params)
-        counts = tab_counts({state: (total, due) for state, total, due in by_state})
-    else:
-        counts = dict(read_columns(session, counted, params).one()._mapping)
+    counts = _counts(session, context, counted, params)
     rows = plain_rows(read_columns(session, page_stmt, params))
     total = counts.get(filters.tab, counts["all"]) if filters.tab in counts else counts["all"]
     paged = total if cap is None else min(total, cap)
