@@ -191,6 +191,9 @@ def seed_demo(session: Session) -> list[tuple[str, str, str]]:
 
         session.flush()
         detect(session, tenant_id=tenant.id)
+        # Written under this tenant's context: flushed later, under the next tenant's, PostgreSQL's row-level
+        # security refuses them.
+        session.flush()
     set_context(session, tenant_id=None)
     return printed
 

@@ -109,3 +109,26 @@ def test_a_supplier_user_sees_their_own_supplier_accounts_elsewhere_and_nothing_
     set_context(session, tenant_id=first.id, user_id=me.user.id)
     names = sorted(session.execute(text("SELECT name FROM suppliers")).scalars())
     assert names == ["Mine in first", "Mine in second"]
+
+
+def test_the_demo_seeds_both_distributors_under_row_level_security(session):
+    """``flask demo`` on PostgreSQL (development mode): each distributor's rows, the alerts' outbox events
+    included, are written under its own tenant's context (they were flushed under the next one's, and refused)."""
+    from sqlalchemy import func, select
+
+    from portal.demo import seed_demo
+    from portal.outbox import OutboxEvent
+    from portal.tenancy.models import Tenant
+
+    seed_demo(session)
+    tenants = {t.slug: t.id for t in session.execute(select(Tenant).where(Tenant.slug.in_(["northwind", "harbor"])))
+               .scalars()}  # fmt: skip
+    assert set(tenants) == {"northwind", "harbor"}
+    for tenant_id in tenants.values():
+        set_context(session, tenant_id=tenant_id)
+        events = session.execute(select(func.count()).select_from(OutboxEvent)).scalar_one()
+        assert events > 0  # its alerts opened, visible under its own context only
+        foreign = session.execute(
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.tenant_id != tenant_id)
+        ).scalar_one()
+        assert foreign == 0
