@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 from flask import Blueprint, render_template, url_for
-from sqlalchemy import Select, func, select
+from sqlalchemy import BigInteger, Date, DateTime, Select, bindparam, func, select
 
 from portal.auth.access import public, requires
 from portal.auth.admin_views import ctx
@@ -37,22 +38,20 @@ def _count(statement: Select[Any]) -> Any:
     return select(func.count()).select_from(statement.subquery()).scalar_subquery()
 
 
-def _staff_tiles(context: PortalContext, today: date) -> tuple[list[Tile], list[Tile]]:
-    """The staff's figures: work waiting (orders, change requests, documents) and the tenant at a glance."""
+@lru_cache(maxsize=8)
+def _staff_figures(decisions: bool, documents: bool, people: bool) -> Select[Any]:
+    """One statement for the staff's figures that their role shows, each a scalar subquery; built once per
+    combination (building it cost more than running it), the tenant and the days bound at each run."""
     from portal.documents.models import Document, DocumentStatus
-    from portal.documents.services import EXPIRING_SOON_DAYS
     from portal.orders.models import ChangeRequest, ChangeState
-    from portal.orders.queries import inbox_counts
 
-    db_sess, tenant = db_session(), context.tenant_id
-    figures = {
-        "suppliers": select(func.count()).select_from(Supplier).where(Supplier.tenant_id == tenant).scalar_subquery()
-    }
-    if context.can(Permission.ORDERS_MANAGE):
+    tenant = bindparam("tenant_id", type_=BigInteger)
+    figures = {"suppliers": _count(select(Supplier.id).where(Supplier.tenant_id == tenant))}
+    if decisions:
         figures["decisions"] = _count(
             select(ChangeRequest.id).where(ChangeRequest.tenant_id == tenant, ChangeRequest.state == ChangeState.OPEN)
         )
-    if context.can(Permission.DOCUMENTS_REVIEW):
+    if documents:
         figures["to_review"] = _count(
             select(Document.id).where(Document.tenant_id == tenant, Document.status == DocumentStatus.PENDING_REVIEW)
         )
@@ -60,11 +59,11 @@ def _staff_tiles(context: PortalContext, today: date) -> tuple[list[Tile], list[
             select(Document.id).where(
                 Document.tenant_id == tenant,
                 Document.status == DocumentStatus.APPROVED,
-                Document.expiry_date >= today,
-                Document.expiry_date <= today + timedelta(days=EXPIRING_SOON_DAYS),
+                Document.expiry_date >= bindparam("today", type_=Date),
+                Document.expiry_date <= bindparam("soon", type_=Date),
             )
         )
-    if context.can(Permission.USERS_MANAGE):
+    if people:
         figures["people"] = _count(
             select(Membership.id).where(Membership.tenant_id == tenant, Membership.disabled_at.is_(None))
         )
@@ -73,11 +72,23 @@ def _staff_tiles(context: PortalContext, today: date) -> tuple[list[Tile], list[
                 Invitation.tenant_id == tenant,
                 Invitation.accepted_at.is_(None),
                 Invitation.revoked_at.is_(None),
-                Invitation.expires_at > utcnow(),
+                Invitation.expires_at > bindparam("now", type_=DateTime(timezone=True)),
             )
         )
-    # One statement for all of them: each figure is a scalar subquery.
-    found = dict(read_columns(db_sess, select(*(value.label(key) for key, value in figures.items()))).one()._mapping)
+    return select(*(value.label(key) for key, value in figures.items()))
+
+
+def _staff_tiles(context: PortalContext, today: date) -> tuple[list[Tile], list[Tile]]:
+    """The staff's figures: work waiting (orders, change requests, documents) and the tenant at a glance."""
+    from portal.documents.services import EXPIRING_SOON_DAYS
+    from portal.orders.queries import inbox_counts
+
+    db_sess = db_session()
+    statement = _staff_figures(context.can(Permission.ORDERS_MANAGE), context.can(Permission.DOCUMENTS_REVIEW),
+                               context.can(Permission.USERS_MANAGE))  # fmt: skip
+    params = {"tenant_id": context.tenant_id, "today": today, "soon": today + timedelta(days=EXPIRING_SOON_DAYS),
+              "now": utcnow()}  # fmt: skip
+    found = dict(read_columns(db_sess, statement, params).one()._mapping)
     work: list[Tile] = []
     if context.can(Permission.ORDERS_VIEW):
         orders = inbox_counts(db_sess, context, today)
