@@ -496,7 +496,9 @@ def test_document_compliance_counts_required_documents_valid_at_period_end(sessi
     iso, insurance = (DocumentType(tenant_id=tenant_id, code=c, name=c) for c in ("ISO", "INS"))
     session.add_all([iso, insurance])
     session.flush()
-    session.add_all([Requirement(tenant_id=tenant_id, document_type_id=t.id) for t in (iso, insurance)])
+    set_on = datetime(2025, 11, 1, tzinfo=UTC)
+    session.add_all([Requirement(tenant_id=tenant_id, document_type_id=t.id, created_at=set_on)
+                     for t in (iso, insurance)])  # fmt: skip
     session.add(
         Document(tenant_id=tenant_id, supplier_id=ids["acme"], document_type_id=iso.id, title="ISO",
                  status=DocumentStatus.APPROVED, expiry_date=date(2026, 6, 30), storage_key="k", original_name="a.pdf",
@@ -508,6 +510,28 @@ def test_document_compliance_counts_required_documents_valid_at_period_end(sessi
     assert figures[ids["acme"]].documents == 50.0
     assert figures[ids["quiet"]].documents == 0.0  # required and missing: 0 %, not "no data"
     assert figures[ids["quiet"]].otif is None and figures[ids["quiet"]].score == 0.0
+
+
+def test_a_requirement_counts_from_the_day_it_was_set(session):
+    """A requirement set on 15 January 2026 counts in January (it was in force on the period's last day), not
+    in December 2025: a new requirement does not lower the months before it."""
+    from portal.documents.models import DocumentType, Requirement
+
+    ids = build(session)
+    tenant_id = ids["tenant_id"]
+    iso = DocumentType(tenant_id=tenant_id, code="ISO", name="ISO")
+    session.add(iso)
+    session.flush()
+    session.add(Requirement(tenant_id=tenant_id, document_type_id=iso.id,
+                            created_at=datetime(2026, 1, 15, 9, 0, tzinfo=UTC)))  # fmt: skip
+    session.flush()
+    december = services.month_window(date(2025, 12, 1), today=date(2026, 11, 1))
+    before = services.figures(session, tenant_id=tenant_id, window=december)
+    assert all(figure.documents is None for figure in before.values())  # no data: nothing was required yet
+    shares = services.compliance_on_days(session, tenant_id, [date(2026, 1, 14), date(2026, 1, 15), JAN.end])
+    assert shares[date(2026, 1, 14)][ids["acme"]] is None
+    assert shares[date(2026, 1, 15)][ids["acme"]] == 0.0 and shares[JAN.end][ids["quiet"]] == 0.0
+    assert services.figures(session, tenant_id=tenant_id, window=JAN)[ids["acme"]].documents == 0.0
 
 
 def test_csv_exports_and_the_pdf(app, session):

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = 3
+VERSION = 4
 # What each version changed (older snapshots keep the version they were computed by):
 CHANGES = {
     1: "First published definitions.",
     2: "Adds the median notice given before a changed promise; closed periods store the median time to respond.",
     3: "Means, medians and the overall score are rounded to one decimal with halves away from zero (0.35 "
     "becomes 0.4 and 0.25 becomes 0.3; version 2 could round such halves down).",
+    4: "A document requirement counts from the day it was set: a period that ended before it has no data for "
+    "it (version 3 counted it in every period, so a new requirement lowered the months before it).",
 }
 
 # The tenant's window around a promised date in which an arrival is on time (days).
@@ -106,8 +108,9 @@ DEFINITIONS += (
     Definition(
         "documents",
         "Document compliance",
-        "Share of the documents required of the supplier (the tenant's requirements that apply to it) that "
-        "were approved and unexpired on the period's last day.",
+        "Share of the documents required of the supplier (the tenant's requirements that apply to it and were "
+        "set by the period's last day) that were approved and unexpired on that day; with none required, no "
+        "data.",
     ),
     Definition(
         "score",

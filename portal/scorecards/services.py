@@ -707,21 +707,25 @@ def compliance_on_days(
         session, tenant_id=tenant_id, requirements=requirements,
         supplier_ids=None if supplier_id is None else [supplier_id],
     )  # fmt: skip
-    required = {supplier.id: [r.document_type_id for r in requirements if applies_to(r, supplier, prints)]
+    # A requirement counts from the day it was set (version 4): a period that ended before it could not have
+    # met it, and a new requirement does not lower the figures of the months before it.
+    required = {supplier.id: [(r.document_type_id, _as_date(r.created_at)) for r in requirements
+                              if applies_to(r, supplier, prints)]
                 for supplier in suppliers}  # fmt: skip
     shares: dict[date, dict[int, float | None]] = {}
     for day in days:
         on_day = shares.setdefault(day, {})
         for supplier, types in required.items():
+            in_force = [document_type for document_type, since in types if since <= day]
             held = sum(
                 1
-                for document_type in types
+                for document_type in in_force
                 if any(
                     created <= day and (expiry is None or expiry >= day)
                     for created, expiry in held_since.get((supplier, document_type), ())
                 )
             )
-            on_day[supplier] = _rate(held, len(types))
+            on_day[supplier] = _rate(held, len(in_force))
     return shares
 
 
