@@ -256,6 +256,48 @@ def test_the_job_reading_on_a_second_connection_stores_the_same_rows(committed_d
     assert stored() == alone  # same figures, and not one row rewritten (computed_at unchanged)
 
 
+def test_the_daily_job_recomputes_only_the_tenants_missing_their_last_closed_month(
+    committed_app, committed_db, monkeypatch
+):
+    """The monthly run can be missed (the scheduler does not catch up) and a new definition version can be
+    deployed mid-month: the daily job recomputes a tenant whose last closed month has no snapshot of the current
+    version, and leaves a tenant that has one alone."""
+    from portal.scorecards.models import ScorecardSnapshot
+    from workers import actors, context
+
+    monkeypatch.setattr(context, "_app", committed_app)  # the actors run in this app, on the committed database
+    with tenant_session(committed_db, None) as s:
+        ids = build(s)
+    tenant_id = ids["tenant_id"]
+    recomputed: list[int] = []
+    real = services.recompute
+
+    def counted(session, **kwargs):  # type: ignore[no-untyped-def]
+        recomputed.append(kwargs["tenant_id"])
+        return real(session, **kwargs)
+
+    monkeypatch.setattr(services, "recompute", counted)
+
+    def january_rows() -> int:
+        with tenant_session(committed_db, tenant_id) as s:
+            return s.execute(
+                select(func.count()).select_from(ScorecardSnapshot).where(
+                    ScorecardSnapshot.tenant_id == tenant_id, ScorecardSnapshot.version == services.VERSION,
+                    ScorecardSnapshot.period == "month", ScorecardSnapshot.period_start == date(2026, 1, 1))
+            ).scalar_one()  # fmt: skip
+
+    actors.fill_missing_scorecards.fn("2026-02-15")  # January is the last closed month: never computed yet
+    assert tenant_id in recomputed and january_rows() > 0
+    recomputed.clear()
+    actors.fill_missing_scorecards.fn("2026-02-16")
+    assert tenant_id not in recomputed  # January's snapshots are there: nothing to do
+    with tenant_session(committed_db, tenant_id) as s:  # as if they were of another definition version
+        s.execute(ScorecardSnapshot.__table__.update().where(ScorecardSnapshot.tenant_id == tenant_id)
+                  .values(version=services.VERSION - 1))  # fmt: skip
+    actors.fill_missing_scorecards.fn("2026-02-17")
+    assert tenant_id in recomputed and january_rows() > 0
+
+
 def test_a_delivery_still_in_its_window_is_not_counted_yet(session):
     ids = build(session)
     early = Window(JAN.start, JAN.end, early_days=2, late_days=0, today=date(2026, 1, 16))

@@ -135,15 +135,29 @@ def send_digests() -> None:
 @dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=30 * 60_000)
 def recompute_scorecards() -> None:
     """Monthly: store the figures of the closed months and quarters (snapshots)."""
-    from portal.scorecards.services import recompute
+    _recompute_scorecards(only_missing=False)
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=30 * 60_000)
+def fill_missing_scorecards(today_text: str | None = None) -> None:
+    """Daily: recompute the tenants whose last closed month has no snapshot of the current definition version,
+    and leave the others alone. It catches a monthly run that was missed (the scheduler does not catch up) and a
+    new definition version deployed mid-month (until then each closed period's pages computed it live)."""
+    _recompute_scorecards(only_missing=True, today=date.fromisoformat(today_text) if today_text else None)
+
+
+def _recompute_scorecards(*, only_missing: bool, today: date | None = None) -> None:
+    from portal.scorecards.services import recompute, snapshots_missing
 
     with context.app_context():
         database = context.database()
         for tenant_id in context.tenant_ids():
             with database.transaction(tenant_id=tenant_id) as session:
+                if only_missing and not snapshots_missing(session, tenant_id=tenant_id, today=today or date.today()):
+                    continue
                 # A second connection shares the work (PostgreSQL runs each query on one core).
                 reader = partial(database.transaction, tenant_id=tenant_id)
-                recompute(session, tenant_id=tenant_id, months=24, reader=reader)
+                recompute(session, tenant_id=tenant_id, months=24, today=today, reader=reader)
 
 
 # --- publishing ------------------------------------------------------------------------
@@ -182,6 +196,7 @@ __all__ = [
     "detect_exceptions",
     "detect_exceptions_all",
     "document_expiry",
+    "fill_missing_scorecards",
     "handle_event",
     "handle_events",
     "prune_outbox",

@@ -35,8 +35,10 @@ def jobs() -> list[tuple[str, Any, Any]]:
         ("notification-digests", actors.send_digests, CronTrigger(hour=7, minute=0)),
         ("document-expiry", actors.document_expiry, CronTrigger(hour=6, minute=0)),
         ("outbox-prune", actors.prune_outbox, CronTrigger(hour=3, minute=30)),
-        # Closed periods' scorecard snapshots, on the first of each month (idempotent).
+        # Closed periods' scorecard snapshots, on the first of each month (idempotent); every other day only
+        # for tenants whose last closed month has none of the current definition version.
         ("scorecard-snapshots", actors.recompute_scorecards, CronTrigger(day=1, hour=4, minute=0)),
+        ("scorecard-snapshots-missing", actors.fill_missing_scorecards, CronTrigger(day="2-31", hour=4, minute=0)),
     ]
 
 

@@ -1109,6 +1109,28 @@ def recompute(
     return _recompute_in_python(session, tenant_id, periods, span)
 
 
+def snapshots_missing(session: Session, *, tenant_id: int, today: date) -> bool:
+    """Whether the tenant's last closed month has no snapshot of the current definition version: the monthly
+    job has not run since it closed, or ran under another version. (A tenant with nothing to show for that month
+    is recomputed each time it is asked: for such a tenant that is little work.)"""
+    from portal.scorecards.models import ScorecardSnapshot
+
+    closed = previous_periods(session, tenant_id, "month", today, 1)
+    if not closed:
+        return False
+    found = session.execute(
+        select(ScorecardSnapshot.id)
+        .where(
+            ScorecardSnapshot.tenant_id == tenant_id,
+            ScorecardSnapshot.version == VERSION,
+            ScorecardSnapshot.period == "month",
+            ScorecardSnapshot.period_start == closed[-1].start,
+        )
+        .limit(1)
+    ).first()
+    return found is None
+
+
 def _recompute_in_python(session: Session, tenant_id: int, periods: dict[str, list[Window]], span: Window) -> int:
     # Additive parts per supplier and month, in one pass: plain tuples in ``SUM_FIELDS`` order (a quarter's
     # are the sum of its months'), turned into figures by the same ``_counted_figures`` as the live pages.
