@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import UTC, datetime, time
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -334,4 +335,56 @@ def seed_orders(session: Session, tenant: Tenant, buyer_id: int) -> None:
                 svc.record_receipt(
                     session, order=order, line=lines[0], quantity=lines[0].quantity, received_on=today, actor=actor
                 )
+    session.flush()
+    _seed_delivered_history(session, tenant, buyer_id, suppliers[:8], warehouses, actor, today)
+
+
+def _seed_delivered_history(session, tenant, buyer_id, suppliers, warehouses, actor, today) -> None:
+    """Three closed months of answered and delivered orders, so that the scorecards open on figures rather than
+    "no data": most deliveries on time, some a few days late, some short, in a pattern that differs by supplier."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from portal.orders import services as svc
+    from portal.orders.models import PurchaseOrder, PurchaseOrderLine
+
+    month = today.replace(day=1)
+    for back in range(1, 4):
+        month = (month - timedelta(days=1)).replace(day=1)
+        for s_index, supplier in enumerate(suppliers):
+            warehouse = warehouses[(s_index + back) % len(warehouses)]
+            ordered = month + timedelta(days=1 + s_index % 3)
+            order = PurchaseOrder(
+                tenant_id=tenant.id, company_id=warehouse.company_id, warehouse_id=warehouse.id,
+                supplier_id=supplier.id, buyer_id=buyer_id, currency="EUR", order_date=ordered,
+                number=f"{tenant.slug[:2].upper()}-PO{4000 + back * 100 + s_index}",
+            )  # fmt: skip
+            session.add(order)
+            session.flush()
+            total = Decimal("0")
+            for position in (1, 2):
+                code, name, price = PRODUCTS[(s_index + back + position) % len(PRODUCTS)]
+                quantity = Decimal(40 * position + 10 * s_index)
+                session.add(
+                    PurchaseOrderLine(
+                        tenant_id=tenant.id, order_id=order.id, supplier_id=supplier.id, position=position,
+                        product_code=code, product_name=name, quantity=quantity, unit="pc", unit_price=Decimal(price),
+                        requested_date=ordered + timedelta(days=6 + 7 * position),
+                    )
+                )  # fmt: skip
+                total += quantity * Decimal(price)
+            order.total_value = total
+            session.flush()
+            lines = svc.order_lines(session, order)
+            order.due_date = min(line.requested_date for line in lines)
+            svc.accept_all(session, order=order, expected_version=None, actor=actor)
+            # Answered within a day or four, as the supplier would have then (the service stamps the moment).
+            order.responded_at = datetime.combine(ordered + timedelta(days=1 + (s_index + back) % 4), time(9),
+                                                  tzinfo=UTC)  # fmt: skip
+            for line in lines:
+                pattern = (s_index * 3 + back + line.position) % 7
+                days_late = {0: 3, 1: -1, 5: 6}.get(pattern, 0)  # late, a day early (on time), a week late
+                quantity = line.quantity - Decimal(10) if pattern == 4 else line.quantity  # short
+                arrived = line.requested_date + timedelta(days=days_late)
+                svc.record_receipt(session, order=order, line=line, quantity=quantity, received_on=arrived, actor=actor)
     session.flush()
