@@ -78,8 +78,9 @@ def _staff_figures(decisions: bool, documents: bool, people: bool) -> Select[Any
     return select(*(value.label(key) for key, value in figures.items()))
 
 
-def _staff_tiles(context: PortalContext, today: date) -> tuple[list[Tile], list[Tile]]:
-    """The staff's figures: work waiting (orders, change requests, documents) and the tenant at a glance."""
+def _staff_tiles(context: PortalContext, today: date) -> tuple[list[Tile], list[Tile], int]:
+    """The staff's figures: work waiting (orders, change requests, documents), the tenant at a glance, and its
+    number of suppliers."""
     from portal.documents.services import EXPIRING_SOON_DAYS
     from portal.orders.queries import inbox_counts
 
@@ -114,7 +115,7 @@ def _staff_tiles(context: PortalContext, today: date) -> tuple[list[Tile], list[
             Tile(f"{found['people']:,}", "people with access", url_for("people.people")),
             Tile(f"{found['invitations']:,}", "open invitations", url_for("people.people")),
         ]
-    return work, tenant_tiles
+    return work, tenant_tiles, found["suppliers"]
 
 
 def _supplier_tiles(context: PortalContext, today: date) -> tuple[list[Tile], int, int]:
@@ -171,8 +172,9 @@ def index() -> str:
         work, orders_total, colleagues = _supplier_tiles(context, today)
         return render_template("dashboard.html", work=work, tenant_tiles=[], orders_total=orders_total,
                                colleagues=colleagues)  # fmt: skip
-    work, tenant_tiles = _staff_tiles(context, today)
-    return render_template("dashboard.html", work=work, tenant_tiles=tenant_tiles, orders_total=None, colleagues=0)
+    work, tenant_tiles, suppliers = _staff_tiles(context, today)
+    return render_template("dashboard.html", work=work, tenant_tiles=tenant_tiles, orders_total=None, colleagues=0,
+                           no_suppliers=suppliers == 0)  # fmt: skip
 
 
 @bp.route("/healthz")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import UTC, datetime, time
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,6 +22,7 @@ from portal.auth import mfa
 from portal.auth.models import Membership, User
 from portal.auth.passwords import hash_password
 from portal.auth.permissions import Role
+from portal.auth.services import Actor
 from portal.db import set_context, utcnow
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Company, Tenant, Warehouse
@@ -240,10 +242,8 @@ PRODUCTS = [
 
 def seed_orders(session: Session, tenant: Tenant, buyer_id: int) -> None:
     """A few dozen orders in every state, answered through the real services (once)."""
-    from datetime import date, timedelta
     from decimal import Decimal
 
-    from portal.auth.services import Actor
     from portal.orders import services as svc
     from portal.orders.models import PurchaseOrder, PurchaseOrderLine, TolerancePolicy
 
@@ -339,10 +339,17 @@ def seed_orders(session: Session, tenant: Tenant, buyer_id: int) -> None:
     _seed_delivered_history(session, tenant, buyer_id, suppliers[:8], warehouses, actor, today)
 
 
-def _seed_delivered_history(session, tenant, buyer_id, suppliers, warehouses, actor, today) -> None:
+def _seed_delivered_history(
+    session: Session,
+    tenant: Tenant,
+    buyer_id: int,
+    suppliers: Sequence[Supplier],
+    warehouses: Sequence[Warehouse],
+    actor: Actor,
+    today: date,
+) -> None:
     """Three closed months of answered and delivered orders, so that the scorecards open on figures rather than
     "no data": most deliveries on time, some a few days late, some short, in a pattern that differs by supplier."""
-    from datetime import timedelta
     from decimal import Decimal
 
     from portal.orders import services as svc
