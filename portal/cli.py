@@ -17,6 +17,7 @@ from portal.auth.models import Membership
 from portal.auth.passwords import password_problem
 from portal.auth.permissions import Role
 from portal.db import Database, set_context
+from portal.formatting import counted
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Tenant
 from portal.web import secret_key
@@ -162,8 +163,10 @@ def register_cli(app: Flask) -> None:
             if result.errors:
                 for error in result.errors:
                     click.echo(error, err=True)
-                raise click.ClickException(f"nothing imported: {len(result.errors)} row(s) have problems")
-        click.echo(f"{len(result.orders)} order(s) with {result.lines} line(s) imported")
+                problems = counted(len(result.errors), "row has", "rows have")
+                raise click.ClickException(f"nothing imported: {problems} problems")
+        orders = counted(len(result.orders), "order", "orders")
+        click.echo(f"{orders} with {counted(result.lines, 'line', 'lines')} imported")
 
     @app.cli.command("documents-expiry")
     @click.option("--today", "today_text", help="Run as of this date (YYYY-MM-DD); default today.")
@@ -179,7 +182,8 @@ def register_cli(app: Flask) -> None:
         for tenant_id in tenant_ids:
             with current_app.test_request_context(), _db().transaction(tenant_id=tenant_id) as session:
                 result = run_expiry(session, tenant_id=tenant_id, today=today)
-            click.echo(f"tenant {tenant_id}: {result.expired} expired, {result.reminders} reminder(s)")
+            reminders = counted(result.reminders, "reminder", "reminders")
+            click.echo(f"tenant {tenant_id}: {result.expired} expired, {reminders}")
 
     @app.cli.command("scorecards-recompute")
     @click.option("--months", default=24, show_default=True, help="How many closed months to (re)build.")
@@ -199,7 +203,8 @@ def register_cli(app: Flask) -> None:
             with _db().transaction(tenant_id=tenant_id) as session:
                 reader = partial(_db().transaction, tenant_id=tenant_id)
                 stored = recompute(session, tenant_id=tenant_id, months=months, today=today, reader=reader)
-            click.echo(f"tenant {tenant_id}: {stored} snapshot(s) in {time.perf_counter() - started:.1f} s")
+            seconds = time.perf_counter() - started
+            click.echo(f"tenant {tenant_id}: {counted(stored, 'snapshot', 'snapshots')} in {seconds:.1f} s")
 
     @app.cli.command("audit-verify")
     def audit_verify() -> None:

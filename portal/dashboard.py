@@ -34,6 +34,11 @@ class Tile:
     urgent: bool = False
 
 
+def _tile(count: int, one: str, many: str, href: str, *, urgent: bool = False, figure: str | None = None) -> Tile:
+    """A figure and its words in the singular or the plural ("1 late order", "0 late orders")."""
+    return Tile(f"{count:,}" if figure is None else figure, one if count == 1 else many, href, urgent)
+
+
 def _count(statement: Select[Any]) -> Any:
     return select(func.count()).select_from(statement.subquery()).scalar_subquery()
 
@@ -94,26 +99,27 @@ def _staff_tiles(context: PortalContext, today: date) -> tuple[list[Tile], list[
     if context.can(Permission.ORDERS_VIEW):
         orders = inbox_counts(db_sess, context, today)
         work += [
-            Tile(orders.count_label("needs_response"), "orders waiting for suppliers to answer",
-                 url_for("orders.inbox", tab="needs_response")),
-            Tile(orders.count_label("late"), "late orders", url_for("orders.inbox", tab="late"),
-                 urgent=orders.counts["late"] > 0),
+            _tile(orders.counts["needs_response"], "order waiting for its supplier to answer",
+                  "orders waiting for suppliers to answer", url_for("orders.inbox", tab="needs_response"),
+                  figure=orders.count_label("needs_response")),
+            _tile(orders.counts["late"], "late order", "late orders", url_for("orders.inbox", tab="late"),
+                  urgent=orders.counts["late"] > 0, figure=orders.count_label("late")),
         ]  # fmt: skip
     if "decisions" in found:
-        work.append(Tile(f"{found['decisions']:,}", "supplier changes to decide", url_for("orders.queue"),
-                         urgent=found["decisions"] > 0))  # fmt: skip
+        work.append(_tile(found["decisions"], "supplier change to decide", "supplier changes to decide",
+                          url_for("orders.queue"), urgent=found["decisions"] > 0))  # fmt: skip
     if "to_review" in found:
         work += [
-            Tile(f"{found['to_review']:,}", "documents to review", url_for("documents.queue"),
-                 urgent=found["to_review"] > 0),
-            Tile(f"{found['expiring']:,}", f"approved documents expiring within {EXPIRING_SOON_DAYS} days",
-                 url_for("documents.dashboard")),
+            _tile(found["to_review"], "document to review", "documents to review", url_for("documents.queue"),
+                  urgent=found["to_review"] > 0),
+            _tile(found["expiring"], f"approved document expiring within {EXPIRING_SOON_DAYS} days",
+                  f"approved documents expiring within {EXPIRING_SOON_DAYS} days", url_for("documents.dashboard")),
         ]  # fmt: skip
-    tenant_tiles = [Tile(f"{found['suppliers']:,}", "suppliers", url_for("suppliers.index"))]
+    tenant_tiles = [_tile(found["suppliers"], "supplier", "suppliers", url_for("suppliers.index"))]
     if "people" in found:
         tenant_tiles += [
-            Tile(f"{found['people']:,}", "people with access", url_for("people.people")),
-            Tile(f"{found['invitations']:,}", "open invitations", url_for("people.people")),
+            _tile(found["people"], "person with access", "people with access", url_for("people.people")),
+            _tile(found["invitations"], "open invitation", "open invitations", url_for("people.people")),
         ]
     return work, tenant_tiles, found["suppliers"]
 
@@ -130,12 +136,14 @@ def _supplier_tiles(context: PortalContext, today: date) -> tuple[list[Tile], in
         orders = inbox_counts(db_sess, context, today)
         counts, orders_total = orders.counts, orders.counts["all"]
         tiles += [
-            Tile(f"{counts['needs_response']:,}", "orders waiting for your answer",
-                 url_for("orders.inbox", tab="needs_response"), urgent=counts["needs_response"] > 0),
-            Tile(f"{counts['late']:,}", "late orders", url_for("orders.inbox", tab="late"), urgent=counts["late"] > 0),
-            Tile(f"{counts['changes_pending']:,}", "changes waiting for the buyer",
-                 url_for("orders.inbox", tab="changes_pending")),
-            Tile(f"{counts['open']:,}", "confirmed orders to ship", url_for("orders.inbox", tab="open")),
+            _tile(counts["needs_response"], "order waiting for your answer", "orders waiting for your answer",
+                  url_for("orders.inbox", tab="needs_response"), urgent=counts["needs_response"] > 0),
+            _tile(counts["late"], "late order", "late orders", url_for("orders.inbox", tab="late"),
+                  urgent=counts["late"] > 0),
+            _tile(counts["changes_pending"], "change waiting for the buyer", "changes waiting for the buyer",
+                  url_for("orders.inbox", tab="changes_pending")),
+            _tile(counts["open"], "confirmed order to ship", "confirmed orders to ship",
+                  url_for("orders.inbox", tab="open")),
         ]  # fmt: skip
     if context.can(Permission.DOCUMENTS_UPLOAD) and context.supplier_id is not None:
         from portal.auth.access import get_scoped_or_404
@@ -146,9 +154,11 @@ def _supplier_tiles(context: PortalContext, today: date) -> tuple[list[Tile], in
                                                         today=today)]  # fmt: skip
         to_fix = sum(state in ("missing", "expired", "rejected") for state in states)
         tiles += [
-            Tile(f"{to_fix:,}", "required certificates to upload", url_for("documents.compliance"), urgent=to_fix > 0),
-            Tile(f"{states.count('expiring'):,}", "certificates expiring soon", url_for("documents.compliance")),
-        ]
+            _tile(to_fix, "required certificate to upload", "required certificates to upload",
+                  url_for("documents.compliance"), urgent=to_fix > 0),
+            _tile(states.count("expiring"), "certificate expiring soon", "certificates expiring soon",
+                  url_for("documents.compliance")),
+        ]  # fmt: skip
     colleagues = 0
     if context.can(Permission.SUPPLIER_TEAM_MANAGE):
         colleagues = db_sess.execute(

@@ -353,7 +353,7 @@ def _seed_delivered_history(
     from decimal import Decimal
 
     from portal.orders import services as svc
-    from portal.orders.models import PurchaseOrder, PurchaseOrderLine
+    from portal.orders.models import LineState, PurchaseOrder, PurchaseOrderLine
 
     month = today.replace(day=1)
     for back in range(1, 4):
@@ -394,4 +394,12 @@ def _seed_delivered_history(
                 quantity = line.quantity - Decimal(10) if pattern == 4 else line.quantity  # short
                 arrived = line.requested_date + timedelta(days=days_late)
                 svc.record_receipt(session, order=order, line=line, quantity=quantity, received_on=arrived, actor=actor)
+            if back > 1:
+                # Older months are settled, as a buyer would have: a short remainder cancelled, the order closed.
+                # Last month's short deliveries stay open, among the exceptions.
+                for line in lines:
+                    if line.state == LineState.PARTIALLY_RECEIVED:
+                        svc.cancel_line(session, order=order, line=line, reason="Short delivery accepted; remainder "
+                                        "not needed.", expected_version=None, actor=actor)  # fmt: skip
+                svc.close_order(session, order=order, expected_version=None, actor=actor)
     session.flush()

@@ -15,3 +15,9 @@ def quantity(value: Any) -> str:
 def money(value: Any) -> str:
     """An amount with thousands separators and two decimals: 12,543.00 (the ``money`` filter)."""
     return f"{value:,.2f}"
+
+
+def counted(count: int, one: str, many: str) -> str:
+    """A count and its noun in the singular or the plural: "1 delivery", "0 deliveries", "1,204 deliveries"
+    (the ``counted`` filter: ``{{ n | counted("delivery", "deliveries") }}``)."""
+    return f"{count:,} {one if count == 1 else many}"

@@ -183,6 +183,14 @@ def test_newlines_in_log_arguments_cannot_forge_lines():
     assert "\n" not in record.getMessage() and "\\n" in record.getMessage()
 
 
+def test_counts_are_written_with_their_noun_in_the_singular_or_the_plural():
+    from portal.formatting import counted
+
+    assert counted(1, "delivery", "deliveries") == "1 delivery"
+    assert counted(0, "delivery", "deliveries") == "0 deliveries"
+    assert counted(1204, "delivery", "deliveries") == "1,204 deliveries"
+
+
 def test_cli_creates_tenant_user_and_invitation(committed_app, committed_db):
     runner = committed_app.test_cli_runner()
     assert runner.invoke(args=["create-tenant", "Cli Distribution"]).exit_code == 0

@@ -51,13 +51,13 @@ def test_a_supplier_sees_its_own_orders_as_its_inbox_counts_them(app, orders_wor
     assert home.status_code == 200
     figures = tiles(home.text)
     assert figures["orders waiting for your answer"] == ("2", "/orders?tab=needs_response", True)
-    assert figures["late orders"] == ("1", "/orders?tab=late", True)
+    assert figures["late order"] == ("1", "/orders?tab=late", True)
     assert figures["changes waiting for the buyer"] == ("0", "/orders?tab=changes_pending", False)
     assert figures["confirmed orders to ship"] == ("0", "/orders?tab=open", False)
     assert "No purchase orders yet" not in home.text
     # Another supplier of the same customer counts only its own order.
     other = tiles(signed_in(app, make_member(session, tenant, Role.SUPPLIER_USER, supplier=bolt)).get("/").text)
-    assert other["orders waiting for your answer"][0] == "1" and other["late orders"][0] == "0"
+    assert other["order waiting for your answer"][0] == "1" and other["late orders"][0] == "0"
 
 
 def test_the_figures_agree_with_the_inbox_tabs_they_link_to(app, orders_world):
@@ -83,7 +83,7 @@ def test_a_buyer_sees_orders_awaiting_suppliers_late_ones_and_changes_to_decide(
     buyer = signed_in(app, make_member(session, tenant, Role.BUYER))
     figures = tiles(buyer.get("/").text)
     assert figures["orders waiting for suppliers to answer"] == ("3", "/orders?tab=needs_response", False)
-    assert figures["late orders"] == ("1", "/orders?tab=late", True)
+    assert figures["late order"] == ("1", "/orders?tab=late", True)
     assert figures["supplier changes to decide"] == ("0", "/orders/queue", False)
     assert figures["suppliers"][0] == "2"
     assert "documents to review" not in figures and "people with access" not in figures  # not a buyer's work
@@ -95,18 +95,18 @@ def test_a_buyer_sees_orders_awaiting_suppliers_late_ones_and_changes_to_decide(
     svc.respond(session, order=bolts, answers=answers, expected_version=None, actor=Actor(None, "test", ""))
     session.flush()
     figures = tiles(buyer.get("/").text)
-    assert figures["supplier changes to decide"] == ("1", "/orders/queue", True)
+    assert figures["supplier change to decide"] == ("1", "/orders/queue", True)
     # The order's other line still waits for an answer: the order is still counted as waiting.
     assert figures["orders waiting for suppliers to answer"][0] == "3"
 
 
 def test_compliance_sees_documents_to_review_and_a_supplier_its_certificates_to_upload(compliance_world):  # noqa: F811
     _session, _tenant, _supplier, iso, seller, officer, _root = compliance_world
-    assert tiles(seller.get("/").text)["required certificates to upload"] == ("1", "/compliance", True)
+    assert tiles(seller.get("/").text)["required certificate to upload"] == ("1", "/compliance", True)
     assert tiles(officer.get("/").text)["documents to review"] == ("0", "/documents/review", False)
 
     assert upload(seller, iso.id, "iso.pdf", CLEAN_PDF, issue_date=date.today().isoformat()).status_code == 302
     assert tiles(seller.get("/").text)["required certificates to upload"][0] == "0"
     officer_figures = tiles(officer.get("/").text)
-    assert officer_figures["documents to review"] == ("1", "/documents/review", True)
+    assert officer_figures["document to review"] == ("1", "/documents/review", True)
     assert "supplier changes to decide" not in officer_figures  # compliance does not decide orders

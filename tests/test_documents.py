@@ -282,7 +282,7 @@ def test_expiry_cli_runs_for_every_tenant(committed_app, committed_db):
         tenant = make_tenant(s)
     result = committed_app.test_cli_runner().invoke(args=["documents-expiry", "--today", "2026-03-01"])
     assert result.exit_code == 0, result.output
-    assert f"tenant {tenant.id}: 0 expired, 0 reminder(s)" in result.output
+    assert f"tenant {tenant.id}: 0 expired, 0 reminders" in result.output
 
 
 def test_dashboard_and_audit_export(compliance_world):

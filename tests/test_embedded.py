@@ -58,6 +58,16 @@ def test_supplier_signs_in_and_switches_customer(embedded_app):
     assert "HA-PO" in inbox.text and "NO-PO" not in inbox.text  # only the chosen customer's orders
 
 
+def test_the_demo_history_is_settled_but_for_last_month(embedded_app):
+    """Older demo months are closed, a short remainder cancelled, as a buyer would have; they are not late."""
+    client = PortalClient(embedded_app.test_client())
+    client.sign_in("sam@acme.example", DEMO_PASSWORD, demo_secret("sam@acme.example"))
+    closed, late = client.get("/orders?tab=closed").text, client.get("/orders?tab=late").text
+    assert "NO-PO4200" in closed and "NO-PO4300" in closed
+    assert "NO-PO4200" not in late and "NO-PO4300" not in late
+    assert "NO-PO4100" in client.get("/orders?tab=shipped").text  # last month's, received in full, not yet closed
+
+
 def test_admin_invites_and_the_mail_is_readable_in_the_mailbox(embedded_app):
     client = PortalClient(embedded_app.test_client())
     client.sign_in("admin@northwind.example", DEMO_PASSWORD, demo_secret("admin@northwind.example"))

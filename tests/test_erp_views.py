@@ -81,7 +81,7 @@ def test_failed_jobs_are_listed_and_can_be_retried(app, session):
     assert "erp.sync_line" in page and "Tryton refused the login" in page
     order_page = client.get(f"/orders/{order.id}").text
     assert "ERP:" in order_page and "failed: bad_credentials" in order_page
-    assert "1 line(s) failed" in order_page  # the order-level summary
+    assert "1 line failed" in order_page  # the order-level summary
     sent: list[int] = []
     previous = outbox._publisher, outbox._batch_publisher
     outbox.set_publisher(lambda t, e, d: sent.append(e))

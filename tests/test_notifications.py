@@ -107,7 +107,7 @@ def test_a_new_order_tells_the_suppliers_people_and_an_answer_tells_the_buyers(
     # Buyers hear it; viewers and the supplier's own people do not.
     assert {n.user_id for n in answered} == {b.user.id for b in world["buyers"]}
     assert answered[0].title == "Acme Fasteners answered order PO-7001"
-    assert answered[0].body == "2 line(s) confirmed, 0 waiting for your decision."
+    assert answered[0].body == "2 lines confirmed, 0 waiting for your decision."
 
 
 def test_email_modes_off_and_digest(mail_app, committed_db, world, smtp_inbox):

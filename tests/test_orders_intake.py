@@ -76,7 +76,7 @@ def test_cli_import(committed_app, committed_db, tmp_path):
     refused = runner.invoke(args=["import-orders", str(bad), "--tenant", slug])
     assert refused.exit_code != 0 and "Row 5" in refused.output
     done = runner.invoke(args=["import-orders", str(good), "--tenant", slug])
-    assert done.exit_code == 0 and "2 order(s) with 3 line(s) imported" in done.output
+    assert done.exit_code == 0 and "2 orders with 3 lines imported" in done.output
     with tenant_session(committed_db, tenant_id) as s:
         assert s.execute(select(func.count()).select_from(PurchaseOrder)).scalar_one() == 2
 

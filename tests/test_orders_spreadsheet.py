@@ -69,7 +69,7 @@ def test_round_trip_with_a_bad_row_is_refused_then_applied_when_fixed(app, sessi
     assert "Apply all" not in refused.text
     moved["reason_code"] = "transport"
     preview = upload(client, as_csv([split_a, split_b, moved]), "lines.csv")
-    assert preview.status_code == 200 and "2 change(s)" in preview.text
+    assert preview.status_code == 200 and "2 changes" in preview.text
     set_context(session, tenant_id=tenant.id)
     session.expire_all()
     assert session.get(type(a_line), a_line.id).state == LineState.AWAITING_RESPONSE  # preview saved nothing

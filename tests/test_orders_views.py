@@ -68,7 +68,7 @@ def test_supplier_answers_line_by_line_and_buyer_approves(trade):
     assert session.get(PurchaseOrder, order.id).state == OrderState.AWAITING_RESPONSE  # a preview saves nothing
     done = post_form(seller, page, f"/orders/{order.id}/respond", answer)
     assert done.status_code == 302
-    assert "1 line(s) confirmed; 2 line(s) sent to the buyer" in seller.get(page).text
+    assert "1 line confirmed; 2 lines sent to the buyer" in seller.get(page).text
     queue = buyer.get("/orders/queue")
     assert queue.status_code == 200 and order.number in queue.text and "replaced by P-004" in queue.text
     assert f'href="/orders/{order.id}#change-requests"' in queue.text

@@ -21,6 +21,7 @@ from portal.documents.models import (
 )
 from portal.documents.storage import LocalStorage
 from portal.documents.validation import check_upload
+from portal.formatting import counted
 from portal.outbox import emit
 from portal.suppliers.models import Supplier
 
@@ -461,7 +462,7 @@ def run_expiry(session: Session, *, tenant_id: int, today: date) -> ExpiryRun:
         ]
         title = f"{type_name} of {supplier_name} expires on {document.expiry_date}"
         text = (
-            f"The {type_name} ({document.title}) of {supplier_name} expires in {days_left} day(s), on "
+            f"The {type_name} ({document.title}) of {supplier_name} expires in {counted(days_left, 'day', 'days')}, on "
             f"{document.expiry_date}."
         )
         for user_ids, url, action in (

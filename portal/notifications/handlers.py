@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.crypto import decrypt
+from portal.formatting import counted
 from portal.mail import deliver_now
 from portal.notifications import services
 from portal.notifications.models import EmailState, Notification, Webhook
@@ -75,7 +76,7 @@ def supplier_answered(session: Session, event: OutboxEvent) -> None:
         session,
         event,
         "{supplier} answered order {order}",
-        f"{confirmed} line(s) confirmed, {pending} waiting for your decision.",
+        f"{counted(confirmed, 'line', 'lines')} confirmed, {pending:,} waiting for your decision.",
     )
     services.fan_out_webhooks(session, event)
 

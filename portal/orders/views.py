@@ -20,6 +20,7 @@ from portal.auth.admin_views import ctx
 from portal.auth.permissions import Permission
 from portal.auth.services import ServiceError
 from portal.auth.views import actor
+from portal.formatting import counted
 from portal.orders import intake, queries, spreadsheet
 from portal.orders import services as svc
 from portal.orders.forms import (
@@ -258,9 +259,9 @@ def respond(order_id: int):
         return failed
     parts = []
     if result.confirmed:
-        parts.append(f"{len(result.confirmed)} line(s) confirmed")
+        parts.append(f"{counted(len(result.confirmed), 'line', 'lines')} confirmed")
     if result.pending:
-        parts.append(f"{len(result.pending)} line(s) sent to the buyer for approval")
+        parts.append(f"{counted(len(result.pending), 'line', 'lines')} sent to the buyer for approval")
     flash("; ".join(parts) + ".", "success")
     return redirect(url_for("orders.order_page", order_id=order.id))
 
@@ -280,7 +281,9 @@ def accept_all(order_id: int):
     )
     if failed is not None:
         return failed
-    flash(f"All {len(result.confirmed)} open line(s) accepted as requested.", "success")
+    accepted = len(result.confirmed)
+    message = f"All {accepted} open lines accepted as requested." if accepted != 1 else "The open line accepted."
+    flash(message, "success")
     return redirect(url_for("orders.order_page", order_id=order.id))
 
 
@@ -504,7 +507,7 @@ def bulk_approve():
             db_sess.rollback()
             flash(f"Nothing approved: {order.number} line — {exc.message}", "error")
             return redirect(url_for("orders.queue"), code=303)
-    flash(f"{len(changes)} change request(s) approved.", "success")
+    flash(f"{counted(len(changes), 'change request', 'change requests')} approved.", "success")
     return redirect(url_for("orders.queue"))
 
 
@@ -580,7 +583,7 @@ def spreadsheet_apply():
             columns=spreadsheet.COLUMNS,
             applied_failed=True,
         ), 422
-    flash(f"{len(preview.changes)} change(s) from the spreadsheet applied.", "success")
+    flash(f"{counted(len(preview.changes), 'change', 'changes')} from the spreadsheet applied.", "success")
     return redirect(url_for("orders.inbox", tab="all"))
 
 
@@ -702,7 +705,7 @@ def import_receipts():
         else:
             result = intake.import_receipts(db_session(), tenant_id=ctx().tenant_id, rows=rows, actor=actor())
             if not result.errors:
-                flash(f"{result.lines} receipt(s) recorded.", "success")
+                flash(f"{counted(result.lines, 'receipt', 'receipts')} recorded.", "success")
                 return redirect(url_for("orders.exceptions"))
     status = 422 if request.method == "POST" else 200
     return render_template(
@@ -729,7 +732,8 @@ def import_orders():
                 db_session(), tenant_id=ctx().tenant_id, rows=rows, actor=actor(), buyer_id=current_user.id
             )
             if not result.errors:
-                flash(f"{len(result.orders)} order(s) with {result.lines} line(s) imported.", "success")
+                orders = counted(len(result.orders), "order", "orders")
+                flash(f"{orders} with {counted(result.lines, 'line', 'lines')} imported.", "success")
                 return redirect(url_for("orders.inbox", tab="needs_response"))
     status = 422 if request.method == "POST" else 200
     return render_template(
