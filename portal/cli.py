@@ -163,8 +163,8 @@ def register_cli(app: Flask) -> None:
             if result.errors:
                 for error in result.errors:
                     click.echo(error, err=True)
-                problems = counted(len(result.errors), "row has", "rows have")
-                raise click.ClickException(f"nothing imported: {problems} problems")
+                failed = counted(len(result.errors), "row has", "rows have")
+                raise click.ClickException(f"nothing imported: {failed} problems")
         orders = counted(len(result.orders), "order", "orders")
         click.echo(f"{orders} with {counted(result.lines, 'line', 'lines')} imported")
 
