@@ -68,6 +68,27 @@ def test_the_demo_history_is_settled_but_for_last_month(embedded_app):
     assert "NO-PO4100" in client.get("/orders?tab=shipped").text  # last month's, received in full, not yet closed
 
 
+def test_a_replayed_code_is_refused_at_once_on_sqlite(embedded_app):
+    """The refused code's audit record is written in a transaction of its own: on SQLite it waited for the lock the
+    request's own transaction held (its update of the last time step), until the timeout and a 500."""
+    from sqlalchemy import select
+
+    from portal.audit import AuditEvent
+
+    code = pyotp.TOTP(demo_secret("sam@acme.example")).now()
+    first = PortalClient(embedded_app.test_client())
+    first.password_step("sam@acme.example", DEMO_PASSWORD)
+    assert first.submit("/login/verify", {"code": code}).status_code == 302
+    again = PortalClient(embedded_app.test_client())
+    again.password_step("sam@acme.example", DEMO_PASSWORD)
+    replayed = again.submit("/login/verify", {"code": code})
+    assert replayed.status_code == 401 and "has been used already" in replayed.text
+    database = embedded_app.extensions["portal.db"]
+    with database.transaction() as session:
+        actions = session.execute(select(AuditEvent.action).order_by(AuditEvent.id.desc()).limit(1)).scalars().all()
+    assert actions == ["auth.second_factor_failed"]
+
+
 def test_admin_invites_and_the_mail_is_readable_in_the_mailbox(embedded_app):
     client = PortalClient(embedded_app.test_client())
     client.sign_in("admin@northwind.example", DEMO_PASSWORD, demo_secret("admin@northwind.example"))

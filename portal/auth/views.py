@@ -14,6 +14,7 @@ from flask import (
     Blueprint,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -78,7 +79,14 @@ def safe_next(target: str | None) -> str | None:
 
 def record_security_event(action: str, *, email: str = "", user_id: int | None = None, reason: str = "") -> None:
     """Audit a failed security event in its own transaction: the request's own
-    transaction is rolled back on failure, the record of the attempt must stay."""
+    transaction is rolled back on failure, the record of the attempt must stay.
+
+    The request's transaction ends here first, as it would at the end of the request. On SQLite a write locks the
+    whole database, even one that changed nothing (a replayed code's update of the last time step): left open, it
+    kept this write waiting for the lock until the timeout, and the sign-in page failed."""
+    request_session = g.get("db_session")
+    if request_session is not None:
+        request_session.rollback()
     with db().transaction() as own:
         audit.record(own, action, tenant_id=None, actor_user_id=user_id, actor=email, ip=client_ip(), reason=reason)
 
