@@ -386,6 +386,7 @@ def _seed_delivered_history(
             order.due_date = min(line.requested_date for line in lines)
             svc.accept_all(session, order=order, expected_version=None, actor=actor)
             # Answered within a day or four, as the supplier would have then (the service stamps the moment).
+            order.created_at = datetime.combine(ordered, time(8), tzinfo=UTC)  # placed that morning
             order.responded_at = datetime.combine(ordered + timedelta(days=1 + (s_index + back) % 4), time(9),
                                                   tzinfo=UTC)  # fmt: skip
             for line in lines:

@@ -337,8 +337,13 @@ def test_supplier_and_buyer_pages(app, session):
 
     page = supplier_client.get("/scorecard?period=month&at=2026-01-20")
     assert page.status_code == 200
-    assert "01 Jan 2026 to 31 Jan 2026" in page.text
+    assert "January 2026 (01 Jan 2026 to 31 Jan 2026)" in page.text
     assert page.text.count('href="/orders/') == 7  # every delivery of January, with its order
+    # A closed month links to the month before and the month after, each by a day inside it.
+    assert 'href="?period=month&amp;at=2025-12-01" rel="prev">&larr; December 2025</a>' in page.text
+    assert 'href="?period=month&amp;at=2026-02-01" rel="next">February 2026 &rarr;</a>' in page.text
+    this_month = supplier_client.get("/scorecard").text
+    assert "so far" in this_month and 'rel="prev"' in this_month and 'rel="next"' not in this_month  # no future
     assert "/scorecards" not in page.text.split("</nav>")[0].split('class="mainnav"')[-1]  # no ranking for suppliers
     assert supplier_client.get("/scorecards").status_code == 403
 
@@ -347,7 +352,8 @@ def test_supplier_and_buyer_pages(app, session):
     assert ranking.text.index("Acme") < ranking.text.index("Quiet Ltd")
     assert "no data" in ranking.text
     one = buyer_client.get(f"/scorecards/{ids['acme']}?period=quarter&at=2026-01-20")
-    assert one.status_code == 200 and "01 Jan 2026 to 31 Mar 2026" in one.text
+    assert one.status_code == 200 and "Q1 2026 (01 Jan 2026 to 31 Mar 2026)" in one.text
+    assert 'rel="prev">&larr; Q4 2025</a>' in one.text and 'rel="next">Q2 2026 &rarr;</a>' in one.text
     assert buyer_client.get("/scorecards/definitions").status_code == 200
     definitions_page = buyer_client.get("/scorecards/definitions").text
     assert "never as 0 % or 100 %" in definitions_page and "Median notice" in definitions_page

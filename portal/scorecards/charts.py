@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 640, 220, 40, 30, 10
+# The legend sits in the top margin and the last period's label in the right one: both stay inside the drawing.
+WIDTH, HEIGHT, LEFT, RIGHT, BOTTOM, TOP = 640, 230, 40, 24, 30, 26
 SERIES = (("otif", "OTIF", "#1f6feb"), ("fill_rate", "Fill rate", "#2da44e"))
 
 
 def trend_svg(points: list[tuple[str, dict[str, float | None]]]) -> Markup:
     """A line per series over the periods; a period without data leaves a gap, never a zero."""
     count = max(len(points), 1)
-    plot_w, plot_h = WIDTH - LEFT - 10, HEIGHT - BOTTOM - TOP
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - BOTTOM - TOP
 
     def x(i: int) -> float:
         return LEFT + (plot_w * i / (count - 1) if count > 1 else plot_w / 2)
@@ -25,7 +26,7 @@ def trend_svg(points: list[tuple[str, dict[str, float | None]]]) -> Markup:
     ]
     for level in (0, 50, 100):
         parts.append(
-            f'<line x1="{LEFT}" y1="{y(level):.1f}" x2="{WIDTH - 10}" y2="{y(level):.1f}" stroke="#d5dbe1"/>'
+            f'<line x1="{LEFT}" y1="{y(level):.1f}" x2="{WIDTH - RIGHT}" y2="{y(level):.1f}" stroke="#d5dbe1"/>'
             f'<text x="{LEFT - 6}" y="{y(level) + 4:.1f}" font-size="10" text-anchor="end">{level}%</text>'
         )
     for i, (label, _) in enumerate(points):
@@ -52,8 +53,8 @@ def trend_svg(points: list[tuple[str, dict[str, float | None]]]) -> Markup:
                 parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(seg)}"/>')
     legend_x = LEFT
     for _, name, colour in SERIES:
-        parts.append(f'<rect x="{legend_x}" y="0" width="10" height="4" fill="{colour}"/>'
-                     f'<text x="{legend_x + 14}" y="6" font-size="10">{name}</text>')  # fmt: skip
+        parts.append(f'<rect x="{legend_x}" y="6" width="10" height="4" fill="{colour}"/>'
+                     f'<text x="{legend_x + 14}" y="12" font-size="10">{name}</text>')  # fmt: skip
         legend_x += 90
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704  (every value is a number or escaped)

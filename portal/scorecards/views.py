@@ -126,7 +126,15 @@ def build_card(
         ]
     )
     listed = rows[0].listed if rows else 0
+    before = services.period_window(kind, window.start - timedelta(days=1))
     return {
+        # The neighbouring periods, by a day inside each (the next one only once it has begun).
+        "previous": (before.start.isoformat(), period_name(kind, before)),
+        "next": (window.end.isoformat(), period_name(kind, services.period_window(kind, window.end)))
+        if window.end <= today
+        else None,
+        "current": current,
+        "period_name": period_name(kind, window),
         "shown": rows,
         "hidden": max(0, listed - len(rows)),
         "page": page,
@@ -140,6 +148,13 @@ def build_card(
         "chart": chart,
         "at": at,
     }
+
+
+def period_name(kind: str, window: services.Window) -> str:
+    """"November 2026", "Q4 2026"."""
+    if kind == "quarter":
+        return f"Q{(window.start.month - 1) // 3 + 1} {window.start.year}"
+    return f"{window.start:%B %Y}"
 
 
 def _own_supplier() -> Supplier:
