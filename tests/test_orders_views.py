@@ -72,6 +72,7 @@ def test_supplier_answers_line_by_line_and_buyer_approves(trade):
     queue = buyer.get("/orders/queue")
     assert queue.status_code == 200 and order.number in queue.text and "replaced by P-004" in queue.text
     assert f'href="/orders/{order.id}#change-requests"' in queue.text
+    assert f"40 on {late}" in queue.text  # the proposed delivery, its quantity as the line shows it
     set_context(session, tenant_id=tenant.id)
     requests = session.execute(select(ChangeRequest).where(ChangeRequest.order_id == order.id)).scalars().all()
     html = buyer.get("/orders/queue").text
@@ -84,6 +85,7 @@ def test_supplier_answers_line_by_line_and_buyer_approves(trade):
     assert states == {first.id: LineState.CONFIRMED, second.id: LineState.CONFIRMED, third.id: LineState.REJECTED}
     history = seller.get(page).text
     assert "approved change" in history and "rejected" in history and "60 on" in history
+    assert ".000 on" not in history  # quantities without trailing zeros, as everywhere else
 
 
 def test_the_queue_lists_orders_awaiting_their_supplier_with_links_and_days_waited(trade):
@@ -131,6 +133,15 @@ def test_errors_are_shown_next_to_their_line_and_nothing_is_saved(trade):
     )
     assert rules.status_code == 422 and "You can commit at most 42" in rules.text
     assert 'value="999"' in rules.text  # the person's input is kept
+
+
+def test_quantities_read_without_trailing_zeros_in_the_history(trade):
+    """The ledger keeps a line's quantity as the database gives it (100.000): the page shows 100."""
+    _, _, order, (first, _, _), seller, _ = trade
+    page = f"/orders/{order.id}"
+    assert post_form(seller, page, f"/orders/{order.id}/accept-all", {}).status_code == 302
+    history = seller.get(page).text.split("<h2>History</h2>")[1]
+    assert f"100 on {first.requested_date}" in history and ".000" not in history
 
 
 def test_a_stale_form_gets_a_conflict_not_an_overwrite(trade):

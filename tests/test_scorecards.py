@@ -340,8 +340,8 @@ def test_supplier_and_buyer_pages(app, session):
     assert "January 2026 (01 Jan 2026 to 31 Jan 2026)" in page.text
     assert page.text.count('href="/orders/') == 7  # every delivery of January, with its order
     # A closed month links to the month before and the month after, each by a day inside it.
-    assert 'href="?period=month&amp;at=2025-12-01" rel="prev">&larr; December 2025</a>' in page.text
-    assert 'href="?period=month&amp;at=2026-02-01" rel="next">February 2026 &rarr;</a>' in page.text
+    assert 'href="/scorecard?period=month&amp;at=2025-12-01" rel="prev">&larr; December 2025</a>' in page.text
+    assert 'href="/scorecard?period=month&amp;at=2026-02-01" rel="next">February 2026 &rarr;</a>' in page.text
     this_month = supplier_client.get("/scorecard").text
     assert "so far" in this_month and 'rel="prev"' in this_month and 'rel="next"' not in this_month  # no future
     assert "/scorecards" not in page.text.split("</nav>")[0].split('class="mainnav"')[-1]  # no ranking for suppliers
@@ -378,12 +378,14 @@ def test_the_ranking_opens_on_the_last_closed_period_with_this_one_a_link_away(a
     last_month = month_window(this_month.start - timedelta(days=1))
 
     opened = client.get("/scorecards").text
-    assert f"<small>{last_month.label}</small>" in opened and "A closed month." in opened
+    assert f"({last_month.label})</small>" in opened and "A closed month." in opened
+    assert f'rel="prev">&larr; {month_window(last_month.start - timedelta(days=1)).start:%B %Y}</a>' in opened
+    assert f'rel="next">{this_month.start:%B %Y} &rarr;</a>' in opened
     so_far = f"/scorecards?period=month&amp;at={today.isoformat()}&amp;sort=score"
     assert f'href="{so_far}">This month so far</a>' in opened
     assert f"scorecards-{last_month.start}.csv" in client.get("/scorecards.csv").headers["Content-Disposition"]
     live = client.get(so_far.replace("&amp;", "&")).text
-    assert f"<small>{this_month.label} (so far)</small>" in live
+    assert f"so far ({this_month.label})</small>" in live and 'rel="next"' not in live
     assert 'href="/scorecards?period=month&amp;sort=score">The last closed month</a>' in live
     quarter = client.get("/scorecards?period=quarter").text
     assert quarter_window(quarter_window(today).start - timedelta(days=1)).label in quarter

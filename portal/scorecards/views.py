@@ -126,15 +126,8 @@ def build_card(
         ]
     )
     listed = rows[0].listed if rows else 0
-    before = services.period_window(kind, window.start - timedelta(days=1))
     return {
-        # The neighbouring periods, by a day inside each (the next one only once it has begun).
-        "previous": (before.start.isoformat(), period_name(kind, before)),
-        "next": (window.end.isoformat(), period_name(kind, services.period_window(kind, window.end)))
-        if window.end <= today
-        else None,
-        "current": current,
-        "period_name": period_name(kind, window),
+        **neighbours(kind, window, today),
         "shown": rows,
         "hidden": max(0, listed - len(rows)),
         "page": page,
@@ -147,6 +140,19 @@ def build_card(
         "version": VERSION,
         "chart": chart,
         "at": at,
+    }
+
+
+def neighbours(kind: str, window: services.Window, today: date) -> dict[str, Any]:
+    """The period's name, whether it is the current one, and the periods before and after it as (a day inside,
+    name); the one after only once it has begun."""
+    before = services.period_window(kind, window.start - timedelta(days=1))
+    after = services.period_window(kind, window.end)
+    return {
+        "period_name": period_name(kind, window),
+        "current": window.start <= today < window.end,
+        "previous": (before.start.isoformat(), period_name(kind, before)),
+        "next": (after.start.isoformat(), period_name(kind, after)) if after.start <= today else None,
     }
 
 
@@ -198,7 +204,7 @@ def ranking() -> str:
         pages=pages,
         window=window,
         # The other view: this period so far (live), or back to the last closed one.
-        current=window.start <= today < window.end,
+        **neighbours(_kind(), window, today),
         today=today.isoformat(),
         sort=sort,
         sortable=SORTABLE,
