@@ -232,8 +232,10 @@ def register_cli(app: Flask) -> None:
         settings = current_app.extensions["portal.settings"]
         if settings.is_production or not settings.demo_mode:
             raise click.ClickException("demo data is only for the embedded or development mode")
+        from portal.documents.views import storage
+
         with _db().transaction() as session:
-            users = seed_demo(session)
+            users = seed_demo(session, storage())
         click.echo("")
         click.echo(f"Demo sign-ins (password for all: {DEMO_PASSWORD})")
         click.echo("Add the TOTP secret to an authenticator app, or print a current code with")

@@ -24,6 +24,7 @@ from portal.auth.passwords import hash_password
 from portal.auth.permissions import Role
 from portal.auth.services import Actor
 from portal.db import set_context, utcnow
+from portal.documents.storage import LocalStorage
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Company, Tenant, Warehouse
 
@@ -102,7 +103,9 @@ def _ensure_tenant(session: Session, slug: str, name: str) -> tuple[Tenant, bool
     return tenant, True
 
 
-def seed_demo(session: Session) -> list[tuple[str, str, str]]:
+def seed_demo(session: Session, storage: LocalStorage | None = None) -> list[tuple[str, str, str]]:
+    """Seed both distributors (once; a second run adds nothing) and return the sign-ins to print. With
+    ``storage``, Northwind's suppliers also get certificates: approved, expiring, waiting for review, rejected."""
     tenants: dict[str, Tenant] = {}
     suppliers: dict[tuple[str, str], int] = {}
     for slug, name, supplier_rows, companies in (
@@ -187,7 +190,8 @@ def seed_demo(session: Session) -> list[tuple[str, str, str]]:
             )
         ).scalar_one()
         seed_orders(session, tenant, buyer.id)
-        seed_document_requirements(session, tenant)
+        if seed_document_requirements(session, tenant) and storage is not None and slug == "northwind":
+            seed_documents(session, tenant, storage)
         # Open the alerts of late, at-risk, partial and unconfirmed lines now rather than at the
         # detection job's first run (idempotent: a second seed opens nothing new).
         from portal.orders.alerts import detect
@@ -201,12 +205,13 @@ def seed_demo(session: Session) -> list[tuple[str, str, str]]:
     return printed
 
 
-def seed_document_requirements(session: Session, tenant: Tenant) -> None:
-    """The certificates a distributor typically asks for (once); suppliers see them as missing."""
+def seed_document_requirements(session: Session, tenant: Tenant) -> bool:
+    """The certificates a distributor typically asks for (once); suppliers see them as missing. Whether they
+    were added now."""
     from portal.documents.models import DocumentType, Requirement, RequirementScope
 
     if session.execute(select(DocumentType.id).where(DocumentType.tenant_id == tenant.id).limit(1)).first():
-        return
+        return False
     for code, name, scope, category, months in (
         ("ISO9001", "ISO 9001 certificate", RequirementScope.ALL, "", None),
         ("INSURANCE", "Liability insurance certificate", RequirementScope.ALL, "", 12),
@@ -225,6 +230,93 @@ def seed_document_requirements(session: Session, tenant: Tenant) -> None:
                 reminder_days=[60, 30, 7],
             )
         )
+    session.flush()
+    return True
+
+
+def certificate_pdf(lines: Sequence[str]) -> bytes:
+    """A one-page A4 PDF with ``lines`` of text (the first as a title): what a scanned certificate would be, built
+    byte by byte (WeasyPrint takes a tenth of a second per file; the demo makes a few dozen)."""
+
+    def text(value: str) -> str:
+        return value.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+    shown = [f"BT /F1 20 Tf 72 760 Td ({text(lines[0])}) Tj ET"]
+    shown += [f"BT /F1 12 Tf 72 {720 - 22 * n} Td ({text(line)}) Tj ET" for n, line in enumerate(lines[1:])]
+    content = "\n".join(shown).encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 5 0 R >> >> "
+        b"/Contents 4 0 R >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def seed_documents(session: Session, tenant: Tenant, storage: LocalStorage) -> None:
+    """Certificates as a compliance team finds them on an ordinary day: most of the first suppliers' approved, one
+    expiring within a month and one within two, three waiting for review, one rejected with its reason, and the
+    other suppliers' still missing. Uploaded by the supplier's administrator where it has one in the demo, reviewed
+    by the compliance officer, through the real services."""
+    from portal.documents import services as documents
+    from portal.documents.models import DocumentType
+
+    today = date.today()
+    types = {t.code: t for t in session.execute(select(DocumentType).where(DocumentType.tenant_id == tenant.id))
+             .scalars()}  # fmt: skip
+    suppliers = (
+        session.execute(select(Supplier).where(Supplier.tenant_id == tenant.id).order_by(Supplier.id)).scalars().all()
+    )
+    people = {user.email: user.id for user in session.execute(select(User).where(User.email.in_(
+        ["anna@acme.example", "orders@boltwright.example", "compliance@northwind.example"]))).scalars()}  # fmt: skip
+    uploaders = {"ACME": "anna@acme.example", "BOLT": "orders@boltwright.example"}
+    reviewer = Actor(people["compliance@northwind.example"], "compliance@northwind.example", "")
+    # (supplier index, type code, days until expiry, decision: approve / reject / None for waiting)
+    plan: list[tuple[int, str, int, str | None]] = [
+        (0, "ISO9001", 21, "approve"),
+        (0, "INSURANCE", 355, None),
+        (1, "ISO9001", 400, "approve"),
+        (1, "INSURANCE", 340, "reject"),
+        (2, "ISO9001", 520, "approve"),
+        (2, "INSURANCE", 50, "approve"),
+    ]
+    plan += [(index, "ISO9001", 300 + 40 * index, "approve") for index in range(3, 8)]
+    plan += [(index, "INSURANCE", 120 + 20 * index, "approve") for index in range(3, 8)]
+    plan += [(8, "ISO9001", 700, None), (9, "ISO9001", 650, None)]
+    chemicals = next((i for i, supplier in enumerate(suppliers) if supplier.category == "Chemicals"), None)
+    if chemicals is not None:
+        plan.append((chemicals, "SDS", 900, "approve"))
+    for index, code, days_left, decision in plan:
+        supplier, doc_type = suppliers[index], types[code]
+        expiry = today + timedelta(days=days_left)
+        issued = expiry - timedelta(days=365 if code == "INSURANCE" else 3 * 365)
+        number = f"{code}-{supplier.code}-{issued:%Y}-{index + 101}"
+        uploader_email = uploaders.get(supplier.code)
+        uploader = Actor(people.get(uploader_email or ""), uploader_email or supplier.name, "")
+        data = certificate_pdf([doc_type.name, supplier.name, f"Certificate number {number}",
+                                f"Issued {issued:%d %B %Y}, valid until {expiry:%d %B %Y}",
+                                "Issued by Demo Certification Body Ltd"])  # fmt: skip
+        document = documents.upload(
+            session, storage, tenant_id=tenant.id, supplier_id=supplier.id, actor=uploader,
+            data=documents.UploadInput(document_type_id=doc_type.id, title=f"{doc_type.name} {issued:%Y}",
+                                       issuer="Demo Certification Body Ltd", certificate_number=number,
+                                       issue_date=issued, expiry_date=expiry, filename=f"{number}.pdf", data=data),
+        )  # fmt: skip
+        if decision is not None:
+            comment = "" if decision == "approve" else "Made out to another company: upload your own certificate."
+            documents.review(session, document=document, decision=decision, comment=comment, valid_until=expiry,
+                             actor=reviewer)  # fmt: skip
     session.flush()
 
 

@@ -68,6 +68,23 @@ def test_the_demo_history_is_settled_but_for_last_month(embedded_app):
     assert "NO-PO4100" in client.get("/orders?tab=shipped").text  # last month's, received in full, not yet closed
 
 
+def test_the_demo_compliance_team_has_certificates_to_review_and_track(embedded_app):
+    """Northwind's demo certificates go through the real upload and review: some wait for review, one expires
+    within a month; a supplier sees its own."""
+    officer = PortalClient(embedded_app.test_client())
+    officer.sign_in("compliance@northwind.example", DEMO_PASSWORD, demo_secret("compliance@northwind.example"))
+    queue = officer.get("/documents/review").text
+    assert queue.count('class="state pending_review"') == 3
+    home = officer.get("/").text
+    assert '<span class="figure">3</span><span>documents to review</span>' in home
+    assert '<span class="figure">1</span><span>approved document expiring within 30 days</span>' in home
+    seller = PortalClient(embedded_app.test_client())
+    seller.sign_in("sam@acme.example", DEMO_PASSWORD, demo_secret("sam@acme.example"))
+    assert '<span class="figure">1</span><span>certificate expiring soon</span>' in seller.get("/").text
+    compliance = seller.get("/compliance").text
+    assert "ISO9001-ACME-" in compliance and "BOLT" not in compliance  # its own certificates only
+
+
 def test_a_replayed_code_is_refused_at_once_on_sqlite(embedded_app):
     """The refused code's audit record is written in a transaction of its own: on SQLite it waited for the lock the
     request's own transaction held (its update of the last time step), until the timeout and a 500."""

@@ -111,16 +111,19 @@ def test_a_supplier_user_sees_their_own_supplier_accounts_elsewhere_and_nothing_
     assert names == ["Mine in first", "Mine in second"]
 
 
-def test_the_demo_seeds_both_distributors_under_row_level_security(session):
+def test_the_demo_seeds_both_distributors_under_row_level_security(session, tmp_path):
     """``flask demo`` on PostgreSQL (development mode): each distributor's rows, the alerts' outbox events
-    included, are written under its own tenant's context (they were flushed under the next one's, and refused)."""
+    and the certificates included, are written under its own tenant's context (they were flushed under the next
+    one's, and refused)."""
     from sqlalchemy import func, select
 
     from portal.demo import seed_demo
+    from portal.documents.models import Document
+    from portal.documents.storage import LocalStorage
     from portal.outbox import OutboxEvent
     from portal.tenancy.models import Tenant
 
-    seed_demo(session)
+    seed_demo(session, LocalStorage(tmp_path))
     tenants = {t.slug: t.id for t in session.execute(select(Tenant).where(Tenant.slug.in_(["northwind", "harbor"])))
                .scalars()}  # fmt: skip
     assert set(tenants) == {"northwind", "harbor"}
@@ -132,3 +135,5 @@ def test_the_demo_seeds_both_distributors_under_row_level_security(session):
             select(func.count()).select_from(OutboxEvent).where(OutboxEvent.tenant_id != tenant_id)
         ).scalar_one()
         assert foreign == 0
+    set_context(session, tenant_id=tenants["northwind"])
+    assert session.execute(select(func.count()).select_from(Document)).scalar_one() > 0
