@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import date, timedelta
 
 import pyotp
 from sqlalchemy import select
@@ -11,7 +13,15 @@ from portal.audit import AuditEvent
 from portal.auth.models import User, UserSession
 from portal.auth.permissions import Role
 from portal.db import set_context
-from tests.factories import PASSWORD, give_recovery_codes, make_member, make_supplier, make_tenant, make_user
+from tests.factories import (
+    PASSWORD,
+    give_recovery_codes,
+    make_member,
+    make_order,
+    make_supplier,
+    make_tenant,
+    make_user,
+)
 
 
 def test_password_step_alone_does_not_sign_in(client, session):
@@ -149,10 +159,18 @@ def test_supplier_of_two_customers_chooses_and_switches(client, session):
     other = make_member(
         session, second, Role.SUPPLIER_USER, supplier=supplier_b, user=person.user, secret=person.secret
     )
+    # Two orders wait for the supplier's answer at the first customer, one of them late; none at the second.
+    make_order(session, first, supplier_a)
+    make_order(session, first, supplier_a, order_date=date.today() - timedelta(days=15))
     response = client.sign_in(person.email, PASSWORD, person.secret)
     assert response.headers["Location"].startswith("/choose")
     choose = client.get("/choose")
     assert "First Distributor" in choose.text and "Second Distributor" in choose.text
+    waiting = re.findall(r'data-testid="waiting">(.*?)</span>', choose.text, re.S)
+    assert [" ".join(re.sub(r"<[^>]+>", " ", w).split()) for w in waiting] == [
+        "2 orders wait for your answer · 1 late order",
+        "no order waits for your answer",
+    ]
     switched = client.submit("/context", {"membership_id": other.membership.id}, page="/choose")
     assert switched.status_code == 302
     home = client.get("/")

@@ -8,6 +8,7 @@ staff) can call once it has identified the user.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from flask import (
@@ -23,6 +24,7 @@ from flask import (
 )
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from portal import audit
@@ -40,9 +42,18 @@ from portal.auth.forms import (
 )
 from portal.auth.models import Membership, User
 from portal.auth.passwords import hash_password, needs_rehash, verify_password
-from portal.db import set_context, utcnow
+from portal.auth.permissions import ROLE_PERMISSIONS, Permission
+from portal.db import TENANT_KEY, USER_KEY, set_context, utcnow
 from portal.mail import send_email
-from portal.web import active_memberships, bind_membership, db, db_session, secret_key
+from portal.web import (
+    ActiveMembership,
+    PortalContext,
+    active_memberships,
+    bind_membership,
+    db,
+    db_session,
+    secret_key,
+)
 
 bp = Blueprint("auth", __name__)
 
@@ -345,13 +356,36 @@ def logout() -> Response:
 @bp.route("/choose", methods=["GET"])
 @signed_in
 def choose_context() -> str:
-    memberships = active_memberships(db_session(), current_user.id)
+    db_sess = db_session()
+    memberships = active_memberships(db_sess, current_user.id)
     return render_template(
         "auth/choose_context.html",
         memberships=memberships,
+        waiting=_waiting_per_customer(db_sess, memberships),
         form=ChooseContextForm(),
         next_url=safe_next(request.args.get("next")) or "",
     )
+
+
+def _waiting_per_customer(db_sess: Session, memberships: Sequence[ActiveMembership]) -> dict[int, dict[str, int]]:
+    """For each supplier membership, its orders as that customer's inbox counts them: a supplier serving several
+    customers sees, before choosing one, where new orders wait for an answer and where some are late. Read under
+    each customer's own tenant context (row-level security shows one tenant at a time)."""
+    from datetime import date
+
+    from portal.orders.queries import inbox_counts
+
+    waiting: dict[int, dict[str, int]] = {}
+    restore = (db_sess.info.get(TENANT_KEY), db_sess.info.get(USER_KEY))
+    for m in memberships:
+        if m.supplier_id is None or Permission.ORDERS_VIEW not in ROLE_PERMISSIONS[m.role]:
+            continue
+        set_context(db_sess, tenant_id=m.tenant_id, user_id=m.user_id)
+        context = PortalContext(m.id, m.tenant_id, m.tenant_name, m.role, m.supplier_id, m.supplier_name)
+        waiting[m.id] = inbox_counts(db_sess, context, date.today()).counts
+    if waiting:
+        set_context(db_sess, tenant_id=restore[0], user_id=restore[1])
+    return waiting
 
 
 @bp.route("/context", methods=["POST"])
