@@ -88,6 +88,19 @@ USERS = [
 ]
 
 
+# What the header and the audit trail call each demo person.
+NAMES = {
+    "admin@northwind.example": "Nora Lindqvist",
+    "buyer@northwind.example": "Ben Carter",
+    "compliance@northwind.example": "Chloe Martin",
+    "viewer@northwind.example": "Victor Hale",
+    "admin@harbor.example": "Hannah Reid",
+    "anna@acme.example": "Anna Kowalski",
+    "sam@acme.example": "Sam Patel",
+    "orders@boltwright.example": "Omar Haddad",
+}
+
+
 def demo_secret(email: str) -> str:
     """A stable TOTP secret per demo address, so re-seeding prints the same one."""
     return base64.b32encode(hashlib.sha256(f"demo-totp:{email}".encode()).digest()[:20]).decode()
@@ -149,7 +162,7 @@ def seed_demo(session: Session, storage: LocalStorage | None = None) -> list[tup
         if user is None:
             user = User(
                 email=email,
-                name=email.split("@")[0].title(),
+                name=NAMES[email],
                 password_hash=password_hash,
                 password_changed_at=utcnow(),
                 totp_secret=demo_secret(email),
