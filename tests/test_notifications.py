@@ -8,6 +8,7 @@ import hmac
 import json
 import threading
 from collections.abc import Iterator
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -148,6 +149,39 @@ def _supplier(s, world):  # type: ignore[no-untyped-def]
     from portal.suppliers.models import Supplier
 
     return s.execute(select(Supplier).where(Supplier.id == world["supplier_id"])).scalar_one()
+
+
+def test_a_reviewed_document_tells_the_suppliers_people_the_outcome_and_why(mail_app, committed_db, world, tmp_path):
+    from portal.documents import services as documents
+    from portal.documents.models import DocumentType
+    from portal.documents.storage import LocalStorage
+    from tests.pdfs import CLEAN_PDF
+
+    tenant_id = world["tenant_id"]
+    reviewer = Actor(world["buyers"][0].user.id, "reviewer", "")
+    with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:
+        doc_type = DocumentType(tenant_id=tenant_id, code="ISO", name="ISO 9001 certificate")
+        s.add(doc_type)
+        s.flush()
+        storage, supplier_id = LocalStorage(tmp_path), world["supplier_id"]
+        uploaded = [
+            documents.upload(s, storage, tenant_id=tenant_id, supplier_id=supplier_id, actor=ACTOR,
+                             data=documents.UploadInput(doc_type.id, title, "", "", None, None, "iso.pdf", CLEAN_PDF))
+            for title in ("ISO 2025", "ISO 2026")
+        ]  # fmt: skip
+        documents.review(s, document=uploaded[0], decision="approve", comment="", actor=reviewer,
+                         valid_until=date.today() + timedelta(days=365))  # fmt: skip
+        documents.review(s, document=uploaded[1], decision="reject", comment="The scan is unreadable.",
+                         valid_until=None, actor=reviewer)  # fmt: skip
+    with mail_app.app_context():
+        drain(committed_db, tenant_id)
+    reviewed = [n for n in _notifications(committed_db, tenant_id) if n.topic == "document.reviewed"]
+    assert {n.user_id for n in reviewed} == {p.user.id for p in world["supplier_people"]}
+    told = {(n.title, n.body) for n in reviewed}
+    assert told == {
+        ("Your document \u201cISO 2025\u201d was approved", ""),
+        ("Your document \u201cISO 2026\u201d was rejected", "Comment: The scan is unreadable."),
+    }
 
 
 def test_smtp_down_is_retried_and_nothing_is_lost(tmp_path, committed_db, world):

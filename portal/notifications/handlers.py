@@ -142,18 +142,27 @@ for _topic in ("commitment.changed", "ship_notice.cancelled", "receipt.recorded"
 
 @handler("document.reviewed")
 def document_reviewed(session: Session, event: OutboxEvent) -> None:
-    from portal.documents.models import Document
+    from portal.documents.models import Document, DocumentReview
 
     document = session.execute(
         select(Document).where(Document.tenant_id == event.tenant_id, Document.id == event.payload["document_id"])
     ).scalar_one_or_none()
     if document is not None:
+        # The reviewer's comment (the reason, for a rejection) travels with the notice: the supplier acts on it.
+        comment = session.execute(
+            select(DocumentReview.comment)
+            .where(DocumentReview.tenant_id == event.tenant_id, DocumentReview.document_id == document.id)
+            .order_by(DocumentReview.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        outcome = {"approve": "approved", "reject": "rejected"}.get(event.payload.get("decision", ""), "reviewed")
         services.notify(
             session,
             tenant_id=event.tenant_id,
             user_ids=services.supplier_people(session, event.tenant_id, document.supplier_id),
             topic=event.topic,
-            title=f"Your document \u201c{document.title}\u201d was {event.payload.get('decision', 'reviewed')}",
+            title=f"Your document \u201c{document.title}\u201d was {outcome}",
+            body=f"Comment: {comment}" if comment else "",
             url="/compliance",
         )
     services.fan_out_webhooks(session, event)
