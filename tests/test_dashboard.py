@@ -110,3 +110,26 @@ def test_compliance_sees_documents_to_review_and_a_supplier_its_certificates_to_
     officer_figures = tiles(officer.get("/").text)
     assert officer_figures["document to review"] == ("1", "/documents/review", True)
     assert "supplier changes to decide" not in officer_figures  # compliance does not decide orders
+
+
+def test_a_suppliers_page_shows_its_open_orders_as_its_inbox_counts_them(app, orders_world):
+    session, tenant, acme, bolt, _ = orders_world
+    buyer = signed_in(app, make_member(session, tenant, Role.BUYER))
+    figures = tiles(buyer.get(f"/suppliers/{acme.id}").text)
+    assert figures["orders waiting for its answer"] == ("2", f"/orders?tab=needs_response&supplier={acme.id}", False)
+    assert figures["late order"] == ("1", f"/orders?tab=late&supplier={acme.id}", True)
+    # Each figure agrees with the tenant's inbox filtered to this supplier.
+    for figure, href, _ in figures.values():
+        shown = re.search(r'aria-current="page">[^<]*<span class="count">([^<]+)</span>', buyer.get(href).text)
+        assert shown is not None and shown.group(1) == figure, href
+    assert tiles(buyer.get(f"/suppliers/{bolt.id}").text)["order waiting for its answer"][0] == "1"
+    assert "No document is required of this supplier." in buyer.get(f"/suppliers/{acme.id}").text
+
+
+def test_a_suppliers_page_lists_the_documents_required_of_it(compliance_world):  # noqa: F811
+    _session, _tenant, supplier, iso, seller, officer, _root = compliance_world
+    page = officer.get(f"/suppliers/{supplier.id}").text
+    assert re.search(r"<td>ISO 9001</td>\s*<td><span class=\"state rejected\">missing</span>", page)
+    assert upload(seller, iso.id, "iso.pdf", CLEAN_PDF, issue_date=date.today().isoformat()).status_code == 302
+    page = officer.get(f"/suppliers/{supplier.id}").text
+    assert '<span class="state open">pending</span>' in page and "/documents/" in page  # the review is a link away

@@ -148,11 +148,32 @@ def detail(supplier_id: int) -> Response | str | tuple[str, int]:
         "suppliers/detail.html",
         supplier=supplier,
         form=form,
+        **_at_a_glance(supplier),
         members=_members(supplier.id),
         invites=_open_invitations(supplier.id),
         can_manage=context.can(Permission.SUPPLIERS_MANAGE),
         button=EmptyForm(),
     ), 422 if request.method == "POST" else 200
+
+
+def _at_a_glance(supplier: Supplier) -> dict[str, object]:
+    """What a buyer or compliance officer checks first on a supplier's page: its open orders as its own inbox
+    counts them (each figure a link to the tenant's inbox filtered to this supplier) and each document the
+    tenant requires of it with its state."""
+    from datetime import date
+
+    from portal.documents.services import compliance
+    from portal.orders.queries import inbox_counts
+    from portal.web import PortalContext
+
+    context, today = ctx(), date.today()
+    # Counted as the supplier's own inbox counts them: the same statement, limited to this supplier.
+    as_supplier = PortalContext(context.membership_id, context.tenant_id, context.tenant_name, context.role,
+                                supplier.id, supplier.name)  # fmt: skip
+    return {
+        "order_counts": inbox_counts(db_session(), as_supplier, today).counts,
+        "documents": compliance(db_session(), tenant_id=context.tenant_id, supplier=supplier, today=today),
+    }
 
 
 @bp.route("/team", methods=["GET", "POST"])
