@@ -264,6 +264,26 @@ def test_the_main_navigation_follows_the_role_and_the_page(app, session):
         assert nav(client, "/")[1] == ["Home"]
 
 
+def test_an_administrators_settings_are_one_main_entry_with_a_tab_each(app, session):
+    import re
+
+    from tests.helpers import PortalClient
+
+    admin = make_member(session, make_tenant(session), Role.TENANT_ADMIN)
+    client = PortalClient(app.test_client())
+    client.sign_in(admin.email, PASSWORD, admin.secret)
+    tabs = {"/settings": "General", "/orders/tolerances": "Tolerances", "/scorecards/settings": "Scorecard weights",
+            "/settings/erp": "ERP connection", "/settings/jobs": "Background jobs", "/settings/webhooks": "Webhooks"}
+    for path, tab in tabs.items():
+        html = client.get(path).text
+        main = re.search(r'<nav class="mainnav".*?</nav>', html, re.S).group(0)
+        assert re.findall(r'aria-current="page">([^<>]+)</a>', main) == ["Settings"], path
+        assert not {"Tolerances", "ERP", "Webhooks"} & set(re.findall(r">([^<>]+)</a>", main))
+        settings = re.search(r'<nav class="tabs" aria-label="Settings">.*?</nav>', html, re.S).group(0)
+        assert re.findall(r">([^<>]+)</a>", settings) == list(tabs.values())
+        assert re.findall(r'aria-current="page">([^<>]+)</a>', settings) == [tab], path
+
+
 def test_session_lookup_sets_the_rls_context_and_a_dead_record_takes_it_back(committed_db):
     """The session record's lookup carries the request's RLS context (the cookie's tenant, the record's user):
     the context step that follows sends nothing. A revoked record leaves no context behind."""
