@@ -180,6 +180,10 @@ def test_repromise_ship_and_cancel_notice(trade):
     )
     assert ok.status_code == 302
     ship_page = f"/orders/{order.id}/ship"
+    blank = seller.get(ship_page).text
+    ship_date = re.search(r'<input[^>]*name="ship_date"[^>]*>', blank).group(0)
+    assert f'value="{date.today().isoformat()}"' in ship_date  # shipped today, unless changed
+    assert f'name="ship-{first.id}"' in blank and 'placeholder="up to 100"' in blank
     too_much = post_form(
         seller,
         ship_page,

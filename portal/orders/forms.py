@@ -122,7 +122,8 @@ def parse_delay_reason(raw: str) -> str:
 
 
 class ShipNoticeForm(FlaskForm):
-    ship_date = DateField("Ship date", validators=[DataRequired("Enter the ship date.")])
+    # Most notices are sent the day the goods leave.
+    ship_date = DateField("Ship date", default=date.today, validators=[DataRequired("Enter the ship date.")])
     expected_arrival = DateField("Expected arrival", validators=[DataRequired("Enter the expected arrival.")])
     carrier = StringField("Carrier", validators=[Optional(), Length(max=120)])
     tracking_number = StringField("Tracking number", validators=[Optional(), Length(max=120)])
