@@ -138,6 +138,12 @@ class ImportForm(FlaskForm):
     file = FileField("CSV file", validators=[FileRequired("Choose a CSV file.")])
 
 
+class SpreadsheetUploadForm(FlaskForm):
+    """The supplier's filled-in open lines: the workbook or the CSV it downloaded (told apart by content)."""
+
+    file = FileField("Spreadsheet (XLSX or CSV)", validators=[FileRequired("Choose the XLSX or CSV file.")])
+
+
 class ToleranceForm(FlaskForm):
     quantity_under_pct = DecimalField("Quantity under (%)", places=2, validators=[InputRequired(), NumberRange(0, 100)])
     quantity_over_pct = DecimalField("Quantity over (%)", places=2, validators=[InputRequired(), NumberRange(0, 100)])

@@ -29,6 +29,7 @@ from portal.orders.forms import (
     ReasonForm,
     ReceiptForm,
     ShipNoticeForm,
+    SpreadsheetUploadForm,
     ToleranceForm,
     parse_answers,
     parse_date,
@@ -544,7 +545,7 @@ def _rows_serializer() -> URLSafeSerializer:
 @requires(Permission.ORDERS_RESPOND)
 def spreadsheet_upload():
     context = _supplier_context()
-    form = ImportForm()
+    form = SpreadsheetUploadForm()
     preview = None
     payload = ""
     if form.validate_on_submit():
@@ -577,7 +578,7 @@ def spreadsheet_apply():
         preview.errors = errors
         return render_template(
             "orders/spreadsheet.html",
-            form=ImportForm(),
+            form=SpreadsheetUploadForm(),
             preview=preview,
             payload="",
             columns=spreadsheet.COLUMNS,
