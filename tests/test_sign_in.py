@@ -272,8 +272,14 @@ def test_an_administrators_settings_are_one_main_entry_with_a_tab_each(app, sess
     admin = make_member(session, make_tenant(session), Role.TENANT_ADMIN)
     client = PortalClient(app.test_client())
     client.sign_in(admin.email, PASSWORD, admin.secret)
-    tabs = {"/settings": "General", "/orders/tolerances": "Tolerances", "/scorecards/settings": "Scorecard weights",
-            "/settings/erp": "ERP connection", "/settings/jobs": "Background jobs", "/settings/webhooks": "Webhooks"}
+    tabs = {
+        "/settings": "General",
+        "/orders/tolerances": "Tolerances",
+        "/scorecards/settings": "Scorecard weights",
+        "/settings/erp": "ERP connection",
+        "/settings/jobs": "Background jobs",
+        "/settings/webhooks": "Webhooks",
+    }
     for path, tab in tabs.items():
         html = client.get(path).text
         main = re.search(r'<nav class="mainnav".*?</nav>', html, re.S).group(0)

@@ -254,11 +254,17 @@ def _inbox_statements(
         ordered = MERGED_SORTS[filters.sort]
         late = (PurchaseOrder.due_date < today,) if filters.tab in LATE_TABS else ()
         # Each state's first (offset + limit) orders, merged in order; the page's rows joined to their names.
+        # Each part a subquery of its own: SQLite refuses ORDER BY and LIMIT on the parts of a compound SELECT
+        # (PostgreSQL plans both forms alike).
         firsts = [
-            base.with_only_columns(PurchaseOrder.id, PurchaseOrder.due_date, PurchaseOrder.order_date)
-            .where(PurchaseOrder.state == state, *late)
-            .order_by(*ordered(PurchaseOrder))
-            .limit(bindparam("reach", type_=Integer))
+            select(
+                *base.with_only_columns(PurchaseOrder.id, PurchaseOrder.due_date, PurchaseOrder.order_date)
+                .where(PurchaseOrder.state == state, *late)
+                .order_by(*ordered(PurchaseOrder))
+                .limit(bindparam("reach", type_=Integer))
+                .subquery(f"first_{state.value}")
+                .c
+            )
             for state in states
         ]
         picked = union_all(*firsts).subquery("picked")

@@ -157,7 +157,7 @@ def neighbours(kind: str, window: services.Window, today: date) -> dict[str, Any
 
 
 def period_name(kind: str, window: services.Window) -> str:
-    """"November 2026", "Q4 2026"."""
+    """ "November 2026", "Q4 2026"."""
     if kind == "quarter":
         return f"Q{(window.start.month - 1) // 3 + 1} {window.start.year}"
     return f"{window.start:%B %Y}"
