@@ -57,7 +57,7 @@ def test_the_ranking_exported_in_the_background_matches_the_direct_csv(app, db, 
     assert download.status_code == 200 and download.mimetype == "text/csv"
     assert download.data == direct.data and b"Acme" in download.data
     assert "scorecards-2026-01-01.csv" in download.headers["Content-Disposition"]
-    assert "Supplier ranking" in client.get("/exports").text
+    assert "Supplier ranking, January 2026" in client.get("/exports").text  # the period as its pages name it
 
 
 def test_a_supplier_exports_only_its_own_card_and_nobody_else_sees_it(app, db, session):

@@ -46,7 +46,7 @@ def start() -> Response:
             "category": form.category.data or "",
             "company": form.company.data or "",
         }
-        title = f"Supplier ranking, {params['period']} of {params['at'] or 'today'}"
+        title = f"Supplier ranking, {_period_named(params)}"
     else:
         if context.is_supplier:  # a supplier exports its own card, whatever the form says
             if not context.can(Permission.ORDERS_VIEW):
@@ -58,13 +58,22 @@ def start() -> Response:
                 abort(404)
             supplier = get_scoped_or_404(db_session(), Supplier, int(form.supplier_id.data or 0), context)
         params["supplier_id"] = supplier.id
-        title = f"{KINDS[kind]}: {supplier.name}, {params['period']} of {params['at'] or 'today'}"
+        title = f"{KINDS[kind]}: {supplier.name}, {_period_named(params)}"
     export = services.request_export(
         db_session(), tenant_id=context.tenant_id, user_id=current_user.id, kind=kind, title=title, params=params,
         supplier_id=supplier_id,
     )  # fmt: skip
     flash("Your export is being made; this page follows its progress.", "info")
     return redirect(url_for("exports.show", export_id=export.id))
+
+
+def _period_named(params: dict[str, str]) -> str:
+    """The period an export covers as its pages name it: "October 2026", "Q4 2026"."""
+    from portal.scorecards.services import period_window
+    from portal.scorecards.views import period_name
+
+    day = date.fromisoformat(params["at"]) if params["at"] else date.today()
+    return period_name(params["period"], period_window(params["period"], day))
 
 
 def _day(value: str | None) -> str:
