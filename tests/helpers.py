@@ -68,3 +68,29 @@ class PortalClient:
     def sign_out(self) -> TestResponse:
         page = self.client.get("/account")
         return self.client.post("/logout", data={"csrf_token": csrf_from(page.text)})
+
+
+# Links a crawl does not follow: they change something, or answer with a file rather than a page.
+NOT_FOLLOWED = ("/logout", ".pdf", "/download", "/preview/", ".csv", ".xlsx", "/documents/export", "/static/")
+
+
+def crawl(client: PortalClient, limit: int) -> tuple[set[str], list[tuple[int, str]]]:
+    """Follow every link of every page from the home page, breadth first, up to ``limit`` pages: the pages
+    seen, and those that did not answer 200 (with their status)."""
+    seen: set[str] = set()
+    waiting, broken = ["/"], []
+    while waiting and len(seen) < limit:
+        url = waiting.pop(0)
+        if url in seen:
+            continue
+        seen.add(url)
+        response = client.get(url)
+        if response.status_code != 200:
+            broken.append((response.status_code, url))
+            continue
+        if response.mimetype == "text/html":
+            for href in re.findall(r'href="(/[^"#]*)', response.text):
+                href = href.replace("&amp;", "&")
+                if not href.startswith("//") and not any(part in href for part in NOT_FOLLOWED) and href not in seen:
+                    waiting.append(href)
+    return seen, broken
