@@ -283,7 +283,7 @@ def seed_documents(session: Session, tenant: Tenant, storage: LocalStorage) -> N
     other suppliers' still missing. Uploaded by the supplier's administrator where it has one in the demo, reviewed
     by the compliance officer, through the real services."""
     from portal.documents import services as documents
-    from portal.documents.models import DocumentType
+    from portal.documents.models import DocumentType, Requirement
 
     today = date.today()
     types = {t.code: t for t in session.execute(select(DocumentType).where(DocumentType.tenant_id == tenant.id))
@@ -330,6 +330,12 @@ def seed_documents(session: Session, tenant: Tenant, storage: LocalStorage) -> N
             comment = "" if decision == "approve" else "Made out to another company: upload your own certificate."
             documents.review(session, document=document, decision=decision, comment=comment, valid_until=expiry,
                              actor=reviewer)  # fmt: skip
+        # Uploaded when it was issued (the waiting ones ten days ago): the scorecards' document compliance of the
+        # closed months then reads the certificates held in those months.
+        document.created_at = datetime.combine(issued if decision else today - timedelta(days=10), time(10), tzinfo=UTC)
+    # The requirements were set a year ago, as a distributor's would have been.
+    for requirement in session.execute(select(Requirement).where(Requirement.tenant_id == tenant.id)).scalars():
+        requirement.created_at = datetime.combine(today - timedelta(days=365), time(9), tzinfo=UTC)
     session.flush()
 
 
