@@ -367,3 +367,42 @@ def test_the_export_page_follows_the_worker_until_the_pdf_is_ready(live_server, 
     with page.expect_download() as download:
         page.click("text=Download")
     assert download.value.suggested_filename == "scorecard-ACME-2026-01-01.pdf"
+
+
+# The pages each kind of person works on every day (the demo data fills them).
+DAILY_PAGES = {
+    "admin@northwind.example": ["/", "/orders?tab=all", "/orders/queue", "/orders/exceptions", "/scorecards",
+                                "/suppliers", "/documents/review", "/documents/dashboard", "/people", "/settings",
+                                "/orders/tolerances", "/settings/erp", "/settings/jobs", "/settings/webhooks",
+                                "/audit", "/orders/new", "/exports", "/account", "/notifications"],
+    "sam@acme.example": ["/", "/orders?tab=all", "/orders/spreadsheet", "/scorecard", "/compliance", "/account",
+                         "/notifications"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("email", sorted(DAILY_PAGES))
+def test_the_daily_pages_have_no_accessibility_violations(live_server, browser, committed_db, tmp_path, email):
+    """axe-core's rules (WCAG 2.1 A and AA, and best practices) on the pages each kind of person uses every day,
+    and on an order and a supplier's page, with the demo data; the page's content security policy is bypassed
+    only to let the checker run."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    from portal.demo import DEMO_PASSWORD, demo_secret, seed_demo
+    from portal.documents.storage import LocalStorage
+
+    with tenant_session(committed_db, None) as s:
+        seed_demo(s, LocalStorage(tmp_path))
+    page = browser.new_context(bypass_csp=True).new_page()
+    sign_in_browser(page, live_server, email, DEMO_PASSWORD, pyotp.TOTP(demo_secret(email)).now())
+    page.goto(f"{live_server}/orders?tab=all")
+    paths = [*DAILY_PAGES[email], page.locator("main table a").first.get_attribute("href")]
+    if email.startswith("admin"):
+        page.goto(f"{live_server}/suppliers")
+        paths.append(page.locator("main table a").first.get_attribute("href"))
+    axe, found = Axe(), {}
+    for path in paths:
+        page.goto(f"{live_server}{path}")
+        violations = axe.run(page).response["violations"]
+        if violations:
+            found[path] = [(v["id"], v["impact"], [n["target"] for n in v["nodes"][:3]]) for v in violations]
+    assert found == {}
