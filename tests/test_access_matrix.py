@@ -106,6 +106,7 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "people.reset_mfa": (perm(P.USERS_MANAGE), ("POST",), ids("membership_id")),
     "people.revoke_invitation": (perm(P.USERS_MANAGE), ("POST",), ids("invitation_id")),
     "people.audit_trail": (perm(P.AUDIT_VIEW), ("GET",), None),
+    "people.audit_csv": (perm(P.AUDIT_VIEW), ("GET",), None),
     "people.settings": (perm(P.TENANT_SETTINGS), ("GET", "POST"), None),
     "suppliers.index": (perm(P.SUPPLIERS_VIEW), ("GET",), None),
     "suppliers.create": (perm(P.SUPPLIERS_MANAGE), ("GET", "POST"), None),

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.auth.services import Actor, ServiceError
+from portal.csvfiles import safe_cell
 from portal.db import planned_per_run
 from portal.documents.models import (
     Document,
@@ -586,7 +587,8 @@ def export(
     writer.writerow(["seq", "occurred_at", "actor", "ip", "action", "document_id", "details", "reason", "hash"])
     for e in rows:
         writer.writerow(
-            [
+            safe_cell(value)
+            for value in [
                 e.seq,
                 e.occurred_at.isoformat(),
                 e.actor,

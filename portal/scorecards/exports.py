@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.csvfiles import csv_bytes
 from portal.exports.models import Export
 from portal.exports.services import Made, Progress, exporter
 from portal.scorecards import services
@@ -16,7 +17,6 @@ from portal.scorecards.views import (
     RANKING_HEADER,
     build_card,
     card_csv,
-    csv_bytes,
     pdf_name,
     ranking_filters,
     ranking_lines,

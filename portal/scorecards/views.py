@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from portal.auth.access import get_scoped_or_404, requires
 from portal.auth.admin_views import ctx
 from portal.auth.permissions import Permission
 from portal.auth.views import actor
+from portal.csvfiles import csv_bytes
 from portal.scorecards import services
 from portal.scorecards.charts import trend_svg
 from portal.scorecards.definitions import CHANGES, DEFINITIONS, VERSION
@@ -259,16 +258,6 @@ def ranking_filters(args: Any) -> tuple[str, str, int | None]:
         str(args.get("category", "") or "").strip(),
         (int(company) if company.isdigit() else None),
     )
-
-
-def csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    for row in rows:
-        # A cell starting with = + - @ would be a formula in a spreadsheet: make it text.
-        writer.writerow(["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row])
-    return out.getvalue().encode()
 
 
 def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
