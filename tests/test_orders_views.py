@@ -438,6 +438,18 @@ def test_exceptions_are_ranked_by_value_at_risk(app, session):
     assert fine.number not in page
     assert late.number in client.get("/orders/exceptions?kind=partially_received").text
     assert old.number in client.get("/orders/exceptions?kind=unconfirmed").text
+    # The same list as CSV, in the same order, with why each line is there and what is still open.
+    import csv
+    import io
+
+    download = client.get("/orders/exceptions.csv")
+    assert download.status_code == 200 and download.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(download.data.decode())))
+    assert [r["order"] for r in rows] == [risky.number, late.number, old.number]
+    assert (rows[1]["open"], rows[1]["value_at_risk"]) == ("30", "90.00") and "Partially received" in rows[1]["why"]
+    filtered = client.get("/orders/exceptions.csv?kind=unconfirmed").data.decode()
+    assert old.number in filtered and risky.number not in filtered
+    assert 'href="/orders/exceptions.csv?kind=unconfirmed"' in client.get("/orders/exceptions?kind=unconfirmed").text
     assert risky.number not in client.get("/orders/exceptions?kind=late").text
     # The supplier filter: a search by code or part of the name, or a link to one supplier (named, with a way back).
     assert risky.number in client.get(f"/orders/exceptions?supplier_q={supplier.code.lower()}").text

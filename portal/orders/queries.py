@@ -480,10 +480,20 @@ class ExceptionFilters:
     warehouse_id: int | None = None
 
 
+EXCEPTIONS_SHOWN = 200
+EXCEPTIONS_EXPORTED = 20_000
+
+
 def exceptions(
-    session: Session, context: PortalContext, filters: ExceptionFilters, today: date, unconfirmed_after_days: int
+    session: Session,
+    context: PortalContext,
+    filters: ExceptionFilters,
+    today: date,
+    unconfirmed_after_days: int,
+    limit: int = EXCEPTIONS_SHOWN,
 ) -> list[Any]:
-    """Open lines that need the buyer, with their kinds, ranked by value at risk (one query).
+    """Open lines that need the buyer, with their kinds, ranked by value at risk (one query; the first
+    ``limit``: the page shows 200, its CSV up to 20,000).
 
     late: an active promise date has passed and the line is not fully received;
     at_risk: a promise is later than the requested date; partially_received: received
@@ -530,7 +540,7 @@ def exceptions(
         .where(line.tenant_id == context.tenant_id, line.state.in_(EXCEPTION_LINE_STATES))
         .where(kinds[filters.kind] if filters.kind in kinds else or_(*kinds.values()))
         .order_by(value_at_risk.desc(), line.id)
-        .limit(200)
+        .limit(limit)
     )
     stmt = stmt.where(*supplier_filter(line.supplier_id, tenant_id=context.tenant_id, supplier_id=filters.supplier_id,
                                        search=filters.supplier_q, session=session))  # fmt: skip
