@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from flask import url_for
 from sqlalchemy import select
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -95,6 +96,10 @@ def test_a_new_order_tells_the_suppliers_people_and_an_answer_tells_the_buyers(
     parts = {part.get_content_type(): part.get_payload(decode=True).decode() for part in message.walk()
              if not part.is_multipart()}  # fmt: skip
     assert "http://localhost/orders/" in parts["text/plain"] and "<a href=" in parts["text/html"]
+    # Every e-mail says where to change how they come, with a link that leads there.
+    with mail_app.test_request_context():
+        settings = "http://localhost" + url_for("notifications.preferences")
+    assert settings in parts["text/plain"] and f'href="{settings}"' in parts["text/html"]
     assert {n.email_state for n in _notifications(committed_db, tenant_id)} == {EmailState.SENT}
 
     with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:

@@ -176,6 +176,10 @@ def _absolute(url: str) -> str:
     return base + url if url.startswith("/") else url
 
 
+# Where a person chooses how they get e-mails (``notifications.preferences``): named in every e-mail.
+SETTINGS_PATH = "/notifications/settings"
+
+
 @handler("email.notification", max_attempts=10, backoff_base=30.0, backoff_cap=3600.0)
 def email_one(session: Session, event: OutboxEvent) -> None:
     notification = session.execute(
@@ -187,7 +191,8 @@ def email_one(session: Session, event: OutboxEvent) -> None:
         return
     to = services.user_email(session, notification.user_id)
     if to:
-        context: dict[str, Any] = {"notification": notification, "link": _absolute(notification.url)}
+        context: dict[str, Any] = {"notification": notification, "link": _absolute(notification.url),
+                                   "settings_link": _absolute(SETTINGS_PATH)}  # fmt: skip
         _send(session, to, notification.title, "notifications/email.txt", "notifications/email.html", context)
     notification.email_state = EmailState.SENT
 
