@@ -145,6 +145,7 @@ def test_email_modes_off_and_digest(mail_app, committed_db, world, smtp_inbox):
     text = next(p for p in digest.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
     assert "== Acme Fasteners" in text
     assert "Order PO-7001" in text and text.count("New purchase order") == 2
+    assert "http://localhost/notifications/settings" in text  # where to change it
     # Sent once: a second digest run finds nothing.
     with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:
         assert services.queue_digests(s, tenant_id=tenant_id) == 0

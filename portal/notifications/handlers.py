@@ -220,6 +220,7 @@ def email_digest(session: Session, event: OutboxEvent) -> None:
             "groups": services.digest_groups(waiting),
             "count": len(waiting),
             "base_url": current_app.extensions["portal.settings"].base_url,
+            "settings_link": _absolute(SETTINGS_PATH),
         }
         subject = f"Your supplier portal digest: {len(waiting)} update{'s' if len(waiting) != 1 else ''}"
         _send(session, to, subject, "notifications/digest.txt", "notifications/digest.html", context)
