@@ -212,11 +212,11 @@ def _fresh_erp_caches() -> Iterator[None]:
     double may get the port an earlier test's double (of another version) had, so every test starts
     without them."""
     from portal.erp import odoo
-    from portal.tenancy.services import forget_ship_to_choices
+    from portal.tenancy.services import forget_choices
 
     odoo._FIELDS_CACHE.clear()
     odoo._UIDS.clear()
-    forget_ship_to_choices()  # likewise the ship-to choices kept per tenant id
+    forget_choices()  # likewise the ship-to and buyer choices kept per tenant id
     yield
 
 

@@ -57,7 +57,7 @@ from portal.suppliers.models import Supplier
 from portal.suppliers.services import supplier_name
 from portal.suppliers.views import supplier_filter_args
 from portal.tenancy.models import Company, Tenant, Warehouse
-from portal.tenancy.services import ship_to_choices
+from portal.tenancy.services import buyer_choices, ship_to_choices
 from portal.web import db_session, secret_key
 
 bp = Blueprint("orders", __name__, template_folder="templates")
@@ -131,6 +131,7 @@ def inbox() -> str:
         filters=filters,
         tabs=queries.TAB_LABELS,
         warehouses=warehouses,
+        buyers=buyer_choices(db_sess, context.tenant_id),
         chosen_supplier=chosen_supplier,
         args={k: v for k, v in request.args.items() if k not in ("tab", "page")},
         inbox_rows=inbox_rows,
