@@ -115,6 +115,7 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "orders.inbox": (perm(P.ORDERS_VIEW), ("GET",), None),
     "orders.queue": (perm(P.ORDERS_MANAGE), ("GET",), None),
     "orders.order_page": (perm(P.ORDERS_VIEW), ("GET",), ids("order_id")),
+    "orders.order_pdf": (perm(P.ORDERS_VIEW), ("GET",), ids("order_id")),
     "orders.respond": (perm(P.ORDERS_RESPOND), ("POST",), ids("order_id")),
     "orders.accept_all": (perm(P.ORDERS_RESPOND), ("POST",), ids("order_id")),
     "orders.repromise": (perm(P.ORDERS_RESPOND), ("POST",), ids_of("order_id", "line_id")),

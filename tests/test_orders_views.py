@@ -945,3 +945,31 @@ def test_the_inbox_filters_by_buyer_among_the_tenants_buyers(app, session):
     filtered = client.get(f"/orders?tab=all&buyer={ben.user.id}").text
     assert bens.number in filtered and noras.number not in filtered
     assert f'<option value="{ben.user.id}" selected>' in filtered
+
+
+def test_an_order_downloads_as_a_pdf_for_its_supplier_and_its_buyers_only(trade, app, session):
+    """The order to file or print: parties, lines with their promises, total. Markup in a name is text and
+    loads nothing; another supplier of the same customer gets 404."""
+    import io
+
+    from pypdf import PdfReader
+
+    _, tenant, order, (first, _, _), seller, buyer = trade
+    first.product_name = 'Bolts <img src="/x"><b>M8</b>'
+    session.flush()
+    assert post_form(seller, f"/orders/{order.id}", f"/orders/{order.id}/accept-all", {}).status_code == 302
+    assert f'href="/orders/{order.id}.pdf"' in seller.get(f"/orders/{order.id}").text
+    for client in (seller, buyer):
+        pdf = client.get(f"/orders/{order.id}.pdf")
+        assert pdf.status_code == 200 and pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
+        assert f'filename="purchase-order-{order.number}.pdf"' in pdf.headers["Content-Disposition"]
+        text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.data)).pages)
+        assert f"Purchase order {order.number}" in text and tenant.name in text
+        assert 'Bolts<imgsrc="/x"><b>M8</b>' in re.sub(r"\s+", "", text)  # shown as text (wrapped), never loaded
+        assert f"100 on {first.requested_date}" in " ".join(text.split())  # the promise accepted
+        assert f"Total {order.total_value:,.2f} {order.currency}" in text
+
+    other = make_member(session, tenant, Role.SUPPLIER_USER, supplier=make_supplier(session, tenant))
+    stranger = PortalClient(app.test_client())
+    stranger.sign_in(other.email, PASSWORD, other.secret)
+    assert stranger.get(f"/orders/{order.id}.pdf").status_code == 404

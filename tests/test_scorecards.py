@@ -591,7 +591,7 @@ def test_csv_exports_and_the_pdf(app, session):
     from pypdf import PdfReader
 
     from portal.auth.permissions import Role
-    from portal.scorecards.views import safe_fetcher
+    from portal.pdf import safe_fetcher
     from portal.tenancy.models import Tenant
     from tests.factories import PASSWORD, make_member
     from tests.helpers import PortalClient

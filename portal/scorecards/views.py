@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
@@ -15,6 +14,7 @@ from portal.auth.admin_views import ctx
 from portal.auth.permissions import Permission
 from portal.auth.views import actor
 from portal.csvfiles import csv_bytes
+from portal.pdf import ASSET_BASE, html_to_pdf
 from portal.scorecards import services
 from portal.scorecards.charts import trend_svg
 from portal.scorecards.definitions import CHANGES, DEFINITIONS, VERSION
@@ -332,42 +332,11 @@ def supplier_csv(supplier_id: int) -> Response:
 
 # --- PDF -------------------------------------------------------------------------------------
 
-ASSET_BASE = "https://portal.invalid/"
-
-
-def safe_fetcher(url: str, timeout: int = 10, ssl_context: Any = None) -> dict[str, Any]:
-    """WeasyPrint may load the portal's own static files, and nothing else (no file://, no network)."""
-    prefix = ASSET_BASE + "static/"
-    if not url.startswith(prefix):
-        raise ValueError(f"refused to load {url[:80]!r} while making a PDF")
-    root = Path(current_app.static_folder or "").resolve()
-    target = (root / url[len(prefix) :].split("?", 1)[0]).resolve()
-    if root not in target.parents or not target.is_file():
-        raise ValueError(f"refused to load {url[:80]!r} while making a PDF")
-    return {"string": target.read_bytes(), "mime_type": "text/css" if target.suffix == ".css" else None}
-
-
-def _fetcher() -> Any:
-    """``safe_fetcher`` in the form this WeasyPrint wants (a URLFetcher since 68, a function before)."""
-    from weasyprint import urls
-
-    if not hasattr(urls, "URLFetcherResponse"):
-        return safe_fetcher
-
-    class PortalAssets(urls.URLFetcher):
-        def fetch(self, url: str, headers: Any = None) -> Any:
-            found = safe_fetcher(url)
-            return urls.URLFetcherResponse(url, found["string"], {"Content-Type": found["mime_type"] or "text/css"})
-
-    return PortalAssets()
-
 
 def render_pdf(card: dict[str, Any], tenant_name: str) -> bytes:
     """The card as a PDF (needs an application context, not a request: workers make it too)."""
-    from weasyprint import HTML
-
     html = render_template("scorecards/pdf.html", asset_base=ASSET_BASE, tenant_name=tenant_name, **card)
-    return HTML(string=html, base_url=ASSET_BASE, url_fetcher=_fetcher()).write_pdf()
+    return html_to_pdf(html)
 
 
 def pdf_name(card: dict[str, Any]) -> str:
