@@ -12,10 +12,12 @@ from functools import lru_cache
 from typing import Any
 
 from flask import Blueprint, render_template, url_for
+from flask_login import current_user
 from sqlalchemy import BigInteger, Date, DateTime, Select, bindparam, func, select
 
 from portal.auth.access import public, requires
 from portal.auth.admin_views import ctx
+from portal.auth.forms import ChooseContextForm
 from portal.auth.models import Invitation, Membership
 from portal.auth.permissions import Permission
 from portal.db import read_columns, utcnow
@@ -173,6 +175,22 @@ def _supplier_tiles(context: PortalContext, today: date) -> tuple[list[Tile], in
     return tiles, orders_total, colleagues
 
 
+def _other_customers(context: PortalContext) -> list[tuple[Any, dict[str, int]]]:
+    """The other customers this person supplies, each with its orders waiting for an answer and late ones, so
+    that new orders from every customer show wherever the person works (read under each customer's own
+    context; nothing more for the many suppliers who serve one customer)."""
+    from portal.auth.views import waiting_per_customer
+    from portal.web import active_memberships
+
+    db_sess = db_session()
+    others = [m for m in active_memberships(db_sess, current_user.id)
+              if m.id != context.membership_id and m.supplier_id is not None]  # fmt: skip
+    if not others:
+        return []
+    waiting = waiting_per_customer(db_sess, others)
+    return [(m, waiting[m.id]) for m in others if m.id in waiting]
+
+
 @bp.route("/")
 @requires(Permission.DASHBOARD_VIEW)
 def index() -> str:
@@ -181,7 +199,8 @@ def index() -> str:
     if context.is_supplier:
         work, orders_total, colleagues = _supplier_tiles(context, today)
         return render_template("dashboard.html", work=work, tenant_tiles=[], orders_total=orders_total,
-                               colleagues=colleagues)  # fmt: skip
+                               colleagues=colleagues, other_customers=_other_customers(context),
+                               switch_form=ChooseContextForm())  # fmt: skip
     work, tenant_tiles, suppliers = _staff_tiles(context, today)
     return render_template("dashboard.html", work=work, tenant_tiles=tenant_tiles, orders_total=None, colleagues=0,
                            no_suppliers=suppliers == 0)  # fmt: skip

@@ -185,6 +185,34 @@ def test_supplier_of_two_customers_chooses_and_switches(client, session):
     assert client.get("/team").status_code == 200
 
 
+def test_a_supplier_sees_its_other_customers_waiting_orders_from_home_and_switches(client, session):
+    """New orders from every customer show wherever the supplier works: its home page lists the other customers
+    it supplies, with their orders waiting for an answer, each a button that switches to it."""
+    first, second = make_tenant(session, "First Customer"), make_tenant(session, "Second Customer")
+    supplier_a, supplier_b = make_supplier(session, first, "Shared"), make_supplier(session, second, "Shared")
+    person = make_member(session, first, Role.SUPPLIER_USER, supplier=supplier_a)
+    other = make_member(session, second, Role.SUPPLIER_USER, supplier=supplier_b, user=person.user,
+                        secret=person.secret)  # fmt: skip
+    make_order(session, second, supplier_b)
+    make_order(session, second, supplier_b, order_date=date.today() - timedelta(days=15))
+    client.sign_in(person.email, PASSWORD, person.secret)
+    client.submit("/context", {"membership_id": person.membership.id}, page="/choose")
+    home = client.get("/").text
+    assert "You are working for <strong>First Customer</strong>" in home
+    shown = re.findall(r'data-testid="other-customer">(.*?)</span>', home, re.S)
+    assert [" ".join(re.sub(r"<[^>]+>", " ", w).split()) for w in shown] == [
+        "2 orders wait for your answer · 1 late order"
+    ]
+    assert f'name="membership_id" value="{other.membership.id}"' in home
+    assert client.submit("/context", {"membership_id": other.membership.id}, page="/").status_code == 302
+    assert "You are working for <strong>Second Customer</strong>" in client.get("/").text
+    # A supplier of one customer has no such list.
+    alone = make_member(session, first, Role.SUPPLIER_USER, supplier=supplier_a)
+    single = type(client)(client.client.application.test_client())
+    single.sign_in(alone.email, PASSWORD, alone.secret)
+    assert "Your other customers" not in single.get("/").text
+
+
 def test_switching_to_someone_elses_membership_is_refused(client, session):
     tenant = make_tenant(session)
     me = make_member(session, tenant, Role.BUYER)

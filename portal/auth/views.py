@@ -361,13 +361,13 @@ def choose_context() -> str:
     return render_template(
         "auth/choose_context.html",
         memberships=memberships,
-        waiting=_waiting_per_customer(db_sess, memberships),
+        waiting=waiting_per_customer(db_sess, memberships),
         form=ChooseContextForm(),
         next_url=safe_next(request.args.get("next")) or "",
     )
 
 
-def _waiting_per_customer(db_sess: Session, memberships: Sequence[ActiveMembership]) -> dict[int, dict[str, int]]:
+def waiting_per_customer(db_sess: Session, memberships: Sequence[ActiveMembership]) -> dict[int, dict[str, int]]:
     """For each supplier membership, its orders as that customer's inbox counts them: a supplier serving several
     customers sees, before choosing one, where new orders wait for an answer and where some are late. Read under
     each customer's own tenant context (row-level security shows one tenant at a time)."""
