@@ -45,7 +45,7 @@ def accept_as_new_person(app, link: str, name: str = "New Person") -> tuple[Port
     )
     assert created.status_code == 302 and created.headers["Location"].endswith("/login/enrol"), created.text[:300]
     page = guest.get("/login/enrol")
-    secret = page.text.split('id="totp-secret" data-copy>')[1].split("<")[0]
+    secret = page.text.split('id="totp-secret" data-copy>')[1].split("<")[0].replace(" ", "")
     assert guest.submit("/login/enrol", {"code": pyotp.TOTP(secret).now()}).status_code == 200
     return guest, secret
 

@@ -139,7 +139,9 @@ def test_first_sign_in_walks_through_enrolment(client, session):
     assert first.headers["Location"].endswith("/login/enrol")
     page = client.get("/login/enrol")
     assert "<svg" in page.text
-    secret = page.text.split('id="totp-secret" data-copy>')[1].split("<")[0]
+    shown = page.text.split('id="totp-secret" data-copy>')[1].split("<")[0]
+    assert re.fullmatch(r"([A-Z2-7]{4} )+[A-Z2-7]{1,4}", shown)  # in groups of four, easier to type
+    secret = shown.replace(" ", "")
     bad = client.submit("/login/enrol", {"code": "000000"})
     assert bad.status_code == 422
     done = client.submit("/login/enrol", {"code": pyotp.TOTP(secret).now()})
