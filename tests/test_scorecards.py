@@ -680,3 +680,45 @@ def test_median_notice_over_the_changed_promises_of_the_period(session, notices,
     )
     # The first quarter holds January's change too (C: 5 days' notice).
     assert quarter is not None and quarter[acme].notice_days == statistics.median([5, *notices])
+
+
+def test_the_definitions_show_this_customers_window_weights_and_grades(app, session):
+    """The formula as this customer computes it: its on-time window, its weights (a weight of 0 drops out) and
+    its grade bands, not only the defaults."""
+    import re
+
+    from portal.auth.permissions import Role
+    from portal.auth.services import Actor
+    from tests.factories import PASSWORD, make_member, make_supplier, make_tenant
+    from tests.helpers import PortalClient
+
+    x = "\u00d7"  # the multiplication sign the page writes
+    tenant = make_tenant(session)
+    seller = make_member(session, tenant, Role.SUPPLIER_USER, supplier=make_supplier(session, tenant))
+    client = PortalClient(app.test_client())
+    client.sign_in(seller.email, PASSWORD, seller.secret)
+
+    def shown() -> dict[str, str]:
+        page = client.get("/scorecards/definitions").text
+        found = re.findall(r'<p data-testid="(\w+)">(.*?)</p>', page, re.S)
+        return {key: " ".join(text.split()) for key, text in found}
+
+    assert shown() == {
+        "window": "On time: the first goods from 2 days before to 0 days after the promised date.",
+        "formula": f"Overall score = (40 {x} OTIF + 20 {x} Fill rate + 15 {x} Acknowledged in time + 15 {x} Promises "
+                   f"kept + 10 {x} Document compliance) \u00f7 the sum of the weights of the figures that have data.",
+        "grades": "Grades: A from 90, B from 80, C from 70, D from 0.",
+    }  # fmt: skip
+    set_context(session, tenant_id=tenant.id)
+    services.save_settings(session, tenant_id=tenant.id, actor=Actor(None, "test", ""), values={
+        "early_days": 1, "late_days": 3, "grades": [[85, "A"], [0, "B"]],
+        "weights": {"otif": 50, "fill_rate": 50, "ack_rate": 0, "reliability": 0, "documents": 0},
+    })  # fmt: skip
+    session.flush()
+    assert shown() == {
+        "window": "On time: the first goods from 1 day before to 3 days after the promised date.",
+        "formula": f"Overall score = (50 {x} OTIF + 50 {x} Fill rate) \u00f7 the sum of the weights of the figures "
+                   "that have data.",
+        "grades": "Grades: A from 85, B from 0.",
+    }  # fmt: skip
+    assert "`early`" not in client.get("/scorecards/definitions").text

@@ -385,7 +385,22 @@ def settings() -> tuple[str, int] | Response:
 @bp.route("/scorecards/definitions")
 @requires(Permission.DASHBOARD_VIEW)
 def definitions() -> str:
-    return render_template("scorecards/definitions.html", definitions=DEFINITIONS, version=VERSION, changes=CHANGES)
+    """The definitions, with this customer's own on-time window, weights and grade bands filled in."""
+    from portal.scorecards.forms import WEIGHTS
+
+    settings = services.settings_for(db_session(), ctx().tenant_id)
+    window = {"`early`": str(settings.early_days), "`late`": str(settings.late_days)}
+    texts = []
+    for definition in DEFINITIONS:
+        text = definition.text
+        for placeholder, value in window.items():
+            text = text.replace(placeholder, value)
+        texts.append((definition.name, text))
+    weights = [(label, int(settings.weights.get(key, 0))) for key, label in WEIGHTS]
+    return render_template(
+        "scorecards/definitions.html", definitions=texts, version=VERSION, changes=CHANGES, settings=settings,
+        weights=[(label, weight) for label, weight in weights if weight], grades=settings.grades,
+    )  # fmt: skip
 
 
 def register(app: Flask) -> None:
