@@ -447,7 +447,37 @@ def seed_orders(session: Session, tenant: Tenant, buyer_id: int) -> None:
                     session, order=order, line=lines[0], quantity=lines[0].quantity, received_on=today, actor=actor
                 )
     session.flush()
+    _seed_conversation(session, tenant, buyer_id)
     _seed_delivered_history(session, tenant, buyer_id, suppliers[:8], warehouses, actor, today)
+
+
+def _seed_conversation(session: Session, tenant: Tenant, buyer_id: int) -> None:
+    """A buyer and Acme talking over the later date Acme proposed, on the order that waits for the buyer's
+    decision: an order page's messages as people use them."""
+    from portal.orders.models import OrderMessage, OrderState, PurchaseOrder
+
+    order = session.execute(
+        select(PurchaseOrder)
+        .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
+        .where(PurchaseOrder.tenant_id == tenant.id, Supplier.code == "ACME",
+               PurchaseOrder.state == OrderState.CHANGES_PENDING)
+        .order_by(PurchaseOrder.id)
+        .limit(1)
+    ).scalar_one_or_none()  # fmt: skip
+    buyer = session.get(User, buyer_id)
+    sam = session.execute(select(User).where(User.email == "sam@acme.example")).scalar_one_or_none()
+    if order is None or sam is None or buyer is None:
+        return
+    moment = datetime.combine(date.today() - timedelta(days=1), time(9, 30), tzinfo=UTC)
+    for minutes, author, from_supplier, body in (
+        (0, buyer, False, "Can you keep the requested date on line 2? Our customer needs it that week."),
+        (95, sam, True, "Our plating line is booked until then. We can ship half on the requested date and the rest "
+                        "six days later, if a split works for you."),
+    ):  # fmt: skip
+        session.add(OrderMessage(tenant_id=tenant.id, order_id=order.id, author_id=author.id,
+                                 author=author.name or author.email, from_supplier=from_supplier, body=body,
+                                 created_at=moment + timedelta(minutes=minutes)))  # fmt: skip
+    session.flush()
 
 
 def _seed_delivered_history(

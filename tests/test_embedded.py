@@ -68,6 +68,15 @@ def test_the_demo_history_is_settled_but_for_last_month(embedded_app):
     assert "NO-PO4100" in client.get("/orders?tab=shipped").text  # last month's, received in full, not yet closed
 
 
+def test_the_demo_buyer_and_supplier_talk_on_the_order_waiting_for_the_buyer(embedded_app):
+    client = PortalClient(embedded_app.test_client())
+    client.sign_in("sam@acme.example", DEMO_PASSWORD, demo_secret("sam@acme.example"))
+    pending = client.get("/orders?tab=changes_pending").text
+    order_id = re.search(r'href="/orders/(\d+)"', pending).group(1)
+    page = client.get(f"/orders/{order_id}").text
+    assert "Can you keep the requested date on line 2?" in page and "if a split works for you" in page
+
+
 def test_the_demo_compliance_team_has_certificates_to_review_and_track(embedded_app):
     """Northwind's demo certificates go through the real upload and review: some wait for review, one expires
     within a month; a supplier sees its own."""
