@@ -21,6 +21,7 @@ from portal.auth.forms import ChooseContextForm
 from portal.auth.models import Invitation, Membership
 from portal.auth.permissions import Permission
 from portal.db import read_columns, utcnow
+from portal.formatting import noun
 from portal.suppliers.models import Supplier
 from portal.web import PortalContext, db_session
 
@@ -36,9 +37,9 @@ class Tile:
     urgent: bool = False
 
 
-def _tile(count: int, one: str, many: str, href: str, *, urgent: bool = False, figure: str | None = None) -> Tile:
+def tile(count: int, one: str, many: str, href: str, *, urgent: bool = False, figure: str | None = None) -> Tile:
     """A figure and its words in the singular or the plural ("1 late order", "0 late orders")."""
-    return Tile(f"{count:,}" if figure is None else figure, one if count == 1 else many, href, urgent)
+    return Tile(f"{count:,}" if figure is None else figure, noun(count, one, many), href, urgent)
 
 
 def _count(statement: Select[Any]) -> Any:
@@ -101,27 +102,27 @@ def _staff_tiles(context: PortalContext, today: date) -> tuple[list[Tile], list[
     if context.can(Permission.ORDERS_VIEW):
         orders = inbox_counts(db_sess, context, today)
         work += [
-            _tile(orders.counts["needs_response"], "order waiting for its supplier to answer",
+            tile(orders.counts["needs_response"], "order waiting for its supplier to answer",
                   "orders waiting for suppliers to answer", url_for("orders.inbox", tab="needs_response"),
                   figure=orders.count_label("needs_response")),
-            _tile(orders.counts["late"], "late order", "late orders", url_for("orders.inbox", tab="late"),
+            tile(orders.counts["late"], "late order", "late orders", url_for("orders.inbox", tab="late"),
                   urgent=orders.counts["late"] > 0, figure=orders.count_label("late")),
         ]  # fmt: skip
     if "decisions" in found:
-        work.append(_tile(found["decisions"], "supplier change to decide", "supplier changes to decide",
+        work.append(tile(found["decisions"], "supplier change to decide", "supplier changes to decide",
                           url_for("orders.queue"), urgent=found["decisions"] > 0))  # fmt: skip
     if "to_review" in found:
         work += [
-            _tile(found["to_review"], "document to review", "documents to review", url_for("documents.queue"),
+            tile(found["to_review"], "document to review", "documents to review", url_for("documents.queue"),
                   urgent=found["to_review"] > 0),
-            _tile(found["expiring"], f"approved document expiring within {EXPIRING_SOON_DAYS} days",
+            tile(found["expiring"], f"approved document expiring within {EXPIRING_SOON_DAYS} days",
                   f"approved documents expiring within {EXPIRING_SOON_DAYS} days", url_for("documents.dashboard")),
         ]  # fmt: skip
-    tenant_tiles = [_tile(found["suppliers"], "supplier", "suppliers", url_for("suppliers.index"))]
+    tenant_tiles = [tile(found["suppliers"], "supplier", "suppliers", url_for("suppliers.index"))]
     if "people" in found:
         tenant_tiles += [
-            _tile(found["people"], "person with access", "people with access", url_for("people.people")),
-            _tile(found["invitations"], "open invitation", "open invitations", url_for("people.people")),
+            tile(found["people"], "person with access", "people with access", url_for("people.people")),
+            tile(found["invitations"], "open invitation", "open invitations", url_for("people.people")),
         ]
     return work, tenant_tiles, found["suppliers"]
 
@@ -138,13 +139,13 @@ def _supplier_tiles(context: PortalContext, today: date) -> tuple[list[Tile], in
         orders = inbox_counts(db_sess, context, today)
         counts, orders_total = orders.counts, orders.counts["all"]
         tiles += [
-            _tile(counts["needs_response"], "order waiting for your answer", "orders waiting for your answer",
+            tile(counts["needs_response"], "order waiting for your answer", "orders waiting for your answer",
                   url_for("orders.inbox", tab="needs_response"), urgent=counts["needs_response"] > 0),
-            _tile(counts["late"], "late order", "late orders", url_for("orders.inbox", tab="late"),
+            tile(counts["late"], "late order", "late orders", url_for("orders.inbox", tab="late"),
                   urgent=counts["late"] > 0),
-            _tile(counts["changes_pending"], "change waiting for the buyer", "changes waiting for the buyer",
+            tile(counts["changes_pending"], "change waiting for the buyer", "changes waiting for the buyer",
                   url_for("orders.inbox", tab="changes_pending")),
-            _tile(counts["open"], "confirmed order to ship", "confirmed orders to ship",
+            tile(counts["open"], "confirmed order to ship", "confirmed orders to ship",
                   url_for("orders.inbox", tab="open")),
         ]  # fmt: skip
     if context.can(Permission.DOCUMENTS_UPLOAD) and context.supplier_id is not None:
@@ -156,9 +157,9 @@ def _supplier_tiles(context: PortalContext, today: date) -> tuple[list[Tile], in
                                                         today=today)]  # fmt: skip
         to_fix = sum(state in ("missing", "expired", "rejected") for state in states)
         tiles += [
-            _tile(to_fix, "required certificate to upload", "required certificates to upload",
+            tile(to_fix, "required certificate to upload", "required certificates to upload",
                   url_for("documents.compliance"), urgent=to_fix > 0),
-            _tile(states.count("expiring"), "certificate expiring soon", "certificates expiring soon",
+            tile(states.count("expiring"), "certificate expiring soon", "certificates expiring soon",
                   url_for("documents.compliance")),
         ]  # fmt: skip
     colleagues = 0

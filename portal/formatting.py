@@ -17,7 +17,12 @@ def money(value: Any) -> str:
     return f"{value:,.2f}"
 
 
+def noun(count: int, one: str, many: str) -> str:
+    """The words for ``count`` things: ``one`` for exactly one, ``many`` otherwise (0 included)."""
+    return one if count == 1 else many
+
+
 def counted(count: int, one: str, many: str) -> str:
     """A count and its noun in the singular or the plural: "1 delivery", "0 deliveries", "1,204 deliveries"
     (the ``counted`` filter: ``{{ n | counted("delivery", "deliveries") }}``)."""
-    return f"{count:,} {one if count == 1 else many}"
+    return f"{count:,} {noun(count, one, many)}"

@@ -630,15 +630,23 @@ def _exception_filters() -> queries.ExceptionFilters:
     )
 
 
+def _exception_rows(filters: queries.ExceptionFilters, limit: int) -> tuple[list[Any], int]:
+    """The exceptions for ``filters`` (the first ``limit``) and the tenant's "unconfirmed after" days."""
+    context = ctx()
+    db_sess = db_session()
+    tenant = db_sess.get(Tenant, context.tenant_id)
+    assert tenant is not None
+    rows = queries.exceptions(db_sess, context, filters, date.today(), tenant.unconfirmed_after_days, limit=limit)
+    return rows, tenant.unconfirmed_after_days
+
+
 @bp.route("/orders/exceptions")
 @requires(Permission.ORDERS_MANAGE)
 def exceptions() -> str:
     context = ctx()
     db_sess = db_session()
     filters = _exception_filters()
-    tenant = db_sess.get(Tenant, context.tenant_id)
-    assert tenant is not None
-    rows = queries.exceptions(db_sess, context, filters, date.today(), tenant.unconfirmed_after_days)
+    rows, unconfirmed_after_days = _exception_rows(filters, queries.EXCEPTIONS_SHOWN)
     companies = db_sess.execute(
         select(Company.id, Company.name).where(Company.tenant_id == context.tenant_id).order_by(Company.name)
     ).all()
@@ -647,7 +655,7 @@ def exceptions() -> str:
         rows=rows,
         filters=filters,
         kinds=queries.EXCEPTION_KINDS,
-        days=tenant.unconfirmed_after_days,
+        days=unconfirmed_after_days,
         chosen_supplier=supplier_name(db_sess, context.tenant_id, filters.supplier_id),
         companies=companies,
         warehouses=ship_to_choices(db_sess, context.tenant_id),
@@ -661,12 +669,7 @@ def exceptions_csv() -> Response:
     largest value at risk first)."""
     from portal.csvfiles import csv_bytes
 
-    context = ctx()
-    db_sess = db_session()
-    tenant = db_sess.get(Tenant, context.tenant_id)
-    assert tenant is not None
-    rows = queries.exceptions(db_sess, context, _exception_filters(), date.today(), tenant.unconfirmed_after_days,
-                              limit=queries.EXCEPTIONS_EXPORTED)  # fmt: skip
+    rows, _ = _exception_rows(_exception_filters(), queries.EXCEPTIONS_EXPORTED)
     body = csv_bytes(
         ["order", "line", "product_code", "product", "supplier", "ship_to", "requested_date", "ordered",
          "received", "open", "why", "value_at_risk", "currency"],

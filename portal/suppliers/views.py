@@ -162,6 +162,7 @@ def _at_a_glance(supplier: Supplier) -> dict[str, object]:
     tenant requires of it with its state."""
     from datetime import date
 
+    from portal.dashboard import tile
     from portal.documents.services import compliance
     from portal.orders.queries import inbox_counts
     from portal.web import PortalContext
@@ -170,8 +171,23 @@ def _at_a_glance(supplier: Supplier) -> dict[str, object]:
     # Counted as the supplier's own inbox counts them: the same statement, limited to this supplier.
     as_supplier = PortalContext(context.membership_id, context.tenant_id, context.tenant_name, context.role,
                                 supplier.id, supplier.name)  # fmt: skip
+    counts = inbox_counts(db_session(), as_supplier, today).counts
     return {
-        "order_counts": inbox_counts(db_session(), as_supplier, today).counts,
+        "order_tiles": [
+            tile(
+                counts[tab],
+                one,
+                many,
+                url_for("orders.inbox", tab=tab, supplier=supplier.id),
+                urgent=urgent and counts[tab] > 0,
+            )
+            for tab, one, many, urgent in (
+                ("needs_response", "order waiting for its answer", "orders waiting for its answer", False),
+                ("late", "late order", "late orders", True),
+                ("changes_pending", "change to decide", "changes to decide", True),
+                ("open", "confirmed order to ship", "confirmed orders to ship", False),
+            )
+        ],
         "documents": compliance(db_session(), tenant_id=context.tenant_id, supplier=supplier, today=today),
     }
 
