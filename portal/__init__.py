@@ -121,13 +121,14 @@ def _enforce_access_declarations(app: Flask) -> None:
 
 def _template_helpers(app: Flask) -> None:
     from portal.auth.permissions import Permission
-    from portal.formatting import counted, money, quantity
+    from portal.formatting import counted, money, price, quantity
     from portal.notifications.services import bell_label
     from portal.orders.forms import delivery_rows
     from portal.web import active_memberships, db_session, portal_context, unread_notifications_read_with_memberships
 
     app.add_template_filter(quantity, "qty")
     app.add_template_filter(money, "money")
+    app.add_template_filter(price, "price")
     app.add_template_filter(counted, "counted")
     app.add_template_global(delivery_rows)
     app.add_template_global(bell_label)

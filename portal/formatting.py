@@ -17,6 +17,16 @@ def money(value: Any) -> str:
     return f"{value:,.2f}"
 
 
+def price(value: Any, grouping: bool = True) -> str:
+    """A unit price with thousands separators and at least two decimals, more when it has them: 14.50, 0.0125,
+    1,234.50 (the ``price`` filter; a price per piece of a small part often needs four decimals). Without
+    ``grouping`` (a form's example value), no thousands separators: 1234.50, as the field reads it."""
+    number = Decimal(str(value)).normalize()
+    exponent = number.as_tuple().exponent  # an int for every finite number: -4 for 0.0125
+    decimals = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"{number:{',' if grouping else ''}.{decimals}f}"
+
+
 def noun(count: int, one: str, many: str) -> str:
     """The words for ``count`` things: ``one`` for exactly one, ``many`` otherwise (0 included)."""
     return one if count == 1 else many

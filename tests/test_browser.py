@@ -169,15 +169,20 @@ def test_supplier_answers_buyer_approves_supplier_ships(live_server, browser, co
     sign_in_browser(page, live_server, seller_email, PASSWORD, code_at(seller_secret, 0))
     page.click("nav.mainnav >> text=Orders")
     page.click(f"text={number}")
-    # Line 1: split into 60 + 40.
-    page.check(f"input[name=line-{ids[0]}-action][value=change]")
+    # Line 1: split into 60 + 40. Typing a delivery chooses "Change" by itself.
     page.click(f"#answer-{ids[0]} summary")
     page.fill(f"input[name=line-{ids[0]}-qty-1]", "60")
+    assert page.is_checked(f"input[name=line-{ids[0]}-action][value=change]")
     page.fill(f"input[name=line-{ids[0]}-qty-2]", "40")
     page.fill(f"input[name=line-{ids[0]}-date-2]", split_date)
-    # Line 2: reject.
-    page.check(f"input[name=line-{ids[1]}-action][value=reject]")
+    # Three delivery rows show; "Add a delivery" shows one more at a time.
+    assert not page.is_visible(f"input[name=line-{ids[0]}-qty-4]")
+    page.click(f"#answer-{ids[0]} .add-delivery")
+    assert page.is_visible(f"input[name=line-{ids[0]}-qty-4]")
+    assert not page.is_visible(f"input[name=line-{ids[0]}-qty-5]")
+    # Line 2: reject (choosing the reason chooses "Reject").
     page.select_option(f"select[name=line-{ids[1]}-reason]", "discontinued")
+    assert page.is_checked(f"input[name=line-{ids[1]}-action][value=reject]")
     # Line 3: a date outside the tolerance.
     page.check(f"input[name=line-{ids[2]}-action][value=change]")
     page.click(f"#answer-{ids[2]} summary")

@@ -135,6 +135,69 @@ def test_errors_are_shown_next_to_their_line_and_nothing_is_saved(trade):
     assert 'value="999"' in rules.text  # the person's input is kept
 
 
+def test_a_line_filled_in_but_left_to_answer_later_is_refused_not_dropped(trade):
+    """A supplier who types a quantity but leaves the line on "Answer later" (or on "Accept") is told so next to
+    the line; nothing of the form is saved, not even the other lines' answers, and what was typed is kept."""
+    session, _, order, (first, second, third), seller, _ = trade
+    page, action = f"/orders/{order.id}", f"/orders/{order.id}/respond"
+    untouched = {f"line-{third.id}-qty-1": "12", f"line-{third.id}-date-1": third.requested_date.isoformat()}
+    forgot = post_form(seller, page, action, {
+        f"line-{first.id}-action": "accept",
+        f"line-{second.id}-qty-1": "35",
+        f"line-{second.id}-date-1": second.requested_date.isoformat(),
+        **untouched,
+    })  # fmt: skip
+    assert forgot.status_code == 422
+    assert "You filled in this line but left it on “Answer later”" in forgot.text
+    assert forgot.text.count("You filled in this line") == 1  # the untouched third line is fine as it is
+    assert 'value="35"' in forgot.text
+    session.expire_all()
+    assert all(line.state == LineState.AWAITING_RESPONSE for line in svc.order_lines(session, order))
+
+    for typed in ({f"line-{second.id}-comment": "call me"}, {f"line-{second.id}-reason": "discontinued"},
+                  {f"line-{second.id}-price": "9.50"}):  # fmt: skip
+        refused = post_form(seller, page, action, {f"line-{first.id}-action": "accept", **typed})
+        assert refused.status_code == 422 and "You filled in this line" in refused.text, typed
+
+    accepted_but_split = post_form(seller, page, action, {
+        f"line-{first.id}-action": "accept",
+        f"line-{first.id}-qty-1": "60",
+        f"line-{first.id}-date-1": first.requested_date.isoformat(),
+        f"line-{first.id}-qty-2": "40",
+        f"line-{first.id}-date-2": (first.requested_date + timedelta(days=1)).isoformat(),
+    })  # fmt: skip
+    assert accepted_but_split.status_code == 422
+    assert "You changed the deliveries but chose Accept" in accepted_but_split.text
+    session.expire_all()
+    assert all(line.state == LineState.AWAITING_RESPONSE for line in svc.order_lines(session, order))
+
+    # The fresh form's own values (the request in the first row, the price as it is) are no answer to refuse.
+    fine = post_form(seller, page, action, {
+        f"line-{first.id}-action": "accept",
+        f"line-{second.id}-qty-1": "40.000",
+        f"line-{second.id}-date-1": second.requested_date.isoformat(),
+        f"line-{second.id}-price": "10",
+        **untouched,
+    })  # fmt: skip
+    assert fine.status_code == 302
+    session.expire_all()
+    states = [line.state for line in svc.order_lines(session, order)]
+    assert states == [LineState.CONFIRMED, LineState.AWAITING_RESPONSE, LineState.AWAITING_RESPONSE]
+
+
+def test_unit_prices_show_at_least_two_decimals_and_every_decimal_they_have(app, trade):
+    from flask import render_template_string
+
+    with app.test_request_context("/"):
+        shown = [render_template_string("{{ v|price }}", v=v) for v in (Decimal("14.5000"), Decimal("0.0125"),
+                                                                         Decimal("1234.5"), Decimal("10"))]  # fmt: skip
+        plain = render_template_string("{{ v|price(grouping=False) }}", v=Decimal("1234.5"))
+    assert shown == ["14.50", "0.0125", "1,234.50", "10.00"]
+    assert plain == "1234.50"
+    _, _, order, _, seller, _ = trade
+    assert "at 2.50 EUR" in seller.get(f"/orders/{order.id}").text.replace("\n", " ")
+
+
 def test_quantities_read_without_trailing_zeros_in_the_history(trade):
     """The ledger keeps a line's quantity as the database gives it (100.000): the page shows 100."""
     _, _, order, (first, _, _), seller, _ = trade

@@ -73,9 +73,50 @@ def parse_deliveries(form: Mapping[str, str], prefix: str) -> tuple[tuple[Delive
     return tuple(deliveries), errors
 
 
+def deliveries_edited(form: Mapping[str, str], line: PurchaseOrderLine) -> bool:
+    """Whether the line's delivery rows say anything but what the fresh form offers: the requested quantity on
+    the requested date in the first row, the others empty."""
+    prefix = f"line-{line.id}"
+    # A field the form did not send (a client posting only its answers) was not edited.
+    first_qty, first_date = form.get(f"{prefix}-qty-1"), form.get(f"{prefix}-date-1")
+    if first_qty is not None and parse_quantity(first_qty) != line.quantity:
+        return True
+    if first_date is not None and parse_date(first_date) != line.requested_date:
+        return True
+    return any(
+        form.get(f"{prefix}-qty-{n}", "").strip() or form.get(f"{prefix}-date-{n}", "").strip()
+        for n in range(2, MAX_DELIVERIES + 1)
+    )
+
+
+def _filled_in_but_unanswered(form: Mapping[str, str], line: PurchaseOrderLine) -> bool:
+    """A line left on "Answer later" with something typed or chosen in it (a person who changed a quantity and
+    forgot the choice above it would otherwise lose the change without a word)."""
+    prefix = f"line-{line.id}"
+    price = form.get(f"{prefix}-price", "").strip()
+    return (
+        deliveries_edited(form, line)
+        or bool(price and parse_quantity(price) != line.unit_price)
+        or bool(form.get(f"{prefix}-reason", ""))
+        or bool(form.get(f"{prefix}-comment", "").strip())
+    )
+
+
+UNANSWERED_BUT_FILLED_IN = (
+    "You filled in this line but left it on “Answer later”: choose Accept, Change or Reject to send it, "
+    "or clear what you typed to answer it later."
+)
+ACCEPTED_BUT_CHANGED = (
+    "You changed the deliveries but chose Accept, which confirms the request as it is: choose “Change "
+    "quantity, date or split” to send your deliveries."
+)
+
+
 def parse_answers(
     form: Mapping[str, str], lines: list[PurchaseOrderLine]
 ) -> tuple[list[LineAnswer], dict[int, list[str]]]:
+    """The answers chosen on the form, and the problems of each line (by line id). A line left on "Answer later"
+    is skipped, unless something was typed in it: then it is a problem too, so that nothing typed is dropped."""
     answers: list[LineAnswer] = []
     errors: dict[int, list[str]] = {}
     for line in lines:
@@ -84,6 +125,8 @@ def parse_answers(
         prefix = f"line-{line.id}"
         action = form.get(f"{prefix}-action", "")
         if not action:
+            if _filled_in_but_unanswered(form, line):
+                errors[line.id] = [UNANSWERED_BUT_FILLED_IN]
             continue
         if action not in ANSWER_ACTIONS:
             errors[line.id] = ["Choose accept, change or reject."]
@@ -92,6 +135,8 @@ def parse_answers(
         deliveries: tuple[Delivery, ...] = ()
         if action == "change":
             deliveries, problems = parse_deliveries(form, prefix)
+        elif action == "accept" and deliveries_edited(form, line):
+            problems.append(ACCEPTED_BUT_CHANGED)
         price = None
         raw_price = form.get(f"{prefix}-price", "").strip()
         if raw_price and action != "reject":
