@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
@@ -379,7 +379,7 @@ def seed_orders(session: Session, tenant: Tenant, buyer_id: int) -> None:
     suppliers = (
         session.execute(select(Supplier).where(Supplier.tenant_id == tenant.id).order_by(Supplier.id)).scalars().all()
     )
-    actor = Actor(None, "demo", "")
+    buyer, answering = _order_actors(session, buyer_id)
     today = date.today()
     number = 0
     for s_index, supplier in enumerate(suppliers[:8]):
@@ -432,7 +432,8 @@ def seed_orders(session: Session, tenant: Tenant, buyer_id: int) -> None:
                     )
                     for line in lines[1:]
                 ]
-                svc.respond(session, order=order, answers=answers, expected_version=None, actor=actor)
+                svc.respond(session, order=order, answers=answers, expected_version=None,
+                            actor=answering(supplier))  # fmt: skip
             if stage >= 2 and lines[0].state.value == "confirmed":
                 svc.create_ship_notice(
                     session,
@@ -440,15 +441,31 @@ def seed_orders(session: Session, tenant: Tenant, buyer_id: int) -> None:
                     quantities={lines[0].id: lines[0].quantity},
                     shipment=svc.ShipmentInput(today, today + timedelta(days=2), "DHL", f"JD{number:06d}"),
                     expected_version=None,
-                    actor=actor,
+                    actor=answering(supplier),
                 )
             if stage == 3:
                 svc.record_receipt(
-                    session, order=order, line=lines[0], quantity=lines[0].quantity, received_on=today, actor=actor
+                    session, order=order, line=lines[0], quantity=lines[0].quantity, received_on=today, actor=buyer
                 )
     session.flush()
     _seed_conversation(session, tenant, buyer_id)
-    _seed_delivered_history(session, tenant, buyer_id, suppliers[:8], warehouses, actor, today)
+    _seed_delivered_history(session, tenant, buyer_id, suppliers[:8], warehouses, (buyer, answering), today)
+
+
+def _order_actors(session: Session, buyer_id: int) -> tuple[Actor, Callable[[Supplier], Actor]]:
+    """Who does what in the demo's order history, as it would be in use: the buyer records receipts and closes
+    orders; a supplier with people in the portal answers and ships itself; for the others (who answer by e-mail
+    or phone) the buyer keys their answers in."""
+    emails = {"ACME": "anna@acme.example", "BOLT": "orders@boltwright.example"}
+    people = dict(session.execute(select(User.email, User.id).where(User.email.in_(emails.values()))).tuples().all())
+    buyer_user = session.get(User, buyer_id)
+    buyer = Actor(buyer_id, buyer_user.email if buyer_user else "demo", "")
+    by_code = {code: Actor(people[email], email, "") for code, email in emails.items() if email in people}
+
+    def answering(supplier: Supplier) -> Actor:
+        return by_code.get(supplier.code, buyer)
+
+    return buyer, answering
 
 
 def _seed_conversation(session: Session, tenant: Tenant, buyer_id: int) -> None:
@@ -486,7 +503,7 @@ def _seed_delivered_history(
     buyer_id: int,
     suppliers: Sequence[Supplier],
     warehouses: Sequence[Warehouse],
-    actor: Actor,
+    actors: tuple[Actor, Callable[[Supplier], Actor]],
     today: date,
 ) -> None:
     """Three closed months of answered and delivered orders, so that the scorecards open on figures rather than
@@ -496,6 +513,7 @@ def _seed_delivered_history(
     from portal.orders import services as svc
     from portal.orders.models import LineState, PurchaseOrder, PurchaseOrderLine
 
+    buyer, answering = actors
     month = today.replace(day=1)
     for back in range(1, 4):
         month = (month - timedelta(days=1)).replace(day=1)
@@ -525,7 +543,7 @@ def _seed_delivered_history(
             session.flush()
             lines = svc.order_lines(session, order)
             order.due_date = min(line.requested_date for line in lines)
-            svc.accept_all(session, order=order, expected_version=None, actor=actor)
+            svc.accept_all(session, order=order, expected_version=None, actor=answering(supplier))
             # Answered within a day or four, as the supplier would have then (the service stamps the moment).
             order.created_at = datetime.combine(ordered, time(8), tzinfo=UTC)  # placed that morning
             order.responded_at = datetime.combine(ordered + timedelta(days=1 + (s_index + back) % 4), time(9),
@@ -535,13 +553,13 @@ def _seed_delivered_history(
                 days_late = {0: 3, 1: -1, 5: 6}.get(pattern, 0)  # late, a day early (on time), a week late
                 quantity = line.quantity - Decimal(10) if pattern == 4 else line.quantity  # short
                 arrived = line.requested_date + timedelta(days=days_late)
-                svc.record_receipt(session, order=order, line=line, quantity=quantity, received_on=arrived, actor=actor)
+                svc.record_receipt(session, order=order, line=line, quantity=quantity, received_on=arrived, actor=buyer)
             if back > 1:
                 # Older months are settled, as a buyer would have: a short remainder cancelled, the order closed.
                 # Last month's short deliveries stay open, among the exceptions.
                 for line in lines:
                     if line.state == LineState.PARTIALLY_RECEIVED:
                         svc.cancel_line(session, order=order, line=line, reason="Short delivery accepted; remainder "
-                                        "not needed.", expected_version=None, actor=actor)  # fmt: skip
-                svc.close_order(session, order=order, expected_version=None, actor=actor)
+                                        "not needed.", expected_version=None, actor=buyer)  # fmt: skip
+                svc.close_order(session, order=order, expected_version=None, actor=buyer)
     session.flush()

@@ -68,6 +68,16 @@ def test_the_demo_history_is_settled_but_for_last_month(embedded_app):
     assert "NO-PO4100" in client.get("/orders?tab=shipped").text  # last month's, received in full, not yet closed
 
 
+def test_the_demo_history_names_who_did_what(embedded_app):
+    """Acme answered its orders itself, and its history says so (it said "demo")."""
+    client = PortalClient(embedded_app.test_client())
+    client.sign_in("sam@acme.example", DEMO_PASSWORD, demo_secret("sam@acme.example"))
+    order_id = re.search(r'href="/orders/(\d+)"', client.get("/orders?tab=closed").text).group(1)
+    history = client.get(f"/orders/{order_id}").text.split("<h2>History</h2>")[1].split("</section>")[0]
+    assert "anna@acme.example via portal" in history
+    assert "demo via" not in history
+
+
 def test_the_demo_buyer_and_supplier_talk_on_the_order_waiting_for_the_buyer(embedded_app):
     client = PortalClient(embedded_app.test_client())
     client.sign_in("sam@acme.example", DEMO_PASSWORD, demo_secret("sam@acme.example"))
