@@ -257,7 +257,13 @@ def test_repromise_ship_and_cancel_notice(trade):
             "expected_arrival": (date.today() + timedelta(days=2)).isoformat(),
         },
     )
-    assert too_much.status_code == 422 and "At most 100" in too_much.text
+    assert too_much.status_code == 422 and "At most 100 pc can ship" in too_much.text  # not "100.000"
+    filled = seller.get(f"{ship_page}?fill=all").text
+    assert "Fill in everything that can ship" in blank
+    assert f'name="ship-{first.id}" inputmode="decimal"' in filled
+    shown = dict(re.findall(r'name="ship-(\d+)"[^>]*value="([^"]*)"', filled))
+    assert shown == {str(first.id): "100", str(second.id): "40", str(_third.id): "12"}
+    assert all(value == "" for value in re.findall(r'name="ship-\d+"[^>]*value="([^"]*)"', blank))
     sent = post_form(
         seller,
         ship_page,
@@ -377,7 +383,7 @@ def count_queries(engine):  # type: ignore[no-untyped-def]
         event.remove(engine, "before_cursor_execute", before)
 
 
-def test_inbox_and_order_page_issue_a_fixed_number_of_queries(app, session):
+def test_inbox_order_page_and_ship_form_issue_a_fixed_number_of_queries(app, session):
     tenant = make_tenant(session)
     supplier = make_supplier(session, tenant)
     seller = make_member(session, tenant, Role.SUPPLIER_ADMIN, supplier=supplier)
@@ -390,6 +396,9 @@ def test_inbox_and_order_page_issue_a_fixed_number_of_queries(app, session):
         assert client.get("/orders?tab=all").status_code == 200
     with count_queries(engine) as few_page:
         assert client.get(f"/orders/{small.id}").status_code == 200
+    svc.accept_all(session, order=small, expected_version=None, actor=svc_actor())
+    with count_queries(engine) as few_ship:
+        assert client.get(f"/orders/{small.id}/ship").status_code == 200
     big = make_order(session, tenant, supplier, [(str(n + 1), "1", 5 + n) for n in range(20)])
     svc.accept_all(session, order=big, expected_version=None, actor=svc_actor())
     for _ in range(30):
@@ -399,8 +408,11 @@ def test_inbox_and_order_page_issue_a_fixed_number_of_queries(app, session):
         assert client.get("/orders?tab=all").status_code == 200
     with count_queries(engine) as many_page:
         assert client.get(f"/orders/{big.id}").status_code == 200
+    with count_queries(engine) as many_ship:
+        assert client.get(f"/orders/{big.id}/ship").status_code == 200
     assert len(many) == len(few)
     assert len(many_page) == len(few_page)
+    assert len(many_ship) == len(few_ship)  # what each line can ship: one statement for all of them
 
 
 def test_ship_to_choices_are_the_tenants_own_and_follow_new_warehouses_within_a_minute(app, session, monkeypatch):

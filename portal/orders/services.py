@@ -16,11 +16,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from portal.auth.services import Actor, ServiceError
 from portal.db import utcnow
+from portal.formatting import price as price_text
+from portal.formatting import quantity as quantity_text
 from portal.orders.models import (
     FINAL_LINE_STATES,
     ChangeKind,
@@ -133,9 +135,9 @@ def outside_tolerance(
     reasons = []
     total = sum((d.quantity for d in deliveries), ZERO)
     if total < tolerance.min_quantity(line.quantity):
-        reasons.append(f"quantity {total:g} is below the ordered {line.quantity:g}")
+        reasons.append(f"quantity {quantity_text(total)} is below the ordered {quantity_text(line.quantity)}")
     if total > line.quantity and total > tolerance.max_quantity(line.quantity):
-        reasons.append(f"quantity {total:g} is above the ordered {line.quantity:g}")
+        reasons.append(f"quantity {quantity_text(total)} is above the ordered {quantity_text(line.quantity)}")
     for d in deliveries:
         days = (d.date - line.requested_date).days
         if days > tolerance.days_later:
@@ -143,7 +145,9 @@ def outside_tolerance(
         elif -days > tolerance.days_earlier:
             reasons.append(f"{d.date.isoformat()} is {-days} days before the requested date")
     if price is not None and price != line.unit_price:
-        reasons.append(f"price {price:g} instead of {line.unit_price:g} (price changes always go to the buyer)")
+        reasons.append(
+            f"price {price_text(price)} instead of {price_text(line.unit_price)} (price changes always go to the buyer)"
+        )
     return reasons
 
 
@@ -164,9 +168,12 @@ def delivery_problems(
     total = sum((d.quantity for d in deliveries), ZERO)
     limit = tolerance.max_quantity(line.quantity)
     if total > limit:
-        problems.append(f"You can commit at most {limit:g} {line.unit} (ordered {line.quantity:g} plus tolerance).")
+        problems.append(
+            f"You can commit at most {quantity_text(limit)} {line.unit} "
+            f"(ordered {quantity_text(line.quantity)} plus tolerance)."
+        )
     if total < line.shipped_quantity:
-        problems.append(f"{line.shipped_quantity:g} {line.unit} are shipped already.")
+        problems.append(f"{quantity_text(line.shipped_quantity)} {line.unit} are shipped already.")
     return list(dict.fromkeys(problems))
 
 
@@ -201,7 +208,11 @@ def active_schedules(session: Session, line: PurchaseOrderLine) -> list[Delivery
     return list(
         session.execute(
             select(DeliverySchedule)
-            .where(DeliverySchedule.line_id == line.id, DeliverySchedule.active.is_(True))
+            .where(
+                DeliverySchedule.tenant_id == line.tenant_id,
+                DeliverySchedule.line_id == line.id,
+                DeliverySchedule.active.is_(True),
+            )
             .order_by(DeliverySchedule.position)
         ).scalars()
     )
@@ -209,6 +220,23 @@ def active_schedules(session: Session, line: PurchaseOrderLine) -> list[Delivery
 
 def committed_quantity(session: Session, line: PurchaseOrderLine) -> Decimal:
     return sum((s.quantity for s in active_schedules(session, line)), ZERO)
+
+
+def committed_quantities(session: Session, order: PurchaseOrder) -> dict[int, Decimal]:
+    """Each line's committed quantity (its active deliveries' sum), for all of an order's lines in one statement;
+    a line without any is absent."""
+    rows = session.execute(
+        select(DeliverySchedule.line_id, func.sum(DeliverySchedule.quantity))
+        .join(PurchaseOrderLine, PurchaseOrderLine.id == DeliverySchedule.line_id)
+        .where(
+            DeliverySchedule.tenant_id == order.tenant_id,
+            PurchaseOrderLine.tenant_id == order.tenant_id,
+            PurchaseOrderLine.order_id == order.id,
+            DeliverySchedule.active.is_(True),
+        )
+        .group_by(DeliverySchedule.line_id)
+    )
+    return {line_id: Decimal(total) for line_id, total in rows}
 
 
 def _snapshot(schedules: Iterable[DeliverySchedule]) -> list[dict[str, str]]:
@@ -683,9 +711,19 @@ class ShipmentInput:
 
 
 def shippable_quantity(session: Session, line: PurchaseOrderLine) -> Decimal:
+    return _shippable(line, committed_quantity(session, line))
+
+
+def shippable_quantities(session: Session, order: PurchaseOrder, lines: list[PurchaseOrderLine]) -> dict[int, Decimal]:
+    """What each of the order's ``lines`` can still ship (committed minus shipped), in one statement."""
+    committed = committed_quantities(session, order)
+    return {line.id: _shippable(line, committed.get(line.id, ZERO)) for line in lines}
+
+
+def _shippable(line: PurchaseOrderLine, committed: Decimal) -> Decimal:
     if line.state not in (LineState.CONFIRMED, LineState.PARTIALLY_SHIPPED):
         return ZERO
-    return max(committed_quantity(session, line) - line.shipped_quantity, ZERO)
+    return max(committed - line.shipped_quantity, ZERO)
 
 
 def _ship_state(line: PurchaseOrderLine, committed: Decimal) -> LineState:
@@ -706,6 +744,7 @@ def create_ship_notice(
     actor: Actor,
 ) -> ShipNotice:
     lines = {line.id: line for line in order_lines(session, order)}
+    committed = committed_quantities(session, order)
     errors: dict[int, list[str]] = {}
     wanted = {line_id: qty for line_id, qty in quantities.items() if qty}
     if not wanted:
@@ -717,11 +756,13 @@ def create_ship_notice(
         if line is None:
             errors.setdefault(0, []).append("A quantity names a line that is not on this order.")
             continue
-        available = shippable_quantity(session, line)
+        available = _shippable(line, committed.get(line_id, ZERO))
         if qty < 0:
             errors[line_id] = ["Quantities cannot be negative."]
         elif qty > available:
-            errors[line_id] = [f"At most {available:g} {line.unit} can ship (committed minus already shipped)."]
+            errors[line_id] = [
+                f"At most {quantity_text(available)} {line.unit} can ship (committed minus already shipped)."
+            ]
     if errors:
         raise InvalidAnswers(errors)
     claim_version(session, order, expected_version)
@@ -744,7 +785,7 @@ def create_ship_notice(
         line = lines[line_id]
         session.add(ShipNoticeLine(tenant_id=order.tenant_id, notice_id=notice.id, line_id=line_id, quantity=qty))
         line.shipped_quantity += qty
-        line.state = _ship_state(line, committed_quantity(session, line))
+        line.state = _ship_state(line, committed.get(line_id, ZERO))
     session.flush()
     actor.audit(
         session,

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from portal.auth.services import Actor, ServiceError
 from portal.db import planned_per_run, read_columns
+from portal.formatting import quantity as quantity_text
 from portal.orders import services as svc
 from portal.orders.forms import parse_date, parse_quantity
 from portal.orders.models import DelayReason, DeliverySchedule, LineState, PurchaseOrder, PurchaseOrderLine, Source
@@ -170,7 +171,7 @@ class Change:
     comment: str = ""
 
     def describe(self) -> str:
-        after = ", ".join(f"{d.quantity:g} on {d.date.isoformat()}" for d in self.deliveries)
+        after = ", ".join(f"{quantity_text(d.quantity)} on {d.date.isoformat()}" for d in self.deliveries)
         return f"{self.order_number} line {self.position}: {self.before or 'no promise'} → {after}"
 
 
@@ -238,7 +239,7 @@ def plan(session: Session, context: PortalContext, rows: list[dict[str, str]]) -
                 f"Row {first_row}: {key[0]} line {key[1]} is confirmed; give a reason_code for the new promise."
             )
             continue
-        before = ", ".join(f"{d.quantity:g} on {d.date.isoformat()}" for d in current)
+        before = ", ".join(f"{quantity_text(d.quantity)} on {d.date.isoformat()}" for d in current)
         result.changes.append(
             Change(
                 line.order_id, orders[line.order_id], line.id, line.position, kind, deliveries, before, reason, comment

@@ -4,7 +4,7 @@ buyer's decisions, ship notices, messages and the buyer's response queue."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -20,7 +20,7 @@ from portal.auth.admin_views import ctx
 from portal.auth.permissions import Permission
 from portal.auth.services import ServiceError
 from portal.auth.views import actor
-from portal.formatting import counted
+from portal.formatting import counted, quantity
 from portal.orders import intake, queries, spreadsheet
 from portal.orders import services as svc
 from portal.orders.forms import (
@@ -361,7 +361,7 @@ def ship(order_id: int):
     db_sess = db_session()
     form = ShipNoticeForm()
     lines = svc.order_lines(db_sess, order)
-    available = {line.id: svc.shippable_quantity(db_sess, line) for line in lines}
+    available = svc.shippable_quantities(db_sess, order, lines)
     errors: dict[int, list[str]] = {}
     if form.validate_on_submit():
         quantities: dict[int, Decimal] = {}
@@ -405,8 +405,15 @@ def ship(order_id: int):
         available=available,
         form=form,
         errors=errors,
-        values=_posted(),
+        values=_ship_values(available),
     ), status
+
+
+def _ship_values(available: dict[int, Decimal]) -> Mapping[str, str]:
+    """The ship form's quantities: as posted, or, asked for with ``?fill=all``, everything each line can ship."""
+    if request.method == "GET" and request.args.get("fill") == "all":
+        return {f"ship-{line_id}": quantity(qty) for line_id, qty in available.items() if qty > 0}
+    return _posted()
 
 
 @bp.route("/orders/<int:order_id>/ship-notices/<int:notice_id>/cancel", methods=["POST"])
