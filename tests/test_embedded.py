@@ -78,6 +78,23 @@ def test_the_demo_history_names_who_did_what(embedded_app):
     assert "demo via" not in history
 
 
+def test_the_demo_history_is_not_notified_again_but_the_open_orders_are(embedded_app):
+    """The past months' events count as delivered long ago (the buyer's bell would open on sixty notices about
+    orders answered three months back); the open orders' events are still to be delivered by the workers."""
+    from sqlalchemy import select
+
+    from portal.orders.models import PurchaseOrder
+    from portal.outbox import OutboxEvent
+
+    with embedded_app.extensions["portal.db"].transaction() as s:
+        numbers = dict(s.execute(select(PurchaseOrder.id, PurchaseOrder.number)).tuples().all())
+        events = [(numbers.get(e.payload.get("order_id"), ""), e.done_at) for e in s.scalars(select(OutboxEvent))]
+    history = [done for number, done in events if number.startswith(("NO-PO41", "NO-PO42", "NO-PO43"))]
+    current = [done for number, done in events if number.startswith("NO-PO45")]
+    assert history and all(done is not None for done in history)
+    assert current and all(done is None for done in current)
+
+
 def test_the_demo_buyer_and_supplier_talk_on_the_order_waiting_for_the_buyer(embedded_app):
     client = PortalClient(embedded_app.test_client())
     client.sign_in("sam@acme.example", DEMO_PASSWORD, demo_secret("sam@acme.example"))
