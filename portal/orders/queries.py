@@ -524,6 +524,8 @@ def exceptions(
             line.quantity,
             line.received_quantity,
             line.requested_date,
+            line.promised_from,
+            line.promised_to,
             line.state,
             PurchaseOrder.id.label("order_id"),
             PurchaseOrder.number,

@@ -678,9 +678,10 @@ def exceptions_csv() -> Response:
 
     rows, _ = _exception_rows(_exception_filters(), queries.EXCEPTIONS_EXPORTED)
     body = csv_bytes(
-        ["order", "line", "product_code", "product", "supplier", "ship_to", "requested_date", "ordered",
-         "received", "open", "why", "value_at_risk", "currency"],
+        ["order", "line", "product_code", "product", "supplier", "ship_to", "requested_date", "promised_from",
+         "promised_to", "ordered", "received", "open", "why", "value_at_risk", "currency"],
         ([r.number, r.position, r.product_code, r.product_name, r.supplier, r.warehouse, r.requested_date.isoformat(),
+          r.promised_from.isoformat() if r.promised_from else "", r.promised_to.isoformat() if r.promised_to else "",
           f"{r.quantity.normalize():f}", f"{r.received_quantity.normalize():f}",
           f"{(r.quantity - r.received_quantity).normalize():f}",
           "; ".join(label for kind, label in queries.EXCEPTION_KINDS.items() if getattr(r, kind)),
