@@ -434,6 +434,11 @@ def seed_orders(session: Session, tenant: Tenant, buyer_id: int) -> None:
                 ]
                 svc.respond(session, order=order, answers=answers, expected_version=None,
                             actor=answering(supplier))  # fmt: skip
+            # Placed that morning and answered some hours to a few days later (not in the second the demo was
+            # seeded: the scorecards' time to respond and acknowledgement rate read those times).
+            order.created_at = datetime.combine(ordered, time(8), tzinfo=UTC)
+            if order.responded_at is not None:
+                order.responded_at = min(utcnow(), order.created_at + timedelta(hours=3 + 22 * (number % 4)))
             if stage >= 2 and lines[0].state.value == "confirmed":
                 svc.create_ship_notice(
                     session,

@@ -95,6 +95,21 @@ def test_the_demo_history_is_not_notified_again_but_the_open_orders_are(embedded
     assert current and all(done is None for done in current)
 
 
+def test_the_demo_orders_are_answered_hours_after_they_were_placed(embedded_app):
+    """Not in the second the demo was seeded: the scorecards' median time to respond read "0.0 h"."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from portal.orders.models import PurchaseOrder
+
+    with embedded_app.extensions["portal.db"].transaction() as s:
+        answered = s.execute(select(PurchaseOrder.created_at, PurchaseOrder.responded_at)
+                             .where(PurchaseOrder.responded_at.is_not(None))).all()  # fmt: skip
+    assert len(answered) > 20
+    assert all(responded - created >= timedelta(hours=2) for created, responded in answered)
+
+
 def test_the_demo_buyer_and_supplier_talk_on_the_order_waiting_for_the_buyer(embedded_app):
     client = PortalClient(embedded_app.test_client())
     client.sign_in("sam@acme.example", DEMO_PASSWORD, demo_secret("sam@acme.example"))
