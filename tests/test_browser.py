@@ -413,16 +413,22 @@ def test_the_daily_pages_have_no_accessibility_violations(live_server, browser, 
     assert found == {}
 
 
-def test_a_phone_shows_the_daily_pages_without_sideways_scrolling(live_server, browser, committed_db, tmp_path):
-    """At a phone's width (390 px) no page is wider than the screen: wide tables scroll inside the page, and the
-    header's customer switcher (its longest option is a customer and a supplier's names) takes the width left.
-    Signed in as a person who supplies two customers, so the switcher is there."""
+PHONE_PAGES = {
+    "anna@acme.example": ["/", "/orders?tab=all", "/scorecard", "/compliance", "/notifications", "/account"],
+    "admin@northwind.example": [path for path in DAILY_PAGES["admin@northwind.example"] if path != "/"],
+}
+
+
+@pytest.mark.parametrize("email", sorted(PHONE_PAGES))
+def test_a_phone_shows_the_daily_pages_without_sideways_scrolling(live_server, browser, committed_db, tmp_path, email):
+    """At a phone's width (390 px) no page is wider than the screen: wide tables scroll inside the page (their
+    hidden headings too), long values break, and the header's customer switcher (its longest option names a
+    customer and a supplier) takes the width left. Anna supplies two customers, so the switcher is there."""
     from portal.demo import DEMO_PASSWORD, demo_secret, seed_demo
     from portal.documents.storage import LocalStorage
 
     with tenant_session(committed_db, None) as s:
         seed_demo(s, LocalStorage(tmp_path))
-    email = "anna@acme.example"
     page = browser.new_page(viewport={"width": 390, "height": 844})
     page.goto(f"{live_server}/login")
     page.fill("#email", email)
@@ -430,13 +436,15 @@ def test_a_phone_shows_the_daily_pages_without_sideways_scrolling(live_server, b
     page.click("button[type=submit]")
     page.fill("#code", pyotp.TOTP(demo_secret(email)).now())
     page.click("button[type=submit]")
-    page.click("text=Northwind Distribution")
+    if email.startswith("anna"):
+        page.click("text=Northwind Distribution")
     page.wait_for_url(f"{live_server}/")
-    assert page.locator("#switch-customer").count() == 1
+    assert page.locator("#switch-customer").count() == (1 if email.startswith("anna") else 0)
     page.goto(f"{live_server}/orders?tab=all")
     order = page.locator("main table a").first.get_attribute("href")
+    paths = [*PHONE_PAGES[email], order] + ([f"{order}/ship"] if email.startswith("anna") else [])
     too_wide = {}
-    for path in ["/", "/orders?tab=all", order, f"{order}/ship", "/scorecard", "/compliance", "/notifications"]:
+    for path in paths:
         page.goto(f"{live_server}{path}")
         width = page.evaluate("document.documentElement.scrollWidth")
         if width > 390:
