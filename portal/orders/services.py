@@ -191,7 +191,11 @@ def claim_version(session: Session, order: PurchaseOrder, expected_version: int 
     expected = order.version if expected_version is None else expected_version
     claimed = session.execute(
         update(PurchaseOrder)
-        .where(PurchaseOrder.id == order.id, PurchaseOrder.version == expected)
+        .where(
+            PurchaseOrder.tenant_id == order.tenant_id,
+            PurchaseOrder.id == order.id,
+            PurchaseOrder.version == expected,
+        )
         .values(version=PurchaseOrder.version + 1, updated_at=utcnow())
         .returning(PurchaseOrder.version, PurchaseOrder.updated_at)
         .execution_options(synchronize_session=False)
@@ -766,7 +770,9 @@ def create_ship_notice(
     if errors:
         raise InvalidAnswers(errors)
     claim_version(session, order, expected_version)
-    count = session.execute(select(ShipNotice.id).where(ShipNotice.order_id == order.id)).all()
+    count = session.execute(
+        select(ShipNotice.id).where(ShipNotice.tenant_id == order.tenant_id, ShipNotice.order_id == order.id)
+    ).all()
     notice = ShipNotice(
         tenant_id=order.tenant_id,
         order_id=order.id,
@@ -807,7 +813,11 @@ def cancel_ship_notice(
         raise ServiceError("Only a ship notice that has not been received can be cancelled.")
     claim_version(session, order, expected_version)
     lines = {line.id: line for line in order_lines(session, order)}
-    notice_lines = session.execute(select(ShipNoticeLine).where(ShipNoticeLine.notice_id == notice.id)).scalars()
+    notice_lines = session.execute(
+        select(ShipNoticeLine).where(
+            ShipNoticeLine.tenant_id == notice.tenant_id, ShipNoticeLine.notice_id == notice.id
+        )
+    ).scalars()
     for item in notice_lines:
         line = lines[item.line_id]
         line.shipped_quantity -= item.quantity
@@ -886,7 +896,11 @@ def cancel_line(
         raise InvalidAnswers({line.id: ["Give a reason for the cancellation."]})
     claim_version(session, order, expected_version)
     for request in session.execute(
-        select(ChangeRequest).where(ChangeRequest.line_id == line.id, ChangeRequest.state == ChangeState.OPEN)
+        select(ChangeRequest).where(
+            ChangeRequest.tenant_id == line.tenant_id,
+            ChangeRequest.line_id == line.id,
+            ChangeRequest.state == ChangeState.OPEN,
+        )
     ).scalars():
         request.state = ChangeState.WITHDRAWN
     line.state = LineState.CANCELLED
