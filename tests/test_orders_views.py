@@ -73,6 +73,10 @@ def test_supplier_answers_line_by_line_and_buyer_approves(trade):
     assert queue.status_code == 200 and order.number in queue.text and "replaced by P-004" in queue.text
     assert f'href="/orders/{order.id}#change-requests"' in queue.text
     assert f"40 on <span class=\"nowrap\">{late}</span>" in queue.text  # the proposed delivery, as the line shows it
+    # On the order page each request names its line, what it asks, and what was requested.
+    cards = buyer.get(page).text.split('id="change-requests"')[1].split("</section>")[0]
+    assert f"Line 2 · {second.product_code}" in cards and "quantity or date outside the tolerance" in cards
+    assert f"Requested: 40 pc on {second.requested_date}" in cards and "rejection" in cards
     set_context(session, tenant_id=tenant.id)
     requests = session.execute(select(ChangeRequest).where(ChangeRequest.order_id == order.id)).scalars().all()
     html = buyer.get("/orders/queue").text

@@ -39,6 +39,7 @@ from portal.orders.forms import (
     parse_version,
 )
 from portal.orders.models import (
+    ChangeKind,
     ChangeRequest,
     ChangeState,
     DelayReason,
@@ -188,7 +189,16 @@ def _render_order(order: PurchaseOrder, *, errors: dict[int, list[str]] | None =
         LineState=LineState,
         max_deliveries=svc.MAX_DELIVERIES,
         ChangeState=ChangeState,
+        CHANGE_KIND_LABELS=CHANGE_KIND_LABELS,
     ), status
+
+
+# What a change request asks the buyer to decide, as the order page names it.
+CHANGE_KIND_LABELS = {
+    ChangeKind.COMMITMENT: "quantity or date outside the tolerance",
+    ChangeKind.REJECT: "rejection",
+    ChangeKind.PRICE: "price change",
+}
 
 
 def _conflict(order: PurchaseOrder, exc: svc.Conflict):
