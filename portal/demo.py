@@ -115,6 +115,10 @@ def _ensure_tenant(session: Session, slug: str, name: str) -> tuple[Tenant, bool
     session.flush()
     return tenant, True
 
+# The supplier administrators the demo signs in as, by supplier code: they upload their certificates and answer
+# their orders themselves.
+SUPPLIER_PEOPLE = {"ACME": "anna@acme.example", "BOLT": "orders@boltwright.example"}
+
 
 def seed_demo(session: Session, storage: LocalStorage | None = None) -> list[tuple[str, str, str]]:
     """Seed both distributors (once; a second run adds nothing) and return the sign-ins to print. With
@@ -292,8 +296,7 @@ def seed_documents(session: Session, tenant: Tenant, storage: LocalStorage) -> N
         session.execute(select(Supplier).where(Supplier.tenant_id == tenant.id).order_by(Supplier.id)).scalars().all()
     )
     people = {user.email: user.id for user in session.execute(select(User).where(User.email.in_(
-        ["anna@acme.example", "orders@boltwright.example", "compliance@northwind.example"]))).scalars()}  # fmt: skip
-    uploaders = {"ACME": "anna@acme.example", "BOLT": "orders@boltwright.example"}
+        [*SUPPLIER_PEOPLE.values(), "compliance@northwind.example"]))).scalars()}  # fmt: skip
     reviewer = Actor(people["compliance@northwind.example"], "compliance@northwind.example", "")
     # (supplier index, type code, days until expiry, decision: approve / reject / None for waiting)
     plan: list[tuple[int, str, int, str | None]] = [
@@ -315,7 +318,7 @@ def seed_documents(session: Session, tenant: Tenant, storage: LocalStorage) -> N
         expiry = today + timedelta(days=days_left)
         issued = expiry - timedelta(days=365 if code == "INSURANCE" else 3 * 365)
         number = f"{code}-{supplier.code}-{issued:%Y}-{index + 101}"
-        uploader_email = uploaders.get(supplier.code)
+        uploader_email = SUPPLIER_PEOPLE.get(supplier.code)
         uploader = Actor(people.get(uploader_email or ""), uploader_email or supplier.name, "")
         data = certificate_pdf([doc_type.name, supplier.name, f"Certificate number {number}",
                                 f"Issued {issued:%d %B %Y}, valid until {expiry:%d %B %Y}",
@@ -484,11 +487,12 @@ def _order_actors(session: Session, buyer_id: int) -> tuple[Actor, Callable[[Sup
     """Who does what in the demo's order history, as it would be in use: the buyer records receipts and closes
     orders; a supplier with people in the portal answers and ships itself; for the others (who answer by e-mail
     or phone) the buyer keys their answers in."""
-    emails = {"ACME": "anna@acme.example", "BOLT": "orders@boltwright.example"}
-    people = dict(session.execute(select(User.email, User.id).where(User.email.in_(emails.values()))).tuples().all())
+    people = dict(
+        session.execute(select(User.email, User.id).where(User.email.in_(SUPPLIER_PEOPLE.values()))).tuples().all()
+    )
     buyer_user = session.get(User, buyer_id)
     buyer = Actor(buyer_id, buyer_user.email if buyer_user else "demo", "")
-    by_code = {code: Actor(people[email], email, "") for code, email in emails.items() if email in people}
+    by_code = {code: Actor(people[email], email, "") for code, email in SUPPLIER_PEOPLE.items() if email in people}
 
     def answering(supplier: Supplier) -> Actor:
         return by_code.get(supplier.code, buyer)

@@ -394,7 +394,7 @@ def test_ship_notices_respect_committed_quantities_and_can_be_cancelled(setup):
     )
     assert first.state == LineState.SHIPPED and second.state == LineState.PARTIALLY_SHIPPED
     assert order.state == OrderState.CONFIRMED  # line 2 still has 30 to ship
-    assert svc.shippable_quantity(session, second) == Decimal("30")
+    assert svc.shippable_quantities(session, order, [second])[second.id] == Decimal("30")
     svc.cancel_ship_notice(session, order=order, notice=notice, expected_version=None, actor=SUPPLIER)
     assert first.state == LineState.CONFIRMED and first.shipped_quantity == 0
     with pytest.raises(ServiceError, match="not been received"):

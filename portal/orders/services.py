@@ -714,10 +714,6 @@ class ShipmentInput:
     packing_slip: str = ""
 
 
-def shippable_quantity(session: Session, line: PurchaseOrderLine) -> Decimal:
-    return _shippable(line, committed_quantity(session, line))
-
-
 def shippable_quantities(session: Session, order: PurchaseOrder, lines: list[PurchaseOrderLine]) -> dict[int, Decimal]:
     """What each of the order's ``lines`` can still ship (committed minus shipped), in one statement."""
     committed = committed_quantities(session, order)

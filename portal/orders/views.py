@@ -692,8 +692,7 @@ def exceptions_csv() -> Response:
          "promised_to", "ordered", "received", "open", "why", "value_at_risk", "currency"],
         ([r.number, r.position, r.product_code, r.product_name, r.supplier, r.warehouse, r.requested_date.isoformat(),
           r.promised_from.isoformat() if r.promised_from else "", r.promised_to.isoformat() if r.promised_to else "",
-          f"{r.quantity.normalize():f}", f"{r.received_quantity.normalize():f}",
-          f"{(r.quantity - r.received_quantity).normalize():f}",
+          quantity(r.quantity), quantity(r.received_quantity), quantity(r.quantity - r.received_quantity),
           "; ".join(label for kind, label in queries.EXCEPTION_KINDS.items() if getattr(r, kind)),
           f"{r.value_at_risk:.2f}", r.currency] for r in rows),
     )  # fmt: skip
