@@ -177,6 +177,7 @@ def test_the_same_figures_on_sqlite(tmp_path):
         check(s, ids)
         check_snapshot_matches_live(s, ids)
         check_rebuild_rewrites_only_what_changed(s, ids)
+        check_a_score_needs_half_the_weights(s, ids)
 
 
 def check_snapshot_matches_live(session: Session, ids: dict[str, int]) -> None:
@@ -193,6 +194,32 @@ def check_snapshot_matches_live(session: Session, ids: dict[str, int]) -> None:
         assert stored is not None and set(stored) == set(live)
         for supplier, figure in live.items():
             assert stored[supplier].as_dict() == figure.as_dict(), (kind, supplier)  # exactly the same floats
+
+
+def check_a_score_needs_half_the_weights(session: Session, ids: dict[str, int]) -> None:
+    """Acme's January has data for OTIF, fill rate, acknowledged and promises kept, none for documents (none
+    required). Weighted 20, 20, 10, 10 and 60, those four carry 60 of 120, exactly half: a score,
+    (50 x 20 + 92.86 x 20 + 33.33 x 10 + 83.33 x 10) / 60 = 67.1, a D. With documents weighted 61 they carry
+    60 of 121, less than half: no score, live and stored alike."""
+    from portal.auth.services import Actor
+
+    tenant_id, today = ids["tenant_id"], date(2026, 4, 15)
+    for documents_weight, expected in ((60, (67.1, "D")), (61, (None, None))):
+        services.save_settings(session, tenant_id=tenant_id, actor=Actor(None, "test", ""), values={
+            "early_days": 2, "late_days": 0, "grades": [[90, "A"], [80, "B"], [70, "C"], [0, "D"]],
+            "weights": {"otif": 20, "fill_rate": 20, "ack_rate": 10, "reliability": 10, "documents": documents_weight},
+        })  # fmt: skip
+        session.flush()
+        window = services.tenant_window(session, tenant_id, "month", JAN.start, today)
+        live = services.figures(session, tenant_id=tenant_id, window=window)[ids["acme"]]
+        services.recompute(session, tenant_id=tenant_id, months=3, today=today)
+        stored = services.stored_figures(session, tenant_id=tenant_id, kind="month", window=window)
+        assert stored is not None
+        assert (live.score, live.grade) == (stored[ids["acme"]].score, stored[ids["acme"]].grade) == expected
+
+
+def test_a_score_needs_half_the_weights_on_postgresql(session):
+    check_a_score_needs_half_the_weights(session, build(session))
 
 
 def test_snapshot_matches_live_on_postgresql(session):
@@ -559,7 +586,9 @@ def test_document_compliance_counts_required_documents_valid_at_period_end(sessi
     figures = services.figures(session, tenant_id=tenant_id, window=JAN)
     assert figures[ids["acme"]].documents == 50.0
     assert figures[ids["quiet"]].documents == 0.0  # required and missing: 0 %, not "no data"
-    assert figures[ids["quiet"]].otif is None and figures[ids["quiet"]].score == 0.0
+    # Its documents alone (10 of the 100 weights) make no score: not a "0.0, D" beside suppliers that delivered.
+    assert figures[ids["quiet"]].otif is None and figures[ids["quiet"]].documents == 0.0
+    assert (figures[ids["quiet"]].score, figures[ids["quiet"]].grade) == (None, None)
 
 
 def test_a_requirement_counts_from_the_day_it_was_set(session):
@@ -706,7 +735,8 @@ def test_the_definitions_show_this_customers_window_weights_and_grades(app, sess
     assert shown() == {
         "window": "On time: the first goods from 2 days before to 0 days after the promised date.",
         "formula": f"Overall score = (40 {x} OTIF + 20 {x} Fill rate + 15 {x} Acknowledged in time + 15 {x} Promises "
-                   f"kept + 10 {x} Document compliance) \u00f7 the sum of the weights of the figures that have data.",
+                   f"kept + 10 {x} Document compliance) \u00f7 the sum of the weights of the figures that have data; "
+                   "no score when that sum is less than half of 100.",
         "grades": "Grades: A from 90, B from 80, C from 70, D from 0.",
     }  # fmt: skip
     set_context(session, tenant_id=tenant.id)
@@ -718,7 +748,7 @@ def test_the_definitions_show_this_customers_window_weights_and_grades(app, sess
     assert shown() == {
         "window": "On time: the first goods from 1 day before to 3 days after the promised date.",
         "formula": f"Overall score = (50 {x} OTIF + 50 {x} Fill rate) \u00f7 the sum of the weights of the figures "
-                   "that have data.",
+                   "that have data; no score when that sum is less than half of 100.",
         "grades": "Grades: A from 85, B from 0.",
     }  # fmt: skip
     assert "`early`" not in client.get("/scorecards/definitions").text

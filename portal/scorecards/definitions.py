@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = 4
+VERSION = 5
 # What each version changed (older snapshots keep the version they were computed by):
 CHANGES = {
     1: "First published definitions.",
@@ -17,6 +17,9 @@ CHANGES = {
     "becomes 0.4 and 0.25 becomes 0.3; version 2 could round such halves down).",
     4: "A document requirement counts from the day it was set: a period that ended before it has no data for "
     "it (version 3 counted it in every period, so a new requirement lowered the months before it).",
+    5: "The overall score needs figures with data carrying at least half of the weights: a supplier with no "
+    "delivery in the period is no longer scored and graded on its documents alone (version 4 gave one with "
+    "its certificates missing 0.0, a D).",
 }
 
 # The tenant's window around a promised date in which an arrival is on time (days).
@@ -117,8 +120,9 @@ DEFINITIONS += (
         "Overall score and grade",
         "The weighted mean of OTIF, fill rate, acknowledged in time, promises kept and document compliance, "
         "with the tenant's weights (by default 40, 20, 15, 15 and 10); a figure with no data leaves its "
-        "weight out. The grade is the first band the score reaches (by default A from 90, B from 80, C from "
-        "70, else D).",
+        "weight out. When the figures with data carry less than half of the weights (a supplier with no "
+        "delivery counted in the period, say), the score is no data and there is no grade. The grade is the "
+        "first band the score reaches (by default A from 90, B from 80, C from 70, else D).",
     ),
     Definition(
         "rounding",

@@ -735,8 +735,16 @@ WEIGHT_KEYS = {"otif": "otif", "fill_rate": "fill_rate", "ack_rate": "ack_rate",
 
 
 def overall(figure: Figures, weights: dict[str, int], grades: list[list[Any]]) -> tuple[float | None, str | None]:
-    """Weighted mean of the figures that have data (weights of the others are left out), and its grade."""
+    """Weighted mean of the figures that have data (weights of the others are left out), and its grade; no
+    score when the figures with data carry less than half of the weights (``enough_weight``)."""
     return row_scorer(weights, grades)([getattr(figure, name) for name in FIGURE_FIELDS])
+
+
+def enough_weight(with_data: Any, all_weights: int) -> Any:
+    """Whether figures with data carrying ``with_data`` of ``all_weights`` make a score (definition version 5):
+    at least half of the weights. A supplier with no delivery in the period would otherwise be graded on its
+    documents alone (a "0.0, D" beside suppliers scored on their deliveries). Python ints or SQL expressions."""
+    return with_data * 2 >= all_weights
 
 
 def row_scorer(weights: dict[str, int], grades: list[list[Any]]) -> Any:
@@ -745,6 +753,7 @@ def row_scorer(weights: dict[str, int], grades: list[list[Any]]) -> Any:
     weighted = [(FIGURE_FIELDS.index(name), int(weights.get(WEIGHT_KEYS[name], 0))) for name in SCORED]
     weighted = [(index, weight) for index, weight in weighted if weight > 0]
     bands = [(float(floor), str(grade)) for floor, grade in sorted(grades, key=lambda g: -float(g[0]))]
+    all_weights = sum(weight for _, weight in weighted)
 
     def score(values: list[Any]) -> tuple[float | None, str | None]:
         total = 0
@@ -754,7 +763,7 @@ def row_scorer(weights: dict[str, int], grades: list[list[Any]]) -> Any:
             if value is not None:
                 total += weight
                 weighted_sum += float(value) * weight
-        if not total:
+        if not total or not enough_weight(total, all_weights):
             return None, None
         result = tenths(weighted_sum / total)
         for floor, grade in bands:
@@ -1587,7 +1596,7 @@ def _storing_statements(tenant_id: int, wanted: list[tuple[str, int, date, date]
 
 def _score_column(settings: Any, figured: Any, float8: Any, numeric: Any) -> Any:
     """``row_scorer``'s score in SQL: the weighted mean of the scored figures that have data, rounded as
-    ``tenths`` (NULL without any)."""
+    ``tenths`` (NULL without any, or when they carry less than half of the weights)."""
     weighted = [(figured.c[name], int(settings.weights.get(WEIGHT_KEYS[name], 0))) for name in SCORED]
     weighted = [(value, weight) for value, weight in weighted if weight > 0]
     if not weighted:
@@ -1601,7 +1610,8 @@ def _score_column(settings: Any, figured: Any, float8: Any, numeric: Any) -> Any
         weighted_sum = weighted_sum + func.coalesce(value * cast(literal(weight), float8), zero)
         weight_total = weight_total + case((value.is_(None), 0), else_=weight)
     mean = cast(weighted_sum / cast(weight_total, float8), numeric)
-    return case((weight_total == 0, None), else_=func.round(mean, 1))
+    all_weights = sum(weight for _, weight in weighted)
+    return case((weight_total == 0, None), (~enough_weight(weight_total, all_weights), None), else_=func.round(mean, 1))
 
 
 def _grade_column(settings: Any, score: Any, float8: Any) -> Any:
