@@ -138,6 +138,21 @@ def check(session: Session, ids: dict[str, int]) -> None:
         (D("10"), 25, True, True, True, True),
     ]
     assert [r.days_late for r in rows if r.promised_date.day == 12] == [1]
+    assert [r.days_late for r in rows if r.promised_date.day == 8] == [None]  # G, cancelled: nothing to receive
+
+
+def test_a_delivery_that_received_nothing_is_late_by_the_days_since_its_promise(session):
+    check_nothing_received_is_late_so_far(session, build(session))
+
+
+def check_nothing_received_is_late_so_far(session: Session, ids: dict[str, int]) -> None:
+    """F, 10 promised on 20 February, has received nothing: on 1 March it is counted and 9 days late so far,
+    on 25 February 5 (the evidence's days late; it was blank, so nothing told how late such a delivery was)."""
+    for today, late in ((date(2026, 3, 1), 9), (date(2026, 2, 25), 5)):
+        window = month_window(date(2026, 2, 1), early_days=2, late_days=0, today=today)
+        rows = services.evidence(session, tenant_id=ids["tenant_id"], window=window, supplier_id=ids["acme"])
+        judged = [(r.product_code, r.counted, r.on_time, r.first_arrival, r.days_late) for r in rows]
+        assert judged == [("P1", True, False, None, late)]
 
 
 def test_figures_on_postgresql(session):
@@ -178,6 +193,7 @@ def test_the_same_figures_on_sqlite(tmp_path):
         check_snapshot_matches_live(s, ids)
         check_rebuild_rewrites_only_what_changed(s, ids)
         check_a_score_needs_half_the_weights(s, ids)
+        check_nothing_received_is_late_so_far(s, ids)
 
 
 def check_snapshot_matches_live(session: Session, ids: dict[str, int]) -> None:

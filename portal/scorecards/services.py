@@ -302,11 +302,13 @@ class BoundWindow:
     early_days = bindparam("w_early", type_=Integer, literal_execute=True)
     late_days = bindparam("w_late", type_=Integer, literal_execute=True)
     closed_before = bindparam("w_closed", type_=Date, literal_execute=True)
+    today = bindparam("w_today", type_=Date, literal_execute=True)
 
     @staticmethod
     def params(window: Window) -> dict[str, Any]:
         return {"w_start": window.start, "w_end": window.end, "w_early": window.early_days,
-                "w_late": window.late_days, "w_closed": window.closed_before}  # fmt: skip
+                "w_late": window.late_days, "w_closed": window.closed_before,
+                "w_today": window.today or date.today()}  # fmt: skip
 
 
 def _judged(rows: Any, window: Window | BoundWindow) -> dict[str, ColumnElement[Any]]:
@@ -935,7 +937,13 @@ def _build_evidence_statement(misses_first: bool, with_sums: bool, limited: bool
     window = BoundWindow()
     rows = _delivery_query(tenant_id, window, bindparam("supplier_id", type_=BigInteger, literal_execute=True))
     judged = _judged(rows, window)
-    lateness = days_between(func.coalesce(rows.c.completed_on, rows.c.first_arrival), rows.c.promised_date)
+    # Late by its completion, or else its first goods; one that has received nothing, by the days since its
+    # promise so far (a cancelled one, nothing to receive, is not late).
+    arrived = func.coalesce(rows.c.completed_on, rows.c.first_arrival)
+    lateness = case(
+        (arrived.is_not(None), days_between(arrived, rows.c.promised_date)),
+        (rows.c.quantity > 0, days_between(window.today, rows.c.promised_date)),
+    )
     is_counted = judged["counted"]
     is_otif = judged["otif"]
     miss = case((is_otif, 1), (is_counted, 0), else_=1)  # counted and not OTIF (NULL-safe)
