@@ -397,6 +397,9 @@ def test_supplier_and_buyer_pages(app, session):
     one = buyer_client.get(f"/scorecards/{ids['acme']}?period=quarter&at=2026-01-20")
     assert one.status_code == 200 and "Q1 2026 (01 Jan 2026 to 31 Mar 2026)" in one.text
     assert 'rel="prev">&larr; Q4 2025</a>' in one.text and 'rel="next">Q2 2026 &rarr;</a>' in one.text
+    why = "overall score (its figures with data carry less than half of the weights)"
+    assert why not in one.text  # Acme is scored
+    assert why in buyer_client.get(f"/scorecards/{ids['quiet']}?period=quarter&at=2026-01-20").text
     assert buyer_client.get("/scorecards/definitions").status_code == 200
     definitions_page = buyer_client.get("/scorecards/definitions").text
     assert "never as 0 % or 100 %" in definitions_page and "Median notice" in definitions_page
