@@ -557,7 +557,12 @@ def test_trend_chart_leaves_gaps_for_no_data():
     assert svg.startswith("<svg") and svg.count("<circle") == 5  # one per value, none for "no data"
     assert "&lt;b&gt;" in svg and "<b>" not in svg
     # OTIF: Jan alone, then Mar and the last joined; fill rate: two lone points. No line crosses February.
-    assert svg.count("<polyline") == 1
+    assert svg.count("<polyline") == 1 and "so far" not in svg and "stroke-dasharray" not in svg
+    # The last period not over: its points hollow, the line into them dashed, "so far" under its label.
+    open_last = str(trend_svg(points, last_so_far=True))
+    assert open_last.count("<circle") == 5 and open_last.count('fill="#fff"') == 1
+    assert open_last.count("<polyline") == 1 and open_last.count("stroke-dasharray") == 1
+    assert ">so far</text>" in open_last and "OTIF &lt;b&gt; so far: 80.0%" in open_last
 
 
 def test_settings_change_the_window_and_the_score(app, session):

@@ -9,8 +9,11 @@ WIDTH, HEIGHT, LEFT, RIGHT, BOTTOM, TOP = 640, 230, 40, 24, 30, 26
 SERIES = (("otif", "OTIF", "#1f6feb"), ("fill_rate", "Fill rate", "#2da44e"))
 
 
-def trend_svg(points: list[tuple[str, dict[str, float | None]]]) -> Markup:
-    """A line per series over the periods; a period without data leaves a gap, never a zero."""
+def trend_svg(points: list[tuple[str, dict[str, float | None]]], last_so_far: bool = False) -> Markup:
+    """A line per series over the periods; a period without data leaves a gap, never a zero.
+
+    ``last_so_far``: the last period is not over (its figures change until it closes). Its points are hollow,
+    the line into them dashed and its label says "so far": a dip there is not yet a result."""
     count = max(len(points), 1)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - BOTTOM - TOP
 
@@ -29,23 +32,35 @@ def trend_svg(points: list[tuple[str, dict[str, float | None]]]) -> Markup:
             f'<line x1="{LEFT}" y1="{y(level):.1f}" x2="{WIDTH - RIGHT}" y2="{y(level):.1f}" stroke="#d5dbe1"/>'
             f'<text x="{LEFT - 6}" y="{y(level) + 4:.1f}" font-size="10" text-anchor="end">{level}%</text>'
         )
+    open_index = len(points) - 1 if last_so_far else -1
     for i, (label, _) in enumerate(points):
         parts.append(
-            f'<text x="{x(i):.1f}" y="{HEIGHT - 10}" font-size="9" text-anchor="middle">{escape(label)}</text>'
+            f'<text x="{x(i):.1f}" y="{HEIGHT - 12}" font-size="9" text-anchor="middle">{escape(label)}</text>'
         )
+        if i == open_index:
+            parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - 2}" font-size="8" text-anchor="middle">so far</text>')
     for key, name, colour in SERIES:
         segment: list[str] = []
         segments: list[list[str]] = []
-        for i, (_, values) in enumerate(points):
+        for i, (label, values) in enumerate(points):
             value = values.get(key)
             if value is None:
                 if segment:
                     segments.append(segment)
                 segment = []
                 continue
-            segment.append(f"{x(i):.1f},{y(value):.1f}")
+            point = f"{x(i):.1f},{y(value):.1f}"
+            if i == open_index:
+                if segment:  # dashed from the last closed period's point
+                    parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="4 3" '
+                                 f'points="{segment[-1]} {point}"/>')  # fmt: skip
+                title = f"{name} {escape(label)} so far: {value:.1f}%"
+                parts.append(f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="3" fill="#fff" stroke="{colour}" '
+                             f'stroke-width="1.5"><title>{title}</title></circle>')  # fmt: skip
+                continue
+            segment.append(point)
             parts.append(f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="3" fill="{colour}"><title>{name} '
-                         f"{escape(points[i][0])}: {value:.1f}%</title></circle>")  # fmt: skip
+                         f"{escape(label)}: {value:.1f}%</title></circle>")  # fmt: skip
         if segment:
             segments.append(segment)
         for seg in segments:

@@ -122,7 +122,8 @@ def build_card(
                 {"otif": f.otif if f else None, "fill_rate": f.fill_rate if f else None},
             )
             for w, f in points
-        ]
+        ],
+        last_so_far=True,  # the trend always ends with the period that is not over
     )
     listed = rows[0].listed if rows else 0
     return {
