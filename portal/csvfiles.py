@@ -23,6 +23,14 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
+def cell_text(value: str) -> str:
+    """The text ``safe_cell`` made safe, as it was: a file the portal handed out comes back (the spreadsheet round
+    trip) with its order numbers and names as the portal stores them."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
 def csv_bytes(header: list[str], rows: Iterable[Iterable[Any]]) -> bytes:
     """UTF-8 CSV of ``header`` and ``rows``, every text cell made safe."""
     out = io.StringIO()

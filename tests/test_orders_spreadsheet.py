@@ -45,6 +45,11 @@ def test_round_trip_with_a_bad_row_is_refused_then_applied_when_fixed(app, sessi
     rows = list(csv.DictReader(io.StringIO(download.data.decode("utf-8-sig"))))
     assert {r["order_number"] for r in rows} == {awaiting.number, confirmed.number}  # not another supplier's
     assert other.number not in download.data.decode()
+    # Numbers as a person types them back: not the stored scale ("100.000", "2.5000").
+    first = rows[[r["order_number"] for r in rows].index(awaiting.number)]
+    assert (first["ordered_quantity"], first["unit_price"]) == ("100", "2.50")
+    promised = rows[[r["order_number"] for r in rows].index(confirmed.number)]
+    assert (promised["ordered_quantity"], promised["promised_quantity"], promised["unit_price"]) == ("40", "40", "1.00")
     (a_line,) = svc.order_lines(session, awaiting)
     (c_line,) = svc.order_lines(session, confirmed)
     split_a = dict(rows[[r["order_number"] for r in rows].index(awaiting.number)])
@@ -118,6 +123,36 @@ def test_xlsx_download_and_upload(app, session):
     preview = upload(client, data.getvalue(), "answers.xlsx")
     assert preview.status_code == 200 and f"{order.number} line 1: no promise → 10 on" in preview.text
     assert upload(client, b"PK\x03\x04 not really a zip", "broken.xlsx").status_code == 422
+
+
+def test_text_that_a_spreadsheet_would_run_as_a_formula_stays_text_and_comes_back_as_it_was(app, session):
+    """An order number and a product name from the ERP that start like a formula: text in both downloads (an
+    apostrophe before it in the CSV, a text cell in the XLSX), and the CSV's order number matches on upload."""
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    make_tolerance(session, tenant)
+    order = make_order(session, tenant, supplier, [("10", "1.00", 10)], number="=PO-1")
+    (line,) = svc.order_lines(session, order)
+    line.product_name = '=HYPERLINK("http://example.com","open")'
+    session.flush()
+    seller = make_member(session, tenant, Role.SUPPLIER_USER, supplier=supplier)
+    client = PortalClient(app.test_client())
+    client.sign_in(seller.email, PASSWORD, seller.secret)
+
+    text = client.get("/orders/spreadsheet.csv").data.decode("utf-8-sig")
+    (row,) = list(csv.DictReader(io.StringIO(text)))
+    assert (row["order_number"], row["product_name"]) == ("'=PO-1", "'" + line.product_name)
+    row.update(promised_quantity="10", promised_date=line.requested_date.isoformat())
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(row))
+    writer.writeheader()
+    writer.writerow(row)
+    preview = upload(client, out.getvalue().encode(), "answers.csv")
+    assert preview.status_code == 200 and "=PO-1 line 1: no promise → 10 on" in preview.text
+
+    sheet = load_workbook(io.BytesIO(client.get("/orders/spreadsheet.xlsx").data)).worksheets[0]
+    cells = {cell.value: cell.data_type for cell in next(sheet.iter_rows(min_row=2, max_row=2))}
+    assert cells["=PO-1"] == "s" and cells[line.product_name] == "s"  # "f" would be a formula
 
 
 def test_the_download_has_a_row_per_active_delivery_in_order(session):

@@ -19,11 +19,14 @@ from decimal import Decimal
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
+from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from portal.auth.services import Actor, ServiceError
+from portal.csvfiles import cell_text, safe_cell
 from portal.db import planned_per_run, read_columns
+from portal.formatting import price as price_text
 from portal.formatting import quantity as quantity_text
 from portal.orders import services as svc
 from portal.orders.forms import parse_date, parse_quantity
@@ -115,11 +118,23 @@ def export_rows(session: Session, context: PortalContext) -> list[list[Any]]:
 
 
 def to_csv(rows: list[list[Any]]) -> bytes:
+    """The rows as UTF-8 CSV, numbers as a person reads and types them: quantities without the stored scale ("60",
+    not "60.000", which reads as sixty thousand where "." groups thousands), unit prices with at least two
+    decimals ("0.04", "14.50")."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
+    price_column = COLUMNS.index("unit_price")
+
+    def text(column: int, value: Any) -> Any:
+        if value is None:
+            return ""
+        if isinstance(value, Decimal):
+            return price_text(value, grouping=False) if column == price_column else quantity_text(value)
+        return safe_cell(value)  # a product name from the ERP such as "=HYPERLINK(...)" stays text
+
     for row in rows:
-        writer.writerow(["" if v is None else (f"{v:f}" if isinstance(v, Decimal) else v) for v in row])
+        writer.writerow([text(column, value) for column, value in enumerate(row)])
     return out.getvalue().encode("utf-8-sig")
 
 
@@ -127,8 +142,19 @@ def to_xlsx(rows: list[list[Any]]) -> bytes:
     book = Workbook(write_only=True)
     sheet = book.create_sheet("Open lines")
     sheet.append(list(COLUMNS))
+
+    def cell(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return float(value)
+        if isinstance(value, str) and value.startswith("="):
+            # openpyxl writes such text as a formula: a product name from the ERP would run as one.
+            text = WriteOnlyCell(sheet, value)
+            text.data_type = "s"
+            return text
+        return value
+
     for row in rows:
-        sheet.append([float(v) if isinstance(v, Decimal) else v for v in row])
+        sheet.append([cell(value) for value in row])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -155,7 +181,7 @@ def read_upload(data: bytes) -> tuple[list[dict[str, str]], list[str]]:
         return [], ["Missing columns: " + ", ".join(missing) + ". Start from the downloaded file."]
     if len(values) > MAX_ROWS + 1:
         return [], [f"At most {MAX_ROWS:,} rows per file."]
-    return [dict(zip(header, (v.strip() for v in row), strict=False)) for row in values[1:] if any(row)], []
+    return [dict(zip(header, (cell_text(v.strip()) for v in row), strict=False)) for row in values[1:] if any(row)], []
 
 
 @dataclass
