@@ -101,6 +101,20 @@ def test_the_queue_lists_orders_awaiting_their_supplier_with_links_and_days_wait
     assert "Acme Orders" in section
 
 
+def test_the_queue_marks_orders_unanswered_past_the_tenants_days_as_overdue(trade):
+    """With the default of 3 days, as the exceptions count an order unconfirmed: 2 days waiting is not overdue,
+    3 days is."""
+    session, tenant, order, _, _, buyer = trade
+    assert tenant.unconfirmed_after_days == 3
+    for days, overdue in ((2, False), (3, True)):
+        order.order_date = date.today() - timedelta(days=days)
+        session.flush()
+        section = buyer.get("/orders/queue").text.split("Orders awaiting the supplier")[1]
+        row = section.split(f">{order.number}</a>")[1].split("</tr>")[0]
+        assert f"{days} days" in row and ('<span class="badge warn">overdue</span>' in row) == overdue
+        assert "An order unanswered 3 days after it was placed is overdue" in section
+
+
 def test_errors_are_shown_next_to_their_line_and_nothing_is_saved(trade):
     session, _, order, (first, second, _), seller, _ = trade
     page = f"/orders/{order.id}"

@@ -563,8 +563,12 @@ def bulk_approve():
 @bp.route("/orders/queue")
 @requires(Permission.ORDERS_MANAGE)
 def queue() -> str:
-    changes, awaiting = queries.response_queue(db_session(), ctx().tenant_id)
-    return render_template("orders/queue.html", changes=changes, awaiting=awaiting, today=date.today())
+    db_sess = db_session()
+    changes, awaiting = queries.response_queue(db_sess, ctx().tenant_id)
+    tenant = db_sess.get(Tenant, ctx().tenant_id)
+    assert tenant is not None
+    return render_template("orders/queue.html", changes=changes, awaiting=awaiting, today=date.today(),
+                           overdue_after=tenant.unconfirmed_after_days)  # fmt: skip
 
 
 def _supplier_context():
