@@ -533,6 +533,10 @@ def test_exceptions_are_ranked_by_value_at_risk(app, session):
     risky_row = page[page.index(risky.number):].split("</tr>")[0]
     promised = (risky_line.requested_date + timedelta(days=5)).isoformat()
     assert promised in risky_row and "5 days after the request" in risky_row
+    # A late line: how many days since its promise passed.
+    late_days = (date.today() - late_line.requested_date).days
+    late_row = page[page.index(late.number):].split("</tr>")[0]
+    assert f"{late_days} days late" in late_row and "days late" not in risky_row
     assert late.number in client.get("/orders/exceptions?kind=partially_received").text
     assert old.number in client.get("/orders/exceptions?kind=unconfirmed").text
     # The same list as CSV, in the same order, with why each line is there and what is still open.
@@ -545,6 +549,7 @@ def test_exceptions_are_ranked_by_value_at_risk(app, session):
     assert [r["order"] for r in rows] == [risky.number, late.number, old.number]
     assert (rows[1]["open"], rows[1]["value_at_risk"]) == ("30", "90.00") and "Partially received" in rows[1]["why"]
     assert rows[0]["promised_from"] == rows[0]["promised_to"] == promised and rows[2]["promised_to"] == ""
+    assert [r["days_late"] for r in rows] == ["", str(late_days), ""]
     filtered = client.get("/orders/exceptions.csv?kind=unconfirmed").data.decode()
     assert old.number in filtered and risky.number not in filtered
     assert 'href="/orders/exceptions.csv?kind=unconfirmed"' in client.get("/orders/exceptions?kind=unconfirmed").text

@@ -677,6 +677,7 @@ def exceptions() -> str:
         filters=filters,
         kinds=queries.EXCEPTION_KINDS,
         days=unconfirmed_after_days,
+        today=date.today(),
         chosen_supplier=supplier_name(db_sess, context.tenant_id, filters.supplier_id),
         companies=companies,
         warehouses=ship_to_choices(db_sess, context.tenant_id),
@@ -691,11 +692,13 @@ def exceptions_csv() -> Response:
     from portal.csvfiles import csv_bytes
 
     rows, _ = _exception_rows(_exception_filters(), queries.EXCEPTIONS_EXPORTED)
+    today = date.today()
     body = csv_bytes(
         ["order", "line", "product_code", "product", "supplier", "ship_to", "requested_date", "promised_from",
-         "promised_to", "ordered", "received", "open", "why", "value_at_risk", "currency"],
+         "promised_to", "days_late", "ordered", "received", "open", "why", "value_at_risk", "currency"],
         ([r.number, r.position, r.product_code, r.product_name, r.supplier, r.warehouse, r.requested_date.isoformat(),
           r.promised_from.isoformat() if r.promised_from else "", r.promised_to.isoformat() if r.promised_to else "",
+          (today - r.promised_from).days if r.late else "",
           quantity(r.quantity), quantity(r.received_quantity), quantity(r.quantity - r.received_quantity),
           "; ".join(label for kind, label in queries.EXCEPTION_KINDS.items() if getattr(r, kind)),
           f"{r.value_at_risk:.2f}", r.currency] for r in rows),
