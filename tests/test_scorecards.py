@@ -677,8 +677,14 @@ def test_csv_exports_and_the_pdf(app, session):
     text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.data)).pages)
     assert '<img src="file:///etc/passwd">' in text  # shown as text, never loaded
     assert "50.0 %" in text and "PO-1" in text
+    # What period, and when the document was made: a printed card outlives the page.
+    assert "January 2026 (01 Jan 2026 to 31 Jan 2026)" in text and f"as of {date.today()}" in text
+    assert "not over" not in text
     assert "late 1 d, in full" in text and "on time, short" in text  # B's first delivery, C
-    assert client.get(f"/scorecards/{ids['quiet']}.pdf").status_code == 200
+    current = client.get(f"/scorecards/{ids['quiet']}.pdf")
+    assert current.status_code == 200
+    current_text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(current.data)).pages)
+    assert f"{date.today():%B %Y} so far" in current_text and "This month is not over" in current_text
 
     with app.test_request_context():
         assert b"font-family" in safe_fetcher("https://portal.invalid/static/print.css")["string"]

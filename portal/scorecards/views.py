@@ -140,6 +140,7 @@ def build_card(
         "version": VERSION,
         "chart": chart,
         "at": at,
+        "today": today,
     }
 
 
