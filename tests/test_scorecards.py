@@ -671,6 +671,9 @@ def test_csv_exports_and_the_pdf(app, session):
 
     card = client.get(f"/scorecards/{ids['acme']}.csv?period=month&at=2026-01-20")
     assert card.status_code == 200 and "order,product,first_promise" in card.text and card.text.count("PO-") == 7
+    head = dict(row for row in csv.reader(io.StringIO(card.text.split("\r\n\r\n")[0])) if len(row) == 2)
+    assert (head["supplier_code"], head["period_start"], head["period_end"]) == ("ACME", "2026-01-01", "2026-01-31")
+    assert (head["period_closed"], head["as_of"], head["otif"]) == ("yes", date.today().isoformat(), "50.0")
 
     pdf = client.get(f"/scorecards/{ids['acme']}.pdf?period=month&at=2026-01-20")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")

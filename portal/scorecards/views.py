@@ -300,8 +300,13 @@ def ranking_lines(rows: list[tuple[Supplier, services.Figures]], window: service
 
 def card_csv(card: dict[str, Any]) -> tuple[str, bytes]:
     """The file name and content of one card's CSV: the figures, then every delivery behind them."""
-    figures = card["figures"]
+    figures, window = card["figures"], card["window"]
     lines: list[list[Any]] = [["figure", "value"]]
+    # What the figures are of, and when they were read (a current period's change until it closes).
+    lines += [["supplier_code", card["supplier"].code], ["supplier", card["supplier"].name],
+              ["period_start", window.start], ["period_end", window.end - timedelta(days=1)],
+              ["period_closed", "no" if card["current"] else "yes"], ["definitions_version", card["version"]],
+              ["as_of", card["today"]]]  # fmt: skip
     lines += [[c, _value(getattr(figures, c))] for c in FIGURE_COLUMNS]
     lines.append([])
     lines.append(["order", "product", "first_promise", "promised", "quantity", "first_goods", "complete", "counted",
