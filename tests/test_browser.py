@@ -264,6 +264,43 @@ def test_spreadsheet_round_trip_with_a_bad_row_in_the_browser(live_server, brows
     assert number in page.inner_text("main")
 
 
+def test_buyer_creates_an_order_by_form_adding_a_fourth_line(live_server, browser, committed_db):
+    """The form shows three line rows; "Add a line" shows a fourth. A line left without its date is named next to
+    its row, what was typed stays, and once it is filled in the order is created with its four lines."""
+    from tests.factories import PASSWORD, make_company_with_warehouse
+
+    with tenant_session(committed_db, None) as s:
+        tenant = make_tenant(s, "Northwind Forms")
+        supplier = make_supplier(s, tenant, "Acme Forms")
+        _, warehouse = make_company_with_warehouse(s, tenant)
+        buyer = make_member(s, tenant, Role.BUYER)
+        email, secret, supplier_code, warehouse_code = buyer.email, buyer.secret, supplier.code, warehouse.code
+
+    page = browser.new_page()
+    sign_in_browser(page, live_server, email, PASSWORD, code_at(secret, 0))
+    page.goto(f"{live_server}/orders/new")
+    assert page.locator("tbody tr:visible").count() == 3
+    page.click("text=Add a line")
+    assert page.locator("tbody tr:visible").count() == 4
+    page.fill("input[name=order_number]", "PO-FORM-4")
+    page.select_option("select[name=supplier_code]", supplier_code)
+    page.select_option("select[name=warehouse_code]", warehouse_code)
+    for n in range(1, 5):
+        page.fill(f"input[name=product_code-{n}]", f"P-{n}")
+        page.fill(f"input[name=product_name-{n}]", f"Part {n}")
+        page.fill(f"input[name=quantity-{n}]", str(10 * n))
+        page.fill(f"input[name=unit_price-{n}]", "1.50")
+        if n != 4:
+            page.fill(f"input[name=requested_date-{n}]", "2026-12-10")
+    page.click("text=Create the order")
+    assert page.inner_text("#line-4-error") == "Line 4: Enter the requested date."
+    assert page.input_value("input[name=product_name-4]") == "Part 4"
+    page.fill("input[name=requested_date-4]", "2026-12-17")
+    page.click("text=Create the order")
+    assert "Order PO-FORM-4 created; Acme Forms sees it now." in page.inner_text(".flash")
+    assert page.locator("main table tbody tr", has_text="Part 4").count() == 1
+
+
 def test_supplier_uploads_a_certificate_and_compliance_approves_it(
     live_server, browser, committed_app, committed_db, tmp_path
 ):

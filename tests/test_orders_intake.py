@@ -103,8 +103,17 @@ def test_buyer_creates_an_order_by_form_with_errors_named_by_line(app, session):
         "unit_price-1": "2.5",
         "requested_date-1": "2026-12-05",
     }
-    empty = client.submit("/orders/new", header)
-    assert empty.status_code == 422 and "Enter at least one line." in empty.text
+    empty = client.submit("/orders/new", {**header, "unit-1": "pc", "unit-2": "pc"})  # rows as the page posts them
+    assert empty.status_code == 422 and "Enter at least one line." in empty.text and "Correct the" not in empty.text
+    # Nothing filled in: each of the order's fields says what it needs, once, beside it (not once per line).
+    nothing = client.submit("/orders/new", {"order_date": "", "currency": "EUR", "unit-1": "pc"})
+    assert nothing.status_code == 422
+    for name, message in (("order_number", "Enter the order number."), ("supplier_code", "Choose the supplier."),
+                          ("warehouse_code", "Choose where the order ships to."),
+                          ("order_date", "Enter the order date.")):  # fmt: skip
+        assert nothing.text.count(message) == 1
+        assert f'<span class="error" id="{name}-error">{message}</span>' in nothing.text
+    assert "Enter at least one line." in nothing.text and "order_number" not in nothing.text.split("<form")[0]
     bad = client.submit(
         "/orders/new",
         {
@@ -118,11 +127,16 @@ def test_buyer_creates_an_order_by_form_with_errors_named_by_line(app, session):
         },
     )
     assert bad.status_code == 422
-    assert "Line 2: requested_date must be YYYY-MM-DD; quantity must be a number above zero." in bad.text
+    line_two = '<p class="error" id="line-2-error">Line 2: Enter a quantity above zero. Enter the requested date.</p>'
+    assert line_two in bad.text
+    assert 'id="line-1-error"' not in bad.text and 'class="error" id="order_number-error"' not in bad.text
     assert 'value="Bolt"' in bad.text  # the input is kept
     done = client.submit("/orders/new", {**header, **line})
     assert done.status_code == 302
     assert "Form Supplier sees it now" in client.get(done.headers["Location"]).text
+    again = client.submit("/orders/new", {**header, **line})
+    assert again.status_code == 422
+    assert '<span class="error" id="order_number-error">Order PO-F1 exists already.</span>' in again.text
     set_context(session, tenant_id=tenant.id)
     order = session.execute(select(PurchaseOrder).where(PurchaseOrder.number == "PO-F1")).scalar_one()
     assert order.buyer_id == buyer.user.id and str(order.total_value) == "250.0000"

@@ -52,6 +52,8 @@ class ImportResult:
     errors: list[str] = field(default_factory=list)
     orders: list[str] = field(default_factory=list)
     lines: int = 0
+    # By row number: each column's problem (the order form shows each next to its field).
+    problems: dict[int, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,38 +113,39 @@ def import_orders(
     headers: dict[str, tuple[int, int, int, date, str]] = {}
     lines: dict[str, list[_Line]] = defaultdict(list)
     for index, row in enumerate(rows, start=2):  # row 1 holds the column names
-        problems = []
+        problems: dict[str, str] = {}  # column: what is wrong with it
         number = row.get("order_number", "")[:40]
         if not number:
-            problems.append("order_number is empty")
+            problems["order_number"] = "order_number is empty"
         elif number in existing:
-            problems.append(f"order {number} exists already")
+            problems["order_number"] = f"order {number} exists already"
         supplier_id = suppliers.get(row.get("supplier_code", "").upper())
         if supplier_id is None:
-            problems.append(f"no supplier with code {row.get('supplier_code', '')!r}")
+            problems["supplier_code"] = f"no supplier with code {row.get('supplier_code', '')!r}"
         place = warehouses.get(row.get("warehouse_code", "").upper())
         if place is None:
-            problems.append(f"no warehouse with code {row.get('warehouse_code', '')!r}")
+            problems["warehouse_code"] = f"no warehouse with code {row.get('warehouse_code', '')!r}"
         order_date, requested = parse_date(row.get("order_date", "")), parse_date(row.get("requested_date", ""))
         if order_date is None:
-            problems.append("order_date must be YYYY-MM-DD")
+            problems["order_date"] = "order_date must be YYYY-MM-DD"
         if requested is None:
-            problems.append("requested_date must be YYYY-MM-DD")
+            problems["requested_date"] = "requested_date must be YYYY-MM-DD"
         quantity, price = parse_quantity(row.get("quantity", "")), parse_quantity(row.get("unit_price", ""))
         if quantity is None or quantity <= 0:
-            problems.append("quantity must be a number above zero")
+            problems["quantity"] = "quantity must be a number above zero"
         if price is None or price < 0:
-            problems.append("unit_price must be a number, zero or more")
+            problems["unit_price"] = "unit_price must be a number, zero or more"
         position = row.get("line", "")
         if not position.isdigit() or int(position) < 1:
-            problems.append("line must be a whole number from 1")
+            problems["line"] = "line must be a whole number from 1"
         if not row.get("product_code") or not row.get("product_name"):
-            problems.append("product_code and product_name are required")
+            problems["product"] = "product_code and product_name are required"
         currency = (row.get("currency") or "EUR").upper()
         if len(currency) != 3 or not currency.isalpha():
-            problems.append("currency must be a 3-letter code")
+            problems["currency"] = "currency must be a 3-letter code"
         if problems:
-            result.errors.append(f"Row {index}: " + "; ".join(problems) + ".")
+            result.errors.append(f"Row {index}: " + "; ".join(problems.values()) + ".")
+            result.problems[index] = problems
             continue
         assert supplier_id and place and order_date and requested and quantity and price is not None
         header = (supplier_id, place[0], place[1], order_date, currency)

@@ -709,12 +709,38 @@ def exceptions_csv() -> Response:
 
 
 NEW_ORDER_LINES = 10
+NEW_ORDER_SHOWN = 3  # line rows shown at first; "Add a line" shows the others (without scripts all show)
+NEW_ORDER_HEADER = ("order_number", "supplier_code", "warehouse_code", "order_date", "currency")
+NEW_ORDER_LINE = ("product_code", "product_name", "supplier_product_code", "quantity", "unit", "unit_price",
+                  "requested_date")  # fmt: skip
+# The intake's problems in the form's words (the CSV's name its columns), by column.
+NEW_ORDER_WORDS = {
+    "supplier_code": "Choose the supplier.",
+    "warehouse_code": "Choose where the order ships to.",
+    "order_date": "Enter the order date.",
+    "currency": "A three-letter code, such as EUR.",
+    "requested_date": "Enter the requested date.",
+    "quantity": "Enter a quantity above zero.",
+    "unit_price": "Enter a unit price, zero or more.",
+    "product": "Enter the product code and the product.",
+}
+
+
+# The intake's columns in the form's order, for a line's problems to read left to right.
+_NEW_ORDER_COLUMNS = [*NEW_ORDER_HEADER, "line", "product", "quantity", "unit_price", "requested_date"]
+
+
+def _in_form_words(column: str, problem: str) -> str:
+    if column == "order_number":  # empty, or an order that exists already
+        return "Enter the order number." if problem.endswith("is empty") else problem[0].upper() + problem[1:] + "."
+    return NEW_ORDER_WORDS.get(column, problem)
 
 
 @bp.route("/orders/new", methods=["GET", "POST"])
 @requires(Permission.ORDERS_MANAGE)
 def new_order():
-    """Create one order by form; the same rules (and messages) as the CSV intake."""
+    """Create one order by form, through the CSV intake's rules; each problem is shown next to its field (the
+    order's next to the order's fields, once, not on every line) and nothing is saved until there is none."""
     context = ctx()
     db_sess = db_session()
     suppliers = db_sess.execute(
@@ -723,58 +749,62 @@ def new_order():
     warehouses = db_sess.execute(
         select(Warehouse.code, Warehouse.name).where(Warehouse.tenant_id == context.tenant_id).order_by(Warehouse.name)
     ).all()
-    errors: list[str] = []
+    header_errors: dict[str, str] = {}
+    line_errors: dict[int, list[str]] = {}
+    general_errors: list[str] = []
+    no_line = False
+    values = _posted()
     if request.method == "POST":
-        header = {
-            k: request.form.get(k, "").strip()
-            for k in ("order_number", "supplier_code", "warehouse_code", "order_date", "currency")
-        }
-        rows = []
+        header = {k: values.get(k, "").strip() for k in NEW_ORDER_HEADER}
+        filled = {}
         for n in range(1, NEW_ORDER_LINES + 1):
-            line = {
-                k: request.form.get(f"{k}-{n}", "").strip()
-                for k in (
-                    "product_code",
-                    "product_name",
-                    "supplier_product_code",
-                    "quantity",
-                    "unit",
-                    "unit_price",
-                    "requested_date",
+            line = {k: values.get(f"{k}-{n}", "").strip() for k in NEW_ORDER_LINE}
+            if any(value for key, value in line.items() if key != "unit"):  # the unit is filled in for every row
+                filled[n] = line
+        no_line = not filled
+        # Without a line, a row of the order's fields alone still has them checked (its line problems are dropped).
+        rows = [{**header, "line": str(n), **line} for n, line in filled.items()] or [{**header, "line": "1"}]
+        result = intake.import_orders(
+            db_sess, tenant_id=context.tenant_id, rows=rows, actor=actor(), buyer_id=current_user.id
+        )
+        for index, problems in result.problems.items():
+            position = int(rows[index - 2]["line"])  # row 1 of a CSV holds the column names
+            for column, problem in sorted(problems.items(), key=lambda item: _NEW_ORDER_COLUMNS.index(item[0])):
+                if column in NEW_ORDER_HEADER:
+                    header_errors.setdefault(column, _in_form_words(column, problem))
+                elif filled:
+                    line_errors.setdefault(position, []).append(_in_form_words(column, problem))
+        if not (header_errors or line_errors):
+            general_errors = result.errors  # none the form can place (an order's rows disagreeing, say)
+        if not (result.errors or no_line):
+            order = db_sess.execute(
+                select(PurchaseOrder).where(
+                    PurchaseOrder.tenant_id == context.tenant_id, PurchaseOrder.number == result.orders[0]
                 )
-            }
-            if any(line.values()):
-                rows.append({**header, "line": str(n), **line})
-        if not rows:
-            errors = ["Enter at least one line."]
-        else:
-            result = intake.import_orders(
-                db_sess, tenant_id=context.tenant_id, rows=rows, actor=actor(), buyer_id=current_user.id
+            ).scalar_one()
+            flash(
+                f"Order {order.number} created; {suppliers_name(suppliers, header['supplier_code'])} sees it now.",
+                "success",
             )
-            # Row k of the form is line k: say "Line" rather than the CSV's row numbers.
-            errors = [
-                re.sub(r"^Row (\d+):", lambda m: f"Line {rows[int(m.group(1)) - 2]['line']}:", e) for e in result.errors
-            ]
-            if not errors:
-                order = db_sess.execute(
-                    select(PurchaseOrder).where(
-                        PurchaseOrder.tenant_id == context.tenant_id, PurchaseOrder.number == result.orders[0]
-                    )
-                ).scalar_one()
-                flash(
-                    f"Order {order.number} created; {suppliers_name(suppliers, header['supplier_code'])} sees it now.",
-                    "success",
-                )
-                return redirect(url_for("orders.order_page", order_id=order.id))
+            return redirect(url_for("orders.order_page", order_id=order.id))
+        shown = max([NEW_ORDER_SHOWN, *filled])
+    else:
+        shown = NEW_ORDER_SHOWN
+    failed = bool(header_errors or line_errors or general_errors or no_line)
     return render_template(
         "orders/new.html",
         suppliers=suppliers,
         warehouses=warehouses,
-        errors=errors,
-        values=_posted(),
+        failed=failed,
+        header_errors=header_errors,
+        line_errors=line_errors,
+        general_errors=general_errors,
+        no_line=no_line,
+        values=values,
         lines=NEW_ORDER_LINES,
+        shown=shown,
         today=date.today(),
-    ), 422 if errors else 200
+    ), 422 if failed else 200
 
 
 def suppliers_name(suppliers: Sequence[Any], code: str) -> str:

@@ -9,8 +9,21 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   }
-  // The order answer form: typing a delivery chooses "Change", choosing a reason chooses "Reject", and the
-  // delivery rows beyond the first three appear one at a time (without scripts they are all shown).
+  // Rows of a form shown a few at a time: the button beside them (hidden without scripts, when every row shows)
+  // reveals the next hidden row (tr.more) of its container ([data-rows]) and focuses its first field.
+  for (const more of document.querySelectorAll("[data-rows] button.add-row")) {
+    const scope = more.closest("[data-rows]");
+    const hiddenRows = () => scope.querySelectorAll("tr.more");
+    if (!hiddenRows().length) continue;
+    more.hidden = false;
+    more.addEventListener("click", () => {
+      const next = hiddenRows()[0];
+      next.classList.remove("more");
+      next.querySelector("input")?.focus();
+      more.hidden = hiddenRows().length === 0;
+    });
+  }
+  // The order answer form: typing a delivery chooses "Change", choosing a reason chooses "Reject".
   for (const fieldset of document.querySelectorAll("fieldset.answer")) {
     const choose = (value) => {
       const radio = fieldset.querySelector(`input[type=radio][value="${value}"]`);
@@ -22,16 +35,5 @@ document.addEventListener("DOMContentLoaded", () => {
     fieldset.querySelector("select[name$='-reason']")?.addEventListener("change", (event) => {
       if (event.target.value) choose("reject");
     });
-    const more = fieldset.querySelector(".add-delivery");
-    const hiddenRows = () => fieldset.querySelectorAll("tr.more");
-    if (more && hiddenRows().length) {
-      more.hidden = false;
-      more.addEventListener("click", () => {
-        const next = hiddenRows()[0];
-        next.classList.remove("more");
-        next.querySelector("input")?.focus();
-        more.hidden = hiddenRows().length === 0;
-      });
-    }
   }
 });
