@@ -93,6 +93,27 @@ def test_supplier_answers_line_by_line_and_buyer_approves(trade):
     assert ".000 on" not in history  # quantities without trailing zeros, as everywhere else
 
 
+def test_the_supplier_sees_why_the_buyer_turned_an_answer_down_until_it_answers_again(trade):
+    """A date outside the tolerance, countered by the buyer with a comment: the answer form shows the counter and
+    the comment beside the line; answering again (inside the tolerance) takes it away."""
+    from portal.auth.services import Actor
+
+    session, _, order, (first, _, _), seller, _ = trade
+    actor = Actor(None, "test", "")
+    later = first.requested_date + timedelta(days=6)
+    svc.respond(session, order=order, expected_version=None, actor=actor,
+                answers=[svc.LineAnswer(first.id, "change", (svc.Delivery(Decimal("100"), later),))])  # fmt: skip
+    request = session.execute(select(ChangeRequest).where(ChangeRequest.line_id == first.id)).scalar_one()
+    svc.decide(session, request=request, order=order, decision="counter", comment="Can you do the 10th?",
+               expected_version=None, actor=actor)  # fmt: skip
+    page = f"/orders/{order.id}"
+    note = f'data-testid="turned-down-{first.id}">The buyer countered your proposal (100 pc on {later}): “Can you'
+    assert note in seller.get(page).text
+    svc.respond(session, order=order, expected_version=None, actor=actor,
+                answers=[svc.LineAnswer(first.id, "accept", ())])  # fmt: skip
+    assert f'data-testid="turned-down-{first.id}"' not in seller.get(page).text
+
+
 def test_the_queue_lists_orders_awaiting_their_supplier_with_links_and_days_waited(trade):
     _, _, order, _, _, buyer = trade
     waiting = (date.today() - order.order_date).days

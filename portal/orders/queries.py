@@ -366,6 +366,16 @@ class OrderView:
     def open_requests(self) -> list[ChangeRequest]:
         return [r for r in self.requests if r.state == ChangeState.OPEN]
 
+    def answer_turned_down(self, line_id: int) -> ChangeRequest | None:
+        """The line's latest change request when the buyer rejected or countered it and the supplier has not
+        answered since (the page shows what the buyer said where the supplier answers again)."""
+        latest = next((r for r in self.requests if r.line_id == line_id), None)  # newest first
+        if latest is None or latest.state not in (ChangeState.REJECTED, ChangeState.COUNTERED):
+            return None
+        entries = self.ledger.get(line_id, [])
+        answered_since = latest.decided_at is not None and entries and entries[-1].created_at > latest.decided_at
+        return None if answered_since else latest
+
     def committed(self, line_id: int) -> Any:
         return sum((s.quantity for s in self.schedules.get(line_id, []) if s.active), 0)
 
