@@ -259,6 +259,22 @@ def test_a_stale_form_gets_a_conflict_not_an_overwrite(trade):
     assert again.status_code == 409 and "changed since you opened it" in again.text
 
 
+def test_the_ship_form_says_why_a_line_has_nothing_to_ship(trade):
+    from portal.auth.services import Actor
+
+    session, _, order, (first, second, third), seller, _ = trade
+    actor = Actor(None, "test", "")
+    later = second.requested_date + timedelta(days=6)  # outside the tolerance: the buyer decides
+    svc.respond(session, order=order, expected_version=None, actor=actor, answers=[
+        svc.LineAnswer(first.id, "accept", ()),
+        svc.LineAnswer(second.id, "change", (svc.Delivery(Decimal("40"), later),)),
+    ])  # fmt: skip
+    rows = seller.get(f"/orders/{order.id}/ship").text.split("<tbody>")[1].split("</tbody>")[0].split("</tr>")
+    assert f'name="ship-{first.id}"' in rows[0]
+    assert f'name="ship-{second.id}"' not in rows[1] and "waiting for the buyer to decide" in rows[1]
+    assert f'name="ship-{third.id}"' not in rows[2] and "not confirmed yet" in rows[2]
+
+
 def test_repromise_ship_and_cancel_notice(trade):
     session, _, order, (first, second, _third), seller, _buyer = trade
     page = f"/orders/{order.id}"
