@@ -105,6 +105,7 @@ def test_buyer_creates_an_order_by_form_with_errors_named_by_line(app, session):
     }
     empty = client.submit("/orders/new", {**header, "unit-1": "pc", "unit-2": "pc"})  # rows as the page posts them
     assert empty.status_code == 422 and "Enter at least one line." in empty.text and "Correct the" not in empty.text
+    assert "Row 2" not in empty.text and "must be" not in empty.text  # not the importer's words about no line
     # Nothing filled in: each of the order's fields says what it needs, once, beside it (not once per line).
     nothing = client.submit("/orders/new", {"order_date": "", "currency": "EUR", "unit-1": "pc"})
     assert nothing.status_code == 422

@@ -774,7 +774,7 @@ def new_order():
                     header_errors.setdefault(column, _in_form_words(column, problem))
                 elif filled:
                     line_errors.setdefault(position, []).append(_in_form_words(column, problem))
-        if not (header_errors or line_errors):
+        if not (header_errors or line_errors or no_line):
             general_errors = result.errors  # none the form can place (an order's rows disagreeing, say)
         if not (result.errors or no_line):
             order = db_sess.execute(
