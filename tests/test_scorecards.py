@@ -579,6 +579,7 @@ def test_settings_change_the_window_and_the_score(app, session):
         "early_days": "2", "late_days": "1", "weight_otif": "100", "weight_fill_rate": "0", "weight_ack_rate": "0",
         "weight_reliability": "0", "weight_documents": "0", "grades": "A=90, B=40",
     }  # fmt: skip
+    assert "less than half of the weights has no score" in client.get("/scorecards/settings").text
     refused = client.submit("/scorecards/settings", form)
     assert refused.status_code == 422 and "One band must start at 0" in refused.text
     assert client.submit("/scorecards/settings", {**form, "grades": "A=90, B=40, C=0"}).status_code == 302
