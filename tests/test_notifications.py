@@ -190,6 +190,30 @@ def test_a_reviewed_document_tells_the_suppliers_people_the_outcome_and_why(mail
     }
 
 
+def test_a_decided_change_tells_the_suppliers_people_the_line_and_the_buyers_words(mail_app, committed_db, world):
+    from decimal import Decimal
+
+    from portal.orders.models import ChangeRequest
+
+    tenant_id = world["tenant_id"]
+    with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.id == world["order_id"])).scalar_one()
+        second = orders.order_lines(s, order)[1]
+        later = orders.Delivery(Decimal(second.quantity), second.requested_date + timedelta(days=20))
+        orders.respond(s, order=order, expected_version=None, actor=ACTOR,
+                       answers=[LineAnswer(second.id, "change", (later,))])  # fmt: skip
+        request = s.execute(select(ChangeRequest).where(ChangeRequest.line_id == second.id)).scalar_one()
+        orders.decide(s, request=request, order=order, decision="counter", comment="The 10th at the latest.",
+                      expected_version=None, actor=Actor(world["buyers"][0].user.id, "buyer", ""))  # fmt: skip
+    with mail_app.app_context():
+        drain(committed_db, tenant_id)
+    decided = [n for n in _notifications(committed_db, tenant_id) if n.topic == "change_request.decided"]
+    assert {n.user_id for n in decided} == {p.user.id for p in world["supplier_people"]}
+    assert {(n.title, n.body) for n in decided} == {
+        ("Your change request on order PO-7001 line 2 was countered", "Comment: The 10th at the latest."),
+    }
+
+
 def test_smtp_down_is_retried_and_nothing_is_lost(tmp_path, committed_db, world):
     app = create_app(
         _settings(tmp_path, committed_db.url, MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=str(free_port())),

@@ -15,7 +15,7 @@ from portal.formatting import counted
 from portal.mail import deliver_now
 from portal.notifications import services
 from portal.notifications.models import EmailState, Notification, Webhook
-from portal.orders.models import ChangeRequest, PurchaseOrder
+from portal.orders.models import ChangeRequest, PurchaseOrder, PurchaseOrderLine
 from portal.outbox import OutboxEvent, Retry, handler
 from portal.suppliers.models import Supplier
 
@@ -89,16 +89,22 @@ def change_requested(session: Session, event: OutboxEvent) -> None:
 
 @handler("change_request.decided")
 def change_decided(session: Session, event: OutboxEvent) -> None:
-    request = session.execute(
-        select(ChangeRequest).where(
-            ChangeRequest.tenant_id == event.tenant_id, ChangeRequest.id == int(event.payload["change_request_id"])
+    found = session.execute(
+        select(ChangeRequest, PurchaseOrderLine.position)
+        .join(PurchaseOrderLine, PurchaseOrderLine.id == ChangeRequest.line_id)
+        .where(
+            ChangeRequest.tenant_id == event.tenant_id,
+            PurchaseOrderLine.tenant_id == event.tenant_id,
+            ChangeRequest.id == int(event.payload["change_request_id"]),
         )
-    ).scalar_one_or_none()
-    comment = f" Comment: {request.decision_comment}" if request is not None and request.decision_comment else ""
+    ).first()
+    request, position = found if found is not None else (None, None)
+    comment = f"Comment: {request.decision_comment}" if request is not None and request.decision_comment else ""
+    line = f" line {position}" if position is not None else ""
     _for_supplier(
         session,
         event,
-        f"Your change request on order {{order}} was {event.payload.get('decision', 'decided')}",
+        f"Your change request on order {{order}}{line} was {event.payload.get('decision', 'decided')}",
         comment,
     )
     services.fan_out_webhooks(session, event)
