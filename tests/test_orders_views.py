@@ -111,7 +111,15 @@ def test_the_supplier_sees_why_the_buyer_turned_an_answer_down_until_it_answers_
     assert note in seller.get(page).text
     svc.respond(session, order=order, expected_version=None, actor=actor,
                 answers=[svc.LineAnswer(first.id, "accept", ())])  # fmt: skip
-    assert f'data-testid="turned-down-{first.id}"' not in seller.get(page).text
+    answered = seller.get(page).text
+    assert f'data-testid="turned-down-{first.id}"' not in answered
+    # The history tells the whole exchange in order: the proposal, the counter (the buyer's words), the answer.
+    history = " ".join(answered.split("<h2>History</h2>")[1].split("</section>")[0].split())
+    steps = [history.index(text) for text in (
+        f"Line 1: <strong>proposed</strong> 100 on {later}", "<strong>countered</strong>",
+        "“Can you do the 10th?”", "Line 1: <strong>accepted</strong>",
+    )]  # fmt: skip
+    assert steps == sorted(steps)
 
 
 def test_the_queue_lists_orders_awaiting_their_supplier_with_links_and_days_waited(trade):
@@ -245,6 +253,23 @@ def test_quantities_read_without_trailing_zeros_in_the_history(trade):
     assert post_form(seller, page, f"/orders/{order.id}/accept-all", {}).status_code == 302
     history = seller.get(page).text.split("<h2>History</h2>")[1]
     assert f"100 on {first.requested_date}" in history and ".000" not in history
+
+
+def test_an_approved_price_is_in_the_history(trade):
+    """A price change makes no ledger entry (the ledger keeps quantities and dates): the history shows the
+    supplier's proposal and the buyer's approval, each with the price and who made it."""
+    from portal.auth.services import Actor
+
+    session, _, order, (first, _, _), seller, _ = trade
+    svc.respond(session, order=order, expected_version=None, actor=Actor(None, "supplier", ""),
+                answers=[svc.LineAnswer(first.id, "accept", price=Decimal("2.75"))])  # fmt: skip
+    request = session.execute(select(ChangeRequest).where(ChangeRequest.line_id == first.id)).scalar_one()
+    svc.decide(session, request=request, order=order, decision="approve", comment="", expected_version=None,
+               actor=Actor(None, "buyer", ""))  # fmt: skip
+    history = " ".join(seller.get(f"/orders/{order.id}").text.split("<h2>History</h2>")[1].split())
+    proposed, approved = (history.index(f"Line 1: <strong>{kind}</strong> 2.75 EUR")
+                          for kind in ("proposed a price", "approved the price"))  # fmt: skip
+    assert proposed < approved
 
 
 def test_a_stale_form_gets_a_conflict_not_an_overwrite(trade):

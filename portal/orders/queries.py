@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -24,11 +24,12 @@ from sqlalchemy import (
     union,
     union_all,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from portal.auth.models import User
 from portal.db import plain_rows, planned_per_run, read_columns
 from portal.orders.models import (
+    ChangeKind,
     ChangeRequest,
     ChangeState,
     CommitmentEntry,
@@ -39,6 +40,7 @@ from portal.orders.models import (
     PurchaseOrderLine,
     ShipNotice,
     ShipNoticeLine,
+    Source,
 )
 from portal.suppliers.models import Supplier
 from portal.suppliers.services import supplier_filter
@@ -348,6 +350,29 @@ def inbox(session: Session, context: PortalContext, filters: InboxFilters, today
     return InboxPage(counts, rows, total, max(1, -(-paged // PAGE_SIZE)), cap)
 
 
+@dataclass(frozen=True)
+class TimelineEvent:
+    """A change request's step in a line's history, beside the ledger's commitments (which it reads like): what the
+    supplier asked for, and what the buyer answered when the answer made no commitment (a counter, a rejection,
+    an approved price)."""
+
+    created_at: datetime
+    kind: str
+    schedules: list[dict[str, Any]]
+    reason_code: str
+    comment: str
+    actor: str
+    source: Source
+    price: Any = None
+    previous: None = None
+    request_step: bool = True  # the history tells these from the ledger's entries
+
+
+# How the history names a request's steps, by its kind (what the supplier asked) and by the buyer's decision.
+_ASKED = {ChangeKind.COMMITMENT: "proposed", ChangeKind.REJECT: "asked to reject", ChangeKind.PRICE: "proposed a price"}
+_DECIDED = {ChangeState.COUNTERED: "countered", ChangeState.REJECTED: "turned down"}
+
+
 @dataclass
 class OrderView:
     order: PurchaseOrder
@@ -362,6 +387,29 @@ class OrderView:
     # ERP sync state per line (lines that came from the ERP) and the line's open alerts.
     syncs: dict[int, Any] = field(default_factory=dict)
     alerts: dict[int, list[Any]] = field(default_factory=dict)
+    # Who asked for and who decided each change request (their e-mail addresses), by request id.
+    request_people: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+    def timeline(self, line_id: int) -> list[Any]:
+        """The line's history, oldest first: the ledger's commitments and the change requests' steps that
+        made none (the supplier's proposals, the buyer's counters and refusals, approved prices)."""
+        events: list[Any] = list(self.ledger.get(line_id, []))
+        for r in self.requests:
+            if r.line_id != line_id:
+                continue
+            asked_by, decided_by = self.request_people.get(r.id, ("", ""))
+            # A price change carries the deliveries as they were (it changes no quantity or date): the price only.
+            asked = [] if r.kind == ChangeKind.PRICE else (r.proposed_schedules or [])
+            events.append(TimelineEvent(r.created_at, _ASKED[r.kind], asked, r.reason_code, r.comment, asked_by,
+                                        r.source, r.proposed_price))  # fmt: skip
+            decided = _DECIDED.get(r.state)
+            if decided is None and r.state == ChangeState.APPROVED and r.kind == ChangeKind.PRICE:
+                decided = "approved the price"  # an approved quantity or date is the ledger's own entry
+            if decided is not None and r.decided_at is not None:
+                price = r.proposed_price if r.kind == ChangeKind.PRICE else None
+                events.append(TimelineEvent(r.decided_at, decided, [], "", r.decision_comment, decided_by,
+                                            Source.PORTAL, price))  # fmt: skip
+        return sorted(events, key=lambda event: event.created_at)
 
     def open_requests(self) -> list[ChangeRequest]:
         return [r for r in self.requests if r.state == ChangeState.OPEN]
@@ -409,8 +457,11 @@ class _OrderPageStatements:
             .where(CommitmentEntry.tenant_id == tenant, CommitmentEntry.order_id == order)
             .order_by(CommitmentEntry.id)
         )
+        asked_by, decided_by = aliased(User), aliased(User)
         self.requests = (
-            select(ChangeRequest)
+            select(ChangeRequest, asked_by.email, decided_by.email)
+            .outerjoin(asked_by, asked_by.id == ChangeRequest.created_by_id)
+            .outerjoin(decided_by, decided_by.id == ChangeRequest.decided_by_id)
             .where(ChangeRequest.tenant_id == tenant, ChangeRequest.order_id == order)
             .order_by(ChangeRequest.id.desc())
         )
@@ -456,7 +507,10 @@ def order_view(session: Session, order: PurchaseOrder) -> OrderView:
     ledger: dict[int, list[CommitmentEntry]] = defaultdict(list)
     for e in session.execute(statements.ledger, params).scalars():
         ledger[e.line_id].append(e)
-    requests = list(session.execute(statements.requests, params).scalars())
+    requests, request_people = [], {}
+    for request, asked_by, decided_by in session.execute(statements.requests, params).all():
+        requests.append(request)
+        request_people[request.id] = (asked_by or "", decided_by or "")
     grouped: dict[int, tuple[ShipNotice, list[ShipNoticeLine]]] = {}
     for notice, item in session.execute(statements.notices, params).all():
         grouped.setdefault(notice.id, (notice, []))[1].append(item)
@@ -469,7 +523,8 @@ def order_view(session: Session, order: PurchaseOrder) -> OrderView:
     for alert in session.execute(statements.alerts, params).scalars():
         alerts[alert.line_id].append(alert)
     return OrderView(
-        order, lines, schedules, ledger, requests, list(grouped.values()), messages, warehouse, supplier, syncs, alerts
+        order, lines, schedules, ledger, requests, list(grouped.values()), messages, warehouse, supplier, syncs, alerts,
+        request_people,
     )
 
 
