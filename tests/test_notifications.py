@@ -190,7 +190,7 @@ def test_a_reviewed_document_tells_the_suppliers_people_the_outcome_and_why(mail
     }
 
 
-def test_a_decided_change_tells_the_suppliers_people_the_line_and_the_buyers_words(mail_app, committed_db, world):
+def test_a_change_request_tells_buyers_what_to_decide_and_its_decision_tells_suppliers(mail_app, committed_db, world):
     from decimal import Decimal
 
     from portal.orders.models import ChangeRequest
@@ -207,6 +207,13 @@ def test_a_decided_change_tells_the_suppliers_people_the_line_and_the_buyers_wor
                       expected_version=None, actor=Actor(world["buyers"][0].user.id, "buyer", ""))  # fmt: skip
     with mail_app.app_context():
         drain(committed_db, tenant_id)
+    asked = [n for n in _notifications(committed_db, tenant_id) if n.topic == "change_request.created"]
+    # The buyers hear what they are asked to decide, in the response queue's words.
+    assert {n.user_id for n in asked} == {b.user.id for b in world["buyers"]}
+    assert {(n.title, n.body) for n in asked} == {(
+        "Acme Fasteners asks for a change on order PO-7001",
+        f"Line 2: {later.date} is 20 days after the requested date. Decide it in the response queue.",
+    )}
     decided = [n for n in _notifications(committed_db, tenant_id) if n.topic == "change_request.decided"]
     assert {n.user_id for n in decided} == {p.user.id for p in world["supplier_people"]}
     assert {(n.title, n.body) for n in decided} == {

@@ -15,7 +15,7 @@ from portal.formatting import counted
 from portal.mail import deliver_now
 from portal.notifications import services
 from portal.notifications.models import EmailState, Notification, Webhook
-from portal.orders.models import ChangeRequest, PurchaseOrder, PurchaseOrderLine
+from portal.orders.models import ChangeKind, ChangeRequest, PurchaseOrder, PurchaseOrderLine
 from portal.outbox import OutboxEvent, Retry, handler
 from portal.suppliers.models import Supplier
 
@@ -83,12 +83,23 @@ def supplier_answered(session: Session, event: OutboxEvent) -> None:
 
 @handler("change_request.created")
 def change_requested(session: Session, event: OutboxEvent) -> None:
-    _for_buyers(session, event, "{supplier} asks for a change on order {order}", "Decide it in the response queue.")
+    found = _request_and_line(session, event)
+    what = ""
+    if found is not None:
+        request, position = found
+        # What the buyer decides, in the words the response queue uses ("2026-12-18 is 6 days after the ...").
+        asked = "; ".join(request.outside) or {ChangeKind.REJECT: "a rejection", ChangeKind.PRICE: "a new price"}.get(
+            request.kind, "a change"
+        )
+        what = f"Line {position}: {asked}. "
+    _for_buyers(
+        session, event, "{supplier} asks for a change on order {order}", f"{what}Decide it in the response queue."
+    )
     services.fan_out_webhooks(session, event)
 
 
-@handler("change_request.decided")
-def change_decided(session: Session, event: OutboxEvent) -> None:
+def _request_and_line(session: Session, event: OutboxEvent) -> tuple[ChangeRequest, int] | None:
+    """The event's change request and its line's position (None when either is gone)."""
     found = session.execute(
         select(ChangeRequest, PurchaseOrderLine.position)
         .join(PurchaseOrderLine, PurchaseOrderLine.id == ChangeRequest.line_id)
@@ -98,6 +109,12 @@ def change_decided(session: Session, event: OutboxEvent) -> None:
             ChangeRequest.id == int(event.payload["change_request_id"]),
         )
     ).first()
+    return (found[0], found[1]) if found is not None else None
+
+
+@handler("change_request.decided")
+def change_decided(session: Session, event: OutboxEvent) -> None:
+    found = _request_and_line(session, event)
     request, position = found if found is not None else (None, None)
     comment = f"Comment: {request.decision_comment}" if request is not None and request.decision_comment else ""
     line = f" line {position}" if position is not None else ""
