@@ -122,6 +122,21 @@ def test_the_supplier_sees_why_the_buyer_turned_an_answer_down_until_it_answers_
     assert steps == sorted(steps)
 
 
+def test_a_turned_down_price_change_is_shown_with_its_price_only(trade):
+    from portal.auth.services import Actor
+
+    session, _, order, (first, _, _), seller, _ = trade
+    actor = Actor(None, "test", "")
+    svc.respond(session, order=order, expected_version=None, actor=actor,
+                answers=[svc.LineAnswer(first.id, "accept", price=Decimal("2.75"))])  # fmt: skip
+    request = session.execute(select(ChangeRequest).where(ChangeRequest.line_id == first.id)).scalar_one()
+    svc.decide(session, request=request, order=order, decision="reject", comment="2.50 as agreed.",
+               expected_version=None, actor=actor)  # fmt: skip
+    page = seller.get(f"/orders/{order.id}").text
+    note = page.split(f'data-testid="turned-down-{first.id}">')[1].split("</p>")[0]
+    assert " ".join(note.split()) == "The buyer turned down your price change (2.75 EUR): “2.50 as agreed.”"
+
+
 def test_the_queue_lists_orders_awaiting_their_supplier_with_links_and_days_waited(trade):
     _, _, order, _, _, buyer = trade
     waiting = (date.today() - order.order_date).days
