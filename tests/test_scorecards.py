@@ -23,6 +23,7 @@ median time to respond 72 h.
 
 from __future__ import annotations
 
+import re
 import statistics
 import uuid
 from datetime import UTC, date, datetime
@@ -139,6 +140,11 @@ def check(session: Session, ids: dict[str, int]) -> None:
     ]
     assert [r.days_late for r in rows if r.promised_date.day == 12] == [1]
     assert [r.days_late for r in rows if r.promised_date.day == 8] == [None]  # G, cancelled: nothing to receive
+    # The orders behind the acknowledgement figures, those not answered in time first (a page of two of three).
+    orders, listed = services.order_evidence(session, tenant_id=ids["tenant_id"], window=JAN, supplier_id=ids["acme"],
+                                             limit=2)  # fmt: skip
+    assert listed == 3
+    assert [(o.order_number, o.in_time, o.hours) for o in orders] == [("PO-2", False, 120.0), ("PO-3", False, None)]
 
 
 def test_a_delivery_that_received_nothing_is_late_by_the_days_since_its_promise(session):
@@ -381,7 +387,16 @@ def test_supplier_and_buyer_pages(app, session):
     page = supplier_client.get("/scorecard?period=month&at=2026-01-20")
     assert page.status_code == 200
     assert "January 2026 (01 Jan 2026 to 31 Jan 2026)" in page.text
-    assert page.text.count('href="/orders/') == 7  # every delivery of January, with its order
+    deliveries, orders = page.text.split('<h2 id="orders">')
+    assert deliveries.count('href="/orders/') == 7  # every delivery of January, with its order
+    # The orders behind the acknowledgement figures (answered after 1 day, after 5 days, never; 3 days allowed):
+    # those not answered in time first, each with its hours to respond.
+    rows = [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in orders.split("<tbody>")[1].split("</tr>")[:3]]
+    assert rows == [
+        "PO-2 2026-01-02 2026-01-02 00:00 2026-01-07 00:00 120.0 no",
+        "PO-3 2026-01-02 2026-01-02 00:00 — not answered",
+        "PO-1 2026-01-02 2026-01-02 00:00 2026-01-03 00:00 24.0 yes",
+    ]
     # A closed month links to the month before and the month after, each by a day inside it.
     assert 'href="/scorecard?period=month&amp;at=2025-12-01" rel="prev">&larr; December 2025</a>' in page.text
     assert 'href="/scorecard?period=month&amp;at=2026-02-01" rel="next">February 2026 &rarr;</a>' in page.text
@@ -671,7 +686,9 @@ def test_csv_exports_and_the_pdf(app, session):
     assert quiet_row[rows[0].index("otif")] == ""  # no data, not 0
 
     card = client.get(f"/scorecards/{ids['acme']}.csv?period=month&at=2026-01-20")
-    assert card.status_code == 200 and "order,product,first_promise" in card.text and card.text.count("PO-") == 7
+    deliveries, orders = card.text.split("order,ordered,arrived,first_answer,hours_to_respond,answered_in_time\r\n")
+    assert card.status_code == 200 and "order,product,first_promise" in deliveries and deliveries.count("PO-") == 7
+    assert [row.split(",")[0::4] for row in orders.split()] == [["PO-2", "120.0"], ["PO-3", ""], ["PO-1", "24.0"]]
     head = dict(row for row in csv.reader(io.StringIO(card.text.split("\r\n\r\n")[0])) if len(row) == 2)
     assert (head["supplier_code"], head["period_start"], head["period_end"]) == ("ACME", "2026-01-01", "2026-01-31")
     assert (head["period_closed"], head["as_of"], head["otif"]) == ("yes", date.today().isoformat(), "50.0")

@@ -845,6 +845,45 @@ def _acknowledgements_by_month(session: Session, tenant_id: int, span: Window) -
 
 
 @dataclass(frozen=True)
+class OrderEvidence:
+    """One order behind a supplier's acknowledgement figures: placed in the period, answered in time or not."""
+
+    order_id: int
+    order_number: str
+    order_date: date
+    arrived_at: datetime
+    answered_at: datetime | None
+    in_time: bool
+    hours: float | None  # from arrival in the portal to the first answer
+
+
+def order_evidence(
+    session: Session, *, tenant_id: int, window: Window, supplier_id: int, limit: int | None = None
+) -> tuple[list[OrderEvidence], int]:
+    """The orders behind the acknowledgement rate and the median time to respond (those placed in the window),
+    the ones not answered in time first, then by order date; the first ``limit`` of them and how many there are
+    in all (one statement)."""
+    order = PurchaseOrder
+    in_time = _acknowledged_in_time(tenant_id)
+    stmt = (
+        select(order.id, order.number, order.order_date, order.created_at, order.responded_at,
+               in_time.label("in_time"), hours_between(order.responded_at, order.created_at).label("hours"),
+               func.count().over().label("listed"))
+        .where(order.tenant_id == tenant_id, order.supplier_id == supplier_id, order.order_date >= window.start,
+               order.order_date < window.end)
+        .order_by(case((in_time, 1), else_=0), order.order_date, order.id)
+        .limit(limit)
+    )  # fmt: skip
+    rows = session.execute(planned_per_run(stmt)).all()
+    listed = int(rows[0].listed) if rows else 0
+    return [
+        OrderEvidence(r.id, r.number, _as_date(r.order_date), r.created_at, r.responded_at, bool(r.in_time),
+                      None if r.responded_at is None else float(r.hours))
+        for r in rows
+    ], listed  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Evidence:
     delivery_id: int
     line_id: int

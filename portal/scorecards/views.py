@@ -26,6 +26,7 @@ bp = Blueprint("scorecards", __name__, template_folder="templates")
 
 EVIDENCE_ROWS = 50  # a page of the evidence table; the CSV has every delivery
 PDF_EVIDENCE_ROWS = 30  # the deliveries that cost points first, on about one printed page; the CSV has all
+ORDER_ROWS = 20  # the orders behind the acknowledgement figures on the page, the late or unanswered first
 RANKING_PAGE = 50
 
 SORTABLE = {
@@ -110,6 +111,10 @@ def build_card(
         )  # fmt: skip
     if not rows and page > 1:
         return None
+    orders, orders_listed = services.order_evidence(
+        session, tenant_id=tenant_id, window=window, supplier_id=supplier.id,
+        limit=ORDER_ROWS if evidence_rows is not None else None,
+    )  # fmt: skip
     current = window.start <= today < window.end
     points = services.trend(
         session, tenant_id=tenant_id, supplier_id=supplier.id, kind=kind, today=today,
@@ -141,6 +146,8 @@ def build_card(
         "chart": chart,
         "at": at,
         "today": today,
+        "orders": orders,
+        "orders_hidden": orders_listed - len(orders),
     }
 
 
@@ -315,6 +322,13 @@ def card_csv(card: dict[str, Any]) -> tuple[str, bytes]:
         lines.append([r.order_number, r.product_code, r.first_promised_date, r.promised_date, r.quantity,
                       r.first_arrival or "", r.completed_on or "", r.counted, r.on_time, r.in_full, r.otif,
                       r.days_late if r.days_late is not None else ""])  # fmt: skip
+    # The orders behind the acknowledgement figures.
+    lines.append([])
+    lines.append(["order", "ordered", "arrived", "first_answer", "hours_to_respond", "answered_in_time"])
+    for o in card["orders"]:
+        lines.append([o.order_number, o.order_date, o.arrived_at.isoformat(timespec="minutes"),
+                      o.answered_at.isoformat(timespec="minutes") if o.answered_at else "",
+                      "" if o.hours is None else f"{o.hours:.1f}", o.in_time])  # fmt: skip
     return f"scorecard-{card['supplier'].code}-{card['window'].start}.csv", csv_bytes(lines[0], lines[1:])
 
 
