@@ -388,6 +388,7 @@ def test_supplier_and_buyer_pages(app, session):
     assert page.status_code == 200
     assert "January 2026 (01 Jan 2026 to 31 Jan 2026)" in page.text
     deliveries, orders = page.text.split('<h2 id="orders">')
+    assert "No document was required by the end of this period." in orders.split('<h2 id="documents">')[1]
     assert deliveries.count('href="/orders/') == 7  # every delivery of January, with its order
     # The orders behind the acknowledgement figures (answered after 1 day, after 5 days, never; 3 days allowed):
     # those not answered in time first, each with its hours to respond.
@@ -625,6 +626,11 @@ def test_document_compliance_counts_required_documents_valid_at_period_end(sessi
     session.flush()
     figures = services.figures(session, tenant_id=tenant_id, window=JAN)
     assert figures[ids["acme"]].documents == 50.0
+    # The documents behind that figure on 31 January: the missing one first.
+    behind = services.document_evidence(session, tenant_id=tenant_id, window=JAN, supplier_id=ids["acme"])
+    assert [(d.document_type, d.required_since, d.held, d.valid_until) for d in behind] == [
+        ("INS", date(2025, 11, 1), False, None), ("ISO", date(2025, 11, 1), True, date(2026, 6, 30)),
+    ]
     assert figures[ids["quiet"]].documents == 0.0  # required and missing: 0 %, not "no data"
     # Its documents alone (10 of the 100 weights) make no score: not a "0.0, D" beside suppliers that delivered.
     assert figures[ids["quiet"]].otif is None and figures[ids["quiet"]].documents == 0.0
@@ -688,7 +694,9 @@ def test_csv_exports_and_the_pdf(app, session):
     card = client.get(f"/scorecards/{ids['acme']}.csv?period=month&at=2026-01-20")
     deliveries, orders = card.text.split("order,ordered,arrived,first_answer,hours_to_respond,answered_in_time\r\n")
     assert card.status_code == 200 and "order,product,first_promise" in deliveries and deliveries.count("PO-") == 7
+    orders, documents = orders.split("document,required_since,held_on_period_end,valid_until\r\n")
     assert [row.split(",")[0::4] for row in orders.split()] == [["PO-2", "120.0"], ["PO-3", ""], ["PO-1", "24.0"]]
+    assert documents == ""  # the tenant requires none
     head = dict(row for row in csv.reader(io.StringIO(card.text.split("\r\n\r\n")[0])) if len(row) == 2)
     assert (head["supplier_code"], head["period_start"], head["period_end"]) == ("ACME", "2026-01-01", "2026-01-31")
     assert (head["period_closed"], head["as_of"], head["otif"]) == ("yes", date.today().isoformat(), "50.0")

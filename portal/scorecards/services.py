@@ -675,22 +675,32 @@ def document_compliance(
     return compliance_on_days(session, tenant_id, [last_day], supplier_id).get(last_day, {})
 
 
-def compliance_on_days(
-    session: Session, tenant_id: int, days: list[date], supplier_id: int | None = None
-) -> dict[date, dict[int, float | None]]:
-    """Document compliance on each of ``days`` (the last days of periods), reading the documents once."""
+@dataclass(frozen=True)
+class _Holdings:
+    """What document compliance is computed from: each supplier's required document types (with the day each
+    requirement was set) and the periods in which it held a valid document of a type."""
+
+    required: dict[int, list[tuple[int, date]]]
+    held_since: dict[tuple[int, int], list[tuple[date, date | None]]]
+    type_names: dict[int, str]
+
+    def held_on(self, supplier_id: int, document_type: int, day: date) -> list[tuple[date, date | None]]:
+        return [(created, expiry) for created, expiry in self.held_since.get((supplier_id, document_type), ())
+                if created <= day and (expiry is None or expiry >= day)]  # fmt: skip
+
+
+def _holdings(session: Session, tenant_id: int, days: list[date], supplier_id: int | None) -> _Holdings | None:
     from portal.documents.models import Document, DocumentStatus, DocumentType, Requirement
     from portal.documents.services import applies_to, footprint, scoped_suppliers
 
-    requirements = list(
-        session.execute(
-            select(Requirement)
-            .join(DocumentType, DocumentType.id == Requirement.document_type_id)
-            .where(Requirement.tenant_id == tenant_id)
-        ).scalars()
-    )
-    if not requirements or not days:
-        return {}
+    found = session.execute(
+        select(Requirement, DocumentType.name)
+        .join(DocumentType, DocumentType.id == Requirement.document_type_id)
+        .where(Requirement.tenant_id == tenant_id)
+    ).all()
+    if not found or not days:
+        return None
+    requirements = [requirement for requirement, _ in found]
     documents_query = select(
         Document.supplier_id, Document.document_type_id, Document.created_at, Document.expiry_date
     ).where(
@@ -714,21 +724,53 @@ def compliance_on_days(
     required = {supplier.id: [(r.document_type_id, _as_date(r.created_at)) for r in requirements
                               if applies_to(r, supplier, prints)]
                 for supplier in suppliers}  # fmt: skip
+    names = {requirement.document_type_id: name for requirement, name in found}
+    return _Holdings(required, held_since, names)
+
+
+def compliance_on_days(
+    session: Session, tenant_id: int, days: list[date], supplier_id: int | None = None
+) -> dict[date, dict[int, float | None]]:
+    """Document compliance on each of ``days`` (the last days of periods), reading the documents once."""
+    holdings = _holdings(session, tenant_id, days, supplier_id)
+    if holdings is None:
+        return {}
     shares: dict[date, dict[int, float | None]] = {}
     for day in days:
         on_day = shares.setdefault(day, {})
-        for supplier, types in required.items():
+        for supplier, types in holdings.required.items():
             in_force = [document_type for document_type, since in types if since <= day]
-            held = sum(
-                1
-                for document_type in in_force
-                if any(
-                    created <= day and (expiry is None or expiry >= day)
-                    for created, expiry in held_since.get((supplier, document_type), ())
-                )
-            )
+            held = sum(1 for document_type in in_force if holdings.held_on(supplier, document_type, day))
             on_day[supplier] = _rate(held, len(in_force))
     return shares
+
+
+@dataclass(frozen=True)
+class DocumentEvidence:
+    """One document required of a supplier on a period's last day, and whether it held a valid one then."""
+
+    document_type: str
+    required_since: date
+    held: bool
+    valid_until: date | None  # the latest expiry among those held that day (None: none held, or no expiry)
+
+
+def document_evidence(session: Session, *, tenant_id: int, window: Window, supplier_id: int) -> list[DocumentEvidence]:
+    """The documents behind one supplier's document compliance: each requirement in force on the period's last
+    day, missing ones first."""
+    last_day = window.end - timedelta(days=1)
+    holdings = _holdings(session, tenant_id, [last_day], supplier_id)
+    if holdings is None:
+        return []
+    found = []
+    for document_type, since in holdings.required.get(supplier_id, []):
+        if since > last_day:
+            continue
+        held = holdings.held_on(supplier_id, document_type, last_day)
+        expiries = [expiry for _, expiry in held]
+        until = None if not held or None in expiries else max(e for e in expiries if e is not None)
+        found.append(DocumentEvidence(holdings.type_names[document_type], since, bool(held), until))
+    return sorted(found, key=lambda evidence: (evidence.held, evidence.document_type))
 
 
 SCORED = ("otif", "fill_rate", "ack_rate", "promise_kept", "documents")

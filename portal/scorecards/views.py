@@ -115,6 +115,7 @@ def build_card(
         session, tenant_id=tenant_id, window=window, supplier_id=supplier.id,
         limit=ORDER_ROWS if evidence_rows is not None else None,
     )  # fmt: skip
+    documents = services.document_evidence(session, tenant_id=tenant_id, window=window, supplier_id=supplier.id)
     current = window.start <= today < window.end
     points = services.trend(
         session, tenant_id=tenant_id, supplier_id=supplier.id, kind=kind, today=today,
@@ -148,6 +149,8 @@ def build_card(
         "today": today,
         "orders": orders,
         "orders_hidden": orders_listed - len(orders),
+        "documents": documents,
+        "period_end": window.end - timedelta(days=1),
     }
 
 
@@ -329,6 +332,11 @@ def card_csv(card: dict[str, Any]) -> tuple[str, bytes]:
         lines.append([o.order_number, o.order_date, o.arrived_at.isoformat(timespec="minutes"),
                       o.answered_at.isoformat(timespec="minutes") if o.answered_at else "",
                       "" if o.hours is None else f"{o.hours:.1f}", o.in_time])  # fmt: skip
+    # The documents behind document compliance, on the period's last day.
+    lines.append([])
+    lines.append(["document", "required_since", "held_on_period_end", "valid_until"])
+    for d in card["documents"]:
+        lines.append([d.document_type, d.required_since, d.held, d.valid_until or ""])
     return f"scorecard-{card['supplier'].code}-{card['window'].start}.csv", csv_bytes(lines[0], lines[1:])
 
 
