@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import ARRAY, Numeric, cast, func, select, text
+from sqlalchemy import ARRAY, Numeric, cast, event, func, select, text
 from sqlalchemy.orm import Session
 
 from portal.db import set_context
@@ -626,11 +626,29 @@ def test_document_compliance_counts_required_documents_valid_at_period_end(sessi
     session.flush()
     figures = services.figures(session, tenant_id=tenant_id, window=JAN)
     assert figures[ids["acme"]].documents == 50.0
-    # The documents behind that figure on 31 January: the missing one first.
+    # The documents behind that figure on 31 January: the missing one first. The figure of one supplier and its
+    # evidence (as a scorecard page asks for them) read the requirements and documents once.
+    read: list[str] = []
+
+    def note(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        read.append(statement)
+
+    event.listen(session.connection(), "before_cursor_execute", note)
+    one = services.document_compliance(session, tenant_id, JAN, ids["acme"])
     behind = services.document_evidence(session, tenant_id=tenant_id, window=JAN, supplier_id=ids["acme"])
+    event.remove(session.connection(), "before_cursor_execute", note)
+    assert one == {ids["acme"]: 50.0} and sum("FROM document_requirements" in statement for statement in read) == 1
     assert [(d.document_type, d.required_since, d.held, d.valid_until) for d in behind] == [
         ("INS", date(2025, 11, 1), False, None), ("ISO", date(2025, 11, 1), True, date(2026, 6, 30)),
     ]
+    # A write forgets what was read: a new approved insurance certificate counts at once.
+    session.add(
+        Document(tenant_id=tenant_id, supplier_id=ids["acme"], document_type_id=insurance.id, title="INS",
+                 status=DocumentStatus.APPROVED, expiry_date=None, storage_key="k2", original_name="b.pdf",
+                 size=1, content_type="application/pdf", sha256="1" * 64, created_at=datetime(2026, 1, 5, tzinfo=UTC))
+    )  # fmt: skip
+    session.flush()
+    assert services.document_compliance(session, tenant_id, JAN, ids["acme"]) == {ids["acme"]: 100.0}
     assert figures[ids["quiet"]].documents == 0.0  # required and missing: 0 %, not "no data"
     # Its documents alone (10 of the 100 weights) make no score: not a "0.0, D" beside suppliers that delivered.
     assert figures[ids["quiet"]].otif is None and figures[ids["quiet"]].documents == 0.0

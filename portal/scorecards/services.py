@@ -25,6 +25,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    event,
     extract,
     func,
     literal,
@@ -689,7 +690,26 @@ class _Holdings:
                 if created <= day and (expiry is None or expiry >= day)]  # fmt: skip
 
 
+_HOLDINGS = "portal.scorecard_holdings"
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_transaction_end")
+def _forget_holdings(session: Session, *_: Any) -> None:
+    session.info.pop(_HOLDINGS, None)
+
+
 def _holdings(session: Session, tenant_id: int, days: list[date], supplier_id: int | None) -> _Holdings | None:
+    """The holdings for ``days``, read once until the session next writes: a scorecard page reads them for the
+    figure and again for its evidence."""
+    key = (tenant_id, tuple(days), supplier_id)
+    remembered = session.info.setdefault(_HOLDINGS, {})
+    if key not in remembered:
+        remembered[key] = _read_holdings(session, tenant_id, days, supplier_id)
+    return remembered[key]
+
+
+def _read_holdings(session: Session, tenant_id: int, days: list[date], supplier_id: int | None) -> _Holdings | None:
     from portal.documents.models import Document, DocumentStatus, DocumentType, Requirement
     from portal.documents.services import applies_to, footprint, scoped_suppliers
 
