@@ -728,6 +728,8 @@ def test_csv_exports_and_the_pdf(app, session):
     assert "January 2026 (01 Jan 2026 to 31 Jan 2026)" in text and f"as of {date.today()}" in text
     assert "not over" not in text
     assert "late 1 d, in full" in text and "on time, short" in text  # B's first delivery, C
+    # The orders and documents behind the other figures, as on the page.
+    assert "120.0 no" in text and "not answered" in text and "No document was required" in text
     current = client.get(f"/scorecards/{ids['quiet']}.pdf")
     assert current.status_code == 200
     current_text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(current.data)).pages)

@@ -368,9 +368,11 @@ class TimelineEvent:
     request_step: bool = True  # the history tells these from the ledger's entries
 
 
-# How the history names a request's steps, by its kind (what the supplier asked) and by the buyer's decision.
+# How the page names a request's steps: what the supplier asked (by kind), what its answer was (by kind), and
+# the buyer's decisions that commit nothing.
 _ASKED = {ChangeKind.COMMITMENT: "proposed", ChangeKind.REJECT: "asked to reject", ChangeKind.PRICE: "proposed a price"}
-_DECIDED = {ChangeState.COUNTERED: "countered", ChangeState.REJECTED: "turned down"}
+ANSWER_NOUNS = {ChangeKind.COMMITMENT: "proposal", ChangeKind.REJECT: "rejection", ChangeKind.PRICE: "price change"}
+TURNED_DOWN = {ChangeState.COUNTERED: "countered", ChangeState.REJECTED: "turned down"}
 
 
 @dataclass
@@ -402,7 +404,7 @@ class OrderView:
             asked = [] if r.kind == ChangeKind.PRICE else (r.proposed_schedules or [])
             events.append(TimelineEvent(r.created_at, _ASKED[r.kind], asked, r.reason_code, r.comment, asked_by,
                                         r.source, r.proposed_price))  # fmt: skip
-            decided = _DECIDED.get(r.state)
+            decided = TURNED_DOWN.get(r.state)
             if decided is None and r.state == ChangeState.APPROVED and r.kind == ChangeKind.PRICE:
                 decided = "approved the price"  # an approved quantity or date is the ledger's own entry
             if decided is not None and r.decided_at is not None:
@@ -418,7 +420,7 @@ class OrderView:
         """The line's latest change request when the buyer rejected or countered it and the supplier has not
         answered since (the page shows what the buyer said where the supplier answers again)."""
         latest = next((r for r in self.requests if r.line_id == line_id), None)  # newest first
-        if latest is None or latest.state not in (ChangeState.REJECTED, ChangeState.COUNTERED):
+        if latest is None or latest.state not in TURNED_DOWN:
             return None
         entries = self.ledger.get(line_id, [])
         answered_since = latest.decided_at is not None and entries and entries[-1].created_at > latest.decided_at

@@ -13,6 +13,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from portal.auth.access import get_scoped_or_404, requires
@@ -190,6 +191,8 @@ def _render_order(order: PurchaseOrder, *, errors: dict[int, list[str]] | None =
         max_deliveries=svc.MAX_DELIVERIES,
         ChangeState=ChangeState,
         CHANGE_KIND_LABELS=CHANGE_KIND_LABELS,
+        ANSWER_NOUNS=queries.ANSWER_NOUNS,
+        TURNED_DOWN=queries.TURNED_DOWN,
     ), status
 
 
@@ -565,10 +568,15 @@ def bulk_approve():
 def queue() -> str:
     db_sess = db_session()
     changes, awaiting = queries.response_queue(db_sess, ctx().tenant_id)
+    return render_template("orders/queue.html", changes=changes, awaiting=awaiting, today=date.today(),
+                           overdue_after=_unconfirmed_after_days(db_sess))  # fmt: skip
+
+
+def _unconfirmed_after_days(db_sess: Session) -> int:
+    """The tenant's "unconfirmed after" days: an order unanswered that long after its date is overdue."""
     tenant = db_sess.get(Tenant, ctx().tenant_id)
     assert tenant is not None
-    return render_template("orders/queue.html", changes=changes, awaiting=awaiting, today=date.today(),
-                           overdue_after=tenant.unconfirmed_after_days)  # fmt: skip
+    return tenant.unconfirmed_after_days
 
 
 def _supplier_context():
@@ -653,12 +661,9 @@ def _exception_filters() -> queries.ExceptionFilters:
 
 def _exception_rows(filters: queries.ExceptionFilters, limit: int) -> tuple[list[Any], int]:
     """The exceptions for ``filters`` (the first ``limit``) and the tenant's "unconfirmed after" days."""
-    context = ctx()
     db_sess = db_session()
-    tenant = db_sess.get(Tenant, context.tenant_id)
-    assert tenant is not None
-    rows = queries.exceptions(db_sess, context, filters, date.today(), tenant.unconfirmed_after_days, limit=limit)
-    return rows, tenant.unconfirmed_after_days
+    days = _unconfirmed_after_days(db_sess)
+    return queries.exceptions(db_sess, ctx(), filters, date.today(), days, limit=limit), days
 
 
 @bp.route("/orders/exceptions")
