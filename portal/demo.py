@@ -115,6 +115,7 @@ def _ensure_tenant(session: Session, slug: str, name: str) -> tuple[Tenant, bool
     session.flush()
     return tenant, True
 
+
 # The supplier administrators the demo signs in as, by supplier code: they upload their certificates and answer
 # their orders themselves.
 SUPPLIER_PEOPLE = {"ACME": "anna@acme.example", "BOLT": "orders@boltwright.example"}
@@ -487,9 +488,7 @@ def _order_actors(session: Session, buyer_id: int) -> tuple[Actor, Callable[[Sup
     """Who does what in the demo's order history, as it would be in use: the buyer records receipts and closes
     orders; a supplier with people in the portal answers and ships itself; for the others (who answer by e-mail
     or phone) the buyer keys their answers in."""
-    people = dict(
-        session.execute(select(User.email, User.id).where(User.email.in_(SUPPLIER_PEOPLE.values()))).tuples().all()
-    )
+    people = dict(session.execute(select(User.email, User.id).where(User.email.in_(SUPPLIER_PEOPLE.values()))).all())
     buyer_user = session.get(User, buyer_id)
     buyer = Actor(buyer_id, buyer_user.email if buyer_user else "demo", "")
     by_code = {code: Actor(people[email], email, "") for code, email in SUPPLIER_PEOPLE.items() if email in people}

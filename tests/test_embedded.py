@@ -87,7 +87,7 @@ def test_the_demo_history_is_not_notified_again_but_the_open_orders_are(embedded
     from portal.outbox import OutboxEvent
 
     with embedded_app.extensions["portal.db"].transaction() as s:
-        numbers = dict(s.execute(select(PurchaseOrder.id, PurchaseOrder.number)).tuples().all())
+        numbers = dict(s.execute(select(PurchaseOrder.id, PurchaseOrder.number)).all())
         events = [(numbers.get(e.payload.get("order_id"), ""), e.done_at) for e in s.scalars(select(OutboxEvent))]
     history = [done for number, done in events if number.startswith(("NO-PO41", "NO-PO42", "NO-PO43"))]
     current = [done for number, done in events if number.startswith("NO-PO45")]
