@@ -31,7 +31,11 @@ from sqlalchemy import text  # noqa: E402
 
 DB = "portal_bench_orders"
 # What ``recompute`` sets for its own transaction on PostgreSQL (no JIT, a larger work_mem).
-RECOMPUTE_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'")
+RECOMPUTE_SETTINGS = (
+    "SET LOCAL jit = off",
+    "SET LOCAL work_mem = '64MB'",
+    "SET LOCAL max_parallel_workers_per_gather = 0",
+)
 TODAY = date(2026, 11, 27)
 
 HAND_WRITTEN = """
