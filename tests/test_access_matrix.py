@@ -146,6 +146,8 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "documents.dashboard": (perm(P.DOCUMENTS_REVIEW), ("GET",), None),
     "documents.preview": (perm(P.DOCUMENTS_REVIEW), ("GET",), first_page),
     "documents.export": (perm(P.DOCUMENTS_REVIEW), ("GET",), None),
+    "documents.gaps": (perm(P.DOCUMENTS_REVIEW), ("GET",), None),
+    "documents.gaps_csv": (perm(P.DOCUMENTS_REVIEW), ("GET",), None),
     "scorecards.own": (perm(P.ORDERS_VIEW), ("GET",), None),
     "scorecards.ranking": (perm(P.SUPPLIERS_VIEW), ("GET",), None),
     "scorecards.supplier": (perm(P.SUPPLIERS_VIEW), ("GET",), ids("supplier_id")),

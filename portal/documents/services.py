@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.auth.services import Actor, ServiceError
 from portal.csvfiles import safe_cell
-from portal.db import planned_per_run
+from portal.db import planned_per_run, read_columns
 from portal.documents.models import (
     Document,
     DocumentReview,
@@ -265,9 +266,67 @@ class RequirementStatus:
     detail: str
 
 
+class _Held(Protocol):
+    """What a requirement's state needs of a document: a ``Document`` or a row of the same columns."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def status(self) -> DocumentStatus: ...
+    @property
+    def expiry_date(self) -> date | None: ...
+
+
+HeldT = TypeVar("HeldT", bound=_Held)
+
+
+def requirement_state(held: Sequence[HeldT], today: date) -> tuple[str, str, HeldT | None]:
+    """A requirement's state for one supplier from its documents of the required type (newest first, none
+    superseded): the state (approved, expiring, pending, rejected, expired, missing), the words the pages
+    show (a rejection's reason is added by the caller) and the document behind it.
+
+    A valid approved document wins, even while a replacement waits for review. A document past its expiry
+    date reads "expired on ..." whether or not the daily job has marked it expired yet."""
+    approved = next((d for d in held if d.status == DocumentStatus.APPROVED), None)
+    latest = held[0] if held else None
+    if approved and (approved.expiry_date is None or approved.expiry_date >= today):
+        soon = approved.expiry_date and approved.expiry_date <= today + timedelta(days=EXPIRING_SOON_DAYS)
+        detail = f"valid until {approved.expiry_date}" if approved.expiry_date else "valid"
+        if latest is not None and latest.status == DocumentStatus.PENDING_REVIEW:
+            detail += "; a replacement waits for review"
+        return ("expiring" if soon else "approved"), detail, approved
+    if latest is not None and latest.status == DocumentStatus.PENDING_REVIEW:
+        return "pending", "waiting for review", latest
+    if latest is not None and latest.status == DocumentStatus.REJECTED:
+        return "rejected", "rejected", latest
+    lapsed = next((d for d in held if d.status in (DocumentStatus.APPROVED, DocumentStatus.EXPIRED)), None)
+    if lapsed is not None:
+        return "expired", f"expired on {lapsed.expiry_date}", lapsed
+    return "missing", "upload it", None
+
+
+def _rejection_reasons(session: Session, document_ids: list[int]) -> dict[int, str]:
+    """The reviewer's comment of each rejected document (its latest review), in one statement."""
+    if not document_ids:
+        return {}
+    rows = session.execute(
+        select(DocumentReview.document_id, DocumentReview.comment)
+        .where(DocumentReview.document_id.in_(document_ids))
+        .order_by(DocumentReview.document_id, DocumentReview.id)
+    )
+    return {document_id: comment or "" for document_id, comment in rows}  # the latest review wins
+
+
+def _with_reason(state: str, detail: str, document: _Held | None, reasons: dict[int, str]) -> str:
+    if state == "rejected" and document is not None:
+        return f"rejected: {reasons.get(document.id, '')}"
+    return detail
+
+
 def compliance(session: Session, *, tenant_id: int, supplier: Supplier, today: date) -> list[RequirementStatus]:
     """Each requirement that applies to the supplier with its status and the document behind it
-    (3 queries, and one or two more when requirements are narrowed to products or sites)."""
+    (3 queries, one more with a rejected document, and one or two more when requirements are narrowed to
+    products or sites)."""
     requirements = session.execute(
         select(Requirement, DocumentType)
         .join(DocumentType, DocumentType.id == Requirement.document_type_id)
@@ -282,7 +341,7 @@ def compliance(session: Session, *, tenant_id: int, supplier: Supplier, today: d
                 Document.supplier_id == supplier.id,
                 Document.status != DocumentStatus.SUPERSEDED,
             )
-            .order_by(Document.created_at.desc())
+            .order_by(Document.created_at.desc(), Document.id.desc())
         )
         .scalars()
         .all()
@@ -290,40 +349,125 @@ def compliance(session: Session, *, tenant_id: int, supplier: Supplier, today: d
     prints = footprint(
         session, tenant_id=tenant_id, requirements=[r for r, _ in requirements], supplier_ids=[supplier.id]
     )
-    result = []
+    states = []
     for requirement, doc_type in requirements:
-        if not applies_to(requirement, supplier, prints):
-            continue
-        mine = [d for d in documents if d.document_type_id == doc_type.id]
-        approved = next((d for d in mine if d.status == DocumentStatus.APPROVED), None)
-        latest = mine[0] if mine else None
-        if approved and (approved.expiry_date is None or approved.expiry_date >= today):
-            soon = approved.expiry_date and approved.expiry_date <= today + timedelta(days=EXPIRING_SOON_DAYS)
-            state = "expiring" if soon else "approved"
-            detail = f"valid until {approved.expiry_date}" if approved.expiry_date else "valid"
-            if latest is not None and latest.status == DocumentStatus.PENDING_REVIEW:
-                detail += "; a replacement waits for review"
-            result.append(RequirementStatus(requirement, doc_type, approved, state, detail))
-        elif latest is not None and latest.status == DocumentStatus.PENDING_REVIEW:
-            result.append(RequirementStatus(requirement, doc_type, latest, "pending", "waiting for review"))
-        elif latest is not None and latest.status == DocumentStatus.REJECTED:
-            reason = (
-                session.execute(
-                    select(DocumentReview.comment)
-                    .where(DocumentReview.document_id == latest.id)
-                    .order_by(DocumentReview.id.desc())
-                )
-                .scalars()
-                .first()
+        if applies_to(requirement, supplier, prints):
+            mine = [d for d in documents if d.document_type_id == doc_type.id]
+            states.append((requirement, doc_type, *requirement_state(mine, today)))
+    reasons = _rejection_reasons(session, [doc.id for *_, state, _, doc in states if state == "rejected" and doc])
+    return [
+        RequirementStatus(requirement, doc_type, document, state, _with_reason(state, detail, document, reasons))
+        for requirement, doc_type, state, detail, document in states
+    ]
+
+
+GAP_STATES = {"missing": "missing", "pending": "waiting for review", "rejected": "rejected", "expired": "expired"}
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """A required document a supplier does not hold valid today."""
+
+    supplier_id: int
+    supplier_code: str
+    supplier_name: str
+    document_type_id: int
+    document_type: str
+    state: str  # one of GAP_STATES
+    detail: str
+    document_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldRow:
+    id: int
+    supplier_id: int
+    document_type_id: int
+    status: DocumentStatus
+    expiry_date: date | None
+
+
+def gaps(
+    session: Session,
+    *,
+    tenant_id: int,
+    today: date,
+    document_type_id: int | None = None,
+    state: str | None = None,
+    supplier_ids: list[int] | None = None,
+) -> list[Gap]:
+    """Every required document that a supplier of the tenant does not hold valid today (missing, waiting for
+    review, rejected or expired), by supplier name then document type; narrowed to one document type, one
+    state or some suppliers when given. The same rule as each supplier's compliance page
+    (``requirement_state``), in a handful of statements whatever the number of suppliers. A document type
+    required twice (say, for two categories) is one gap."""
+    suppliers = scoped_suppliers(session, tenant_id)
+    if supplier_ids is not None:
+        wanted = set(supplier_ids)
+        suppliers = [s for s in suppliers if s.id in wanted]
+    query = (
+        select(Requirement, DocumentType.name)
+        .join(DocumentType, DocumentType.id == Requirement.document_type_id)
+        .where(Requirement.tenant_id == tenant_id)
+    )
+    if document_type_id is not None:
+        query = query.where(Requirement.document_type_id == document_type_id)
+    requirements = session.execute(query).all()
+    if not requirements or not suppliers:
+        return []
+    prints = footprint(session, tenant_id=tenant_id, requirements=[r for r, _ in requirements],
+                       supplier_ids=None if supplier_ids is None else [s.id for s in suppliers])  # fmt: skip
+    required: dict[tuple[int, int], str] = {}
+    for requirement, type_name in requirements:
+        for supplier in suppliers:
+            if applies_to(requirement, supplier, prints):
+                required[(supplier.id, requirement.document_type_id)] = type_name
+    # Newest first; of each pair only the documents ``requirement_state`` looks at are kept (the newest, the
+    # newest approved, the newest approved or expired): the same state, without an object per document.
+    # Plain rows (no ORM loading): 50,000 documents took 0.15 s as ORM rows, 0.05 s this way.
+    held: dict[tuple[int, int], list[_HeldRow]] = {}
+    approved, lapsed = DocumentStatus.APPROVED, DocumentStatus.EXPIRED
+    rows = read_columns(
+        session,
+        select(Document.id, Document.supplier_id, Document.document_type_id, Document.status, Document.expiry_date)
+        .where(
+            Document.tenant_id == tenant_id,
+            Document.status != DocumentStatus.SUPERSEDED,
+            Document.document_type_id.in_({type_id for _, type_id in required}),
+        )
+        .order_by(Document.created_at.desc(), Document.id.desc()),
+    )
+    for document_id, supplier_id, type_id, status, expiry in rows:
+        kept = held.get((supplier_id, type_id))
+        if kept is None:
+            held[(supplier_id, type_id)] = [_HeldRow(document_id, supplier_id, type_id, status, expiry)]
+        elif (status == approved and all(d.status != approved for d in kept)) or (
+            status in (approved, lapsed) and all(d.status not in (approved, lapsed) for d in kept)
+        ):
+            kept.append(_HeldRow(document_id, supplier_id, type_id, status, expiry))
+    found = []
+    for pair, type_name in required.items():
+        pair_state, detail, document = requirement_state(held.get(pair, []), today)
+        if pair_state == "missing":
+            detail = "nothing uploaded"  # the supplier's page says "upload it"
+        if pair_state in GAP_STATES and (state is None or pair_state == state):
+            found.append((pair, type_name, pair_state, detail, document))
+    rejected = [document.id for *_, gap_state, _, document in found if document and gap_state == "rejected"]
+    reasons = _rejection_reasons(session, rejected)
+    names = dict(
+        (row.id, (row.code, row.name))
+        for row in session.execute(
+            select(Supplier.id, Supplier.code, Supplier.name).where(
+                Supplier.tenant_id == tenant_id, Supplier.id.in_({supplier_id for (supplier_id, _), *_ in found})
             )
-            result.append(RequirementStatus(requirement, doc_type, latest, "rejected", f"rejected: {reason}"))
-        elif approved is not None:
-            result.append(
-                RequirementStatus(requirement, doc_type, approved, "expired", f"expired on {approved.expiry_date}")
-            )
-        else:
-            result.append(RequirementStatus(requirement, doc_type, None, "missing", "upload it"))
-    return result
+        )
+    )
+    result = [
+        Gap(supplier_id, names[supplier_id][0], names[supplier_id][1], type_id, type_name, gap_state,
+            _with_reason(gap_state, detail, document, reasons), document.id if document else None)
+        for (supplier_id, type_id), type_name, gap_state, detail, document in found
+    ]  # fmt: skip
+    return sorted(result, key=lambda gap: (gap.supplier_name.lower(), gap.supplier_id, gap.document_type.lower()))
 
 
 def mark_expired(session: Session, *, tenant_id: int, today: date) -> int:
@@ -488,7 +632,7 @@ def run_expiry(session: Session, *, tenant_id: int, today: date) -> ExpiryRun:
 @dataclass(frozen=True)
 class Dashboard:
     suppliers: int
-    by_requirement: list[tuple[str, int, int]]  # (type name, suppliers it applies to, of them compliant)
+    by_requirement: list[tuple[int, str, int, int]]  # (type id, type name, suppliers it applies to, compliant)
     fully_compliant: int
     expiring: dict[int, int]  # days -> approved documents expiring within them
     waiting_review: int
@@ -517,7 +661,7 @@ def dashboard(session: Session, *, tenant_id: int, today: date, review_days: int
     for requirement, name in requirements:
         applicable = [s for s in suppliers if applies_to(requirement, s, prints)]
         ok = [s for s in applicable if (s.id, requirement.document_type_id) in valid_pairs]
-        by_requirement.append((name, len(applicable), len(ok)))
+        by_requirement.append((requirement.document_type_id, name, len(applicable), len(ok)))
         compliant_everywhere -= {s.id for s in applicable} - {s.id for s in ok}
     approved_expiries = (
         session.execute(

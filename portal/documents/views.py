@@ -4,6 +4,7 @@ queue, types and requirements, and downloads."""
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -390,6 +391,83 @@ def dashboard() -> str:
     context = ctx()
     data = services.dashboard(db_session(), tenant_id=context.tenant_id, today=date.today())
     return render_template("documents/dashboard.html", d=data)
+
+
+@dataclass(frozen=True)
+class GapFilters:
+    """The gap list's filters from the query: document type, state, suppliers (a link's id or a search)."""
+
+    document_type_id: int | None
+    state: str | None
+    supplier_ids: list[int] | None  # None: every supplier
+    supplier_id: int | None
+    search: str
+
+
+def _gap_filters() -> GapFilters:
+    context = ctx()
+    db_sess = db_session()
+    type_arg, state_arg = request.args.get("type", ""), request.args.get("state", "")
+    supplier_id, search = supplier_filter_args()
+    supplier_ids = None
+    if supplier_id or search:
+        conditions = supplier_filter(Supplier.id, tenant_id=context.tenant_id, supplier_id=supplier_id,
+                                     search=search, session=db_sess)  # fmt: skip
+        supplier_ids = list(
+            db_sess.execute(select(Supplier.id).where(Supplier.tenant_id == context.tenant_id, *conditions)).scalars()
+        )
+    return GapFilters(
+        document_type_id=int(type_arg) if type_arg.isdigit() else None,
+        state=state_arg if state_arg in services.GAP_STATES else None,
+        supplier_ids=supplier_ids,
+        supplier_id=supplier_id,
+        search=search,
+    )
+
+
+def _gaps(filters: GapFilters) -> list[services.Gap]:
+    return services.gaps(
+        db_session(), tenant_id=ctx().tenant_id, today=date.today(), document_type_id=filters.document_type_id,
+        state=filters.state, supplier_ids=filters.supplier_ids,
+    )  # fmt: skip
+
+
+@bp.route("/documents/gaps")
+@requires(Permission.DOCUMENTS_REVIEW)
+def gaps() -> str:
+    """Who lacks which required document today: missing, waiting for review, rejected or expired; by supplier."""
+    filters = _gap_filters()
+    found = _gaps(filters)
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    return render_template(
+        "documents/gaps.html",
+        gaps=shown,
+        total=len(found),
+        suppliers=len({gap.supplier_id for gap in found}),
+        page=page,
+        pages=max(1, -(-len(found) // PAGE_SIZE)),
+        types=_types(),
+        states=services.GAP_STATES,
+        filters=filters,
+        chosen_supplier=supplier_name(db_session(), ctx().tenant_id, filters.supplier_id),
+    )
+
+
+@bp.route("/documents/gaps.csv")
+@requires(Permission.DOCUMENTS_REVIEW)
+def gaps_csv() -> Response:
+    """The gap list with the same filters, every row, for a spreadsheet or a reminder campaign."""
+    from portal.csvfiles import csv_bytes
+
+    body = csv_bytes(
+        ["supplier_code", "supplier", "document_type", "state", "detail"],
+        ([gap.supplier_code, gap.supplier_name, gap.document_type, services.GAP_STATES[gap.state], gap.detail]
+         for gap in _gaps(_gap_filters())),
+    )  # fmt: skip
+    response = Response(body, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="compliance-gaps-{date.today().isoformat()}.csv"'
+    return response
 
 
 @bp.route("/documents/export")
