@@ -148,6 +148,7 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "documents.export": (perm(P.DOCUMENTS_REVIEW), ("GET",), None),
     "documents.gaps": (perm(P.DOCUMENTS_REVIEW), ("GET",), None),
     "documents.gaps_csv": (perm(P.DOCUMENTS_REVIEW), ("GET",), None),
+    "documents.request_documents": (perm(P.DOCUMENTS_REVIEW), ("POST",), None),
     "scorecards.own": (perm(P.ORDERS_VIEW), ("GET",), None),
     "scorecards.ranking": (perm(P.SUPPLIERS_VIEW), ("GET",), None),
     "scorecards.supplier": (perm(P.SUPPLIERS_VIEW), ("GET",), ids("supplier_id")),

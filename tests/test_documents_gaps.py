@@ -8,12 +8,14 @@ from datetime import date, timedelta
 from itertools import count
 
 import pytest
+from sqlalchemy import select
 
+from portal.auth.permissions import Role
 from portal.db import set_context
 from portal.documents import services
 from portal.documents.models import Document, DocumentReview, DocumentStatus, DocumentType, Requirement
 from portal.documents.models import RequirementScope as Scope
-from tests.factories import make_supplier, make_tenant
+from tests.factories import make_member, make_supplier, make_tenant
 from tests.test_documents import compliance_world  # noqa: F401  (a fixture)
 
 TODAY = date.today()
@@ -50,7 +52,7 @@ def gap_world(compliance_world):  # type: ignore[no-untyped-def]  # noqa: F811
     refused = _document(session, tenant, rejected, iso, DocumentStatus.REJECTED)
     session.add_all([
         DocumentReview(tenant_id=tenant.id, document_id=refused.id, decision="reject", comment="Wrong site"),
-        DocumentReview(tenant_id=tenant.id, document_id=refused.id, decision="reject", comment="Scan unreadable"),
+        DocumentReview(tenant_id=tenant.id, document_id=refused.id, decision="reject", comment="Scan unreadable."),
     ])  # fmt: skip
     lapsed = _document(session, tenant, expired, iso, DocumentStatus.APPROVED, TODAY - timedelta(days=3))
     # The daily job has marked it expired: it still reads "expired on ...", not as never uploaded.
@@ -65,7 +67,7 @@ def test_every_gap_of_the_tenant_with_its_state_and_why(gap_world):  # type: ign
     found = services.gaps(session, tenant_id=tenant.id, today=TODAY)
     assert [(gap.supplier_name, gap.document_type, gap.state, gap.detail) for gap in found] == [
         ("Bravo Pending", "ISO 9001", "pending", "waiting for review"),
-        ("Charlie Rejected", "ISO 9001", "rejected", "rejected: Scan unreadable"),  # the latest review's reason
+        ("Charlie Rejected", "ISO 9001", "rejected", "rejected: Scan unreadable."),  # the latest review's reason
         ("Delta Expired", "ISO 9001", "expired", f"expired on {lapsed.expiry_date}"),
         ("Echo Nothing", "Insurance", "missing", "nothing uploaded"),  # only Echo is in "Freight"
         ("Echo Nothing", "ISO 9001", "missing", "nothing uploaded"),
@@ -96,7 +98,7 @@ def test_the_gap_list_page_its_filters_and_its_csv(gap_world):  # type: ignore[n
     assert page.status_code == 200
     text = page.text
     assert "5 gaps at 4 suppliers." in text
-    assert "rejected: Scan unreadable" in text and f'href="/documents/{lapsed.id}"' in text
+    assert "rejected: Scan unreadable." in text and f'href="/documents/{lapsed.id}"' in text
     assert f'href="/suppliers/{people["nothing"].id}"' in text and "Docs Supplier" not in text
     narrowed = officer.get(f"/documents/gaps?type={insurance.id}&state=missing").text
     assert "1 gap at 1 supplier." in narrowed and "Bravo Pending" not in narrowed
@@ -134,3 +136,59 @@ def test_a_long_gap_list_comes_in_pages_of_fifty(compliance_world):  # type: ign
     assert first.count('<span class="state missing">') == 50
     second = officer.get("/documents/gaps?page=2").text
     assert "Page 2 of 2" in second and second.count('<span class="state missing">') == 6
+
+
+def test_the_suppliers_listed_are_asked_for_their_documents_once_a_day(gap_world):  # type: ignore[no-untyped-def]
+    """One notification to each administrator of each supplier listed, naming every document and why; nothing
+    for a document waiting for review (the reviewer has it); a supplier without an administrator is named so
+    that someone invites one; a second click the same day asks nobody twice. Audited per supplier."""
+    from portal.audit import AuditEvent
+    from portal.notifications.models import Notification
+    from portal.outbox import OutboxEvent
+
+    session, tenant, people, _, _, officer, lapsed = gap_world
+    admins = {key: make_member(session, tenant, Role.SUPPLIER_ADMIN, supplier=people[key])
+              for key in ("pending", "rejected", "expired")}  # fmt: skip
+    second_admin = make_member(session, tenant, Role.SUPPLIER_ADMIN, supplier=people["rejected"])
+    make_member(session, tenant, Role.SUPPLIER_USER, supplier=people["nothing"])  # a user, not an administrator
+    asked = officer.submit("/documents/gaps/request", page="/documents/gaps")
+    assert asked.status_code == 303 and asked.headers["Location"].endswith("/documents/gaps")
+    page = officer.get("/documents/gaps").text
+    assert "Asked 2 suppliers (3 people) for their documents." in page
+    assert "Nobody to ask at Echo Nothing: invite an administrator" in page
+    notes = session.execute(select(Notification).where(Notification.topic == "document.requested")).scalars().all()
+    by_user = {note.user_id: note for note in notes}
+    assert set(by_user) == {admins["rejected"].user.id, second_admin.user.id, admins["expired"].user.id}
+    rejected_note = by_user[admins["rejected"].user.id]
+    assert rejected_note.title == "1 document is required of Charlie Rejected" and rejected_note.url == "/compliance"
+    assert rejected_note.body == "ISO 9001: rejected: Scan unreadable. Upload them under Compliance."  # one full stop
+    assert by_user[admins["expired"].user.id].body.startswith(f"ISO 9001: expired on {lapsed.expiry_date}.")
+    emails = session.execute(select(OutboxEvent).where(OutboxEvent.topic == "email.notification")).scalars().all()
+    assert {e.payload["notification_id"] for e in emails} >= {note.id for note in notes}
+    audited = session.execute(
+        select(AuditEvent.object_id).where(AuditEvent.action == "documents.requested")
+    ).scalars().all()  # fmt: skip
+    assert sorted(audited) == sorted([str(people["rejected"].id), str(people["expired"].id)])
+    # The same day again: nobody is asked twice.
+    again = officer.submit("/documents/gaps/request", page="/documents/gaps")
+    assert again.status_code == 303
+    page = officer.get("/documents/gaps").text
+    assert "Already asked today, not asked again: Charlie Rejected, Delta Expired." in page
+    count = select(Notification.id).where(Notification.topic == "document.requested")
+    assert len(session.execute(count).all()) == 3
+    # Narrowed to waiting documents only: nothing to ask for.
+    officer.submit("/documents/gaps/request?state=pending", page="/documents/gaps?state=pending")
+    assert "Nothing to ask for: the documents listed wait for review." in officer.get("/documents/gaps").text
+    # Without a valid form nothing is sent.
+    refused = officer.post("/documents/gaps/request", {"csrf_token": "forged"})
+    assert refused.status_code in (303, 400) and len(session.execute(count).all()) == 3
+
+
+def test_a_long_list_of_suppliers_in_a_message_is_cut_short(compliance_world):  # type: ignore[no-untyped-def]  # noqa: F811
+    """Twelve suppliers without an administrator: ten are named, then how many more."""
+    session, tenant, _, _, _, officer, _ = compliance_world
+    for n in range(11):
+        make_supplier(session, tenant, f"Quiet {n:02d}")
+    officer.submit("/documents/gaps/request", page="/documents/gaps")
+    page = officer.get("/documents/gaps").text
+    assert "Nobody to ask at Docs Supplier, Quiet 00, Quiet 01" in page and "Quiet 08 and 2 more: invite" in page

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Protocol, TypeVar
 
 from sqlalchemy import select
@@ -468,6 +468,84 @@ def gaps(
         for (supplier_id, type_id), type_name, gap_state, detail, document in found
     ]  # fmt: skip
     return sorted(result, key=lambda gap: (gap.supplier_name.lower(), gap.supplier_id, gap.document_type.lower()))
+
+
+@dataclass
+class DocumentRequest:
+    """What asking suppliers for their missing documents did."""
+
+    asked: list[str] = field(default_factory=list)  # suppliers asked
+    people: int = 0  # people notified at them
+    asked_today_already: list[str] = field(default_factory=list)
+    nobody_to_ask: list[str] = field(default_factory=list)  # no supplier administrator in the portal
+
+
+def ask_for_documents(
+    session: Session, *, tenant_id: int, gaps: list[Gap], actor: Actor, now: datetime
+) -> DocumentRequest:
+    """Ask each supplier of ``gaps`` for the documents it lacks: one notification to each of its administrators
+    (in the portal, and by e-mail as each chose) naming every document and why it is asked for, and one audit
+    record per supplier. A document waiting for review is not asked for (the reviewer has it); a supplier asked
+    today already is not asked again (a second click, or a colleague's, would otherwise send it all twice)."""
+    from portal.audit import AuditEvent
+    from portal.auth.models import Membership
+    from portal.auth.permissions import Role
+    from portal.notifications.services import notify
+
+    wanted: dict[int, list[Gap]] = {}
+    for gap in gaps:
+        if gap.state != "pending":
+            wanted.setdefault(gap.supplier_id, []).append(gap)
+    run = DocumentRequest()
+    if not wanted:
+        return run
+    day_start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
+    asked_today = {
+        int(object_id)
+        for object_id in session.execute(
+            select(AuditEvent.object_id).where(
+                AuditEvent.tenant_id == tenant_id,
+                AuditEvent.action == "documents.requested",
+                AuditEvent.object_type == "supplier",
+                AuditEvent.occurred_at >= day_start,
+            )
+        ).scalars()
+    }
+    admins: dict[int, list[int]] = {}
+    for supplier_id, user_id in session.execute(
+        select(Membership.supplier_id, Membership.user_id).where(
+            Membership.tenant_id == tenant_id,
+            Membership.role == Role.SUPPLIER_ADMIN,
+            Membership.disabled_at.is_(None),
+            Membership.supplier_id.in_(wanted),
+        )
+    ):
+        if supplier_id is not None:
+            admins.setdefault(supplier_id, []).append(user_id)
+    for supplier_id, missing in wanted.items():
+        name = missing[0].supplier_name
+        if supplier_id in asked_today:
+            run.asked_today_already.append(name)
+            continue
+        if not admins.get(supplier_id):
+            run.nobody_to_ask.append(name)
+            continue
+        lines = [f"{gap.document_type}: {gap.detail.rstrip('.')}." for gap in missing]
+        notify(
+            session,
+            tenant_id=tenant_id,
+            user_ids=admins[supplier_id],
+            topic="document.requested",
+            title=f"{counted(len(missing), 'document is', 'documents are')} required of {name}",
+            body=" ".join(lines) + " Upload them under Compliance.",
+            url="/compliance",
+            supplier_name=name,
+        )
+        actor.audit(session, "documents.requested", tenant_id=tenant_id, object_type="supplier",
+                    object_id=str(supplier_id), after={"documents": lines})  # fmt: skip
+        run.asked.append(name)
+        run.people += len(admins[supplier_id])
+    return run
 
 
 def mark_expired(session: Session, *, tenant_id: int, today: date) -> int:

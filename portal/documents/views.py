@@ -7,6 +7,7 @@ import io
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from sqlalchemy import select
@@ -436,6 +437,8 @@ def _gaps(filters: GapFilters) -> list[services.Gap]:
 @requires(Permission.DOCUMENTS_REVIEW)
 def gaps() -> str:
     """Who lacks which required document today: missing, waiting for review, rejected or expired; by supplier."""
+    from portal.auth.forms import EmptyForm
+
     filters = _gap_filters()
     found = _gaps(filters)
     page = max(1, request.args.get("page", 1, type=int) or 1)
@@ -451,7 +454,42 @@ def gaps() -> str:
         states=services.GAP_STATES,
         filters=filters,
         chosen_supplier=supplier_name(db_session(), ctx().tenant_id, filters.supplier_id),
+        ask_form=EmptyForm(),
     )
+
+
+def _some_names(names: list[str], shown: int = 10) -> str:
+    """Names for a message: the first ``shown``, then how many more (a tenant may have thousands)."""
+    listed = ", ".join(names[:shown])
+    return listed if len(names) <= shown else f"{listed} and {len(names) - shown} more"
+
+
+@bp.route("/documents/gaps/request", methods=["POST"])
+@requires(Permission.DOCUMENTS_REVIEW)
+def request_documents() -> Response:
+    """Ask the suppliers of the listed gaps (the filters ride in the query, as on the list) for their documents."""
+    from portal.auth.forms import EmptyForm
+    from portal.db import utcnow
+    from portal.formatting import counted
+
+    filters: dict[str, Any] = request.args.to_dict()
+    back = redirect(url_for("documents.gaps", **filters), code=303)
+    if not EmptyForm().validate_on_submit():
+        flash("The form expired: nothing was sent. Try again.", "error")
+        return back
+    run = services.ask_for_documents(db_session(), tenant_id=ctx().tenant_id, gaps=_gaps(_gap_filters()),
+                                     actor=actor(), now=utcnow())  # fmt: skip
+    if run.asked:
+        flash(f"Asked {counted(len(run.asked), 'supplier', 'suppliers')} ({counted(run.people, 'person', 'people')}) "
+              "for their documents.", "success")  # fmt: skip
+    if run.asked_today_already:
+        flash(f"Already asked today, not asked again: {_some_names(run.asked_today_already)}.", "info")
+    if run.nobody_to_ask:
+        flash(f"Nobody to ask at {_some_names(run.nobody_to_ask)}: invite an administrator from the supplier's "
+              "page.", "error")  # fmt: skip
+    if not (run.asked or run.asked_today_already or run.nobody_to_ask):
+        flash("Nothing to ask for: the documents listed wait for review.", "info")
+    return back
 
 
 @bp.route("/documents/gaps.csv")
