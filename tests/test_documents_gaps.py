@@ -67,7 +67,7 @@ def test_every_gap_of_the_tenant_with_its_state_and_why(gap_world):  # type: ign
     found = services.gaps(session, tenant_id=tenant.id, today=TODAY)
     assert [(gap.supplier_name, gap.document_type, gap.state, gap.detail) for gap in found] == [
         ("Bravo Pending", "ISO 9001", "pending", "waiting for review"),
-        ("Charlie Rejected", "ISO 9001", "rejected", "rejected: Scan unreadable."),  # the latest review's reason
+        ("Charlie Rejected", "ISO 9001", "rejected", "reason: Scan unreadable."),  # the latest review's reason
         ("Delta Expired", "ISO 9001", "expired", f"expired on {lapsed.expiry_date}"),
         ("Echo Nothing", "Insurance", "missing", "nothing uploaded"),  # only Echo is in "Freight"
         ("Echo Nothing", "ISO 9001", "missing", "nothing uploaded"),
@@ -98,7 +98,7 @@ def test_the_gap_list_page_its_filters_and_its_csv(gap_world):  # type: ignore[n
     assert page.status_code == 200
     text = page.text
     assert "5 gaps at 4 suppliers." in text
-    assert "rejected: Scan unreadable." in text and f'href="/documents/{lapsed.id}"' in text
+    assert "reason: Scan unreadable." in text and f'href="/documents/{lapsed.id}"' in text
     assert f'href="/suppliers/{people["nothing"].id}"' in text and "Docs Supplier" not in text
     narrowed = officer.get(f"/documents/gaps?type={insurance.id}&state=missing").text
     assert "1 gap at 1 supplier." in narrowed and "Bravo Pending" not in narrowed
@@ -161,7 +161,8 @@ def test_the_suppliers_listed_are_asked_for_their_documents_once_a_day(gap_world
     assert set(by_user) == {admins["rejected"].user.id, second_admin.user.id, admins["expired"].user.id}
     rejected_note = by_user[admins["rejected"].user.id]
     assert rejected_note.title == "1 document is required of Charlie Rejected" and rejected_note.url == "/compliance"
-    assert rejected_note.body == "ISO 9001: rejected: Scan unreadable. Upload them under Compliance."  # one full stop
+    # One full stop after the reviewer's own.
+    assert rejected_note.body == "ISO 9001: rejected, reason: Scan unreadable. Upload them under Compliance."
     assert by_user[admins["expired"].user.id].body.startswith(f"ISO 9001: expired on {lapsed.expiry_date}.")
     emails = session.execute(select(OutboxEvent).where(OutboxEvent.topic == "email.notification")).scalars().all()
     assert {e.payload["notification_id"] for e in emails} >= {note.id for note in notes}

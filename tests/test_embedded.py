@@ -134,7 +134,7 @@ def test_the_demo_compliance_team_has_certificates_to_review_and_track(embedded_
     compliant, suppliers = map(int, re.search(r'"figure">(\d+) / (\d+)</span>', dashboard).groups())
     gaps = officer.get("/documents/gaps").text
     assert re.search(r"\d+ gaps at (\d+) suppliers", gaps).group(1) == str(suppliers - compliant)
-    assert "rejected: Made out to another company" in gaps
+    assert "reason: Made out to another company" in gaps
     seller = PortalClient(embedded_app.test_client())
     seller.sign_in("sam@acme.example", DEMO_PASSWORD, demo_secret("sam@acme.example"))
     assert '<span class="figure">1</span><span>certificate expiring soon</span>' in seller.get("/").text

@@ -318,8 +318,10 @@ def _rejection_reasons(session: Session, document_ids: list[int]) -> dict[int, s
 
 
 def _with_reason(state: str, detail: str, document: _Held | None, reasons: dict[int, str]) -> str:
+    # Shown beside the state ("rejected"), so the reviewer's words alone.
     if state == "rejected" and document is not None:
-        return f"rejected: {reasons.get(document.id, '')}"
+        reason = reasons.get(document.id, "").strip()
+        return f"reason: {reason}" if reason else "no reason given"
     return detail
 
 
@@ -530,7 +532,8 @@ def ask_for_documents(
         if not admins.get(supplier_id):
             run.nobody_to_ask.append(name)
             continue
-        lines = [f"{gap.document_type}: {gap.detail.rstrip('.')}." for gap in missing]
+        lines = [f"{gap.document_type}: {'rejected, ' if gap.state == 'rejected' else ''}{gap.detail.rstrip('.')}."
+                 for gap in missing]  # fmt: skip
         notify(
             session,
             tenant_id=tenant_id,
