@@ -89,7 +89,7 @@ def _staff_figures(decisions: bool, documents: bool, people: bool) -> Select[Any
 def _staff_tiles(context: PortalContext, today: date) -> tuple[list[Tile], list[Tile], int]:
     """The staff's figures: work waiting (orders, change requests, documents), the tenant at a glance, and its
     number of suppliers."""
-    from portal.documents.services import EXPIRING_SOON_DAYS
+    from portal.documents.services import EXPIRING_SOON_DAYS, suppliers_lacking_documents
     from portal.orders.queries import inbox_counts
 
     db_sess = db_session()
@@ -116,7 +116,11 @@ def _staff_tiles(context: PortalContext, today: date) -> tuple[list[Tile], list[
             tile(found["to_review"], "document to review", "documents to review", url_for("documents.queue"),
                   urgent=found["to_review"] > 0),
             tile(found["expiring"], f"approved document expiring within {EXPIRING_SOON_DAYS} days",
-                  f"approved documents expiring within {EXPIRING_SOON_DAYS} days", url_for("documents.dashboard")),
+                  f"approved documents expiring within {EXPIRING_SOON_DAYS} days",
+                  url_for("documents.queue", status="approved", expiring=EXPIRING_SOON_DAYS)),
+            tile(suppliers_lacking_documents(db_sess, tenant_id=context.tenant_id, today=today),
+                  "supplier lacking a required document", "suppliers lacking a required document",
+                  url_for("documents.gaps")),
         ]  # fmt: skip
     tenant_tiles = [tile(found["suppliers"], "supplier", "suppliers", url_for("suppliers.index"))]
     if "people" in found:

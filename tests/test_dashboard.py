@@ -103,7 +103,13 @@ def test_a_buyer_sees_orders_awaiting_suppliers_late_ones_and_changes_to_decide(
 def test_compliance_sees_documents_to_review_and_a_supplier_its_certificates_to_upload(compliance_world):  # noqa: F811
     _session, _tenant, _supplier, iso, seller, officer, _root = compliance_world
     assert tiles(seller.get("/").text)["required certificate to upload"] == ("1", "/compliance", True)
-    assert tiles(officer.get("/").text)["documents to review"] == ("0", "/documents/review", False)
+    first = tiles(officer.get("/").text)
+    assert first["documents to review"] == ("0", "/documents/review", False)
+    # The supplier lacks its ISO 9001: counted, and the figure opens the gap list that names it.
+    assert first["supplier lacking a required document"] == ("1", "/documents/gaps", False)
+    assert "1 gap at 1 supplier." in officer.get("/documents/gaps").text
+    assert first["approved documents expiring within 30 days"] == ("0", "/documents/review?status=approved&expiring=30",
+                                                                   False)  # fmt: skip
 
     assert upload(seller, iso.id, "iso.pdf", CLEAN_PDF, issue_date=date.today().isoformat()).status_code == 302
     assert tiles(seller.get("/").text)["required certificates to upload"][0] == "0"

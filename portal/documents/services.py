@@ -720,8 +720,11 @@ class Dashboard:
     waiting_long: int
 
 
-def dashboard(session: Session, *, tenant_id: int, today: date, review_days: int = 5) -> Dashboard:
-    """Compliance at a glance (a handful of queries, whatever the number of suppliers)."""
+def _requirements_met(
+    session: Session, tenant_id: int, today: date
+) -> tuple[list[ScopedSupplier], list[tuple[int, str, int, int]], set[int]]:
+    """The tenant's suppliers, each requirement with how many suppliers it applies to and how many of them hold
+    a valid document, and the suppliers that hold every document required of them (three or four queries)."""
     suppliers = scoped_suppliers(session, tenant_id)
     requirements = session.execute(
         select(Requirement, DocumentType.name)
@@ -744,6 +747,18 @@ def dashboard(session: Session, *, tenant_id: int, today: date, review_days: int
         ok = [s for s in applicable if (s.id, requirement.document_type_id) in valid_pairs]
         by_requirement.append((requirement.document_type_id, name, len(applicable), len(ok)))
         compliant_everywhere -= {s.id for s in applicable} - {s.id for s in ok}
+    return suppliers, by_requirement, compliant_everywhere
+
+
+def suppliers_lacking_documents(session: Session, *, tenant_id: int, today: date) -> int:
+    """How many suppliers do not hold every document required of them today (the gap list's suppliers)."""
+    suppliers, _, compliant_everywhere = _requirements_met(session, tenant_id, today)
+    return len(suppliers) - len(compliant_everywhere)
+
+
+def dashboard(session: Session, *, tenant_id: int, today: date, review_days: int = 5) -> Dashboard:
+    """Compliance at a glance (a handful of queries, whatever the number of suppliers)."""
+    suppliers, by_requirement, compliant_everywhere = _requirements_met(session, tenant_id, today)
     approved_expiries = (
         session.execute(
             select(Document.expiry_date).where(
