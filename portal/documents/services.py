@@ -305,13 +305,13 @@ def requirement_state(held: Sequence[HeldT], today: date) -> tuple[str, str, Hel
     return "missing", "upload it", None
 
 
-def _rejection_reasons(session: Session, document_ids: list[int]) -> dict[int, str]:
+def _rejection_reasons(session: Session, tenant_id: int, document_ids: list[int]) -> dict[int, str]:
     """The reviewer's comment of each rejected document (its latest review), in one statement."""
     if not document_ids:
         return {}
     rows = session.execute(
         select(DocumentReview.document_id, DocumentReview.comment)
-        .where(DocumentReview.document_id.in_(document_ids))
+        .where(DocumentReview.tenant_id == tenant_id, DocumentReview.document_id.in_(document_ids))
         .order_by(DocumentReview.document_id, DocumentReview.id)
     )
     return {document_id: comment or "" for document_id, comment in rows}  # the latest review wins
@@ -356,7 +356,8 @@ def compliance(session: Session, *, tenant_id: int, supplier: Supplier, today: d
         if applies_to(requirement, supplier, prints):
             mine = [d for d in documents if d.document_type_id == doc_type.id]
             states.append((requirement, doc_type, *requirement_state(mine, today)))
-    reasons = _rejection_reasons(session, [doc.id for *_, state, _, doc in states if state == "rejected" and doc])
+    rejected = [document.id for *_, state, _, document in states if state == "rejected" and document]
+    reasons = _rejection_reasons(session, tenant_id, rejected)
     return [
         RequirementStatus(requirement, doc_type, document, state, _with_reason(state, detail, document, reasons))
         for requirement, doc_type, state, detail, document in states
@@ -455,7 +456,7 @@ def gaps(
         if pair_state in GAP_STATES and (state is None or pair_state == state):
             found.append((pair, type_name, pair_state, detail, document))
     rejected = [document.id for *_, gap_state, _, document in found if document and gap_state == "rejected"]
-    reasons = _rejection_reasons(session, rejected)
+    reasons = _rejection_reasons(session, tenant_id, rejected)
     names = dict(
         (row.id, (row.code, row.name))
         for row in session.execute(
