@@ -323,8 +323,20 @@ def test_supplier_uploads_a_certificate_and_compliance_approves_it(
     (tmp_path / "cert.pdf").write_bytes(CLEAN_PDF)
     (tmp_path / "bad.pdf").write_bytes(JAVASCRIPT_PDF)
 
+    # Compliance finds the supplier without its certificate from the home page and asks for it (confirming).
     page = browser.new_page()
+    sign_in_browser(page, live_server, people[2], PASSWORD, code_at(people[3], 0))
+    page.click("text=supplier lacking a required document")
+    page.wait_for_url("**/documents/gaps")
+    assert "Acme Docs" in page.inner_text("main table") and "nothing uploaded" in page.inner_text("main table")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("text=Ask these suppliers for their documents")
+    assert "Asked 1 supplier (1 person) for their documents." in page.inner_text(".flash")
+    page.click("text=Sign out")
+
     sign_in_browser(page, live_server, people[0], PASSWORD, code_at(people[1], 0))
+    page.goto(f"{live_server}/notifications")
+    assert "1 document is required of Acme Docs" in page.inner_text("main")
     page.click("nav.mainnav >> text=Compliance")
     assert "missing" in page.inner_text("main")
     page.fill("#title", "ISO 9001 certificate")
@@ -338,7 +350,7 @@ def test_supplier_uploads_a_certificate_and_compliance_approves_it(
     assert "waiting for review" in page.inner_text("main")
     page.click("text=Sign out")
 
-    sign_in_browser(page, live_server, people[2], PASSWORD, code_at(people[3], 0))
+    sign_in_browser(page, live_server, people[2], PASSWORD, code_at(people[3], 1))
     page.click("nav.mainnav >> text=Documents")
     page.click("text=ISO 9001 certificate")
     # The sandboxed preview: a picture the portal rendered, loaded and shown.
@@ -414,7 +426,8 @@ def test_the_export_page_follows_the_worker_until_the_pdf_is_ready(live_server, 
 # The pages each kind of person works on every day (the demo data fills them).
 DAILY_PAGES = {
     "admin@northwind.example": ["/", "/orders?tab=all", "/orders/queue", "/orders/exceptions", "/scorecards",
-                                "/suppliers", "/documents/review", "/documents/dashboard", "/people", "/settings",
+                                "/suppliers", "/documents/review", "/documents/dashboard", "/documents/gaps",
+                                "/people", "/settings",
                                 "/orders/tolerances", "/settings/erp", "/settings/jobs", "/settings/webhooks",
                                 "/audit", "/orders/new", "/exports", "/account", "/notifications"],
     "sam@acme.example": ["/", "/orders?tab=all", "/orders/spreadsheet", "/scorecard", "/compliance", "/account",
