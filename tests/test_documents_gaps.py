@@ -162,7 +162,7 @@ def test_the_suppliers_listed_are_asked_for_their_documents_once_a_day(gap_world
     rejected_note = by_user[admins["rejected"].user.id]
     assert rejected_note.title == "1 document is required of Charlie Rejected" and rejected_note.url == "/compliance"
     # One full stop after the reviewer's own.
-    assert rejected_note.body == "ISO 9001: rejected, reason: Scan unreadable. Upload them under Compliance."
+    assert rejected_note.body == "ISO 9001: rejected, reason: Scan unreadable. Upload it under Compliance."
     assert by_user[admins["expired"].user.id].body.startswith(f"ISO 9001: expired on {lapsed.expiry_date}.")
     emails = session.execute(select(OutboxEvent).where(OutboxEvent.topic == "email.notification")).scalars().all()
     assert {e.payload["notification_id"] for e in emails} >= {note.id for note in notes}
@@ -193,3 +193,18 @@ def test_a_long_list_of_suppliers_in_a_message_is_cut_short(compliance_world):  
     officer.submit("/documents/gaps/request", page="/documents/gaps")
     page = officer.get("/documents/gaps").text
     assert "Nobody to ask at Docs Supplier, Quiet 00, Quiet 01" in page and "Quiet 08 and 2 more: invite" in page
+
+
+def test_a_supplier_asked_for_two_documents_gets_one_notice_naming_both(compliance_world):  # type: ignore[no-untyped-def]  # noqa: F811
+    from portal.notifications.models import Notification
+
+    session, tenant, supplier, _, _, officer, _ = compliance_world
+    insurance = DocumentType(tenant_id=tenant.id, code="INS", name="Insurance")
+    session.add(insurance)
+    session.flush()
+    session.add(Requirement(tenant_id=tenant.id, document_type_id=insurance.id))
+    admin = make_member(session, tenant, Role.SUPPLIER_ADMIN, supplier=supplier)
+    officer.submit("/documents/gaps/request", page="/documents/gaps")
+    (note,) = session.execute(select(Notification).where(Notification.user_id == admin.user.id)).scalars().all()
+    assert note.title == "2 documents are required of Docs Supplier"
+    assert note.body == "Insurance: nothing uploaded. ISO 9001: nothing uploaded. Upload them under Compliance."

@@ -541,7 +541,7 @@ def ask_for_documents(
             user_ids=admins[supplier_id],
             topic="document.requested",
             title=f"{counted(len(missing), 'document is', 'documents are')} required of {name}",
-            body=" ".join(lines) + " Upload them under Compliance.",
+            body=" ".join([*lines, f"Upload {'it' if len(lines) == 1 else 'them'} under Compliance."]),
             url="/compliance",
             supplier_name=name,
         )
