@@ -208,3 +208,22 @@ def test_a_supplier_asked_for_two_documents_gets_one_notice_naming_both(complian
     (note,) = session.execute(select(Notification).where(Notification.user_id == admin.user.id)).scalars().all()
     assert note.title == "2 documents are required of Docs Supplier"
     assert note.body == "Insurance: nothing uploaded. ISO 9001: nothing uploaded. Upload them under Compliance."
+
+
+def test_the_supplier_list_counts_what_each_supplier_lacks(gap_world, app):  # type: ignore[no-untyped-def]
+    from tests.factories import PASSWORD
+    from tests.helpers import PortalClient
+
+    session, tenant, people, _, _, officer, _ = gap_world
+    rows = officer.get("/suppliers").text
+    echo, bravo = people["nothing"].id, people["pending"].id
+    assert f'<a href="/documents/gaps?supplier={echo}">2</a>' in rows  # ISO 9001 and insurance
+    assert f'<a href="/documents/gaps?supplier={bravo}">1</a>' in rows
+    linked = officer.get(f"/documents/gaps?supplier={echo}").text
+    assert "2 gaps at 1 supplier." in linked and "Echo Nothing" in linked
+    # A buyer sees the figures, without links to a list its role may not open.
+    buyer = make_member(session, tenant, Role.BUYER)
+    client = PortalClient(app.test_client())
+    client.sign_in(buyer.email, PASSWORD, buyer.secret)
+    seen = client.get("/suppliers").text
+    assert "/documents/gaps" not in seen and "<td>2</td>" in seen and "<td>none</td>" in seen

@@ -235,11 +235,16 @@ class ScopedSupplier:
     category: str
 
 
-def scoped_suppliers(session: Session, tenant_id: int, supplier_id: int | None = None) -> list[ScopedSupplier]:
-    """The tenant's suppliers (or the one ``supplier_id``) as :class:`ScopedSupplier`."""
+def scoped_suppliers(
+    session: Session, tenant_id: int, supplier_id: int | None = None, *, supplier_ids: list[int] | None = None
+) -> list[ScopedSupplier]:
+    """The tenant's suppliers (or the one ``supplier_id``, or those of ``supplier_ids``) as
+    :class:`ScopedSupplier`."""
     query = select(Supplier.id, Supplier.category).where(Supplier.tenant_id == tenant_id)
     if supplier_id is not None:
         query = query.where(Supplier.id == supplier_id)
+    if supplier_ids is not None:
+        query = query.where(Supplier.id.in_(supplier_ids))
     return [ScopedSupplier(*row) for row in session.execute(planned_per_run(query))]
 
 
@@ -404,10 +409,7 @@ def gaps(
     state or some suppliers when given. The same rule as each supplier's compliance page
     (``requirement_state``), in a handful of statements whatever the number of suppliers. A document type
     required twice (say, for two categories) is one gap."""
-    suppliers = scoped_suppliers(session, tenant_id)
-    if supplier_ids is not None:
-        wanted = set(supplier_ids)
-        suppliers = [s for s in suppliers if s.id in wanted]
+    suppliers = scoped_suppliers(session, tenant_id, supplier_ids=supplier_ids)
     query = (
         select(Requirement, DocumentType.name)
         .join(DocumentType, DocumentType.id == Requirement.document_type_id)
@@ -437,6 +439,7 @@ def gaps(
             Document.tenant_id == tenant_id,
             Document.status != DocumentStatus.SUPERSEDED,
             Document.document_type_id.in_({type_id for _, type_id in required}),
+            *([] if supplier_ids is None else [Document.supplier_id.in_({s for s, _ in required})]),
         )
         .order_by(Document.created_at.desc(), Document.id.desc()),
     )

@@ -86,8 +86,18 @@ def index() -> str:
             .group_by(Membership.supplier_id)
         ).all()
     )
+    # What each supplier of the page lacks of the documents required of it (the gap list's rule).
+    from collections import Counter
+    from datetime import date
+
+    from portal.documents.services import gaps
+
+    lacking = Counter(gap.supplier_id for gap in gaps(db_sess, tenant_id=context.tenant_id, today=date.today(),
+                                                      supplier_ids=[s.id for s in suppliers]))  # fmt: skip
     return render_template(
         "suppliers/index.html",
+        lacking=lacking,
+        can_see_gaps=context.can(Permission.DOCUMENTS_REVIEW),
         suppliers=suppliers,
         q=q,
         page=page,
