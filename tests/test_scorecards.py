@@ -653,6 +653,11 @@ def test_document_compliance_counts_required_documents_valid_at_period_end(sessi
     # Its documents alone (10 of the 100 weights) make no score: not a "0.0, D" beside suppliers that delivered.
     assert figures[ids["quiet"]].otif is None and figures[ids["quiet"]].documents == 0.0
     assert (figures[ids["quiet"]].score, figures[ids["quiet"]].grade) == (None, None)
+    # The recompute stores the same: Acme's sums, medians and documents, and the documents alone for a supplier
+    # with nothing else in the period.
+    check_snapshot_matches_live(session, ids)
+    january = services.stored_figures(session, tenant_id=tenant_id, kind="month", window=JAN)
+    assert january is not None and january[ids["acme"]].documents == 100.0 and january[ids["quiet"]].documents == 0.0
 
 
 def test_a_requirement_counts_from_the_day_it_was_set(session):

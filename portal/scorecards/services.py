@@ -32,7 +32,6 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
-    union,
     union_all,
 )
 from sqlalchemy.ext.compiler import compiles
@@ -1611,14 +1610,19 @@ def _incoming_query(
         .cte("documents")
     )  # fmt: skip
     # Every supplier and period with anything to show (as the page shows it: deliveries, orders, a median or a
-    # document requirement).
-    present = union(
-        *(select(source.c.kind, source.c.key, source.c.supplier_id) for source in (sums, by_period_medians, documents))
-    ).subquery("present")
+    # document requirement): the sums, the medians and the documents joined in full, each row keyed by the
+    # first source that has it. A union of the three sources' keys, then a join to each, made the statement
+    # 1.54 s instead of 1.34 s on one connection over 155,000 rows.
+    medians_c = by_period_medians.c
 
-    def matching(source: Any) -> Any:
-        return and_(source.c.kind == present.c.kind, source.c.key == present.c.key,
-                    source.c.supplier_id == present.c.supplier_id)  # fmt: skip
+    def first_of(name: str) -> Any:
+        return func.coalesce(sums.c[name], medians_c[name], documents.c[name])
+
+    same_as_sums = and_(medians_c.kind == sums.c.kind, medians_c.key == sums.c.key,
+                        medians_c.supplier_id == sums.c.supplier_id)  # fmt: skip
+    same_as_either = and_(*(documents.c[name] == func.coalesce(sums.c[name], medians_c[name])
+                            for name in ("kind", "key", "supplier_id")))  # fmt: skip
+    joined = sums.outerjoin(by_period_medians, same_as_sums, full=True).outerjoin(documents, same_as_either, full=True)
 
     def total(name: str) -> Any:
         return func.coalesce(sums.c[name], 0)
@@ -1647,13 +1651,10 @@ def _incoming_query(
         "documents": documents.c.share,
     }
     figured = (
-        select(present.c.supplier_id, periods.c.kind, periods.c.period_start,
+        select(first_of("supplier_id").label("supplier_id"), periods.c.kind, periods.c.period_start,
                *(value.label(name) for name, value in values_by_name.items()))
-        .select_from(present)
-        .join(periods, and_(periods.c.kind == present.c.kind, periods.c.key == present.c.key))
-        .outerjoin(sums, matching(sums))
-        .outerjoin(by_period_medians, matching(by_period_medians))
-        .outerjoin(documents, matching(documents))
+        .select_from(joined)
+        .join(periods, and_(periods.c.kind == first_of("kind"), periods.c.key == first_of("key")))
         .cte("figured")
         .prefix_with("MATERIALIZED")
     )  # fmt: skip
