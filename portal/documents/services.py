@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -372,6 +372,18 @@ def compliance(session: Session, *, tenant_id: int, supplier: Supplier, today: d
 GAP_STATES = {"missing": "missing", "pending": "waiting for review", "rejected": "rejected", "expired": "expired"}
 
 
+def _requirements_named(session: Session, tenant_id: int, document_type_id: int | None = None) -> list[Any]:
+    """The tenant's requirements (of one document type, when given), each with its document type's name."""
+    query = (
+        select(Requirement, DocumentType.name)
+        .join(DocumentType, DocumentType.id == Requirement.document_type_id)
+        .where(Requirement.tenant_id == tenant_id)
+    )
+    if document_type_id is not None:
+        query = query.where(Requirement.document_type_id == document_type_id)
+    return list(session.execute(query).all())
+
+
 @dataclass(frozen=True, slots=True)
 class Gap:
     """A required document a supplier does not hold valid today."""
@@ -410,14 +422,7 @@ def gaps(
     (``requirement_state``), in a handful of statements whatever the number of suppliers. A document type
     required twice (say, for two categories) is one gap."""
     suppliers = scoped_suppliers(session, tenant_id, supplier_ids=supplier_ids)
-    query = (
-        select(Requirement, DocumentType.name)
-        .join(DocumentType, DocumentType.id == Requirement.document_type_id)
-        .where(Requirement.tenant_id == tenant_id)
-    )
-    if document_type_id is not None:
-        query = query.where(Requirement.document_type_id == document_type_id)
-    requirements = session.execute(query).all()
+    requirements = _requirements_named(session, tenant_id, document_type_id)
     if not requirements or not suppliers:
         return []
     prints = footprint(session, tenant_id=tenant_id, requirements=[r for r, _ in requirements],
@@ -730,11 +735,7 @@ def _requirements_met(
     """The tenant's suppliers, each requirement with how many suppliers it applies to and how many of them hold
     a valid document, and the suppliers that hold every document required of them (three or four queries)."""
     suppliers = scoped_suppliers(session, tenant_id)
-    requirements = session.execute(
-        select(Requirement, DocumentType.name)
-        .join(DocumentType, DocumentType.id == Requirement.document_type_id)
-        .where(Requirement.tenant_id == tenant_id)
-    ).all()
+    requirements = _requirements_named(session, tenant_id)
     valid = session.execute(
         select(Document.supplier_id, Document.document_type_id).where(
             Document.tenant_id == tenant_id,

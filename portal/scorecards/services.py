@@ -1392,7 +1392,9 @@ def _recompute_in_sql(
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorecards") if reader is not None else None
     try:
         alongside = None if pool is None or reader is None else pool.submit(_on_other_session, reader, read_alongside)
-        month_sums = _month_sums_query(session, tenant_id, span, None if parts is None else parts[0], parts is None)
+        # The other connection counts the orders with its part of the lines (see ``_MAIN_SHARE``).
+        month_sums = _month_sums_query(session, tenant_id, span, None if parts is None else parts[0],
+                                       with_orders=parts is None)
         session.execute(_CreateTemporaryTable(_MONTH_SUMS, month_sums))
         if alongside is None:
             session.execute(_CreateTemporaryTable(_MEDIANS, medians_query))
