@@ -108,8 +108,8 @@ LINE_CONFIRMED = text("UPDATE purchase_order_lines SET state = 'confirmed', prom
                       "WHERE id = :id")  # fmt: skip
 SCHEDULE = text(
     "INSERT INTO delivery_schedules (tenant_id, line_id, supplier_id, position, quantity, promised_date, "
-    "first_promised_date, notice_days, active) VALUES (1, :line_id, :supplier_id, 1, :quantity, :day, :day, NULL, "
-    "true)"
+    "first_promised_date, notice_days, active, counted_quantity, delivered_quantity) VALUES (1, :line_id, "
+    ":supplier_id, 1, :quantity, :day, :day, NULL, true, :quantity, 0)"
 )
 ORDER_CONFIRMED = text("UPDATE purchase_orders SET state = 'confirmed', due_date = NULL, responded_at = :now "
                        "WHERE id = :id")  # fmt: skip

@@ -88,6 +88,21 @@ def test_snapshot_documents_become_columns_on_postgresql(scratch_pg_database):
     _snapshot_documents_become_columns(scratch_pg_database, ["SELECT set_config('app.tenant_id', '1', false)"])
 
 
+# A tenant with one supplier and one order (7), as raw rows, for the data migrations' tests.
+ONE_ORDER = [
+    "INSERT INTO tenants (id, name, slug, mfa_policy, unconfirmed_after_days, ship_notice_lead_days, created_at) "
+    "VALUES (1, 'T', 't', 'required_for_all', 3, 2, '2026-01-01')",
+    "INSERT INTO suppliers (id, tenant_id, code, name, category, status, gating_override_reason, created_at) "
+    "VALUES (5, 1, 'S', 'S', '', 'active', '', '2026-01-01')",
+    "INSERT INTO companies (id, tenant_id, code, name, created_at) VALUES (2, 1, 'C', 'C', '2026-01-01')",
+    "INSERT INTO warehouses (id, tenant_id, company_id, code, name, city, created_at) "
+    "VALUES (3, 1, 2, 'W', 'W', '', '2026-01-01')",
+    "INSERT INTO purchase_orders (id, tenant_id, company_id, warehouse_id, supplier_id, number, currency, "
+    "order_date, state, version, total_value, created_at, updated_at) "
+    "VALUES (7, 1, 2, 3, 5, 'PO-7', 'EUR', '2026-01-02', 'confirmed', 1, 0, '2026-01-02', '2026-01-02')",
+]
+
+
 def _lines_get_their_promise_dates(url: str, owner_setup: list[str]) -> None:
     """Lines answered before 0014 get the earliest and latest dates of their active deliveries (an inactive,
     replaced delivery does not count); unanswered lines none."""
@@ -97,16 +112,7 @@ def _lines_get_their_promise_dates(url: str, owner_setup: list[str]) -> None:
     command.upgrade(config, "0013")
     engine = create_engine(url)
     rows = [
-        "INSERT INTO tenants (id, name, slug, mfa_policy, unconfirmed_after_days, ship_notice_lead_days, created_at) "
-        "VALUES (1, 'T', 't', 'required_for_all', 3, 2, '2026-01-01')",
-        "INSERT INTO suppliers (id, tenant_id, code, name, category, status, gating_override_reason, created_at) "
-        "VALUES (5, 1, 'S', 'S', '', 'active', '', '2026-01-01')",
-        "INSERT INTO companies (id, tenant_id, code, name, created_at) VALUES (2, 1, 'C', 'C', '2026-01-01')",
-        "INSERT INTO warehouses (id, tenant_id, company_id, code, name, city, created_at) "
-        "VALUES (3, 1, 2, 'W', 'W', '', '2026-01-01')",
-        "INSERT INTO purchase_orders (id, tenant_id, company_id, warehouse_id, supplier_id, number, currency, "
-        "order_date, state, version, total_value, created_at, updated_at) "
-        "VALUES (7, 1, 2, 3, 5, 'PO-7', 'EUR', '2026-01-02', 'confirmed', 1, 0, '2026-01-02', '2026-01-02')",
+        *ONE_ORDER,
         *(
             "INSERT INTO purchase_order_lines (id, tenant_id, order_id, supplier_id, position, product_code, "
             "product_name, quantity, unit, unit_price, requested_date, received_quantity, shipped_quantity, state) "
@@ -147,3 +153,79 @@ def test_lines_get_their_promise_dates_on_sqlite(tmp_path):
 
 def test_lines_get_their_promise_dates_on_postgresql(scratch_pg_database):
     _lines_get_their_promise_dates(scratch_pg_database, ["SELECT set_config('app.tenant_id', '1', false)"])
+
+
+def _deliveries_get_their_outcomes(url: str, owner_setup: list[str]) -> None:
+    """Deliveries made before 0016 get what arrived against them: a line's receipts set against its active
+    deliveries in date order; of a cancelled line, only what arrived counts; a replaced delivery is left as
+    "nothing arrived"."""
+    from sqlalchemy import create_engine, text
+
+    config = alembic_config(url)
+    command.upgrade(config, "0015")
+    engine = create_engine(url)
+    line_columns = (
+        "id, tenant_id, order_id, supplier_id, position, product_code, product_name, quantity, unit, unit_price, "
+        "requested_date, received_quantity, shipped_quantity, state"
+    )
+    rows = [
+        *ONE_ORDER,
+        *(
+            f"INSERT INTO purchase_order_lines ({line_columns}) "
+            f"VALUES ({line}, 1, 7, 5, {line}, 'P', 'P', 10, 'pc', 1, '2026-02-01', {received}, 0, '{state}')"
+            for line, received, state in ((11, 11, "partially_received"), (12, 0, "confirmed"), (13, 3, "cancelled"))
+        ),
+        *(
+            "INSERT INTO delivery_schedules (id, tenant_id, line_id, supplier_id, position, quantity, promised_date, "
+            f"first_promised_date, active) VALUES ({id}, 1, {line}, 5, {position}, {quantity}, '{day}', '{day}', "
+            f"{active})"
+            for id, line, position, quantity, day, active in (
+                (21, 11, 1, 5, "2026-01-20", "false"),
+                (22, 11, 2, 5, "2026-02-05", "true"),
+                (23, 11, 3, 5, "2026-03-09", "true"),
+                (24, 12, 1, 10, "2026-02-01", "true"),
+                (25, 13, 1, 10, "2026-02-10", "true"),
+            )
+        ),
+        *(
+            "INSERT INTO receipts (tenant_id, line_id, quantity, received_on, source, created_at) "
+            f"VALUES (1, {line}, {quantity}, '{day}', 'erp', '2026-01-02')"
+            for line, quantity, day in ((11, 4, "2026-03-01"), (11, 7, "2026-02-06"), (13, 3, "2026-02-12"))
+        ),
+    ]
+    with engine.begin() as conn:
+        for statement in [*owner_setup, *rows]:
+            conn.execute(text(statement))
+    command.upgrade(config, "head")
+    with engine.begin() as conn:
+        for statement in owner_setup:
+            conn.execute(text(statement))
+        found = conn.execute(
+            text(
+                "SELECT id, counted_quantity, delivered_quantity, first_arrival_on, completed_on "
+                "FROM delivery_schedules ORDER BY id"
+            )
+        ).all()
+
+    def day(value: object) -> str | None:
+        return str(value)[:10] if value else None
+
+    assert [
+        (id, float(counted), float(delivered), day(first), day(done)) for id, counted, delivered, first, done in found
+    ] == [
+        (21, 5.0, 0.0, None, None),
+        (22, 5.0, 5.0, "2026-02-06", "2026-02-06"),
+        (23, 5.0, 5.0, "2026-02-06", "2026-03-01"),
+        (24, 10.0, 0.0, None, None),
+        (25, 3.0, 3.0, "2026-02-12", "2026-02-12"),
+    ]
+    command.downgrade(config, "0015")
+    engine.dispose()
+
+
+def test_deliveries_get_their_outcomes_on_sqlite(tmp_path):
+    _deliveries_get_their_outcomes(f"sqlite:///{tmp_path / 'outcomes.sqlite3'}", [])
+
+
+def test_deliveries_get_their_outcomes_on_postgresql(scratch_pg_database):
+    _deliveries_get_their_outcomes(scratch_pg_database, ["SELECT set_config('app.tenant_id', '1', false)"])

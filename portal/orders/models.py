@@ -288,6 +288,18 @@ class DeliverySchedule(TenantOwned, Base):
     # promise had already passed); None while the date was never changed after the first answer.
     notice_days: Mapped[int | None] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # What became of this delivery: the line's receipts set against its deliveries in date order, kept
+    # current by ``portal.orders.outcomes`` whenever the line's deliveries, receipts or state change (the
+    # scorecards read them instead of folding every receipt again). ``counted_quantity``: the quantity the
+    # delivery is judged on (of a cancelled line, only what arrived); ``delivered_quantity``: how much of it
+    # arrived; ``first_arrival_on`` / ``completed_on``: the day the first part / the last part arrived.
+    # A new delivery starts as "nothing arrived yet"; a line with receipts is folded again on flush.
+    counted_quantity: Mapped[Decimal] = mapped_column(
+        Quantity, default=lambda context: context.get_current_parameters()["quantity"]
+    )
+    delivered_quantity: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0))
+    first_arrival_on: Mapped[date | None] = mapped_column(Date)
+    completed_on: Mapped[date | None] = mapped_column(Date)
 
     line: Mapped[PurchaseOrderLine] = relationship(back_populates="schedules", lazy="raise")
 

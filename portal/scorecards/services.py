@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ClauseElement, ColumnElement, Executable, FunctionElement
 
 from portal.db import CUSTOM_PLAN, planned_per_run
-from portal.orders.models import DeliverySchedule, LineState, PurchaseOrder, PurchaseOrderLine, Receipt
+from portal.orders.models import DeliverySchedule, PurchaseOrder, PurchaseOrderLine
 from portal.scorecards.definitions import DEFAULT_EARLY_DAYS, DEFAULT_LATE_DAYS, VERSION
 from portal.suppliers.models import Supplier
 
@@ -178,122 +178,51 @@ def _delivery_query(
     supplier_id: Any,
     company_id: int | None = None,
     period_kind: str | None = None,
-    every_line: bool = False,
     lines: tuple[int, int] | None = None,
 ) -> Any:
-    """One row per active delivery promised in the window, with its receipts set against it
-    (and, with ``period_kind``, the number of the month or quarter of its promised date).
+    """One row per active delivery promised in the window, with its outcome (what arrived, kept on the
+    delivery as receipts come: ``portal.orders.outcomes``) and, with ``period_kind``, the number of the
+    month or quarter of its promised date.
 
-    ``every_line``: for a window spanning most of the data (the recompute), read every line of the tenant
-    rather than first finding those with a delivery in the window: one scan instead of two semi-joins.
-    ``lines`` (with ``every_line``): only the lines with ids in [first, last) (a line's deliveries and
-    receipts are all in its part: the recompute gives parts to two connections)."""
+    ``lines``: only the deliveries of lines with ids in [first, last) (the recompute gives parts to two
+    connections)."""
     schedule, line = DeliverySchedule, PurchaseOrderLine
-    before = func.coalesce(
-        func.sum(schedule.quantity).over(
-            partition_by=schedule.line_id,
-            order_by=(schedule.promised_date, schedule.position),
-            rows=(None, -1),
-        ),
-        0,
-    )
-    # Only lines with a delivery promised in the window (an index on (tenant, promised date), or on
-    # (tenant, supplier, promised date) for one supplier), but every delivery of those lines: receipts
-    # are set against a line's deliveries in order.
-    in_window = select(schedule.line_id).where(
+    columns = [
+        schedule.id.label("delivery_id"),
+        schedule.line_id,
+        schedule.supplier_id,
+        schedule.promised_date,
+        schedule.first_promised_date,
+        schedule.counted_quantity.label("quantity"),
+        schedule.first_arrival_on.label("first_arrival"),
+        schedule.completed_on,
+        schedule.delivered_quantity,
+    ]
+    if period_kind is None:
+        # The evidence lists name each delivery's order and product; the recompute's sums need neither.
+        columns[2:2] = [line.order_id, line.product_code]
+    else:
+        columns.append(period_key(schedule.promised_date, period_kind).label("period_key"))
+    rows = select(*columns).where(
         schedule.tenant_id == tenant_id,
         schedule.active.is_(True),
         schedule.promised_date >= window.start,
         schedule.promised_date < window.end,
     )
+    if period_kind is None:
+        rows = rows.join(line, and_(line.id == schedule.line_id, line.tenant_id == tenant_id))
+    if lines is not None:
+        rows = rows.where(schedule.line_id >= lines[0], schedule.line_id < lines[1])
     if supplier_id is not None:
-        in_window = in_window.where(schedule.supplier_id == supplier_id)
-    deliveries = (
-        select(
-            schedule.id.label("delivery_id"),
-            schedule.line_id,
-            line.order_id,
-            schedule.supplier_id,
-            line.product_code,
-            line.state,
-            line.received_quantity,
-            schedule.quantity.label("quantity"),
-            schedule.promised_date,
-            schedule.first_promised_date,
-            before.label("before_qty"),
-        )
-        .join(line, and_(line.id == schedule.line_id, line.tenant_id == tenant_id))
-        .where(schedule.tenant_id == tenant_id, schedule.active.is_(True))
-    )
-    if not every_line:
-        deliveries = deliveries.where(schedule.line_id.in_(in_window))
-    elif lines is not None:
-        # Said of both tables: the lines' side of the join is then hashed for this part only (it was every line
-        # of the tenant, a million rows and 79 MB, for a part of 300,000). No faster, measured: less memory.
-        deliveries = deliveries.where(
-            schedule.line_id >= lines[0], schedule.line_id < lines[1], line.id >= lines[0], line.id < lines[1]
-        )
-    if supplier_id is not None:
-        deliveries = deliveries.where(schedule.supplier_id == supplier_id)
+        rows = rows.where(schedule.supplier_id == supplier_id)
     if company_id is not None:
-        deliveries = deliveries.where(
-            line.order_id.in_(
-                select(PurchaseOrder.id).where(
-                    PurchaseOrder.tenant_id == tenant_id, PurchaseOrder.company_id == company_id
-                )
+        rows = rows.where(
+            schedule.line_id.in_(
+                select(line.id)
+                .join(PurchaseOrder, and_(PurchaseOrder.id == line.order_id, PurchaseOrder.tenant_id == tenant_id))
+                .where(line.tenant_id == tenant_id, PurchaseOrder.company_id == company_id)
             )
         )
-    d = deliveries.subquery("d")
-    receipts = select(
-        Receipt.line_id,
-        Receipt.received_on,
-        func.sum(Receipt.quantity)
-        .over(partition_by=Receipt.line_id, order_by=(Receipt.received_on, Receipt.id))
-        .label("running"),
-    ).where(Receipt.tenant_id == tenant_id)
-    if not every_line:
-        receipts = receipts.where(Receipt.line_id.in_(in_window))
-    elif lines is not None:
-        receipts = receipts.where(Receipt.line_id >= lines[0], Receipt.line_id < lines[1])
-    r = receipts.subquery("r")
-    # Of a cancelled line only what arrived counts.
-    effective = case(
-        (
-            d.c.state == LineState.CANCELLED.value,
-            case(
-                (d.c.received_quantity - d.c.before_qty <= 0, literal(0)),
-                (d.c.received_quantity - d.c.before_qty >= d.c.quantity, d.c.quantity),
-                else_=d.c.received_quantity - d.c.before_qty,
-            ),
-        ),
-        else_=d.c.quantity,
-    )
-    # Receipts joined to their line's deliveries and folded per delivery (one pass, no correlated subquery).
-    first_arrival = func.min(case((r.c.running > d.c.before_qty, r.c.received_on)))
-    completed_on = func.min(case((r.c.running >= d.c.before_qty + effective, r.c.received_on)))
-    total_received = func.coalesce(func.max(r.c.running), 0)
-    # The line first: the join arrives ordered by line, so the fold sorts each line's few rows (an incremental
-    # sort) instead of all of them at once (a sort spilling 80 MB to disk over a million deliveries).
-    keys = [d.c.line_id, d.c.delivery_id, d.c.supplier_id, d.c.promised_date, d.c.first_promised_date, d.c.before_qty]
-    if period_kind is None:
-        # The evidence lists name each delivery's order and product; the recompute's sums need neither (two keys
-        # fewer to sort and compare per delivery).
-        keys[2:2] = [d.c.order_id, d.c.product_code]
-    columns = list(keys)
-    if period_kind is not None:
-        columns.append(period_key(d.c.promised_date, period_kind).label("period_key"))
-    rows = (
-        select(
-            *columns,
-            effective.label("quantity"),
-            first_arrival.label("first_arrival"),
-            completed_on.label("completed_on"),
-            total_received.label("total_received"),
-        )
-        .select_from(d.outerjoin(r, r.c.line_id == d.c.line_id))
-        .where(d.c.promised_date >= window.start, d.c.promised_date < window.end)
-        .group_by(*keys, d.c.state, d.c.received_quantity, d.c.quantity)
-    )
     return rows.subquery("rows")
 
 
@@ -333,12 +262,7 @@ def _judged(rows: Any, window: Window | BoundWindow) -> dict[str, ColumnElement[
         days_between(rows.c.first_arrival, rows.c.promised_date) >= -window.early_days,
         days_between(rows.c.completed_on, rows.c.promised_date) <= window.late_days,
     )
-    received = rows.c.total_received - rows.c.before_qty
-    delivered = case(
-        (received <= 0, literal(0)),
-        (received >= rows.c.quantity, rows.c.quantity),
-        else_=received,
-    )
+    delivered = rows.c.delivered_quantity
     changed = rows.c.promised_date != rows.c.first_promised_date
     return {"counted": counted, "on_time": arrived_in_window, "in_full": in_full, "otif": otif,
             "delivered": delivered, "changed": changed}  # fmt: skip
@@ -1264,7 +1188,7 @@ def snapshots_missing(session: Session, *, tenant_id: int, today: date) -> bool:
 def _recompute_in_python(session: Session, tenant_id: int, periods: dict[str, list[Window]], span: Window) -> int:
     # Additive parts per supplier and month, in one pass: plain tuples in ``SUM_FIELDS`` order (a quarter's
     # are the sum of its months'), turned into figures by the same ``_counted_figures`` as the live pages.
-    rows = _delivery_query(tenant_id, span, None, period_kind="month", every_line=True)
+    rows = _delivery_query(tenant_id, span, None, period_kind="month")
     stmt = select(rows.c.supplier_id, rows.c.period_key, *_sum_columns(rows, span)).group_by(
         rows.c.supplier_id, rows.c.period_key
     )
@@ -1546,7 +1470,7 @@ def _month_sums_query(
     """Every supplier's month sums over the span (``SUM_FIELDS``): the grouped pass over the deliveries (of
     the ``lines`` id range only, when given), with the orders placed and answered in time (zeros without
     ``with_orders``: another part counts them)."""
-    rows = _delivery_query(tenant_id, span, None, period_kind="month", every_line=True, lines=lines)
+    rows = _delivery_query(tenant_id, span, None, period_kind="month", lines=lines)
     monthly = (
         select(rows.c.supplier_id, rows.c.period_key.label("key"), *_sum_columns(rows, span))
         .group_by(rows.c.supplier_id, rows.c.period_key)
