@@ -112,7 +112,7 @@ def main() -> None:
 
     phases: dict[str, dict[str, list[float]]] = {"first build": {}, "rebuild": {}}
     phase_of = {
-        "CREATE TEMPORARY TABLE SCORECARD_MONTH_SUMS": "the main connection's part of the grouped pass (70 % of the lines)",
+        "CREATE TEMPORARY TABLE SCORECARD_MONTH_SUMS": "the grouped pass (the other connection reads the medians meanwhile)",
         "CREATE TEMPORARY TABLE SCORECARD_INCOMING": "figures, score and grade (the main connection's share)",
         "DELETE FROM SCORECARD_SNAPSHOTS": "storing: rows deleted, updated, inserted (three statements)",
         "UPDATE SCORECARD_SNAPSHOTS": "storing: rows deleted, updated, inserted (three statements)",

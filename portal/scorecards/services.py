@@ -178,14 +178,10 @@ def _delivery_query(
     supplier_id: Any,
     company_id: int | None = None,
     period_kind: str | None = None,
-    lines: tuple[int, int] | None = None,
 ) -> Any:
     """One row per active delivery promised in the window, with its outcome (what arrived, kept on the
     delivery as receipts come: ``portal.orders.outcomes``) and, with ``period_kind``, the number of the
-    month or quarter of its promised date.
-
-    ``lines``: only the deliveries of lines with ids in [first, last) (the recompute gives parts to two
-    connections)."""
+    month or quarter of its promised date."""
     schedule, line = DeliverySchedule, PurchaseOrderLine
     columns = [
         schedule.id.label("delivery_id"),
@@ -211,8 +207,6 @@ def _delivery_query(
     )
     if period_kind is None:
         rows = rows.join(line, and_(line.id == schedule.line_id, line.tenant_id == tenant_id))
-    if lines is not None:
-        rows = rows.where(schedule.line_id >= lines[0], schedule.line_id < lines[1])
     if supplier_id is not None:
         rows = rows.where(schedule.supplier_id == supplier_id)
     if company_id is not None:
@@ -1290,9 +1284,9 @@ def _recompute_in_sql(
     Three steps. The grouped pass writes every supplier's month sums (deliveries, orders placed and answered)
     into a temporary table, and both medians of every month and quarter go into another. When ``reader`` is
     given, its connection works beside the pass, so that PostgreSQL uses both cores: it reads the medians and
-    the document compliance (which applies each requirement's scope in Python), then makes the grouped pass
-    over the last part of the lines (by id; a line's deliveries and receipts are all in one part) with the
-    orders placed and answered; its rows join the tables as COPY text. Then one statement sums the quarters,
+    the document compliance (which applies each requirement's scope in Python), about as long as the grouped
+    pass takes since the deliveries keep their outcomes; its medians join the main connection's as COPY
+    text. Then one statement sums the quarters,
     joins the medians and documents (the shares passed as arrays) and computes every figure into a temporary
     table of incoming rows, which ``_storing_statements`` store. With ``reader``, that statement runs on both
     connections at once, each for a share of the suppliers (``_supplier_split``; the other's sums and medians
@@ -1300,37 +1294,29 @@ def _recompute_in_sql(
 
     period_ends = sorted({w.end - timedelta(days=1) for windows in periods.values() for w in windows})
     _settle_for_big_queries(session)
-    parts = _line_parts(session, tenant_id) if reader is not None else None
 
     medians_query = _period_medians_query(tenant_id, span.start, span.end)
 
-    def read_alongside(on: Session) -> tuple[list[bytes], dict[date, dict[int, float | None]], list[bytes]]:
+    def read_alongside(on: Session) -> tuple[list[bytes], dict[date, dict[int, float | None]]]:
         _settle_for_big_queries(on)
-        medians = _copied_out(on, medians_query)
-        documents = compliance_on_days(on, tenant_id, period_ends)
-        last_part = [] if parts is None else _copied_out(on, _month_sums_query(on, tenant_id, span, parts[1]))
-        return medians, documents, last_part
+        return _copied_out(on, medians_query), compliance_on_days(on, tenant_id, period_ends)
 
     wanted = [(kind, key_of_period(w.start, kind), w.start, w.end - timedelta(days=1))
               for kind, windows in periods.items() for w in windows]  # fmt: skip
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorecards") if reader is not None else None
     try:
         alongside = None if pool is None or reader is None else pool.submit(_on_other_session, reader, read_alongside)
-        # The other connection counts the orders with its part of the lines (see ``_MAIN_SHARE``).
-        month_sums = _month_sums_query(session, tenant_id, span, None if parts is None else parts[0],
-                                       with_orders=parts is None)
+        month_sums = _month_sums_query(session, tenant_id, span)
         session.execute(_CreateTemporaryTable(_MONTH_SUMS, month_sums))
         if alongside is None:
             session.execute(_CreateTemporaryTable(_MEDIANS, medians_query))
             documents = compliance_on_days(session, tenant_id, period_ends)
         else:
-            median_blocks, documents, last_part = alongside.result()
+            median_blocks, documents = alongside.result()
             # The other connection's rows arrive as COPY text: sending 150,000 medians back as array
             # parameters took 1.3 s, mostly adapting the values.
             session.execute(_CreateTemporaryTable(_MEDIANS, medians_query, empty=True))
             _copy_in(session, _MEDIANS, median_blocks)
-            if last_part:
-                _copy_in(session, _MONTH_SUMS, last_part)
         sums_table, medians_table = _table_of(_MONTH_SUMS, month_sums), _table_of(_MEDIANS, medians_query)
         shares = [(supplier, day, share) for day, by_supplier in documents.items()
                   for supplier, share in by_supplier.items()]  # fmt: skip
@@ -1402,11 +1388,10 @@ _MAIN_FIGURES_SHARE = 0.57
 
 
 def _supplier_split(session: Session, sums: Any) -> int | None:
-    """The supplier id that splits the suppliers' months with sums (``sums``: their table, where a month may
-    have a row from each part of the grouped pass) into the main connection's share and the other one's (the
-    suppliers from this id on); None without any sums."""
-    months = select(sums.c.supplier_id, sums.c.key).distinct().subquery("months")
-    split = func.percentile_disc(_MAIN_FIGURES_SHARE).within_group(months.c.supplier_id)
+    """The supplier id that splits the suppliers' months with sums (``sums``: their table, a row per supplier
+    and month) into the main connection's share and the other one's (the suppliers from this id on); None
+    without any sums."""
+    split = func.percentile_disc(_MAIN_FIGURES_SHARE).within_group(sums.c.supplier_id)
     return session.execute(select(split)).scalar_one()
 
 
@@ -1425,24 +1410,6 @@ def _copy_in(session: Session, table_name: str, blocks: list[bytes]) -> None:
     with cursor.copy(f"COPY {table_name} FROM STDIN") as copy:
         for block in blocks:
             copy.write(block)
-
-
-# The main connection's share of the lines. The other reads the medians first, then its part of the lines and
-# counts the orders: in the main part, they left the other connection idle for about 0.5 s (four alternated
-# rounds each: rebuild 4.9-5.2 s against 5.0-5.6 s, first build 6.0-6.7 s against 6.4-7.0 s).
-_MAIN_SHARE = 0.7
-
-
-def _line_parts(session: Session, tenant_id: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
-    """The tenant's line ids with deliveries, in two ranges [first, last): the main connection's, the other's."""
-    schedule = DeliverySchedule
-    first, last = session.execute(
-        select(func.min(schedule.line_id), func.max(schedule.line_id)).where(schedule.tenant_id == tenant_id)
-    ).one()
-    if first is None:
-        return None
-    middle = first + int((last + 1 - first) * _MAIN_SHARE)
-    return (first, middle), (middle, last + 1)
 
 
 class _CreateTemporaryTable(Executable, ClauseElement):
@@ -1464,24 +1431,16 @@ def _create_temporary_table(element: _CreateTemporaryTable, compiler: Any, **kw:
     return f"CREATE TEMPORARY TABLE {element.name} ON COMMIT DROP AS {compiler.process(element.query, **kw)}{empty}"
 
 
-def _month_sums_query(
-    session: Session, tenant_id: int, span: Window, lines: tuple[int, int] | None = None, with_orders: bool = True
-) -> Any:
-    """Every supplier's month sums over the span (``SUM_FIELDS``): the grouped pass over the deliveries (of
-    the ``lines`` id range only, when given), with the orders placed and answered in time (zeros without
-    ``with_orders``: another part counts them)."""
-    rows = _delivery_query(tenant_id, span, None, period_kind="month", lines=lines)
+def _month_sums_query(session: Session, tenant_id: int, span: Window) -> Any:
+    """Every supplier's month sums over the span (``SUM_FIELDS``): the grouped pass over the deliveries, with
+    the orders placed and answered in time."""
+    rows = _delivery_query(tenant_id, span, None, period_kind="month")
     monthly = (
         select(rows.c.supplier_id, rows.c.period_key.label("key"), *_sum_columns(rows, span))
         .group_by(rows.c.supplier_id, rows.c.period_key)
         .cte("monthly")
     )
     delivery_sums = SUM_FIELDS[:-2]  # the nine of ``_sum_columns``; orders and answered come from ``acks``
-    if not with_orders:
-        return select(
-            monthly.c.supplier_id, monthly.c.key, *(monthly.c[name] for name in delivery_sums),
-            literal(0).label("orders"), literal(0).label("answered"),
-        )  # fmt: skip
     acks = _acknowledgements_by_month_query(session, tenant_id, span).cte("acks")
     return select(
         func.coalesce(monthly.c.supplier_id, acks.c.supplier_id).label("supplier_id"),
@@ -1506,12 +1465,6 @@ def _incoming_query(
     from portal.scorecards.models import FIGURE_COLUMNS
 
     float8: DOUBLE_PRECISION[float] = DOUBLE_PRECISION()
-    # A supplier's month may have a row from each part of the grouped pass: summed here.
-    by_month = (
-        select(by_month.c.supplier_id, by_month.c.key, *(func.sum(by_month.c[n]).label(n) for n in SUM_FIELDS))
-        .group_by(by_month.c.supplier_id, by_month.c.key)
-        .cte("by_month")
-    )
     quarter = by_month.c.key // 3
     months = select(
         literal("month").label("kind"), by_month.c.supplier_id, by_month.c.key, *(by_month.c[n] for n in SUM_FIELDS)
