@@ -1061,13 +1061,13 @@ def ranking_page(
     stored = (
         company_id is None
         and window.end <= today
-        and session.execute(select(ScorecardSnapshot.id).where(snapshot).limit(1)).first() is not None
+        and session.execute(select(ScorecardSnapshot.supplier_id).where(snapshot).limit(1)).first() is not None
     )
     if stored:
         total = session.execute(planned_per_run(select(func.count()).select_from(suppliers.subquery()))).scalar_one()
         value = getattr(ScorecardSnapshot, sort if sort in FIGURE_COLUMNS else "score")
         page = (
-            suppliers.add_columns(ScorecardSnapshot.id, *_snapshot_columns())
+            suppliers.add_columns(ScorecardSnapshot.supplier_id, *_snapshot_columns())
             .outerjoin(ScorecardSnapshot, and_(snapshot, ScorecardSnapshot.supplier_id == Supplier.id))
             .order_by(value.is_(None), value.desc(), Supplier.name, Supplier.id)
             .offset(offset)
@@ -1167,7 +1167,7 @@ def snapshots_missing(session: Session, *, tenant_id: int, today: date) -> bool:
     if not closed:
         return False
     found = session.execute(
-        select(ScorecardSnapshot.id)
+        select(ScorecardSnapshot.supplier_id)
         .where(
             ScorecardSnapshot.tenant_id == tenant_id,
             ScorecardSnapshot.version == VERSION,
@@ -1654,7 +1654,7 @@ def stored_figures(
         ScorecardSnapshot.version == VERSION,
     )
     if supplier_id is not None:
-        exists = session.execute(query.with_only_columns(ScorecardSnapshot.id).limit(1)).first()
+        exists = session.execute(query.with_only_columns(ScorecardSnapshot.supplier_id).limit(1)).first()
         if exists is None:
             return None
         query = query.where(ScorecardSnapshot.supplier_id == supplier_id)
