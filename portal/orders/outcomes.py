@@ -9,8 +9,9 @@ every line again for each recompute cost more than the rest of the recompute tog
 They are stored on the delivery (``DeliverySchedule``) and folded again, in one statement per flush, for
 every line whose deliveries, receipts or cancellation changed in that flush: a session's ``after_flush``
 hook collects the lines, whoever wrote them (services, imports, the ERP pull, tests), and
-``after_flush_postexec`` runs the fold. A new delivery of a line with nothing received and not cancelled
-needs no fold: it starts as "nothing arrived" (the columns' defaults).
+``after_flush_postexec`` runs the fold. A line with nothing received and not cancelled needs no fold when
+its deliveries are answered, moved or replaced: a new delivery starts as "nothing arrived" (the columns'
+defaults), which is all such a line's deliveries can say.
 """
 
 from __future__ import annotations
@@ -104,10 +105,11 @@ def _changed(obj: Any, names: tuple[str, ...]) -> bool:
     return any(attrs[name].history.has_changes() for name in names)
 
 
-def _needs_fold(session: Session, schedule: DeliverySchedule) -> bool:
-    """A new delivery needs folding unless its line (as this session knows it) has nothing received and is
-    not cancelled; a line the session has not loaded is folded to be safe."""
-    line = session.identity_map.get(inspect(PurchaseOrderLine).identity_key_from_primary_key((schedule.line_id,)))
+def _may_have_arrivals(session: Session, line_id: int) -> bool:
+    """Whether the line's deliveries may have an outcome other than "nothing arrived": unless the line (as this
+    session knows it) has nothing received and is not cancelled, its new, moved or replaced deliveries are
+    folded again; a line the session has not loaded is folded to be safe."""
+    line = session.identity_map.get(inspect(PurchaseOrderLine).identity_key_from_primary_key((line_id,)))
     if not isinstance(line, PurchaseOrderLine):
         return True
     known = inspect(line).dict  # read without loading: nothing is queried mid-flush
@@ -128,12 +130,11 @@ def _collect_touched_lines(session: Session, _context: Any) -> None:
         if isinstance(obj, Receipt):
             touched.add((obj.tenant_id, obj.line_id))
         elif isinstance(obj, DeliverySchedule):
-            if obj in session.deleted:
-                touched.add((obj.tenant_id, obj.line_id))
-            elif obj in session.new:
-                if _needs_fold(session, obj):
-                    touched.add((obj.tenant_id, obj.line_id))
-            elif _changed(obj, _SCHEDULE_INPUTS):
+            new = obj in session.new
+            if not (new or obj in session.deleted or _changed(obj, _SCHEDULE_INPUTS)):
+                continue
+            # A quantity changed in place changes what the delivery is judged on, received or not.
+            if _may_have_arrivals(session, obj.line_id) or (not new and _changed(obj, ("quantity",))):
                 touched.add((obj.tenant_id, obj.line_id))
         elif (
             isinstance(obj, PurchaseOrderLine)

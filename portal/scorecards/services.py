@@ -1,8 +1,9 @@
 """Scorecard figures computed in SQL (the same numbers on PostgreSQL and SQLite).
 
 ``delivery_rows`` is the evidence: one row per delivery (an active promise of a line),
-with the receipts set against it; ``figures`` aggregates the same rows per supplier
-with GROUP BY. Rates are ``None`` when nothing was counted: "no data", never 0 % or 100 %.
+with what arrived against it (kept on the delivery: ``portal.orders.outcomes``);
+``figures`` aggregates the same rows per supplier with GROUP BY. Rates are ``None`` when
+nothing was counted: "no data", never 0 % or 100 %.
 """
 
 from __future__ import annotations
@@ -1097,7 +1098,7 @@ def ranking_page(
 
 def _settle_for_big_queries(session: Session) -> None:
     """The recompute's few big grouped queries: JIT compilation costs seconds and never pays back here, and the
-    per-delivery fold and the medians' sort spill to disk with the default work_mem (only for this transaction).
+    medians' sort spills to disk with the default work_mem (only for this transaction).
     No parallel workers: the recompute keeps both cores busy with its two connections already, and workers
     beside them only competed for the cores (the rebuild 5.6 -> 5.3 s).
     Each of its statements is planned for its own tenant and periods (``CUSTOM_PLAN``): a job that runs for
