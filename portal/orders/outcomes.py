@@ -12,6 +12,10 @@ hook collects the lines, whoever wrote them (services, imports, the ERP pull, te
 ``after_flush_postexec`` runs the fold. A line with nothing received and not cancelled needs no fold when
 its deliveries are answered, moved or replaced: a new delivery starts as "nothing arrived" (the columns'
 defaults), which is all such a line's deliveries can say.
+
+The fold writes with SQL: a ``DeliverySchedule`` loaded before it keeps the outcome it was loaded with. Read
+outcomes with a query, as the scorecards do (expiring the loaded deliveries of the folded lines would mean
+walking the whole identity map at every receipt: quadratic over an ERP pull of thousands).
 """
 
 from __future__ import annotations
@@ -156,11 +160,6 @@ def _fold_touched_lines(session: Session, _context: Any) -> None:
         by_tenant.setdefault(tenant_id, []).append(line_id)
     for tenant_id, line_ids in by_tenant.items():
         refresh(session, tenant_id=tenant_id, line_ids=line_ids)
-    # Deliveries of those lines loaded in this session read their new outcome on next access.
-    wanted = {line_id for _, line_id in pending}
-    for obj in list(session.identity_map.values()):
-        if isinstance(obj, DeliverySchedule) and obj.line_id in wanted:
-            session.expire(obj, list(OUTCOME_COLUMNS))
 
 
 @event.listens_for(Session, "after_rollback")
