@@ -23,6 +23,7 @@ from portal.orders.models import (
     OrderState,
     OutboxEvent,
     PurchaseOrder,
+    ShipNoticeState,
 )
 from portal.orders.services import Delivery, LineAnswer, ShipmentInput
 from tests.conftest import tenant_session
@@ -513,3 +514,23 @@ def test_every_repromise_keeps_the_first_promise_and_records_the_notice_given(se
     assert schedule.notice_days == (requested + timedelta(days=1) - date.today()).days
     move(requested + timedelta(days=2), first.quantity - 1)  # the quantity alone: the notice stays
     assert svc.active_schedules(session, first)[0].notice_days == schedule.notice_days
+
+
+def test_a_ship_notice_withdrawn_after_its_line_was_cancelled_leaves_that_line_alone(setup):
+    # Found by the state machine: withdrawing the notice brought the cancelled line back to "confirmed".
+    session, _, _, order = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    first, second = lines_of(session, order)
+    notice = svc.create_ship_notice(
+        session,
+        order=order,
+        quantities={first.id: Decimal("1"), second.id: Decimal("10")},
+        shipment=ShipmentInput(d(1), d(3)),
+        expected_version=None,
+        actor=SUPPLIER,
+    )
+    svc.cancel_line(session, order=order, line=first, reason="bought elsewhere", expected_version=None, actor=BUYER)
+    svc.cancel_ship_notice(session, order=order, notice=notice, expected_version=None, actor=SUPPLIER)
+    assert (first.state, first.shipped_quantity) == (LineState.CANCELLED, Decimal("1"))
+    assert (second.state, second.shipped_quantity) == (LineState.CONFIRMED, Decimal("0"))
+    assert notice.state == ShipNoticeState.CANCELLED

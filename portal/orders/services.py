@@ -805,6 +805,8 @@ def create_ship_notice(
 def cancel_ship_notice(
     session: Session, *, order: PurchaseOrder, notice: ShipNotice, expected_version: int | None, actor: Actor
 ) -> None:
+    """Withdraw a ship notice nothing was received against: its open lines have that much less shipped. A line
+    cancelled after it shipped stays as it was (the goods may still arrive; nothing changes on a final line)."""
     if notice.state != ShipNoticeState.SENT:
         raise ServiceError("Only a ship notice that has not been received can be cancelled.")
     claim_version(session, order, expected_version)
@@ -816,6 +818,9 @@ def cancel_ship_notice(
     ).scalars()
     for item in notice_lines:
         line = lines[item.line_id]
+        if line.state in FINAL_LINE_STATES:
+            # Cancelled (or closed) since it shipped: nothing changes on a final line, not even what it shipped.
+            continue
         line.shipped_quantity -= item.quantity
         line.state = _ship_state(line, committed_quantity(session, line))
     notice.state = ShipNoticeState.CANCELLED
