@@ -74,8 +74,7 @@ def _start_workers(app: Flask, settings: Settings) -> None:
 
 
 def _init_login(app: Flask) -> None:
-    from portal.auth import sessions
-    from portal.web import chosen_membership, db_session
+    from portal.web import load_signed_in_user
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -85,10 +84,8 @@ def _init_login(app: Flask) -> None:
     # hash would only log out people whose mobile network changed address.
     login_manager.session_protection = None
 
-    @login_manager.user_loader
-    def load_user(token: str) -> Any:
-        # The tenant chosen earlier rides along with the session record's lookup (one statement fewer).
-        return sessions.load_session_user(db_session(), token, tenant_id=chosen_membership()[1])
+    # The tenant chosen earlier, and the person's memberships, ride along with the session record's lookup.
+    login_manager.user_loader(load_signed_in_user)
 
 
 def _register_domains(app: Flask, settings: Settings) -> None:

@@ -348,8 +348,8 @@ def test_session_lookup_sets_the_rls_context_and_a_dead_record_takes_it_back(com
     event.listen(committed_db.engine, "before_cursor_execute", seen)
     try:
         with committed_db.transaction() as s:
-            loaded = sessions.load_session_user(s, token, tenant_id=tenant_id)
-            assert loaded is not None and loaded.id == user_id and loaded.get_id() == token
+            loaded, no_rows = sessions.load_session_user(s, token, tenant_id=tenant_id)
+            assert loaded is not None and loaded.id == user_id and loaded.get_id() == token and no_rows is None
             assert (s.info[TENANT_KEY], s.info[USER_KEY]) == (tenant_id, user_id)
             set_context(s, tenant_id=tenant_id, user_id=user_id)  # as the request's context step does
             assert s.execute(settings).one() == (str(tenant_id), str(user_id))
@@ -361,6 +361,38 @@ def test_session_lookup_sets_the_rls_context_and_a_dead_record_takes_it_back(com
     with tenant_session(committed_db, None) as s:
         sessions.revoke_all(s, user_id)
     with committed_db.transaction() as s:
-        assert sessions.load_session_user(s, token, tenant_id=tenant_id) is None
+        assert sessions.load_session_user(s, token, tenant_id=tenant_id) == (None, None)
         assert s.execute(settings).one() == ("", "")
         assert (s.info[TENANT_KEY], s.info[USER_KEY]) == (None, None)
+
+
+def test_the_memberships_come_with_the_session_record_under_row_level_security(committed_db):
+    """On PostgreSQL the person's memberships are read in the session record's statement, under the context
+    that statement sets: every membership of theirs in any tenant (the bell's count only in the cookie's
+    tenant), none of anybody else's; a revoked record brings none."""
+    from portal.auth import sessions
+    from portal.auth.permissions import Role
+    from portal.web import _SESSION_WITH_MEMBERSHIPS
+    from tests.conftest import tenant_session
+    from tests.factories import make_member
+
+    with tenant_session(committed_db, None) as s:
+        here, elsewhere = make_tenant(s), make_tenant(s)
+        person = make_member(s, here, Role.BUYER)
+        make_member(s, elsewhere, Role.COMPLIANCE_OFFICER, user=person.user)
+        make_member(s, here, Role.BUYER)  # somebody else, in the same tenant
+        token = sessions.start_session(s, person.user, ip="127.0.0.1", user_agent="test", auth_method="totp")
+        user_id = person.user.id
+        ids = {here.id: here.name, elsewhere.id: elsewhere.name}
+    with committed_db.transaction() as s:
+        loaded, rows = sessions.load_session_user(s, token, tenant_id=here.id, with_rows=_SESSION_WITH_MEMBERSHIPS)
+        assert loaded is not None and loaded.id == user_id and rows is not None
+        assert {(row[1], row[2], row[5]) for row in rows} == {(tenant, user_id, name) for tenant, name in ids.items()}
+        assert (person.membership.id, here.id, here.name) in {(row[0], row[1], row[5]) for row in rows}
+    with tenant_session(committed_db, None) as s:
+        sessions.revoke_all(s, user_id)
+    with committed_db.transaction() as s:
+        assert sessions.load_session_user(s, token, tenant_id=here.id, with_rows=_SESSION_WITH_MEMBERSHIPS) == (
+            None,
+            None,
+        )

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from sqlalchemy import bindparam, event, select, update
+from sqlalchemy import Select, bindparam, event, select, true, update
 from sqlalchemy.orm import Session
 
 from portal.auth.models import User, UserSession
@@ -93,8 +94,25 @@ _SET_REVOKED = update(UserSession).where(UserSession.id == bindparam("record_id"
 _REVOKE_IF_VALID = _SET_REVOKED.where(UserSession.revoked_at.is_(None))
 
 
-def load_session_user(session: Session, token: str, *, tenant_id: int | None = None) -> SignedInUser | None:
-    """The user whose valid session record ``token`` names, or None.
+def with_rows_of_the_user(rows_of: Callable[[Any], Select[Any]]) -> Select[Any]:
+    """The record's lookup (setting the RLS context, as on PostgreSQL) joined to ``rows_of(user id column)``, a
+    statement of the user's rows under RLS (the memberships): one row per row of theirs, or one with NULLs.
+
+    The lookup is a subquery whose columns call ``set_config``: PostgreSQL does not flatten a subquery with
+    volatile columns (``OFFSET 0`` makes sure), so its row, and the context with it, exists before the lateral
+    subquery runs for it; that subquery's RLS filters read the context as they scan. Were the context not yet
+    set, they would show nothing (the settings start empty in every transaction), never another user's rows."""
+    record = _BY_TOKEN_HASH_SETTING_CONTEXT.offset(0).subquery("record")
+    user_id = list(record.c)[4]  # the record's user (the fifth of ``_BY_TOKEN_HASH``'s columns)
+    theirs = rows_of(user_id).where(record.c.context_user.is_not(None)).lateral("theirs")
+    return select(record, theirs).select_from(record.outerjoin(theirs, true()))
+
+
+def load_session_user(
+    session: Session, token: str, *, tenant_id: int | None = None, with_rows: Select[Any] | None = None
+) -> tuple[SignedInUser | None, list[Any] | None]:
+    """The user whose valid session record ``token`` names, or None; and, given ``with_rows`` (a statement of
+    :func:`with_rows_of_the_user`) on PostgreSQL, the user's rows read in the same statement (else None).
 
     A record past its lifetime or idle too long is revoked; a valid one is touched at most every minute.
 
@@ -103,15 +121,20 @@ def load_session_user(session: Session, token: str, *, tenant_id: int | None = N
     record's user: the request's first statement then needs no round trip of its own for it. A record that
     does not sign anybody in takes that context back at once."""
     if not token or len(token) > 128:
-        return None
+        return None, None
     params = {"token_hash": _digest(token)}
     carries_context = session.get_bind().dialect.name == "postgresql"
-    statement = _BY_TOKEN_HASH_SETTING_CONTEXT if carries_context else _BY_TOKEN_HASH
-    found = read_columns(session, statement, params | context_parameter(tenant_id) if carries_context else params)
-    record = found.first()
-    if record is None:
-        return None
+    statement = _BY_TOKEN_HASH
+    if carries_context:
+        statement = _BY_TOKEN_HASH_SETTING_CONTEXT if with_rows is None else with_rows
+        params |= context_parameter(tenant_id)
+    found = read_columns(session, statement, params).all()
+    if not found:
+        return None, None
+    record = found[0]
     record_id, created_at, last_seen_at, revoked_at, user_id, email, name = record[:7]
+    # The user's own rows after the record's nine columns (none: one row of NULLs from the outer join).
+    theirs = None if not carries_context or with_rows is None else [row[9:] for row in found if row[9] is not None]
     now = utcnow()
     signs_in = revoked_at is None
     if signs_in and (now - created_at > ABSOLUTE_LIFETIME or now - last_seen_at > IDLE_TIMEOUT):
@@ -123,12 +146,12 @@ def load_session_user(session: Session, token: str, *, tenant_id: int | None = N
         else:
             apply_context(session, session.connection())  # back to the context recorded before the lookup
     if not signs_in:
-        return None
+        return None, None
     if now - last_seen_at > TOUCH_EVERY:
         # Written just before the commit, as the ORM's flush used to: the record's row is then locked while the
         # transaction commits, not for the whole request (another request of the same browser would wait).
         session.info[_TOUCH] = (record_id, now)
-    return SignedInUser(user_id, email, name, record_id, token)
+    return SignedInUser(user_id, email, name, record_id, token), theirs
 
 
 _TOUCH = "portal.session_touch"
