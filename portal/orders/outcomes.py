@@ -29,9 +29,8 @@ from sqlalchemy.orm import Session
 from portal.orders.models import DeliverySchedule, LineState, PurchaseOrderLine, Receipt
 
 OUTCOME_COLUMNS = ("counted_quantity", "delivered_quantity", "first_arrival_on", "completed_on")
-# What a delivery's outcome depends on, besides the receipts of its line.
+# What a delivery's outcome depends on of its own (besides its line's receipts, received quantity and state).
 _SCHEDULE_INPUTS = ("active", "quantity", "promised_date", "position", "line_id")
-_LINE_INPUTS = ("state", "received_quantity")
 _PENDING = "portal.delivery_outcomes_pending"
 
 

@@ -1665,17 +1665,6 @@ def stored_figures(
     return {supplier: _snapshot_figures(supplier, values) for supplier, *values in rows}
 
 
-def figures_for(
-    session: Session, *, tenant_id: int, kind: str, window: Window, today: date, supplier_id: int | None = None
-) -> dict[int, Figures]:
-    """Closed periods from their snapshot when there is one; the current period live (one supplier, or all)."""
-    if window.end <= today:
-        stored = stored_figures(session, tenant_id=tenant_id, kind=kind, window=window, supplier_id=supplier_id)
-        if stored is not None:
-            return stored
-    return figures(session, tenant_id=tenant_id, window=window, supplier_id=supplier_id)
-
-
 def trend(
     session: Session,
     *,
