@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import date, timedelta
@@ -370,6 +371,8 @@ def test_the_memberships_come_with_the_session_record_under_row_level_security(c
     """On PostgreSQL the person's memberships are read in the session record's statement, under the context
     that statement sets: every membership of theirs in any tenant (the bell's count only in the cookie's
     tenant), none of anybody else's; a revoked record brings none."""
+    from sqlalchemy import text
+
     from portal.auth import sessions
     from portal.auth.permissions import Role
     from portal.web import _SESSION_WITH_MEMBERSHIPS
@@ -389,6 +392,27 @@ def test_the_memberships_come_with_the_session_record_under_row_level_security(c
         assert loaded is not None and loaded.id == user_id and rows is not None
         assert {(row[1], row[2], row[5]) for row in rows} == {(tenant, user_id, name) for tenant, name in ids.items()}
         assert (person.membership.id, here.id, here.name) in {(row[0], row[1], row[5]) for row in rows}
+    with committed_db.transaction() as s:
+        # Why the context is set before the memberships are read: the lookup is the outer side of a nested loop,
+        # the memberships (under RLS) its inner side, run for the lookup's row; even with nested loops made
+        # the planner's last resort (a merged lateral subquery then became a hash join, its rows read first).
+        s.execute(text("SET LOCAL enable_nestloop = off"))
+        loaded, rows = sessions.load_session_user(s, token, tenant_id=here.id, with_rows=_SESSION_WITH_MEMBERSHIPS)
+        assert rows is not None and len(rows) == 2
+        compiled = _SESSION_WITH_MEMBERSHIPS.compile(dialect=s.get_bind().dialect)
+        params = {**compiled.params, "token_hash": sessions._digest(token), "context_tenant": str(here.id)}
+        plan = s.connection().exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", params).scalar_one()
+        top = (plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]
+
+        def relations(node: dict) -> set[str]:
+            return {node.get("Relation Name", ""), *(r for child in node.get("Plans", []) for r in relations(child))}
+
+        assert top["Node Type"] == "Nested Loop" and top["Join Type"] == "Left"
+        outer, inner = (
+            next(c for c in top["Plans"] if c["Parent Relationship"] == side) for side in ("Outer", "Inner")
+        )
+        assert "user_sessions" in relations(outer) and "memberships" not in relations(outer)
+        assert "memberships" in relations(inner)
     with tenant_session(committed_db, None) as s:
         sessions.revoke_all(s, user_id)
     with committed_db.transaction() as s:

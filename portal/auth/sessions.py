@@ -98,13 +98,15 @@ def with_rows_of_the_user(rows_of: Callable[[Any], Select[Any]]) -> Select[Any]:
     """The record's lookup (setting the RLS context, as on PostgreSQL) joined to ``rows_of(user id column)``, a
     statement of the user's rows under RLS (the memberships): one row per row of theirs, or one with NULLs.
 
-    The lookup is a subquery whose columns call ``set_config``: PostgreSQL does not flatten a subquery with
-    volatile columns (``OFFSET 0`` makes sure), so its row, and the context with it, exists before the lateral
-    subquery runs for it; that subquery's RLS filters read the context as they scan. Were the context not yet
-    set, they would show nothing (the settings start empty in every transaction), never another user's rows."""
+    The order matters: the user's rows are under RLS, which reads the context the lookup sets. Both sides are
+    subqueries with ``OFFSET 0``, which PostgreSQL never merges into the enclosing query: the lookup's row, its
+    ``set_config`` columns computed, exists before the lateral subquery, which refers to it, runs for that row
+    (a nested loop, the only way to run a lateral subquery that is not merged; a merged one could have been
+    hashed before the lookup ran). Were the context not yet set, RLS would show nothing (the settings start
+    empty in every transaction), never another user's rows. A test reads the plan."""
     record = _BY_TOKEN_HASH_SETTING_CONTEXT.offset(0).subquery("record")
     user_id = list(record.c)[4]  # the record's user (the fifth of ``_BY_TOKEN_HASH``'s columns)
-    theirs = rows_of(user_id).where(record.c.context_user.is_not(None)).lateral("theirs")
+    theirs = rows_of(user_id).where(record.c.context_user.is_not(None)).offset(0).lateral("theirs")
     return select(record, theirs).select_from(record.outerjoin(theirs, true()))
 
 
