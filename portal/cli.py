@@ -206,6 +206,19 @@ def register_cli(app: Flask) -> None:
             seconds = time.perf_counter() - started
             click.echo(f"tenant {tenant_id}: {counted(stored, 'snapshot', 'snapshots')} in {seconds:.1f} s")
 
+    @app.cli.command("delivery-outcomes")
+    def delivery_outcomes() -> None:
+        """Fold every line's receipts into its deliveries again (after deliveries or receipts were loaded with
+        plain SQL, outside the portal, which folds them as it writes them)."""
+        from portal.orders.outcomes import refresh
+
+        with _db().transaction() as session:
+            tenant_ids = list(session.execute(select(Tenant.id).order_by(Tenant.id)).scalars())
+        for tenant_id in tenant_ids:
+            with _db().transaction(tenant_id=tenant_id) as session:
+                written = refresh(session, tenant_id=tenant_id)
+            click.echo(f"tenant {tenant_id}: {counted(written, 'delivery', 'deliveries')}")
+
     @app.cli.command("audit-verify")
     def audit_verify() -> None:
         """Recompute every audit hash chain; exit 1 naming the first broken row."""

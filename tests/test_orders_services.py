@@ -534,3 +534,42 @@ def test_a_ship_notice_withdrawn_after_its_line_was_cancelled_leaves_that_line_a
     assert (first.state, first.shipped_quantity) == (LineState.CANCELLED, Decimal("1"))
     assert (second.state, second.shipped_quantity) == (LineState.CONFIRMED, Decimal("0"))
     assert notice.state == ShipNoticeState.CANCELLED
+
+
+def test_the_cli_folds_again_what_was_loaded_outside_the_portal(committed_app, committed_db, owner_engine):
+    """Deliveries or receipts written with plain SQL skip the flush that folds them: ``flask delivery-outcomes``
+    sets every delivery's outcome from its line's receipts again."""
+    from sqlalchemy import text
+
+    from portal.orders.models import DeliverySchedule
+    from portal.orders.outcomes import OUTCOME_COLUMNS
+
+    with tenant_session(committed_db, None) as s:
+        tenant = make_tenant(s)
+        supplier = make_supplier(s, tenant)
+        order = make_order(s, tenant, supplier, [("10", "1.00", 5)])
+        svc.accept_all(s, order=order, expected_version=None, actor=SUPPLIER)
+        (line,) = svc.order_lines(s, order)
+        svc.record_receipt(s, order=order, line=line, quantity=Decimal("4"), received_on=d(2), actor=BUYER)
+        tenant_id, line_id = tenant.id, line.id
+
+    def outcome() -> tuple:
+        with tenant_session(committed_db, tenant_id) as s:
+            return s.execute(
+                select(*(getattr(DeliverySchedule, c) for c in OUTCOME_COLUMNS)).where(
+                    DeliverySchedule.line_id == line_id, DeliverySchedule.active.is_(True)
+                )
+            ).one()
+
+    folded = outcome()
+    assert folded == (Decimal("10"), Decimal("4"), d(2), None)
+    with owner_engine.begin() as conn:  # as a bulk load would leave it: nothing arrived
+        conn.execute(text("SELECT set_config('app.tenant_id', :t, false)"), {"t": str(tenant_id)})
+        conn.execute(
+            text("UPDATE delivery_schedules SET delivered_quantity = 0, first_arrival_on = NULL WHERE line_id = :l"),
+            {"l": line_id},
+        )
+    assert outcome() != folded
+    result = committed_app.test_cli_runner().invoke(args=["delivery-outcomes"])
+    assert result.exit_code == 0 and f"tenant {tenant_id}: 1 delivery" in result.output
+    assert outcome() == folded
