@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 
@@ -29,6 +30,15 @@ def test_snapshot_columns_are_the_figures():
     from portal.scorecards.services import FIGURE_FIELDS
 
     assert (*FIGURE_COLUMNS, "version") == FIGURE_FIELDS
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def migrated_database(request, tmp_path):  # type: ignore[no-untyped-def]
+    """An empty database of each kind for a data migration's test: its URL, and the statements each connection
+    runs first (the owner is subject to the forced row-level security too: it works inside the tenant)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'migrated.sqlite3'}", []
+    return request.getfixturevalue("scratch_pg_database"), ["SELECT set_config('app.tenant_id', '1', false)"]
 
 
 def _snapshot_documents_become_columns(url: str, owner_setup: list[str]) -> None:
@@ -79,13 +89,8 @@ def _snapshot_documents_become_columns(url: str, owner_setup: list[str]) -> None
     engine.dispose()
 
 
-def test_snapshot_documents_become_columns_on_sqlite(tmp_path):
-    _snapshot_documents_become_columns(f"sqlite:///{tmp_path / 'snapshots.sqlite3'}", [])
-
-
-def test_snapshot_documents_become_columns_on_postgresql(scratch_pg_database):
-    # The owner is subject to the forced row-level security too: work inside the tenant.
-    _snapshot_documents_become_columns(scratch_pg_database, ["SELECT set_config('app.tenant_id', '1', false)"])
+def test_snapshot_documents_become_columns(migrated_database):
+    _snapshot_documents_become_columns(*migrated_database)
 
 
 # A tenant with one supplier and one order (7), as raw rows, for the data migrations' tests.
@@ -147,12 +152,8 @@ def _lines_get_their_promise_dates(url: str, owner_setup: list[str]) -> None:
     engine.dispose()
 
 
-def test_lines_get_their_promise_dates_on_sqlite(tmp_path):
-    _lines_get_their_promise_dates(f"sqlite:///{tmp_path / 'lines.sqlite3'}", [])
-
-
-def test_lines_get_their_promise_dates_on_postgresql(scratch_pg_database):
-    _lines_get_their_promise_dates(scratch_pg_database, ["SELECT set_config('app.tenant_id', '1', false)"])
+def test_lines_get_their_promise_dates(migrated_database):
+    _lines_get_their_promise_dates(*migrated_database)
 
 
 def _deliveries_get_their_outcomes(url: str, owner_setup: list[str]) -> None:
@@ -223,9 +224,5 @@ def _deliveries_get_their_outcomes(url: str, owner_setup: list[str]) -> None:
     engine.dispose()
 
 
-def test_deliveries_get_their_outcomes_on_sqlite(tmp_path):
-    _deliveries_get_their_outcomes(f"sqlite:///{tmp_path / 'outcomes.sqlite3'}", [])
-
-
-def test_deliveries_get_their_outcomes_on_postgresql(scratch_pg_database):
-    _deliveries_get_their_outcomes(scratch_pg_database, ["SELECT set_config('app.tenant_id', '1', false)"])
+def test_deliveries_get_their_outcomes(migrated_database):
+    _deliveries_get_their_outcomes(*migrated_database)
