@@ -19,12 +19,14 @@ from portal.orders.models import (
     ChangeRequest,
     ChangeState,
     CommitmentEntry,
+    DeliverySchedule,
     LineState,
     OrderState,
     OutboxEvent,
     PurchaseOrder,
     ShipNoticeState,
 )
+from portal.orders.outcomes import OUTCOME_COLUMNS
 from portal.orders.services import Delivery, LineAnswer, ShipmentInput
 from tests.conftest import tenant_session
 from tests.factories import make_order, make_supplier, make_tenant, make_tolerance
@@ -166,6 +168,37 @@ def test_answer_outside_tolerance_becomes_a_change_request(setup):
     )
     assert first.state == LineState.CONFIRMED and order.state == OrderState.CONFIRMED
     assert [s.quantity for s in svc.active_schedules(session, first)] == [Decimal("60"), Decimal("40")]
+
+
+def test_a_commitment_approved_after_goods_arrived_keeps_what_arrived_against_it(setup):
+    """Goods may arrive while a change request waits for the buyer: the deliveries the approval writes are set
+    against the receipts already there, not left as "nothing arrived"."""
+    session, _, _, order = setup
+    first, _ = lines_of(session, order)
+    late = first.requested_date + timedelta(days=5)
+    svc.respond(
+        session,
+        order=order,
+        expected_version=None,
+        actor=SUPPLIER,
+        answers=[LineAnswer(first.id, "change", (Delivery(Decimal("60"), first.requested_date),
+                                                 Delivery(Decimal("40"), late)), comment="two runs")],
+    )  # fmt: skip
+    request = session.execute(select(ChangeRequest).where(ChangeRequest.line_id == first.id)).scalar_one()
+    svc.record_receipt(session, order=order, line=first, quantity=Decimal("70"), received_on=d(1), actor=BUYER)
+    svc.decide(
+        session, request=request, order=order, decision="approve", comment="ok", expected_version=None, actor=BUYER
+    )
+    stored = session.execute(
+        select(DeliverySchedule.quantity, *(getattr(DeliverySchedule, c) for c in OUTCOME_COLUMNS))
+        .where(DeliverySchedule.line_id == first.id, DeliverySchedule.active.is_(True))
+        .order_by(DeliverySchedule.promised_date)
+    ).all()
+    # 70 arrived on day 1: the first delivery (60) in full, 10 of the second (40).
+    assert [tuple(row) for row in stored] == [
+        (Decimal("60"), Decimal("60"), Decimal("60"), d(1), d(1)),
+        (Decimal("40"), Decimal("40"), Decimal("10"), d(1), None),
+    ]
 
 
 def test_bad_answers_are_all_reported_and_nothing_changes(setup):
@@ -540,9 +573,6 @@ def test_the_cli_folds_again_what_was_loaded_outside_the_portal(committed_app, c
     """Deliveries or receipts written with plain SQL skip the flush that folds them: ``flask delivery-outcomes``
     sets every delivery's outcome from its line's receipts again."""
     from sqlalchemy import text
-
-    from portal.orders.models import DeliverySchedule
-    from portal.orders.outcomes import OUTCOME_COLUMNS
 
     with tenant_session(committed_db, None) as s:
         tenant = make_tenant(s)

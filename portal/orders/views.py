@@ -226,9 +226,12 @@ def _gate(order: PurchaseOrder):
     from portal.documents.services import confirmation_gate
 
     db_sess = db_session()
-    supplier = db_sess.execute(
-        select(Supplier).where(Supplier.id == order.supplier_id, Supplier.tenant_id == order.tenant_id)
-    ).scalar_one()
+    # The tenant (its gating setting) comes with the supplier: the gate finds it loaded, one statement fewer.
+    supplier, _ = db_sess.execute(
+        select(Supplier, Tenant)
+        .join(Tenant, Tenant.id == Supplier.tenant_id)
+        .where(Supplier.id == order.supplier_id, Supplier.tenant_id == order.tenant_id)
+    ).one()
     gate = confirmation_gate(db_sess, tenant_id=order.tenant_id, supplier=supplier, today=date.today())
     if gate.blocks:
         return _render_order(
