@@ -121,6 +121,7 @@ def _template_helpers(app: Flask) -> None:
     from portal.formatting import counted, money, price, quantity
     from portal.notifications.services import bell_label
     from portal.orders.forms import delivery_rows
+    from portal.orders.rows import delivery_inputs
     from portal.web import active_memberships, db_session, portal_context, unread_notifications_read_with_memberships
 
     app.add_template_filter(quantity, "qty")
@@ -128,6 +129,7 @@ def _template_helpers(app: Flask) -> None:
     app.add_template_filter(price, "price")
     app.add_template_filter(counted, "counted")
     app.add_template_global(delivery_rows)
+    app.add_template_global(delivery_inputs)
     app.add_template_global(bell_label)
 
     main_navs: dict[tuple[Any, ...], Markup] = {}

@@ -1089,6 +1089,37 @@ def test_the_answer_forms_delivery_rows_offer_the_request_then_keep_what_was_typ
     assert rows[5] == (6, "", "", True)
 
 
+# A line's delivery inputs as they were written in Jinja: ``portal.orders.rows.delivery_inputs`` must make this.
+_DELIVERY_INPUTS_IN_JINJA = (
+    "{% set p = 'line-' ~ line_id %}{% for n, quantity, day, hidden in rows %}"
+    '<tr{% if hidden %} class="more"{% endif %}><td>{{ n }}</td>'
+    '<td><input name="{{ p }}-qty-{{ n }}" inputmode="decimal" aria-label="Delivery {{ n }} quantity" '
+    'value="{{ quantity }}"></td>'
+    '<td><input type="date" name="{{ p }}-date-{{ n }}" aria-label="Delivery {{ n }} date" value="{{ day }}"></td>'
+    "</tr>{% if not loop.last %}\n{% endif %}{% endfor %}"
+)
+
+
+def test_delivery_inputs_are_the_jinja_inputs_with_what_was_typed_escaped(app):
+    from flask import render_template_string
+    from werkzeug.datastructures import MultiDict
+
+    from portal.orders.forms import delivery_rows
+    from portal.orders.models import PurchaseOrderLine
+    from portal.orders.rows import delivery_inputs
+
+    line = PurchaseOrderLine(id=7, quantity=Decimal("90.000"), requested_date=date(2026, 5, 4))
+    typed = '"><script>alert(1)</script> & \'q\''
+    sent_back = MultiDict({"line-7-qty-1": typed, "line-7-date-1": typed, "line-7-qty-5": "50"})
+    with app.test_request_context("/"):
+        for values in (MultiDict(), sent_back):
+            rows = delivery_rows(line, values, 10)
+            made = delivery_inputs(line.id, rows)
+            assert str(made) == render_template_string(_DELIVERY_INPUTS_IN_JINJA, line_id=line.id, rows=rows)
+    assert "<script>" not in made and made.count("&#34;&gt;&lt;script&gt;") == 2
+    assert made.count('class="more"') == 6  # rows 2-3 shown, 5 typed, the other six hidden until asked for
+
+
 def test_the_supplier_list_searches_code_and_name_as_the_inbox_does(trade):
     """The supplier list and the inbox's supplier filter share one search: any part of the code or the name,
     whatever its case, with % and _ as plain characters."""
