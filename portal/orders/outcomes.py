@@ -11,7 +11,9 @@ every line whose deliveries, receipts or cancellation changed in that flush: a s
 hook collects the lines, whoever wrote them (services, imports, the ERP pull, tests), and
 ``after_flush_postexec`` runs the fold. A line with nothing received and not cancelled needs no fold when
 its deliveries are answered, moved or replaced: a new delivery starts as "nothing arrived" (the columns'
-defaults), which is all such a line's deliveries can say.
+defaults), which is all such a line's deliveries can say. Deliveries written as bulk statements (a
+commitment's new deliveries, ``services.commit_lines``) are not seen by the hook: the writer folds the lines
+that have goods received with :func:`refresh` itself.
 
 The fold writes with SQL: a ``DeliverySchedule`` loaded before it keeps the outcome it was loaded with. Read
 outcomes with a query, as the scorecards do (expiring the loaded deliveries of the folded lines would mean
