@@ -108,14 +108,32 @@ ONE_ORDER = [
 ]
 
 
-def _lines_get_their_promise_dates(url: str, owner_setup: list[str]) -> None:
-    """Lines answered before 0014 get the earliest and latest dates of their active deliveries (an inactive,
-    replaced delivery does not count); unanswered lines none."""
+def _rows_after_upgrade(url: str, owner_setup: list[str], revision: str, rows: list[str], query: str) -> list:
+    """Migrate to ``revision``, write ``rows`` as raw SQL, upgrade to head and return what ``query`` reads then
+    (both under ``owner_setup``); the database is left at ``revision`` again."""
     from sqlalchemy import create_engine, text
 
     config = alembic_config(url)
-    command.upgrade(config, "0013")
+    command.upgrade(config, revision)
     engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for statement in [*owner_setup, *rows]:
+                conn.execute(text(statement))
+        command.upgrade(config, "head")
+        with engine.begin() as conn:
+            for statement in owner_setup:
+                conn.execute(text(statement))
+            found = conn.execute(text(query)).all()
+        command.downgrade(config, revision)
+    finally:
+        engine.dispose()
+    return list(found)
+
+
+def _lines_get_their_promise_dates(url: str, owner_setup: list[str]) -> None:
+    """Lines answered before 0014 get the earliest and latest dates of their active deliveries (an inactive,
+    replaced delivery does not count); unanswered lines none."""
     rows = [
         *ONE_ORDER,
         *(
@@ -134,22 +152,15 @@ def _lines_get_their_promise_dates(url: str, owner_setup: list[str]) -> None:
             )
         ),
     ]
-    with engine.begin() as conn:
-        for statement in [*owner_setup, *rows]:
-            conn.execute(text(statement))
-    command.upgrade(config, "head")
-    with engine.begin() as conn:
-        for statement in owner_setup:
-            conn.execute(text(statement))
-        found = conn.execute(text("SELECT id, promised_from, promised_to FROM purchase_order_lines ORDER BY id")).all()
+    found = _rows_after_upgrade(
+        url, owner_setup, "0013", rows, "SELECT id, promised_from, promised_to FROM purchase_order_lines ORDER BY id"
+    )
     assert [
         (line, str(start)[:10] if start else None, str(end)[:10] if end else None) for line, start, end in found
     ] == [
         (11, "2026-02-05", "2026-03-09"),
         (12, None, None),
     ]
-    command.downgrade(config, "0013")
-    engine.dispose()
 
 
 def test_lines_get_their_promise_dates(migrated_database):
@@ -160,11 +171,6 @@ def _deliveries_get_their_outcomes(url: str, owner_setup: list[str]) -> None:
     """Deliveries made before 0016 get what arrived against them: a line's receipts set against its active
     deliveries in date order; of a cancelled line, only what arrived counts; a replaced delivery is left as
     "nothing arrived"."""
-    from sqlalchemy import create_engine, text
-
-    config = alembic_config(url)
-    command.upgrade(config, "0015")
-    engine = create_engine(url)
     line_columns = (
         "id, tenant_id, order_id, supplier_id, position, product_code, product_name, quantity, unit, unit_price, "
         "requested_date, received_quantity, shipped_quantity, state"
@@ -194,19 +200,11 @@ def _deliveries_get_their_outcomes(url: str, owner_setup: list[str]) -> None:
             for line, quantity, day in ((11, 4, "2026-03-01"), (11, 7, "2026-02-06"), (13, 3, "2026-02-12"))
         ),
     ]
-    with engine.begin() as conn:
-        for statement in [*owner_setup, *rows]:
-            conn.execute(text(statement))
-    command.upgrade(config, "head")
-    with engine.begin() as conn:
-        for statement in owner_setup:
-            conn.execute(text(statement))
-        found = conn.execute(
-            text(
-                "SELECT id, counted_quantity, delivered_quantity, first_arrival_on, completed_on "
-                "FROM delivery_schedules ORDER BY id"
-            )
-        ).all()
+    found = _rows_after_upgrade(
+        url, owner_setup, "0015", rows,
+        "SELECT id, counted_quantity, delivered_quantity, first_arrival_on, completed_on FROM delivery_schedules "
+        "ORDER BY id",
+    )  # fmt: skip
 
     def day(value: object) -> str | None:
         return str(value)[:10] if value else None
@@ -220,8 +218,6 @@ def _deliveries_get_their_outcomes(url: str, owner_setup: list[str]) -> None:
         (24, 10.0, 0.0, None, None),
         (25, 3.0, 3.0, "2026-02-12", "2026-02-12"),
     ]
-    command.downgrade(config, "0015")
-    engine.dispose()
 
 
 def test_deliveries_get_their_outcomes(migrated_database):
