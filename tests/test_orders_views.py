@@ -1159,12 +1159,41 @@ def test_the_inbox_filters_by_buyer_among_the_tenants_buyers(app, session):
     assert f'<option value="{ben.user.id}" selected>' in filtered
 
 
+def test_the_order_page_names_the_buying_company_and_the_buyer_to_contact(trade, session):
+    """A supplier sees which of the customer's companies the order binds and whom to write to about it (a
+    mailto link with the order's number); an order that names no buyer says so. Markup in a name is text."""
+    from portal.tenancy.models import Company
+
+    _, tenant, order, _, seller, buyer_client = trade
+    company = session.get(Company, order.company_id)
+    page = seller.get(f"/orders/{order.id}").text
+    assert f"{tenant.name} · {company.name}" in page
+    assert re.search(r'data-testid="order-buyer">—</dd>', page)
+
+    ordering = make_member(session, tenant, Role.BUYER)
+    ordering.user.name = "Ben <b>Carter</b>"
+    order.buyer_id = ordering.user.id
+    session.flush()
+    for client in (seller, buyer_client):
+        page = client.get(f"/orders/{order.id}").text
+        link = re.search(r'data-testid="order-buyer"><a href="([^"]+)">([^<]*)</a>', page)
+        assert link, "the buyer should be a mailto link"
+        assert link.group(1) == f"mailto:{ordering.email}?subject=Purchase%20order%20{order.number}"
+        assert link.group(2) == "Ben &lt;b&gt;Carter&lt;/b&gt;"
+
+    ordering.user.name = ""  # a buyer who gave no name is shown by their address
+    session.flush()
+    assert f">{ordering.email}</a>" in seller.get(f"/orders/{order.id}").text
+
+
 def test_an_order_downloads_as_a_pdf_for_its_supplier_and_its_buyers_only(trade, app, session):
     """The order to file or print: parties, lines with their promises, total. Markup in a name is text and
     loads nothing; another supplier of the same customer gets 404."""
     import io
 
     from pypdf import PdfReader
+
+    from portal.tenancy.models import Company
 
     _, tenant, order, (first, _, _), seller, buyer = trade
     first.product_name = 'Bolts <img src="/x"><b>M8</b>'
@@ -1177,6 +1206,7 @@ def test_an_order_downloads_as_a_pdf_for_its_supplier_and_its_buyers_only(trade,
         assert f'filename="purchase-order-{order.number}.pdf"' in pdf.headers["Content-Disposition"]
         text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.data)).pages)
         assert f"Purchase order {order.number}" in text and tenant.name in text
+        assert session.get(Company, order.company_id).name in text
         assert 'Bolts<imgsrc="/x"><b>M8</b>' in re.sub(r"\s+", "", text)  # shown as text (wrapped), never loaded
         assert f"100 on {first.requested_date}" in " ".join(text.split())  # the promise accepted
         assert f"Total {order.total_value:,.2f} {order.currency}" in text

@@ -44,7 +44,7 @@ from portal.orders.models import (
 )
 from portal.suppliers.models import Supplier
 from portal.suppliers.services import supplier_filter
-from portal.tenancy.models import Warehouse
+from portal.tenancy.models import Company, Warehouse
 from portal.web import PortalContext
 
 PAGE_SIZE = 50
@@ -391,6 +391,10 @@ class OrderView:
     alerts: dict[int, list[Any]] = field(default_factory=dict)
     # Who asked for and who decided each change request (their e-mail addresses), by request id.
     request_people: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # The buying company's name; the buyer's name (their e-mail address when they gave none) and address, or "".
+    company_name: str = ""
+    buyer_name: str = ""
+    buyer_email: str = ""
 
     def timeline(self, line_id: int) -> list[Any]:
         """The line's history, oldest first: the ledger's commitments and the change requests' steps that
@@ -478,11 +482,15 @@ class _OrderPageStatements:
             .where(OrderMessage.tenant_id == tenant, OrderMessage.order_id == order)
             .order_by(OrderMessage.id)
         )
+        # The parties with the places: the buying company (the legal entity the order binds) and the buyer, whom
+        # the supplier contacts about it, as any purchase order names them.
         self.places = (
-            select(Warehouse, Supplier)
+            select(Warehouse, Supplier, Company.name, User.name, User.email)
             .select_from(PurchaseOrder)
             .join(Warehouse, Warehouse.id == PurchaseOrder.warehouse_id)
             .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
+            .join(Company, and_(Company.id == PurchaseOrder.company_id, Company.tenant_id == tenant))
+            .outerjoin(User, User.id == PurchaseOrder.buyer_id)
             .where(PurchaseOrder.id == order, PurchaseOrder.tenant_id == tenant)
         )
         self.syncs = select(ErpLineSync).where(ErpLineSync.tenant_id == tenant, ErpLineSync.order_id == order)
@@ -517,7 +525,7 @@ def order_view(session: Session, order: PurchaseOrder) -> OrderView:
     for notice, item in session.execute(statements.notices, params).all():
         grouped.setdefault(notice.id, (notice, []))[1].append(item)
     messages = list(session.execute(statements.messages, params).scalars())
-    warehouse, supplier = session.execute(statements.places, params).one()
+    warehouse, supplier, company_name, buyer_name, buyer_email = session.execute(statements.places, params).one()
     syncs = {}
     if order.erp_ref:
         syncs = {sync.line_id: sync for sync in session.execute(statements.syncs, params).scalars()}
@@ -527,7 +535,10 @@ def order_view(session: Session, order: PurchaseOrder) -> OrderView:
     return OrderView(
         order, lines, schedules, ledger, requests, list(grouped.values()), messages, warehouse, supplier, syncs, alerts,
         request_people,
-    )
+        company_name=company_name,
+        buyer_name=buyer_name or buyer_email or "",
+        buyer_email=buyer_email or "",
+    )  # fmt: skip
 
 
 EXCEPTION_KINDS = {

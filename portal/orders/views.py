@@ -144,21 +144,14 @@ def inbox() -> str:
 @requires(Permission.ORDERS_VIEW)
 def order_pdf(order_id: int) -> Response:
     """The order as a PDF, to file or print: the parties, the lines with their current promises, the total."""
-    from portal.auth.models import User
     from portal.db import utcnow
     from portal.pdf import ASSET_BASE, html_to_pdf
-    from portal.tenancy.models import Company
 
     order = _order(order_id)
-    db_sess = db_session()
-    company = db_sess.execute(
-        select(Company.name).where(Company.tenant_id == order.tenant_id, Company.id == order.company_id)
-    ).scalar_one_or_none()
-    buyer = db_sess.execute(select(User.name).where(User.id == order.buyer_id)).scalar_one_or_none()
+    view = queries.order_view(db_session(), order)
     html = render_template(
-        "orders/pdf.html", asset_base=ASSET_BASE, v=queries.order_view(db_sess, order), o=order,
-        tenant_name=ctx().tenant_name, company_name=company or "", buyer_name=buyer or "",
-        printed=utcnow().strftime("%Y-%m-%d %H:%M"),
+        "orders/pdf.html", asset_base=ASSET_BASE, v=view, o=order, tenant_name=ctx().tenant_name,
+        company_name=view.company_name, buyer_name=view.buyer_name, printed=utcnow().strftime("%Y-%m-%d %H:%M"),
     )  # fmt: skip
     response = Response(html_to_pdf(html), mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="purchase-order-{_file_safe(order.number)}.pdf"'
