@@ -19,7 +19,7 @@ from werkzeug.wrappers import Request, Response
 
 from portal import create_app
 from portal.auth.permissions import Role
-from portal.auth.services import Actor
+from portal.auth.services import Actor, ServiceError
 from portal.db import set_context
 from portal.notifications import services
 from portal.notifications.models import EmailMode, EmailState, Notification, WebhookDelivery
@@ -27,6 +27,8 @@ from portal.orders import services as orders
 from portal.orders.models import PurchaseOrder
 from portal.orders.services import LineAnswer
 from portal.outbox import OutboxEvent, emit
+from portal.suppliers.models import Supplier
+from portal.tenancy.models import Tenant
 from tests.conftest import _free_port as free_port
 from tests.conftest import _settings, drain, tenant_session
 from tests.factories import PASSWORD, make_member, make_order, make_supplier, make_tenant
@@ -219,6 +221,72 @@ def test_a_change_request_tells_buyers_what_to_decide_and_its_decision_tells_sup
     assert {(n.title, n.body) for n in decided} == {
         ("Your change request on order PO-7001 line 2 was countered", "Comment: The 10th at the latest."),
     }
+
+
+def test_a_message_on_an_order_reaches_the_other_side(mail_app, committed_db, world, smtp_inbox):
+    """A buyer's message reaches the supplier's people (in the portal and by e-mail, an excerpt and a link to the
+    conversation); the supplier's answer reaches the buyers involved in the order, not every buyer; with nobody
+    involved, every buyer. Never viewers, never another supplier, never the author."""
+    inbox, _ = smtp_inbox
+    tenant_id = world["tenant_id"]
+    first_buyer, second_buyer = world["buyers"]
+    supplier_ids = {p.user.id for p in world["supplier_people"]}
+
+    def write(person, body: str, *, order_id: int = world["order_id"]) -> list[Notification]:  # type: ignore[no-untyped-def]
+        known = {n.id for n in _notifications(committed_db, tenant_id)}
+        with tenant_session(committed_db, tenant_id) as s:
+            order = s.execute(select(PurchaseOrder).where(PurchaseOrder.id == order_id)).scalar_one()
+            orders.post_message(s, order=order, author_id=person.user.id, author=person.user.name,
+                                from_supplier=person.membership.supplier_id is not None, body=body)  # fmt: skip
+        with mail_app.app_context():
+            drain(committed_db, tenant_id)
+        return [n for n in _notifications(committed_db, tenant_id) if n.id not in known]
+
+    first_buyer_name = first_buyer.user.name
+    asked = write(first_buyer, "  Can you ship line 2 a week earlier?  ")
+    assert {n.user_id for n in asked} == supplier_ids
+    assert {(n.topic, n.title, n.body, n.url) for n in asked} == {(
+        "order.message", f"{first_buyer_name} wrote about order PO-7001", "Can you ship line 2 a week earlier?",
+        f"/orders/{world['order_id']}#messages",
+    )}  # fmt: skip
+    assert sorted(m["To"] for m in inbox.messages) == sorted(p.email for p in world["supplier_people"])
+    assert {m["Subject"] for m in inbox.messages} == {f"{first_buyer_name} wrote about order PO-7001"}
+
+    # The supplier answers: the buyer who wrote hears it; the other buyer, not involved, does not.
+    long_answer = "We can. " + "x" * 400
+    answered = write(world["supplier_people"][1], long_answer)
+    assert [n.user_id for n in answered] == [first_buyer.user.id]
+    assert answered[0].title == "Acme Fasteners wrote about order PO-7001"
+    assert len(answered[0].body) == 300 and answered[0].body.startswith("We can. x") and answered[0].body[-1] == "…"
+
+    # The order's own buyer is involved too.
+    with tenant_session(committed_db, tenant_id) as s:
+        s.execute(select(PurchaseOrder).where(PurchaseOrder.id == world["order_id"])).scalar_one().buyer_id = (
+            second_buyer.user.id
+        )
+    answered = write(world["supplier_people"][0], "Confirmed.")
+    assert sorted(n.user_id for n in answered) == sorted([first_buyer.user.id, second_buyer.user.id])
+
+    # An order nobody on the staff is involved in: every buyer hears the supplier, no viewer does.
+    with tenant_session(committed_db, tenant_id) as s:
+        tenant = s.get(Tenant, tenant_id)
+        supplier = s.get(Supplier, world["supplier_id"])
+        other_order = make_order(s, tenant, supplier, number="PO-7002").id
+    answered = write(world["supplier_people"][0], "A question on this one.", order_id=other_order)
+    assert sorted(n.user_id for n in answered) == sorted([first_buyer.user.id, second_buyer.user.id])
+    everyone = {n.user_id for n in _notifications(committed_db, tenant_id)}
+    assert world["viewer"].user.id not in everyone and world["outsider"].user.id not in everyone
+
+
+def test_a_message_must_have_words_and_a_limit(committed_db, world):
+    with tenant_session(committed_db, world["tenant_id"]) as s:
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.id == world["order_id"])).scalar_one()
+        person = world["buyers"][0]
+        for body, refusal in (("   ", "Write a message first."), ("x" * 4001, "at most 4,000 characters")):
+            with pytest.raises(ServiceError, match=refusal):
+                orders.post_message(s, order=order, author_id=person.user.id, author="B", from_supplier=False,
+                                    body=body)  # fmt: skip
+        assert s.execute(select(OutboxEvent).where(OutboxEvent.topic == "order.message")).first() is None
 
 
 def test_smtp_down_is_retried_and_nothing_is_lost(tmp_path, committed_db, world):

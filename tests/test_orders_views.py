@@ -15,6 +15,7 @@ from portal.auth.permissions import Role
 from portal.db import set_context
 from portal.orders import services as svc
 from portal.orders.models import ChangeRequest, ChangeState, LineState, OrderMessage, OrderState, PurchaseOrder
+from portal.outbox import OutboxEvent
 from portal.suppliers.models import Supplier
 from portal.tenancy.services import forget_choices
 from tests.factories import PASSWORD, make_member, make_order, make_supplier, make_tenant, make_tolerance
@@ -407,7 +408,11 @@ def test_buyer_counters_and_messages_are_exchanged(trade):
     sent = seller.post(f"/orders/{order.id}/messages", {"csrf_token": csrf_from(html), "body": "Can do 2.70?"})
     assert sent.status_code == 302
     assert "Can do 2.70?" in buyer.get(page).text
-    assert session.execute(select(OrderMessage.from_supplier)).scalar_one() is True
+    written = session.execute(select(OrderMessage)).scalar_one()
+    assert written.from_supplier is True and written.body == "Can do 2.70?"
+    # Written with its event, for the workers to tell the buyers.
+    event = session.execute(select(OutboxEvent).where(OutboxEvent.topic == "order.message")).scalar_one()
+    assert event.payload == {"order_id": order.id, "message_id": written.id}
 
 
 def test_inbox_tabs_filters_and_search(trade):

@@ -15,7 +15,7 @@ from portal.formatting import counted
 from portal.mail import deliver_now
 from portal.notifications import services
 from portal.notifications.models import EmailState, Notification, Webhook
-from portal.orders.models import ChangeKind, ChangeRequest, PurchaseOrder, PurchaseOrderLine
+from portal.orders.models import ChangeKind, ChangeRequest, OrderMessage, PurchaseOrder, PurchaseOrderLine
 from portal.outbox import OutboxEvent, Retry, handler
 from portal.suppliers.models import Supplier
 
@@ -131,6 +131,55 @@ def change_decided(session: Session, event: OutboxEvent) -> None:
 def shipped(session: Session, event: OutboxEvent) -> None:
     _for_buyers(session, event, "{supplier} sent a ship notice for order {order}")
     services.fan_out_webhooks(session, event)
+
+
+MESSAGE_EXCERPT = 300  # characters of a message in its notification; the order page has it whole
+
+
+@handler("order.message")
+def order_message(session: Session, event: OutboxEvent) -> None:
+    """A message on an order reaches the other side. A supplier's message goes to the order's buyer and the
+    staff who wrote on the order before, while they are still buyers there; to every buyer when none is left
+    (nobody would hear it otherwise). A buyer's message goes to the supplier's people. Its author never."""
+    found = _order(session, event.tenant_id, int(event.payload["order_id"]))
+    message = session.execute(
+        select(OrderMessage).where(
+            OrderMessage.tenant_id == event.tenant_id, OrderMessage.id == int(event.payload["message_id"])
+        )
+    ).scalar_one_or_none()
+    if found is None or message is None or message.order_id != found[0].id:
+        return
+    order, supplier_name = found
+    if message.from_supplier:
+        buyers = set(services.staff(session, event.tenant_id))
+        earlier_writers = session.execute(
+            select(OrderMessage.author_id)
+            .where(
+                OrderMessage.tenant_id == event.tenant_id,
+                OrderMessage.order_id == order.id,
+                OrderMessage.from_supplier.is_(False),
+                OrderMessage.id < message.id,
+            )
+            .order_by(OrderMessage.id)
+        ).scalars()
+        involved = [user_id for user_id in (order.buyer_id, *earlier_writers) if user_id in buyers]
+        user_ids = involved or sorted(buyers)
+        title = f"{supplier_name} wrote about order {order.number}"
+    else:
+        user_ids = services.supplier_people(session, event.tenant_id, order.supplier_id)
+        title = f"{message.author} wrote about order {order.number}"
+    excerpt = message.body if len(message.body) <= MESSAGE_EXCERPT else message.body[: MESSAGE_EXCERPT - 1] + "…"
+    services.notify(
+        session,
+        tenant_id=event.tenant_id,
+        user_ids=[user_id for user_id in user_ids if user_id != message.author_id],
+        topic=event.topic,
+        title=title,
+        body=excerpt,
+        url=f"/orders/{order.id}#messages",
+        supplier_name=supplier_name,
+        order_number=order.number,
+    )
 
 
 @handler("alerts.opened")

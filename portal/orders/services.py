@@ -32,6 +32,7 @@ from portal.orders.models import (
     CommitmentEntry,
     DeliverySchedule,
     LineState,
+    OrderMessage,
     OrderState,
     PurchaseOrder,
     PurchaseOrderLine,
@@ -961,3 +962,26 @@ def close_order(session: Session, *, order: PurchaseOrder, expected_version: int
     )
     emit(session, order.tenant_id, "order.closed", {"order_id": order.id})
     refresh_order(session, order, lines)
+
+
+MESSAGE_MAX_LENGTH = 4000
+
+
+def post_message(
+    session: Session, *, order: PurchaseOrder, author_id: int, author: str, from_supplier: bool, body: str
+) -> OrderMessage:
+    """A message on the order between the supplier and the buyers. The other side hears of it (in the portal
+    and by e-mail, as each person chose) through the ``order.message`` event written with it."""
+    text = body.strip()
+    if not text:
+        raise ServiceError("Write a message first.")
+    if len(text) > MESSAGE_MAX_LENGTH:
+        raise ServiceError(f"A message has at most {MESSAGE_MAX_LENGTH:,} characters.")
+    message = OrderMessage(
+        tenant_id=order.tenant_id, order_id=order.id, author_id=author_id, author=author[:254],
+        from_supplier=from_supplier, body=text,
+    )  # fmt: skip
+    session.add(message)
+    session.flush()
+    emit(session, order.tenant_id, "order.message", {"order_id": order.id, "message_id": message.id})
+    return message

@@ -45,7 +45,6 @@ from portal.orders.models import (
     ChangeState,
     DelayReason,
     LineState,
-    OrderMessage,
     PurchaseOrder,
     PurchaseOrderLine,
     RejectReason,
@@ -54,7 +53,6 @@ from portal.orders.models import (
     TolerancePolicy,
 )
 from portal.orders.rows import inbox_rows
-from portal.outbox import emit
 from portal.suppliers.models import Supplier
 from portal.suppliers.services import supplier_name
 from portal.suppliers.views import supplier_filter_args
@@ -463,18 +461,14 @@ def message(order_id: int):
     if not form.validate_on_submit():
         flash("Write a message first (at most 4,000 characters).", "error")
         return _render_order(order, status=422)
-    db_sess = db_session()
-    db_sess.add(
-        OrderMessage(
-            tenant_id=order.tenant_id,
-            order_id=order.id,
-            author_id=current_user.id,
-            author=current_user.display_name,
-            from_supplier=ctx().is_supplier,
-            body=(form.body.data or "").strip(),
-        )
-    )
-    emit(db_sess, order.tenant_id, "order.message", {"order_id": order.id})
+    try:
+        svc.post_message(
+            db_session(), order=order, author_id=current_user.id, author=current_user.display_name,
+            from_supplier=ctx().is_supplier, body=form.body.data or "",
+        )  # fmt: skip
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return _render_order(order, status=422)
     return redirect(url_for("orders.order_page", order_id=order.id) + "#messages")
 
 
