@@ -133,6 +133,7 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "orders.cancel_line": (perm(P.ORDERS_MANAGE), ("POST",), ids_of("order_id", "line_id")),
     "orders.record_receipt": (perm(P.ORDERS_MANAGE), ("POST",), ids_of("order_id", "line_id")),
     "orders.close": (perm(P.ORDERS_MANAGE), ("POST",), ids("order_id")),
+    "orders.remind": (perm(P.ORDERS_MANAGE), ("POST",), ids("order_id")),
     "orders.spreadsheet_download": (perm(P.ORDERS_RESPOND), ("GET",), csv_format),
     "orders.spreadsheet_upload": (perm(P.ORDERS_RESPOND), ("GET", "POST"), None),
     "orders.spreadsheet_apply": (perm(P.ORDERS_RESPOND), ("POST",), None),

@@ -278,6 +278,24 @@ def test_a_message_on_an_order_reaches_the_other_side(mail_app, committed_db, wo
     assert world["viewer"].user.id not in everyone and world["outsider"].user.id not in everyone
 
 
+def test_a_reminder_tells_the_suppliers_people_that_the_order_waits(mail_app, committed_db, world, smtp_inbox):
+    inbox, _ = smtp_inbox
+    tenant_id = world["tenant_id"]
+    with tenant_session(committed_db, tenant_id) as s:
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.id == world["order_id"])).scalar_one()
+        orders.remind_supplier(s, order=order, actor=Actor(world["buyers"][0].user.id, "buyer", ""))
+    with mail_app.app_context():
+        drain(committed_db, tenant_id)
+    reminded = _notifications(committed_db, tenant_id)
+    assert {n.user_id for n in reminded} == {p.user.id for p in world["supplier_people"]}
+    assert {(n.topic, n.title, n.body, n.url) for n in reminded} == {(
+        "order.reminded", "Reminder: order PO-7001 waits for your answer",
+        "Northwind asks you to answer it: accept its lines, change them or reject them.",
+        f"/orders/{world['order_id']}",
+    )}  # fmt: skip
+    assert sorted(m["To"] for m in inbox.messages) == sorted(p.email for p in world["supplier_people"])
+
+
 def test_a_message_must_have_words_and_a_limit(committed_db, world):
     with tenant_session(committed_db, world["tenant_id"]) as s:
         order = s.execute(select(PurchaseOrder).where(PurchaseOrder.id == world["order_id"])).scalar_one()

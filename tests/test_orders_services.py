@@ -603,3 +603,32 @@ def test_the_cli_folds_again_what_was_loaded_outside_the_portal(committed_app, c
     result = committed_app.test_cli_runner().invoke(args=["delivery-outcomes"])
     assert result.exit_code == 0 and f"tenant {tenant_id}: 1 delivery" in result.output
     assert outcome() == folded
+
+
+def test_a_reminder_goes_to_a_waiting_supplier_once_a_day(setup):
+    """A buyer reminds the supplier of an unanswered order: recorded, audited, an ``order.reminded`` event for
+    the workers; the order's version stays (a supplier's open form stays valid). Again the same day: refused,
+    nothing written. A day later: allowed. An answered order: refused."""
+    session, _, _, order = setup
+    version = order.version
+    first = svc.utcnow()
+    svc.remind_supplier(session, order=order, actor=BUYER, now=first)
+    audit.write_pending(session)
+    session.expire_all()
+    assert order.reminded_at == first and order.version == version
+    assert count(session, OutboxEvent, topic="order.reminded") == 1
+    assert count(session, AuditEvent, action="order.reminded", object_id=str(order.id)) == 1
+
+    with pytest.raises(ServiceError, match=f"reminded of order {order.number} on {first:%Y-%m-%d at %H:%M} UTC"):
+        svc.remind_supplier(session, order=order, actor=BUYER, now=first + timedelta(hours=23))
+    audit.write_pending(session)
+    assert count(session, OutboxEvent, topic="order.reminded") == 1
+    assert count(session, AuditEvent, action="order.reminded") == 1
+
+    svc.remind_supplier(session, order=order, actor=BUYER, now=first + timedelta(days=1))
+    assert count(session, OutboxEvent, topic="order.reminded") == 2
+
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    with pytest.raises(ServiceError, match="no longer waiting for the supplier's answer"):
+        svc.remind_supplier(session, order=order, actor=BUYER, now=first + timedelta(days=3))
+    assert count(session, OutboxEvent, topic="order.reminded") == 2

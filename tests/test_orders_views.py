@@ -415,6 +415,32 @@ def test_buyer_counters_and_messages_are_exchanged(trade):
     assert event.payload == {"order_id": order.id, "message_id": written.id}
 
 
+def test_a_buyer_reminds_the_supplier_from_the_queue_once_a_day(trade):
+    """The response queue's Remind button for an unanswered order: a success message and the time of the
+    reminder in its place; asked again from the order page the same day, a clear refusal and nothing written.
+    The supplier sees no such button."""
+    session, tenant, order, _, seller, buyer = trade
+    queue = buyer.get("/orders/queue").text
+    form = re.search(rf'<form method="post" action="/orders/{order.id}/remind"[^>]*>(.*?)</form>', queue, re.S)
+    assert form and f'aria-label="Remind Acme Orders to answer {order.number}"' in form.group(1)
+    reminded = buyer.post(f"/orders/{order.id}/remind", {"csrf_token": csrf_from(queue), "back": "queue"})
+    assert reminded.status_code == 303 and reminded.headers["Location"].endswith("/orders/queue")
+    queue = buyer.get("/orders/queue").text
+    assert f"The supplier was reminded to answer order {order.number}." in queue
+    cell = re.search(rf'data-testid="reminder-{order.id}">([^<]*)<', queue).group(1)
+    assert re.fullmatch(r"reminded \d{4}-\d\d-\d\d \d\d:\d\d UTC", cell.strip())
+    set_context(session, tenant_id=tenant.id)
+    assert session.execute(select(OutboxEvent).where(OutboxEvent.topic == "order.reminded")).scalar_one()
+
+    page = buyer.get(f"/orders/{order.id}").text
+    assert 'data-testid="order-reminded"' in page and "Remind the supplier" in page
+    again = buyer.post(f"/orders/{order.id}/remind", {"csrf_token": csrf_from(page)})
+    assert again.status_code == 303 and again.headers["Location"].endswith(f"/orders/{order.id}")
+    assert "one reminder a day at most" in buyer.get(f"/orders/{order.id}").text
+    assert len(session.execute(select(OutboxEvent).where(OutboxEvent.topic == "order.reminded")).all()) == 1
+    assert "Remind the supplier" not in seller.get(f"/orders/{order.id}").text
+
+
 def test_inbox_tabs_filters_and_search(trade):
     _, _, order, _, seller, buyer = trade
     inbox = seller.get("/orders")

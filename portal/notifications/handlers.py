@@ -81,6 +81,19 @@ def supplier_answered(session: Session, event: OutboxEvent) -> None:
     services.fan_out_webhooks(session, event)
 
 
+@handler("order.reminded")
+def order_reminded(session: Session, event: OutboxEvent) -> None:
+    from portal.tenancy.models import Tenant
+
+    customer = session.execute(select(Tenant.name).where(Tenant.id == event.tenant_id)).scalar_one_or_none()
+    _for_supplier(
+        session,
+        event,
+        "Reminder: order {order} waits for your answer",
+        f"{customer or 'Your customer'} asks you to answer it: accept its lines, change them or reject them.",
+    )
+
+
 @handler("change_request.created")
 def change_requested(session: Session, event: OutboxEvent) -> None:
     found = _request_and_line(session, event)

@@ -207,6 +207,8 @@ class PurchaseOrder(TenantOwned, Base):
     due_date: Mapped[date | None] = mapped_column(Date)
     total_value: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     responded_at: Mapped[datetime | None]
+    # When a buyer last reminded the supplier to answer (at most once a day).
+    reminded_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.auth.services import Actor, ServiceError
 from portal.db import utcnow
@@ -985,3 +986,38 @@ def post_message(
     session.flush()
     emit(session, order.tenant_id, "order.message", {"order_id": order.id, "message_id": message.id})
     return message
+
+
+REMINDER_INTERVAL = timedelta(days=1)
+
+
+def remind_supplier(session: Session, *, order: PurchaseOrder, actor: Actor, now: datetime | None = None) -> None:
+    """Remind the supplier's people that ``order`` waits for their answer (``order.reminded``): at most once a
+    day per order, whoever asks, so that a supplier is not flooded. Changes nothing the supplier promised, so
+    the order's version stays: a supplier's open answer form stays valid."""
+    if order.state != OrderState.AWAITING_RESPONSE:
+        raise ServiceError(f"Order {order.number} is no longer waiting for the supplier's answer.")
+    now = now or utcnow()
+    # One statement decides: of two buyers reminding at once, one reminds and the other is told it was done.
+    claimed = session.execute(
+        update(PurchaseOrder)
+        .where(
+            PurchaseOrder.tenant_id == order.tenant_id,
+            PurchaseOrder.id == order.id,
+            (PurchaseOrder.reminded_at.is_(None)) | (PurchaseOrder.reminded_at <= now - REMINDER_INTERVAL),
+        )
+        .values(reminded_at=now)
+        .returning(PurchaseOrder.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if claimed is None:
+        session.refresh(order, ["reminded_at"])
+        last = order.reminded_at
+        when = f" on {last:%Y-%m-%d at %H:%M} UTC" if last is not None else ""
+        raise ServiceError(f"The supplier was reminded of order {order.number}{when}: one reminder a day at most.")
+    set_committed_value(order, "reminded_at", now)  # as written: no second UPDATE at the flush
+    actor.audit(
+        session, "order.reminded", tenant_id=order.tenant_id, object_type="order", object_id=order.id,
+        after={"order": order.number},
+    )  # fmt: skip
+    emit(session, order.tenant_id, "order.reminded", {"order_id": order.id})

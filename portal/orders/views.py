@@ -21,6 +21,7 @@ from portal.auth.admin_views import ctx
 from portal.auth.permissions import Permission
 from portal.auth.services import ServiceError
 from portal.auth.views import actor
+from portal.db import utcnow
 from portal.formatting import counted, quantity
 from portal.orders import intake, queries, spreadsheet
 from portal.orders import services as svc
@@ -142,7 +143,6 @@ def inbox() -> str:
 @requires(Permission.ORDERS_VIEW)
 def order_pdf(order_id: int) -> Response:
     """The order as a PDF, to file or print: the parties, the lines with their current promises, the total."""
-    from portal.db import utcnow
     from portal.pdf import ASSET_BASE, html_to_pdf
 
     order = _order(order_id)
@@ -559,7 +559,8 @@ def queue() -> str:
     db_sess = db_session()
     changes, awaiting = queries.response_queue(db_sess, ctx().tenant_id)
     return render_template("orders/queue.html", changes=changes, awaiting=awaiting, today=date.today(),
-                           overdue_after=_unconfirmed_after_days(db_sess))  # fmt: skip
+                           overdue_after=_unconfirmed_after_days(db_sess),
+                           remind_again_after=utcnow() - svc.REMINDER_INTERVAL)  # fmt: skip
 
 
 def _unconfirmed_after_days(db_sess: Session) -> int:
@@ -960,6 +961,22 @@ def cancel_line(order_id: int, line_id: int):
 @requires(Permission.ORDERS_MANAGE)
 def record_receipt(order_id: int, line_id: int):
     return _buyer_line_action(order_id, line_id, "receive")
+
+
+@bp.route("/orders/<int:order_id>/remind", methods=["POST"])
+@requires(Permission.ORDERS_MANAGE)
+def remind(order_id: int):
+    """Remind the supplier to answer an order still waiting for it (from the response queue or the order)."""
+    order = _order(order_id)
+    from_queue = request.form.get("back") == "queue"
+    back = url_for("orders.queue") if from_queue else url_for("orders.order_page", order_id=order.id)
+    try:
+        svc.remind_supplier(db_session(), order=order, actor=actor())
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(back, code=303)
+    flash(f"The supplier was reminded to answer order {order.number}.", "success")
+    return redirect(back, code=303)
 
 
 @bp.route("/orders/<int:order_id>/close", methods=["POST"])
