@@ -147,3 +147,36 @@ def test_alerts_of_another_tenant_are_untouched(session):
     set_context(session, tenant_id=other.id)
     assert _open(session, other_line.id) == {}
     assert detect(session, tenant_id=other.id, today=TODAY).opened == 1
+
+
+def test_a_newly_unconfirmed_order_reminds_its_supplier_once(session):
+    """When an order becomes unconfirmed the supplier is reminded on its own, once (``order.reminded``,
+    audited as the system's); not when a buyer reminded it already; and not for an order long overdue when
+    detection first sees it (a first run on an existing tenant would remind of every old order at once)."""
+    from portal import audit
+    from portal.audit import AuditEvent
+
+    tenant, supplier, order, _ = _setup(session, ordered=TODAY - timedelta(days=3))
+    reminded_by_buyer = make_order(session, tenant, supplier, [("5", "1.00", 14)], order_date=TODAY - timedelta(days=3))
+    orders.remind_supplier(session, order=reminded_by_buyer, actor=ACTOR)
+    long_overdue = make_order(session, tenant, supplier, [("5", "1.00", 14)], order_date=TODAY - timedelta(days=30))
+    set_context(session, tenant_id=tenant.id)
+
+    def reminders() -> list[dict]:  # type: ignore[type-arg]
+        events = select(OutboxEvent).where(OutboxEvent.topic == "order.reminded").order_by(OutboxEvent.id)
+        return [event.payload for event in session.execute(events).scalars()]
+
+    # The day before: only the long overdue order is unconfirmed, first seen now, and not reminded.
+    run = detect(session, tenant_id=tenant.id, today=TODAY - timedelta(days=1))
+    assert (run.opened, run.reminded) == (1, 0)
+    run = detect(session, tenant_id=tenant.id, today=TODAY)
+    assert (run.opened, run.reminded) == (2, 1)
+    assert reminders() == [{"order_id": reminded_by_buyer.id}, {"order_id": order.id, "automatic": True}]
+    session.expire_all()
+    assert order.reminded_at is not None and long_overdue.reminded_at is None
+    audit.write_pending(session)
+    assert session.execute(
+        select(AuditEvent.actor).where(AuditEvent.action == "order.reminded", AuditEvent.object_id == str(order.id))
+    ).scalars().all() == ["system"]
+    assert detect(session, tenant_id=tenant.id, today=TODAY + timedelta(days=1)).reminded == 0  # once
+    assert len(reminders()) == 2

@@ -295,6 +295,16 @@ def test_a_reminder_tells_the_suppliers_people_that_the_order_waits(mail_app, co
     )}  # fmt: skip
     assert sorted(m["To"] for m in inbox.messages) == sorted(p.email for p in world["supplier_people"])
 
+    # The reminder exception detection sends on its own says that nobody asked in person.
+    with tenant_session(committed_db, tenant_id) as s:
+        emit(s, tenant_id, "order.reminded", {"order_id": world["order_id"], "automatic": True})
+    with mail_app.app_context():
+        drain(committed_db, tenant_id)
+    automatic = [n for n in _notifications(committed_db, tenant_id) if n.id not in {r.id for r in reminded}]
+    assert {n.body for n in automatic} == {
+        "Northwind has had no answer to it yet: accept its lines, change them or reject them."
+    }
+
 
 def test_a_message_must_have_words_and_a_limit(committed_db, world):
     with tenant_session(committed_db, world["tenant_id"]) as s:

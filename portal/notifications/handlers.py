@@ -86,11 +86,12 @@ def order_reminded(session: Session, event: OutboxEvent) -> None:
     from portal.tenancy.models import Tenant
 
     customer = session.execute(select(Tenant.name).where(Tenant.id == event.tenant_id)).scalar_one_or_none()
+    asked = "has had no answer to it yet" if event.payload.get("automatic") else "asks you to answer it"
     _for_supplier(
         session,
         event,
         "Reminder: order {order} waits for your answer",
-        f"{customer or 'Your customer'} asks you to answer it: accept its lines, change them or reject them.",
+        f"{customer or 'Your customer'} {asked}: accept its lines, change them or reject them.",
     )
 
 

@@ -9,7 +9,9 @@ Conditions (each a set-based query over open lines, no Python loop over rows):
   ``tenant.ship_notice_lead_days`` away.
 * ``repeated_slips``: two or more promise changes with a reason after the first confirmation.
 * ``partial``: received less than committed after a receipt (keyed on the quantity received).
-* ``unconfirmed``: no answer ``tenant.unconfirmed_after_days`` after the order date.
+* ``unconfirmed``: no answer ``tenant.unconfirmed_after_days`` after the order date. The supplier is also
+  reminded, once, when an order becomes unconfirmed (not for orders already long overdue when detection first
+  sees them: a first run on an existing tenant would otherwise remind of every old unanswered order at once).
 
 An alert opens when its condition appears or its key changes, and resolves itself
 when the condition is gone. Each opening emits ``alert.opened`` (buyers are notified).
@@ -22,7 +24,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from portal.db import planned_per_run, utcnow
@@ -32,6 +34,7 @@ from portal.orders.models import (
     CommitmentEntry,
     LineAlert,
     LineState,
+    OrderState,
     PurchaseOrder,
     PurchaseOrderLine,
 )
@@ -52,6 +55,7 @@ class DetectionRun:
     opened: int = 0
     resolved: int = 0
     open_total: int = 0
+    reminded: int = 0  # orders whose supplier was reminded on its own (newly unconfirmed)
 
 
 def current_conditions(session: Session, *, tenant_id: int, today: date) -> dict[tuple[int, str], dict[str, Any]]:
@@ -175,7 +179,47 @@ def detect(session: Session, *, tenant_id: int, today: date | None = None) -> De
     run.opened = len(fresh)
     run.open_total = len(current)
     _announce(session, tenant_id, fresh)
+    run.reminded = _remind_newly_unanswered(session, tenant_id, fresh, today)
     return run
+
+
+# Days past the tenant's "unconfirmed after" within which a newly unconfirmed order still gets its automatic
+# reminder: detection runs every 15 minutes, so this only covers a day or so without it.
+AUTOMATIC_REMINDER_GRACE_DAYS = 1
+
+
+def _remind_newly_unanswered(session: Session, tenant_id: int, fresh: list[LineAlert], today: date) -> int:
+    """Remind the supplier of each order that has just become unconfirmed (``order.reminded``, audited as the
+    system's), unless someone reminded it already; one ``UPDATE`` decides, as a buyer's reminder does."""
+    from portal.auth.services import SYSTEM
+
+    order_ids = sorted({alert.order_id for alert in fresh if alert.kind == AlertKind.UNCONFIRMED})
+    if not order_ids:
+        return 0
+    days = session.execute(select(Tenant.unconfirmed_after_days).where(Tenant.id == tenant_id)).scalar_one()
+    placed_since = today - timedelta(days=days + AUTOMATIC_REMINDER_GRACE_DAYS)
+    now = utcnow()
+    reminded = 0
+    for start in range(0, len(order_ids), 5000):
+        rows = session.execute(
+            update(PurchaseOrder)
+            .where(
+                PurchaseOrder.tenant_id == tenant_id,
+                PurchaseOrder.id.in_(order_ids[start : start + 5000]),
+                PurchaseOrder.state == OrderState.AWAITING_RESPONSE,
+                PurchaseOrder.reminded_at.is_(None),
+                PurchaseOrder.order_date >= placed_since,
+            )
+            .values(reminded_at=now)
+            .returning(PurchaseOrder.id, PurchaseOrder.number)
+            .execution_options(synchronize_session=False)
+        ).all()
+        for order_id, number in rows:
+            SYSTEM.audit(session, "order.reminded", tenant_id=tenant_id, object_type="order", object_id=order_id,
+                         after={"order": number, "automatic": True})  # fmt: skip
+            emit(session, tenant_id, "order.reminded", {"order_id": order_id, "automatic": True})
+        reminded += len(rows)
+    return reminded
 
 
 def _announce(session: Session, tenant_id: int, fresh: list[LineAlert]) -> None:
