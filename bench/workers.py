@@ -401,7 +401,8 @@ def detection():  # type: ignore[no-untyped-def]
             conn.execute(text("SELECT set_config('app.tenant_id', '1', false)"))
             lines = conn.execute(text("SELECT count(*) FROM purchase_order_lines")).scalar_one()
             conn.execute(text("DELETE FROM line_alerts"))
-            conn.execute(text("DELETE FROM outbox_events WHERE topic = 'alerts.opened'"))
+            conn.execute(text("DELETE FROM outbox_events WHERE topic IN ('alerts.opened', 'order.reminded')"))
+            conn.execute(text("UPDATE purchase_orders SET reminded_at = NULL WHERE reminded_at IS NOT NULL"))
             conn.commit()
     except Exception as exc:
         return [("detection", f"skipped: run bench/orders_data.py first ({exc.__class__.__name__})")]
@@ -414,7 +415,8 @@ def detection():  # type: ignore[no-untyped-def]
             run = detect(s, tenant_id=1, today=date(2026, 11, 27))
         seconds = time.perf_counter() - started
         timings.append((f"detection over {lines:,} lines, {label}",
-                        f"{seconds:.1f} s ({run.opened:,} opened, {run.resolved:,} resolved, {run.open_total:,} open)"))  # fmt: skip
+                        f"{seconds:.1f} s ({run.opened:,} opened, {run.resolved:,} resolved, {run.open_total:,} open, "
+                        f"{run.reminded:,} orders reminded to their suppliers)"))  # fmt: skip
     return timings
 
 
