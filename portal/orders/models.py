@@ -452,6 +452,16 @@ class LineAlert(TenantOwned, Base):
             sqlite_where=text("resolved_at IS NULL"),
         ),
         Index("ix_line_alerts_tenant_open", "tenant_id", "resolved_at"),
+        # The order page's open alerts. It matches all three conditions, so PostgreSQL takes it even before a
+        # first detection run's rows have statistics: the tenant's index above, picked then, read every open
+        # alert of the tenant (10 ms per order page with 100,000 of them).
+        Index(
+            "ix_line_alerts_order_open",
+            "tenant_id",
+            "order_id",
+            postgresql_where=text("resolved_at IS NULL"),
+            sqlite_where=text("resolved_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
