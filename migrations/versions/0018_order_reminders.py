@@ -1,4 +1,4 @@
-"""Purchase orders: when a buyer last reminded the supplier to answer (``reminded_at``), which spaces reminders a
+"""Purchase orders: when the supplier was last reminded to answer (``reminded_at``), which spaces reminders a
 day apart and shows in the response queue.
 
 Revision ID: 0018

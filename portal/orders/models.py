@@ -207,7 +207,7 @@ class PurchaseOrder(TenantOwned, Base):
     due_date: Mapped[date | None] = mapped_column(Date)
     total_value: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     responded_at: Mapped[datetime | None]
-    # When a buyer last reminded the supplier to answer (at most once a day).
+    # When the supplier was last reminded to answer: by a buyer (once a day at most), or once by detection.
     reminded_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
