@@ -21,7 +21,7 @@ from portal.auth.permissions import INVITABLE_BY, STAFF_ROLES, Permission, Role
 from portal.auth.views import actor
 from portal.db import planned_per_run, utcnow
 from portal.mail import send_email
-from portal.tenancy.models import MfaPolicy, Tenant
+from portal.tenancy.models import DocumentGating, MfaPolicy, Tenant
 from portal.web import PortalContext, db_session, portal_context, secret_key
 
 bp = Blueprint("people", __name__)
@@ -230,19 +230,12 @@ def settings():
         form.mfa_policy.data = tenant.mfa_policy.value
         form.document_gating.data = tenant.document_gating.value
     if form.validate_on_submit():
-        before = {
-            "name": tenant.name,
-            "mfa_policy": tenant.mfa_policy.value,
-            "unconfirmed_after_days": tenant.unconfirmed_after_days,
-        }
+        before = _settings_shown(tenant)
         tenant.name = (form.name.data or "").strip()
         tenant.mfa_policy = MfaPolicy(form.mfa_policy.data)
+        tenant.document_gating = DocumentGating(form.document_gating.data)
         tenant.unconfirmed_after_days = form.unconfirmed_after_days.data or tenant.unconfirmed_after_days
-        after = {
-            "name": tenant.name,
-            "mfa_policy": tenant.mfa_policy.value,
-            "unconfirmed_after_days": tenant.unconfirmed_after_days,
-        }
+        after = _settings_shown(tenant)
         if after != before:
             actor().audit(
                 db_sess,
@@ -256,6 +249,16 @@ def settings():
         flash("Settings saved.", "success")
         return redirect(url_for("people.settings"))
     return render_template("people/settings.html", form=form), 422 if request.method == "POST" else 200
+
+
+def _settings_shown(tenant: Tenant) -> dict[str, object]:
+    """The tenant's settings as the settings page edits them, for the audit entry of a change."""
+    return {
+        "name": tenant.name,
+        "mfa_policy": tenant.mfa_policy.value,
+        "document_gating": tenant.document_gating.value,
+        "unconfirmed_after_days": tenant.unconfirmed_after_days,
+    }
 
 
 AUDIT_FILTERS = ("action", "who", "object", "since", "until")
