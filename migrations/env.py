@@ -40,14 +40,28 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    if sqlite:
+        # SQLite's batch mode makes a table again (copy, drop, rename): with foreign keys enforced, dropping a
+        # table such as ``tenants`` deletes every row that refers to it (ON DELETE CASCADE). Off for the
+        # migrations (outside a transaction, where SQLite takes the pragma), checked and back on afterwards.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+    if sqlite:
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"the migrations left rows whose foreign keys point nowhere: {broken[:10]}")
 
 
 if context.is_offline_mode():

@@ -182,6 +182,19 @@ def test_a_newly_unconfirmed_order_reminds_its_supplier_once(session):
     assert len(reminders()) == 2
 
 
+def test_a_tenant_that_turned_reminders_off_gets_none_from_detection(session):
+    from portal.tenancy.models import Tenant
+
+    tenant, _, order, _ = _setup(session, ordered=TODAY - timedelta(days=3))
+    session.get(Tenant, tenant.id).remind_unconfirmed = False
+    session.flush()
+    run = detect(session, tenant_id=tenant.id, today=TODAY)
+    assert (run.opened, run.reminded) == (1, 0)  # the exception is still raised for the buyers
+    assert session.execute(select(OutboxEvent).where(OutboxEvent.topic == "order.reminded")).first() is None
+    session.expire_all()
+    assert order.reminded_at is None
+
+
 def test_the_order_pages_open_alerts_are_read_through_their_own_index(session):
     """The order page reads an order's open alerts through (tenant, order) among open alerts, the index that
     matches all its conditions: through the tenant's open-alerts index, picked on a first detection run's rows

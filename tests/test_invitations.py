@@ -204,19 +204,21 @@ def test_admin_changes_tenant_settings_and_the_mfa_policy_applies(app, session):
     done = client.submit(
         "/settings",
         {"name": "Settings Company", "mfa_policy": "required_for_suppliers_and_admins", "document_gating": "block",
-         "unconfirmed_after_days": "5"},
+         "unconfirmed_after_days": "5", "remind_unconfirmed": "off"},
     )  # fmt: skip
     assert done.status_code == 302
     session.expire_all()
     stored = session.get(Tenant, tenant.id)
     assert stored.name == "Settings Company" and stored.mfa_policy == MfaPolicy.REQUIRED_FOR_SUPPLIERS_AND_ADMINS
     assert stored.unconfirmed_after_days == 5 and stored.document_gating == DocumentGating.BLOCK
+    assert stored.remind_unconfirmed is False
     shown = re.search(r'<select[^>]*name="document_gating".*?</select>', client.get("/settings").text, re.S)
     assert re.findall(r"<option ([^>]*)>", shown.group(0)) == ['value="off"', 'value="warn"', 'selected value="block"']
     set_context(session, tenant_id=tenant.id)
     event = session.execute(select(AuditEvent).where(AuditEvent.action == "tenant.settings_changed")).scalar_one()
     assert event.before["mfa_policy"] == "required_for_all" and event.after["unconfirmed_after_days"] == 5
     assert (event.before["document_gating"], event.after["document_gating"]) == ("off", "block")
+    assert (event.before["remind_unconfirmed"], event.after["remind_unconfirmed"]) == (True, False)
     # Under the relaxed policy a buyer without MFA signs in with the password alone; an admin still enrols.
     from tests.factories import make_user
 

@@ -222,3 +222,33 @@ def _deliveries_get_their_outcomes(url: str, owner_setup: list[str]) -> None:
 
 def test_deliveries_get_their_outcomes(migrated_database):
     _deliveries_get_their_outcomes(*migrated_database)
+
+
+def test_going_down_and_up_keeps_every_row(migrated_database):
+    """Down to the documents' revision and back: on SQLite, batch mode makes tables such as ``tenants`` and
+    ``purchase_orders`` again; with foreign keys enforced, dropping them deleted or refused the rows that refer to
+    them. The migrations run with them off, and check them after."""
+    from sqlalchemy import create_engine, text
+
+    url, owner_setup = migrated_database
+    config = alembic_config(url)
+    command.upgrade(config, "head")
+    engine = create_engine(url)
+    count = "SELECT (SELECT count(*) FROM suppliers), (SELECT count(*) FROM purchase_orders)"
+    try:
+        with engine.begin() as conn:
+            for statement in [*owner_setup, *ONE_ORDER]:
+                conn.execute(text(statement))
+        command.downgrade(config, "0003")
+        with engine.begin() as conn:
+            for statement in owner_setup:
+                conn.execute(text(statement))
+            assert tuple(conn.execute(text(count)).one()) == (1, 1)
+        command.upgrade(config, "head")
+        with engine.begin() as conn:
+            for statement in owner_setup:
+                conn.execute(text(statement))
+            assert tuple(conn.execute(text(count)).one()) == (1, 1)
+            assert conn.execute(text("SELECT remind_unconfirmed FROM tenants")).scalar_one() in (True, 1)
+    finally:
+        engine.dispose()

@@ -229,12 +229,14 @@ def settings():
     if request.method == "GET":
         form.mfa_policy.data = tenant.mfa_policy.value
         form.document_gating.data = tenant.document_gating.value
+        form.remind_unconfirmed.data = "on" if tenant.remind_unconfirmed else "off"
     if form.validate_on_submit():
         before = _settings_shown(tenant)
         tenant.name = (form.name.data or "").strip()
         tenant.mfa_policy = MfaPolicy(form.mfa_policy.data)
         tenant.document_gating = DocumentGating(form.document_gating.data)
         tenant.unconfirmed_after_days = form.unconfirmed_after_days.data or tenant.unconfirmed_after_days
+        tenant.remind_unconfirmed = form.remind_unconfirmed.data == "on"
         after = _settings_shown(tenant)
         if after != before:
             actor().audit(
@@ -258,6 +260,7 @@ def _settings_shown(tenant: Tenant) -> dict[str, object]:
         "mfa_policy": tenant.mfa_policy.value,
         "document_gating": tenant.document_gating.value,
         "unconfirmed_after_days": tenant.unconfirmed_after_days,
+        "remind_unconfirmed": tenant.remind_unconfirmed,
     }
 
 

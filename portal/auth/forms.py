@@ -162,3 +162,11 @@ class TenantSettingsForm(FlaskForm):
         validators=[InputRequired("Enter a number of days."), NumberRange(1, 90, "Between 1 and 90 days.")],
         description="An order line still unanswered this many days after the order date is an exception.",
     )
+    remind_unconfirmed = SelectField(
+        "When an order becomes unconfirmed",
+        choices=[
+            ("on", "Remind the supplier once, by e-mail and in the portal"),
+            ("off", "Do not remind the supplier (buyers can from the response queue)"),
+        ],
+        validate_choice=True,
+    )

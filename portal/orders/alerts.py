@@ -190,13 +190,18 @@ AUTOMATIC_REMINDER_GRACE_DAYS = 1
 
 def _remind_newly_unanswered(session: Session, tenant_id: int, fresh: list[LineAlert], today: date) -> int:
     """Remind the supplier of each order that has just become unconfirmed (``order.reminded``, audited as the
-    system's), unless someone reminded it already; one ``UPDATE`` decides, as a buyer's reminder does."""
+    system's), unless someone reminded it already or the tenant turned it off (``remind_unconfirmed``); one
+    ``UPDATE`` decides, as a buyer's reminder does."""
     from portal.auth.services import SYSTEM
 
     order_ids = sorted({alert.order_id for alert in fresh if alert.kind == AlertKind.UNCONFIRMED})
     if not order_ids:
         return 0
-    days = session.execute(select(Tenant.unconfirmed_after_days).where(Tenant.id == tenant_id)).scalar_one()
+    days, reminds = session.execute(
+        select(Tenant.unconfirmed_after_days, Tenant.remind_unconfirmed).where(Tenant.id == tenant_id)
+    ).one()
+    if not reminds:  # the tenant's administrators turned it off
+        return 0
     placed_since = today - timedelta(days=days + AUTOMATIC_REMINDER_GRACE_DAYS)
     now = utcnow()
     reminded = 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, BigID, TenantOwned, str_enum, utcnow
@@ -37,6 +37,8 @@ class Tenant(Base):
     )
     # An order line still unanswered this many days after the order date is an exception.
     unconfirmed_after_days: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    # Whether exception detection reminds the supplier, once, when an order becomes unconfirmed.
+    remind_unconfirmed: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     # A confirmed line with no ship notice this many days before its promise is at risk.
     ship_notice_lead_days: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
     document_gating: Mapped[DocumentGating] = mapped_column(
