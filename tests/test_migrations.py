@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
@@ -108,6 +112,17 @@ ONE_ORDER = [
 ]
 
 
+@contextmanager
+def _as_owner(engine, owner_setup: list[str]) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    """A transaction of the owner, set up as its connections are (``migrated_database``)."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        for statement in owner_setup:
+            conn.execute(text(statement))
+        yield conn
+
+
 def _rows_after_upgrade(url: str, owner_setup: list[str], revision: str, rows: list[str], query: str) -> list:
     """Migrate to ``revision``, write ``rows`` as raw SQL, upgrade to head and return what ``query`` reads then
     (both under ``owner_setup``); the database is left at ``revision`` again."""
@@ -117,13 +132,11 @@ def _rows_after_upgrade(url: str, owner_setup: list[str], revision: str, rows: l
     command.upgrade(config, revision)
     engine = create_engine(url)
     try:
-        with engine.begin() as conn:
-            for statement in [*owner_setup, *rows]:
+        with _as_owner(engine, owner_setup) as conn:
+            for statement in rows:
                 conn.execute(text(statement))
         command.upgrade(config, "head")
-        with engine.begin() as conn:
-            for statement in owner_setup:
-                conn.execute(text(statement))
+        with _as_owner(engine, owner_setup) as conn:
             found = conn.execute(text(query)).all()
         command.downgrade(config, revision)
     finally:
@@ -236,18 +249,14 @@ def test_going_down_and_up_keeps_every_row(migrated_database):
     engine = create_engine(url)
     count = "SELECT (SELECT count(*) FROM suppliers), (SELECT count(*) FROM purchase_orders)"
     try:
-        with engine.begin() as conn:
-            for statement in [*owner_setup, *ONE_ORDER]:
+        with _as_owner(engine, owner_setup) as conn:
+            for statement in ONE_ORDER:
                 conn.execute(text(statement))
         command.downgrade(config, "0003")
-        with engine.begin() as conn:
-            for statement in owner_setup:
-                conn.execute(text(statement))
+        with _as_owner(engine, owner_setup) as conn:
             assert tuple(conn.execute(text(count)).one()) == (1, 1)
         command.upgrade(config, "head")
-        with engine.begin() as conn:
-            for statement in owner_setup:
-                conn.execute(text(statement))
+        with _as_owner(engine, owner_setup) as conn:
             assert tuple(conn.execute(text(count)).one()) == (1, 1)
             assert conn.execute(text("SELECT remind_unconfirmed FROM tenants")).scalar_one() in (True, 1)
     finally:
