@@ -212,13 +212,23 @@ def test_admin_changes_tenant_settings_and_the_mfa_policy_applies(app, session):
     assert stored.name == "Settings Company" and stored.mfa_policy == MfaPolicy.REQUIRED_FOR_SUPPLIERS_AND_ADMINS
     assert stored.unconfirmed_after_days == 5 and stored.document_gating == DocumentGating.BLOCK
     assert stored.remind_unconfirmed is False
-    shown = re.search(r'<select[^>]*name="document_gating".*?</select>', client.get("/settings").text, re.S)
-    assert re.findall(r"<option ([^>]*)>", shown.group(0)) == ['value="off"', 'value="warn"', 'selected value="block"']
+    page = client.get("/settings").text  # the page shows what was saved
+    for name, options in (("document_gating", ['value="off"', 'value="warn"', 'selected value="block"']),
+                          ("remind_unconfirmed", ['value="on"', 'selected value="off"'])):  # fmt: skip
+        shown = re.search(rf'<select[^>]*name="{name}".*?</select>', page, re.S)
+        assert re.findall(r"<option ([^>]*)>", shown.group(0)) == options
     set_context(session, tenant_id=tenant.id)
     event = session.execute(select(AuditEvent).where(AuditEvent.action == "tenant.settings_changed")).scalar_one()
     assert event.before["mfa_policy"] == "required_for_all" and event.after["unconfirmed_after_days"] == 5
     assert (event.before["document_gating"], event.after["document_gating"]) == ("off", "block")
     assert (event.before["remind_unconfirmed"], event.after["remind_unconfirmed"]) == (True, False)
+    # A form that leaves a choice out keeps what is stored.
+    kept = client.submit("/settings", {"name": "Settings Company", "mfa_policy": "required_for_suppliers_and_admins",
+                                       "unconfirmed_after_days": "5"})  # fmt: skip
+    assert kept.status_code == 302
+    session.expire_all()
+    stored = session.get(Tenant, tenant.id)
+    assert stored.document_gating == DocumentGating.BLOCK and stored.remind_unconfirmed is False
     # Under the relaxed policy a buyer without MFA signs in with the password alone; an admin still enrols.
     from tests.factories import make_user
 

@@ -225,11 +225,15 @@ def settings():
     db_sess = db_session()
     tenant = db_sess.get(Tenant, context.tenant_id)
     assert tenant is not None
-    form = TenantSettingsForm(obj=tenant)
-    if request.method == "GET":
-        form.mfa_policy.data = tenant.mfa_policy.value
-        form.document_gating.data = tenant.document_gating.value
-        form.remind_unconfirmed.data = "on" if tenant.remind_unconfirmed else "off"
+    # The stored settings as the fields' values (a choice the form leaves out keeps the stored one). Not
+    # ``obj=tenant``: WTForms would take the tenant's attributes first, and a boolean matches no choice.
+    form = TenantSettingsForm(
+        name=tenant.name,
+        mfa_policy=tenant.mfa_policy.value,
+        document_gating=tenant.document_gating.value,
+        unconfirmed_after_days=tenant.unconfirmed_after_days,
+        remind_unconfirmed="on" if tenant.remind_unconfirmed else "off",
+    )
     if form.validate_on_submit():
         before = _settings_shown(tenant)
         tenant.name = (form.name.data or "").strip()
