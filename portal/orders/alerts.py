@@ -193,6 +193,7 @@ def _remind_newly_unanswered(session: Session, tenant_id: int, fresh: list[LineA
     system's), unless someone reminded it already or the tenant turned it off (``remind_unconfirmed``); one
     ``UPDATE`` decides, as a buyer's reminder does."""
     from portal.auth.services import SYSTEM
+    from portal.orders.services import record_reminder
 
     order_ids = sorted({alert.order_id for alert in fresh if alert.kind == AlertKind.UNCONFIRMED})
     if not order_ids:
@@ -220,9 +221,8 @@ def _remind_newly_unanswered(session: Session, tenant_id: int, fresh: list[LineA
             .execution_options(synchronize_session=False)
         ).all()
         for order_id, number in rows:
-            SYSTEM.audit(session, "order.reminded", tenant_id=tenant_id, object_type="order", object_id=order_id,
-                         after={"order": number, "automatic": True})  # fmt: skip
-            emit(session, tenant_id, "order.reminded", {"order_id": order_id, "automatic": True})
+            record_reminder(session, tenant_id=tenant_id, order_id=order_id, number=number, actor=SYSTEM,
+                            automatic=True)  # fmt: skip
         reminded += len(rows)
     return reminded
 

@@ -1016,8 +1016,14 @@ def remind_supplier(session: Session, *, order: PurchaseOrder, actor: Actor, now
         when = f" on {last:%Y-%m-%d at %H:%M} UTC" if last is not None else ""
         raise ServiceError(f"The supplier was reminded of order {order.number}{when}: one reminder a day at most.")
     set_committed_value(order, "reminded_at", now)  # as written: no second UPDATE at the flush
-    actor.audit(
-        session, "order.reminded", tenant_id=order.tenant_id, object_type="order", object_id=order.id,
-        after={"order": order.number},
-    )  # fmt: skip
-    emit(session, order.tenant_id, "order.reminded", {"order_id": order.id})
+    record_reminder(session, tenant_id=order.tenant_id, order_id=order.id, number=order.number, actor=actor)
+
+
+def record_reminder(
+    session: Session, *, tenant_id: int, order_id: int, number: str, actor: Actor, automatic: bool = False
+) -> None:
+    """The audit entry and the ``order.reminded`` event (the supplier's people are told) of a reminder whose
+    ``reminded_at`` was just written: a buyer's, or exception detection's own (``automatic``)."""
+    shown: dict[str, Any] = {"order": number} | ({"automatic": True} if automatic else {})
+    actor.audit(session, "order.reminded", tenant_id=tenant_id, object_type="order", object_id=order_id, after=shown)
+    emit(session, tenant_id, "order.reminded", {"order_id": order_id} | ({"automatic": True} if automatic else {}))
