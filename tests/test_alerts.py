@@ -171,7 +171,10 @@ def test_a_newly_unconfirmed_order_reminds_its_supplier_once(session):
     assert (run.opened, run.reminded) == (1, 0)
     run = detect(session, tenant_id=tenant.id, today=TODAY)
     assert (run.opened, run.reminded) == (2, 1)
-    assert reminders() == [{"order_id": reminded_by_buyer.id}, {"order_id": order.id, "automatic": True}]
+    assert reminders() == [
+        {"order_id": reminded_by_buyer.id, "reminder": 1},
+        {"order_id": order.id, "reminder": 1, "automatic": True},
+    ]
     session.expire_all()
     assert order.reminded_at is not None and long_overdue.reminded_at is None
     audit.write_pending(session)
@@ -180,6 +183,70 @@ def test_a_newly_unconfirmed_order_reminds_its_supplier_once(session):
     ).scalars().all() == ["system"]
     assert detect(session, tenant_id=tenant.id, today=TODAY + timedelta(days=1)).reminded == 0  # once
     assert len(reminders()) == 2
+
+
+def test_a_tenant_that_repeats_reminders_gets_one_every_few_days_up_to_five(session):
+    """With ``reminder_repeat_days`` set, an unconfirmed order's reminder comes again once its last reminder (a
+    buyer's too) is that old, until the order has had five; never for an order never reminded (the first
+    reminder's window rules that), nor once the order is answered; other tenants' orders are untouched."""
+    from portal.tenancy.models import Tenant
+
+    tenant, supplier, order, _ = _setup(session, ordered=TODAY - timedelta(days=3))
+    never_reminded = make_order(session, tenant, supplier, [("5", "1.00", 14)], order_date=TODAY - timedelta(days=30))
+    answered = make_order(session, tenant, supplier, [("5", "1.00", 14)], order_date=TODAY - timedelta(days=3))
+    other, _, other_order, _ = _setup(session, ordered=TODAY - timedelta(days=3))
+    for each in (tenant, other):
+        session.get(Tenant, each.id).reminder_repeat_days = 2
+    session.flush()
+    set_context(session, tenant_id=other.id)
+    assert detect(session, tenant_id=other.id, today=TODAY).reminded == 1  # its first reminder, today
+    session.flush()
+    set_context(session, tenant_id=tenant.id)
+    first = detect(session, tenant_id=tenant.id, today=TODAY)
+    assert first.reminded == 2  # the order and the one answered below, each the first time
+    orders.accept_all(session, order=answered, expected_version=None, actor=ACTOR)
+    session.flush()
+
+    def age_last_reminders(days: int) -> None:
+        """Detection's "now" is the clock's: the reminders are made older instead (the other tenant's too)."""
+        session.flush()  # detection's events, under its own tenant
+        for each in (other, tenant):
+            set_context(session, tenant_id=each.id)
+            _age_reminders(session, each.id, timedelta(days=days))
+
+    age_last_reminders(1)
+    assert detect(session, tenant_id=tenant.id, today=TODAY + timedelta(days=1)).reminded == 0  # a day: too soon
+    counts = []
+    for day in range(2, 12, 2):
+        age_last_reminders(1 if day == 2 else 2)
+        counts.append(detect(session, tenant_id=tenant.id, today=TODAY + timedelta(days=day)).reminded)
+    assert counts == [1, 1, 1, 1, 0]  # reminders 2 to 5, then no more
+    session.expire_all()
+    assert (order.reminder_count, never_reminded.reminder_count, answered.reminder_count) == (5, 0, 1)
+    events = select(OutboxEvent.payload).where(
+        OutboxEvent.topic == "order.reminded", OutboxEvent.tenant_id == tenant.id
+    )
+    numbered = [p["reminder"] for p in session.execute(events).scalars() if p["order_id"] == order.id]
+    assert numbered == [1, 2, 3, 4, 5]
+    set_context(session, tenant_id=other.id)
+    assert other_order.reminder_count == 1  # due again long since, but its tenant's detection never ran again
+
+
+def test_a_tenant_that_does_not_repeat_reminders_reminds_once(session):
+    tenant, _, order, _ = _setup(session, ordered=TODAY - timedelta(days=3))
+    assert detect(session, tenant_id=tenant.id, today=TODAY).reminded == 1
+    _age_reminders(session, tenant.id, timedelta(days=30))
+    assert detect(session, tenant_id=tenant.id, today=TODAY + timedelta(days=30)).reminded == 0
+    session.expire_all()
+    assert order.reminder_count == 1
+
+
+def _age_reminders(session, tenant_id: int, by: timedelta) -> None:  # type: ignore[no-untyped-def]
+    """Move the tenant's orders' last reminders ``by`` into the past."""
+    reminded = select(PurchaseOrder).where(PurchaseOrder.tenant_id == tenant_id, PurchaseOrder.reminded_at.is_not(None))
+    for order in session.execute(reminded).scalars():
+        order.reminded_at -= by
+    session.flush()
 
 
 def test_a_tenant_that_turned_reminders_off_gets_none_from_detection(session):

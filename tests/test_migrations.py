@@ -237,6 +237,20 @@ def test_deliveries_get_their_outcomes(migrated_database):
     _deliveries_get_their_outcomes(*migrated_database)
 
 
+def test_orders_reminded_before_counts_were_kept_count_one_reminder(migrated_database):
+    url, owner_setup = migrated_database
+    reminded = (
+        "INSERT INTO purchase_orders (id, tenant_id, company_id, warehouse_id, supplier_id, number, currency, "
+        "order_date, state, version, total_value, reminded_at, created_at, updated_at) VALUES (8, 1, 2, 3, 5, "
+        "'PO-8', 'EUR', '2026-01-02', 'awaiting_response', 1, 0, '2026-01-06', '2026-01-02', '2026-01-02')"
+    )
+    found = _rows_after_upgrade(
+        url, owner_setup, "0020", [*ONE_ORDER, reminded],
+        "SELECT id, reminder_count FROM purchase_orders ORDER BY id",
+    )  # fmt: skip
+    assert [tuple(row) for row in found] == [(7, 0), (8, 1)]
+
+
 def test_going_down_and_up_keeps_every_row(migrated_database):
     """Down to the documents' revision and back: on SQLite, batch mode makes tables such as ``tenants`` and
     ``purchase_orders`` again; with foreign keys enforced, dropping them deleted or refused the rows that refer to

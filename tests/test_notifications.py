@@ -305,6 +305,15 @@ def test_a_reminder_tells_the_suppliers_people_that_the_order_waits(mail_app, co
         "Northwind has had no answer to it yet: accept its lines, change them or reject them."
     }
 
+    # A repeated reminder says which one it is.
+    with tenant_session(committed_db, tenant_id) as s:
+        emit(s, tenant_id, "order.reminded", {"order_id": world["order_id"], "automatic": True, "reminder": 3})
+    with mail_app.app_context():
+        drain(committed_db, tenant_id)
+    seen = {r.id for r in reminded} | {n.id for n in automatic}
+    third = [n for n in _notifications(committed_db, tenant_id) if n.id not in seen]
+    assert {n.title for n in third} == {"Reminder 3: order PO-7001 waits for your answer"}
+
 
 def test_a_message_must_have_words_and_a_limit(committed_db, world):
     with tenant_session(committed_db, world["tenant_id"]) as s:

@@ -627,6 +627,8 @@ def test_a_reminder_goes_to_a_waiting_supplier_once_a_day(setup):
 
     svc.remind_supplier(session, order=order, actor=BUYER, now=first + timedelta(days=1))
     assert count(session, OutboxEvent, topic="order.reminded") == 2
+    session.expire_all()
+    assert order.reminder_count == 2  # counted: automatic reminders stop at five in all
 
     svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
     with pytest.raises(ServiceError, match="no longer waiting for the supplier's answer"):

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from portal.auth.permissions import Role
 from portal.db import set_context
@@ -432,13 +432,18 @@ def test_a_buyer_reminds_the_supplier_from_the_queue_once_a_day(trade):
     set_context(session, tenant_id=tenant.id)
     assert session.execute(select(OutboxEvent).where(OutboxEvent.topic == "order.reminded")).scalar_one()
 
-    page = buyer.get(f"/orders/{order.id}").text
+    page_url = f"/orders/{order.id}"
+    page = buyer.get(page_url).text
     assert 'data-testid="order-reminded"' in page and "Remind the supplier" in page
     again = buyer.post(f"/orders/{order.id}/remind", {"csrf_token": csrf_from(page)})
     assert again.status_code == 303 and again.headers["Location"].endswith(f"/orders/{order.id}")
     assert "one reminder a day at most" in buyer.get(f"/orders/{order.id}").text
     assert len(session.execute(select(OutboxEvent).where(OutboxEvent.topic == "order.reminded")).all()) == 1
     assert "Remind the supplier" not in seller.get(f"/orders/{order.id}").text
+
+    # An order reminded again (by exception detection, when the tenant repeats reminders) says how often.
+    session.execute(update(PurchaseOrder).where(PurchaseOrder.id == order.id).values(reminder_count=3))
+    assert "(3 reminders)" in buyer.get("/orders/queue").text and "(3 reminders)" in buyer.get(page_url).text
 
 
 def test_inbox_tabs_filters_and_search(trade):

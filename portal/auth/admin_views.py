@@ -233,6 +233,7 @@ def settings():
         document_gating=tenant.document_gating.value,
         unconfirmed_after_days=tenant.unconfirmed_after_days,
         remind_unconfirmed="on" if tenant.remind_unconfirmed else "off",
+        reminder_repeat_days=tenant.reminder_repeat_days,
     )
     if form.validate_on_submit():
         before = _settings_shown(tenant)
@@ -241,6 +242,7 @@ def settings():
         tenant.document_gating = DocumentGating(form.document_gating.data)
         tenant.unconfirmed_after_days = form.unconfirmed_after_days.data or tenant.unconfirmed_after_days
         tenant.remind_unconfirmed = form.remind_unconfirmed.data == "on"
+        tenant.reminder_repeat_days = form.reminder_repeat_days.data
         after = _settings_shown(tenant)
         if after != before:
             actor().audit(
@@ -265,6 +267,7 @@ def _settings_shown(tenant: Tenant) -> dict[str, object]:
         "document_gating": tenant.document_gating.value,
         "unconfirmed_after_days": tenant.unconfirmed_after_days,
         "remind_unconfirmed": tenant.remind_unconfirmed,
+        "reminder_repeat_days": tenant.reminder_repeat_days,
     }
 
 

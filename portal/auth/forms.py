@@ -170,3 +170,15 @@ class TenantSettingsForm(FlaskForm):
         ],
         validate_choice=True,
     )
+    reminder_repeat_days = SelectField(
+        "While the order stays unanswered",
+        choices=[
+            (0, "Do not repeat the reminder"),
+            (2, "Repeat it every 2 days"),
+            (3, "Repeat it every 3 days"),
+            (7, "Repeat it every week"),
+        ],
+        coerce=int,
+        validate_choice=True,
+        description="Five reminders of an order at most, a buyer's included.",
+    )

@@ -87,10 +87,12 @@ def order_reminded(session: Session, event: OutboxEvent) -> None:
 
     customer = session.execute(select(Tenant.name).where(Tenant.id == event.tenant_id)).scalar_one_or_none()
     asked = "has had no answer to it yet" if event.payload.get("automatic") else "asks you to answer it"
+    count = int(event.payload.get("reminder", 1))  # events written before the count was kept: the first
+    label = "Reminder" if count < 2 else f"Reminder {count}"
     _for_supplier(
         session,
         event,
-        "Reminder: order {order} waits for your answer",
+        label + ": order {order} waits for your answer",
         f"{customer or 'Your customer'} {asked}: accept its lines, change them or reject them.",
     )
 

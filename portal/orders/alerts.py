@@ -10,8 +10,9 @@ Conditions (each a set-based query over open lines, no Python loop over rows):
 * ``repeated_slips``: two or more promise changes with a reason after the first confirmation.
 * ``partial``: received less than committed after a receipt (keyed on the quantity received).
 * ``unconfirmed``: no answer ``tenant.unconfirmed_after_days`` after the order date. The supplier is also
-  reminded, once, when an order becomes unconfirmed (not for orders already long overdue when detection first
-  sees them: a first run on an existing tenant would otherwise remind of every old unanswered order at once).
+  reminded when an order becomes unconfirmed (not for orders already long overdue when detection first sees
+  them: a first run on an existing tenant would otherwise remind of every old unanswered order at once), and
+  again every ``tenant.reminder_repeat_days`` if the tenant asks for it, up to five reminders in all.
 
 An alert opens when its condition appears or its key changes, and resolves itself
 when the condition is gone. Each opening emits ``alert.opened`` (buyers are notified).
@@ -20,7 +21,7 @@ when the condition is gone. Each opening emits ``alert.opened`` (buyers are noti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -55,7 +56,7 @@ class DetectionRun:
     opened: int = 0
     resolved: int = 0
     open_total: int = 0
-    reminded: int = 0  # orders whose supplier was reminded on its own (newly unconfirmed)
+    reminded: int = 0  # orders whose supplier was reminded on the tenant's behalf (first or repeated reminders)
 
 
 def current_conditions(session: Session, *, tenant_id: int, today: date) -> dict[tuple[int, str], dict[str, Any]]:
@@ -179,7 +180,7 @@ def detect(session: Session, *, tenant_id: int, today: date | None = None) -> De
     run.opened = len(fresh)
     run.open_total = len(current)
     _announce(session, tenant_id, fresh)
-    run.reminded = _remind_newly_unanswered(session, tenant_id, fresh, today)
+    run.reminded = _remind_unanswered(session, tenant_id, fresh, today)
     return run
 
 
@@ -188,43 +189,66 @@ def detect(session: Session, *, tenant_id: int, today: date | None = None) -> De
 AUTOMATIC_REMINDER_GRACE_DAYS = 1
 
 
-def _remind_newly_unanswered(session: Session, tenant_id: int, fresh: list[LineAlert], today: date) -> int:
-    """Remind the supplier of each order that has just become unconfirmed (``order.reminded``, audited as the
-    system's), unless someone reminded it already or the tenant turned it off (``remind_unconfirmed``); one
-    ``UPDATE`` decides, as a buyer's reminder does."""
-    from portal.auth.services import SYSTEM
-    from portal.orders.services import record_reminder
+def _remind_unanswered(session: Session, tenant_id: int, fresh: list[LineAlert], today: date) -> int:
+    """Remind suppliers of unanswered orders on the tenant's behalf (``order.reminded``, audited as the
+    system's); returns how many orders. Unless the tenant turned it off (``remind_unconfirmed``):
 
-    order_ids = sorted({alert.order_id for alert in fresh if alert.kind == AlertKind.UNCONFIRMED})
-    if not order_ids:
-        return 0
-    days, reminds = session.execute(
-        select(Tenant.unconfirmed_after_days, Tenant.remind_unconfirmed).where(Tenant.id == tenant_id)
+    * each order that has just become unconfirmed, unless someone reminded it already;
+    * if the tenant repeats reminders (``reminder_repeat_days``), each unconfirmed order whose last reminder, a
+      buyer's or this one, is that many days old, until it has had ``MAX_AUTOMATIC_REMINDERS`` in all. An order
+      never reminded is not: the first reminder's window keeps a first run from reminding of every old order.
+
+    Each is one ``UPDATE`` that decides, as a buyer's reminder does."""
+    from portal.auth.services import SYSTEM
+    from portal.orders.services import MAX_AUTOMATIC_REMINDERS, record_reminder
+
+    days, reminds, repeat_days = session.execute(
+        select(Tenant.unconfirmed_after_days, Tenant.remind_unconfirmed, Tenant.reminder_repeat_days).where(
+            Tenant.id == tenant_id
+        )
     ).one()
     if not reminds:  # the tenant's administrators turned it off
         return 0
-    placed_since = today - timedelta(days=days + AUTOMATIC_REMINDER_GRACE_DAYS)
     now = utcnow()
-    reminded = 0
+    awaiting = (PurchaseOrder.tenant_id == tenant_id, PurchaseOrder.state == OrderState.AWAITING_RESPONSE)
+    reminded: list[tuple[int, str, int]] = []
+    order_ids = sorted({alert.order_id for alert in fresh if alert.kind == AlertKind.UNCONFIRMED})
+    placed_since = today - timedelta(days=days + AUTOMATIC_REMINDER_GRACE_DAYS)
     for start in range(0, len(order_ids), 5000):
-        rows = session.execute(
-            update(PurchaseOrder)
-            .where(
-                PurchaseOrder.tenant_id == tenant_id,
-                PurchaseOrder.id.in_(order_ids[start : start + 5000]),
-                PurchaseOrder.state == OrderState.AWAITING_RESPONSE,
-                PurchaseOrder.reminded_at.is_(None),
-                PurchaseOrder.order_date >= placed_since,
-            )
-            .values(reminded_at=now)
-            .returning(PurchaseOrder.id, PurchaseOrder.number)
-            .execution_options(synchronize_session=False)
-        ).all()
-        for order_id, number in rows:
-            record_reminder(session, tenant_id=tenant_id, order_id=order_id, number=number, actor=SYSTEM,
-                            automatic=True)  # fmt: skip
-        reminded += len(rows)
-    return reminded
+        reminded += _claim_reminders(
+            session,
+            now,
+            *awaiting,
+            PurchaseOrder.id.in_(order_ids[start : start + 5000]),
+            PurchaseOrder.reminded_at.is_(None),
+            PurchaseOrder.order_date >= placed_since,
+        )
+    if repeat_days:
+        # Those just reminded above are not due again: their reminder is "now".
+        reminded += _claim_reminders(
+            session,
+            now,
+            *awaiting,
+            PurchaseOrder.order_date <= today - timedelta(days=days),
+            PurchaseOrder.reminder_count.between(1, MAX_AUTOMATIC_REMINDERS - 1),
+            PurchaseOrder.reminded_at <= now - timedelta(days=repeat_days),
+        )
+    for order_id, number, count in reminded:
+        record_reminder(session, tenant_id=tenant_id, order_id=order_id, number=number, actor=SYSTEM, count=count,
+                        automatic=True)  # fmt: skip
+    return len(reminded)
+
+
+def _claim_reminders(session: Session, now: datetime, *conditions: Any) -> list[tuple[int, str, int]]:
+    """Mark the orders matching ``conditions`` reminded ``now``: their ids, numbers and reminder counts."""
+    rows = session.execute(
+        update(PurchaseOrder)
+        .where(*conditions)
+        .values(reminded_at=now, reminder_count=PurchaseOrder.reminder_count + 1)
+        .returning(PurchaseOrder.id, PurchaseOrder.number, PurchaseOrder.reminder_count)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return [(order_id, number, count) for order_id, number, count in rows]
 
 
 def _announce(session: Session, tenant_id: int, fresh: list[LineAlert]) -> None:

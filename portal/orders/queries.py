@@ -670,6 +670,7 @@ def response_queue(session: Session, tenant_id: int) -> tuple[list[Any], list[An
                 Supplier.name.label("supplier"),
                 User.name.label("buyer"),
                 PurchaseOrder.reminded_at,
+                PurchaseOrder.reminder_count,
             )
             .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
             .outerjoin(User, User.id == PurchaseOrder.buyer_id)

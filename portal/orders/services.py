@@ -989,6 +989,9 @@ def post_message(
 
 
 REMINDER_INTERVAL = timedelta(days=1)
+# Exception detection stops repeating its reminder once an order has had this many reminders in all (a buyer's
+# count too): a supplier who has not answered after five is not going to answer a sixth; the buyer calls.
+MAX_AUTOMATIC_REMINDERS = 5
 
 
 def remind_supplier(session: Session, *, order: PurchaseOrder, actor: Actor, now: datetime | None = None) -> None:
@@ -1006,8 +1009,8 @@ def remind_supplier(session: Session, *, order: PurchaseOrder, actor: Actor, now
             PurchaseOrder.id == order.id,
             (PurchaseOrder.reminded_at.is_(None)) | (PurchaseOrder.reminded_at <= now - REMINDER_INTERVAL),
         )
-        .values(reminded_at=now)
-        .returning(PurchaseOrder.id)
+        .values(reminded_at=now, reminder_count=PurchaseOrder.reminder_count + 1)
+        .returning(PurchaseOrder.reminder_count)
         .execution_options(synchronize_session=False)
     ).first()
     if claimed is None:
@@ -1015,15 +1018,39 @@ def remind_supplier(session: Session, *, order: PurchaseOrder, actor: Actor, now
         last = order.reminded_at
         when = f" on {last:%Y-%m-%d at %H:%M} UTC" if last is not None else ""
         raise ServiceError(f"The supplier was reminded of order {order.number}{when}: one reminder a day at most.")
-    set_committed_value(order, "reminded_at", now)  # as written: no second UPDATE at the flush
-    record_reminder(session, tenant_id=order.tenant_id, order_id=order.id, number=order.number, actor=actor)
+    # As written: no second UPDATE at the flush.
+    set_committed_value(order, "reminded_at", now)
+    set_committed_value(order, "reminder_count", claimed.reminder_count)
+    record_reminder(
+        session,
+        tenant_id=order.tenant_id,
+        order_id=order.id,
+        number=order.number,
+        actor=actor,
+        count=claimed.reminder_count,
+    )
 
 
 def record_reminder(
-    session: Session, *, tenant_id: int, order_id: int, number: str, actor: Actor, automatic: bool = False
+    session: Session,
+    *,
+    tenant_id: int,
+    order_id: int,
+    number: str,
+    actor: Actor,
+    count: int,
+    automatic: bool = False,
 ) -> None:
-    """The audit entry and the ``order.reminded`` event (the supplier's people are told) of a reminder whose
-    ``reminded_at`` was just written: a buyer's, or exception detection's own (``automatic``)."""
-    shown: dict[str, Any] = {"order": number} | ({"automatic": True} if automatic else {})
-    actor.audit(session, "order.reminded", tenant_id=tenant_id, object_type="order", object_id=order_id, after=shown)
-    emit(session, tenant_id, "order.reminded", {"order_id": order_id} | ({"automatic": True} if automatic else {}))
+    """The audit entry and the ``order.reminded`` event (the supplier's people are told) of the ``count``-th
+    reminder of an order, whose ``reminded_at`` was just written: a buyer's, or exception detection's own
+    (``automatic``)."""
+    flags: dict[str, Any] = {"reminder": count} | ({"automatic": True} if automatic else {})
+    actor.audit(
+        session,
+        "order.reminded",
+        tenant_id=tenant_id,
+        object_type="order",
+        object_id=order_id,
+        after={"order": number} | flags,
+    )
+    emit(session, tenant_id, "order.reminded", {"order_id": order_id} | flags)
