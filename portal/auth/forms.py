@@ -165,7 +165,7 @@ class TenantSettingsForm(FlaskForm):
     remind_unconfirmed = SelectField(
         "When an order becomes unconfirmed",
         choices=[
-            ("on", "Remind the supplier once, by e-mail and in the portal"),
+            ("on", "Remind the supplier, by e-mail and in the portal"),
             ("off", "Do not remind the supplier (buyers can from the response queue)"),
         ],
         validate_choice=True,
