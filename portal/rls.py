@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from alembic import op
 from sqlalchemy import text
@@ -33,6 +35,20 @@ def app_role() -> str:
     if not _IDENT.match(role):
         raise ValueError(f"PORTAL_DB_APP_ROLE {role!r} is not a plain identifier")
     return role
+
+
+@contextmanager
+def owner_sees_every_row(*tables: str) -> Iterator[None]:
+    """For a migration's data step: FORCE RLS would hide every row of ``tables`` from the owner (no tenant is
+    set here), so it is lifted inside the migration's transaction and forced again after."""
+    postgres = _is_postgres()
+    if postgres:
+        for table in tables:
+            op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
+    yield
+    if postgres:
+        for table in tables:
+            op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
 
 
 def enable_tenant_rls(table: str, *, using: str | None = None, check: str | None = None) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from portal.rls import owner_sees_every_row
+
 revision: str = "0014"
 down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
@@ -35,20 +37,11 @@ WHERE state <> 'awaiting_response'
 
 
 def upgrade() -> None:
-    postgres = op.get_bind().dialect.name == "postgresql"
     with op.batch_alter_table("purchase_order_lines", schema=None) as batch_op:
         batch_op.add_column(sa.Column("promised_from", sa.Date(), nullable=True))
         batch_op.add_column(sa.Column("promised_to", sa.Date(), nullable=True))
-    # FORCE RLS would hide every row from the owner (no tenant is set here): lifted for the copy, inside this
-    # migration's transaction.
-    tables = ("purchase_order_lines", "delivery_schedules")
-    if postgres:
-        for table in tables:
-            op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
-    op.execute(BACKFILL)
-    if postgres:
-        for table in tables:
-            op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+    with owner_sees_every_row("purchase_order_lines", "delivery_schedules"):
+        op.execute(BACKFILL)
     op.create_index(
         "ix_purchase_order_lines_tenant_open",
         "purchase_order_lines",

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from portal.rls import owner_sees_every_row
+
 revision: str = "0016"
 down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
@@ -58,22 +60,15 @@ WHERE delivery_schedules.id = f.id
 
 
 def upgrade() -> None:
-    postgres = op.get_bind().dialect.name == "postgresql"
     with op.batch_alter_table("delivery_schedules", schema=None) as batch_op:
         batch_op.add_column(sa.Column("counted_quantity", Quantity, nullable=True))
         batch_op.add_column(sa.Column("delivered_quantity", Quantity, nullable=True))
         batch_op.add_column(sa.Column("first_arrival_on", sa.Date(), nullable=True))
         batch_op.add_column(sa.Column("completed_on", sa.Date(), nullable=True))
-    tables = ("delivery_schedules", "purchase_order_lines", "receipts")
-    if postgres:  # FORCE RLS would hide every row from the owner (no tenant is set here)
-        for table in tables:
-            op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
-    # Nothing arrived yet, unless the line has receipts or was cancelled: those are folded.
-    op.execute("UPDATE delivery_schedules SET counted_quantity = quantity, delivered_quantity = 0")
-    op.execute(FOLD)
-    if postgres:
-        for table in tables:
-            op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+    with owner_sees_every_row("delivery_schedules", "purchase_order_lines", "receipts"):
+        # Nothing arrived yet, unless the line has receipts or was cancelled: those are folded.
+        op.execute("UPDATE delivery_schedules SET counted_quantity = quantity, delivered_quantity = 0")
+        op.execute(FOLD)
     with op.batch_alter_table("delivery_schedules", schema=None) as batch_op:
         batch_op.alter_column("counted_quantity", existing_type=Quantity, nullable=False)
         batch_op.alter_column("delivered_quantity", existing_type=Quantity, nullable=False)

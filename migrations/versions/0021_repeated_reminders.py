@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from portal.rls import owner_sees_every_row
+
 revision: str = "0021"
 down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
@@ -24,12 +26,8 @@ def upgrade() -> None:
     op.add_column("tenants", sa.Column("reminder_repeat_days", sa.Integer(), server_default="0", nullable=False))
     op.add_column("purchase_orders", sa.Column("reminder_count", sa.Integer(), server_default="0", nullable=False))
     # An order reminded before this revision was reminded once: the reminders since 0018 kept only the last time.
-    postgres = op.get_bind().dialect.name == "postgresql"
-    if postgres:  # FORCE RLS would hide every row from the owner (no tenant is set here)
-        op.execute("ALTER TABLE purchase_orders NO FORCE ROW LEVEL SECURITY")
-    op.execute("UPDATE purchase_orders SET reminder_count = 1 WHERE reminded_at IS NOT NULL")
-    if postgres:
-        op.execute("ALTER TABLE purchase_orders FORCE ROW LEVEL SECURITY")
+    with owner_sees_every_row("purchase_orders"):
+        op.execute("UPDATE purchase_orders SET reminder_count = 1 WHERE reminded_at IS NOT NULL")
 
 
 def downgrade() -> None:
