@@ -14,7 +14,10 @@ from portal.db import make_engine
 
 app = Flask(__name__)
 # The portal's connections: statements prepared after five runs, PostgreSQL's plan choice.
-engine = make_engine(os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
+engine = make_engine(
+    os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1),
+    pre_ping=os.environ.get("DATABASE_PRE_PING") == "1",
+)
 TENANT = os.environ.get("BENCH_TENANT_ID", "1")
 
 PAGE = """<!doctype html><html><head><title>Home</title></head><body><main>

@@ -1,6 +1,6 @@
 """Baselines for the orders benchmark, in plain Flask + SQLAlchemy Core + Jinja, without the portal's session,
 tenant resolution, permissions or layout. Its database connections are the portal's (``make_engine``: statements
-prepared after five runs, PostgreSQL's plan choice).
+prepared after five runs, PostgreSQL's plan choice, a pooled connection pinged only when DATABASE_PRE_PING=1).
 
 - ``GET /``: the inbox's query (tab counts and one page of 50 orders for one supplier), its page query planned
   for each run as the portal's is.
@@ -26,7 +26,7 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, MetaData, Nu
 from portal.db import make_engine, planned_per_run
 
 app = Flask(__name__)
-engine = make_engine(os.environ["BENCH_APP_URL"])
+engine = make_engine(os.environ["BENCH_APP_URL"], pre_ping=os.environ.get("DATABASE_PRE_PING") == "1")
 SUPPLIER = int(os.environ["BENCH_SUPPLIER_ID"])
 
 COUNTS = text("""

@@ -64,9 +64,9 @@ class Settings:
     clamd_address: str = ""
     # Webhooks to loopback, private and link-local addresses (refused in production: SSRF).
     webhook_allow_private: bool = False
-    # Test each pooled PostgreSQL connection before use (a round trip per checkout). Worker processes turn it
-    # off: an event that meets a dead connection fails once and is sent again by the relay.
-    database_pre_ping: bool = True
+    # Ping each pooled PostgreSQL connection before use (a round trip per checkout). Off by default: a pooled
+    # connection's socket is looked at instead, which finds every connection the server closed (``make_engine``).
+    database_pre_ping: bool = False
     database_prepare: bool = True
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -150,7 +150,7 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         erp_timeout=min(float(env.get("ERP_TIMEOUT", "20")), 45.0),
         clamd_address=env.get("CLAMD_ADDRESS", "").strip(),
         webhook_allow_private=_bool(env.get("WEBHOOK_ALLOW_PRIVATE"), mode != "production"),
-        database_pre_ping=_bool(env.get("DATABASE_PRE_PING"), True),
+        database_pre_ping=_bool(env.get("DATABASE_PRE_PING"), False),
         database_prepare=_bool(env.get("DATABASE_PREPARE"), True),
     )
 

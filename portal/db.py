@@ -17,6 +17,7 @@ Rules the rest of the code relies on:
 from __future__ import annotations
 
 import logging
+import select
 from collections import namedtuple
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ from sqlalchemy import (
     cast,
     create_engine,
     event,
+    exc,
     func,
     text,
     true,
@@ -300,7 +302,7 @@ def tenant_scope(session: Session, tenant_id: int | None) -> Iterator[None]:
 class Database:
     """Engine and session factory of one application."""
 
-    def __init__(self, url: str, *, echo: bool = False, pre_ping: bool = True, prepare: bool = True) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pre_ping: bool = False, prepare: bool = True) -> None:
         self.url = url
         self.engine: Engine = make_engine(url, echo=echo, pre_ping=pre_ping, prepare=prepare)
         self.session_factory: sessionmaker[Session] = sessionmaker(
@@ -329,7 +331,7 @@ class Database:
             session.close()
 
 
-def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True, prepare: bool = True) -> Engine:
+def make_engine(url: str, *, echo: bool = False, pre_ping: bool = False, prepare: bool = True) -> Engine:
     if url.startswith("sqlite"):
         kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
         if url in ("sqlite://", "sqlite:///:memory:"):
@@ -361,6 +363,18 @@ def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True, prepare:
         max_overflow=10,
         connect_args={"prepare_threshold": 5 if prepare else None},
     )
+
+    @event.listens_for(engine, "checkout")
+    def _replace_connections_the_server_closed(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        # A pooled connection at rest has nothing to read: the server speaks first only to end it (a restart, a
+        # terminated backend, an idle timeout), and then its notice or the closed socket makes it readable. One
+        # look at the socket, without a round trip, finds those before the request's first statement would fail
+        # on them (as pgx's CheckConn does); the pool then opens a fresh connection. A full ping per checkout
+        # (DATABASE_PRE_PING=1) costs a round trip on every request and only adds the connections dropped
+        # silently on the way, by a firewall that forgets idle connections without closing them. (The server may
+        # also speak to report a changed setting, which is rare: the connection is then replaced needlessly.)
+        if dbapi_conn.closed or select.select([dbapi_conn.fileno()], [], [], 0)[0]:
+            raise exc.DisconnectionError("the server closed this pooled connection while it rested")
 
     @event.listens_for(engine, "do_execute")
     def _plan_marked_statements_per_run(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:

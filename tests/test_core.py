@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.pool import NullPool
 
 from portal import create_app
 from portal.auth.access import public
@@ -175,6 +176,63 @@ def test_a_schema_change_under_a_prepared_statement_costs_one_statement(pg_datab
         engine.dispose()
         with owner_engine.begin() as owner:
             owner.execute(text("DROP TABLE reshaped_probe"))
+
+
+def _last_statement_of(pid: int, url: str) -> str:
+    from sqlalchemy import create_engine
+
+    observer = create_engine(url, poolclass=NullPool)
+    try:
+        with observer.connect() as conn:
+            return conn.execute(text("SELECT query FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar_one()
+    finally:
+        observer.dispose()
+
+
+def test_a_pooled_connection_is_handed_out_again_without_a_round_trip(pg_database):
+    """No ping per checkout: the statement a connection last ran is still the one PostgreSQL last saw when the
+    pool hands it out again (a ping would have run ``SELECT 1`` on it)."""
+    from portal.db import make_engine
+
+    engine = make_engine(pg_database["app"])
+    try:
+        with engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid() /* first use */")).scalar_one()
+        last = _last_statement_of(pid, pg_database["app"])
+        with engine.connect() as conn:  # checked out again: nothing sent yet
+            assert conn.connection.dbapi_connection.info.backend_pid == pid
+            assert _last_statement_of(pid, pg_database["app"]) == last
+            assert conn.execute(text("SELECT pg_backend_pid() /* second use */")).scalar_one() == pid
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("pre_ping", [False, True])
+def test_a_connection_the_server_ended_while_pooled_is_replaced_before_use(pg_database, pre_ping):
+    """A backend terminated while its connection rested in the pool (a restart, an idle timeout): the next
+    request gets a fresh connection instead of an error, with or without DATABASE_PRE_PING."""
+    import time
+
+    from sqlalchemy import create_engine
+
+    from portal.db import make_engine
+
+    engine = make_engine(pg_database["app"], pre_ping=pre_ping)
+    killer = create_engine(pg_database["app"], poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with killer.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+            for _ in range(100):
+                if not conn.execute(text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).all():
+                    break
+                time.sleep(0.02)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    finally:
+        engine.dispose()
+        killer.dispose()
 
 
 def test_newlines_in_log_arguments_cannot_forge_lines():

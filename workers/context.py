@@ -28,15 +28,9 @@ def app() -> Flask:
     global _app
     with _lock:
         if _app is None:
-            import os
-
             from portal import create_app
-            from portal.config import load_settings
 
-            # No pre-ping in a worker process (a round trip per transaction, two per event): a dead connection
-            # fails one event, which the relay sends again. DATABASE_PRE_PING=1 keeps it.
-            env = {**os.environ, "DATABASE_PRE_PING": os.environ.get("DATABASE_PRE_PING", "0")}
-            _app = create_app(load_settings(env))
+            _app = create_app()
         return _app
 
 
