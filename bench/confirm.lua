@@ -2,7 +2,7 @@
 local ids = {}
 for id in string.gmatch(os.getenv("BENCH_ORDER_IDS") or "", "[^,]+") do table.insert(ids, id) end
 local token = os.getenv("BENCH_CSRF")
-local counter = 0
+counter = 0  -- a global, so that done() can read each thread's
 local start = tonumber(os.getenv("BENCH_START") or "0")
 thread_offset = 0  -- a global: setup() sets it per thread
 local threads = {}
@@ -26,8 +26,15 @@ end
 done = function(summary, latency, requests)
   local errors = summary.errors.status + summary.errors.connect + summary.errors.read
                + summary.errors.write + summary.errors.timeout
+  -- How many ids from BENCH_START the threads went through: one thread may send more requests than the other,
+  -- so the next run must start past the busiest thread's last id, not past the number of requests.
+  local span = 0
+  for _, thread in ipairs(threads) do
+    span = math.max(span, thread:get("counter") * 2 + thread:get("thread_offset") + 1)
+  end
   io.write(string.format(
-    '{"requests": %d, "seconds": %.3f, "rps": %.1f, "p50_ms": %.2f, "p95_ms": %.2f, "p99_ms": %.2f, "errors": %d}\n',
+    '{"requests": %d, "seconds": %.3f, "rps": %.1f, "p50_ms": %.2f, "p95_ms": %.2f, "p99_ms": %.2f, "errors": %d, '
+    .. '"span": %d}\n',
     summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000, errors))
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000, errors, span))
 end

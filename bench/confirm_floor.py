@@ -73,8 +73,8 @@ def main() -> None:
     info = json.loads(INFO.read_text())
     db = info["database"]
     # Both sides draw on the same awaiting orders, the portal from the first on, the floor from the last back;
-    # together they may confirm up to 400 a second.
-    needed = args.rounds * (args.seconds * 400 + 128)
+    # together they may confirm up to 700 a second.
+    needed = args.rounds * (args.seconds * 700 + 128)
     if len(awaiting_orders(db, info["supplier_id"], info["big_order_id"])) < needed:
         print(f"fewer than {needed} awaiting orders left: rebuilding the data set", flush=True)
         subprocess.run([sys.executable, str(ROOT / "bench" / "orders_data.py")], check=True)
@@ -100,7 +100,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, (url, c, own) in sides.items():
                 result = measured_post(url, c, args.seconds, own, used[name], token.group(1), db)
-                used[name] += int(result["requests"]) + 64
+                used[name] += int(result["span"]) + 64
                 if sum(used.values()) >= len(own):
                     raise SystemExit("ran out of awaiting orders: rebuild the data set or lower --seconds")
                 runs[name].append(result)

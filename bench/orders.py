@@ -139,7 +139,7 @@ def main() -> None:
     db = info["database"]
     # Every confirmation POST uses up an awaiting order (earlier runs used some): with too few left, wrk would
     # come back to confirmed ones and count their refusals as errors.
-    needed = args.rounds * (args.post_seconds * 180 + 64)  # up to 180 confirmations/s
+    needed = args.rounds * (args.post_seconds * 250 + 64)  # up to 250 confirmations/s
     if len(awaiting_orders(db, info["supplier_id"], info["big_order_id"])) < needed:
         print(f"fewer than {needed} awaiting orders left: rebuilding the data set", flush=True)
         subprocess.run([sys.executable, str(ROOT / "bench" / "orders_data.py")], check=True)
@@ -171,7 +171,7 @@ def main() -> None:
                 runs[name].append(measured(url, args.seconds, c, db))
             os.environ.update(BENCH_ORDER_IDS=",".join(map(str, ids)), BENCH_CSRF=token, BENCH_START=str(used))
             result = wrk_post(base, cookie, args.post_seconds)
-            used += int(result["requests"]) + 64
+            used += int(result["span"]) + 64
             if used >= len(ids):
                 raise SystemExit("ran out of awaiting orders: rebuild with --rebuild or lower --post-seconds")
             runs["confirmation POST"].append(result)

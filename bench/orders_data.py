@@ -2,7 +2,7 @@
 orders, 1,000,000 lines, with realistic dates and states, server-side with
 generate_series (a few minutes at most).
 
-The benchmark supplier (code BENCH) gets 5,000 of the orders, 3,000 of them still
+The benchmark supplier (code BENCH) gets 6,500 of the orders, 4,500 of them still
 awaiting its answer (for the confirmation POSTs), and one order with 20 lines.
 
 Usage: python bench/orders_data.py [--database portal_bench_orders]
@@ -27,7 +27,7 @@ from bench.dashboard import prepare_database
 from portal.orders import outcomes
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDERS, LINES_PER_ORDER, SUPPLIERS, BENCH_ORDERS, BENCH_AWAITING = 200_000, 5, 5_000, 5_000, 3_000
+ORDERS, LINES_PER_ORDER, SUPPLIERS, BENCH_ORDERS, BENCH_AWAITING = 200_000, 5, 5_000, 6_500, 4_500
 
 def _fold_outcomes(conn) -> None:  # type: ignore[no-untyped-def]
     with Session(bind=conn) as session:
