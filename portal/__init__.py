@@ -21,6 +21,8 @@ login_manager = LoginManager()
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
     settings = settings or load_settings()
     app = Flask(__name__, instance_path=str(settings.instance_path.resolve()), instance_relative_config=False)
+    # "/orders/" typed or pasted opens the same page as "/orders" (before any route is added: each rule takes it).
+    app.url_map.strict_slashes = False
     app.config.update(settings.flask_config())
     app.config["PORTAL_NAME"] = "Supplier Portal"
     app.extensions["portal.settings"] = settings

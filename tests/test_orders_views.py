@@ -457,6 +457,10 @@ def test_inbox_tabs_filters_and_search(trade):
     assert order.number in seller.get("/orders?tab=all&q=P-002").text
     assert order.number not in seller.get("/orders?tab=all&q=NOPE").text
     assert buyer.get("/orders?tab=bogus&sort=bogus&due_from=nope&page=x").status_code == 200
+    # A trailing slash, typed or pasted, opens the same pages.
+    slashed = seller.get("/orders/?tab=all")
+    assert slashed.status_code == 200 and f'<a href="/orders/{order.id}">{order.number}</a>' in slashed.text
+    assert order.number in seller.get(f"/orders/{order.id}/").text
 
 
 def test_a_buyers_page_says_when_a_tab_has_more_orders_than_it_counts(trade, monkeypatch):
