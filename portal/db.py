@@ -331,6 +331,13 @@ class Database:
             session.close()
 
 
+def _has_something_to_read(fd: int) -> bool:
+    # poll, not select: select refuses descriptors above 1023, which a busy process may hand out.
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def make_engine(url: str, *, echo: bool = False, pre_ping: bool = False, prepare: bool = True) -> Engine:
     if url.startswith("sqlite"):
         kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
@@ -373,7 +380,7 @@ def make_engine(url: str, *, echo: bool = False, pre_ping: bool = False, prepare
         # (DATABASE_PRE_PING=1) costs a round trip on every request and only adds the connections dropped
         # silently on the way, by a firewall that forgets idle connections without closing them. (The server may
         # also speak to report a changed setting, which is rare: the connection is then replaced needlessly.)
-        if dbapi_conn.closed or select.select([dbapi_conn.fileno()], [], [], 0)[0]:
+        if dbapi_conn.closed or _has_something_to_read(dbapi_conn.fileno()):
             raise exc.DisconnectionError("the server closed this pooled connection while it rested")
 
     @event.listens_for(engine, "do_execute")

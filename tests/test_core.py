@@ -235,6 +235,31 @@ def test_a_connection_the_server_ended_while_pooled_is_replaced_before_use(pg_da
         killer.dispose()
 
 
+def test_the_socket_look_works_on_descriptors_above_1023():
+    """A busy process may hold a pooled connection on a descriptor above 1023, which select() refuses."""
+    import os
+    import resource
+    import socket
+
+    from portal.db import _has_something_to_read
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 1100:
+        pytest.skip("this process cannot hold a descriptor above 1023")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    ours, servers = socket.socketpair()
+    high = os.dup2(ours.fileno(), 1100)
+    try:
+        assert _has_something_to_read(high) is False
+        servers.send(b"E")  # the server speaks while the connection rests
+        assert _has_something_to_read(high) is True
+    finally:
+        os.close(high)
+        ours.close()
+        servers.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_newlines_in_log_arguments_cannot_forge_lines():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "user %s", ("eve\nINFO admin signed in",), None)
     EscapeNewlines().filter(record)
