@@ -104,6 +104,9 @@ def test_accepting_more_lines_costs_no_more_statements(session):
     two, seven = statements_to_accept(2), statements_to_accept(7)
     assert two == seven
     assert seven.count("INSERT INTO commitment_ledger") == 1
+    # Accepting as requested is inside any tolerance: the policies are not read.
+    make_tolerance(session, tenant)
+    assert not [s for s in statements_to_accept(3) if "tolerance_policies" in s]
 
 
 def test_a_line_answered_twice_is_refused(setup):

@@ -484,7 +484,10 @@ def respond(
 ) -> RespondResult:
     """The supplier answers lines of an order that await a response (``lines``: the order's, if loaded already)."""
     by_id = {line.id: line for line in (order_lines(session, order) if lines is None else lines)}
-    tolerance = tolerance_for(session, order.tenant_id, order.supplier_id)
+    # Accepting a line as requested is inside every tolerance (none is negative) and within its hard limits:
+    # the tenant's and the supplier's tolerances are read only when an answer departs from the order.
+    departs = any(answer.action != "accept" for answer in answers)
+    tolerance = tolerance_for(session, order.tenant_id, order.supplier_id) if departs else Tolerance()
     errors: dict[int, list[str]] = {}
     if not answers:
         errors[0] = ["Answer at least one line."]
