@@ -10,13 +10,14 @@ import os
 from flask import Flask
 from sqlalchemy import text
 
+from portal.config import load_settings
 from portal.db import make_engine
 
 app = Flask(__name__)
 # The portal's connections: statements prepared after five runs, PostgreSQL's plan choice.
 engine = make_engine(
     os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1),
-    pre_ping=os.environ.get("DATABASE_PRE_PING") == "1",
+    pre_ping=load_settings().database_pre_ping,
 )
 TENANT = os.environ.get("BENCH_TENANT_ID", "1")
 

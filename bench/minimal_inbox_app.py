@@ -1,6 +1,7 @@
 """Baselines for the orders benchmark, in plain Flask + SQLAlchemy Core + Jinja, without the portal's session,
 tenant resolution, permissions or layout. Its database connections are the portal's (``make_engine``: statements
-prepared after five runs, PostgreSQL's plan choice, a pooled connection pinged only when DATABASE_PRE_PING=1).
+prepared after five runs, PostgreSQL's plan choice, a pooled connection pinged only when the portal's
+DATABASE_PRE_PING says so).
 
 - ``GET /``: the inbox's query (tab counts and one page of 50 orders for one supplier), its page query planned
   for each run as the portal's is.
@@ -23,10 +24,11 @@ import redis
 from flask import Flask, abort, redirect
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, MetaData, Numeric, String, Table, insert, text
 
+from portal.config import load_settings
 from portal.db import make_engine, planned_per_run
 
 app = Flask(__name__)
-engine = make_engine(os.environ["BENCH_APP_URL"], pre_ping=os.environ.get("DATABASE_PRE_PING") == "1")
+engine = make_engine(os.environ["BENCH_APP_URL"], pre_ping=load_settings().database_pre_ping)
 SUPPLIER = int(os.environ["BENCH_SUPPLIER_ID"])
 
 COUNTS = text("""
