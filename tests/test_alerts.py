@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 
 from portal.auth.services import Actor
@@ -185,10 +186,12 @@ def test_a_newly_unconfirmed_order_reminds_its_supplier_once(session):
     assert len(reminders()) == 2
 
 
-def test_a_tenant_that_repeats_reminders_gets_one_every_few_days_up_to_five(session):
+@pytest.mark.parametrize("limit", [5, 3])
+def test_a_tenant_that_repeats_reminders_gets_one_every_few_days_up_to_its_limit(session, limit):
     """With ``reminder_repeat_days`` set, an unconfirmed order's reminder comes again once its last reminder (a
-    buyer's too) is that old, until the order has had five; never for an order never reminded (the first
-    reminder's window rules that), nor once the order is answered; other tenants' orders are untouched."""
+    buyer's too) is that old, until the order has had the tenant's ``reminder_limit`` (five unless set); never
+    for an order never reminded (the first reminder's window rules that), nor once the order is answered; other
+    tenants' orders are untouched."""
     from portal.tenancy.models import Tenant
 
     tenant, supplier, order, _ = _setup(session, ordered=TODAY - timedelta(days=3))
@@ -197,6 +200,8 @@ def test_a_tenant_that_repeats_reminders_gets_one_every_few_days_up_to_five(sess
     other, _, other_order, _ = _setup(session, ordered=TODAY - timedelta(days=3))
     for each in (tenant, other):
         session.get(Tenant, each.id).reminder_repeat_days = 2
+    if limit != 5:
+        session.get(Tenant, tenant.id).reminder_limit = limit
     session.flush()
     set_context(session, tenant_id=other.id)
     assert detect(session, tenant_id=other.id, today=TODAY).reminded == 1  # its first reminder, today
@@ -220,14 +225,14 @@ def test_a_tenant_that_repeats_reminders_gets_one_every_few_days_up_to_five(sess
     for day in range(2, 12, 2):
         age_last_reminders(1 if day == 2 else 2)
         counts.append(detect(session, tenant_id=tenant.id, today=TODAY + timedelta(days=day)).reminded)
-    assert counts == [1, 1, 1, 1, 0]  # reminders 2 to 5, then no more
+    assert counts == [1] * (limit - 1) + [0] * (6 - limit)  # reminders 2 to the limit, then no more
     session.expire_all()
-    assert (order.reminder_count, never_reminded.reminder_count, answered.reminder_count) == (5, 0, 1)
+    assert (order.reminder_count, never_reminded.reminder_count, answered.reminder_count) == (limit, 0, 1)
     events = select(OutboxEvent.payload).where(
         OutboxEvent.topic == "order.reminded", OutboxEvent.tenant_id == tenant.id
     )
     numbered = [p["reminder"] for p in session.execute(events).scalars() if p["order_id"] == order.id]
-    assert numbered == [1, 2, 3, 4, 5]
+    assert numbered == list(range(1, limit + 1))
     set_context(session, tenant_id=other.id)
     assert other_order.reminder_count == 1  # due again long since, but its tenant's detection never ran again
 

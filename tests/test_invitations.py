@@ -199,25 +199,30 @@ def test_admin_changes_tenant_settings_and_the_mfa_policy_applies(app, session):
     admin = make_member(session, tenant, Role.TENANT_ADMIN)
     client = signed_in(app, admin)
     bad = client.submit("/settings", {"name": "", "mfa_policy": "off", "unconfirmed_after_days": "0",
-                                      "reminder_repeat_days": "5"})  # fmt: skip
+                                      "reminder_repeat_days": "5", "reminder_limit": "4"})  # fmt: skip
     assert bad.status_code == 422
     assert "Enter the name." in bad.text and "Not a valid choice" in bad.text and "Between 1 and 90 days." in bad.text
+    shown = re.search(r'<select[^>]*name="reminder_limit".*?</select>\s*(.*?)</div>', bad.text, re.S)
+    assert shown is not None and "Not a valid choice" in shown.group(1)  # next to the field that holds it
     done = client.submit(
         "/settings",
         {"name": "Settings Company", "mfa_policy": "required_for_suppliers_and_admins", "document_gating": "block",
-         "unconfirmed_after_days": "5", "remind_unconfirmed": "off", "reminder_repeat_days": "3"},
+         "unconfirmed_after_days": "5", "remind_unconfirmed": "off", "reminder_repeat_days": "3",
+         "reminder_limit": "3"},
     )  # fmt: skip
     assert done.status_code == 302
     session.expire_all()
     stored = session.get(Tenant, tenant.id)
     assert stored.name == "Settings Company" and stored.mfa_policy == MfaPolicy.REQUIRED_FOR_SUPPLIERS_AND_ADMINS
     assert stored.unconfirmed_after_days == 5 and stored.document_gating == DocumentGating.BLOCK
-    assert stored.remind_unconfirmed is False and stored.reminder_repeat_days == 3
+    assert stored.remind_unconfirmed is False and stored.reminder_repeat_days == 3 and stored.reminder_limit == 3
     page = client.get("/settings").text  # the page shows what was saved
     for name, options in (("document_gating", ['value="off"', 'value="warn"', 'selected value="block"']),
                           ("remind_unconfirmed", ['value="on"', 'selected value="off"']),
                           ("reminder_repeat_days",
-                           ['value="0"', 'value="2"', 'selected value="3"', 'value="7"'])):  # fmt: skip
+                           ['value="0"', 'value="2"', 'selected value="3"', 'value="7"']),
+                          ("reminder_limit",
+                           ['value="2"', 'selected value="3"', 'value="5"', 'value="10"'])):  # fmt: skip
         shown = re.search(rf'<select[^>]*name="{name}".*?</select>', page, re.S)
         assert re.findall(r"<option ([^>]*)>", shown.group(0)) == options
     set_context(session, tenant_id=tenant.id)
@@ -226,6 +231,7 @@ def test_admin_changes_tenant_settings_and_the_mfa_policy_applies(app, session):
     assert (event.before["document_gating"], event.after["document_gating"]) == ("off", "block")
     assert (event.before["remind_unconfirmed"], event.after["remind_unconfirmed"]) == (True, False)
     assert (event.before["reminder_repeat_days"], event.after["reminder_repeat_days"]) == (0, 3)
+    assert (event.before["reminder_limit"], event.after["reminder_limit"]) == (5, 3)
     # A form that leaves a choice out keeps what is stored.
     kept = client.submit("/settings", {"name": "Settings Company", "mfa_policy": "required_for_suppliers_and_admins",
                                        "unconfirmed_after_days": "5"})  # fmt: skip
@@ -233,7 +239,7 @@ def test_admin_changes_tenant_settings_and_the_mfa_policy_applies(app, session):
     session.expire_all()
     stored = session.get(Tenant, tenant.id)
     assert stored.document_gating == DocumentGating.BLOCK and stored.remind_unconfirmed is False
-    assert stored.reminder_repeat_days == 3
+    assert stored.reminder_repeat_days == 3 and stored.reminder_limit == 3
     # Under the relaxed policy a buyer without MFA signs in with the password alone; an admin still enrols.
     from tests.factories import make_user
 

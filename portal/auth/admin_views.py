@@ -234,6 +234,7 @@ def settings():
         unconfirmed_after_days=tenant.unconfirmed_after_days,
         remind_unconfirmed="on" if tenant.remind_unconfirmed else "off",
         reminder_repeat_days=tenant.reminder_repeat_days,
+        reminder_limit=tenant.reminder_limit,
     )
     if form.validate_on_submit():
         before = _settings_shown(tenant)
@@ -243,6 +244,7 @@ def settings():
         tenant.unconfirmed_after_days = form.unconfirmed_after_days.data or tenant.unconfirmed_after_days
         tenant.remind_unconfirmed = form.remind_unconfirmed.data == "on"
         tenant.reminder_repeat_days = form.reminder_repeat_days.data
+        tenant.reminder_limit = form.reminder_limit.data
         after = _settings_shown(tenant)
         if after != before:
             actor().audit(
@@ -268,6 +270,7 @@ def _settings_shown(tenant: Tenant) -> dict[str, object]:
         "unconfirmed_after_days": tenant.unconfirmed_after_days,
         "remind_unconfirmed": tenant.remind_unconfirmed,
         "reminder_repeat_days": tenant.reminder_repeat_days,
+        "reminder_limit": tenant.reminder_limit,
     }
 
 

@@ -180,5 +180,11 @@ class TenantSettingsForm(FlaskForm):
         ],
         coerce=int,
         validate_choice=True,
-        description="Five reminders of an order at most, a buyer's included.",
+    )
+    reminder_limit = SelectField(
+        "Stop repeating it after",
+        choices=[(n, f"{n} reminders of the order") for n in (2, 3, 5, 10)],
+        coerce=int,
+        validate_choice=True,
+        description="A buyer's reminders count too; a buyer can still remind the supplier after that.",
     )

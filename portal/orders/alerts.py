@@ -12,7 +12,7 @@ Conditions (each a set-based query over open lines, no Python loop over rows):
 * ``unconfirmed``: no answer ``tenant.unconfirmed_after_days`` after the order date. The supplier is also
   reminded when an order becomes unconfirmed (not for orders already long overdue when detection first sees
   them: a first run on an existing tenant would otherwise remind of every old unanswered order at once), and
-  again every ``tenant.reminder_repeat_days`` if the tenant asks for it, up to five reminders in all.
+  again every ``tenant.reminder_repeat_days`` if the tenant asks for it, up to ``tenant.reminder_limit`` in all.
 
 An alert opens when its condition appears or its key changes, and resolves itself
 when the condition is gone. Each opening emits ``alert.opened`` (buyers are notified).
@@ -195,17 +195,17 @@ def _remind_unanswered(session: Session, tenant_id: int, fresh: list[LineAlert],
 
     * each order that has just become unconfirmed, unless someone reminded it already;
     * if the tenant repeats reminders (``reminder_repeat_days``), each unconfirmed order whose last reminder, a
-      buyer's or this one, is that many days old, until it has had ``MAX_AUTOMATIC_REMINDERS`` in all. An order
+      buyer's or this one, is that many days old, until it has had ``reminder_limit`` in all. An order
       never reminded is not: the first reminder's window keeps a first run from reminding of every old order.
 
     Each is one ``UPDATE`` that decides, as a buyer's reminder does."""
     from portal.auth.services import SYSTEM
-    from portal.orders.services import MAX_AUTOMATIC_REMINDERS, record_reminder
+    from portal.orders.services import record_reminder
 
-    days, reminds, repeat_days = session.execute(
-        select(Tenant.unconfirmed_after_days, Tenant.remind_unconfirmed, Tenant.reminder_repeat_days).where(
-            Tenant.id == tenant_id
-        )
+    days, reminds, repeat_days, limit = session.execute(
+        select(
+            Tenant.unconfirmed_after_days, Tenant.remind_unconfirmed, Tenant.reminder_repeat_days, Tenant.reminder_limit
+        ).where(Tenant.id == tenant_id)
     ).one()
     if not reminds:  # the tenant's administrators turned it off
         return 0
@@ -230,7 +230,7 @@ def _remind_unanswered(session: Session, tenant_id: int, fresh: list[LineAlert],
             now,
             *awaiting,
             PurchaseOrder.order_date <= today - timedelta(days=days),
-            PurchaseOrder.reminder_count.between(1, MAX_AUTOMATIC_REMINDERS - 1),
+            PurchaseOrder.reminder_count.between(1, limit - 1),
             PurchaseOrder.reminded_at <= now - timedelta(days=repeat_days),
         )
     for order_id, number, count in reminded:

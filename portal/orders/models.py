@@ -208,7 +208,7 @@ class PurchaseOrder(TenantOwned, Base):
     total_value: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     responded_at: Mapped[datetime | None]
     # When the supplier was last reminded to answer, by a buyer (once a day at most) or by exception detection,
-    # and how many times in all (automatic reminders stop at ``services.MAX_AUTOMATIC_REMINDERS``).
+    # and how many times in all (automatic reminders stop at the tenant's ``reminder_limit``).
     reminded_at: Mapped[datetime | None]
     reminder_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -995,9 +995,6 @@ def post_message(
 
 
 REMINDER_INTERVAL = timedelta(days=1)
-# Exception detection stops repeating its reminder once an order has had this many reminders in all (a buyer's
-# count too): a supplier who has not answered after five is not going to answer a sixth; the buyer calls.
-MAX_AUTOMATIC_REMINDERS = 5
 
 
 def remind_supplier(session: Session, *, order: PurchaseOrder, actor: Actor, now: datetime | None = None) -> None:

@@ -39,9 +39,10 @@ class Tenant(Base):
     unconfirmed_after_days: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
     # Whether exception detection reminds the supplier, once, when an order becomes unconfirmed.
     remind_unconfirmed: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
-    # Every how many days that reminder is repeated while the order stays unanswered (0: never), up to
-    # ``orders.services.MAX_AUTOMATIC_REMINDERS`` reminders of an order in all.
+    # Every how many days that reminder is repeated while the order stays unanswered (0: never), until the
+    # order has had ``reminder_limit`` reminders in all (a buyer's count too).
     reminder_repeat_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reminder_limit: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
     # A confirmed line with no ship notice this many days before its promise is at risk.
     ship_notice_lead_days: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
     document_gating: Mapped[DocumentGating] = mapped_column(
