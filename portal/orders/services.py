@@ -400,8 +400,8 @@ def commit_lines(
         received = [(line.tenant_id, line.id) for line in (c.line for c, _ in staged_lines) if line.received_quantity]
         for tenant_id in {tenant_id for tenant_id, _ in received}:
             outcomes.refresh(session, tenant_id=tenant_id, line_ids=[i for t, i in received if t == tenant_id])
-    # Only the ids come back (the audit entries and events name them): loading the entries as objects cost
-    # more than writing them.
+    # Only the ids come back (the audit entries and events name them): nothing here reads the entries as objects,
+    # and an insert that loads them into the session costs more Python than one that does not.
     returning = insert(CommitmentEntry).returning(CommitmentEntry.id, sort_by_parameter_order=True)
     entry_ids = list(session.scalars(returning, entry_rows))
     for (commitment, previous), entry, entry_id in zip(staged_lines, entry_rows, entry_ids, strict=True):
