@@ -29,6 +29,7 @@ from portal.orders import outcomes
 ROOT = Path(__file__).resolve().parent.parent
 ORDERS, LINES_PER_ORDER, SUPPLIERS, BENCH_ORDERS, BENCH_AWAITING = 200_000, 5, 5_000, 6_500, 4_500
 
+
 def _fold_outcomes(conn) -> None:  # type: ignore[no-untyped-def]
     with Session(bind=conn) as session:
         outcomes.refresh(session, tenant_id=1)

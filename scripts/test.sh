@@ -28,6 +28,7 @@ fi
 
 echo "== ruff"
 ruff check .
+ruff format --check .
 echo "== mypy"
 mypy
 echo "== pytest"

@@ -212,10 +212,12 @@ def test_a_change_request_tells_buyers_what_to_decide_and_its_decision_tells_sup
     asked = [n for n in _notifications(committed_db, tenant_id) if n.topic == "change_request.created"]
     # The buyers hear what they are asked to decide, in the response queue's words.
     assert {n.user_id for n in asked} == {b.user.id for b in world["buyers"]}
-    assert {(n.title, n.body) for n in asked} == {(
-        "Acme Fasteners asks for a change on order PO-7001",
-        f"Line 2: {later.date} is 20 days after the requested date. Decide it in the response queue.",
-    )}
+    assert {(n.title, n.body) for n in asked} == {
+        (
+            "Acme Fasteners asks for a change on order PO-7001",
+            f"Line 2: {later.date} is 20 days after the requested date. Decide it in the response queue.",
+        )
+    }
     decided = [n for n in _notifications(committed_db, tenant_id) if n.topic == "change_request.decided"]
     assert {n.user_id for n in decided} == {p.user.id for p in world["supplier_people"]}
     assert {(n.title, n.body) for n in decided} == {
@@ -261,9 +263,9 @@ def test_a_message_on_an_order_reaches_the_other_side(mail_app, committed_db, wo
 
     # The order's own buyer is involved too.
     with tenant_session(committed_db, tenant_id) as s:
-        s.execute(select(PurchaseOrder).where(PurchaseOrder.id == world["order_id"])).scalar_one().buyer_id = (
-            second_buyer.user.id
-        )
+        s.execute(
+            select(PurchaseOrder).where(PurchaseOrder.id == world["order_id"])
+        ).scalar_one().buyer_id = second_buyer.user.id
     answered = write(world["supplier_people"][0], "Confirmed.")
     assert sorted(n.user_id for n in answered) == sorted([first_buyer.user.id, second_buyer.user.id])
 

@@ -204,8 +204,9 @@ def test_order_invariants_hold_under_any_sequence(session, answered_first):
                 stored = {
                     row.id: tuple(row[1:])
                     for row in session.execute(
-                        select(DeliverySchedule.id, *(getattr(DeliverySchedule, c) for c in OUTCOME_COLUMNS))
-                        .where(DeliverySchedule.line_id == line.id, DeliverySchedule.active.is_(True))
+                        select(DeliverySchedule.id, *(getattr(DeliverySchedule, c) for c in OUTCOME_COLUMNS)).where(
+                            DeliverySchedule.line_id == line.id, DeliverySchedule.active.is_(True)
+                        )
                     )
                 }
                 assert stored == _outcomes_by_hand(session, line)

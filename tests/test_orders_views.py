@@ -73,7 +73,7 @@ def test_supplier_answers_line_by_line_and_buyer_approves(trade):
     queue = buyer.get("/orders/queue")
     assert queue.status_code == 200 and order.number in queue.text and "replaced by P-004" in queue.text
     assert f'href="/orders/{order.id}#change-requests"' in queue.text
-    assert f"40 on <span class=\"nowrap\">{late}</span>" in queue.text  # the proposed delivery, as the line shows it
+    assert f'40 on <span class="nowrap">{late}</span>' in queue.text  # the proposed delivery, as the line shows it
     # On the order page each request names its line, what it asks, and what was requested.
     cards = buyer.get(page).text.split('id="change-requests"')[1].split("</section>")[0]
     assert f"Line 2 · {second.product_code}" in cards and "quantity or date outside the tolerance" in cards
@@ -648,12 +648,12 @@ def test_exceptions_are_ranked_by_value_at_risk(app, session):
     assert positions == sorted(positions)  # 500 at risk, then 90, then 10
     assert fine.number not in page
     # The promise beside the request: how far after it a line at risk is promised.
-    risky_row = page[page.index(risky.number):].split("</tr>")[0]
+    risky_row = page[page.index(risky.number) :].split("</tr>")[0]
     promised = (risky_line.requested_date + timedelta(days=5)).isoformat()
     assert promised in risky_row and "5 days after the request" in risky_row
     # A late line: how many days since its promise passed.
     late_days = (date.today() - late_line.requested_date).days
-    late_row = page[page.index(late.number):].split("</tr>")[0]
+    late_row = page[page.index(late.number) :].split("</tr>")[0]
     assert f"{late_days} days late" in late_row and "days late" not in risky_row
     assert late.number in client.get("/orders/exceptions?kind=partially_received").text
     assert old.number in client.get("/orders/exceptions?kind=unconfirmed").text
@@ -1149,7 +1149,7 @@ def test_delivery_inputs_are_the_jinja_inputs_with_what_was_typed_escaped(app):
     from portal.orders.rows import delivery_inputs
 
     line = PurchaseOrderLine(id=7, quantity=Decimal("90.000"), requested_date=date(2026, 5, 4))
-    typed = '"><script>alert(1)</script> & \'q\''
+    typed = "\"><script>alert(1)</script> & 'q'"
     sent_back = MultiDict({"line-7-qty-1": typed, "line-7-date-1": typed, "line-7-qty-5": "50"})
     with app.test_request_context("/"):
         for values in (MultiDict(), sent_back):

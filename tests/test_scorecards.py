@@ -634,7 +634,8 @@ def test_document_compliance_counts_required_documents_valid_at_period_end(sessi
     event.remove(session.connection(), "before_cursor_execute", note)
     assert one == {ids["acme"]: 50.0} and sum("FROM document_requirements" in statement for statement in read) == 1
     assert [(d.document_type, d.required_since, d.held, d.valid_until) for d in behind] == [
-        ("INS", date(2025, 11, 1), False, None), ("ISO", date(2025, 11, 1), True, date(2026, 6, 30)),
+        ("INS", date(2025, 11, 1), False, None),
+        ("ISO", date(2025, 11, 1), True, date(2026, 6, 30)),
     ]
     # A write forgets what was read: a new approved insurance certificate counts at once.
     session.add(
