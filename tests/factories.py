@@ -112,6 +112,7 @@ def give_recovery_codes(session: Session, user: User) -> list[str]:
 from datetime import date, timedelta  # noqa: E402
 from decimal import Decimal  # noqa: E402
 
+from portal.documents.models import DocumentType, Requirement  # noqa: E402
 from portal.orders.models import PurchaseOrder, PurchaseOrderLine, TolerancePolicy  # noqa: E402
 
 
@@ -175,3 +176,16 @@ def make_tolerance(session: Session, tenant: Tenant, supplier: Supplier | None =
     defaults.update(values)
     session.add(TolerancePolicy(tenant_id=tenant.id, supplier_id=supplier.id if supplier else None, **defaults))
     session.flush()
+
+
+def require_document(
+    session: Session, tenant: Tenant, code: str = "ISO9001", name: str = "ISO 9001", **requirement: object
+) -> DocumentType:
+    """A document type of ``tenant`` that every supplier must hold (a tenant-wide requirement)."""
+    set_context(session, tenant_id=tenant.id)
+    document_type = DocumentType(tenant_id=tenant.id, code=code, name=name)
+    session.add(document_type)
+    session.flush()
+    session.add(Requirement(tenant_id=tenant.id, document_type_id=document_type.id, **requirement))
+    session.flush()
+    return document_type

@@ -15,7 +15,7 @@ from portal.auth.services import Actor, ServiceError
 from portal.db import set_context
 from portal.documents import services
 from portal.documents.models import Document, DocumentStatus, DocumentType, Requirement
-from tests.factories import PASSWORD, make_member, make_supplier, make_tenant
+from tests.factories import PASSWORD, make_member, make_supplier, make_tenant, require_document
 from tests.helpers import PortalClient, csrf_from
 from tests.pdfs import CLEAN_PDF, EMBEDDED_FILE_PDF, HEX_ESCAPED_PDF, JAVASCRIPT_PDF, JPEG, LAUNCH_PDF, PNG
 
@@ -184,11 +184,7 @@ def test_document_gating_warns_or_blocks_confirmations_and_a_buyer_can_override(
 
     tenant = make_tenant(session)
     supplier = make_supplier(session, tenant)
-    set_context(session, tenant_id=tenant.id)
-    iso = DocumentType(tenant_id=tenant.id, code="ISO9001", name="ISO 9001")
-    session.add(iso)
-    session.flush()
-    session.add(Requirement(tenant_id=tenant.id, document_type_id=iso.id))
+    require_document(session, tenant)
     session.get(Tenant, tenant.id).document_gating = DocumentGating(mode)
     order = make_order(session, tenant, supplier, [("10", "1", 10)])
     seller = make_member(session, tenant, Role.SUPPLIER_USER, supplier=supplier)

@@ -7,6 +7,7 @@ import io
 import re
 from datetime import timedelta
 
+import pytest
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import select
 
@@ -15,7 +16,15 @@ from portal.auth.services import Actor
 from portal.db import set_context
 from portal.orders import services as svc
 from portal.orders.models import CommitmentEntry, LineState, Source
-from tests.factories import PASSWORD, make_member, make_order, make_supplier, make_tenant, make_tolerance
+from tests.factories import (
+    PASSWORD,
+    make_member,
+    make_order,
+    make_supplier,
+    make_tenant,
+    make_tolerance,
+    require_document,
+)
 from tests.helpers import PortalClient, csrf_from
 
 
@@ -26,6 +35,15 @@ def upload(client: PortalClient, data: bytes, name: str):  # type: ignore[no-unt
         data={"csrf_token": token, "file": (io.BytesIO(data), name)},
         content_type="multipart/form-data",
     )
+
+
+def csv_bytes(fieldnames: list[str], items: list[dict[str, str]]) -> bytes:
+    """Rows as a supplier saves them back from a spreadsheet program."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fieldnames)
+    writer.writeheader()
+    writer.writerows(items)
+    return out.getvalue().encode()
 
 
 def test_round_trip_with_a_bad_row_is_refused_then_applied_when_fixed(app, session):
@@ -60,11 +78,7 @@ def test_round_trip_with_a_bad_row_is_refused_then_applied_when_fixed(app, sessi
     moved.update(promised_date=(c_line.requested_date + timedelta(days=1)).isoformat(), reason_code="")
 
     def as_csv(items: list[dict[str, str]]) -> bytes:
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(rows[0].keys()))
-        writer.writeheader()
-        writer.writerows(items)
-        return out.getvalue().encode()
+        return csv_bytes(list(rows[0].keys()), items)
 
     bad = dict(split_b, promised_date="next week")
     refused = upload(client, as_csv([split_a, bad, moved]), "lines.csv")
@@ -185,3 +199,56 @@ def test_the_download_has_a_row_per_active_delivery_in_order(session):
         ("PO-B", 1, "", ""),
     ]
     assert rows[0][7:9] == [day.isoformat(), "confirmed"] and rows[3][8] == "awaiting_response"
+
+
+@pytest.mark.parametrize("mode", ["warn", "block"])
+def test_document_gating_holds_a_spreadsheets_answers_as_it_holds_the_answer_form(app, session, mode):
+    """A supplier whose required documents are missing cannot confirm orders by spreadsheet where the tenant
+    blocks confirmations: the preview says why and offers nothing to apply, and a preview made before the block
+    is refused when applied, nothing saved. New dates for lines confirmed already are not confirmations. Where
+    the tenant only warns, the answers are saved with the warning."""
+    from portal.tenancy.models import DocumentGating, Tenant
+
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    make_tolerance(session, tenant)
+    awaiting = make_order(session, tenant, supplier, [("10", "1.00", 10)])
+    confirmed = make_order(session, tenant, supplier, [("20", "1.00", 12)])
+    svc.accept_all(session, order=confirmed, expected_version=None, actor=Actor(None, "t", ""))
+    seller = make_member(session, tenant, Role.SUPPLIER_USER, supplier=supplier)
+    client = PortalClient(app.test_client())
+    client.sign_in(seller.email, PASSWORD, seller.secret)
+    rows = list(csv.DictReader(io.StringIO(client.get("/orders/spreadsheet.csv").data.decode("utf-8-sig"))))
+    (a_line,) = svc.order_lines(session, awaiting)
+    (c_line,) = svc.order_lines(session, confirmed)
+    answer = dict(rows[[r["order_number"] for r in rows].index(awaiting.number)])
+    answer.update(promised_quantity="10", promised_date=a_line.requested_date.isoformat())
+    moved = dict(rows[[r["order_number"] for r in rows].index(confirmed.number)])
+    moved.update(promised_date=(c_line.requested_date + timedelta(days=1)).isoformat(), reason_code="transport")
+
+    def as_csv(items: list[dict[str, str]]) -> bytes:
+        return csv_bytes(list(rows[0].keys()), items)
+
+    # Previewed while the tenant does not gate yet: nothing stands in the way.
+    before = upload(client, as_csv([answer]), "answers.csv")
+    assert before.status_code == 200 and "Apply the change" in before.text
+    require_document(session, tenant)
+    session.get(Tenant, tenant.id).document_gating = DocumentGating(mode)
+    session.flush()
+    missing = "Required documents are missing or expired: ISO 9001 (missing)."
+
+    payload = re.search(r'name="payload" value="([^"]+)"', before.text).group(1)
+    applied = client.post("/orders/spreadsheet/apply", {"csrf_token": csrf_from(before.text), "payload": payload})
+    session.expire_all()
+    line_state = session.get(type(a_line), a_line.id).state
+    if mode == "block":
+        assert applied.status_code == 422 and missing in applied.text and "confirmations are blocked" in applied.text
+        assert line_state == LineState.AWAITING_RESPONSE
+        refused = upload(client, as_csv([answer, moved]), "answers.csv")
+        assert refused.status_code == 422 and missing in refused.text and "Apply all" not in refused.text
+        dates_only = upload(client, as_csv([moved]), "dates.csv")
+        assert dates_only.status_code == 200 and "Apply the change" in dates_only.text
+        assert missing not in dates_only.text
+    else:
+        assert applied.status_code == 302 and line_state == LineState.CONFIRMED
+        assert f"{missing} Please upload them under Compliance." in client.get(applied.headers["Location"]).text

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -59,7 +59,10 @@ from portal.suppliers.services import supplier_name
 from portal.suppliers.views import supplier_filter_args
 from portal.tenancy.models import Company, Tenant, Warehouse
 from portal.tenancy.services import buyer_choices, ship_to_choices
-from portal.web import db_session, secret_key
+from portal.web import PortalContext, db_session, secret_key
+
+if TYPE_CHECKING:
+    from portal.documents.services import Gate
 
 bp = Blueprint("orders", __name__, template_folder="templates")
 
@@ -212,8 +215,9 @@ def _write(order: PurchaseOrder, line_id: int, write):
         return None, _render_order(order, errors={line_id: [exc.message]}, status=422)
 
 
-def _gate(order: PurchaseOrder):
-    """Document gating: block (422, naming the documents) or warn before a confirmation."""
+def _document_gate(tenant_id: int, supplier_id: int) -> Gate:
+    """Document gating before a supplier's answers are saved (the answer form, "accept all", a spreadsheet):
+    whether they are blocked, and the warning to show if not; an answer warned about is saved."""
     from portal.documents.services import confirmation_gate
 
     db_sess = db_session()
@@ -221,25 +225,23 @@ def _gate(order: PurchaseOrder):
     supplier, _ = db_sess.execute(
         select(Supplier, Tenant)
         .join(Tenant, Tenant.id == Supplier.tenant_id)
-        .where(Supplier.id == order.supplier_id, Supplier.tenant_id == order.tenant_id)
+        .where(Supplier.id == supplier_id, Supplier.tenant_id == tenant_id)
     ).one()
-    gate = confirmation_gate(db_sess, tenant_id=order.tenant_id, supplier=supplier, today=date.today())
+    gate = confirmation_gate(db_sess, tenant_id=tenant_id, supplier=supplier, today=date.today())
+    if not gate.blocks and gate.problems and gate.mode != "off":
+        advice = "A buyer allowed confirmations for now." if gate.overridden else "Please upload them under Compliance."
+        flash(f"{gate.message} {advice}", "warning")
+    return gate
+
+
+GATE_BLOCKS = " Upload them under Compliance; until then confirmations are blocked."
+
+
+def _gate(order: PurchaseOrder):
+    """Document gating on the order page: block (422, naming the documents) or warn before a confirmation."""
+    gate = _document_gate(order.tenant_id, order.supplier_id)
     if gate.blocks:
-        return _render_order(
-            order,
-            errors={0: [gate.message + " Upload them under Compliance; until then confirmations are blocked."]},
-            status=422,
-        )
-    if gate.problems and gate.mode != "off":
-        flash(
-            gate.message
-            + (
-                " A buyer allowed confirmations for now."
-                if gate.overridden
-                else " Please upload them under Compliance."
-            ),
-            "warning",
-        )
+        return _render_order(order, errors={0: [gate.message + GATE_BLOCKS]}, status=422)
     return None
 
 
@@ -605,12 +607,26 @@ def spreadsheet_upload():
             form.file.errors = problems
         else:
             preview = spreadsheet.plan(db_session(), context, rows)
+            _gate_answers(context, preview)
             # The rows travel back signed; applying re-checks them against the data as it is then.
             payload = _rows_serializer().dumps(rows)
     status = 422 if request.method == "POST" and (preview is None or preview.errors) else 200
     return render_template(
         "orders/spreadsheet.html", form=form, preview=preview, payload=payload, columns=spreadsheet.COLUMNS
     ), status
+
+
+def _gate_answers(context: PortalContext, preview: spreadsheet.Plan) -> None:
+    """Document gating for a spreadsheet's answers to orders, as for the answer form: blocked, they are an error
+    of the whole upload (nothing is saved); new dates for lines confirmed already are not confirmations."""
+    if not any(change.kind == "answer" for change in preview.changes):
+        return
+    assert context.supplier_id is not None
+    gate = _document_gate(context.tenant_id, context.supplier_id)
+    if gate.blocks:
+        preview.errors.append(
+            gate.message + GATE_BLOCKS + " New dates for lines confirmed already can still be sent without the answers."
+        )
 
 
 @bp.route("/orders/spreadsheet/apply", methods=["POST"])
@@ -623,6 +639,7 @@ def spreadsheet_apply():
         abort(400)
     db_sess = db_session()
     preview = spreadsheet.plan(db_sess, context, rows)
+    _gate_answers(context, preview)
     errors = preview.errors or spreadsheet.apply(db_sess, context, preview.changes, actor())
     if errors:
         # All or nothing: the request's transaction rolls back with the 422.
