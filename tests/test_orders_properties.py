@@ -18,6 +18,7 @@ from portal.auth.services import Actor, ServiceError
 from portal.orders import services as svc
 from portal.orders.models import (
     FINAL_LINE_STATES,
+    QUANTITY_LINE_STATES,
     ChangeRequest,
     ChangeState,
     CommitmentEntry,
@@ -31,6 +32,8 @@ from portal.orders.outcomes import OUTCOME_COLUMNS
 from tests.factories import make_order, make_supplier, make_tenant, make_tolerance
 
 ACTOR = Actor(None, "property@example.org", "")
+# The states a line's quantities do not decide: a decision pending, a refusal, the final ones.
+WITHOUT_QUANTITY_STATES = (LineState.CHANGES_PENDING, LineState.REJECTED, *FINAL_LINE_STATES)
 
 
 def _clamped(value: Decimal, high: Decimal) -> Decimal:
@@ -124,10 +127,12 @@ def test_order_invariants_hold_under_any_sequence(session, answered_first):
             if request is not None:
                 self._try(svc.decide, request=request, decision=decision, comment="because")
 
-        @rule(index=st.integers(0, 2), shift=st.integers(-4, 8))
-        def repromise(self, index, shift) -> None:  # type: ignore[no-untyped-def]
+        @rule(index=st.integers(0, 2), shift=st.integers(-4, 8), cut=st.sampled_from([0, 0, 5, 10, 50]))
+        def repromise(self, index, shift, cut) -> None:  # type: ignore[no-untyped-def]
+            # The same quantity, or ``cut`` % less (inside the 10 % under-tolerance, or outside it).
             line = self._line(index)
-            deliveries = [svc.Delivery(line.quantity, line.requested_date + timedelta(days=shift))]
+            quantity = line.quantity * (100 - cut) / 100
+            deliveries = [svc.Delivery(quantity, line.requested_date + timedelta(days=shift))]
             self._try(svc.change_promise, line=line, deliveries=deliveries, reason_code="transport", comment="")
 
         @rule(index=st.integers(0, 2), quantity=st.integers(1, 110))
@@ -210,6 +215,24 @@ def test_order_invariants_hold_under_any_sequence(session, answered_first):
                     )
                 }
                 assert stored == _outcomes_by_hand(session, line)
+
+        @invariant()
+        def line_states_agree_with_quantities_and_open_requests(self) -> None:
+            # A line waits for the buyer exactly while it has an open change request; otherwise, once answered,
+            # its state is what its committed, shipped and received quantities say.
+            if not hasattr(self, "order"):
+                return
+            for line in self.lines:
+                waiting = session.execute(
+                    select(func.count())
+                    .select_from(ChangeRequest)
+                    .where(ChangeRequest.line_id == line.id, ChangeRequest.state == ChangeState.OPEN)
+                ).scalar_one()
+                assert (line.state == LineState.CHANGES_PENDING) == bool(waiting), (line.state, waiting)
+                if line.state in QUANTITY_LINE_STATES:
+                    assert line.state == svc.line_state_from_quantities(line, svc.committed_quantity(session, line))
+                elif line.received_quantity and line.state not in WITHOUT_QUANTITY_STATES:
+                    raise AssertionError(f"{line.state} with {line.received_quantity} received")
 
         @invariant()
         def final_lines_never_change(self) -> None:

@@ -202,6 +202,77 @@ def test_a_commitment_approved_after_goods_arrived_keeps_what_arrived_against_it
         (Decimal("60"), Decimal("60"), Decimal("60"), d(1), d(1)),
         (Decimal("40"), Decimal("40"), Decimal("10"), d(1), None),
     ]
+    assert first.state == LineState.PARTIALLY_RECEIVED  # not "confirmed" as if nothing had arrived
+
+
+def test_a_line_waits_for_the_buyer_whatever_arrives_meanwhile_and_then_stands_where_its_goods_are(setup):
+    """A receipt does not end a change request's wait: the line stays "changes pending" (and its order with it)
+    until the buyer decides. A no sends it back to where it stood, as its quantities say now."""
+    session, _, _, order = setup
+    first, second = lines_of(session, order)
+    svc.respond(
+        session,
+        order=order,
+        expected_version=None,
+        actor=SUPPLIER,
+        answers=[
+            LineAnswer(first.id, "change", (Delivery(Decimal("100"), first.requested_date + timedelta(days=9)),)),
+            LineAnswer(second.id, "reject", reason_code="no_capacity"),
+        ],
+    )
+    late, rejection = session.execute(select(ChangeRequest).order_by(ChangeRequest.line_id)).scalars().all()
+    svc.record_receipt(session, order=order, line=first, quantity=Decimal("30"), received_on=d(1), actor=BUYER)
+    svc.record_receipt(session, order=order, line=second, quantity=Decimal("40"), received_on=d(1), actor=BUYER)
+    assert first.state == second.state == LineState.CHANGES_PENDING and order.state == OrderState.CHANGES_PENDING
+    for request in (late, rejection):
+        svc.decide(
+            session, request=request, order=order, decision="counter", comment="ship it as ordered",
+            expected_version=None, actor=BUYER,
+        )  # fmt: skip
+    # Both were unanswered: goods arrived against them since, so they are received (in part and in full), as
+    # a receipt makes an unanswered line; not "awaiting response" with goods in the warehouse.
+    assert (first.state, second.state) == (LineState.PARTIALLY_RECEIVED, LineState.RECEIVED)
+
+
+def test_a_cancelled_ship_notice_leaves_a_pending_line_pending_and_a_no_then_counts_what_is_left(setup):
+    session, _, _, order = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    first, _ = lines_of(session, order)
+    notice = svc.create_ship_notice(
+        session, order=order, quantities={first.id: Decimal("40")}, shipment=ShipmentInput(d(1), d(2)),
+        expected_version=None, actor=SUPPLIER,
+    )  # fmt: skip
+    svc.change_promise(
+        session, order=order, line=first, deliveries=[Delivery(first.quantity, d(30))], reason_code="transport",
+        comment="", expected_version=None, actor=SUPPLIER,
+    )  # fmt: skip
+    request = session.execute(select(ChangeRequest).where(ChangeRequest.line_id == first.id)).scalar_one()
+    assert request.previous_state == LineState.PARTIALLY_SHIPPED
+    svc.cancel_ship_notice(session, order=order, notice=notice, expected_version=None, actor=SUPPLIER)
+    assert first.state == LineState.CHANGES_PENDING and first.shipped_quantity == 0
+    svc.decide(
+        session, request=request, order=order, decision="reject", comment="keep the date", expected_version=None,
+        actor=BUYER,
+    )  # fmt: skip
+    assert first.state == LineState.CONFIRMED  # nothing shipped any more: not "partially shipped"
+
+
+def test_a_promise_cut_to_what_has_shipped_leaves_the_line_shipped(setup):
+    session, _, _, order = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    first, _ = lines_of(session, order)
+    svc.create_ship_notice(
+        session, order=order, quantities={first.id: Decimal("95")}, shipment=ShipmentInput(d(1), d(2)),
+        expected_version=None, actor=SUPPLIER,
+    )  # fmt: skip
+    assert first.state == LineState.PARTIALLY_SHIPPED
+    # 95 of 100 is inside the 10 % under-tolerance: committed at once, and all of it has shipped.
+    request = svc.change_promise(
+        session, order=order, line=first, deliveries=[Delivery(Decimal("95"), first.requested_date)],
+        reason_code="material_shortage", comment="", expected_version=None, actor=SUPPLIER,
+    )  # fmt: skip
+    assert request is None
+    assert first.state == LineState.SHIPPED
 
 
 def test_bad_answers_are_all_reported_and_nothing_changes(setup):

@@ -4,8 +4,8 @@ Line states (one line, from the supplier's first answer to the end)::
 
     awaiting_response --answer inside tolerance------------------> confirmed
     awaiting_response --answer outside tolerance, price, reject--> changes_pending
-    changes_pending   --buyer approves----------------------------> confirmed (or rejected)
-    changes_pending   --buyer rejects the request-----------------> back to the state before the request
+    changes_pending   --buyer approves----------------------------> confirmed (or rejected), or as below
+    changes_pending   --buyer rejects or counters-----------------> back to the state before the request
     confirmed         --new date inside tolerance-----------------> confirmed (ledger keeps the old promise)
     confirmed         --new date outside tolerance----------------> changes_pending
     confirmed         --ship notice for part / all----------------> partially_shipped / shipped
@@ -16,10 +16,20 @@ Line states (one line, from the supplier's first answer to the end)::
 ``closed`` and ``cancelled`` are final: nothing changes afterwards. The order's
 state is derived from its lines (see ``services.derive_order_state``).
 
+Once answered, a line is where its quantities put it (``services.line_state_from_quantities``:
+received in part or in full once goods arrived, else shipped in part or all of what is
+committed, else confirmed), after any change: a receipt, a ship notice sent or cancelled,
+a new promise (one cut to what has shipped leaves the line shipped), a decision. A line
+waiting for the buyer stays ``changes_pending`` whatever ships or arrives meanwhile; the
+decision then places it by its quantities (an unanswered line with goods received is
+received, as a receipt makes it).
+
 Invariants kept by ``portal.orders.services`` and checked by a Hypothesis state
 machine: committed quantity <= ordered quantity x (1 + over-delivery tolerance);
 shipped <= committed; every change of a commitment writes exactly one ledger
-entry and one audit entry, and an outbox event in the same transaction.
+entry and one audit entry, and an outbox event in the same transaction; a line is
+``changes_pending`` exactly while a change request of it is open, and otherwise in
+the state its quantities give.
 """
 
 from __future__ import annotations
@@ -69,6 +79,18 @@ class LineState(enum.StrEnum):
 
 
 FINAL_LINE_STATES = frozenset({LineState.CLOSED, LineState.CANCELLED})
+# The states an answered line's quantities decide (committed, shipped, received): see
+# ``services.line_state_from_quantities``. A line waiting for the buyer's decision stays ``changes_pending``
+# whatever ships or arrives meanwhile, and a rejected or final one keeps its state.
+QUANTITY_LINE_STATES = frozenset(
+    {
+        LineState.CONFIRMED,
+        LineState.PARTIALLY_SHIPPED,
+        LineState.SHIPPED,
+        LineState.PARTIALLY_RECEIVED,
+        LineState.RECEIVED,
+    }
+)
 # Lines still waiting for goods (an answer given, not all received): the exceptions' late and at-risk lines.
 DELIVERING_LINE_STATES = (
     LineState.CONFIRMED,

@@ -27,6 +27,7 @@ from portal.formatting import quantity as quantity_text
 from portal.orders import outcomes
 from portal.orders.models import (
     FINAL_LINE_STATES,
+    QUANTITY_LINE_STATES,
     ChangeKind,
     ChangeRequest,
     ChangeState,
@@ -369,8 +370,9 @@ def commit_lines(
             )
         dates = [delivery.date for delivery in deliveries]
         line.promised_from, line.promised_to = (min(dates), max(dates)) if dates else (None, None)
-        if line.state in (LineState.AWAITING_RESPONSE, LineState.CHANGES_PENDING):
-            line.state = LineState.CONFIRMED
+        # Answered, approved or re-promised, the line stands where its quantities say (a new promise down to
+        # what has shipped already leaves nothing more to ship).
+        line.state = line_state_from_quantities(line, sum((d.quantity for d in deliveries), ZERO))
         entry_rows.append(
             {
                 "tenant_id": line.tenant_id,
@@ -700,10 +702,16 @@ def decide(
                     reason_code=request.reason_code,
                     comment=comment,
                 )
-            line.state = LineState.CONFIRMED if line.shipped_quantity == 0 else LineState.PARTIALLY_SHIPPED
+            # Goods may have arrived while the request waited: the quantities say where the line stands.
+            line.state = line_state_from_quantities(line, committed_quantity(session, line))
         request.state = ChangeState.APPROVED
     else:
-        line.state = request.previous_state
+        # Back to where the line stood, as its quantities say now: goods may have arrived meanwhile (an
+        # unanswered line with goods received is received, as a receipt makes it).
+        back = request.previous_state
+        if back in QUANTITY_LINE_STATES or line.received_quantity > 0:
+            back = line_state_from_quantities(line, committed_quantity(session, line))
+        line.state = back
         request.state = ChangeState.REJECTED if decision == "reject" else ChangeState.COUNTERED
     request.decided_by_id = actor.user_id
     request.decided_at = utcnow()
@@ -751,7 +759,9 @@ def _shippable(line: PurchaseOrderLine, committed: Decimal) -> Decimal:
     return max(committed - line.shipped_quantity, ZERO)
 
 
-def _ship_state(line: PurchaseOrderLine, committed: Decimal) -> LineState:
+def line_state_from_quantities(line: PurchaseOrderLine, committed: Decimal) -> LineState:
+    """What an answered line's quantities make it: received (in part or in full) once goods arrived, else
+    shipped (in part or all of ``committed``), else confirmed."""
     if line.received_quantity > 0:
         return LineState.RECEIVED if line.received_quantity >= line.quantity else LineState.PARTIALLY_RECEIVED
     if line.shipped_quantity <= 0:
@@ -812,7 +822,7 @@ def create_ship_notice(
         line = lines[line_id]
         session.add(ShipNoticeLine(tenant_id=order.tenant_id, notice_id=notice.id, line_id=line_id, quantity=qty))
         line.shipped_quantity += qty
-        line.state = _ship_state(line, committed.get(line_id, ZERO))
+        line.state = line_state_from_quantities(line, committed.get(line_id, ZERO))
     session.flush()
     actor.audit(
         session,
@@ -847,7 +857,8 @@ def cancel_ship_notice(
             # Cancelled (or closed) since it shipped: nothing changes on a final line, not even what it shipped.
             continue
         line.shipped_quantity -= item.quantity
-        line.state = _ship_state(line, committed_quantity(session, line))
+        if line.state in QUANTITY_LINE_STATES:  # a line waiting for the buyer's decision keeps waiting
+            line.state = line_state_from_quantities(line, committed_quantity(session, line))
     notice.state = ShipNoticeState.CANCELLED
     session.flush()
     actor.audit(
@@ -887,7 +898,8 @@ def record_receipt(
     )
     session.add(receipt)
     line.received_quantity += quantity
-    line.state = _ship_state(line, committed_quantity(session, line))
+    if line.state != LineState.CHANGES_PENDING:  # the buyer's decision sets the state from the quantities
+        line.state = line_state_from_quantities(line, committed_quantity(session, line))
     session.flush()
     actor.audit(
         session,
