@@ -26,6 +26,7 @@ from portal.orders.models import (
     LineState,
     Receipt,
     ShipNotice,
+    ShipNoticeLine,
     ShipNoticeState,
 )
 from portal.orders.outcomes import OUTCOME_COLUMNS
@@ -233,6 +234,32 @@ def test_order_invariants_hold_under_any_sequence(session, answered_first):
                     assert line.state == svc.line_state_from_quantities(line, svc.committed_quantity(session, line))
                 elif line.received_quantity and line.state not in WITHOUT_QUANTITY_STATES:
                     raise AssertionError(f"{line.state} with {line.received_quantity} received")
+
+        @invariant()
+        def quantities_and_the_order_agree_with_what_was_recorded(self) -> None:
+            # Received is the receipts' sum and shipped the live ship notices' (a line cancelled after it shipped
+            # keeps what it shipped); the order's state and due date are derived from its lines.
+            if not hasattr(self, "order"):
+                return
+            for line in self.lines:
+                received = session.execute(
+                    select(func.coalesce(func.sum(Receipt.quantity), 0)).where(Receipt.line_id == line.id)
+                ).scalar_one()
+                assert line.received_quantity == received
+                if line.state not in FINAL_LINE_STATES:
+                    shipped = session.execute(
+                        select(func.coalesce(func.sum(ShipNoticeLine.quantity), 0))
+                        .join(ShipNotice, ShipNotice.id == ShipNoticeLine.notice_id)
+                        .where(ShipNoticeLine.line_id == line.id, ShipNotice.state != ShipNoticeState.CANCELLED)
+                    ).scalar_one()
+                    assert line.shipped_quantity == shipped
+            assert self.order.state == svc.derive_order_state([line.state for line in self.lines])
+            open_dates = [
+                line.requested_date
+                for line in self.lines
+                if line.state not in (*FINAL_LINE_STATES, LineState.RECEIVED, LineState.REJECTED)
+            ]
+            assert self.order.due_date == (min(open_dates) if open_dates else None)
 
         @invariant()
         def final_lines_never_change(self) -> None:
