@@ -9,18 +9,28 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from portal.audit import AuditEvent, write_pending
 from portal.auth.services import Actor
 from portal.erp import handlers, services
 from portal.erp.base import CommitmentPush, Delivery, ErpConflict, ErpMissingRights, ErpServerError
 from portal.erp.models import ErpKind, ErpLineSync, SyncStatus
 from portal.erp.odoo import OdooAdapter
 from portal.orders import services as orders
-from portal.orders.models import PurchaseOrder, PurchaseOrderLine, Receipt
-from portal.orders.services import LineAnswer
+from portal.orders.models import (
+    ChangeRequest,
+    ChangeState,
+    LineState,
+    OrderState,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    Receipt,
+)
+from portal.orders.services import Conflict, LineAnswer
+from portal.orders.services import Delivery as Promise
 from portal.outbox import OutboxEvent
 from portal.tenancy.models import Company, Warehouse
 from tests.conftest import drain, tenant_session
-from tests.factories import make_tenant
+from tests.factories import make_company_with_warehouse, make_tenant, make_tolerance
 from tests.odoo_double import API_KEY, DATABASE, LOGIN, OdooProtocolDouble
 
 VERSIONS = [16, 17, 18, 19]
@@ -237,3 +247,86 @@ def test_portal_to_odoo_end_to_end(committed_app, committed_db, version):
         with tenant_session(committed_db, tenant_id) as s:
             receipts = s.execute(select(Receipt.quantity)).scalars().all()
             assert receipts == [D("100")]
+
+
+def _pull_into(session, tenant_id: int, odoo: OdooProtocolDouble) -> list[PurchaseOrderLine]:  # type: ignore[no-untyped-def]
+    """One pull of the tenant's orders from the double, through the real adapter; the pulled order's lines."""
+    connection = services.get_connection(session, tenant_id)
+    services.pull(session, tenant_id=tenant_id, connection=connection, adapter=adapter(odoo))
+    session.flush()
+    return list(session.execute(select(PurchaseOrderLine).order_by(PurchaseOrderLine.position)).scalars())
+
+
+def _odoo_tenant(app, session, odoo: OdooProtocolDouble) -> int:  # type: ignore[no-untyped-def]
+    tenant = make_tenant(session)
+    make_company_with_warehouse(session, tenant)
+    make_tolerance(session, tenant)
+    services.save_connection(
+        session, tenant_id=tenant.id, kind=ErpKind.ODOO, url=odoo.url, database=DATABASE, login=LOGIN, secret=API_KEY,
+        active=True, actor=Actor(None, "admin", ""),
+    )  # fmt: skip
+    return tenant.id
+
+
+def _edit_in_odoo(odoo: OdooProtocolDouble, order_id: int, **order_values) -> None:  # type: ignore[no-untyped-def]
+    order = odoo.state.table("purchase.order")[order_id]
+    order.update(order_values, write_date=odoo.state.stamp())
+
+
+def test_a_buyers_change_in_odoo_reaches_an_unanswered_line_and_refuses_answers_given_before_it(app, session):
+    """Quantity, date and price of a line the supplier has not answered follow the ERP (audited, the order's value
+    with them); the order's version moves, so an answer form opened before the change is refused."""
+    with app.app_context(), OdooProtocolDouble(17) as odoo:
+        order_id = odoo.state.make_order("Acme", [("HB-M8", 100, 1.5, SOON), ("NUT-8", 40, 0.25, SOON)])
+        tenant_id = _odoo_tenant(app, session, odoo)
+        first, second = _pull_into(session, tenant_id, odoo)
+        order = session.get(PurchaseOrder, first.order_id)
+        assert order.total_value == D("160")
+        opened_at = order.version
+        line = odoo.state.lines(order_id)[0]
+        line.update(product_qty=80, price_unit=1.75, write_date=odoo.state.stamp())
+        _edit_in_odoo(odoo, order_id)
+        _pull_into(session, tenant_id, odoo)
+        assert (first.quantity, first.unit_price, second.quantity) == (D("80"), D("1.75"), D("40"))
+        assert order.total_value == D("150") and order.version > opened_at
+        with pytest.raises(Conflict):
+            orders.accept_all(session, order=order, expected_version=opened_at, actor=Actor(None, "supplier", ""))
+        write_pending(session)
+        (changed,) = session.execute(
+            select(AuditEvent).where(AuditEvent.action == "order_line.changed_in_erp")
+        ).scalars()
+        assert changed.object_id == str(first.id) and changed.actor == "ERP sync"
+        assert changed.before == {"quantity": "100.000", "unit_price": "1.5000"}
+        assert changed.after == {"order": order.number, "position": 1, "quantity": "80", "unit_price": "1.75"}
+        # Nothing changed in the ERP since: a pull leaves the order (and its version) alone.
+        version = order.version
+        _pull_into(session, tenant_id, odoo)
+        assert order.version == version
+
+
+def test_an_order_cancelled_in_odoo_withdraws_what_waited_for_the_buyer(app, session):
+    """Its open lines are cancelled as a buyer's cancellation does it: their change requests withdrawn (the queue
+    would keep a request nobody can decide), an audit entry each, the order's value without them."""
+    with app.app_context(), OdooProtocolDouble(17) as odoo:
+        order_id = odoo.state.make_order("Acme", [("HB-M8", 100, 1.5, SOON), ("NUT-8", 40, 0.25, SOON)])
+        tenant_id = _odoo_tenant(app, session, odoo)
+        first, second = _pull_into(session, tenant_id, odoo)
+        order = session.get(PurchaseOrder, first.order_id)
+        late = first.requested_date + timedelta(days=20)
+        orders.respond(
+            session, order=order, expected_version=None, actor=Actor(None, "supplier", ""),
+            answers=[LineAnswer(first.id, "change", (Promise(D("100"), late),)), LineAnswer(second.id, "accept")],
+        )  # fmt: skip
+        assert first.state == LineState.CHANGES_PENDING
+        _edit_in_odoo(odoo, order_id, state="cancel")
+        _pull_into(session, tenant_id, odoo)
+        assert (first.state, second.state, order.state) == (LineState.CANCELLED,) * 2 + (OrderState.CANCELLED,)
+        request = session.execute(select(ChangeRequest).where(ChangeRequest.line_id == first.id)).scalar_one()
+        assert request.state == ChangeState.WITHDRAWN and order.total_value == 0
+        write_pending(session)
+        cancelled = session.execute(
+            select(AuditEvent.object_id, AuditEvent.reason).where(AuditEvent.action == "order_line.cancelled")
+        ).all()
+        assert sorted(cancelled) == sorted(
+            [(str(first.id), "cancelled in the ERP"), (str(second.id), "cancelled in the ERP")]
+        )

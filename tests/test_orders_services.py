@@ -346,7 +346,7 @@ def test_rejection_always_goes_to_the_buyer(setup):
 
 def test_price_change_needs_the_buyer_and_a_no_returns_the_line(setup):
     session, _, _, order = setup
-    first, _ = lines_of(session, order)
+    first, second = lines_of(session, order)
     svc.respond(
         session,
         order=order,
@@ -381,6 +381,9 @@ def test_price_change_needs_the_buyer_and_a_no_returns_the_line(setup):
         session, request=second_request, order=order, decision="approve", comment="", expected_version=None, actor=BUYER
     )
     assert first.unit_price == Decimal("2.60") and first.state == LineState.CONFIRMED
+    # The order's value is its lines' at the price now agreed.
+    assert order.total_value == sum(line.quantity * line.unit_price for line in lines_of(session, order))
+    assert order.total_value == Decimal("100") * Decimal("2.60") + Decimal("40") * second.unit_price
 
 
 def test_stale_version_is_a_conflict_and_changes_nothing(setup):
@@ -574,6 +577,7 @@ def test_cancelled_line_withdraws_its_open_request(setup):
         ChangeState.WITHDRAWN
     )
     assert order.state == OrderState.CONFIRMED
+    assert order.total_value == second.quantity * second.unit_price  # a cancelled line is not worth anything
 
 
 def test_derive_order_state():

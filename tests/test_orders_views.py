@@ -1235,10 +1235,15 @@ def test_an_order_downloads_as_a_pdf_for_its_supplier_and_its_buyers_only(trade,
 
     from portal.tenancy.models import Company
 
-    _, tenant, order, (first, _, _), seller, buyer = trade
+    _, tenant, order, (first, _, third), seller, buyer = trade
     first.product_name = 'Bolts <img src="/x"><b>M8</b>'
     session.flush()
     assert post_form(seller, f"/orders/{order.id}", f"/orders/{order.id}/accept-all", {}).status_code == 302
+    page = f"/orders/{order.id}"
+    assert post_form(buyer, page, f"{page}/lines/{third.id}/cancel", {"reason": "not needed"}).status_code == 302
+    # The total leaves the cancelled line out, and so does its row: 100 x 2.50 + 40 x 10.00.
+    session.refresh(order)
+    assert order.total_value == Decimal("650")
     assert f'href="/orders/{order.id}.pdf"' in seller.get(f"/orders/{order.id}").text
     for client in (seller, buyer):
         pdf = client.get(f"/orders/{order.id}.pdf")
@@ -1250,6 +1255,7 @@ def test_an_order_downloads_as_a_pdf_for_its_supplier_and_its_buyers_only(trade,
         assert 'Bolts<imgsrc="/x"><b>M8</b>' in re.sub(r"\s+", "", text)  # shown as text (wrapped), never loaded
         assert f"100 on {first.requested_date}" in " ".join(text.split())  # the promise accepted
         assert f"Total {order.total_value:,.2f} {order.currency}" in text
+        assert re.search(r"12 \S+ 4\.00 — ", " ".join(text.split())), "the cancelled line's amount is not counted"
 
     other = make_member(session, tenant, Role.SUPPLIER_USER, supplier=make_supplier(session, tenant))
     stranger = PortalClient(app.test_client())

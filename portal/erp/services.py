@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from portal.auth.services import Actor, ServiceError
 from portal.crypto import decrypt, encrypt
 from portal.db import utcnow
-from portal.erp.base import CommitmentPush, ConnectionReport, Delivery, ErpAdapter, ErpOrder, PushResult
+from portal.erp.base import CommitmentPush, ConnectionReport, Delivery, ErpAdapter, ErpLine, ErpOrder, PushResult
 from portal.erp.models import ErpConnection, ErpKind, ErpLineSync, SyncStatus
 from portal.orders.models import (
     FINAL_LINE_STATES,
@@ -200,8 +200,13 @@ def _site_for(session: Session, tenant_id: int, erp_order: ErpOrder) -> tuple[in
 
 
 def _upsert_order(session: Session, tenant_id: int, erp_order: ErpOrder, report: PullReport) -> None:
+    # A known order is locked before its lines are read: a supplier answering it now (whose write claims the
+    # order's version first) waits, or has answered already and its lines are read as answered.
     order = session.execute(
-        select(PurchaseOrder).where(PurchaseOrder.tenant_id == tenant_id, PurchaseOrder.erp_ref == erp_order.erp_id)
+        select(PurchaseOrder)
+        .where(PurchaseOrder.tenant_id == tenant_id, PurchaseOrder.erp_ref == erp_order.erp_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if order is None:
         if erp_order.state != "open" or not erp_order.lines:
@@ -233,8 +238,9 @@ def _upsert_order(session: Session, tenant_id: int, erp_order: ErpOrder, report:
         emit(session, tenant_id, "order.created", {"order_id": order.id, "source": "erp"})
         report.orders_created += 1
         return
-    # Known order: take the buyer's changes to lines the supplier has not answered yet,
-    # add new lines, and cancel what the ERP cancelled.
+    # Known order: take the buyer's changes to lines the supplier has not answered yet, add new lines, and
+    # cancel what the ERP cancelled. Any of these moves the order's version: a supplier's answer form opened
+    # before it is refused as "changed since you opened it" (it would accept a quantity it never saw).
     lines = {
         line.erp_ref: line
         for line in session.execute(
@@ -251,32 +257,52 @@ def _upsert_order(session: Session, tenant_id: int, erp_order: ErpOrder, report:
             _add_line(session, order, erp_line, position=position)
             report.lines_created += 1
             changed = True
-        elif line.state == LineState.AWAITING_RESPONSE and (
-            line.quantity != erp_line.quantity or line.requested_date != erp_line.requested_date
-        ):
-            line.quantity = erp_line.quantity
-            line.requested_date = erp_line.requested_date
-            line.unit_price = erp_line.unit_price
+        elif line.state == LineState.AWAITING_RESPONSE and _take_erp_change(session, order, line, erp_line):
             changed = True
         if line is not None and erp_line.write_date:
             _remember_write_date(session, tenant_id, line.id, erp_line.write_date)
+    from portal.orders.services import cancel_claimed_line, claim_version, order_lines, refresh_order
+
     if erp_order.state == "cancelled":
         for line in lines.values():
             if line.state not in FINAL_LINE_STATES and line.received_quantity == 0:
-                line.state = LineState.CANCELLED
+                cancel_claimed_line(session, order=order, line=line, reason="cancelled in the ERP", actor=SYSTEM)
                 changed = True
     if changed:
-        from portal.orders.services import order_lines, refresh_order
-
+        claim_version(session, order, None)  # the row is locked above: this cannot conflict
         refresh_order(session, order, order_lines(session, order))
         emit(session, tenant_id, "order.changed_in_erp", {"order_id": order.id})
         report.orders_updated += 1
 
 
-def _add_line(session: Session, order: PurchaseOrder, erp_line: object, position: int | None = None) -> None:
-    from portal.erp.base import ErpLine
+def _take_erp_change(session: Session, order: PurchaseOrder, line: PurchaseOrderLine, erp_line: ErpLine) -> bool:
+    """The buyer's change in the ERP of a line the supplier has not answered (quantity, requested date, unit
+    price), audited with what it was; False when nothing changed."""
+    before = {"quantity": line.quantity, "requested_date": line.requested_date, "unit_price": line.unit_price}
+    after = {
+        "quantity": erp_line.quantity,
+        "requested_date": erp_line.requested_date,
+        "unit_price": erp_line.unit_price,
+    }
+    if after == before:
+        return False
+    line.quantity = erp_line.quantity
+    line.requested_date = erp_line.requested_date
+    line.unit_price = erp_line.unit_price
+    changes = [key for key in before if before[key] != after[key]]
+    SYSTEM.audit(
+        session,
+        "order_line.changed_in_erp",
+        tenant_id=order.tenant_id,
+        object_type="order_line",
+        object_id=line.id,
+        before={key: str(before[key]) for key in changes},
+        after={"order": order.number, "position": line.position} | {key: str(after[key]) for key in changes},
+    )
+    return True
 
-    assert isinstance(erp_line, ErpLine)
+
+def _add_line(session: Session, order: PurchaseOrder, erp_line: ErpLine, position: int | None = None) -> None:
     line = PurchaseOrderLine(
         tenant_id=order.tenant_id,
         order_id=order.id,

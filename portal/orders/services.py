@@ -283,7 +283,12 @@ def derive_order_state(states: Sequence[LineState]) -> OrderState:
 
 
 def refresh_order(session: Session, order: PurchaseOrder, lines: Sequence[PurchaseOrderLine]) -> None:
+    """The order's state, due date and value from all its ``lines``: the value counts every line but the
+    cancelled ones, at its price now (a price change the buyer approved, an ERP's change)."""
     order.state = derive_order_state([line.state for line in lines])
+    order.total_value = sum(
+        (line.quantity * line.unit_price for line in lines if line.state != LineState.CANCELLED), ZERO
+    )
     open_dates = [
         line.requested_date
         for line in lines
@@ -933,6 +938,16 @@ def cancel_line(
     if not reason.strip():
         raise InvalidAnswers({line.id: ["Give a reason for the cancellation."]})
     claim_version(session, order, expected_version)
+    cancel_claimed_line(session, order=order, line=line, reason=reason.strip(), actor=actor)
+    refresh_order(session, order, order_lines(session, order))
+
+
+def cancel_claimed_line(
+    session: Session, *, order: PurchaseOrder, line: PurchaseOrderLine, reason: str, actor: Actor
+) -> None:
+    """Cancel an open line of an order whose version the caller has claimed (the buyer in the portal, or the
+    ERP's cancellation): its open change requests are withdrawn (nothing is left to decide), with the audit
+    entry and the ``order_line.cancelled`` event. The caller refreshes the order."""
     for request in session.execute(
         select(ChangeRequest).where(
             ChangeRequest.tenant_id == line.tenant_id,
@@ -950,10 +965,9 @@ def cancel_line(
         object_type="order_line",
         object_id=line.id,
         after={"order": order.number, "position": line.position},
-        reason=reason.strip(),
+        reason=reason,
     )
     emit(session, line.tenant_id, "order_line.cancelled", {"order_id": order.id, "line_id": line.id})
-    refresh_order(session, order, order_lines(session, order))
 
 
 def close_order(session: Session, *, order: PurchaseOrder, expected_version: int | None, actor: Actor) -> None:
