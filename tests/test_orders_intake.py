@@ -183,3 +183,13 @@ def test_receipts_import_is_all_or_nothing(app, session):
     first, second = svc.order_lines(session, order)
     assert first.received_quantity == Decimal("60") and first.state == LineState.PARTIALLY_RECEIVED
     assert second.state == LineState.RECEIVED
+
+    # The same file again, then an export that repeats it and adds one: a referenced receipt counts once.
+    again = upload(head + f"{order.number},1,60,2026-11-25,WH/IN/1\n{order.number},1,10,2026-11-27,WH/IN/2\n")
+    assert again.status_code == 302
+    landed = client.get(again.headers["Location"]).text
+    assert "1 receipt recorded. 1 receipt was recorded already (by their reference) and left out." in landed
+    twice = upload(head + f"{order.number},1,5,2026-11-28,WH/IN/3\n{order.number},1,5,2026-11-28,WH/IN/3\n")
+    assert twice.status_code == 422 and "Row 3: reference &#39;WH/IN/3&#39; is on row 2 too." in twice.text
+    session.expire_all()
+    assert first.received_quantity == Decimal("70")

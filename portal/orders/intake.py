@@ -52,6 +52,8 @@ class ImportResult:
     errors: list[str] = field(default_factory=list)
     orders: list[str] = field(default_factory=list)
     lines: int = 0
+    # Receipts whose reference (``erp_ref``) is recorded already: a file uploaded again records nothing twice.
+    already_recorded: int = 0
     # By row number: each column's problem (the order form shows each next to its field).
     problems: dict[int, dict[str, str]] = field(default_factory=dict)
 
@@ -222,12 +224,23 @@ RECEIPT_COLUMNS = ("order_number", "line", "quantity", "received_on", "erp_ref")
 
 
 def import_receipts(session: Session, *, tenant_id: int, rows: list[dict[str, str]], actor: Actor) -> ImportResult:
-    """Receipts per line (order_number, line, quantity, received_on[, erp_ref]), all or nothing."""
+    """Receipts per line (order_number, line, quantity, received_on[, erp_ref]), all or nothing.
+
+    A receipt with a reference is recorded once, as the ERP's are: a row whose reference is recorded already
+    (the same file uploaded again, a cumulative export) is left out and counted; a reference twice in one file
+    is an error."""
     from portal.auth.services import ServiceError
     from portal.orders import services as svc
-    from portal.orders.models import Source
+    from portal.orders.models import Receipt, Source
 
     result = ImportResult()
+    references = {(row.get("erp_ref") or "").strip() for row in rows} - {""}
+    recorded = set(
+        session.execute(
+            select(Receipt.erp_ref).where(Receipt.tenant_id == tenant_id, Receipt.erp_ref.in_(references))
+        ).scalars()
+    )
+    first_row_of: dict[str, int] = {}
     numbers = {r.get("order_number", "") for r in rows}
     orders = {
         o.number: o
@@ -245,6 +258,15 @@ def import_receipts(session: Session, *, tenant_id: int, rows: list[dict[str, st
         ).scalars()
     }
     for index, row in enumerate(rows, start=2):
+        reference = (row.get("erp_ref") or "").strip()
+        if reference in first_row_of:
+            result.errors.append(f"Row {index}: reference {reference!r} is on row {first_row_of[reference]} too.")
+            continue
+        if reference:
+            first_row_of[reference] = index
+        if reference in recorded:
+            result.already_recorded += 1
+            continue
         order = orders.get(row.get("order_number", ""))
         position = row.get("line", "")
         quantity, received_on = parse_quantity(row.get("quantity", "")), parse_date(row.get("received_on", ""))
@@ -271,7 +293,7 @@ def import_receipts(session: Session, *, tenant_id: int, rows: list[dict[str, st
                 received_on=received_on,
                 actor=actor,
                 source=Source.SPREADSHEET,
-                erp_ref=row.get("erp_ref") or None,
+                erp_ref=reference or None,
             )
         except ServiceError as exc:
             message = exc.errors[line.id][0] if isinstance(exc, svc.InvalidAnswers) else exc.message

@@ -838,7 +838,11 @@ def import_receipts():
         else:
             result = intake.import_receipts(db_session(), tenant_id=ctx().tenant_id, rows=rows, actor=actor())
             if not result.errors:
-                flash(f"{counted(result.lines, 'receipt', 'receipts')} recorded.", "success")
+                message = f"{counted(result.lines, 'receipt', 'receipts')} recorded."
+                if result.already_recorded:
+                    known = counted(result.already_recorded, "receipt was", "receipts were")
+                    message += f" {known} recorded already (by their reference) and left out."
+                flash(message, "success")
                 return redirect(url_for("orders.exceptions"))
     status = 422 if request.method == "POST" else 200
     return render_template(
