@@ -89,6 +89,13 @@ def test_supplier_answers_line_by_line_and_buyer_approves(trade):
     session.expire_all()
     states = {line.id: line.state for line in svc.order_lines(session, session.get(PurchaseOrder, order.id))}
     assert states == {first.id: LineState.CONFIRMED, second.id: LineState.CONFIRMED, third.id: LineState.REJECTED}
+    # The same ticks sent again (a second click): nothing is approved twice, and the line is named.
+    again = buyer.post(
+        "/change-requests/approve", {"csrf_token": csrf_from(html), "request_id": [str(r.id) for r in requests]}
+    )
+    assert again.status_code == 303
+    named = rf"Nothing approved: {order.number} line [23]: This change request has been decided already\."
+    assert re.search(named, buyer.get("/orders/queue").text)
     history = seller.get(page).text
     assert "approved change" in history and "rejected" in history and "60 on" in history
     assert ".000 on" not in history  # quantities without trailing zeros, as everywhere else
