@@ -106,6 +106,32 @@ def test_no_ship_notice_close_to_the_promise_and_partial_receipt(session):
     assert kinds[AlertKind.PARTIAL].value_at_risk == D("80.00")
 
 
+def test_goods_arriving_while_a_change_waits_for_the_buyer_are_a_partial_receipt(app, session):
+    """The line stays "changes pending" until the buyer decides; what arrived short is still told, by detection
+    and on the exceptions list."""
+    from portal.auth.permissions import Role
+    from portal.orders.models import LineState
+    from portal.orders.queries import ExceptionFilters, exceptions
+    from portal.web import PortalContext
+
+    tenant, _, order, line = _setup(session, days_requested=10)
+    orders.respond(session, order=order, expected_version=None, actor=ACTOR, answers=[LineAnswer(line.id, "accept")])
+    request = orders.change_promise(
+        session, order=order, line=line, deliveries=[Delivery(D("100"), line.requested_date + timedelta(days=30))],
+        reason_code="transport", comment="", expected_version=None, actor=ACTOR,
+    )  # fmt: skip
+    assert isinstance(request, orders.ChangeRequest)
+    orders.record_receipt(session, order=order, line=line, quantity=D("60"), received_on=TODAY, actor=ACTOR)
+    assert line.state == LineState.CHANGES_PENDING
+    detect(session, tenant_id=tenant.id, today=TODAY)
+    partial = _open(session, line.id)[AlertKind.PARTIAL]
+    assert partial.key == "60.000" and partial.value_at_risk == D("80.00")
+    buyer = PortalContext(membership_id=0, tenant_id=tenant.id, tenant_name=tenant.name, role=Role.BUYER,
+                          supplier_id=None, supplier_name=None)  # fmt: skip
+    listed = exceptions(session, buyer, ExceptionFilters(kind="partially_received"), TODAY, unconfirmed_after_days=3)
+    assert [row.id for row in listed] == [line.id]
+
+
 def test_repeated_slips(session):
     tenant, _, order, line = _setup(session, days_requested=10)
     orders.respond(session, order=order, expected_version=None, actor=ACTOR, answers=[LineAnswer(line.id, "accept")])

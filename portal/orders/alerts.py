@@ -121,8 +121,9 @@ def current_conditions(session: Session, *, tenant_id: int, today: date) -> dict
     )
     collect(
         AlertKind.PARTIAL,
+        # Some received, not all: partially received, or waiting for the buyer's decision on a change meanwhile.
         select(*base, line.received_quantity.label("key"), at_risk_value.label("value")).where(
-            line.tenant_id == tenant_id, line.state == LineState.PARTIALLY_RECEIVED
+            open_line, line.received_quantity > 0
         ),
         "{key} received, less than committed",
     )

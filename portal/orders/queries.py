@@ -586,7 +586,8 @@ def exceptions(
     delivering = and_(line.state.in_(DELIVERING_LINE_STATES), line.received_quantity < line.quantity)
     late = and_(delivering, line.promised_from < today)
     at_risk = and_(delivering, line.promised_to > line.requested_date)
-    partial = line.state == LineState.PARTIALLY_RECEIVED
+    # Some received, not all: partially received, or waiting for the buyer's decision on a change meanwhile.
+    partial = and_(delivering, line.received_quantity > 0)
     unconfirmed = and_(
         line.state == LineState.AWAITING_RESPONSE,
         PurchaseOrder.order_date <= today - timedelta(days=unconfirmed_after_days),
