@@ -287,25 +287,31 @@ class OdooState:
             values.update({"mail_reminder_confirmed": False, "mail_reception_confirmed": False})
         order_id = self.add("purchase.order", values)
         for sequence, (code, qty, price, planned) in enumerate(lines, start=1):
-            product_id = next(
-                (i for i, p in self.table("product.product").items() if p["default_code"] == code), None
-            ) or self.add("product.product", {"name": f"Product {code}", "default_code": code})
-            line: dict[str, Any] = {
-                "order_id": order_id,
-                "sequence": sequence,
-                "display_type": False,
-                "product_id": product_id,
-                "name": f"Product {code}",
-                "product_qty": qty,
-                self.unit_field: 1,
-                "price_unit": price,
-                "date_planned": f"{planned} 12:00:00",
-                "qty_received": 0,
-            }
-            if self.version >= 19:
-                line["date_promised"] = False
-            self.add("purchase.order.line", line)
+            self.add_line(order_id, sequence, code, qty, price, planned)
         return order_id
+
+    def add_line(self, order_id: int, sequence: int, code: str, qty: float, price: float, planned: str) -> int:
+        """A line the buyer adds to the order (the order's ``write_date`` moves, as Odoo's does)."""
+        product_id = next(
+            (i for i, p in self.table("product.product").items() if p["default_code"] == code), None
+        ) or self.add("product.product", {"name": f"Product {code}", "default_code": code})
+        line: dict[str, Any] = {
+            "order_id": order_id,
+            "sequence": sequence,
+            "display_type": False,
+            "product_id": product_id,
+            "name": f"Product {code}",
+            "product_qty": qty,
+            self.unit_field: 1,
+            "price_unit": price,
+            "date_planned": f"{planned} 12:00:00",
+            "qty_received": 0,
+        }
+        if self.version >= 19:
+            line["date_promised"] = False
+        line_id = self.add("purchase.order.line", line)
+        self.table("purchase.order")[order_id]["write_date"] = self.stamp()
+        return line_id
 
     def lines(self, order_id: int) -> list[dict[str, Any]]:
         return sorted(

@@ -302,6 +302,16 @@ def test_a_buyers_change_in_odoo_reaches_an_unanswered_line_and_refuses_answers_
         version = order.version
         _pull_into(session, tenant_id, odoo)
         assert order.version == version
+        # Two lines added at once take the next two positions; the supplier's people hear what changed each time.
+        odoo.state.add_line(order_id, 3, "WASHER-8", 500, 0.05, SOON)
+        odoo.state.add_line(order_id, 4, "NUT-10", 20, 0.5, SOON)
+        lines = _pull_into(session, tenant_id, odoo)
+        assert [(line.position, line.product_code) for line in lines][2:] == [(3, "WASHER-8"), (4, "NUT-10")]
+        assert order.total_value == D("185") and order.state == OrderState.AWAITING_RESPONSE
+        told = session.execute(
+            select(OutboxEvent.payload).where(OutboxEvent.topic == "order.changed_in_erp").order_by(OutboxEvent.id)
+        ).scalars()
+        assert [(p["changed"], p["added"], p["cancelled"]) for p in told] == [([1], [], []), ([], [3, 4], [])]
 
 
 def test_an_order_cancelled_in_odoo_withdraws_what_waited_for_the_buyer(app, session):
@@ -330,3 +340,14 @@ def test_an_order_cancelled_in_odoo_withdraws_what_waited_for_the_buyer(app, ses
         assert sorted(cancelled) == sorted(
             [(str(first.id), "cancelled in the ERP"), (str(second.id), "cancelled in the ERP")]
         )
+        # The supplier's people hear of it once, with the lines cancelled, not once per line.
+        topics = session.execute(
+            select(OutboxEvent.topic, OutboxEvent.payload)
+            .where(OutboxEvent.topic.in_(["order.changed_in_erp", "order_line.cancelled"]))
+            .order_by(OutboxEvent.id)
+        ).all()
+        assert [(topic, payload.get("announced"), payload.get("cancelled")) for topic, payload in topics] == [
+            ("order_line.cancelled", False, None),
+            ("order_line.cancelled", False, None),
+            ("order.changed_in_erp", None, [1, 2]),
+        ]

@@ -225,6 +225,33 @@ def test_a_change_request_tells_buyers_what_to_decide_and_its_decision_tells_sup
     }
 
 
+def test_the_buyers_changes_to_an_order_reach_the_suppliers_people(mail_app, committed_db, world):
+    """A line the buyer cancels in the portal, and what the ERP's intake changed, added or cancelled (once per
+    order, not per line); a customer's name is shown as written, braces and all."""
+    tenant_id = world["tenant_id"]
+    buyer = Actor(world["buyers"][0].user.id, "buyer", "")
+    with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:
+        s.execute(select(Tenant).where(Tenant.id == tenant_id)).scalar_one().name = "Northwind {EU}"
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.id == world["order_id"])).scalar_one()
+        second = orders.order_lines(s, order)[1]
+        orders.cancel_line(s, order=order, line=second, reason="bought elsewhere", expected_version=None, actor=buyer)
+        payload = {"order_id": order.id}
+        emit(s, tenant_id, "order.changed_in_erp", payload | {"changed": [1], "added": [3, 4], "cancelled": []})
+        emit(s, tenant_id, "order.changed_in_erp", payload | {"changed": [], "added": [], "cancelled": [5]})
+        emit(s, tenant_id, "order_line.cancelled", payload | {"line_id": 0, "position": 5, "announced": False})
+    with mail_app.app_context():
+        drain(committed_db, tenant_id)
+    told = [n for n in _notifications(committed_db, tenant_id) if n.topic.startswith(("order.changed", "order_line"))]
+    assert {n.user_id for n in told} == {p.user.id for p in world["supplier_people"]}  # not the buyers
+    assert sorted({(n.topic, n.title, n.body) for n in told}) == [
+        ("order.changed_in_erp", "Northwind {EU} changed order PO-7001", "Cancelled line 5. The order page shows it as "
+         "it is now."),
+        ("order.changed_in_erp", "Northwind {EU} changed order PO-7001", "Changed line 1. Added lines 3, 4. The order "
+         "page shows it as it is now."),
+        ("order_line.cancelled", "Northwind {EU} cancelled line 2 of order PO-7001", "Reason: bought elsewhere"),
+    ]  # fmt: skip
+
+
 def test_a_message_on_an_order_reaches_the_other_side(mail_app, committed_db, world, smtp_inbox):
     """A buyer's message reaches the supplier's people (in the portal and by e-mail, an excerpt and a link to the
     conversation); the supplier's answer reaches the buyers involved in the order, not every buyer; with nobody

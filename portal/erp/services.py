@@ -249,16 +249,17 @@ def _upsert_order(session: Session, tenant_id: int, erp_order: ErpOrder, report:
             )
         ).scalars()
     }
-    changed = False
+    # The positions of the lines added, changed and cancelled, for the supplier's people.
+    news: dict[str, list[int]] = {"added": [], "changed": [], "cancelled": []}
     for erp_line in erp_order.lines:
         line = lines.get(erp_line.erp_id)
         if line is None:
             position = 1 + max((existing.position for existing in lines.values()), default=0)
-            _add_line(session, order, erp_line, position=position)
+            lines[erp_line.erp_id] = _add_line(session, order, erp_line, position=position)
             report.lines_created += 1
-            changed = True
+            news["added"].append(position)
         elif line.state == LineState.AWAITING_RESPONSE and _take_erp_change(session, order, line, erp_line):
-            changed = True
+            news["changed"].append(line.position)
         if line is not None and erp_line.write_date:
             _remember_write_date(session, tenant_id, line.id, erp_line.write_date)
     from portal.orders.services import cancel_claimed_line, claim_version, order_lines, refresh_order
@@ -266,12 +267,14 @@ def _upsert_order(session: Session, tenant_id: int, erp_order: ErpOrder, report:
     if erp_order.state == "cancelled":
         for line in lines.values():
             if line.state not in FINAL_LINE_STATES and line.received_quantity == 0:
-                cancel_claimed_line(session, order=order, line=line, reason="cancelled in the ERP", actor=SYSTEM)
-                changed = True
-    if changed:
+                cancel_claimed_line(
+                    session, order=order, line=line, reason="cancelled in the ERP", actor=SYSTEM, announced=False
+                )
+                news["cancelled"].append(line.position)
+    if any(news.values()):
         claim_version(session, order, None)  # the row is locked above: this cannot conflict
         refresh_order(session, order, order_lines(session, order))
-        emit(session, tenant_id, "order.changed_in_erp", {"order_id": order.id})
+        emit(session, tenant_id, "order.changed_in_erp", {"order_id": order.id, **news})
         report.orders_updated += 1
 
 
@@ -302,7 +305,9 @@ def _take_erp_change(session: Session, order: PurchaseOrder, line: PurchaseOrder
     return True
 
 
-def _add_line(session: Session, order: PurchaseOrder, erp_line: ErpLine, position: int | None = None) -> None:
+def _add_line(
+    session: Session, order: PurchaseOrder, erp_line: ErpLine, position: int | None = None
+) -> PurchaseOrderLine:
     line = PurchaseOrderLine(
         tenant_id=order.tenant_id,
         order_id=order.id,
@@ -328,6 +333,7 @@ def _add_line(session: Session, order: PurchaseOrder, erp_line: ErpLine, positio
             erp_write_date=erp_line.write_date,
         )
     )
+    return line
 
 
 def _remember_write_date(session: Session, tenant_id: int, line_id: int, write_date: str) -> None:

@@ -81,11 +81,57 @@ def supplier_answered(session: Session, event: OutboxEvent) -> None:
     services.fan_out_webhooks(session, event)
 
 
-@handler("order.reminded")
-def order_reminded(session: Session, event: OutboxEvent) -> None:
+def _customer(session: Session, tenant_id: int) -> str:
     from portal.tenancy.models import Tenant
 
-    customer = session.execute(select(Tenant.name).where(Tenant.id == event.tenant_id)).scalar_one_or_none()
+    return session.execute(select(Tenant.name).where(Tenant.id == tenant_id)).scalar_one_or_none() or "Your customer"
+
+
+def _literal(text: str) -> str:
+    """``text`` inside a title that ``_notify_about_order`` formats: its braces stay braces."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _lines(positions: list[int]) -> str:
+    return ("line " if len(positions) == 1 else "lines ") + ", ".join(str(p) for p in sorted(positions))
+
+
+@handler("order.changed_in_erp")
+def order_changed(session: Session, event: OutboxEvent) -> None:
+    """The buyer changed an order in the ERP: what changed, for the supplier's people (an answer form they opened
+    before is refused, and their next answer is to the order as it is now)."""
+    told = [
+        f"{what} {_lines(event.payload[key])}"
+        for key, what in (("changed", "Changed"), ("added", "Added"), ("cancelled", "Cancelled"))
+        if event.payload.get(key)
+    ]
+    if not told:  # events written before the changes were listed: nothing to tell
+        return
+    _for_supplier(
+        session,
+        event,
+        f"{_literal(_customer(session, event.tenant_id))} changed order {{order}}",
+        ". ".join(told) + ". The order page shows it as it is now.",
+    )
+
+
+@handler("order_line.cancelled")
+def line_cancelled(session: Session, event: OutboxEvent) -> None:
+    if not event.payload.get("announced") or "position" not in event.payload:
+        return  # told with the rest of the ERP's changes to the order (or written before lines were announced)
+    reason = event.payload.get("reason") or ""
+    customer = _literal(_customer(session, event.tenant_id))
+    _for_supplier(
+        session,
+        event,
+        f"{customer} cancelled line {event.payload['position']} of order {{order}}",
+        f"Reason: {reason}" if reason else "",
+    )
+
+
+@handler("order.reminded")
+def order_reminded(session: Session, event: OutboxEvent) -> None:
+    customer = _customer(session, event.tenant_id)
     asked = "has had no answer to it yet" if event.payload.get("automatic") else "asks you to answer it"
     count = int(event.payload.get("reminder", 1))  # events written before the count was kept: the first
     label = "Reminder" if count < 2 else f"Reminder {count}"
@@ -93,7 +139,7 @@ def order_reminded(session: Session, event: OutboxEvent) -> None:
         session,
         event,
         label + ": order {order} waits for your answer",
-        f"{customer or 'Your customer'} {asked}: accept its lines, change them or reject them.",
+        f"{customer} {asked}: accept its lines, change them or reject them.",
     )
 
 

@@ -943,11 +943,19 @@ def cancel_line(
 
 
 def cancel_claimed_line(
-    session: Session, *, order: PurchaseOrder, line: PurchaseOrderLine, reason: str, actor: Actor
+    session: Session,
+    *,
+    order: PurchaseOrder,
+    line: PurchaseOrderLine,
+    reason: str,
+    actor: Actor,
+    announced: bool = True,
 ) -> None:
     """Cancel an open line of an order whose version the caller has claimed (the buyer in the portal, or the
     ERP's cancellation): its open change requests are withdrawn (nothing is left to decide), with the audit
-    entry and the ``order_line.cancelled`` event. The caller refreshes the order."""
+    entry and the ``order_line.cancelled`` event, which tells the supplier's people unless ``announced`` is
+    False (the ERP's intake tells them of all its changes to an order at once). The caller refreshes the
+    order."""
     for request in session.execute(
         select(ChangeRequest).where(
             ChangeRequest.tenant_id == line.tenant_id,
@@ -967,7 +975,13 @@ def cancel_claimed_line(
         after={"order": order.number, "position": line.position},
         reason=reason,
     )
-    emit(session, line.tenant_id, "order_line.cancelled", {"order_id": order.id, "line_id": line.id})
+    emit(
+        session,
+        line.tenant_id,
+        "order_line.cancelled",
+        {"order_id": order.id, "line_id": line.id, "position": line.position, "reason": reason,
+         "announced": announced},
+    )  # fmt: skip
 
 
 def close_order(session: Session, *, order: PurchaseOrder, expected_version: int | None, actor: Actor) -> None:
