@@ -351,3 +351,46 @@ def test_an_order_cancelled_in_odoo_withdraws_what_waited_for_the_buyer(app, ses
             ("order_line.cancelled", False, None),
             ("order.changed_in_erp", None, [1, 2]),
         ]
+
+
+def test_a_buyers_edit_in_odoo_to_an_answered_line_stops_the_next_push_even_after_an_intake(app, session):
+    """The intake does not take the new stamp of a line the supplier answered whose terms the buyer changed in
+    Odoo: the next push stops with a conflict instead of writing over the edit. A receipt moves the stamp too,
+    but not the terms: after it the push goes through."""
+    with app.app_context(), OdooProtocolDouble(17) as odoo:
+        order_id = odoo.state.make_order("Acme", [("HB-M8", 100, 1.5, SOON)])
+        tenant_id = _odoo_tenant(app, session, odoo)
+        (line,) = _pull_into(session, tenant_id, odoo)
+        order = session.get(PurchaseOrder, line.order_id)
+        supplier = Actor(None, "supplier", "")
+        orders.accept_all(session, order=order, expected_version=None, actor=supplier)
+        session.flush()
+
+        def push():  # type: ignore[no-untyped-def]
+            return services.sync_line(session, tenant_id=tenant_id, line_id=line.id, adapter=adapter(odoo))
+
+        assert push() is not None  # the acceptance reaches Odoo
+        (erp_line,) = odoo.state.lines(order_id)
+        odoo.state.receive(erp_line["id"], 30, SOON)  # a receipt: the stamp moves, the terms do not
+        _edit_in_odoo(odoo, order_id)
+        _pull_into(session, tenant_id, odoo)
+        one_day_later = date.fromisoformat(SOON) + timedelta(days=1)
+        orders.change_promise(
+            session, order=order, line=line, deliveries=[Promise(D("100"), one_day_later)], reason_code="transport",
+            comment="", expected_version=None, actor=supplier,
+        )  # fmt: skip
+        session.flush()
+        assert push() is not None and odoo.state.lines(order_id)[0]["date_planned"].startswith(str(one_day_later))
+        # The buyer raises the quantity in Odoo; an intake runs before the supplier's next change is pushed.
+        odoo.state.call("purchase.order.line", "write", [erp_line["id"]], {"vals": {"product_qty": 120}})
+        _edit_in_odoo(odoo, order_id)
+        _pull_into(session, tenant_id, odoo)
+        assert line.quantity == D("100")  # an answered line keeps its terms in the portal
+        orders.change_promise(
+            session, order=order, line=line, deliveries=[Promise(D("100"), one_day_later + timedelta(days=1))],
+            reason_code="transport", comment="", expected_version=None, actor=supplier,
+        )  # fmt: skip
+        session.flush()
+        with pytest.raises(ErpConflict):
+            push()
+        assert odoo.state.lines(order_id)[0]["product_qty"] == 120  # the buyer's edit stands

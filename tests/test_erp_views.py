@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from portal import outbox
@@ -64,23 +65,33 @@ def test_test_connection_button_reports_tryton(app, session, tryton):
     assert "Connected: Tryton 8.2" in page and "can read purchases" in page
 
 
-def test_failed_jobs_are_listed_and_can_be_retried(app, session):
+FAILURES = {
+    "bad_credentials": "bad_credentials: Tryton refused the login",
+    "conflict": "conflict: line 5 was changed in Odoo at 2026-11-28 10:00:00 after the portal read it",
+}
+
+
+@pytest.mark.parametrize("failure", list(FAILURES))
+def test_failed_jobs_are_listed_and_can_be_retried(app, session, failure):
+    """A retried push starts its attempts again; after a conflict (a buyer's edit in the ERP, checked there by
+    the administrator who retries) it also forgets the ERP line as last seen, so that it writes over the edit."""
     tenant, client = _admin(app, session)
     supplier = make_supplier(session, tenant)
     order = make_order(session, tenant, supplier)
     order.erp_ref = "77"
     line = svc.order_lines(session, order)[0]
     set_context(session, tenant_id=tenant.id)
+    seen = {"erp_write_date": "2026-11-27 09:00:00", "erp_terms": "100|2026-12-05|2.5"}
     session.add(ErpLineSync(tenant_id=tenant.id, line_id=line.id, order_id=order.id, status=SyncStatus.FAILED,
-                            error="bad_credentials: Tryton refused the login"))  # fmt: skip
+                            error=FAILURES[failure], **seen))  # fmt: skip
     event = OutboxEvent(tenant_id=tenant.id, topic="erp.sync_line", payload={"line_id": line.id}, attempts=30,
-                        failed_at=utcnow(), last_error="bad_credentials: Tryton refused the login")  # fmt: skip
+                        failed_at=utcnow(), last_error=FAILURES[failure])  # fmt: skip
     session.add(event)
     session.flush()
     page = client.get("/settings/jobs").text
-    assert "erp.sync_line" in page and "Tryton refused the login" in page
+    assert "erp.sync_line" in page and FAILURES[failure].split(": ", 1)[1].split(" at ")[0] in page
     order_page = client.get(f"/orders/{order.id}").text
-    assert "ERP:" in order_page and "failed: bad_credentials" in order_page
+    assert "ERP:" in order_page and f"failed: {failure}" in order_page
     assert "1 line failed" in order_page  # the order-level summary
     sent: list[int] = []
     previous = outbox._publisher, outbox._batch_publisher
@@ -93,6 +104,8 @@ def test_failed_jobs_are_listed_and_can_be_retried(app, session):
     assert event.failed_at is None and event.attempts == 0 and sent == [event.id]
     sync = session.execute(select(ErpLineSync).where(ErpLineSync.line_id == line.id)).scalar_one()
     assert sync.status == SyncStatus.WAITING
+    kept = {"erp_write_date": sync.erp_write_date, "erp_terms": sync.erp_terms}
+    assert kept == ({"erp_write_date": None, "erp_terms": None} if failure == "conflict" else seen)
     assert "No failed jobs." in client.get("/settings/jobs").text
 
 

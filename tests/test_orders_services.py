@@ -512,6 +512,38 @@ def test_ship_notices_respect_committed_quantities_and_can_be_cancelled(setup):
         svc.cancel_ship_notice(session, order=order, notice=notice, expected_version=None, actor=SUPPLIER)
 
 
+def test_after_a_partial_receipt_the_rest_can_still_ship_and_be_promised_again(setup):
+    """30 of 100 arrive (with no ship notice, as an ERP receipt may): the other 70 can still be shipped, and
+    promised for another day; a promise below what arrived is refused."""
+    session, _, _, order = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    first, _ = lines_of(session, order)
+    svc.record_receipt(session, order=order, line=first, quantity=Decimal("30"), received_on=d(1), actor=BUYER)
+    assert first.state == LineState.PARTIALLY_RECEIVED
+    assert svc.shippable_quantities(session, order, [first])[first.id] == Decimal("70")
+    with pytest.raises(svc.InvalidAnswers) as raised:
+        svc.change_promise(
+            session, order=order, line=first, deliveries=[Delivery(Decimal("25"), d(9))], reason_code="transport",
+            comment="", expected_version=None, actor=SUPPLIER,
+        )  # fmt: skip
+    assert "30 pc are received already." in raised.value.errors[first.id]
+    # The 30 that came and the 70 still to come, two days later than requested (inside the tolerance).
+    rest = first.requested_date + timedelta(days=2)
+    deliveries = [Delivery(Decimal("30"), first.requested_date), Delivery(Decimal("70"), rest)]
+    assert svc.change_promise(
+        session, order=order, line=first, deliveries=deliveries, reason_code="transport", comment="",
+        expected_version=None, actor=SUPPLIER,
+    ) is None  # fmt: skip
+    notice = svc.create_ship_notice(
+        session, order=order, quantities={first.id: Decimal("70")}, shipment=ShipmentInput(rest, rest),
+        expected_version=None, actor=SUPPLIER,
+    )  # fmt: skip
+    assert notice.number.endswith("-ASN1") and first.shipped_quantity == Decimal("70")
+    assert first.state == LineState.PARTIALLY_RECEIVED
+    svc.record_receipt(session, order=order, line=first, quantity=Decimal("70"), received_on=rest, actor=BUYER)
+    assert first.state == LineState.RECEIVED
+
+
 def test_receipts_then_close_then_nothing_changes(setup):
     session, _, _, order = setup
     svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)

@@ -122,6 +122,13 @@ class CommitmentPush:
 class PushResult:
     changed: list[str] = field(default_factory=list)  # what was written, for the log
     write_date: str | None = None
+    # The line's terms as the push left them (``erp_terms``), where the adapter checks the ERP's stamp.
+    terms: str | None = None
+
+
+def erp_terms(quantity: Decimal, day: date, unit_price: Decimal) -> str:
+    """An ERP line's quantity, date and unit price as one comparable text (``80|2026-12-05|1.75``)."""
+    return f"{quantity.normalize():f}|{day.isoformat()}|{unit_price.normalize():f}"
 
 
 @dataclass

@@ -71,3 +71,7 @@ class ErpLineSync(TenantOwned, Base):
     # The ERP line's modification stamp as the portal last saw or wrote it: a newer one
     # means a buyer changed the line in the ERP, and the push stops rather than overwrite.
     erp_write_date: Mapped[str | None] = mapped_column(String(40))
+    # What the ERP line held (``base.erp_terms``: quantity, date, unit price) when the portal last saw or wrote
+    # it. An intake takes the line's newer stamp only while these are the same (a receipt moves the stamp and
+    # nothing else), or while the supplier has not answered (the portal takes the buyer's change then).
+    erp_terms: Mapped[str | None] = mapped_column(String(120))

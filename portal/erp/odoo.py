@@ -46,6 +46,7 @@ from portal.erp.base import (
     ErpServerError,
     ErpUnreachable,
     PushResult,
+    erp_terms,
 )
 from portal.erp.http import shared_client
 
@@ -507,8 +508,16 @@ class OdooAdapter:
         self._post_notes(order_id, push.notes, result)
         if push.rejected:
             self._flag_rejection(order_id, line, result)
-        after = self.call("purchase.order.line", "read", [line_id], fields=["write_date"])
-        result.write_date = str(after[0]["write_date"]) if after else None
+        after = self.call(
+            "purchase.order.line", "read", [line_id], fields=["write_date", "product_qty", "date_planned", "price_unit"]
+        )
+        if after:
+            result.write_date = str(after[0]["write_date"])
+            # As an intake reads them: a later intake that finds other terms knows the buyer changed the line.
+            planned = _day(after[0].get("date_planned"))
+            if planned is not None:
+                quantity, price = (Decimal(str(after[0].get(name) or 0)) for name in ("product_qty", "price_unit"))
+                result.terms = erp_terms(quantity, planned, price)
         return result
 
     def _order_fields(self) -> list[str]:

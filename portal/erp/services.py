@@ -17,7 +17,16 @@ from sqlalchemy.orm import Session
 from portal.auth.services import Actor, ServiceError
 from portal.crypto import decrypt, encrypt
 from portal.db import utcnow
-from portal.erp.base import CommitmentPush, ConnectionReport, Delivery, ErpAdapter, ErpLine, ErpOrder, PushResult
+from portal.erp.base import (
+    CommitmentPush,
+    ConnectionReport,
+    Delivery,
+    ErpAdapter,
+    ErpLine,
+    ErpOrder,
+    PushResult,
+    erp_terms,
+)
 from portal.erp.models import ErpConnection, ErpKind, ErpLineSync, SyncStatus
 from portal.orders.models import (
     FINAL_LINE_STATES,
@@ -258,10 +267,10 @@ def _upsert_order(session: Session, tenant_id: int, erp_order: ErpOrder, report:
             lines[erp_line.erp_id] = _add_line(session, order, erp_line, position=position)
             report.lines_created += 1
             news["added"].append(position)
-        elif line.state == LineState.AWAITING_RESPONSE and _take_erp_change(session, order, line, erp_line):
-            news["changed"].append(line.position)
-        if line is not None and erp_line.write_date:
-            _remember_write_date(session, tenant_id, line.id, erp_line.write_date)
+        else:
+            if line.state == LineState.AWAITING_RESPONSE and _take_erp_change(session, order, line, erp_line):
+                news["changed"].append(line.position)
+            _remember_erp_line(session, tenant_id, line, erp_line)
     from portal.orders.services import cancel_claimed_line, claim_version, order_lines, refresh_order
 
     if erp_order.state == "cancelled":
@@ -331,17 +340,29 @@ def _add_line(
             order_id=order.id,
             status=SyncStatus.SYNCED,
             erp_write_date=erp_line.write_date,
+            erp_terms=erp_terms(erp_line.quantity, erp_line.requested_date, erp_line.unit_price),
         )
     )
     return line
 
 
-def _remember_write_date(session: Session, tenant_id: int, line_id: int, write_date: str) -> None:
+def _remember_erp_line(session: Session, tenant_id: int, line: PurchaseOrderLine, erp_line: ErpLine) -> None:
+    """Take the ERP line's modification stamp (and terms) as seen, so that the next push does not stop at it:
+    a receipt or a note moves the stamp and nothing else. Not when the buyer changed the terms of a line the
+    supplier has answered (the portal does not take those): the next push then stops with a conflict, which an
+    administrator retries once the order is checked in the ERP, rather than overwrite the buyer's edit."""
     sync = session.execute(
-        select(ErpLineSync).where(ErpLineSync.tenant_id == tenant_id, ErpLineSync.line_id == line_id)
+        select(ErpLineSync).where(ErpLineSync.tenant_id == tenant_id, ErpLineSync.line_id == line.id)
     ).scalar_one_or_none()
-    if sync is not None:
-        sync.erp_write_date = write_date
+    if sync is None:
+        return
+    terms = erp_terms(erp_line.quantity, erp_line.requested_date, erp_line.unit_price)
+    answered = line.state != LineState.AWAITING_RESPONSE
+    if answered and sync.erp_terms is not None and sync.erp_terms != terms:
+        return
+    sync.erp_terms = terms
+    if erp_line.write_date:
+        sync.erp_write_date = erp_line.write_date
 
 
 def pull_receipts(session: Session, *, tenant_id: int, adapter: ErpAdapter, report: PullReport) -> None:
@@ -490,6 +511,8 @@ def sync_line(
     result = adapter.push_commitment(push)
     if result.write_date:
         sync.erp_write_date = result.write_date
+    if result.terms:
+        sync.erp_terms = result.terms
     sync.synced_ledger_id = latest
     sync.synced_rejection = rejected
     sync.status = SyncStatus.SYNCED

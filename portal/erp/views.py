@@ -16,6 +16,7 @@ from portal.auth.views import actor
 from portal.crypto import SecretUnreadable
 from portal.db import after_commit
 from portal.erp import services
+from portal.erp.base import ErpConflict
 from portal.erp.forms import ActionForm, ConnectionForm
 from portal.erp.models import ErpKind, ErpLineSync, SyncStatus
 from portal.outbox import OutboxEvent, retry
@@ -162,6 +163,9 @@ def retry_job(event_id: int) -> Response:
             ).scalar_one_or_none()
             if sync is not None:
                 sync.status = SyncStatus.WAITING
+                if sync.error.startswith(f"{ErpConflict.kind}:"):
+                    # The buyer's edit in the ERP was checked: the retried push writes the commitment over it.
+                    sync.erp_write_date = sync.erp_terms = None
         actor().audit(
             session,
             "job.retried",

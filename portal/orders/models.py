@@ -10,6 +10,7 @@ Line states (one line, from the supplier's first answer to the end)::
     confirmed         --new date outside tolerance----------------> changes_pending
     confirmed         --ship notice for part / all----------------> partially_shipped / shipped
     shipped, partially_shipped --receipts (ERP or import)---------> partially_received / received
+    partially_received --ship notice, new promise for the rest----> partially_received
     any open state    --buyer cancels-----------------------------> cancelled
     received, rejected --buyer closes-----------------------------> closed
 

@@ -48,6 +48,9 @@ from portal.orders.models import (
 from portal.outbox import emit
 
 MAX_DELIVERIES = 10
+# Lines with goods still to come under their commitment: a new promise and a ship notice are taken for them,
+# after a partial receipt too (the rest is still to ship, perhaps later than promised).
+DELIVERING_STATES = (LineState.CONFIRMED, LineState.PARTIALLY_SHIPPED, LineState.PARTIALLY_RECEIVED)
 ZERO = Decimal("0")
 HUNDRED = Decimal("100")
 
@@ -178,6 +181,8 @@ def delivery_problems(
         )
     if total < line.shipped_quantity:
         problems.append(f"{quantity_text(line.shipped_quantity)} {line.unit} are shipped already.")
+    if total < line.received_quantity:
+        problems.append(f"{quantity_text(line.received_quantity)} {line.unit} are received already.")
     return list(dict.fromkeys(problems))
 
 
@@ -612,8 +617,11 @@ def change_promise(
     (the change request is returned), inside it is committed at once (None)."""
     _require_open(line)
     errors: list[str] = []
-    if line.state not in (LineState.CONFIRMED, LineState.PARTIALLY_SHIPPED):
-        errors.append(f"Line {line.position} is {line.state.label}; only confirmed lines can be re-promised.")
+    if line.state not in DELIVERING_STATES:
+        errors.append(
+            f"Line {line.position} is {line.state.label}; only confirmed lines with goods still to come can be "
+            "re-promised."
+        )
     if not reason_code:
         errors.append("Choose a reason for the change.")
     tolerance = tolerance_for(session, order.tenant_id, order.supplier_id)
@@ -759,9 +767,13 @@ def shippable_quantities(session: Session, order: PurchaseOrder, lines: list[Pur
 
 
 def _shippable(line: PurchaseOrderLine, committed: Decimal) -> Decimal:
-    if line.state not in (LineState.CONFIRMED, LineState.PARTIALLY_SHIPPED):
+    """What is committed and neither shipped nor received: goods received without a ship notice (an ERP's
+    receipt) were shipped all the same. Receipts are taken against the notices first (the portal does not
+    know which notice a receipt answers), so after a receipt without a notice a later notice may leave a
+    little more to ship than is left: never less, which would stop a supplier from announcing goods."""
+    if line.state not in DELIVERING_STATES:
         return ZERO
-    return max(committed - line.shipped_quantity, ZERO)
+    return max(committed - max(line.shipped_quantity, line.received_quantity), ZERO)
 
 
 def line_state_from_quantities(line: PurchaseOrderLine, committed: Decimal) -> LineState:

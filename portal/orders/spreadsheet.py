@@ -48,7 +48,12 @@ COLUMNS = (
     "reason_code",
     "comment",
 )
-EDITABLE_STATES = (LineState.AWAITING_RESPONSE, LineState.CONFIRMED, LineState.PARTIALLY_SHIPPED)
+EDITABLE_STATES = (
+    LineState.AWAITING_RESPONSE,
+    LineState.CONFIRMED,
+    LineState.PARTIALLY_SHIPPED,
+    LineState.PARTIALLY_RECEIVED,
+)
 MAX_ROWS = 20_000
 
 
