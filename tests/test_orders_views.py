@@ -79,6 +79,8 @@ def test_supplier_answers_line_by_line_and_buyer_approves(trade):
     assert f"Line 2 · {second.product_code}" in cards and "quantity or date outside the tolerance" in cards
     assert f"Requested: 40 pc on {second.requested_date}" in cards and "rejection" in cards
     assert f"Proposed: 40 pc on {late}" in cards  # in the same words as the request
+    # Goods may arrive while a change waits for the buyer: its receipt can be recorded meanwhile.
+    assert f'action="/orders/{order.id}/lines/{second.id}/receipts"' in buyer.get(page).text
     set_context(session, tenant_id=tenant.id)
     requests = session.execute(select(ChangeRequest).where(ChangeRequest.order_id == order.id)).scalars().all()
     html = buyer.get("/orders/queue").text
