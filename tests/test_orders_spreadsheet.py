@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from openpyxl import Workbook, load_workbook
@@ -109,6 +110,36 @@ def test_round_trip_with_a_bad_row_is_refused_then_applied_when_fixed(app, sessi
     assert sources and set(sources) == {Source.SPREADSHEET}
     forged = client.post("/orders/spreadsheet/apply", {"csrf_token": csrf_from(preview.text), "payload": payload + "x"})
     assert forged.status_code == 400
+
+
+def test_a_partly_received_line_is_in_the_sheet_and_its_rest_can_be_promised_again(app, session):
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    make_tolerance(session, tenant)  # up to 2 days later: inside, confirmed at once
+    order = make_order(session, tenant, supplier, [("100", "2.50", 14)])
+    actor = Actor(None, "t", "")
+    svc.accept_all(session, order=order, expected_version=None, actor=actor)
+    (line,) = svc.order_lines(session, order)
+    svc.record_receipt(session, order=order, line=line, quantity=Decimal("30"), received_on=line.requested_date,
+                       actor=actor)  # fmt: skip
+    seller = make_member(session, tenant, Role.SUPPLIER_ADMIN, supplier=supplier)
+    client = PortalClient(app.test_client())
+    client.sign_in(seller.email, PASSWORD, seller.secret)
+    (row,) = csv.DictReader(io.StringIO(client.get("/orders/spreadsheet.csv").data.decode("utf-8-sig")))
+    assert (row["order_number"], row["promised_quantity"]) == (order.number, "100")
+    later = (line.requested_date + timedelta(days=2)).isoformat()
+    came = dict(row, promised_quantity="30", promised_date=line.requested_date.isoformat(), reason_code="transport")
+    rest = dict(row, promised_quantity="70", promised_date=later, reason_code="transport")
+    preview = upload(client, csv_bytes(list(row.keys()), [came, rest]), "lines.csv")
+    assert preview.status_code == 200 and "1 change" in preview.text
+    payload = re.search(r'name="payload" value="([^"]+)"', preview.text).group(1)
+    applied = client.post("/orders/spreadsheet/apply", {"csrf_token": csrf_from(preview.text), "payload": payload})
+    assert applied.status_code == 302
+    set_context(session, tenant_id=tenant.id)
+    session.expire_all()
+    schedules = svc.active_schedules(session, line)
+    assert [(s.quantity, s.promised_date.isoformat()) for s in schedules] == [(30, came["promised_date"]), (70, later)]
+    assert session.get(type(line), line.id).state == LineState.PARTIALLY_RECEIVED
 
 
 def test_xlsx_download_and_upload(app, session):
