@@ -106,8 +106,8 @@ def returning_ids(name: str, json_column: str, others: dict):  # type: ignore[no
 
 
 LEDGER = returning_ids("commitment_ledger", "schedules", LEDGER_COLUMNS)
-LINE_CONFIRMED = text("UPDATE purchase_order_lines SET state = 'confirmed', promised_from = :day, promised_to = :day "
-                      "WHERE id = :id")  # fmt: skip
+LINE_CONFIRMED = text("UPDATE purchase_order_lines SET state = 'confirmed', promised_from = :day, promised_to = :day, "
+                      "open_from = :day WHERE id = :id")  # fmt: skip
 SCHEDULE = text(
     "INSERT INTO delivery_schedules (tenant_id, line_id, supplier_id, position, quantity, promised_date, "
     "first_promised_date, notice_days, active, counted_quantity, delivered_quantity) VALUES (1, :line_id, "

@@ -114,9 +114,10 @@ STEPS = [
     """,
     ),
     (
-        "the lines' earliest and latest promised dates (one delivery each), as the portal keeps them",
+        "the lines' earliest and latest promised dates (one delivery each, none arrived yet), as the portal keeps them",
         """
-        UPDATE purchase_order_lines l SET promised_from = s.promised_date, promised_to = s.promised_date
+        UPDATE purchase_order_lines l SET promised_from = s.promised_date, promised_to = s.promised_date,
+                                          open_from = s.promised_date
         FROM delivery_schedules s WHERE s.line_id = l.id AND s.active;
     """,
     ),

@@ -132,6 +132,41 @@ def test_goods_arriving_while_a_change_waits_for_the_buyer_are_a_partial_receipt
     assert [row.id for row in listed] == [line.id]
 
 
+def test_a_split_line_whose_first_delivery_arrived_is_late_only_when_the_next_one_is(app, session):
+    """60 promised for one day and 40 for ten days later: the 60 arrive on time. The line is not late the day
+    after (the exceptions list and detection agree), and is late, counted from the 40's date, once that passes."""
+    from portal.auth.permissions import Role
+    from portal.orders.queries import ExceptionFilters, exceptions
+    from portal.web import PortalContext
+
+    tenant, _, order, line = _setup(session, days_requested=10)
+    first, second = line.requested_date, line.requested_date + timedelta(days=10)
+    orders.respond(
+        session,
+        order=order,
+        expected_version=None,
+        actor=ACTOR,
+        answers=[LineAnswer(line.id, "change", (Delivery(D("60"), first), Delivery(D("40"), second)))],
+    )
+    request = session.execute(select(orders.ChangeRequest)).scalar_one()  # 10 days later: outside, for the buyer
+    orders.decide(session, request=request, order=order, decision="approve", comment="", expected_version=None,
+                  actor=ACTOR)  # fmt: skip
+    orders.record_receipt(session, order=order, line=line, quantity=D("60"), received_on=first, actor=ACTOR)
+    buyer = PortalContext(membership_id=0, tenant_id=tenant.id, tenant_name=tenant.name, role=Role.BUYER,
+                          supplier_id=None, supplier_name=None)  # fmt: skip
+
+    def late_on(day: date) -> list[tuple[int, date]]:
+        detect(session, tenant_id=tenant.id, today=day)
+        listed = exceptions(session, buyer, ExceptionFilters(kind="late"), day, unconfirmed_after_days=3)
+        assert (AlertKind.LATE in _open(session, line.id)) == bool(listed)
+        return [(row.id, row.open_from) for row in listed]
+
+    assert late_on(first + timedelta(days=1)) == []
+    assert AlertKind.PARTIAL in _open(session, line.id)
+    assert late_on(second + timedelta(days=1)) == [(line.id, second)]
+    assert _open(session, line.id)[AlertKind.LATE].key == second.isoformat()
+
+
 def test_repeated_slips(session):
     tenant, _, order, line = _setup(session, days_requested=10)
     orders.respond(session, order=order, expected_version=None, actor=ACTOR, answers=[LineAnswer(line.id, "accept")])

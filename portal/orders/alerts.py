@@ -84,8 +84,9 @@ def current_conditions(session: Session, *, tenant_id: int, today: date) -> dict
     # three conditions on promise dates read the lines alone, without joining their deliveries.
     collect(
         AlertKind.LATE,
-        select(*base, line.promised_from.label("key"), at_risk_value.label("value")).where(
-            open_line, line.promised_from < today
+        # Late against the earliest delivery not yet complete: one that arrived in full is not late.
+        select(*base, line.open_from.label("key"), at_risk_value.label("value")).where(
+            open_line, line.open_from < today
         ),
         "promised for {key}, not fully received",
     )

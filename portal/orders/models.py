@@ -284,6 +284,10 @@ class PurchaseOrderLine(TenantOwned, Base):
     # without looking up each open line's deliveries (1.2 s over a million lines).
     promised_from: Mapped[date | None] = mapped_column(Date)
     promised_to: Mapped[date | None] = mapped_column(Date)
+    # The earliest promised date of an active delivery not yet complete (None when every one is): what the line
+    # is late against. Set with the deliveries, and folded again with their outcomes as goods arrive
+    # (``outcomes.refresh``). Read it with a query: the fold writes it with SQL.
+    open_from: Mapped[date | None] = mapped_column(Date)
 
     order: Mapped[PurchaseOrder] = relationship(back_populates="lines", lazy="raise")
     schedules: Mapped[list[DeliverySchedule]] = relationship(

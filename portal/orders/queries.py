@@ -573,7 +573,7 @@ def exceptions(
     """Open lines that need the buyer, with their kinds, ranked by value at risk (one query; the first
     ``limit``: the page shows 200, its CSV up to 20,000).
 
-    late: an active promise date has passed and the line is not fully received;
+    late: the promised date of a delivery not yet complete has passed (``open_from``);
     at_risk: a promise is later than the requested date; partially_received: received
     some but not all; unconfirmed: still unanswered N days after the order date.
     """
@@ -584,7 +584,8 @@ def exceptions(
     line = PurchaseOrderLine
     # The promises' earliest and latest dates are kept on the line (``promised_from``/``promised_to``).
     delivering = and_(line.state.in_(DELIVERING_LINE_STATES), line.received_quantity < line.quantity)
-    late = and_(delivering, line.promised_from < today)
+    # Late against the earliest delivery not yet complete (``open_from``): one that arrived in full is not late.
+    late = and_(delivering, line.open_from < today)
     at_risk = and_(delivering, line.promised_to > line.requested_date)
     # Some received, not all: partially received, or waiting for the buyer's decision on a change meanwhile.
     partial = and_(delivering, line.received_quantity > 0)
@@ -605,6 +606,7 @@ def exceptions(
             line.requested_date,
             line.promised_from,
             line.promised_to,
+            line.open_from,
             line.state,
             PurchaseOrder.id.label("order_id"),
             PurchaseOrder.number,

@@ -380,6 +380,9 @@ def commit_lines(
             )
         dates = [delivery.date for delivery in deliveries]
         line.promised_from, line.promised_to = (min(dates), max(dates)) if dates else (None, None)
+        # Nothing arrived against new deliveries: all are still to come (a line with goods received is folded
+        # again below, which sets it from what arrived).
+        line.open_from = line.promised_from
         # Answered, approved or re-promised, the line stands where its quantities say (a new promise down to
         # what has shipped already leaves nothing more to ship).
         line.state = line_state_from_quantities(line, sum((d.quantity for d in deliveries), ZERO))

@@ -716,7 +716,7 @@ def exceptions_csv() -> Response:
          "promised_to", "days_late", "ordered", "received", "open", "why", "value_at_risk", "currency"],
         ([r.number, r.position, r.product_code, r.product_name, r.supplier, r.warehouse, r.requested_date.isoformat(),
           r.promised_from.isoformat() if r.promised_from else "", r.promised_to.isoformat() if r.promised_to else "",
-          (today - r.promised_from).days if r.late else "",
+          (today - r.open_from).days if r.late else "",
           quantity(r.quantity), quantity(r.received_quantity), quantity(r.quantity - r.received_quantity),
           "; ".join(label for kind, label in queries.EXCEPTION_KINDS.items() if getattr(r, kind)),
           f"{r.value_at_risk:.2f}", r.currency] for r in rows),
