@@ -687,6 +687,11 @@ def test_exceptions_are_ranked_by_value_at_risk(app, session):
     linked = client.get(f"/orders/exceptions?kind=late&supplier={supplier.id}").text
     assert f"Supplier: {supplier.name}" in linked and late.number in linked
     assert 'href="/orders/exceptions?kind=late" aria-label="Show every supplier"' in linked
+    # By ship-to and company, with a kind or without: the order's own list it, another's do not.
+    for kind in ("late", ""):
+        for name, value in (("warehouse", late.warehouse_id), ("company", late.company_id)):
+            assert late.number in client.get(f"/orders/exceptions?kind={kind}&{name}={value}").text
+            assert late.number not in client.get(f"/orders/exceptions?kind={kind}&{name}={value + 1000}").text
 
 
 def test_admin_sets_tolerances_and_a_supplier_override_changes_routing(app, session):

@@ -595,6 +595,25 @@ def exceptions(
     )
     kinds = {"late": late, "at_risk": at_risk, "partially_received": partial, "unconfirmed": unconfirmed}
     value_at_risk = (line.quantity - line.received_quantity) * line.unit_price
+    # The page's lines are chosen first, then joined to their orders, suppliers and ship-tos: PostgreSQL may
+    # expect far fewer late lines than there are (135 -> 240 ms when it joined them all before sorting). The
+    # choice reads the lines alone unless a filter or the kind needs their orders.
+    chosen = (
+        select(line.id.label("line_id"), value_at_risk.label("value_at_risk"))
+        # The open lines only (a partial index of them; the kinds below imply it, PostgreSQL needs it said).
+        .where(line.tenant_id == context.tenant_id, line.state.in_(EXCEPTION_LINE_STATES))
+        .where(kinds[filters.kind] if filters.kind in kinds else or_(*kinds.values()))
+    )
+    chosen = chosen.where(*supplier_filter(line.supplier_id, tenant_id=context.tenant_id,
+                                           supplier_id=filters.supplier_id, search=filters.supplier_q,
+                                           session=session))  # fmt: skip
+    if filters.kind not in ("late", "at_risk", "partially_received") or filters.warehouse_id or filters.company_id:
+        chosen = chosen.join(PurchaseOrder, PurchaseOrder.id == line.order_id)
+        if filters.warehouse_id:
+            chosen = chosen.where(PurchaseOrder.warehouse_id == filters.warehouse_id)
+        if filters.company_id:
+            chosen = chosen.where(PurchaseOrder.company_id == filters.company_id)
+    top = chosen.order_by(value_at_risk.desc(), line.id).limit(limit).subquery("top")
     stmt = (
         select(
             line.id,
@@ -613,24 +632,16 @@ def exceptions(
             PurchaseOrder.currency,
             Supplier.name.label("supplier"),
             Warehouse.name.label("warehouse"),
-            value_at_risk.label("value_at_risk"),
+            top.c.value_at_risk,
             *[cond.label(name) for name, cond in kinds.items()],
         )
+        .select_from(top)
+        .join(line, and_(line.id == top.c.line_id, line.tenant_id == context.tenant_id))
         .join(PurchaseOrder, PurchaseOrder.id == line.order_id)
         .join(Supplier, Supplier.id == line.supplier_id)
         .join(Warehouse, Warehouse.id == PurchaseOrder.warehouse_id)
-        # The open lines only (a partial index of them; the kinds below imply it, PostgreSQL needs it said).
-        .where(line.tenant_id == context.tenant_id, line.state.in_(EXCEPTION_LINE_STATES))
-        .where(kinds[filters.kind] if filters.kind in kinds else or_(*kinds.values()))
-        .order_by(value_at_risk.desc(), line.id)
-        .limit(limit)
+        .order_by(top.c.value_at_risk.desc(), line.id)
     )
-    stmt = stmt.where(*supplier_filter(line.supplier_id, tenant_id=context.tenant_id, supplier_id=filters.supplier_id,
-                                       search=filters.supplier_q, session=session))  # fmt: skip
-    if filters.warehouse_id:
-        stmt = stmt.where(PurchaseOrder.warehouse_id == filters.warehouse_id)
-    if filters.company_id:
-        stmt = stmt.where(PurchaseOrder.company_id == filters.company_id)
     return plain_rows(read_columns(session, planned_per_run(stmt)))
 
 
