@@ -32,6 +32,15 @@ def _open(session, line_id: int) -> dict[AlertKind, LineAlert]:  # type: ignore[
     }
 
 
+def _buyer(tenant):  # type: ignore[no-untyped-def]
+    """A buyer's context in ``tenant``, for the exceptions list read without a request."""
+    from portal.auth.permissions import Role
+    from portal.web import PortalContext
+
+    return PortalContext(membership_id=0, tenant_id=tenant.id, tenant_name=tenant.name, role=Role.BUYER,
+                         supplier_id=None, supplier_name=None)  # fmt: skip
+
+
 def _setup(session, *, days_requested: int = 14, ordered: date = TODAY):  # type: ignore[no-untyped-def]
     tenant = make_tenant(session)
     supplier = make_supplier(session, tenant, "Acme")
@@ -109,10 +118,8 @@ def test_no_ship_notice_close_to_the_promise_and_partial_receipt(session):
 def test_goods_arriving_while_a_change_waits_for_the_buyer_are_a_partial_receipt(app, session):
     """The line stays "changes pending" until the buyer decides; what arrived short is still told, by detection
     and on the exceptions list."""
-    from portal.auth.permissions import Role
     from portal.orders.models import LineState
     from portal.orders.queries import ExceptionFilters, exceptions
-    from portal.web import PortalContext
 
     tenant, _, order, line = _setup(session, days_requested=10)
     orders.respond(session, order=order, expected_version=None, actor=ACTOR, answers=[LineAnswer(line.id, "accept")])
@@ -126,8 +133,7 @@ def test_goods_arriving_while_a_change_waits_for_the_buyer_are_a_partial_receipt
     detect(session, tenant_id=tenant.id, today=TODAY)
     partial = _open(session, line.id)[AlertKind.PARTIAL]
     assert partial.key == "60.000" and partial.value_at_risk == D("80.00")
-    buyer = PortalContext(membership_id=0, tenant_id=tenant.id, tenant_name=tenant.name, role=Role.BUYER,
-                          supplier_id=None, supplier_name=None)  # fmt: skip
+    buyer = _buyer(tenant)
     listed = exceptions(session, buyer, ExceptionFilters(kind="partially_received"), TODAY, unconfirmed_after_days=3)
     assert [row.id for row in listed] == [line.id]
 
@@ -135,9 +141,7 @@ def test_goods_arriving_while_a_change_waits_for_the_buyer_are_a_partial_receipt
 def test_a_split_line_whose_first_delivery_arrived_is_late_only_when_the_next_one_is(app, session):
     """60 promised for one day and 40 for ten days later: the 60 arrive on time. The line is not late the day
     after (the exceptions list and detection agree), and is late, counted from the 40's date, once that passes."""
-    from portal.auth.permissions import Role
     from portal.orders.queries import ExceptionFilters, exceptions
-    from portal.web import PortalContext
 
     tenant, _, order, line = _setup(session, days_requested=10)
     first, second = line.requested_date, line.requested_date + timedelta(days=10)
@@ -152,8 +156,7 @@ def test_a_split_line_whose_first_delivery_arrived_is_late_only_when_the_next_on
     orders.decide(session, request=request, order=order, decision="approve", comment="", expected_version=None,
                   actor=ACTOR)  # fmt: skip
     orders.record_receipt(session, order=order, line=line, quantity=D("60"), received_on=first, actor=ACTOR)
-    buyer = PortalContext(membership_id=0, tenant_id=tenant.id, tenant_name=tenant.name, role=Role.BUYER,
-                          supplier_id=None, supplier_name=None)  # fmt: skip
+    buyer = _buyer(tenant)
 
     def late_on(day: date) -> list[tuple[int, date]]:
         detect(session, tenant_id=tenant.id, today=day)

@@ -257,7 +257,7 @@ def _pull_into(session, tenant_id: int, odoo: OdooProtocolDouble) -> list[Purcha
     return list(session.execute(select(PurchaseOrderLine).order_by(PurchaseOrderLine.position)).scalars())
 
 
-def _odoo_tenant(app, session, odoo: OdooProtocolDouble) -> int:  # type: ignore[no-untyped-def]
+def _odoo_tenant(session, odoo: OdooProtocolDouble) -> int:  # type: ignore[no-untyped-def]
     tenant = make_tenant(session)
     make_company_with_warehouse(session, tenant)
     make_tolerance(session, tenant)
@@ -278,7 +278,7 @@ def test_a_buyers_change_in_odoo_reaches_an_unanswered_line_and_refuses_answers_
     with them); the order's version moves, so an answer form opened before the change is refused."""
     with app.app_context(), OdooProtocolDouble(17) as odoo:
         order_id = odoo.state.make_order("Acme", [("HB-M8", 100, 1.5, SOON), ("NUT-8", 40, 0.25, SOON)])
-        tenant_id = _odoo_tenant(app, session, odoo)
+        tenant_id = _odoo_tenant(session, odoo)
         first, second = _pull_into(session, tenant_id, odoo)
         order = session.get(PurchaseOrder, first.order_id)
         assert order.total_value == D("160")
@@ -319,7 +319,7 @@ def test_an_order_cancelled_in_odoo_withdraws_what_waited_for_the_buyer(app, ses
     would keep a request nobody can decide), an audit entry each, the order's value without them."""
     with app.app_context(), OdooProtocolDouble(17) as odoo:
         order_id = odoo.state.make_order("Acme", [("HB-M8", 100, 1.5, SOON), ("NUT-8", 40, 0.25, SOON)])
-        tenant_id = _odoo_tenant(app, session, odoo)
+        tenant_id = _odoo_tenant(session, odoo)
         first, second = _pull_into(session, tenant_id, odoo)
         order = session.get(PurchaseOrder, first.order_id)
         late = first.requested_date + timedelta(days=20)
@@ -359,7 +359,7 @@ def test_a_buyers_edit_in_odoo_to_an_answered_line_stops_the_next_push_even_afte
     but not the terms: after it the push goes through."""
     with app.app_context(), OdooProtocolDouble(17) as odoo:
         order_id = odoo.state.make_order("Acme", [("HB-M8", 100, 1.5, SOON)])
-        tenant_id = _odoo_tenant(app, session, odoo)
+        tenant_id = _odoo_tenant(session, odoo)
         (line,) = _pull_into(session, tenant_id, odoo)
         order = session.get(PurchaseOrder, line.order_id)
         supplier = Actor(None, "supplier", "")

@@ -258,6 +258,12 @@ def _upsert_order(session: Session, tenant_id: int, erp_order: ErpOrder, report:
             )
         ).scalars()
     }
+    syncs = {
+        sync.line_id: sync
+        for sync in session.execute(
+            select(ErpLineSync).where(ErpLineSync.tenant_id == tenant_id, ErpLineSync.order_id == order.id)
+        ).scalars()
+    }
     # The positions of the lines added, changed and cancelled, for the supplier's people.
     news: dict[str, list[int]] = {"added": [], "changed": [], "cancelled": []}
     for erp_line in erp_order.lines:
@@ -270,7 +276,7 @@ def _upsert_order(session: Session, tenant_id: int, erp_order: ErpOrder, report:
         else:
             if line.state == LineState.AWAITING_RESPONSE and _take_erp_change(session, order, line, erp_line):
                 news["changed"].append(line.position)
-            _remember_erp_line(session, tenant_id, line, erp_line)
+            _remember_erp_line(syncs.get(line.id), line, erp_line)
     from portal.orders.services import cancel_claimed_line, claim_version, order_lines, refresh_order
 
     if erp_order.state == "cancelled":
@@ -346,14 +352,11 @@ def _add_line(
     return line
 
 
-def _remember_erp_line(session: Session, tenant_id: int, line: PurchaseOrderLine, erp_line: ErpLine) -> None:
+def _remember_erp_line(sync: ErpLineSync | None, line: PurchaseOrderLine, erp_line: ErpLine) -> None:
     """Take the ERP line's modification stamp (and terms) as seen, so that the next push does not stop at it:
     a receipt or a note moves the stamp and nothing else. Not when the buyer changed the terms of a line the
     supplier has answered (the portal does not take those): the next push then stops with a conflict, which an
     administrator retries once the order is checked in the ERP, rather than overwrite the buyer's edit."""
-    sync = session.execute(
-        select(ErpLineSync).where(ErpLineSync.tenant_id == tenant_id, ErpLineSync.line_id == line.id)
-    ).scalar_one_or_none()
     if sync is None:
         return
     terms = erp_terms(erp_line.quantity, erp_line.requested_date, erp_line.unit_price)

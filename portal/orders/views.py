@@ -549,12 +549,8 @@ def bulk_approve():
             )
         except ServiceError as exc:
             db_sess.rollback()
-            position = db_sess.execute(
-                select(PurchaseOrderLine.position).where(
-                    PurchaseOrderLine.tenant_id == context.tenant_id, PurchaseOrderLine.id == change.line_id
-                )
-            ).scalar_one()
-            flash(f"Nothing approved: {order.number} line {position}: {exc.message}", "error")
+            flash(f"Nothing approved: {order.number} line {_line(order, change.line_id).position}: {exc.message}",
+                  "error")  # fmt: skip
             return redirect(url_for("orders.queue"), code=303)
     flash(f"{counted(len(changes), 'change request', 'change requests')} approved.", "success")
     return redirect(url_for("orders.queue"))
