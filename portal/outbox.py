@@ -45,6 +45,13 @@ class OutboxEvent(TenantOwned, Base):
         Index("ix_outbox_events_unsent", "sent_at", "id"),
         # The sweep: open rows of a tenant whose next attempt is due.
         Index("ix_outbox_events_open", "tenant_id", "available_at", postgresql_where=text("done_at IS NULL")),
+        # Failed events not answered since: the failed-jobs page, and a push closing its line's earlier failures.
+        Index(
+            "ix_outbox_events_failed",
+            "tenant_id",
+            "failed_at",
+            postgresql_where=text("failed_at IS NOT NULL AND done_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
@@ -136,6 +143,11 @@ def emit(session: Session, tenant_id: int, topic: str, payload: dict[str, Any]) 
 
 class Retry(Exception):
     """Raised by a handler for an expected, temporary failure (ERP down): retried, logged briefly."""
+
+
+class GiveUp(Retry):
+    """Raised by a handler for an expected failure that trying again cannot mend (a buyer's edit in the ERP that
+    someone must check first): the event fails at once, for an administrator to retry, logged briefly."""
 
 
 FailureHook = Callable[[Session, OutboxEvent, BaseException], None]
@@ -279,7 +291,7 @@ def _record_failure(
         for registered in HANDLERS.get(topic, []):
             if registered.on_failure is not None:
                 registered.on_failure(session, event, exc)
-        if attempts >= policy.max_attempts:
+        if attempts >= policy.max_attempts or isinstance(exc, GiveUp):
             event.failed_at = utcnow()
             return Outcome("failed", message)
         delay = policy.delay_after(attempts)

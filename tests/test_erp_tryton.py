@@ -78,6 +78,23 @@ def _portal_lines(database, tenant_id: int, purchase_id: int) -> list[PurchaseOr
         )
 
 
+def _repromise(app, database, tenant_id: int, purchase: int, line_id: int, delivery: Delivery) -> None:  # type: ignore[no-untyped-def]
+    """The supplier changes a confirmed line's promise (production delay); outside the (zero) tolerance it is a
+    change request, which the buyer approves."""
+    with app.app_context(), tenant_session(database, tenant_id) as s:
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(purchase))).scalar_one()
+        line = s.execute(select(PurchaseOrderLine).where(PurchaseOrderLine.id == line_id)).scalar_one()
+        result = orders.change_promise(
+            s, order=order, line=line, deliveries=[delivery], reason_code="production_delay",
+            comment="Press down", expected_version=None, actor=SUPPLIER_ACTOR,
+        )  # fmt: skip
+        if isinstance(result, ChangeRequest):
+            orders.decide(
+                s, request=result, order=order, decision="approve", comment="", expected_version=None,
+                actor=BUYER_ACTOR,
+            )  # fmt: skip
+
+
 def _pull(app, database, tenant_id: int):  # type: ignore[no-untyped-def]
     with app.app_context():
         report = handlers.pull_tenant(database, tenant_id)
@@ -190,18 +207,7 @@ def test_commitments_reach_tryton_exactly_once_and_receipts_drive_alerts(
 
     # The supplier re-dates a confirmed line inside nothing: a change request, approved.
     later = today + timedelta(days=15)
-    with committed_app.app_context(), tenant_session(committed_db, portal_tenant) as s:
-        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(purchase))).scalar_one()
-        line = s.execute(select(PurchaseOrderLine).where(PurchaseOrderLine.id == redate.id)).scalar_one()
-        result = orders.change_promise(
-            s, order=order, line=line, deliveries=[Delivery(D("200"), later)], reason_code="production_delay",
-            comment="Press down", expected_version=None, actor=SUPPLIER_ACTOR,
-        )  # fmt: skip
-        if isinstance(result, ChangeRequest):
-            orders.decide(
-                s, request=result, order=order, decision="approve", comment="", expected_version=None,
-                actor=BUYER_ACTOR,
-            )  # fmt: skip
+    _repromise(committed_app, committed_db, portal_tenant, purchase, redate.id, Delivery(D("200"), later))
     with committed_app.app_context():
         drain(committed_db, portal_tenant)
     assert erp.open_moves(redate_id) == [(D("200"), later)]
@@ -244,3 +250,71 @@ def test_commitments_reach_tryton_exactly_once_and_receipts_drive_alerts(
             ).scalars()
         }
         assert {AlertKind.LATE, AlertKind.PARTIAL} <= kinds
+    with tenant_session(committed_db, portal_tenant) as s:
+        # The receipt moved the lines' dates in Tryton (they follow the moves): no conflict for that.
+        assert set(s.execute(select(ErpLineSync.status)).scalars()) == {SyncStatus.SYNCED}
+
+
+def _line_date(erp: TrytonData, line_id: int) -> date:
+    return erp.client.search_read("purchase.line", [("id", "=", line_id)], ["delivery_date"])[0]["delivery_date"]
+
+
+def test_a_buyers_edit_in_tryton_to_an_answered_line_stops_the_push_until_an_administrator_retries(
+    committed_app, committed_db, portal_tenant, erp
+):
+    """Tryton's line stamp moves with every note the portal writes, so the push compares the line's terms: the
+    buyer's new date on a quotation line the supplier has answered stops the supplier's next push (a conflict,
+    failed at once) and the buyer's date stands; the administrator's retry, after checking, writes it over."""
+    today = date.today()
+    requested = today + timedelta(days=10)
+    purchase, (line_id,) = erp.purchase("Quote Supplier", [("QT-1", 20, "3.00", requested)], confirm=False)
+    erp.client.call("purchase.purchase", "quote", [purchase])
+    _pull(committed_app, committed_db, portal_tenant)
+    (line,) = _portal_lines(committed_db, portal_tenant, purchase)
+    with committed_app.app_context(), tenant_session(committed_db, portal_tenant) as s:
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(purchase))).scalar_one()
+        orders.accept_all(s, order=order, expected_version=None, actor=SUPPLIER_ACTOR)
+    with committed_app.app_context():
+        drain(committed_db, portal_tenant)
+    assert "[portal commitment-" in erp.note(line_id)  # the acceptance's note moved Tryton's stamp: no conflict
+
+    # The buyer moves the quotation line's date in Tryton; an intake does not take it (the line is answered).
+    buyer_date = requested + timedelta(days=5)
+    erp.client.call("purchase.line", "write", [line_id], {"delivery_date_edit": True, "delivery_date": buyer_date})
+    _pull(committed_app, committed_db, portal_tenant)
+    (line,) = _portal_lines(committed_db, portal_tenant, purchase)
+    assert line.requested_date == requested
+
+    promised = requested + timedelta(days=2)
+    _repromise(committed_app, committed_db, portal_tenant, purchase, line.id, Delivery(D("20"), promised))
+    with committed_app.app_context():
+        drain(committed_db, portal_tenant)
+    assert _line_date(erp, line_id) == buyer_date  # the buyer's edit stands
+    with tenant_session(committed_db, portal_tenant) as s:
+        sync = s.execute(select(ErpLineSync).where(ErpLineSync.line_id == line.id)).scalar_one()
+        assert sync.status == SyncStatus.FAILED
+        assert sync.error.startswith("conflict:") and "the date of line" in sync.error
+        failed = list(
+            s.execute(
+                select(OutboxEvent.id, OutboxEvent.payload)
+                .where(OutboxEvent.topic == "erp.sync_line", OutboxEvent.failed_at.is_not(None))
+                .order_by(OutboxEvent.id)
+            )
+        )
+        # The promise's change request and the buyer's approval each asked for a push: both stopped.
+        assert [payload["line_id"] for _, payload in failed] == [line.id, line.id]
+
+    with committed_app.app_context(), tenant_session(committed_db, portal_tenant) as s:
+        event = s.execute(select(OutboxEvent).where(OutboxEvent.id == failed[-1].id)).scalar_one()
+        services.retry_job(s, event)
+    with committed_app.app_context():
+        drain(committed_db, portal_tenant)
+    assert _line_date(erp, line_id) == promised
+    with tenant_session(committed_db, portal_tenant) as s:
+        sync = s.execute(select(ErpLineSync).where(ErpLineSync.line_id == line.id)).scalar_one()
+        assert (sync.status, sync.error) == (SyncStatus.SYNCED, "")
+        # The push that went through wrote the whole commitment: the other failed push is answered by it.
+        still_failed = s.execute(
+            select(OutboxEvent.id).where(OutboxEvent.failed_at.is_not(None), OutboxEvent.done_at.is_(None))
+        ).all()
+        assert still_failed == []

@@ -12,6 +12,7 @@ from portal import outbox
 from portal.audit import AuditEvent
 from portal.auth.permissions import Role
 from portal.db import set_context, utcnow
+from portal.erp import services as erp_services
 from portal.erp.models import ErpConnection, ErpKind, ErpLineSync, SyncStatus
 from portal.orders import services as svc
 from portal.outbox import OutboxEvent
@@ -106,6 +107,14 @@ def test_failed_jobs_are_listed_and_can_be_retried(app, session, failure):
     assert sync.status == SyncStatus.WAITING
     kept = {"erp_write_date": sync.erp_write_date, "erp_terms": sync.erp_terms}
     assert kept == ({"erp_write_date": None, "erp_terms": None} if failure == "conflict" else seen)
+    assert "No failed jobs." in client.get("/settings/jobs").text
+
+    # Failed again, then answered by a later push of the same line: no longer listed.
+    event.failed_at = utcnow()
+    session.flush()
+    assert "No failed jobs." not in client.get("/settings/jobs").text
+    assert erp_services.close_failed_pushes(session, tenant_id=tenant.id, line_id=line.id) == 1
+    session.flush()
     assert "No failed jobs." in client.get("/settings/jobs").text
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from portal import outbox
 from portal.db import utcnow
-from portal.outbox import HANDLERS, OutboxEvent, Retry, emit, process_event, sweep
+from portal.outbox import HANDLERS, GiveUp, OutboxEvent, Retry, emit, process_event, sweep
 from tests.conftest import tenant_session
 from tests.factories import make_tenant
 
@@ -207,6 +207,19 @@ def test_sweep_respects_the_back_off(committed_db, tenant_id, published, test_to
     published.clear()
     assert sweep(committed_db, now=utcnow() + timedelta(seconds=60)) == 0
     assert sweep(committed_db, now=utcnow() + timedelta(seconds=320)) == 1
+
+
+def test_a_failure_no_attempt_can_mend_fails_the_event_at_once(committed_db, tenant_id, published, test_topic):
+    """GiveUp (a conflict someone must look at) fails the event at its first attempt, with its reason, instead of
+    backing off through the attempts it has left; nothing is sent again."""
+    outbox.handler(test_topic, max_attempts=8)(lambda s, e: (_ for _ in ()).throw(GiveUp("conflict: edited")))
+    event_id = _event(committed_db, tenant_id, test_topic)
+    outcome = process_event(committed_db, tenant_id, event_id)
+    assert (outcome.status, outcome.error) == ("failed", "conflict: edited")
+    stored = _load(committed_db, tenant_id, event_id)
+    assert stored.state == "failed" and stored.attempts == 1 and stored.last_error == "conflict: edited"
+    published.clear()
+    assert sweep(committed_db, now=utcnow() + timedelta(days=1)) == 0 and published == []
 
 
 def test_an_administrator_retry_gives_a_failed_event_new_attempts(committed_db, tenant_id, published, test_topic):

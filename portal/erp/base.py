@@ -116,6 +116,9 @@ class CommitmentPush:
     notes: list[tuple[str, str]]  # (key, readable text), oldest first
     acknowledge: bool = True
     known_write_date: str | None = None
+    # The line's terms as the portal last took them from the ERP (``erp_terms``): an adapter whose ERP keeps no
+    # usable modification stamp on the line (Tryton) compares these instead.
+    known_terms: str | None = None
 
 
 @dataclass

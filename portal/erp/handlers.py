@@ -13,7 +13,7 @@ from portal.erp import services
 from portal.erp.base import ErpConflict, ErpError
 from portal.erp.models import ErpLineSync, SyncStatus
 from portal.orders.models import ChangeRequest
-from portal.outbox import OutboxEvent, Retry, handler
+from portal.outbox import GiveUp, OutboxEvent, Retry, handler
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,13 @@ def push_line(session: Session, event: OutboxEvent) -> None:
             adapter=adapter,
             force=bool(event.payload.get("force")),
         )
+        services.close_failed_pushes(session, tenant_id=event.tenant_id, line_id=int(event.payload["line_id"]))
+    except ErpConflict as exc:
+        # A buyer's edit in the ERP: every attempt would stop at it. Failed at once, on the administrators'
+        # failed-jobs page, for a retry once the order is checked in the ERP.
+        raise GiveUp(f"{exc.kind}: {exc}") from exc
     except ErpError as exc:
-        # Expected failures (ERP down, a buyer's edit, wrong password): retried with back-off,
+        # Expected failures (ERP down, wrong password): retried with back-off,
         # the reason shown on the line and on the administrators' failed-sync page.
         raise Retry(f"{exc.kind}: {exc}") from exc
     finally:

@@ -22,6 +22,7 @@ from portal.erp.base import (
     ConnectionReport,
     Delivery,
     ErpAdapter,
+    ErpConflict,
     ErpLine,
     ErpOrder,
     PushResult,
@@ -38,7 +39,7 @@ from portal.orders.models import (
     Receipt,
     Source,
 )
-from portal.outbox import emit
+from portal.outbox import OutboxEvent, emit, retry
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Company, Warehouse
 
@@ -478,6 +479,7 @@ def build_push(session: Session, tenant_id: int, line: PurchaseOrderLine, sync: 
         rejected=rejected,
         notes=notes,
         known_write_date=sync.erp_write_date,
+        known_terms=sync.erp_terms,
     )
 
 
@@ -522,6 +524,41 @@ def sync_line(
     sync.synced_at = utcnow()
     sync.error = ""
     return result
+
+
+def retry_job(session: Session, event: OutboxEvent) -> None:
+    """An administrator's retry of a failed job (the caller has checked the event is the tenant's and failed).
+    A line's push that stopped at a conflict goes through this time: the administrator has checked the buyer's
+    edit in the ERP, so the retried push writes the commitment over it."""
+    retry(session, event)
+    if event.topic != "erp.sync_line":
+        return
+    sync = session.execute(
+        select(ErpLineSync).where(
+            ErpLineSync.tenant_id == event.tenant_id, ErpLineSync.line_id == int(event.payload["line_id"])
+        )
+    ).scalar_one_or_none()
+    if sync is not None:
+        sync.status = SyncStatus.WAITING
+        if sync.error.startswith(f"{ErpConflict.kind}:"):
+            sync.erp_write_date = sync.erp_terms = None
+
+
+def close_failed_pushes(session: Session, *, tenant_id: int, line_id: int) -> int:
+    """After a push of a line went through, its earlier pushes that failed are answered (each push writes the
+    line's whole commitment): they leave the administrators' list of failed jobs, their error kept."""
+    failed = session.execute(
+        select(OutboxEvent).where(
+            OutboxEvent.tenant_id == tenant_id,
+            OutboxEvent.topic == "erp.sync_line",
+            OutboxEvent.failed_at.is_not(None),
+            OutboxEvent.done_at.is_(None),
+        )
+    ).scalars()
+    answered = [event for event in failed if int(event.payload.get("line_id", 0)) == line_id]
+    for event in answered:
+        event.done_at = utcnow()
+    return len(answered)
 
 
 def sync_summary(session: Session, tenant_id: int, line_ids: list[int]) -> dict[int, ErpLineSync]:

@@ -17,6 +17,14 @@ The portal's mapping is keyed on ``purchase.line`` ids, never on move ids (an
 amendment recreates moves). Notes go to ``purchase.line.note`` (writable in every
 state) as ``[portal <key>] text``; a note whose key is already there is not
 written again.
+
+A buyer's edit in Tryton is not written over: the line's modification stamp moves
+with every note the portal writes, so the push compares the line's terms (quantity,
+unit price, and before confirmation its date) with those the portal last took
+(``erp_terms``) and stops with ``ErpConflict`` when they differ. Once moves exist,
+Tryton derives the line's date from them (the earliest planned or effective date),
+so a receipt or the portal's own re-dating moves it: the date is compared only
+before confirmation, while the line holds its own.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from portal.erp.base import (
     ConnectionReport,
     Delivery,
     ErpBadCredentials,
+    ErpConflict,
     ErpError,
     ErpLine,
     ErpMissingRights,
@@ -46,10 +55,14 @@ from portal.erp.base import (
     ErpUnreachable,
     PushResult,
     allocate_received,
+    erp_terms,
 )
 from portal.erp.http import shared_client
 
 OPEN_MOVE_STATES = ["staging", "draft", "assigned"]
+# Where a purchase line holds its own date (afterwards it is its moves' earliest).
+DATED_LINE_STATES = ("draft", "quotation")
+LINE_TERM_FIELDS = ["purchase.state", "purchase.purchase_date", "quantity", "unit_price", "delivery_date", "note"]
 _SESSIONS: dict[tuple[str, str, str, str], tuple[str, dict[str, Any]]] = {}
 PULLED_STATES = ["quotation", "confirmed", "processing", "done", "cancelled"]
 
@@ -303,7 +316,7 @@ class TrytonAdapter:
                         quantity=Decimal(str(line["quantity"])),
                         unit=unit.get("symbol") or "u",
                         unit_price=Decimal(str(line.get("unit_price") or 0)),
-                        requested_date=line.get("delivery_date") or purchase.get("purchase_date") or date.today(),
+                        requested_date=_requested_date(line, purchase.get("purchase_date")),
                         supplier_product_code=supplier_product.get("code"),
                     )
                 )
@@ -355,18 +368,28 @@ class TrytonAdapter:
         client = self.client
         result = PushResult()
         line_id = int(push.line_erp_id)
-        lines = client.search_read("purchase.line", [("id", "=", line_id)], ["purchase.state", "quantity", "note"])
+        lines = client.search_read("purchase.line", [("id", "=", line_id)], LINE_TERM_FIELDS)
         if not lines:
             raise ErpRejected(f"purchase line {line_id} no longer exists in Tryton")
         line = lines[0]
         state = (line.get("purchase.") or {}).get("state")
-        if state in ("draft", "quotation"):
+        changed = _changed_terms(push.known_terms, _line_terms(line), dated=state in DATED_LINE_STATES)
+        if changed:
+            raise ErpConflict(
+                f"the {' and '.join(changed)} of line {line_id} changed in Tryton after the portal read it; "
+                "check the purchase in Tryton, then retry the sync"
+            )
+        if state in DATED_LINE_STATES:
             self._push_before_confirmation(line_id, push, result)
         elif state in ("confirmed", "processing"):
             self._push_to_moves(line_id, push, result)
         else:
             raise ErpRejected(f"the Tryton purchase of line {line_id} is {state}: it takes no commitment")
         self._post_notes(line_id, line.get("note") or "", push.notes, result)
+        # As an intake reads them: the next push compares against the terms this one left.
+        after = client.search_read("purchase.line", [("id", "=", line_id)], LINE_TERM_FIELDS)
+        if after:
+            result.terms = _line_terms(after[0])
         return result
 
     def _push_before_confirmation(self, line_id: int, push: CommitmentPush, result: PushResult) -> None:
@@ -445,6 +468,34 @@ class TrytonAdapter:
         addition = "\n".join(f"[portal {key}] {text}" for key, text in missing)
         self.client.call("purchase.line", "write", [line_id], {"note": (note + "\n" + addition).strip()})
         result.changed.append(f"line {line_id}: {len(missing)} note(s)")
+
+
+def _requested_date(line: dict[str, Any], purchase_date: date | None) -> date:
+    return line.get("delivery_date") or purchase_date or date.today()
+
+
+def _line_terms(line: dict[str, Any]) -> str:
+    """A line read with ``LINE_TERM_FIELDS`` as ``erp_terms``, the way an intake reads it."""
+    purchase_date = (line.get("purchase.") or {}).get("purchase_date")
+    return erp_terms(
+        Decimal(str(line.get("quantity") or 0)),
+        _requested_date(line, purchase_date),
+        Decimal(str(line.get("unit_price") or 0)),
+    )
+
+
+def _changed_terms(known: str | None, current: str, *, dated: bool) -> list[str]:
+    """Which of a line's terms (``erp_terms`` texts) differ from those the portal knew; the date only where
+    the line holds its own (``dated``). Nothing when the portal knows none (a retry the administrator asked for
+    after checking the purchase)."""
+    if not known:
+        return []
+    names = ("quantity", "date", "unit price")
+    return [
+        name
+        for name, was, now in zip(names, known.split("|"), current.split("|"), strict=True)
+        if was != now and (dated or name != "date")
+    ]
 
 
 def delivery_from(value: dict[str, Any]) -> Delivery:

@@ -16,10 +16,9 @@ from portal.auth.views import actor
 from portal.crypto import SecretUnreadable
 from portal.db import after_commit
 from portal.erp import services
-from portal.erp.base import ErpConflict
 from portal.erp.forms import ActionForm, ConnectionForm
 from portal.erp.models import ErpKind, ErpLineSync, SyncStatus
-from portal.outbox import OutboxEvent, retry
+from portal.outbox import OutboxEvent
 from portal.web import db_session
 
 bp = Blueprint("erp", __name__, template_folder="templates")
@@ -118,7 +117,11 @@ def jobs() -> str:
     failed = list(
         session.execute(
             select(OutboxEvent)
-            .where(OutboxEvent.tenant_id == context.tenant_id, OutboxEvent.failed_at.is_not(None))
+            .where(
+                OutboxEvent.tenant_id == context.tenant_id,
+                OutboxEvent.failed_at.is_not(None),
+                OutboxEvent.done_at.is_(None),  # not answered since by a later push of the same line
+            )
             .order_by(OutboxEvent.failed_at.desc())
             .limit(200)
         ).scalars()
@@ -154,18 +157,7 @@ def retry_job(event_id: int) -> Response:
     event = get_scoped_or_404(session, OutboxEvent, event_id, context)
     form = ActionForm()
     if form.validate_on_submit() and event.failed_at is not None:
-        retry(session, event)
-        if event.topic == "erp.sync_line":
-            sync = session.execute(
-                select(ErpLineSync).where(
-                    ErpLineSync.tenant_id == context.tenant_id, ErpLineSync.line_id == int(event.payload["line_id"])
-                )
-            ).scalar_one_or_none()
-            if sync is not None:
-                sync.status = SyncStatus.WAITING
-                if sync.error.startswith(f"{ErpConflict.kind}:"):
-                    # The buyer's edit in the ERP was checked: the retried push writes the commitment over it.
-                    sync.erp_write_date = sync.erp_terms = None
+        services.retry_job(session, event)
         actor().audit(
             session,
             "job.retried",
