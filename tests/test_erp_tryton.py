@@ -78,6 +78,18 @@ def _portal_lines(database, tenant_id: int, purchase_id: int) -> list[PurchaseOr
         )
 
 
+def _answer_and_approve(app, database, tenant_id: int, purchase: int, answers: list[LineAnswer]) -> None:  # type: ignore[no-untyped-def]
+    """The supplier answers the pulled purchase; outside the (zero) tolerance, the buyer approves every request."""
+    with app.app_context(), tenant_session(database, tenant_id) as s:
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(purchase))).scalar_one()
+        orders.respond(s, order=order, expected_version=None, actor=SUPPLIER_ACTOR, answers=answers)
+        for request in s.execute(select(ChangeRequest).where(ChangeRequest.order_id == order.id)).scalars():
+            orders.decide(
+                s, request=request, order=order, decision="approve", comment="ok", expected_version=None,
+                actor=BUYER_ACTOR,
+            )  # fmt: skip
+
+
 def _repromise(app, database, tenant_id: int, purchase: int, line_id: int, delivery: Delivery) -> None:  # type: ignore[no-untyped-def]
     """The supplier changes a confirmed line's promise (production delay); outside the (zero) tolerance it is a
     change request, which the buyer approves."""
@@ -171,26 +183,18 @@ def test_commitments_reach_tryton_exactly_once_and_receipts_drive_alerts(
 
     # The supplier answers: split one line, commit less on another, accept one, reject one.
     first, second = today + timedelta(days=8), today + timedelta(days=20)
-    with committed_app.app_context(), tenant_session(committed_db, portal_tenant) as s:
-        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(purchase))).scalar_one()
-        orders.respond(
-            s,
-            order=order,
-            expected_version=None,
-            actor=SUPPLIER_ACTOR,
-            answers=[
-                LineAnswer(split.id, "change", (Delivery(D("60"), first), Delivery(D("40"), second))),
-                LineAnswer(partial.id, "change", (Delivery(D("30"), requested),)),
-                LineAnswer(redate.id, "accept"),
-                LineAnswer(reject.id, "reject", reason_code="discontinued", comment="No longer made"),
-            ],
-        )
-        # Outside the (zero) tolerance: the buyer approves every request.
-        for request in s.execute(select(ChangeRequest).where(ChangeRequest.order_id == order.id)).scalars():
-            orders.decide(
-                s, request=request, order=order, decision="approve", comment="ok", expected_version=None,
-                actor=BUYER_ACTOR,
-            )  # fmt: skip
+    _answer_and_approve(
+        committed_app,
+        committed_db,
+        portal_tenant,
+        purchase,
+        [
+            LineAnswer(split.id, "change", (Delivery(D("60"), first), Delivery(D("40"), second))),
+            LineAnswer(partial.id, "change", (Delivery(D("30"), requested),)),
+            LineAnswer(redate.id, "accept"),
+            LineAnswer(reject.id, "reject", reason_code="discontinued", comment="No longer made"),
+        ],
+    )
     with committed_app.app_context():
         ran = drain(committed_db, portal_tenant)
     assert ran.count("erp.sync_line") >= 4
@@ -255,6 +259,15 @@ def test_commitments_reach_tryton_exactly_once_and_receipts_drive_alerts(
         assert set(s.execute(select(ErpLineSync.status)).scalars()) == {SyncStatus.SYNCED}
 
 
+def _quotation_in_portal(app, database, tenant_id: int, erp: TrytonData, code: str, requested: date):  # type: ignore[no-untyped-def]
+    """A one-line Tryton quotation (20 units of ``code``), pulled: its id, its line's, and the portal's line."""
+    purchase, (line_id,) = erp.purchase(f"Quote {code}", [(code, 20, "3.00", requested)], confirm=False)
+    erp.client.call("purchase.purchase", "quote", [purchase])
+    _pull(app, database, tenant_id)
+    (line,) = _portal_lines(database, tenant_id, purchase)
+    return purchase, line_id, line
+
+
 def _line_date(erp: TrytonData, line_id: int) -> date:
     return erp.client.search_read("purchase.line", [("id", "=", line_id)], ["delivery_date"])[0]["delivery_date"]
 
@@ -265,12 +278,8 @@ def test_a_buyers_edit_in_tryton_to_an_answered_line_stops_the_push_until_an_adm
     """Tryton's line stamp moves with every note the portal writes, so the push compares the line's terms: the
     buyer's new date on a quotation line the supplier has answered stops the supplier's next push (a conflict,
     failed at once) and the buyer's date stands; the administrator's retry, after checking, writes it over."""
-    today = date.today()
-    requested = today + timedelta(days=10)
-    purchase, (line_id,) = erp.purchase("Quote Supplier", [("QT-1", 20, "3.00", requested)], confirm=False)
-    erp.client.call("purchase.purchase", "quote", [purchase])
-    _pull(committed_app, committed_db, portal_tenant)
-    (line,) = _portal_lines(committed_db, portal_tenant, purchase)
+    requested = date.today() + timedelta(days=10)
+    purchase, line_id, line = _quotation_in_portal(committed_app, committed_db, portal_tenant, erp, "QT-1", requested)
     with committed_app.app_context(), tenant_session(committed_db, portal_tenant) as s:
         order = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(purchase))).scalar_one()
         orders.accept_all(s, order=order, expected_version=None, actor=SUPPLIER_ACTOR)
@@ -318,3 +327,41 @@ def test_a_buyers_edit_in_tryton_to_an_answered_line_stops_the_push_until_an_adm
             select(OutboxEvent.id).where(OutboxEvent.failed_at.is_not(None), OutboxEvent.done_at.is_(None))
         ).all()
         assert still_failed == []
+
+
+def test_a_smaller_commitment_on_a_quotation_reaches_the_moves_once_the_buyer_confirms(
+    committed_app, committed_db, portal_tenant, erp
+):
+    """Tryton takes a line's quantity in draft only: on a quotation the push writes the promised date and the
+    notes, and leaves the quantity (no failed push). Once the buyer confirms the purchase in Tryton, the next
+    intake has the commitment written again: the moves made from the line's quantity become what the supplier
+    committed, the rest cancelled (Tryton's exception); a further intake asks for nothing more."""
+    requested = date.today() + timedelta(days=10)
+    purchase, line_id, line = _quotation_in_portal(committed_app, committed_db, portal_tenant, erp, "QP-1", requested)
+    promised = requested + timedelta(days=3)
+    answer = LineAnswer(line.id, "change", (Delivery(D("12"), promised),))
+    _answer_and_approve(committed_app, committed_db, portal_tenant, purchase, [answer])
+    with committed_app.app_context():
+        drain(committed_db, portal_tenant)
+    quoted = erp.client.search_read("purchase.line", [("id", "=", line_id)], ["quantity", "delivery_date"])[0]
+    assert (quoted["quantity"], quoted["delivery_date"]) == (20, promised)
+    assert "12 on " in erp.note(line_id)  # the smaller quantity, for the buyer
+    with tenant_session(committed_db, portal_tenant) as s:
+        sync = s.execute(select(ErpLineSync).where(ErpLineSync.line_id == line.id)).scalar_one()
+        assert (sync.status, sync.erp_stage) == (SyncStatus.SYNCED, "line")
+
+    # The buyer confirms the purchase in Tryton: its moves are made from the line (20).
+    erp.client.call("purchase.purchase", "confirm", [purchase])
+    assert erp.open_moves(line_id) == [(D("20"), promised)]
+    with committed_app.app_context():
+        handlers.pull_tenant(committed_db, portal_tenant)
+        ran = drain(committed_db, portal_tenant)
+    assert ran.count("erp.sync_line") == 1
+    assert erp.open_moves(line_id) == [(D("12"), promised)]
+    assert [D(str(m["quantity"])) for m in erp.moves(line_id) if m["state"] == "cancelled"] == [D("8")]
+    with tenant_session(committed_db, portal_tenant) as s:
+        sync = s.execute(select(ErpLineSync).where(ErpLineSync.line_id == line.id)).scalar_one()
+        assert (sync.status, sync.erp_stage) == (SyncStatus.SYNCED, "moves")
+    with committed_app.app_context():
+        handlers.pull_tenant(committed_db, portal_tenant)
+        assert "erp.sync_line" not in drain(committed_db, portal_tenant)

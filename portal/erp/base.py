@@ -72,6 +72,9 @@ class ErpLine:
     requested_date: date
     supplier_product_code: str | None = None
     write_date: str | None = None
+    # Where the ERP keeps the line's commitment, for ERPs where that moves (Tryton: ``line`` on a quotation,
+    # ``moves`` once the purchase is confirmed); empty where it does not.
+    stage: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ class PushResult:
     write_date: str | None = None
     # The line's terms as the push left them (``erp_terms``), where the adapter checks the ERP's stamp.
     terms: str | None = None
+    # Where the push wrote the commitment (``ErpLine.stage``).
+    stage: str = ""
 
 
 def erp_terms(quantity: Decimal, day: date, unit_price: Decimal) -> str:

@@ -75,3 +75,6 @@ class ErpLineSync(TenantOwned, Base):
     # it. An intake takes the line's newer stamp only while these are the same (a receipt moves the stamp and
     # nothing else), or while the supplier has not answered (the portal takes the buyer's change then).
     erp_terms: Mapped[str | None] = mapped_column(String(120))
+    # Where the ERP kept the commitment when the portal last wrote it (``ErpLine.stage``): an intake that finds
+    # the line elsewhere now (a Tryton quotation confirmed since) writes the commitment again.
+    erp_stage: Mapped[str | None] = mapped_column(String(16))

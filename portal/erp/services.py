@@ -277,7 +277,10 @@ def _upsert_order(session: Session, tenant_id: int, erp_order: ErpOrder, report:
         else:
             if line.state == LineState.AWAITING_RESPONSE and _take_erp_change(session, order, line, erp_line):
                 news["changed"].append(line.position)
-            _remember_erp_line(syncs.get(line.id), line, erp_line)
+            sync = syncs.get(line.id)
+            _remember_erp_line(sync, line, erp_line)
+            if _commitment_moved(sync, erp_line):
+                request_sync(session, tenant_id=tenant_id, line_id=line.id, force=True)
     from portal.orders.services import cancel_claimed_line, claim_version, order_lines, refresh_order
 
     if erp_order.state == "cancelled":
@@ -367,6 +370,20 @@ def _remember_erp_line(sync: ErpLineSync | None, line: PurchaseOrderLine, erp_li
     sync.erp_terms = terms
     if erp_line.write_date:
         sync.erp_write_date = erp_line.write_date
+
+
+def _commitment_moved(sync: ErpLineSync | None, erp_line: ErpLine) -> bool:
+    """Whether the ERP keeps the line's commitment elsewhere than where the portal last wrote it (a Tryton
+    quotation confirmed since: its moves were made from the line, not from the supplier's deliveries). Not
+    while a push is waiting or stopped: the one waiting writes it where it is now, and a stopped one waits for
+    the administrator."""
+    return (
+        sync is not None
+        and sync.status == SyncStatus.SYNCED
+        and bool(sync.erp_stage)
+        and bool(erp_line.stage)
+        and sync.erp_stage != erp_line.stage
+    )
 
 
 def pull_receipts(session: Session, *, tenant_id: int, adapter: ErpAdapter, report: PullReport) -> None:
@@ -518,6 +535,8 @@ def sync_line(
         sync.erp_write_date = result.write_date
     if result.terms:
         sync.erp_terms = result.terms
+    if result.stage:
+        sync.erp_stage = result.stage
     sync.synced_ledger_id = latest
     sync.synced_rejection = rejected
     sync.status = SyncStatus.SYNCED

@@ -2,8 +2,11 @@
 
 Where a supplier commitment lives in Tryton (facts checked against 8.2):
 
-* before the purchase is confirmed (``quotation``) the line's ``quantity`` and its
-  date (``delivery_date`` with ``delivery_date_edit``) are writable;
+* before the purchase is confirmed the line's date (``delivery_date`` with
+  ``delivery_date_edit``) is writable, its ``quantity`` in draft only: a smaller
+  commitment on a quotation is told in the notes, and once an intake finds the
+  purchase confirmed (``ErpLine.stage`` moves from ``line`` to ``moves``) the
+  commitment is written again, to the moves confirmation made from the line;
 * once confirmed (``processing``) the line is read-only and the promise lives on the
   line's open incoming stock moves (``stock.move`` with ``origin =
   purchase.line,<id>``): ``planned_date`` and ``quantity``. A split is one open
@@ -318,6 +321,7 @@ class TrytonAdapter:
                         unit_price=Decimal(str(line.get("unit_price") or 0)),
                         requested_date=_requested_date(line, purchase.get("purchase_date")),
                         supplier_product_code=supplier_product.get("code"),
+                        stage=_stage(purchase["state"]),
                     )
                 )
             stamps = [purchase.get("write_date") or purchase.get("create_date")]
@@ -380,20 +384,23 @@ class TrytonAdapter:
                 "check the purchase in Tryton, then retry the sync"
             )
         if state in DATED_LINE_STATES:
-            self._push_before_confirmation(line_id, push, result)
+            self._push_before_confirmation(line_id, state, push, result)
         elif state in ("confirmed", "processing"):
             self._push_to_moves(line_id, push, result)
         else:
             raise ErpRejected(f"the Tryton purchase of line {line_id} is {state}: it takes no commitment")
         self._post_notes(line_id, line.get("note") or "", push.notes, result)
+        result.stage = _stage(state)
         # As an intake reads them: the next push compares against the terms this one left.
         after = client.search_read("purchase.line", [("id", "=", line_id)], LINE_TERM_FIELDS)
         if after:
             result.terms = _line_terms(after[0])
         return result
 
-    def _push_before_confirmation(self, line_id: int, push: CommitmentPush, result: PushResult) -> None:
-        # One line takes one date before confirmation: the earliest delivery, the total quantity.
+    def _push_before_confirmation(self, line_id: int, state: str, push: CommitmentPush, result: PushResult) -> None:
+        # One line takes one date before confirmation: the earliest delivery; and, in draft only (Tryton refuses
+        # it on a quotation), the total quantity. On a quotation a smaller total is the notes' to tell the buyer;
+        # once the purchase is confirmed, an intake has the commitment written again, to the moves.
         if push.rejected or not push.deliveries:
             return  # a rejection before confirmation is a note for the buyer, nothing more
         total = sum((d.quantity for d in push.deliveries), Decimal("0"))
@@ -401,7 +408,10 @@ class TrytonAdapter:
         current = self.client.search_read("purchase.line", [("id", "=", line_id)], ["quantity", "delivery_date"])[0]
         values: dict[str, Any] = {}
         if Decimal(str(current["quantity"])) != total:
-            values["quantity"] = float(total)
+            if state == "draft":
+                values["quantity"] = float(total)
+            else:
+                result.changed.append(f"line {line_id}: {total} committed, left to the buyer on the quotation")
         if current.get("delivery_date") != first:
             values.update({"delivery_date_edit": True, "delivery_date": first})
         if values:
@@ -468,6 +478,11 @@ class TrytonAdapter:
         addition = "\n".join(f"[portal {key}] {text}" for key, text in missing)
         self.client.call("purchase.line", "write", [line_id], {"note": (note + "\n" + addition).strip()})
         result.changed.append(f"line {line_id}: {len(missing)} note(s)")
+
+
+def _stage(purchase_state: str) -> str:
+    """Where a purchase in this state keeps a line's commitment (``ErpLine.stage``)."""
+    return "line" if purchase_state in DATED_LINE_STATES else "moves"
 
 
 def _requested_date(line: dict[str, Any], purchase_date: date | None) -> date:
