@@ -384,39 +384,41 @@ class TrytonAdapter:
                 "check the purchase in Tryton, then retry the sync"
             )
         if state in DATED_LINE_STATES:
-            self._push_before_confirmation(line_id, state, push, result)
+            self._push_before_confirmation(line_id, line, push, result)
         elif state in ("confirmed", "processing"):
             self._push_to_moves(line_id, push, result)
         else:
             raise ErpRejected(f"the Tryton purchase of line {line_id} is {state}: it takes no commitment")
         self._post_notes(line_id, line.get("note") or "", push.notes, result)
         result.stage = _stage(state)
-        # As an intake reads them: the next push compares against the terms this one left.
-        after = client.search_read("purchase.line", [("id", "=", line_id)], LINE_TERM_FIELDS)
-        if after:
-            result.terms = _line_terms(after[0])
+        # The terms this push left (``line`` holds what it wrote), which the next push compares against. Once
+        # confirmed, the line's date Tryton reports follows the moves just written: not compared, as above.
+        result.terms = _line_terms(line)
         return result
 
-    def _push_before_confirmation(self, line_id: int, state: str, push: CommitmentPush, result: PushResult) -> None:
-        # One line takes one date before confirmation: the earliest delivery; and, in draft only (Tryton refuses
-        # it on a quotation), the total quantity. On a quotation a smaller total is the notes' to tell the buyer;
-        # once the purchase is confirmed, an intake has the commitment written again, to the moves.
+    def _push_before_confirmation(
+        self, line_id: int, line: dict[str, Any], push: CommitmentPush, result: PushResult
+    ) -> None:
+        """One line takes one date before confirmation: the earliest delivery; and, in draft only (Tryton refuses
+        it on a quotation), the total quantity. On a quotation a smaller total is the notes' to tell the buyer;
+        once the purchase is confirmed, an intake has the commitment written again, to the moves. ``line`` (as
+        read with ``LINE_TERM_FIELDS``) is updated with what was written."""
         if push.rejected or not push.deliveries:
             return  # a rejection before confirmation is a note for the buyer, nothing more
         total = sum((d.quantity for d in push.deliveries), Decimal("0"))
         first = min(d.date for d in push.deliveries)
-        current = self.client.search_read("purchase.line", [("id", "=", line_id)], ["quantity", "delivery_date"])[0]
         values: dict[str, Any] = {}
-        if Decimal(str(current["quantity"])) != total:
-            if state == "draft":
+        if Decimal(str(line["quantity"])) != total:
+            if (line.get("purchase.") or {}).get("state") == "draft":
                 values["quantity"] = float(total)
             else:
                 result.changed.append(f"line {line_id}: {total} committed, left to the buyer on the quotation")
-        if current.get("delivery_date") != first:
+        if line.get("delivery_date") != first:
             values.update({"delivery_date_edit": True, "delivery_date": first})
         if values:
             self.client.call("purchase.line", "write", [line_id], values)
             result.changed.append(f"line {line_id}: {sorted(values)}")
+            line.update({key: value for key, value in values.items() if key in ("quantity", "delivery_date")})
 
     def _push_to_moves(self, line_id: int, push: CommitmentPush, result: PushResult) -> None:
         client = self.client
