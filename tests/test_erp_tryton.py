@@ -268,6 +268,15 @@ def _quotation_in_portal(app, database, tenant_id: int, erp: TrytonData, code: s
     return purchase, line_id, line
 
 
+def _accept_and_push(app, database, tenant_id: int, purchase: int) -> None:  # type: ignore[no-untyped-def]
+    """The supplier accepts the pulled purchase as requested; the worker pushes it."""
+    with app.app_context(), tenant_session(database, tenant_id) as s:
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(purchase))).scalar_one()
+        orders.accept_all(s, order=order, expected_version=None, actor=SUPPLIER_ACTOR)
+    with app.app_context():
+        drain(database, tenant_id)
+
+
 def _line_date(erp: TrytonData, line_id: int) -> date:
     return erp.client.search_read("purchase.line", [("id", "=", line_id)], ["delivery_date"])[0]["delivery_date"]
 
@@ -280,11 +289,7 @@ def test_a_buyers_edit_in_tryton_to_an_answered_line_stops_the_push_until_an_adm
     failed at once) and the buyer's date stands; the administrator's retry, after checking, writes it over."""
     requested = date.today() + timedelta(days=10)
     purchase, line_id, line = _quotation_in_portal(committed_app, committed_db, portal_tenant, erp, "QT-1", requested)
-    with committed_app.app_context(), tenant_session(committed_db, portal_tenant) as s:
-        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(purchase))).scalar_one()
-        orders.accept_all(s, order=order, expected_version=None, actor=SUPPLIER_ACTOR)
-    with committed_app.app_context():
-        drain(committed_db, portal_tenant)
+    _accept_and_push(committed_app, committed_db, portal_tenant, purchase)
     assert "[portal commitment-" in erp.note(line_id)  # the acceptance's note moved Tryton's stamp: no conflict
 
     # The buyer moves the quotation line's date in Tryton; an intake does not take it (the line is answered).
@@ -365,3 +370,24 @@ def test_a_smaller_commitment_on_a_quotation_reaches_the_moves_once_the_buyer_co
     with committed_app.app_context():
         handlers.pull_tenant(committed_db, portal_tenant)
         assert "erp.sync_line" not in drain(committed_db, portal_tenant)
+
+
+def test_a_quotation_cancelled_in_tryton_after_the_suppliers_answer_asks_for_no_push(
+    committed_app, committed_db, portal_tenant, erp
+):
+    """A cancelled purchase keeps no commitment anywhere: the intake cancels the answered line and asks for no
+    push (one would only fail against the cancelled purchase, again and again)."""
+    requested = date.today() + timedelta(days=10)
+    purchase, _, line = _quotation_in_portal(committed_app, committed_db, portal_tenant, erp, "QC-1", requested)
+    _accept_and_push(committed_app, committed_db, portal_tenant, purchase)
+
+    def pushes() -> int:
+        with tenant_session(committed_db, portal_tenant) as s:
+            return len(s.execute(select(OutboxEvent.id).where(OutboxEvent.topic == "erp.sync_line")).all())
+
+    before = pushes()
+    erp.client.call("purchase.purchase", "cancel", [purchase])
+    _pull(committed_app, committed_db, portal_tenant)
+    (line,) = _portal_lines(committed_db, portal_tenant, purchase)
+    assert line.state == LineState.CANCELLED
+    assert pushes() == before

@@ -279,7 +279,7 @@ def _upsert_order(session: Session, tenant_id: int, erp_order: ErpOrder, report:
                 news["changed"].append(line.position)
             sync = syncs.get(line.id)
             _remember_erp_line(sync, line, erp_line)
-            if _commitment_moved(sync, erp_line):
+            if erp_order.state == "open" and line.state not in FINAL_LINE_STATES and _commitment_moved(sync, erp_line):
                 request_sync(session, tenant_id=tenant_id, line_id=line.id, force=True)
     from portal.orders.services import cancel_claimed_line, claim_version, order_lines, refresh_order
 

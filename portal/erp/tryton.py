@@ -483,8 +483,11 @@ class TrytonAdapter:
 
 
 def _stage(purchase_state: str) -> str:
-    """Where a purchase in this state keeps a line's commitment (``ErpLine.stage``)."""
-    return "line" if purchase_state in DATED_LINE_STATES else "moves"
+    """Where a purchase in this state keeps a line's commitment (``ErpLine.stage``); nowhere once it is done or
+    cancelled."""
+    if purchase_state in DATED_LINE_STATES:
+        return "line"
+    return "moves" if purchase_state in ("confirmed", "processing") else ""
 
 
 def _requested_date(line: dict[str, Any], purchase_date: date | None) -> date:
