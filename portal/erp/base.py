@@ -139,6 +139,18 @@ def erp_terms(quantity: Decimal, day: date, unit_price: Decimal) -> str:
     return f"{quantity.normalize():f}|{day.isoformat()}|{unit_price.normalize():f}"
 
 
+TERM_NAMES = ("quantity", "date", "unit price")  # the parts of ``erp_terms``, in order
+
+
+def changed_terms(known: str | None, current: str, compared: tuple[str, ...] = TERM_NAMES) -> list[str]:
+    """Which of the ``compared`` parts of two ``erp_terms`` texts differ; nothing when ``known`` is empty (the
+    portal knows no terms: never seen, or forgotten by an administrator's retry after a conflict)."""
+    if not known:
+        return []
+    pairs = zip(TERM_NAMES, known.split("|"), current.split("|"), strict=True)
+    return [name for name, was, now in pairs if name in compared and was != now]
+
+
 @dataclass
 class ConnectionReport:
     ok: bool

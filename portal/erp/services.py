@@ -279,7 +279,7 @@ def _upsert_order(session: Session, tenant_id: int, erp_order: ErpOrder, report:
                 news["changed"].append(line.position)
             sync = syncs.get(line.id)
             _remember_erp_line(sync, line, erp_line)
-            if erp_order.state == "open" and line.state not in FINAL_LINE_STATES and _commitment_moved(sync, erp_line):
+            if erp_order.state == "open" and _commitment_moved(sync, line, erp_line):
                 request_sync(session, tenant_id=tenant_id, line_id=line.id, force=True)
     from portal.orders.services import cancel_claimed_line, claim_version, order_lines, refresh_order
 
@@ -372,13 +372,14 @@ def _remember_erp_line(sync: ErpLineSync | None, line: PurchaseOrderLine, erp_li
         sync.erp_write_date = erp_line.write_date
 
 
-def _commitment_moved(sync: ErpLineSync | None, erp_line: ErpLine) -> bool:
-    """Whether the ERP keeps the line's commitment elsewhere than where the portal last wrote it (a Tryton
+def _commitment_moved(sync: ErpLineSync | None, line: PurchaseOrderLine, erp_line: ErpLine) -> bool:
+    """Whether the ERP keeps the open line's commitment elsewhere than where the portal last wrote it (a Tryton
     quotation confirmed since: its moves were made from the line, not from the supplier's deliveries). Not
     while a push is waiting or stopped: the one waiting writes it where it is now, and a stopped one waits for
     the administrator."""
     return (
         sync is not None
+        and line.state not in FINAL_LINE_STATES
         and sync.status == SyncStatus.SYNCED
         and bool(sync.erp_stage)
         and bool(erp_line.stage)

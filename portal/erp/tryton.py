@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 
 from portal.erp.base import (
+    TERM_NAMES,
     CommitmentPush,
     ConnectionReport,
     Delivery,
@@ -58,6 +59,7 @@ from portal.erp.base import (
     ErpUnreachable,
     PushResult,
     allocate_received,
+    changed_terms,
     erp_terms,
 )
 from portal.erp.http import shared_client
@@ -377,7 +379,9 @@ class TrytonAdapter:
             raise ErpRejected(f"purchase line {line_id} no longer exists in Tryton")
         line = lines[0]
         state = (line.get("purchase.") or {}).get("state")
-        changed = _changed_terms(push.known_terms, _line_terms(line), dated=state in DATED_LINE_STATES)
+        # The date only where the line holds its own; once confirmed it follows the moves.
+        compared = TERM_NAMES if state in DATED_LINE_STATES else ("quantity", "unit price")
+        changed = changed_terms(push.known_terms, _line_terms(line), compared)
         if changed:
             raise ErpConflict(
                 f"the {' and '.join(changed)} of line {line_id} changed in Tryton after the portal read it; "
@@ -502,20 +506,6 @@ def _line_terms(line: dict[str, Any]) -> str:
         _requested_date(line, purchase_date),
         Decimal(str(line.get("unit_price") or 0)),
     )
-
-
-def _changed_terms(known: str | None, current: str, *, dated: bool) -> list[str]:
-    """Which of a line's terms (``erp_terms`` texts) differ from those the portal knew; the date only where
-    the line holds its own (``dated``). Nothing when the portal knows none (a retry the administrator asked for
-    after checking the purchase)."""
-    if not known:
-        return []
-    names = ("quantity", "date", "unit price")
-    return [
-        name
-        for name, was, now in zip(names, known.split("|"), current.split("|"), strict=True)
-        if was != now and (dated or name != "date")
-    ]
 
 
 def delivery_from(value: dict[str, Any]) -> Delivery:
