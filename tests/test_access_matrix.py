@@ -132,6 +132,8 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "orders.tolerances": (perm(P.ORDERS_SETTINGS), ("GET", "POST"), ids("supplier_id")),
     "orders.cancel_line": (perm(P.ORDERS_MANAGE), ("POST",), ids_of("order_id", "line_id")),
     "orders.record_receipt": (perm(P.ORDERS_MANAGE), ("POST",), ids_of("order_id", "line_id")),
+    "orders.revise_line": (perm(P.ORDERS_MANAGE), ("POST",), ids_of("order_id", "line_id")),
+    "orders.keep_commitment": (perm(P.ORDERS_MANAGE), ("POST",), ids_of("order_id", "line_id")),
     "orders.close": (perm(P.ORDERS_MANAGE), ("POST",), ids("order_id")),
     "orders.remind": (perm(P.ORDERS_MANAGE), ("POST",), ids("order_id")),
     "orders.spreadsheet_download": (perm(P.ORDERS_RESPOND), ("GET",), csv_format),

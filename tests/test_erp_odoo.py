@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.audit import AuditEvent, write_pending
-from portal.auth.services import Actor
+from portal.auth.services import Actor, ServiceError
 from portal.erp import handlers, services
 from portal.erp.base import CommitmentPush, Delivery, ErpConflict, ErpMissingRights, ErpServerError
 from portal.erp.models import ErpKind, ErpLineSync, SyncStatus
@@ -394,3 +394,95 @@ def test_a_buyers_edit_in_odoo_to_an_answered_line_stops_the_next_push_even_afte
         with pytest.raises(ErpConflict):
             push()
         assert odoo.state.lines(order_id)[0]["product_qty"] == 120  # the buyer's edit stands
+
+
+def _accepted_and_pushed(session, odoo: OdooProtocolDouble, lines):  # type: ignore[no-untyped-def]
+    """An order from Odoo that the supplier accepted and whose acceptance reached Odoo."""
+    order_id = odoo.state.make_order("Acme", lines)
+    tenant_id = _odoo_tenant(session, odoo)
+    pulled = _pull_into(session, tenant_id, odoo)
+    order = session.get(PurchaseOrder, pulled[0].order_id)
+    orders.accept_all(session, order=order, expected_version=None, actor=Actor(None, "supplier", ""))
+    session.flush()
+    for line in pulled:
+        assert services.sync_line(session, tenant_id=tenant_id, line_id=line.id, adapter=adapter(odoo)) is not None
+    return order_id, tenant_id, order, pulled
+
+
+def _sync_of(session, line_id: int) -> ErpLineSync:  # type: ignore[no-untyped-def]
+    return session.execute(select(ErpLineSync).where(ErpLineSync.line_id == line_id)).scalar_one()
+
+
+def test_a_buyers_edit_in_odoo_to_an_answered_line_goes_to_the_supplier_once_a_buyer_sends_it(app, session):
+    """The intake keeps the edit aside and tells the buyers once; a buyer sends it to the supplier (the line is
+    asked again, nothing is pushed meanwhile), and the supplier's new answer reaches Odoo without a conflict."""
+    with app.app_context(), OdooProtocolDouble(17) as odoo:
+        order_id, tenant_id, order, (line,) = _accepted_and_pushed(session, odoo, [("HB-M8", 100, 1.5, SOON)])
+        (erp_line,) = odoo.state.lines(order_id)
+        odoo.state.call("purchase.order.line", "write", [erp_line["id"]], {"vals": {"product_qty": 80}})
+        _edit_in_odoo(odoo, order_id)
+        _pull_into(session, tenant_id, odoo)
+        _pull_into(session, tenant_id, odoo)  # seen again: the buyers are not told twice
+        sync = _sync_of(session, line.id)
+        assert services.revision_of(sync) == orders.LineTerms(D("80"), date.fromisoformat(SOON), D("1.5"))
+        assert (line.state, line.quantity) == (LineState.CONFIRMED, D("100"))  # nothing changes until decided
+        told = session.execute(select(OutboxEvent.payload).where(OutboxEvent.topic == "order.revised_in_erp"))
+        assert [payload["positions"] for payload in told.scalars()] == [[1]]
+
+        services.take_revision(
+            session, order=order, line=line, quantity=D("80"), requested_date=date.fromisoformat(SOON),
+            comment="demand fell", expected_version=None, actor=Actor(None, "buyer", ""),
+        )  # fmt: skip
+        assert (line.state, line.quantity, order.state) == (LineState.AWAITING_RESPONSE, D("80"),
+                                                            OrderState.AWAITING_RESPONSE)  # fmt: skip
+        assert sync.revised_terms is None and sync.erp_terms == "80|" + SOON + "|1.5"
+        with pytest.raises(ServiceError, match="no change from the ERP"):  # a second buyer, a second click
+            services.take_revision(
+                session, order=order, line=line, quantity=D("80"), requested_date=date.fromisoformat(SOON),
+                comment="", expected_version=None, actor=Actor(None, "buyer", ""),
+            )  # fmt: skip
+        # The withdrawn commitment is not written to Odoo: the buyer's terms stand there.
+        assert services.sync_line(session, tenant_id=tenant_id, line_id=line.id, adapter=adapter(odoo)) is None
+        later = date.fromisoformat(SOON) + timedelta(days=1)
+        orders.respond(
+            session, order=order, expected_version=None, actor=Actor(None, "supplier", ""),
+            answers=[LineAnswer(line.id, "change", (Promise(D("80"), later),))],
+        )  # fmt: skip
+        session.flush()
+        assert services.sync_line(session, tenant_id=tenant_id, line_id=line.id, adapter=adapter(odoo)) is not None
+        (erp_line,) = odoo.state.lines(order_id)
+        assert erp_line["product_qty"] == 80 and erp_line["date_planned"].startswith(later.isoformat())
+
+
+def test_a_buyer_keeps_the_suppliers_commitment_over_an_edit_in_odoo_and_an_undone_edit_needs_no_decision(app, session):
+    with app.app_context(), OdooProtocolDouble(17) as odoo:
+        order_id, tenant_id, order, (first, second) = _accepted_and_pushed(
+            session, odoo, [("HB-M8", 100, 1.5, SOON), ("NUT-8", 40, 0.25, SOON)]
+        )
+        one, two = odoo.state.lines(order_id)
+        odoo.state.call("purchase.order.line", "write", [one["id"]], {"vals": {"product_qty": 120}})
+        odoo.state.call("purchase.order.line", "write", [two["id"]], {"vals": {"price_unit": 0.3}})
+        _edit_in_odoo(odoo, order_id)
+        _pull_into(session, tenant_id, odoo)
+        assert services.revision_of(_sync_of(session, first.id)) is not None
+        assert services.revision_of(_sync_of(session, second.id)) is not None
+        # The buyer keeps line 1's commitment: the next push writes it over the edit.
+        services.keep_commitment(session, order=order, line=first, actor=Actor(None, "buyer", ""))
+        session.flush()
+        sync = _sync_of(session, first.id)
+        assert (sync.revised_terms, sync.status) == (None, SyncStatus.WAITING)
+        (queued,) = session.execute(select(OutboxEvent.payload).where(OutboxEvent.topic == "erp.sync_line")).scalars()
+        assert queued == {"line_id": first.id, "force": True}
+        services.sync_line(session, tenant_id=tenant_id, line_id=first.id, adapter=adapter(odoo), force=True)
+        assert odoo.state.lines(order_id)[0]["product_qty"] == 100
+        # Line 2's edit is undone in Odoo before anyone decided: nothing is left to decide.
+        odoo.state.call("purchase.order.line", "write", [two["id"]], {"vals": {"price_unit": 0.25}})
+        _edit_in_odoo(odoo, order_id)
+        _pull_into(session, tenant_id, odoo)
+        assert services.revision_of(_sync_of(session, first.id)) is None
+        assert services.revision_of(_sync_of(session, second.id)) is None
+        write_pending(session)
+        (kept,) = session.execute(
+            select(AuditEvent).where(AuditEvent.action == "order_line.erp_change_overruled")
+        ).scalars()
+        assert kept.object_id == str(first.id) and kept.before == {"erp_terms": "120|" + SOON + "|1.5"}

@@ -334,6 +334,37 @@ def test_a_buyers_edit_in_tryton_to_an_answered_line_stops_the_push_until_an_adm
         assert still_failed == []
 
 
+def test_a_buyers_edit_in_tryton_sent_to_the_supplier_is_answered_and_pushed_without_a_conflict(
+    committed_app, committed_db, portal_tenant, erp
+):
+    """The intake keeps the buyer's new date aside; a buyer sends it to the supplier, whose new answer reaches
+    Tryton with no conflict and no note for the withdrawn commitment (the buyer made that change there)."""
+    requested = date.today() + timedelta(days=12)
+    purchase, line_id, line = _quotation_in_portal(committed_app, committed_db, portal_tenant, erp, "QT-R", requested)
+    _accept_and_push(committed_app, committed_db, portal_tenant, purchase)
+    buyer_date = requested + timedelta(days=6)
+    erp.client.call("purchase.line", "write", [line_id], {"delivery_date_edit": True, "delivery_date": buyer_date})
+    _pull(committed_app, committed_db, portal_tenant)
+    with committed_app.app_context(), tenant_session(committed_db, portal_tenant) as s:
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(purchase))).scalar_one()
+        line = s.execute(select(PurchaseOrderLine).where(PurchaseOrderLine.id == line.id)).scalar_one()
+        sync = s.execute(select(ErpLineSync).where(ErpLineSync.line_id == line.id)).scalar_one()
+        assert services.revision_of(sync) == orders.LineTerms(D("20"), buyer_date, D("3"))
+        services.take_revision(
+            s, order=order, line=line, quantity=D("20"), requested_date=buyer_date, comment="", expected_version=None,
+            actor=BUYER_ACTOR,
+        )  # fmt: skip
+    with committed_app.app_context():
+        drain(committed_db, portal_tenant)
+    _accept_and_push(committed_app, committed_db, portal_tenant, purchase)
+    assert _line_date(erp, line_id) == buyer_date
+    assert erp.note(line_id).count("[portal commitment-") == 2  # the two acceptances
+    with tenant_session(committed_db, portal_tenant) as s:
+        sync = s.execute(select(ErpLineSync).where(ErpLineSync.line_id == line.id)).scalar_one()
+        assert (sync.status, sync.error, sync.revised_terms) == (SyncStatus.SYNCED, "", None)
+        assert s.execute(select(OutboxEvent.id).where(OutboxEvent.failed_at.is_not(None))).first() is None
+
+
 def test_a_smaller_commitment_on_a_quotation_reaches_the_moves_once_the_buyer_confirms(
     committed_app, committed_db, portal_tenant, erp
 ):

@@ -21,6 +21,7 @@ from portal import create_app
 from portal.auth.permissions import Role
 from portal.auth.services import Actor, ServiceError
 from portal.db import set_context
+from portal.formatting import quantity
 from portal.notifications import services
 from portal.notifications.models import EmailMode, EmailState, Notification, WebhookDelivery
 from portal.orders import services as orders
@@ -250,6 +251,34 @@ def test_the_buyers_changes_to_an_order_reach_the_suppliers_people(mail_app, com
          "page shows it as it is now."),
         ("order_line.cancelled", "Northwind {EU} cancelled line 2 of order PO-7001", "Reason: bought elsewhere"),
     ]  # fmt: skip
+
+
+def test_a_revised_line_asks_the_supplier_again_and_an_erp_change_asks_the_buyers_to_choose(
+    mail_app, committed_db, world
+):
+    tenant_id = world["tenant_id"]
+    buyer = Actor(world["buyers"][0].user.id, "buyer", "")
+    with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:
+        s.execute(select(Tenant).where(Tenant.id == tenant_id)).scalar_one().name = "Northwind"
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.id == world["order_id"])).scalar_one()
+        first = orders.order_lines(s, order)[0]
+        was, now = quantity(first.quantity), quantity(first.quantity + 5)
+        terms = orders.LineTerms(first.quantity + 5, first.requested_date, first.unit_price)
+        orders.revise_line(s, order=order, line=first, terms=terms, comment="more needed", expected_version=None,
+                           actor=buyer)  # fmt: skip
+        emit(s, tenant_id, "order.revised_in_erp", {"order_id": order.id, "positions": [2, 3]})
+    with mail_app.app_context():
+        drain(committed_db, tenant_id)
+    told = {n.topic: n for n in _notifications(committed_db, tenant_id)}
+    revised = [n for n in _notifications(committed_db, tenant_id) if n.topic == "order_line.revised"]
+    assert {n.user_id for n in revised} == {p.user.id for p in world["supplier_people"]}
+    assert (told["order_line.revised"].title, told["order_line.revised"].body) == (
+        "Northwind revised line 1 of order PO-7001",
+        f"quantity {was} → {now}. “more needed” Please confirm the line again.",
+    )
+    in_erp = [n for n in _notifications(committed_db, tenant_id) if n.topic == "order.revised_in_erp"]
+    assert {n.user_id for n in in_erp} == {b.user.id for b in world["buyers"]}
+    assert in_erp[0].title.startswith("Lines 2, 3 of order PO-7001 changed in the ERP after ")
 
 
 def test_a_message_on_an_order_reaches_the_other_side(mail_app, committed_db, world, smtp_inbox):

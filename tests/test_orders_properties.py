@@ -174,6 +174,13 @@ def test_order_invariants_hold_under_any_sequence(session, answered_first):
                 )
             )
 
+        @rule(index=st.integers(0, 2), quantity=st.integers(1, 120), shift=st.integers(-2, 6))
+        def revise(self, index, quantity, shift) -> None:  # type: ignore[no-untyped-def]
+            # The buyer's change order: refused once goods shipped or arrived, else the line is asked again.
+            line = self._line(index)
+            terms = svc.LineTerms(Decimal(quantity), line.requested_date + timedelta(days=shift), line.unit_price)
+            self._try(svc.revise_line, line=line, terms=terms, comment="")
+
         @rule(index=st.integers(0, 2))
         def cancel(self, index) -> None:  # type: ignore[no-untyped-def]
             self._try(svc.cancel_line, line=self._line(index), reason="no longer needed")

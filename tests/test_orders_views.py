@@ -1275,3 +1275,69 @@ def test_an_order_downloads_as_a_pdf_for_its_supplier_and_its_buyers_only(trade,
     stranger = PortalClient(app.test_client())
     stranger.sign_in(other.email, PASSWORD, other.secret)
     assert stranger.get(f"/orders/{order.id}.pdf").status_code == 404
+
+
+def test_a_buyer_revises_a_confirmed_line_and_the_supplier_is_asked_again(trade):
+    session, tenant, order, (first, _second, _third), seller, buyer = trade
+    page = f"/orders/{order.id}"
+    post_form(seller, page, f"/orders/{order.id}/accept-all", {})
+    action = f"/orders/{order.id}/lines/{first.id}/revise"
+    later = (first.requested_date + timedelta(days=5)).isoformat()
+    bad = post_form(buyer, page, action, {"quantity": "0", "requested_date": later, "unit_price": "2.50"})
+    assert bad.status_code == 422 and "Enter a quantity above zero." in bad.text
+    same = post_form(buyer, page, action, {"quantity": "100", "requested_date": str(first.requested_date),
+                                           "unit_price": "2.50"})  # fmt: skip
+    assert same.status_code == 422 and "These are the line&#39;s terms already" in same.text
+    set_context(session, tenant_id=tenant.id)
+    session.expire_all()
+    assert session.get(PurchaseOrder, order.id).state == OrderState.CONFIRMED  # refused: nothing changed
+    done = post_form(buyer, page, action, {"quantity": "90", "requested_date": later, "unit_price": "2.50",
+                                           "comment": "a smaller run"})  # fmt: skip
+    assert done.status_code == 302
+    session.expire_all()
+    line = session.get(type(first), first.id)
+    assert (line.quantity, str(line.requested_date), line.state) == (Decimal("90"), later, LineState.AWAITING_RESPONSE)
+    html = seller.get(page).text
+    assert f'data-testid="revised-{first.id}"' in html and "a smaller run" in html
+    assert f'id="answer-{first.id}"' in html  # the answer form asks for line 1 again
+    assert "by the buyer: the supplier answers again" in buyer.get(page).text  # in the history
+    # The supplier accepts the new terms: its promises start afresh (the first promise is the new one).
+    assert post_form(seller, page, f"/orders/{order.id}/accept-all", {}).status_code == 302
+    row = re.search(rf'<tr id="line-{first.id}">(.*?)</tr>', buyer.get(page).text, re.S).group(1)
+    assert row.count(later) == 3  # requested, first promise and current promise
+    # A supplier cannot revise: the route is the buyer's.
+    assert post_form(seller, page, action, {"quantity": "80", "requested_date": later,
+                                            "unit_price": "2.50"}).status_code == 403  # fmt: skip
+
+
+def test_a_change_from_the_erp_is_shown_to_the_buyer_with_its_two_choices(trade):
+    from portal.erp.models import ErpLineSync
+
+    session, tenant, order, (first, _second, _third), seller, buyer = trade
+    page = f"/orders/{order.id}"
+    post_form(seller, page, f"/orders/{order.id}/accept-all", {})
+    set_context(session, tenant_id=tenant.id)
+    session.execute(update(PurchaseOrder).where(PurchaseOrder.id == order.id).values(erp_ref="77"))
+    session.execute(update(type(first)).where(type(first).id == first.id).values(erp_ref="701"))
+    requested = first.requested_date.isoformat()
+    session.add(
+        ErpLineSync(tenant_id=tenant.id, line_id=first.id, order_id=order.id, erp_terms=f"100|{requested}|2.5",
+                    revised_terms=f"70|{requested}|2.75", revised_write_date="2026-11-29 08:00:00")
+    )  # fmt: skip
+    session.flush()
+    html = buyer.get(page).text
+    assert 'data-testid="erp-revision-1"' in html and "Changed in the ERP after the supplier answered" in html
+    assert 'name="quantity" inputmode="decimal" value="70"' in html
+    assert "erp-revision" not in seller.get(page).text  # the supplier's people do not decide it
+    # No ERP connection to write the commitment back to: said, and the change still waits for a decision.
+    kept = post_form(buyer, page, f"/orders/{order.id}/lines/{first.id}/keep-commitment", {})
+    assert kept.status_code == 422 and "The ERP connection is switched off" in kept.text
+    assert 'data-testid="erp-revision-1"' in buyer.get(page).text
+    sent = post_form(buyer, page, f"/orders/{order.id}/lines/{first.id}/revise",
+                     {"quantity": "70", "requested_date": requested, "unit_price": "1.00"})  # fmt: skip
+    assert sent.status_code == 302
+    session.expire_all()
+    line = session.get(type(first), first.id)
+    # The ERP's price, whatever was posted: the ERP line's price is the buyer's there.
+    assert (line.quantity, line.unit_price, line.state) == (Decimal("70"), Decimal("2.75"), LineState.AWAITING_RESPONSE)
+    assert "erp-revision" not in buyer.get(page).text

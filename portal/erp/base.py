@@ -142,6 +142,12 @@ def erp_terms(quantity: Decimal, day: date, unit_price: Decimal) -> str:
 TERM_NAMES = ("quantity", "date", "unit price")  # the parts of ``erp_terms``, in order
 
 
+def parse_terms(terms: str) -> tuple[Decimal, date, Decimal]:
+    """An ``erp_terms`` text read back: quantity, date and unit price."""
+    quantity, day, unit_price = terms.split("|")
+    return Decimal(quantity), date.fromisoformat(day), Decimal(unit_price)
+
+
 def changed_terms(known: str | None, current: str, compared: tuple[str, ...] = TERM_NAMES) -> list[str]:
     """Which of the ``compared`` parts of two ``erp_terms`` texts differ; nothing when ``known`` is empty (the
     portal knows no terms: never seen, or forgotten by an administrator's retry after a conflict)."""

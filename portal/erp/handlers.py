@@ -24,6 +24,10 @@ SYNC_ATTEMPTS = 30
 
 @handler("commitment.changed")
 def queue_push_of_commitment(session: Session, event: OutboxEvent) -> None:
+    if event.payload.get("kind") == "revised":
+        # The buyer revised the line (in the ERP or here): the ERP holds the buyer's terms, and the supplier's
+        # next answer is what will be written.
+        return
     services.request_sync(session, tenant_id=event.tenant_id, line_id=int(event.payload["line_id"]))
 
 

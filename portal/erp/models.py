@@ -78,3 +78,8 @@ class ErpLineSync(TenantOwned, Base):
     # Where the ERP kept the commitment when the portal last wrote it (``ErpLine.stage``): an intake that finds
     # the line elsewhere now (a Tryton quotation confirmed since) writes the commitment again.
     erp_stage: Mapped[str | None] = mapped_column(String(16))
+    # A buyer's change in the ERP to a line the supplier has answered, as an intake found it (``erp_terms`` and
+    # the stamp), until a buyer decides on the order page: revise the line to it (the supplier confirms again),
+    # or keep the supplier's commitment (written back over it). None when the ERP holds what the portal knows.
+    revised_terms: Mapped[str | None] = mapped_column(String(120))
+    revised_write_date: Mapped[str | None] = mapped_column(String(40))

@@ -8,7 +8,7 @@ handlers and the periodic jobs in ``portal.erp.handlers``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -27,6 +27,7 @@ from portal.erp.base import (
     ErpOrder,
     PushResult,
     erp_terms,
+    parse_terms,
 )
 from portal.erp.models import ErpConnection, ErpKind, ErpLineSync, SyncStatus
 from portal.orders.models import (
@@ -39,6 +40,7 @@ from portal.orders.models import (
     Receipt,
     Source,
 )
+from portal.orders.services import LineTerms, revise_line
 from portal.outbox import OutboxEvent, emit, retry
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Company, Warehouse
@@ -267,18 +269,22 @@ def _upsert_order(session: Session, tenant_id: int, erp_order: ErpOrder, report:
     }
     # The positions of the lines added, changed and cancelled, for the supplier's people.
     news: dict[str, list[int]] = {"added": [], "changed": [], "cancelled": []}
+    # The positions of answered lines the buyer changed in the ERP (for the buyers to decide on).
+    revised: list[int] = []
     for erp_line in erp_order.lines:
         line = lines.get(erp_line.erp_id)
         if line is None:
             position = 1 + max((existing.position for existing in lines.values()), default=0)
             lines[erp_line.erp_id] = _add_line(session, order, erp_line, position=position)
+            lines[erp_line.erp_id].asked_on = date.today()  # unconfirmed counts from today, not the order date
             report.lines_created += 1
             news["added"].append(position)
         else:
             if line.state == LineState.AWAITING_RESPONSE and _take_erp_change(session, order, line, erp_line):
                 news["changed"].append(line.position)
             sync = syncs.get(line.id)
-            _remember_erp_line(sync, line, erp_line)
+            if _remember_erp_line(sync, line, erp_line):
+                revised.append(line.position)
             if erp_order.state == "open" and _commitment_moved(sync, line, erp_line):
                 request_sync(session, tenant_id=tenant_id, line_id=line.id, force=True)
     from portal.orders.services import cancel_claimed_line, claim_version, order_lines, refresh_order
@@ -295,6 +301,8 @@ def _upsert_order(session: Session, tenant_id: int, erp_order: ErpOrder, report:
         refresh_order(session, order, order_lines(session, order))
         emit(session, tenant_id, "order.changed_in_erp", {"order_id": order.id, **news})
         report.orders_updated += 1
+    if revised and erp_order.state == "open":
+        emit(session, tenant_id, "order.revised_in_erp", {"order_id": order.id, "positions": revised})
 
 
 def _take_erp_change(session: Session, order: PurchaseOrder, line: PurchaseOrderLine, erp_line: ErpLine) -> bool:
@@ -356,20 +364,27 @@ def _add_line(
     return line
 
 
-def _remember_erp_line(sync: ErpLineSync | None, line: PurchaseOrderLine, erp_line: ErpLine) -> None:
+def _remember_erp_line(sync: ErpLineSync | None, line: PurchaseOrderLine, erp_line: ErpLine) -> bool:
     """Take the ERP line's modification stamp (and terms) as seen, so that the next push does not stop at it:
     a receipt or a note moves the stamp and nothing else. Not when the buyer changed the terms of a line the
-    supplier has answered (the portal does not take those): the next push then stops with a conflict, which an
-    administrator retries once the order is checked in the ERP, rather than overwrite the buyer's edit."""
+    supplier has answered: the portal keeps them aside (``revised_terms``) for a buyer to decide on the order
+    page, whether the supplier confirms the line again on those terms or its commitment is written back over
+    them; until then a push stops with a conflict rather than overwrite the buyer's edit. True when such a
+    change is new (not seen by an earlier intake)."""
     if sync is None:
-        return
+        return False
     terms = erp_terms(erp_line.quantity, erp_line.requested_date, erp_line.unit_price)
     answered = line.state != LineState.AWAITING_RESPONSE
     if answered and sync.erp_terms is not None and sync.erp_terms != terms:
-        return
+        new = sync.revised_terms != terms
+        sync.revised_terms, sync.revised_write_date = terms, erp_line.write_date
+        return new and line.state not in FINAL_LINE_STATES
+    # The ERP holds what the portal knows (again: a buyer may undo an edit): nothing is left to decide.
+    sync.revised_terms = sync.revised_write_date = None
     sync.erp_terms = terms
     if erp_line.write_date:
         sync.erp_write_date = erp_line.write_date
+    return False
 
 
 def _commitment_moved(sync: ErpLineSync | None, line: PurchaseOrderLine, erp_line: ErpLine) -> bool:
@@ -579,6 +594,82 @@ def close_failed_pushes(session: Session, *, tenant_id: int, line_id: int) -> in
     for event in answered:
         event.done_at = utcnow()
     return len(answered)
+
+
+# --- a buyer's change in the ERP to an answered line ---------------------------------------
+
+
+def revision_of(sync: ErpLineSync | None) -> LineTerms | None:
+    """The terms the buyer gave the line in the ERP after the supplier answered, while no buyer has decided."""
+    if sync is None or not sync.revised_terms:
+        return None
+    return LineTerms(*parse_terms(sync.revised_terms))
+
+
+def _revised_sync(session: Session, line: PurchaseOrderLine) -> ErpLineSync:
+    sync = session.execute(
+        select(ErpLineSync)
+        .where(ErpLineSync.tenant_id == line.tenant_id, ErpLineSync.line_id == line.id)
+        .with_for_update()
+    ).scalar_one_or_none()
+    if sync is None or not sync.revised_terms:
+        raise ServiceError(
+            f"Line {line.position} has no change from the ERP to decide on (another buyer may have decided)."
+        )
+    return sync
+
+
+def take_revision(
+    session: Session,
+    *,
+    order: PurchaseOrder,
+    line: PurchaseOrderLine,
+    quantity: Decimal,
+    requested_date: date,
+    comment: str,
+    expected_version: int | None,
+    actor: Actor,
+) -> None:
+    """The buyer sends the ERP's change of an answered line to the supplier: the line is revised to it and waits
+    for the supplier's answer (``orders.services.revise_line``). The unit price is the ERP's; the quantity and
+    date are the buyer's, prefilled with the ERP's (where the portal split a line into dated deliveries the ERP
+    line holds the first one, so its quantity may not be the order's). The ERP holds the buyer's terms: they
+    become what the portal knows of it, and nothing is pushed until the supplier answers."""
+    sync = _revised_sync(session, line)
+    erp = LineTerms(*parse_terms(sync.revised_terms or ""))
+    terms = LineTerms(quantity, requested_date, erp.unit_price)
+    entry_id = revise_line(
+        session, order=order, line=line, terms=terms, comment=comment, expected_version=expected_version,
+        actor=actor, source=Source.ERP,
+    )  # fmt: skip
+    sync.erp_terms, sync.revised_terms = sync.revised_terms, None
+    sync.erp_write_date = sync.revised_write_date or sync.erp_write_date
+    sync.revised_write_date = None
+    if entry_id is not None:
+        sync.synced_ledger_id = entry_id  # the withdrawn commitment: nothing of it is left to write
+    sync.synced_rejection = False
+    sync.status, sync.error = SyncStatus.SYNCED, ""
+    close_failed_pushes(session, tenant_id=line.tenant_id, line_id=line.id)
+
+
+def keep_commitment(session: Session, *, order: PurchaseOrder, line: PurchaseOrderLine, actor: Actor) -> None:
+    """The buyer keeps the supplier's commitment over the ERP's change: it is written back to the ERP line
+    (forced: the push does not stop at the buyer's edit, as after an administrator's retry)."""
+    sync = _revised_sync(session, line)
+    revised = sync.revised_terms
+    sync.revised_terms = sync.revised_write_date = None
+    sync.erp_terms = sync.erp_write_date = None
+    actor.audit(
+        session,
+        "order_line.erp_change_overruled",
+        tenant_id=line.tenant_id,
+        object_type="order_line",
+        object_id=line.id,
+        before={"erp_terms": revised},
+        after={"order": order.number, "position": line.position},
+    )
+    if not request_sync(session, tenant_id=line.tenant_id, line_id=line.id, force=True):
+        raise ServiceError("The ERP connection is switched off: switch it on to write the commitment back.")
 
 
 def sync_summary(session: Session, tenant_id: int, line_ids: list[int]) -> dict[int, ErpLineSync]:

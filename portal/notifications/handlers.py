@@ -115,6 +115,36 @@ def order_changed(session: Session, event: OutboxEvent) -> None:
     )
 
 
+@handler("order_line.revised")
+def line_revised(session: Session, event: OutboxEvent) -> None:
+    """The buyer changed a line's terms: the supplier answers it again."""
+    changes = event.payload.get("changes") or {}
+    told = "; ".join(f"{name} {was} → {now}" for name, (was, now) in changes.items())
+    comment = event.payload.get("comment") or ""
+    customer = _literal(_customer(session, event.tenant_id))
+    _for_supplier(
+        session,
+        event,
+        f"{customer} revised line {event.payload['position']} of order {{order}}",
+        " ".join(part for part in (f"{told}." if told else "", f"“{comment}”" if comment else "",
+                                   "Please confirm the line again.") if part),
+    )  # fmt: skip
+    services.fan_out_webhooks(session, event)
+
+
+@handler("order.revised_in_erp")
+def order_revised_in_erp(session: Session, event: OutboxEvent) -> None:
+    """A buyer changed answered lines in the ERP: the portal waits for a buyer to choose what counts."""
+    positions = event.payload.get("positions") or []
+    _for_buyers(
+        session,
+        event,
+        f"{_lines(positions).capitalize()} of order {{order}} changed in the ERP after {{supplier}} answered",
+        "Choose on the order page: send the change to the supplier to confirm again, or keep the supplier's "
+        "commitment and write it back to the ERP.",
+    )
+
+
 @handler("order_line.cancelled")
 def line_cancelled(session: Session, event: OutboxEvent) -> None:
     if not event.payload.get("announced") or "position" not in event.payload:

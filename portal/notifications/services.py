@@ -44,6 +44,7 @@ WEBHOOK_TOPICS = (
     "order.created",
     "order.responded",
     "commitment.changed",
+    "order_line.revised",
     "change_request.created",
     "change_request.decided",
     "ship_notice.created",

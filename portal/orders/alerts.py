@@ -128,16 +128,18 @@ def current_conditions(session: Session, *, tenant_id: int, today: date) -> dict
         ),
         "{key} received, less than committed",
     )
+    # A line added to the order later, or revised by the buyer, was asked for on its own day.
+    asked = func.coalesce(line.asked_on, PurchaseOrder.order_date)
     collect(
         AlertKind.UNCONFIRMED,
-        select(*base, PurchaseOrder.order_date.label("key"), (line.quantity * line.unit_price).label("value"))
+        select(*base, asked.label("key"), (line.quantity * line.unit_price).label("value"))
         .join(PurchaseOrder, PurchaseOrder.id == line.order_id)
         .where(
             line.tenant_id == tenant_id,
             line.state == LineState.AWAITING_RESPONSE,
-            PurchaseOrder.order_date <= today - timedelta(days=tenant.unconfirmed_after_days),
+            asked <= today - timedelta(days=tenant.unconfirmed_after_days),
         ),
-        "ordered on {key}, no answer yet",
+        "asked on {key}, no answer yet",
     )
     return found
 

@@ -209,3 +209,20 @@ class ReceiptForm(FlaskForm):
 
 class ReasonForm(FlaskForm):
     reason = StringField("Reason", validators=[DataRequired("Give a reason."), Length(max=500)])
+
+
+class RevisionForm(FlaskForm):
+    """The buyer's new terms for a line (a change order); the unit price is the ERP's for a line from the ERP."""
+
+    quantity = DecimalField(
+        "Quantity",
+        validators=[
+            InputRequired("Enter the quantity."),
+            NumberRange(min=0.001, message="Enter a quantity above zero."),
+        ],
+    )
+    requested_date = DateField("Requested date", validators=[InputRequired("Enter the requested date.")])
+    unit_price = DecimalField(
+        "Unit price", validators=[Optional(), NumberRange(min=0.0001, message="Enter a unit price above zero.")]
+    )
+    comment = StringField("Comment for the supplier", validators=[Length(max=2000)])

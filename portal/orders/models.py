@@ -12,6 +12,7 @@ Line states (one line, from the supplier's first answer to the end)::
     shipped, partially_shipped --receipts (ERP or import)---------> partially_received / received
     partially_received --ship notice, new promise for the rest----> partially_received
     any open state    --buyer cancels-----------------------------> cancelled
+    answered, nothing shipped or received --buyer revises the line--> awaiting_response
     received, rejected --buyer closes-----------------------------> closed
 
 ``closed`` and ``cancelled`` are final: nothing changes afterwards. The order's
@@ -288,6 +289,10 @@ class PurchaseOrderLine(TenantOwned, Base):
     # is late against. Set with the deliveries, and folded again with their outcomes as goods arrive
     # (``outcomes.refresh``). Read it with a query: the fold writes it with SQL.
     open_from: Mapped[date | None] = mapped_column(Date)
+    # The day the supplier was last asked to answer the line, when that was after the order date: a line added
+    # to the order later, or revised by the buyer after an answer (``services.revise_line``). The "unconfirmed
+    # after N days" exception counts from it, not from the order date.
+    asked_on: Mapped[date | None] = mapped_column(Date)
 
     order: Mapped[PurchaseOrder] = relationship(back_populates="lines", lazy="raise")
     schedules: Mapped[list[DeliverySchedule]] = relationship(

@@ -434,7 +434,10 @@ class OrderView:
         return sum((s.quantity for s in self.schedules.get(line_id, []) if s.active), 0)
 
     def first_promise(self, line_id: int) -> date | None:
-        entries = [e for e in self.ledger.get(line_id, []) if e.schedules]
+        """The first promise to the line's terms as they are: a buyer's revision starts the promises afresh."""
+        entries = self.ledger.get(line_id, [])
+        revised = [index for index, e in enumerate(entries) if e.kind == "revised"]
+        entries = [e for e in entries[revised[-1] + 1 if revised else 0 :] if e.schedules]
         return min((date.fromisoformat(d["date"]) for d in entries[0].schedules), default=None) if entries else None
 
 
@@ -591,7 +594,8 @@ def exceptions(
     partial = and_(delivering, line.received_quantity > 0)
     unconfirmed = and_(
         line.state == LineState.AWAITING_RESPONSE,
-        PurchaseOrder.order_date <= today - timedelta(days=unconfirmed_after_days),
+        # A line added to the order later, or revised by the buyer, was asked for on its own day.
+        func.coalesce(line.asked_on, PurchaseOrder.order_date) <= today - timedelta(days=unconfirmed_after_days),
     )
     kinds = {"late": late, "at_risk": at_risk, "partially_received": partial, "unconfirmed": unconfirmed}
     value_at_risk = (line.quantity - line.received_quantity) * line.unit_price

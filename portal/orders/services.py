@@ -358,6 +358,14 @@ def commit_lines(
         for schedule in previous:
             schedule.active = False
         next_position = max((s.position for s in previous), default=0)
+        if line.state == LineState.AWAITING_RESPONSE and line.asked_on is not None:
+            # Asked again after the order date: a line the buyer revised keeps its withdrawn deliveries (and
+            # their positions); the new answer starts afresh after them.
+            next_position = session.execute(
+                select(func.coalesce(func.max(DeliverySchedule.position), 0)).where(
+                    DeliverySchedule.tenant_id == line.tenant_id, DeliverySchedule.line_id == line.id
+                )
+            ).scalar_one()
         for index, delivery in enumerate(deliveries):
             next_position += 1
             before = previous[index] if index < len(previous) else None
@@ -751,6 +759,166 @@ def decide(
     refresh_order(session, order, order_lines(session, order))
 
 
+# --- the buyer's revision of a line (a change order) ---------------------------------
+
+
+@dataclass(frozen=True)
+class LineTerms:
+    """What the buyer asks of a line: its quantity, requested date and unit price."""
+
+    quantity: Decimal
+    requested_date: date
+    unit_price: Decimal
+
+    @classmethod
+    def of(cls, line: PurchaseOrderLine) -> LineTerms:
+        return cls(line.quantity, line.requested_date, line.unit_price)
+
+    def changes(self, other: LineTerms) -> dict[str, tuple[str, str]]:
+        """The terms that differ from ``other``, named as people read them: ``{"quantity": ("100", "80")}``."""
+        shown = {
+            "quantity": (quantity_text(self.quantity), quantity_text(other.quantity)),
+            "requested date": (self.requested_date.isoformat(), other.requested_date.isoformat()),
+            "unit price": (price_text(self.unit_price), price_text(other.unit_price)),
+        }
+        return {name: pair for name, pair in shown.items() if pair[0] != pair[1]}
+
+
+# A revision puts the line to the supplier again: only while nothing has shipped or arrived against it (goods on
+# the way were sent against the commitment the revision withdraws).
+REVISABLE_LINE_STATES = (
+    LineState.AWAITING_RESPONSE,
+    LineState.CHANGES_PENDING,
+    LineState.CONFIRMED,
+    LineState.REJECTED,
+)
+
+
+def _withdraw_open_requests(session: Session, line: PurchaseOrderLine) -> None:
+    """The line's open change requests are withdrawn: what they asked no longer stands (the line was cancelled,
+    or revised by the buyer)."""
+    for request in session.execute(
+        select(ChangeRequest).where(
+            ChangeRequest.tenant_id == line.tenant_id,
+            ChangeRequest.line_id == line.id,
+            ChangeRequest.state == ChangeState.OPEN,
+        )
+    ).scalars():
+        request.state = ChangeState.WITHDRAWN
+
+
+def _changes_text(changes: dict[str, tuple[str, str]]) -> str:
+    return ", ".join(f"{name} {was} → {now}" for name, (was, now) in changes.items())
+
+
+def revisable(line: PurchaseOrderLine) -> bool:
+    """Whether the buyer may still change the line's terms (open, nothing shipped or received against it)."""
+    return line.state in REVISABLE_LINE_STATES and line.shipped_quantity == 0 and line.received_quantity == 0
+
+
+def revision_problems(order: PurchaseOrder, line: PurchaseOrderLine, terms: LineTerms) -> list[str]:
+    """Why the buyer may not revise ``line`` to ``terms`` (nothing when it may)."""
+    if line.state in FINAL_LINE_STATES:
+        return [f"Line {line.position} is {line.state.label}; it cannot change any more."]
+    if not revisable(line):
+        return [
+            f"Line {line.position} has goods shipped or received: its terms can no longer change. "
+            "Cancel what is still open and order the difference on a new order."
+        ]
+    problems = []
+    if terms.quantity <= 0:
+        problems.append("Enter a quantity above zero.")
+    if terms.unit_price <= 0:
+        problems.append("Enter a unit price above zero.")
+    if terms.requested_date < order.order_date:
+        problems.append(f"The requested date cannot be before the order date ({order.order_date}).")
+    if not problems and not LineTerms.of(line).changes(terms):
+        problems.append("These are the line's terms already: change the quantity, the date or the price.")
+    return problems
+
+
+def revise_line(
+    session: Session,
+    *,
+    order: PurchaseOrder,
+    line: PurchaseOrderLine,
+    terms: LineTerms,
+    comment: str,
+    expected_version: int | None,
+    actor: Actor,
+    source: Source = Source.PORTAL,
+    today: date | None = None,
+) -> int | None:
+    """The buyer changes a line's terms (a change order, in the portal or in the ERP) before anything shipped:
+    the line waits for the supplier's answer again. An answered line's commitment is withdrawn (one ledger
+    entry, ``revised``, with the deliveries it replaces) and so are its open change requests: the supplier
+    answers the new terms, not the old ones. Returns the ledger entry's id (None for an unanswered line)."""
+    problems = revision_problems(order, line, terms)
+    if problems:
+        raise InvalidAnswers({line.id: problems})
+    claim_version(session, order, expected_version)
+    changes = LineTerms.of(line).changes(terms)
+    answered = line.state != LineState.AWAITING_RESPONSE
+    _withdraw_open_requests(session, line)
+    previous = active_schedules(session, line) if answered else []
+    for schedule in previous:
+        schedule.active = False
+    line.quantity, line.requested_date, line.unit_price = terms.quantity, terms.requested_date, terms.unit_price
+    line.state = LineState.AWAITING_RESPONSE
+    line.promised_from = line.promised_to = line.open_from = None
+    line.asked_on = today or date.today()
+    comment = comment.strip()
+    entry_id = None
+    if answered:
+        entry = CommitmentEntry(
+            tenant_id=line.tenant_id,
+            order_id=order.id,
+            line_id=line.id,
+            kind="revised",
+            schedules=[],
+            previous=_snapshot(previous) or None,
+            committed_quantity=ZERO,
+            # What the buyer changed, then why: the timeline and the ERP's note show the ledger entry alone.
+            comment="; ".join(part for part in (_changes_text(changes), comment) if part),
+            source=source,
+            actor_user_id=actor.user_id,
+            actor=actor.label,
+        )
+        session.add(entry)
+        session.flush()
+        entry_id = entry.id
+    else:
+        session.flush()
+    actor.audit(
+        session,
+        # Withdrawing a commitment is a change of it (audited as each one is); an unanswered line had none.
+        "commitment.revised" if answered else "order_line.revised",
+        tenant_id=line.tenant_id,
+        object_type="order_line",
+        object_id=line.id,
+        before={name: was for name, (was, _) in changes.items()}
+        | ({"schedules": _snapshot(previous)} if previous else {}),
+        after={"order": order.number, "position": line.position} | {name: now for name, (_, now) in changes.items()},
+        reason=comment,
+    )
+    emit(
+        session,
+        line.tenant_id,
+        "order_line.revised",
+        {"order_id": order.id, "line_id": line.id, "position": line.position, "source": source.value,
+         "changes": {name: list(pair) for name, pair in changes.items()}, "comment": comment},
+    )  # fmt: skip
+    if entry_id is not None:
+        emit(
+            session,
+            line.tenant_id,
+            "commitment.changed",
+            {"order_id": order.id, "line_id": line.id, "ledger_id": entry_id, "kind": "revised", "schedules": []},
+        )
+    refresh_order(session, order, order_lines(session, order))
+    return entry_id
+
+
 # --- shipping and receiving ---------------------------------------------------------
 
 
@@ -971,14 +1139,7 @@ def cancel_claimed_line(
     entry and the ``order_line.cancelled`` event, which tells the supplier's people unless ``announced`` is
     False (the ERP's intake tells them of all its changes to an order at once). The caller refreshes the
     order."""
-    for request in session.execute(
-        select(ChangeRequest).where(
-            ChangeRequest.tenant_id == line.tenant_id,
-            ChangeRequest.line_id == line.id,
-            ChangeRequest.state == ChangeState.OPEN,
-        )
-    ).scalars():
-        request.state = ChangeState.WITHDRAWN
+    _withdraw_open_requests(session, line)
     line.state = LineState.CANCELLED
     session.flush()
     actor.audit(

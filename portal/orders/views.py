@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,6 +23,7 @@ from portal.auth.permissions import Permission
 from portal.auth.services import ServiceError
 from portal.auth.views import actor
 from portal.db import utcnow
+from portal.erp import services as erp_services
 from portal.formatting import counted, quantity
 from portal.orders import intake, queries, spreadsheet
 from portal.orders import services as svc
@@ -30,6 +32,7 @@ from portal.orders.forms import (
     MessageForm,
     ReasonForm,
     ReceiptForm,
+    RevisionForm,
     ShipNoticeForm,
     SpreadsheetUploadForm,
     ToleranceForm,
@@ -187,6 +190,8 @@ def _render_order(order: PurchaseOrder, *, errors: dict[int, list[str]] | None =
         CHANGE_KIND_LABELS=CHANGE_KIND_LABELS,
         ANSWER_NOUNS=queries.ANSWER_NOUNS,
         TURNED_DOWN=queries.TURNED_DOWN,
+        revisable=svc.revisable,
+        revision_of=erp_services.revision_of,
     ), status
 
 
@@ -983,6 +988,66 @@ def cancel_line(order_id: int, line_id: int):
 @requires(Permission.ORDERS_MANAGE)
 def record_receipt(order_id: int, line_id: int):
     return _buyer_line_action(order_id, line_id, "receive")
+
+
+@bp.route("/orders/<int:order_id>/lines/<int:line_id>/revise", methods=["POST"])
+@requires(Permission.ORDERS_MANAGE)
+def revise_line(order_id: int, line_id: int):
+    """The buyer's change order: new terms for a line, which the supplier answers again. A line from the ERP is
+    changed there; here the buyer sends that change on to the supplier (the ERP's unit price, the quantity and
+    date as the buyer confirms them)."""
+    order = _order(order_id)
+    if (stale := _stale(order)) is not None:
+        return stale
+    line = _line(order, line_id)
+    db_sess = db_session()
+    form = RevisionForm()
+
+    def revise() -> str:
+        if not form.validate_on_submit() or form.quantity.data is None or form.requested_date.data is None:
+            raise svc.InvalidAnswers({line.id: [error for errors in form.errors.values() for error in errors]})
+        comment, version = form.comment.data or "", parse_version(request.form)
+        if line.erp_ref:
+            erp_services.take_revision(
+                db_sess, order=order, line=line, quantity=form.quantity.data, requested_date=form.requested_date.data,
+                comment=comment, expected_version=version, actor=actor(),
+            )  # fmt: skip
+        else:
+            if form.unit_price.data is None:
+                raise svc.InvalidAnswers({line.id: ["Enter the unit price."]})
+            terms = svc.LineTerms(form.quantity.data, form.requested_date.data, form.unit_price.data)
+            svc.revise_line(
+                db_sess, order=order, line=line, terms=terms, comment=comment, expected_version=version, actor=actor()
+            )
+        return f"Line {line.position} revised: it waits for the supplier to confirm it again."
+
+    return _line_write(order, line, revise)
+
+
+@bp.route("/orders/<int:order_id>/lines/<int:line_id>/keep-commitment", methods=["POST"])
+@requires(Permission.ORDERS_MANAGE)
+def keep_commitment(order_id: int, line_id: int):
+    """The buyer keeps the supplier's commitment over a change made in the ERP: it is written back there."""
+    order = _order(order_id)
+    line = _line(order, line_id)
+    form = FlaskForm()  # the CSRF token alone
+
+    def keep() -> str:
+        if not form.validate_on_submit():
+            raise ServiceError("The form expired; please try again.")
+        erp_services.keep_commitment(db_session(), order=order, line=line, actor=actor())
+        return f"The supplier's commitment for line {line.position} will be written back to the ERP."
+
+    return _line_write(order, line, keep)
+
+
+def _line_write(order: PurchaseOrder, line: PurchaseOrderLine, write):
+    """A buyer's write to one line: its message on the order page, back at the line; a refusal as ``_write``."""
+    message, failed = _write(order, line.id, write)
+    if failed is not None:
+        return failed
+    flash(message, "success")
+    return redirect(url_for("orders.order_page", order_id=order.id, _anchor=f"line-{line.id}"))
 
 
 @bp.route("/orders/<int:order_id>/remind", methods=["POST"])

@@ -1,0 +1,198 @@
+"""The buyer's revision of a line (a change order): new terms put the line to the supplier again, withdrawing
+its commitment and open change requests, with one ledger entry, one audit entry and the events."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from portal import audit
+from portal.audit import AuditEvent
+from portal.auth.services import Actor
+from portal.orders import services as svc
+from portal.orders.alerts import detect
+from portal.orders.models import (
+    AlertKind,
+    ChangeRequest,
+    ChangeState,
+    CommitmentEntry,
+    LineAlert,
+    LineState,
+    OrderState,
+    OutboxEvent,
+    Source,
+)
+from portal.orders.services import LineAnswer, LineTerms, ShipmentInput
+from tests.factories import make_order, make_supplier, make_tenant, make_tolerance
+
+SUPPLIER = Actor(None, "supplier@example.org", "127.0.0.1")
+BUYER = Actor(None, "buyer@example.org", "127.0.0.1")
+D = Decimal
+
+
+@pytest.fixture
+def setup(session):
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    make_tolerance(session, tenant)  # -10 % / +5 % quantity, 3 days earlier, 2 days later
+    order = make_order(session, tenant, supplier)
+    return session, tenant, order, svc.order_lines(session, order)
+
+
+def _events(session, tenant_id: int, topic: str) -> list[dict]:  # type: ignore[type-arg]
+    return list(
+        session.execute(
+            select(OutboxEvent.payload)
+            .where(OutboxEvent.tenant_id == tenant_id, OutboxEvent.topic == topic)
+            .order_by(OutboxEvent.id)
+        ).scalars()
+    )
+
+
+def _counts(session, line_id: int) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
+    """Ledger entries, audit entries and events of a line: what a refused revision must leave as it was."""
+    audit.write_pending(session)
+    ledger = session.execute(select(func.count()).where(CommitmentEntry.line_id == line_id)).scalar_one()
+    audited = session.execute(
+        select(func.count()).where(AuditEvent.object_type == "order_line", AuditEvent.object_id == str(line_id))
+    ).scalar_one()
+    events = session.execute(select(func.count()).select_from(OutboxEvent)).scalar_one()
+    return ledger, audited, events
+
+
+def test_a_revised_confirmed_line_waits_for_the_supplier_again_and_the_ledger_keeps_what_was_withdrawn(setup):
+    session, tenant, order, (first, second) = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    assert order.state == OrderState.CONFIRMED
+    version = order.version
+    new_date = first.requested_date + timedelta(days=7)
+    entry_id = svc.revise_line(
+        session, order=order, line=first, terms=LineTerms(D("80"), new_date, first.unit_price),
+        comment="forecast cut", expected_version=version, actor=BUYER,
+    )  # fmt: skip
+    assert (first.quantity, first.requested_date, first.state) == (D("80"), new_date, LineState.AWAITING_RESPONSE)
+    assert (first.promised_from, first.promised_to, first.open_from) == (None, None, None)
+    assert first.asked_on == date.today()
+    assert svc.active_schedules(session, first) == []  # the old commitment is withdrawn
+    assert second.state == LineState.CONFIRMED  # the other line keeps its answer
+    assert order.state == OrderState.AWAITING_RESPONSE and order.version == version + 1
+    assert order.total_value == D("80") * first.unit_price + second.quantity * second.unit_price
+    entry = session.get(CommitmentEntry, entry_id)
+    assert (entry.kind, entry.schedules, entry.committed_quantity, entry.source) == ("revised", [], 0, Source.PORTAL)
+    assert entry.previous == [{"quantity": "100.000", "date": (new_date - timedelta(days=7)).isoformat()}]
+    assert entry.comment == f"quantity 100 → 80, requested date {entry.previous[0]['date']} → {new_date}; forecast cut"
+    audit.write_pending(session)
+    (revised,) = session.execute(select(AuditEvent).where(AuditEvent.action == "commitment.revised")).scalars()
+    assert revised.before == {"quantity": "100", "requested date": entry.previous[0]["date"],
+                              "schedules": entry.previous}  # fmt: skip
+    assert revised.after == {"order": order.number, "position": 1, "quantity": "80",
+                             "requested date": new_date.isoformat()}  # fmt: skip
+    (told,) = _events(session, tenant.id, "order_line.revised")
+    assert told["changes"] == {"quantity": ["100", "80"], "requested date": [entry.previous[0]["date"],
+                                                                            new_date.isoformat()]}  # fmt: skip
+    assert told["comment"] == "forecast cut" and told["position"] == 1
+    assert _events(session, tenant.id, "commitment.changed")[-1]["kind"] == "revised"
+    # The supplier answers the new terms; its new promise starts a new history (first promise included).
+    svc.respond(session, order=order, expected_version=None, actor=SUPPLIER, answers=[LineAnswer(first.id, "accept")])
+    (schedule,) = svc.active_schedules(session, first)
+    assert (schedule.quantity, schedule.promised_date, schedule.first_promised_date) == (D("80"), new_date, new_date)
+    assert first.state == LineState.CONFIRMED and order.state == OrderState.CONFIRMED
+
+
+def test_a_revision_withdraws_the_lines_open_change_request(setup):
+    session, _, order, (first, _second) = setup
+    svc.respond(
+        session, order=order, expected_version=None, actor=SUPPLIER,
+        answers=[LineAnswer(first.id, "reject", reason_code="price")],
+    )  # fmt: skip
+    assert first.state == LineState.CHANGES_PENDING
+    svc.revise_line(
+        session, order=order, line=first, terms=LineTerms(first.quantity, first.requested_date, D("2.90")),
+        comment="", expected_version=None, actor=BUYER,
+    )  # fmt: skip
+    request = session.execute(select(ChangeRequest).where(ChangeRequest.line_id == first.id)).scalar_one()
+    assert request.state == ChangeState.WITHDRAWN
+    assert (first.state, first.unit_price) == (LineState.AWAITING_RESPONSE, D("2.90"))
+
+
+def test_a_line_not_answered_yet_changes_its_terms_without_a_ledger_entry(setup):
+    session, tenant, order, (first, _second) = setup
+    entry_id = svc.revise_line(
+        session, order=order, line=first, terms=LineTerms(D("120"), first.requested_date, first.unit_price),
+        comment="", expected_version=None, actor=BUYER,
+    )  # fmt: skip
+    assert entry_id is None and first.quantity == D("120")
+    assert session.execute(select(func.count()).where(CommitmentEntry.line_id == first.id)).scalar_one() == 0
+    assert [e["changes"] for e in _events(session, tenant.id, "order_line.revised")] == [{"quantity": ["100", "120"]}]
+    assert _events(session, tenant.id, "commitment.changed") == []
+
+
+def test_bad_revisions_name_the_problem_and_change_nothing(setup):
+    session, _, order, (first, second) = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    before_order = order.order_date - timedelta(days=1)
+    cases = [
+        (LineTerms(D("0"), first.requested_date, first.unit_price), "Enter a quantity above zero."),
+        (LineTerms(first.quantity, first.requested_date, D("0")), "Enter a unit price above zero."),
+        (LineTerms(first.quantity, before_order, first.unit_price), "cannot be before the order date"),
+        (LineTerms.of(first), "These are the line's terms already"),
+    ]
+    counts = _counts(session, first.id)
+    version = order.version
+    for terms, message in cases:
+        with pytest.raises(svc.InvalidAnswers) as refused:
+            svc.revise_line(session, order=order, line=first, terms=terms, comment="", expected_version=None,
+                            actor=BUYER)  # fmt: skip
+        assert message in " ".join(refused.value.errors[first.id])
+    with pytest.raises(svc.Conflict):  # a form opened before someone else's change
+        svc.revise_line(
+            session, order=order, line=first, terms=LineTerms(D("90"), first.requested_date, first.unit_price),
+            comment="", expected_version=version - 1, actor=BUYER,
+        )  # fmt: skip
+    assert _counts(session, first.id) == counts and order.version == version
+    assert first.state == LineState.CONFIRMED and len(svc.active_schedules(session, first)) == 1
+    # Goods on the way: the line's terms no longer change.
+    svc.create_ship_notice(
+        session, order=order, shipment=ShipmentInput(date.today(), date.today() + timedelta(days=2)),
+        quantities={second.id: D("10")}, expected_version=None, actor=SUPPLIER,
+    )  # fmt: skip
+    with pytest.raises(svc.InvalidAnswers) as refused:
+        svc.revise_line(
+            session, order=order, line=second, terms=LineTerms(D("30"), second.requested_date, second.unit_price),
+            comment="", expected_version=None, actor=BUYER,
+        )  # fmt: skip
+    assert "has goods shipped or received" in refused.value.errors[second.id][0]
+    assert second.quantity == D("40") and second.state == LineState.PARTIALLY_SHIPPED
+
+
+def test_a_revised_line_is_unconfirmed_counting_from_its_revision_not_the_order_date(session):
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    today = date(2026, 11, 27)
+    order = make_order(session, tenant, supplier, [("100", "2.00", 30)], order_date=today - timedelta(days=20))
+    (line,) = svc.order_lines(session, order)
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    svc.revise_line(
+        session, order=order, line=line, terms=LineTerms(D("90"), line.requested_date, line.unit_price),
+        comment="", expected_version=None, actor=BUYER, today=today,
+    )  # fmt: skip
+
+    def unconfirmed(day: date) -> bool:
+        detect(session, tenant_id=tenant.id, today=day)
+        return (
+            session.execute(
+                select(LineAlert.id).where(
+                    LineAlert.line_id == line.id,
+                    LineAlert.kind == AlertKind.UNCONFIRMED,
+                    LineAlert.resolved_at.is_(None),
+                )
+            ).first()
+            is not None
+        )
+
+    # Ordered 20 days ago, but asked again today: not overdue until the tenant's days (3) have passed since.
+    assert not unconfirmed(today + timedelta(days=2))
+    assert unconfirmed(today + timedelta(days=3))
