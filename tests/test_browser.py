@@ -217,6 +217,53 @@ def test_supplier_answers_buyer_approves_supplier_ships(live_server, browser, co
     assert "partially shipped" in page.inner_text("section.card:has(h2:text('Lines'))")
 
 
+def test_a_buyer_revises_a_confirmed_line_and_the_supplier_confirms_it_again(live_server, browser, committed_db):
+    """A change order in Chromium: the buyer revises an accepted line's quantity and date with a comment; the
+    supplier sees it asked again with the buyer's words, and accepts the new terms."""
+    from datetime import timedelta
+
+    from portal.orders import services as svc
+    from tests.factories import PASSWORD, make_order, make_tolerance
+
+    with tenant_session(committed_db, None) as s:
+        tenant = make_tenant(s, "Northwind Revisions")
+        supplier = make_supplier(s, tenant, "Acme Revisions")
+        make_tolerance(s, tenant)
+        order = make_order(s, tenant, supplier, [("100", "2.50", 14), ("40", "10.00", 21)])
+        seller = make_member(s, tenant, Role.SUPPLIER_USER, supplier=supplier)
+        buyer = make_member(s, tenant, Role.BUYER)
+        first, _second = svc.order_lines(s, order)
+        svc.accept_all(s, order=order, expected_version=None, actor=services.Actor(None, "supplier", ""))
+        line_id, order_id, later = first.id, order.id, (first.requested_date + timedelta(days=4)).isoformat()
+        seller_email, seller_secret, buyer_email, buyer_secret = seller.email, seller.secret, buyer.email, buyer.secret
+
+    page = browser.new_page()
+    sign_in_browser(page, live_server, buyer_email, PASSWORD, code_at(buyer_secret, 0))
+    page.goto(f"{live_server}/orders/{order_id}")
+    page.click(f"#line-{line_id} + tr summary")
+    form = page.locator(f"#line-{line_id} + tr form.revise")
+    form.locator("input[name=quantity]").fill("0")
+    form.locator("button").click()
+    assert "Enter a quantity above zero." in page.inner_text(f"#line-{line_id} + tr")  # next to the line
+    form = page.locator(f"#line-{line_id} + tr form.revise")
+    form.locator("input[name=quantity]").fill("80")
+    form.locator("input[name=requested_date]").fill(later)
+    form.locator("input[name=comment]").fill("the customer cut its order")
+    form.locator("button").click()
+    assert "Line 1 revised: it waits for the supplier to confirm it again." in page.inner_text(".flash")
+    assert "awaiting response" in page.inner_text(f"#line-{line_id}")
+    page.click("text=Sign out")
+
+    sign_in_browser(page, live_server, seller_email, PASSWORD, code_at(seller_secret, 0))
+    page.goto(f"{live_server}/orders/{order_id}")
+    asked = page.inner_text(f"#answer-{line_id}")
+    assert "The buyer revised this line after your answer" in asked and "the customer cut its order" in asked
+    assert f"Requested 80 pc on {later}" in asked
+    page.click("text=Accept all as requested")
+    assert f"80 on {later}" in page.inner_text(f"#line-{line_id}")
+    assert "confirmed" in page.inner_text(f"#line-{line_id}")
+
+
 def test_spreadsheet_round_trip_with_a_bad_row_in_the_browser(live_server, browser, committed_db, tmp_path):
     import csv
     import io
