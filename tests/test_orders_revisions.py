@@ -196,3 +196,27 @@ def test_a_revised_line_is_unconfirmed_counting_from_its_revision_not_the_order_
     # Ordered 20 days ago, but asked again today: not overdue until the tenant's days (3) have passed since.
     assert not unconfirmed(today + timedelta(days=2))
     assert unconfirmed(today + timedelta(days=3))
+
+
+def test_a_revision_starts_the_orders_reminders_over_from_the_day_it_asks_again(session):
+    """An old order, reminded before its answer: revised, it is reminded again on its own once the line has gone
+    unanswered the tenant's days since the revision, as reminder 1 (not a repeat of the old reminders)."""
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    today = date(2026, 11, 27)
+    order = make_order(session, tenant, supplier, [("100", "2.00", 30)], order_date=today - timedelta(days=20))
+    (line,) = svc.order_lines(session, order)
+    svc.remind_supplier(session, order=order, actor=BUYER)
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    svc.revise_line(
+        session, order=order, line=line, terms=LineTerms(D("90"), line.requested_date, line.unit_price),
+        comment="", expected_version=None, actor=BUYER, today=today,
+    )  # fmt: skip
+    assert (order.reminded_at, order.reminder_count) == (None, 0)
+
+    def automatic() -> list[dict]:  # type: ignore[type-arg]
+        return [p for p in _events(session, tenant.id, "order.reminded") if p.get("automatic")]
+
+    assert detect(session, tenant_id=tenant.id, today=today + timedelta(days=2)).reminded == 0
+    assert detect(session, tenant_id=tenant.id, today=today + timedelta(days=3)).reminded == 1
+    assert automatic() == [{"order_id": order.id, "reminder": 1, "automatic": True}]

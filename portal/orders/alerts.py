@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from portal.db import planned_per_run, utcnow
@@ -218,6 +218,16 @@ def _remind_unanswered(session: Session, tenant_id: int, fresh: list[LineAlert],
     reminded: list[tuple[int, str, int]] = []
     order_ids = sorted({alert.order_id for alert in fresh if alert.kind == AlertKind.UNCONFIRMED})
     placed_since = today - timedelta(days=days + AUTOMATIC_REMINDER_GRACE_DAYS)
+    # Placed within the window, or asked again within it (a line added later, or revised by the buyer).
+    asked_since = or_(
+        PurchaseOrder.order_date >= placed_since,
+        exists().where(
+            PurchaseOrderLine.tenant_id == tenant_id,
+            PurchaseOrderLine.order_id == PurchaseOrder.id,
+            PurchaseOrderLine.state == LineState.AWAITING_RESPONSE,
+            PurchaseOrderLine.asked_on >= placed_since,
+        ),
+    )
     for start in range(0, len(order_ids), 5000):
         reminded += _claim_reminders(
             session,
@@ -225,7 +235,7 @@ def _remind_unanswered(session: Session, tenant_id: int, fresh: list[LineAlert],
             *awaiting,
             PurchaseOrder.id.in_(order_ids[start : start + 5000]),
             PurchaseOrder.reminded_at.is_(None),
-            PurchaseOrder.order_date >= placed_since,
+            asked_since,
         )
     if repeat_days:
         # Those just reminded above are not due again: their reminder is "now".

@@ -859,6 +859,9 @@ def revise_line(
     claim_version(session, order, expected_version)
     changes = LineTerms.of(line).changes(terms)
     answered = line.state != LineState.AWAITING_RESPONSE
+    if order.state != OrderState.AWAITING_RESPONSE:
+        # The order asks the supplier again: reminders to answer it start over (not "reminder 3" at once).
+        order.reminded_at, order.reminder_count = None, 0
     _withdraw_open_requests(session, line)
     previous = active_schedules(session, line) if answered else []
     for schedule in previous:
