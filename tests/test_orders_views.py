@@ -167,7 +167,9 @@ def test_the_queue_marks_orders_unanswered_past_the_tenants_days_as_overdue(trad
         section = buyer.get("/orders/queue").text.split("Orders awaiting the supplier")[1]
         row = section.split(f">{order.number}</a>")[1].split("</tr>")[0]
         assert f"{days} days" in row and ('<span class="badge warn">overdue</span>' in row) == overdue
-        assert "An order unanswered 3 days after it was placed is overdue" in section
+        assert "An order unanswered 3 days after it was placed, or after a line was added or revised, is overdue" in (
+            section
+        )
 
 
 def test_errors_are_shown_next_to_their_line_and_nothing_is_saved(trade):
@@ -1317,7 +1319,8 @@ def test_a_change_from_the_erp_is_shown_to_the_buyer_with_its_two_choices(trade)
     page = f"/orders/{order.id}"
     post_form(seller, page, f"/orders/{order.id}/accept-all", {})
     set_context(session, tenant_id=tenant.id)
-    session.execute(update(PurchaseOrder).where(PurchaseOrder.id == order.id).values(erp_ref="77"))
+    placed = date.today() - timedelta(days=10)
+    session.execute(update(PurchaseOrder).where(PurchaseOrder.id == order.id).values(erp_ref="77", order_date=placed))
     session.execute(update(type(first)).where(type(first).id == first.id).values(erp_ref="701"))
     requested = first.requested_date.isoformat()
     session.add(
@@ -1325,6 +1328,9 @@ def test_a_change_from_the_erp_is_shown_to_the_buyer_with_its_two_choices(trade)
                     revised_terms=f"70|{requested}|2.75", revised_write_date="2026-11-29 08:00:00")
     )  # fmt: skip
     session.flush()
+    queued = buyer.get("/orders/queue").text
+    assert f'href="/orders/{order.id}#revision-{first.id}"' in queued  # the buyers' queue of decisions lists it
+    assert f'70 on <span class="nowrap">{requested}</span><br><small>at 2.75</small>' in queued
     html = buyer.get(page).text
     assert 'data-testid="erp-revision-1"' in html and "Changed in the ERP after the supplier answered" in html
     assert 'name="quantity" inputmode="decimal" value="70"' in html
@@ -1341,3 +1347,8 @@ def test_a_change_from_the_erp_is_shown_to_the_buyer_with_its_two_choices(trade)
     # The ERP's price, whatever was posted: the ERP line's price is the buyer's there.
     assert (line.quantity, line.unit_price, line.state) == (Decimal("70"), Decimal("2.75"), LineState.AWAITING_RESPONSE)
     assert "erp-revision" not in buyer.get(page).text
+    queued = buyer.get("/orders/queue").text
+    assert "#revision-" not in queued  # decided: it leaves the queue, and the order waits for the supplier again
+    # Placed ten days ago, but asked again today: it has waited 0 days.
+    assert re.search(rf'{order.number}</a></td><td>Acme Orders</td><td class="nowrap">{placed}</td>\s*'
+                     r'<td class="nowrap">0 days</td>', queued)  # fmt: skip

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, BigID, TenantOwned, str_enum, utcnow
@@ -56,7 +56,11 @@ class ErpLineSync(TenantOwned, Base):
     """A portal line that came from the ERP: what was last written back, and how that went."""
 
     __tablename__ = "erp_line_syncs"
-    __table_args__ = (UniqueConstraint("line_id"),)
+    __table_args__ = (
+        UniqueConstraint("line_id"),
+        # The buyers' response queue lists the ERP changes waiting for a decision: few, among every ERP line.
+        Index("ix_erp_line_syncs_revised", "tenant_id", "id", postgresql_where=text("revised_terms IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
     line_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_order_lines.id", ondelete="CASCADE"))

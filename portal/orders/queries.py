@@ -29,11 +29,13 @@ from sqlalchemy.orm import Session, aliased
 from portal.auth.models import User
 from portal.db import plain_rows, planned_per_run, read_columns
 from portal.orders.models import (
+    FINAL_LINE_STATES,
     ChangeKind,
     ChangeRequest,
     ChangeState,
     CommitmentEntry,
     DeliverySchedule,
+    LineState,
     OrderMessage,
     OrderState,
     PurchaseOrder,
@@ -582,7 +584,7 @@ def exceptions(
     """
     from datetime import timedelta
 
-    from portal.orders.models import DELIVERING_LINE_STATES, EXCEPTION_LINE_STATES, LineState
+    from portal.orders.models import DELIVERING_LINE_STATES, EXCEPTION_LINE_STATES
 
     line = PurchaseOrderLine
     # The promises' earliest and latest dates are kept on the line (``promised_from``/``promised_to``).
@@ -653,9 +655,12 @@ def exceptions(
 QUEUE_SIZE = 200
 
 
-def response_queue(session: Session, tenant_id: int) -> tuple[list[Any], list[Any]]:
-    """The buyers' queue: open change requests with their line and order (oldest first), and orders awaiting
-    their supplier's answer (the longest-waiting first). Both are planned for how many the tenant has."""
+def response_queue(session: Session, tenant_id: int) -> tuple[list[Any], list[Any], list[Any]]:
+    """The buyers' queue: open change requests with their line and order (oldest first), lines a buyer changed
+    in the ERP after the supplier answered (the oldest first), and orders awaiting their supplier's answer (the
+    longest-waiting first). All are planned for how many the tenant has."""
+    from portal.erp.models import ErpLineSync
+
     changes = session.execute(
         planned_per_run(
             select(
@@ -677,6 +682,45 @@ def response_queue(session: Session, tenant_id: int) -> tuple[list[Any], list[An
             .limit(QUEUE_SIZE)
         )
     ).all()
+    revisions = read_columns(
+        session,
+        planned_per_run(
+            select(
+                ErpLineSync.revised_terms,
+                PurchaseOrderLine.id.label("line_id"),
+                PurchaseOrderLine.position,
+                PurchaseOrderLine.product_name,
+                PurchaseOrderLine.quantity,
+                PurchaseOrderLine.requested_date,
+                PurchaseOrderLine.unit_price,
+                PurchaseOrderLine.state,
+                PurchaseOrder.id.label("order_id"),
+                PurchaseOrder.number,
+                Supplier.name.label("supplier"),
+            )
+            .join(PurchaseOrderLine, PurchaseOrderLine.id == ErpLineSync.line_id)
+            .join(PurchaseOrder, PurchaseOrder.id == ErpLineSync.order_id)
+            .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
+            .where(
+                ErpLineSync.tenant_id == tenant_id,
+                ErpLineSync.revised_terms.is_not(None),
+                PurchaseOrderLine.state.not_in(FINAL_LINE_STATES),
+            )
+            .order_by(ErpLineSync.id)
+            .limit(QUEUE_SIZE)
+        ),
+    )
+    # An order's wait counts from the day its longest-unanswered line was asked (the order date, unless the
+    # line was added later or revised).
+    asked = (
+        select(func.min(func.coalesce(PurchaseOrderLine.asked_on, PurchaseOrder.order_date)))
+        .where(
+            PurchaseOrderLine.tenant_id == tenant_id,
+            PurchaseOrderLine.order_id == PurchaseOrder.id,
+            PurchaseOrderLine.state == LineState.AWAITING_RESPONSE,
+        )
+        .scalar_subquery()
+    )
     awaiting = read_columns(
         session,
         planned_per_run(
@@ -684,6 +728,7 @@ def response_queue(session: Session, tenant_id: int) -> tuple[list[Any], list[An
                 PurchaseOrder.id,
                 PurchaseOrder.number,
                 PurchaseOrder.order_date,
+                asked.label("asked_on"),
                 PurchaseOrder.total_value,
                 PurchaseOrder.currency,
                 Supplier.name.label("supplier"),
@@ -698,4 +743,4 @@ def response_queue(session: Session, tenant_id: int) -> tuple[list[Any], list[An
             .limit(QUEUE_SIZE)
         ),
     )
-    return list(changes), plain_rows(awaiting)
+    return list(changes), plain_rows(revisions), plain_rows(awaiting)

@@ -24,6 +24,7 @@ from portal.auth.services import ServiceError
 from portal.auth.views import actor
 from portal.db import utcnow
 from portal.erp import services as erp_services
+from portal.erp.base import parse_terms
 from portal.formatting import counted, quantity
 from portal.orders import intake, queries, spreadsheet
 from portal.orders import services as svc
@@ -565,8 +566,9 @@ def bulk_approve():
 @requires(Permission.ORDERS_MANAGE)
 def queue() -> str:
     db_sess = db_session()
-    changes, awaiting = queries.response_queue(db_sess, ctx().tenant_id)
-    return render_template("orders/queue.html", changes=changes, awaiting=awaiting, today=date.today(),
+    changes, revisions, awaiting = queries.response_queue(db_sess, ctx().tenant_id)
+    return render_template("orders/queue.html", changes=changes, revisions=revisions, awaiting=awaiting,
+                           parse_terms=parse_terms, today=date.today(),
                            overdue_after=_unconfirmed_after_days(db_sess),
                            remind_again_after=utcnow() - svc.REMINDER_INTERVAL)  # fmt: skip
 
