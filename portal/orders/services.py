@@ -881,7 +881,7 @@ def revise_line(
             schedules=[],
             previous=_snapshot(previous) or None,
             committed_quantity=ZERO,
-            # What the buyer changed, then why: the timeline and the ERP's note show the ledger entry alone.
+            # What the buyer changed, then why: the history on the order page shows the ledger entry alone.
             comment="; ".join(part for part in (_changes_text(changes), comment) if part),
             source=source,
             actor_user_id=actor.user_id,
