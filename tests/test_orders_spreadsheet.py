@@ -283,3 +283,37 @@ def test_document_gating_holds_a_spreadsheets_answers_as_it_holds_the_answer_for
     else:
         assert applied.status_code == 302 and line_state == LineState.CONFIRMED
         assert f"{missing} Please upload them under Compliance." in client.get(applied.headers["Location"]).text
+
+
+def test_a_line_the_buyer_revised_after_the_download_is_refused_by_name_not_answered_with_the_old_terms(app, session):
+    """A promise in the file was made to the terms it was downloaded with: once the buyer has revised the line, the
+    row is refused (naming the row and the new terms) even where the promise was left as it was, which would
+    otherwise read as a new answer to the revised line. The other rows go through once the file is fresh."""
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    make_tolerance(session, tenant)
+    order = make_order(session, tenant, supplier, [("100", "2.50", 14), ("40", "1.00", 10)])
+    svc.accept_all(session, order=order, expected_version=None, actor=Actor(None, "t", ""))
+    first, second = svc.order_lines(session, order)
+    seller = make_member(session, tenant, Role.SUPPLIER_ADMIN, supplier=supplier)
+    client = PortalClient(app.test_client())
+    client.sign_in(seller.email, PASSWORD, seller.secret)
+    rows = list(csv.DictReader(io.StringIO(client.get("/orders/spreadsheet.csv").data.decode("utf-8-sig"))))
+    later = first.requested_date + timedelta(days=3)
+    svc.revise_line(
+        session, order=order, line=first, terms=svc.LineTerms(first.quantity, later, first.unit_price),
+        comment="", expected_version=None, actor=Actor(None, "buyer", ""),
+    )  # fmt: skip
+    one_day_later = (second.requested_date + timedelta(days=1)).isoformat()
+    moved = dict(rows[1], promised_date=one_day_later, reason_code="transport")
+    refused = upload(client, csv_bytes(list(rows[0]), [rows[0], moved]), "lines.csv")
+    assert refused.status_code == 422
+    assert (
+        f"Row 2: the buyer changed {order.number} line 1 since the file was downloaded (requested on {later}, not "
+        f"{rows[0]['requested_date']}): download the file again"
+    ) in refused.text.replace("&#39;", "'")
+    assert "Apply all" not in refused.text
+    fresh = list(csv.DictReader(io.StringIO(client.get("/orders/spreadsheet.csv").data.decode("utf-8-sig"))))
+    answer = dict(fresh[0], promised_quantity="100", promised_date=later.isoformat())
+    preview = upload(client, csv_bytes(list(fresh[0]), [answer, moved]), "lines.csv")
+    assert preview.status_code == 200 and "2 changes" in preview.text

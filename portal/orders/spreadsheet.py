@@ -218,6 +218,23 @@ def _normalise_date(raw: str) -> date | None:
     return parse_date(raw[:10]) if raw else None
 
 
+def _changed_since_download(row: dict[str, str], *, line: PurchaseOrderLine) -> str:
+    """How the line's terms differ from those the row was downloaded with (``ordered_quantity``,
+    ``requested_date``, ``unit_price``): the buyer revised it since, and a promise made to the old terms must not
+    become an answer to the new ones. Columns left out or emptied are not compared."""
+    differences = []
+    ordered = parse_quantity(row.get("ordered_quantity", ""))
+    if ordered is not None and ordered != line.quantity:
+        differences.append(f"ordered {quantity_text(line.quantity)} {line.unit}, not {quantity_text(ordered)}")
+    requested = _normalise_date(row.get("requested_date", ""))
+    if requested is not None and requested != line.requested_date:
+        differences.append(f"requested on {line.requested_date.isoformat()}, not {requested.isoformat()}")
+    unit_price = parse_quantity(row.get("unit_price", ""))
+    if unit_price is not None and unit_price != line.unit_price:
+        differences.append(f"unit price {price_text(line.unit_price)}, not {price_text(unit_price)}")
+    return "; ".join(differences)
+
+
 def plan(session: Session, context: PortalContext, rows: list[dict[str, str]]) -> Plan:
     result = Plan()
     lines = {(number, line.position): line for line, number in _open_lines(session, context)}
@@ -236,6 +253,13 @@ def plan(session: Session, context: PortalContext, rows: list[dict[str, str]]) -
             continue
         raw_qty, raw_date = row.get("promised_quantity", ""), row.get("promised_date", "")
         if not raw_qty and not raw_date:
+            continue
+        since = _changed_since_download(row, line=lines[key])
+        if since:
+            result.errors.append(
+                f"Row {index}: the buyer changed {number} line {raw_line} since the file was downloaded ({since}): "
+                "download the file again and answer the line as it is now."
+            )
             continue
         quantity, when = parse_quantity(raw_qty), _normalise_date(raw_date)
         problems = []
