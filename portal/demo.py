@@ -438,6 +438,12 @@ def seed_orders(session: Session, tenant: Tenant, buyer_id: int) -> None:
                 ]
                 svc.respond(session, order=order, answers=answers, expected_version=None,
                             actor=answering(supplier))  # fmt: skip
+            if number == 5:  # a change order: the buyer cut a line the supplier had accepted; it is asked again
+                svc.revise_line(
+                    session, order=order, line=lines[0],
+                    terms=svc.LineTerms(lines[0].quantity - 10, lines[0].requested_date, lines[0].unit_price),
+                    comment="Our customer reduced its order.", expected_version=None, actor=buyer,
+                )  # fmt: skip
             # Placed that morning and answered some hours to a few days later (not in the second the demo was
             # seeded: the scorecards' time to respond and acknowledgement rate read those times).
             order.created_at = datetime.combine(ordered, time(8), tzinfo=UTC)
