@@ -255,8 +255,11 @@ def test_commitments_reach_tryton_exactly_once_and_receipts_drive_alerts(
         }
         assert {AlertKind.LATE, AlertKind.PARTIAL} <= kinds
     with tenant_session(committed_db, portal_tenant) as s:
-        # The receipt moved the lines' dates in Tryton (they follow the moves): no conflict for that.
+        # The receipt moved the lines' dates in Tryton (they follow the moves): no conflict for that, and no
+        # buyer's change for the buyers to decide on either (the portal's own pushes moved them too).
         assert set(s.execute(select(ErpLineSync.status)).scalars()) == {SyncStatus.SYNCED}
+        assert s.execute(select(ErpLineSync.line_id).where(ErpLineSync.revised_terms.is_not(None))).all() == []
+        assert s.execute(select(OutboxEvent.id).where(OutboxEvent.topic == "order.revised_in_erp")).all() == []
 
 
 def _quotation_in_portal(app, database, tenant_id: int, erp: TrytonData, code: str, requested: date):  # type: ignore[no-untyped-def]

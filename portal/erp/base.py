@@ -75,6 +75,10 @@ class ErpLine:
     # Where the ERP keeps the line's commitment, for ERPs where that moves (Tryton: ``line`` on a quotation,
     # ``moves`` once the purchase is confirmed); empty where it does not.
     stage: str = ""
+    # Which of the line's terms (``TERM_NAMES``) are the buyer's where the ERP holds the line now: a change to
+    # one of them on an answered line is the buyer's edit. Tryton derives a confirmed purchase line's date from
+    # its moves, which receipts and the portal's own pushes move: there the date is not the buyer's.
+    buyer_terms: tuple[str, ...] = ("quantity", "date", "unit price")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from portal.erp.base import (
     ErpLine,
     ErpOrder,
     PushResult,
+    changed_terms,
     erp_terms,
     parse_terms,
 )
@@ -375,9 +376,12 @@ def _remember_erp_line(sync: ErpLineSync | None, line: PurchaseOrderLine, erp_li
         return False
     terms = erp_terms(erp_line.quantity, erp_line.requested_date, erp_line.unit_price)
     answered = line.state != LineState.AWAITING_RESPONSE
-    if answered and sync.erp_terms is not None and sync.erp_terms != terms:
-        new = sync.revised_terms != terms
-        sync.revised_terms, sync.revised_write_date = terms, erp_line.write_date
+    if answered and changed_terms(sync.erp_terms, terms, erp_line.buyer_terms):
+        # A date that is not the buyer's (it follows the commitment) stays the one the supplier was asked for.
+        day = erp_line.requested_date if "date" in erp_line.buyer_terms else line.requested_date
+        revised = erp_terms(erp_line.quantity, day, erp_line.unit_price)
+        new = sync.revised_terms != revised
+        sync.revised_terms, sync.revised_write_date = revised, erp_line.write_date
         return new and line.state not in FINAL_LINE_STATES
     # The ERP holds what the portal knows (again: a buyer may undo an edit): nothing is left to decide.
     sync.revised_terms = sync.revised_write_date = None

@@ -324,6 +324,7 @@ class TrytonAdapter:
                         requested_date=_requested_date(line, purchase.get("purchase_date")),
                         supplier_product_code=supplier_product.get("code"),
                         stage=_stage(purchase["state"]),
+                        buyer_terms=_buyer_terms(purchase["state"]),
                     )
                 )
             stamps = [purchase.get("write_date") or purchase.get("create_date")]
@@ -379,9 +380,7 @@ class TrytonAdapter:
             raise ErpRejected(f"purchase line {line_id} no longer exists in Tryton")
         line = lines[0]
         state = (line.get("purchase.") or {}).get("state")
-        # The date only where the line holds its own; once confirmed it follows the moves.
-        compared = TERM_NAMES if state in DATED_LINE_STATES else ("quantity", "unit price")
-        changed = changed_terms(push.known_terms, _line_terms(line), compared)
+        changed = changed_terms(push.known_terms, _line_terms(line), _buyer_terms(state))
         if changed:
             raise ErpConflict(
                 f"the {' and '.join(changed)} of line {line_id} changed in Tryton after the portal read it; "
@@ -492,6 +491,12 @@ def _stage(purchase_state: str) -> str:
     if purchase_state in DATED_LINE_STATES:
         return "line"
     return "moves" if purchase_state in ("confirmed", "processing") else ""
+
+
+def _buyer_terms(purchase_state: str | None) -> tuple[str, ...]:
+    """The line's terms that are the buyer's in this state (``ErpLine.buyer_terms``): the date only where the line
+    holds its own; once confirmed it follows the moves."""
+    return TERM_NAMES if purchase_state in DATED_LINE_STATES else ("quantity", "unit price")
 
 
 def _requested_date(line: dict[str, Any], purchase_date: date | None) -> date:
