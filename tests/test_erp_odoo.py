@@ -486,3 +486,25 @@ def test_a_buyer_keeps_the_suppliers_commitment_over_an_edit_in_odoo_and_an_undo
             select(AuditEvent).where(AuditEvent.action == "order_line.erp_change_overruled")
         ).scalars()
         assert kept.object_id == str(first.id) and kept.before == {"erp_terms": "120|" + SOON + "|1.5"}
+
+
+def test_an_intake_that_read_odoo_before_the_portals_own_push_sees_no_buyers_edit_in_it(app, session):
+    """The intake reads the ERP first and writes the portal after: a push that ended in between left Odoo (and
+    the portal's record of it) newer than what the intake read. Those older terms are not a buyer's change."""
+    with app.app_context(), OdooProtocolDouble(17) as odoo:
+        _, tenant_id, order, (line,) = _accepted_and_pushed(session, odoo, [("HB-M8", 100, 1.5, SOON)])
+        read_before = adapter(odoo).pull_orders(None)  # the intake's read, before the supplier's next promise
+        later = date.fromisoformat(SOON) + timedelta(days=2)
+        orders.change_promise(
+            session, order=order, line=line, deliveries=[Promise(D("100"), later)], reason_code="transport",
+            comment="", expected_version=None, actor=Actor(None, "supplier", ""),
+        )  # fmt: skip
+        session.flush()
+        assert services.sync_line(session, tenant_id=tenant_id, line_id=line.id, adapter=adapter(odoo)) is not None
+        for erp_order in read_before:
+            services._upsert_order(session, tenant_id, erp_order, services.PullReport())
+        assert services.revision_of(_sync_of(session, line.id)) is None
+        assert session.execute(select(OutboxEvent.id).where(OutboxEvent.topic == "order.revised_in_erp")).all() == []
+        # A later intake reads what the push left: nothing to decide either.
+        _pull_into(session, tenant_id, odoo)
+        assert services.revision_of(_sync_of(session, line.id)) is None

@@ -262,10 +262,15 @@ def _upsert_order(session: Session, tenant_id: int, erp_order: ErpOrder, report:
             )
         ).scalars()
     }
+    # Locked too: a push of one of them still writing to the ERP is waited for, and its terms are read as it left
+    # them (not as they were before it, which the ERP no longer holds).
     syncs = {
         sync.line_id: sync
         for sync in session.execute(
-            select(ErpLineSync).where(ErpLineSync.tenant_id == tenant_id, ErpLineSync.order_id == order.id)
+            select(ErpLineSync)
+            .where(ErpLineSync.tenant_id == tenant_id, ErpLineSync.order_id == order.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         ).scalars()
     }
     # The positions of the lines added, changed and cancelled, for the supplier's people.
@@ -373,6 +378,10 @@ def _remember_erp_line(sync: ErpLineSync | None, line: PurchaseOrderLine, erp_li
     them; until then a push stops with a conflict rather than overwrite the buyer's edit. True when such a
     change is new (not seen by an earlier intake)."""
     if sync is None:
+        return False
+    if erp_line.write_date and sync.erp_write_date and erp_line.write_date < sync.erp_write_date:
+        # Read before the portal's last write to the line (a push that ended while this intake ran): the ERP holds
+        # the pushed terms now, not these.
         return False
     terms = erp_terms(erp_line.quantity, erp_line.requested_date, erp_line.unit_price)
     answered = line.state != LineState.AWAITING_RESPONSE
