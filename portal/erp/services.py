@@ -620,16 +620,22 @@ def revision_of(sync: ErpLineSync | None) -> LineTerms | None:
 
 
 def _revised_sync(session: Session, line: PurchaseOrderLine) -> ErpLineSync:
+    """The line's sync with a buyer's change waiting, locked."""
     sync = session.execute(
         select(ErpLineSync)
         .where(ErpLineSync.tenant_id == line.tenant_id, ErpLineSync.line_id == line.id)
         .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if sync is None or not sync.revised_terms:
-        raise ServiceError(
-            f"Line {line.position} has no change from the ERP to decide on (another buyer may have decided)."
-        )
+        raise _nothing_to_decide(line)
     return sync
+
+
+def _nothing_to_decide(line: PurchaseOrderLine) -> ServiceError:
+    return ServiceError(
+        f"Line {line.position} has no change from the ERP to decide on (another buyer may have decided)."
+    )
 
 
 def take_revision(
@@ -648,13 +654,19 @@ def take_revision(
     date are the buyer's, prefilled with the ERP's (where the portal split a line into dated deliveries the ERP
     line holds the first one, so its quantity may not be the order's). The ERP holds the buyer's terms: they
     become what the portal knows of it, and nothing is pushed until the supplier answers."""
-    sync = _revised_sync(session, line)
-    erp = LineTerms(*parse_terms(sync.revised_terms or ""))
-    terms = LineTerms(quantity, requested_date, erp.unit_price)
+    seen = revision_of(sync_summary(session, line.tenant_id, [line.id]).get(line.id))
+    if seen is None:
+        raise _nothing_to_decide(line)
     entry_id = revise_line(
-        session, order=order, line=line, terms=terms, comment=comment, expected_version=expected_version,
-        actor=actor, source=Source.ERP,
+        session, order=order, line=line, terms=LineTerms(quantity, requested_date, seen.unit_price),
+        comment=comment, expected_version=expected_version, actor=actor, source=Source.ERP,
     )  # fmt: skip
+    # The order's row is locked now (its version claimed), as an intake locks it before the line's sync: the sync
+    # is locked second here too (the other way round, the two could wait for each other). An intake that changed
+    # the ERP's terms before the claim is seen here.
+    sync = _revised_sync(session, line)
+    if revision_of(sync) != seen:
+        raise ServiceError(f"Line {line.position} changed in the ERP again meanwhile: look at it again.")
     sync.erp_terms, sync.revised_terms = sync.revised_terms, None
     sync.erp_write_date = sync.revised_write_date or sync.erp_write_date
     sync.revised_write_date = None
