@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text, update
 
 from portal import audit
 from portal.audit import AuditEvent
@@ -220,3 +220,68 @@ def test_a_revision_starts_the_orders_reminders_over_from_the_day_it_asks_again(
     assert detect(session, tenant_id=tenant.id, today=today + timedelta(days=2)).reminded == 0
     assert detect(session, tenant_id=tenant.id, today=today + timedelta(days=3)).reminded == 1
     assert automatic() == [{"order_id": order.id, "reminder": 1, "automatic": True}]
+
+
+def test_an_erp_change_that_moves_again_while_a_buyer_sends_it_is_refused_not_sent_stale(committed_db):
+    """A buyer sends the ERP's change to the supplier while an intake, holding the order, finds the line changed
+    again: the buyer's send waits for the order (locked before the line's sync, as the intake locks them), then
+    sees the newer change and is refused; nothing it did is kept."""
+    import threading
+    import time
+
+    from portal.auth.services import ServiceError
+    from portal.db import set_context
+    from portal.erp import services as erp_services
+    from portal.erp.models import ErpLineSync
+    from portal.orders.models import PurchaseOrder, PurchaseOrderLine
+    from tests.conftest import tenant_session
+
+    with tenant_session(committed_db, None) as s:
+        tenant = make_tenant(s)
+        order = make_order(s, tenant, make_supplier(s, tenant), [("100", "2.50", 14)])
+        svc.accept_all(s, order=order, expected_version=None, actor=SUPPLIER)
+        (line,) = svc.order_lines(s, order)
+        day = line.requested_date.isoformat()
+        order.erp_ref, line.erp_ref = "77", "701"
+        s.add(ErpLineSync(tenant_id=tenant.id, line_id=line.id, order_id=order.id, erp_terms=f"100|{day}|2.5",
+                          revised_terms=f"80|{day}|2.5"))  # fmt: skip
+        tenant_id, order_id, line_id, requested = tenant.id, order.id, line.id, line.requested_date
+
+    intake = committed_db.session()
+    set_context(intake, tenant_id=tenant_id)
+    intake.execute(select(PurchaseOrder.id).where(PurchaseOrder.id == order_id).with_for_update())
+    outcome: list[str] = []
+
+    def send() -> None:
+        with committed_db.transaction(tenant_id=tenant_id) as s:
+            mine = s.get(PurchaseOrder, order_id)
+            line = s.get(PurchaseOrderLine, line_id)
+            try:
+                erp_services.take_revision(s, order=mine, line=line, quantity=D("80"), requested_date=requested,
+                                           comment="", expected_version=None, actor=BUYER)  # fmt: skip
+                outcome.append("sent")
+            except ServiceError as exc:
+                outcome.append(exc.message)
+                s.rollback()  # as the request's transaction does on a refusal
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # until the send waits for the order's lock
+        intake.execute(text("SELECT pg_stat_clear_snapshot()"))  # the view is a snapshot per transaction
+        waiting = intake.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+        ).scalar_one()
+        if waiting:
+            break
+        time.sleep(0.05)
+    intake.execute(update(ErpLineSync).where(ErpLineSync.line_id == line_id).values(revised_terms=f"70|{day}|2.5"))
+    intake.commit()
+    intake.close()
+    sender.join(timeout=20)
+    assert outcome == ["Line 1 changed in the ERP again meanwhile: look at it again."]
+    with tenant_session(committed_db, tenant_id) as s:
+        line = s.get(PurchaseOrderLine, line_id)
+        assert (line.state, line.quantity) == (LineState.CONFIRMED, D("100"))
+        sync = s.execute(select(ErpLineSync).where(ErpLineSync.line_id == line_id)).scalar_one()
+        assert sync.revised_terms == f"70|{day}|2.5"
