@@ -53,7 +53,7 @@ def _sync_failed(session: Session, event: OutboxEvent, exc: BaseException) -> No
     if sync is None:
         return
     sync.attempts = event.attempts
-    final = event.attempts >= SYNC_ATTEMPTS or isinstance(exc.__cause__, ErpConflict)
+    final = event.attempts >= SYNC_ATTEMPTS or isinstance(exc, GiveUp)  # as the outbox decides it
     sync.status = SyncStatus.FAILED if final else SyncStatus.WAITING
     sync.error = str(exc)[:2000]
 

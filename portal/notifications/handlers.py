@@ -15,6 +15,7 @@ from portal.formatting import counted
 from portal.mail import deliver_now
 from portal.notifications import services
 from portal.notifications.models import EmailState, Notification, Webhook
+from portal.orders import services as orders_services
 from portal.orders.models import ChangeKind, ChangeRequest, OrderMessage, PurchaseOrder, PurchaseOrderLine
 from portal.outbox import OutboxEvent, Retry, handler
 from portal.suppliers.models import Supplier
@@ -118,8 +119,7 @@ def order_changed(session: Session, event: OutboxEvent) -> None:
 @handler("order_line.revised")
 def line_revised(session: Session, event: OutboxEvent) -> None:
     """The buyer changed a line's terms: the supplier answers it again."""
-    changes = event.payload.get("changes") or {}
-    told = "; ".join(f"{name} {was} → {now}" for name, (was, now) in changes.items())
+    told = orders_services.changes_text(event.payload.get("changes") or {})
     comment = event.payload.get("comment") or ""
     customer = _literal(_customer(session, event.tenant_id))
     _for_supplier(

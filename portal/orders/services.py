@@ -807,7 +807,8 @@ def _withdraw_open_requests(session: Session, line: PurchaseOrderLine) -> None:
         request.state = ChangeState.WITHDRAWN
 
 
-def _changes_text(changes: dict[str, tuple[str, str]]) -> str:
+def changes_text(changes: dict[str, tuple[str, str]]) -> str:
+    """A revision's changes as people read them: "quantity 100 → 80, requested date ... → ..."."""
     return ", ".join(f"{name} {was} → {now}" for name, (was, now) in changes.items())
 
 
@@ -882,7 +883,7 @@ def revise_line(
             previous=_snapshot(previous) or None,
             committed_quantity=ZERO,
             # What the buyer changed, then why: the history on the order page shows the ledger entry alone.
-            comment="; ".join(part for part in (_changes_text(changes), comment) if part),
+            comment="; ".join(part for part in (changes_text(changes), comment) if part),
             source=source,
             actor_user_id=actor.user_id,
             actor=actor.label,

@@ -973,11 +973,7 @@ def _buyer_line_action(order_id: int, line_id: int, action: str):
         )
         return f"Receipt recorded for line {line.position}."
 
-    message, failed = _write(order, line.id, cancel if action == "cancel" else receive)
-    if failed is not None:
-        return failed
-    flash(message, "success")
-    return redirect(url_for("orders.order_page", order_id=order.id))
+    return _line_write(order, line, cancel if action == "cancel" else receive)
 
 
 @bp.route("/orders/<int:order_id>/lines/<int:line_id>/cancel", methods=["POST"])
