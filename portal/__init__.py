@@ -91,12 +91,12 @@ def _init_login(app: Flask) -> None:
 
 
 def _register_domains(app: Flask, settings: Settings) -> None:
-    from portal import dashboard, documents, erp, exports, notifications, orders, scorecards, suppliers
+    from portal import api, dashboard, documents, erp, exports, notifications, orders, scorecards, suppliers
     from portal.auth import account_views, admin_views
     from portal.auth import views as auth_views
 
     modules = (auth_views, account_views, admin_views, dashboard, suppliers, orders, documents, scorecards)
-    for module in (*modules, erp, notifications, exports):
+    for module in (*modules, erp, notifications, exports, api):
         module.register(app)
     if settings.demo_mode and settings.mail_backend == "database" and not settings.is_production:
         from portal import devmail

@@ -5,6 +5,7 @@ from portal import (  # noqa: F401
     mail,
     outbox,
 )
+from portal.api import models as api_models  # noqa: F401
 from portal.auth import models as auth_models  # noqa: F401
 from portal.documents import models as document_models  # noqa: F401
 from portal.erp import models as erp_models  # noqa: F401

@@ -174,6 +174,10 @@ def _resolve_context() -> None:
     re-validated against that list on every request (a disabled membership drops out).
     """
     g.portal_context = None
+    if request.blueprint == "api":
+        # The supplier API signs in with a key on each call (``portal.api.views.requires_key``): a browser's
+        # cookie is neither read nor set there.
+        return
     if not current_user.is_authenticated:
         return
     db_sess = db_session()

@@ -189,3 +189,20 @@ def require_document(
     session.add(Requirement(tenant_id=tenant.id, document_type_id=document_type.id, **requirement))
     session.flush()
     return document_type
+
+
+# --- supplier API ----------------------------------------------------------------------
+
+
+def issue_api_key(session: Session, person: Person, name: str = "ERP link", days: int = 90) -> str:
+    """An API key issued for ``person``'s membership (through the service, as the keys page does)."""
+    from portal.api import services as api
+    from portal.auth.services import Actor
+
+    membership = person.membership
+    assert membership is not None
+    set_context(session, tenant_id=membership.tenant_id)
+    owner = api.KeyOwner(membership.id, membership.tenant_id, person.user.id, membership.role, membership.supplier_id)
+    _, secret_key = api.issue_key(session, owner=owner, name=name, days=days, actor=Actor(person.user.id, "t", ""))
+    session.flush()
+    return secret_key

@@ -16,6 +16,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from portal.api import services as api
+from portal.api.models import ApiKey
 from portal.auth import sessions
 from portal.auth.access import Access, view_access
 from portal.auth.models import Invitation
@@ -26,7 +28,7 @@ from portal.orders import services as svc
 from portal.orders.models import ChangeRequest
 from portal.orders.services import LineAnswer
 from portal.web import CONTEXT_SESSION_KEY
-from tests.factories import Person, make_member, make_order, make_supplier, make_tenant
+from tests.factories import Person, issue_api_key, make_member, make_order, make_supplier, make_tenant
 from tests.helpers import csrf_from
 
 P = Permission
@@ -36,6 +38,11 @@ SIGNED_IN = Access("signed_in")
 
 def perm(p: Permission) -> Access:
     return Access("permission", p)
+
+
+def key(p: Permission) -> Access:
+    """The supplier API's declaration: an API key whose role has ``p``."""
+    return Access("api_key", p)
 
 
 @dataclass
@@ -179,6 +186,16 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "notifications.webhooks": (perm(P.TENANT_SETTINGS), ("GET", "POST"), None),
     "notifications.webhook_log": (perm(P.TENANT_SETTINGS), ("GET",), ids("webhook_id")),
     "notifications.delete_webhook": (perm(P.TENANT_SETTINGS), ("POST",), ids("webhook_id")),
+    "api_keys.keys": (perm(P.ORDERS_RESPOND), ("GET", "POST"), None),
+    # Keys belong to the person who issued them: everyone else (and every other tenant) gets 404.
+    "api_keys.revoke": (perm(P.ORDERS_RESPOND), ("POST",), ids("key_id")),
+    "api.me": (key(P.ORDERS_VIEW), ("GET",), None),
+    "api.list_orders": (key(P.ORDERS_VIEW), ("GET",), None),
+    "api.get_order": (key(P.ORDERS_VIEW), ("GET",), ids("order_id")),
+    "api.answer": (key(P.ORDERS_RESPOND), ("POST",), ids("order_id")),
+    "api.accept_all": (key(P.ORDERS_RESPOND), ("POST",), ids("order_id")),
+    "api.change_promise": (key(P.ORDERS_RESPOND), ("POST",), ids_of("order_id", "line_id")),
+    "api.ship_notice": (key(P.ORDERS_RESPOND), ("POST",), ids("order_id")),
     # Registered only in demo mode with the database mail backend (never in production).
     "devmail.mailbox": (PUBLIC, ("GET",), None),
 }
@@ -267,6 +284,11 @@ def _document(session, tenant, supplier) -> int:  # type: ignore[no-untyped-def]
     return document.id
 
 
+def _key_id(session, secret_key: str) -> int:  # type: ignore[no-untyped-def]
+    set_context(session, tenant_id=int(secret_key.split("_")[1]))
+    return session.execute(select(ApiKey.id).where(ApiKey.token_hash == api._digest(secret_key))).scalar_one()
+
+
 @pytest.fixture
 def world(session) -> World:
     tenant = make_tenant(session, "Own Distributor")
@@ -300,6 +322,12 @@ def world(session) -> World:
     # A supplier user of another supplier account in the same tenant.
     neighbour = make_member(session, tenant, Role.SUPPLIER_USER, supplier=make_supplier(session, tenant))
     people["neighbour_supplier_user"] = neighbour
+    # API keys: one for each supplier person (and the neighbour), one of the foreign tenant's supplier.
+    suppliers_people = (Role.SUPPLIER_ADMIN.value, Role.SUPPLIER_USER.value)
+    api_keys = {who: issue_api_key(session, people[who]) for who in suppliers_people}
+    neighbour_key = issue_api_key(session, neighbour)
+    foreign_key = issue_api_key(session, make_member(session, other, Role.SUPPLIER_USER, supplier=other_supplier))
+    own_key_id, foreign_key_id = (_key_id(session, secret) for secret in (api_keys["supplier_admin"], foreign_key))
     foreign_session = sessions.start_session(session, other_member.user, ip="", user_agent="", auth_method="totp")
     assert foreign_session
     set_context(session, tenant_id=None)
@@ -310,14 +338,21 @@ def world(session) -> World:
             "invitation_id": invite.id,
             "supplier_id": supplier.id,
             **own_order,
+            "key_id": own_key_id,
         },
         foreign={
             "membership_id": other_member.membership.id,
             "invitation_id": other_invite.id,
             "supplier_id": other_supplier.id,
             **foreign_order,
+            "key_id": foreign_key_id,
         },
-        extra={"sessions": {}, "foreign_session_id": other_member.user.session_record.id},
+        extra={
+            "sessions": {},
+            "foreign_session_id": other_member.user.session_record.id,
+            "api_keys": api_keys,
+            "neighbour_api_key": neighbour_key,
+        },
     )
 
 
@@ -378,7 +413,12 @@ def expected_allowed(access: Access, role: str | None, endpoint: str, method: st
     return needed <= ROLE_PERMISSIONS[Role(role)]
 
 
-@pytest.mark.parametrize("endpoint", sorted(k for k in MATRIX if k not in ("devmail.mailbox", "static")))
+# The supplier API's routes: signed in with a key, not a cookie (their own tests below).
+API_ROUTES = sorted(k for k, v in MATRIX.items() if v[0].kind == "api_key")
+BROWSER_ROUTES = sorted(k for k in MATRIX if k not in API_ROUTES)
+
+
+@pytest.mark.parametrize("endpoint", sorted(k for k in BROWSER_ROUTES if k not in ("devmail.mailbox", "static")))
 def test_each_role_gets_what_the_matrix_says(app, session, world, endpoint):
     access, methods, _ = MATRIX[endpoint]
     for who in [None, *ROLES]:
@@ -398,7 +438,7 @@ def test_each_role_gets_what_the_matrix_says(app, session, world, endpoint):
 
 
 # Routes that take the id of a tenant-owned (or person-owned) object.
-OBJECT_ROUTES = sorted(k for k, v in MATRIX.items() if v[2] not in NOT_OBJECT_IDS and k != "static")
+OBJECT_ROUTES = sorted(k for k in BROWSER_ROUTES if MATRIX[k][2] not in NOT_OBJECT_IDS and k != "static")
 
 
 def request_as(client, method: str, target: str):  # type: ignore[no-untyped-def]
@@ -445,7 +485,7 @@ def test_another_tenants_ids_answer_404(app, session, world, endpoint):
         assert response.status_code == 404, f"{method} {target}: {response.status_code}"
 
 
-@pytest.mark.parametrize("endpoint", sorted(k for k, v in MATRIX.items() if "POST" in v[1]))
+@pytest.mark.parametrize("endpoint", sorted(k for k in BROWSER_ROUTES if "POST" in MATRIX[k][1]))
 def test_post_without_csrf_token_is_refused(app, session, world, endpoint):
     role = role_allowed(endpoint)
     client = sign_in_as(app, session, world, role)
@@ -478,3 +518,42 @@ def test_error_pages_carry_headers_and_no_internals(app, session, world):
     assert response.status_code == 404
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "Traceback" not in response.text and "Not found" in response.text
+
+
+def api_request(client, method: str, target: str, secret_key: str | None = None):  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {secret_key}"} if secret_key else {}
+    if method == "GET":
+        return client.get(target, headers=headers)
+    return client.post(target, json={"version": 0, "answers": []}, headers=headers)
+
+
+@pytest.mark.parametrize("endpoint", API_ROUTES)
+def test_api_routes_need_a_key_whose_role_has_the_permission(app, session, world, endpoint):
+    access, methods, _ = MATRIX[endpoint]
+    for method in methods:
+        target = url(app, endpoint, world, "own", "")
+        nobody = api_request(app.test_client(), method, target)
+        assert nobody.status_code == 401 and nobody.is_json, f"{method} {target} without a key"
+        for role in ROLES:
+            # A browser's session is no key, whoever is signed in: no cookie ever reaches the API.
+            browser = sign_in_as(app, session, world, role)
+            assert api_request(browser, method, target).status_code == 401, f"{method} {target} as {role}'s cookie"
+        for role, secret_key in world.extra["api_keys"].items():
+            response = api_request(app.test_client(), method, target, secret_key)
+            allowed = access.permission in ROLE_PERMISSIONS[Role(role)]
+            assert response.status_code not in (401, 404), f"{method} {target} with {role}'s key"
+            assert (response.status_code == 403) != allowed, f"{method} {target} with {role}'s key"
+
+
+API_OBJECT_ROUTES = sorted(k for k in API_ROUTES if MATRIX[k][2] not in NOT_OBJECT_IDS)
+
+
+@pytest.mark.parametrize("endpoint", API_OBJECT_ROUTES)
+def test_api_keys_reach_only_their_own_supplier_accounts_ids(app, session, world, endpoint):
+    for method in MATRIX[endpoint][1]:
+        foreign = url(app, endpoint, world, "foreign", "")
+        response = api_request(app.test_client(), method, foreign, world.extra["api_keys"]["supplier_admin"])
+        assert response.status_code == 404 and response.is_json, f"{method} {foreign}: {response.status_code}"
+        own = url(app, endpoint, world, "own", "")
+        response = api_request(app.test_client(), method, own, world.extra["neighbour_api_key"])
+        assert response.status_code == 404, f"{method} {own} with another supplier's key: {response.status_code}"

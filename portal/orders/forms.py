@@ -49,6 +49,12 @@ def parse_quantity(raw: str) -> Decimal | None:
     return value if value.is_finite() and abs(value) < Decimal("1e10") else None
 
 
+def int_arg(args: Mapping[str, str], name: str) -> int | None:
+    """A query argument that must be a whole number (an id, a page): None when absent or anything else."""
+    raw = args.get(name, "")
+    return int(raw) if raw.isdigit() else None
+
+
 def parse_date(raw: str) -> date | None:
     try:
         return date.fromisoformat(raw.strip())

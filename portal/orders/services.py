@@ -266,6 +266,17 @@ def order_lines(session: Session, order: PurchaseOrder) -> list[PurchaseOrderLin
     )
 
 
+def order_line(session: Session, order: PurchaseOrder, line_id: int) -> PurchaseOrderLine | None:
+    """One line of ``order`` by id, through the order's tenant (None when it is not the order's)."""
+    return session.execute(
+        select(PurchaseOrderLine).where(
+            PurchaseOrderLine.id == line_id,
+            PurchaseOrderLine.order_id == order.id,
+            PurchaseOrderLine.tenant_id == order.tenant_id,
+        )
+    ).scalar_one_or_none()
+
+
 def derive_order_state(states: Sequence[LineState]) -> OrderState:
     """The order's state from its lines' states, most urgent first."""
     live = [s for s in states if s != LineState.CANCELLED]
@@ -603,13 +614,28 @@ def respond(
     return result
 
 
-def accept_all(session: Session, *, order: PurchaseOrder, expected_version: int | None, actor: Actor) -> RespondResult:
-    """One click: every line still awaiting an answer is accepted as requested."""
+def accept_all(
+    session: Session,
+    *,
+    order: PurchaseOrder,
+    expected_version: int | None,
+    actor: Actor,
+    source: Source = Source.PORTAL,
+) -> RespondResult:
+    """One click (or one API call): every line still awaiting an answer is accepted as requested."""
     lines = order_lines(session, order)
     answers = [LineAnswer(line.id, "accept") for line in lines if line.state == LineState.AWAITING_RESPONSE]
     if not answers:
         raise InvalidAnswers({0: ["No line is waiting for an answer."]})
-    return respond(session, order=order, answers=answers, expected_version=expected_version, actor=actor, lines=lines)
+    return respond(
+        session,
+        order=order,
+        answers=answers,
+        expected_version=expected_version,
+        actor=actor,
+        source=source,
+        lines=lines,
+    )
 
 
 def change_promise(

@@ -37,6 +37,7 @@ from portal.orders.forms import (
     ShipNoticeForm,
     SpreadsheetUploadForm,
     ToleranceForm,
+    int_arg,
     parse_answers,
     parse_date,
     parse_delay_reason,
@@ -81,17 +82,7 @@ def _order(order_id: int) -> PurchaseOrder:
 
 
 def _line(order: PurchaseOrder, line_id: int) -> PurchaseOrderLine:
-    line = (
-        db_session()
-        .execute(
-            select(PurchaseOrderLine).where(
-                PurchaseOrderLine.id == line_id,
-                PurchaseOrderLine.order_id == order.id,
-                PurchaseOrderLine.tenant_id == order.tenant_id,
-            )
-        )
-        .scalar_one_or_none()
-    )
+    line = svc.order_line(db_session(), order, line_id)
     if line is None:
         abort(404)
     return line
@@ -104,8 +95,7 @@ def _posted() -> dict[str, str]:
 
 
 def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name, "")
-    return int(raw) if raw.isdigit() else None
+    return int_arg(request.args, name)
 
 
 @bp.route("/orders")

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import SelectField, StringField
+from wtforms.validators import DataRequired, Length
+
+from portal.api.services import DEFAULT_LIFETIME, LIFETIMES
+
+
+class ApiKeyForm(FlaskForm):
+    name = StringField(
+        "Name",
+        description="The system that will use the key, e.g. “ERP order confirmations”.",
+        validators=[DataRequired("Name the key after the system that will use it."), Length(max=100)],
+    )
+    days = SelectField(
+        "Valid for",
+        choices=[(str(days), f"{days} days") for days in LIFETIMES],
+        default=str(DEFAULT_LIFETIME),
+    )
+
+
+class ActionForm(FlaskForm):
+    """A button's form: only its CSRF token."""

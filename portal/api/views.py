@@ -1,0 +1,446 @@
+"""The supplier API (JSON under ``/api/v1``, with API keys) and the page where suppliers issue and revoke keys.
+
+API requests carry ``Authorization: Bearer <key>`` and nothing else: no cookie is read and none is set, so a
+browser's session can never call the API for someone (and CSRF tokens have no part in it). The request
+wrapper is the same as for pages: one transaction, committed below 400; a key binds the request to its tenant
+and supplier account exactly as a chosen membership does, and every order is loaded through them (a foreign
+id answers 404).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import date
+from typing import Any, TypeVar
+
+from flask import Blueprint, Flask, abort, current_app, g, jsonify, render_template, request, url_for
+from limits import parse
+from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from portal.api import services
+from portal.api.forms import ActionForm, ApiKeyForm
+from portal.auth.access import Access, _mark, get_scoped_or_404, requires
+from portal.auth.admin_views import ctx
+from portal.auth.permissions import Permission
+from portal.auth.ratelimit import Limited, RateLimiter, Rule
+from portal.auth.services import Actor, ServiceError
+from portal.auth.views import actor, client_ip
+from portal.db import utcnow
+from portal.orders import queries
+from portal.orders import services as orders
+from portal.orders.forms import int_arg, parse_date
+from portal.orders.models import PurchaseOrder, PurchaseOrderLine, Source
+from portal.suppliers.models import Supplier
+from portal.web import PortalContext, db_session
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+keys_bp = Blueprint("api_keys", __name__, template_folder="templates")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# A system calling in a loop is slowed down, not the portal; a scanner trying keys is stopped.
+CALLS_PER_KEY = Rule("api-key", parse("600 per minute"))
+FAILURES_PER_IP = Rule("api-fail-ip", parse("30 per 5 minutes"))
+
+
+def _limiter() -> RateLimiter:
+    return current_app.extensions["portal.ratelimiter"]
+
+
+def _error(status: int, message: str, **extra: Any) -> Response:
+    response = jsonify({"error": {"status": status, "message": message, **extra}})
+    response.status_code = status
+    return response
+
+
+def _unauthorised(message: str) -> Response:
+    response = _error(401, message)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="supplier-api"'
+    return response
+
+
+def caller() -> services.ApiCaller:
+    return g.api_caller
+
+
+def api_actor() -> Actor:
+    who = caller()
+    return Actor(who.user_id, who.label, client_ip())
+
+
+def requires_key(permission: Permission) -> Callable[[F], F]:
+    """The API's access declaration: a valid key whose role has ``permission`` (401 without one, 403 without
+    the permission); the request is bound to the key's tenant and supplier account."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            ip = client_ip()
+            limiter = _limiter()
+            try:
+                limiter.check((FAILURES_PER_IP, ip))
+            except Limited as exc:
+                response = _error(429, "Too many requests with an invalid key: wait before trying again.")
+                response.headers["Retry-After"] = str(exc.retry_after)
+                return response
+            scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+            found = None
+            if scheme.lower() == "bearer":
+                found = services.authenticate(db_session(), presented.strip())
+            if found is None:
+                limiter.hit((FAILURES_PER_IP, ip))
+                return _unauthorised("Send a valid API key: Authorization: Bearer <key>.")
+            try:
+                limiter.attempt((CALLS_PER_KEY, str(found.key_id)))
+            except Limited as exc:
+                response = _error(429, "Too many requests with this key: wait before trying again.")
+                response.headers["Retry-After"] = str(exc.retry_after)
+                return response
+            g.api_caller = found
+            context = PortalContext(
+                membership_id=found.membership_id,
+                tenant_id=found.tenant_id,
+                tenant_name=found.tenant_name,
+                role=found.role,
+                supplier_id=found.supplier_id,
+                supplier_name=found.supplier_name,
+            )
+            g.portal_context = context
+            if not context.can(permission):
+                return _error(403, "This key's role may not do this.")
+            return view(*args, **kwargs)
+
+        _mark(wrapper, Access("api_key", permission))
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Response:
+    code = exc.code or 500
+    messages = {404: "There is nothing here, or this key has no access to it.", 405: "Not allowed this way."}
+    return _error(code, messages.get(code, exc.description or exc.name))
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+    return _error(500, "Something went wrong; the error has been logged. Nothing was saved.")
+
+
+def _order(order_id: int) -> PurchaseOrder:
+    order: PurchaseOrder = get_scoped_or_404(db_session(), PurchaseOrder, order_id, ctx())
+    return order
+
+
+def _line(order: PurchaseOrder, line_id: int) -> PurchaseOrderLine:
+    """A line of ``order`` (loaded through the tenant and the supplier account already): else 404."""
+    line = orders.order_line(db_session(), order, line_id)
+    if line is None:
+        abort(404)
+    return line
+
+
+@bp.get("/me")
+@requires_key(Permission.ORDERS_VIEW)
+def me() -> Response:
+    """Who the key acts for: to check a key before using it."""
+    who = caller()
+    return jsonify(
+        {
+            "user": who.email,
+            "key": who.key_name,
+            "customer": who.tenant_name,
+            "supplier": who.supplier_name,
+            "role": who.role.value,
+        }
+    )
+
+
+@bp.get("/orders")
+@requires_key(Permission.ORDERS_VIEW)
+def list_orders() -> Response:
+    """The supplier's orders, as the inbox lists them: by state (the inbox's tabs), search, due dates, sort."""
+    context = ctx()
+    state = request.args.get("state", "needs_response")
+    if state not in queries.TAB_LABELS:
+        return _error(400, f"state must be one of {', '.join(queries.TAB_LABELS)}.")
+    sort = request.args.get("sort", "due")
+    if sort not in queries.SORTS:
+        return _error(400, f"sort must be one of {', '.join(queries.SORTS)}.")
+    filters = queries.InboxFilters(
+        tab=state,
+        q=(request.args.get("q") or "").strip()[:64],
+        due_from=parse_date(request.args.get("due_from", "")),
+        due_to=parse_date(request.args.get("due_to", "")),
+        sort=sort,
+        page=max(1, int_arg(request.args, "page") or 1),
+    )
+    page = queries.inbox(db_session(), context, filters, date.today())
+    return jsonify(
+        {
+            "orders": [
+                {
+                    "id": row.id,
+                    "number": row.number,
+                    "state": row.state.value,
+                    "order_date": row.order_date.isoformat(),
+                    "due_date": row.due_date.isoformat() if row.due_date else None,
+                    "ship_to": row.warehouse,
+                    "buyer": row.buyer,
+                    "total_value": format(row.total_value.normalize(), "f"),
+                    "currency": row.currency,
+                    "url": url_for("api.get_order", order_id=row.id),
+                }
+                for row in page.rows
+            ],
+            "page": filters.page,
+            "pages": page.pages,
+            "total": page.total,
+            "counts": page.counts,
+        }
+    )
+
+
+@bp.get("/orders/<int:order_id>")
+@requires_key(Permission.ORDERS_VIEW)
+def get_order(order_id: int) -> Response:
+    return jsonify(services.order_document(db_session(), _order(order_id)))
+
+
+def _gate_problem(order: PurchaseOrder) -> tuple[Response | None, list[str]]:
+    """Document gating, as on the order page: a refusal (422) when it blocks, else the warnings to pass on."""
+    from portal.documents.services import confirmation_gate
+
+    session = db_session()
+    supplier = session.execute(
+        select(Supplier).where(Supplier.tenant_id == order.tenant_id, Supplier.id == order.supplier_id)
+    ).scalar_one()
+    gate = confirmation_gate(session, tenant_id=order.tenant_id, supplier=supplier, today=date.today())
+    if gate.blocks:
+        return _error(422, gate.message + " Upload them in the portal; until then confirmations are blocked."), []
+    return None, [gate.message] if gate.problems and gate.mode != "off" else []
+
+
+def _conflict(order: PurchaseOrder, exc: orders.Conflict) -> Response:
+    """The order changed since the caller read it: the current order comes with the refusal."""
+    response = jsonify(
+        {
+            "error": {"status": 409, "message": exc.message, "current_version": exc.current_version},
+            "order": services.order_document(db_session(), order),
+        }
+    )
+    response.status_code = 409
+    return response
+
+
+def _write(
+    order: PurchaseOrder, version: int | None, write: Callable[[], dict[str, Any]], *, gated: bool = True
+) -> Response:
+    """Run a service on the order as of ``version``; its result (the fields ``write`` returns) comes with the
+    order as it now is. A refusal is its reasons, by line, and nothing is saved (the request rolls back on any
+    status from 400). A stale version is said first, as on the order page: a retry of a write that went
+    through gets 409, never a second write. Answers pass the document gate (``gated``), as on the order page."""
+    if version is None:
+        return _error(422, "Give the order's version (as GET /orders/<id> gives it), so that no change is missed.")
+    if version != order.version:
+        return _conflict(order, orders.Conflict(order.version))
+    refused, warnings = _gate_problem(order) if gated else (None, [])
+    if refused is not None:
+        return refused
+    try:
+        result = write()
+    except orders.Conflict as exc:
+        return _conflict(order, exc)
+    except orders.InvalidAnswers as exc:
+        lines = {("order" if line_id == 0 else str(line_id)): problems for line_id, problems in exc.errors.items()}
+        return _error(422, exc.message, lines=lines)
+    except ServiceError as exc:
+        return _error(422, exc.message)
+    document = services.order_document(db_session(), order)
+    return jsonify({**result, "warnings": warnings, "order": document})
+
+
+def _answered(result: orders.RespondResult) -> dict[str, Any]:
+    return {"confirmed": result.confirmed, "pending": result.pending}
+
+
+@bp.post("/orders/<int:order_id>/answers")
+@requires_key(Permission.ORDERS_RESPOND)
+def answer(order_id: int) -> Response:
+    """Answers to lines awaiting a response; the tolerances decide which are confirmed at once and which wait
+    for the buyer (rejections and price changes always do)."""
+    order = _order(order_id)
+    try:
+        version, answers, errors = services.parse_answers(request.get_json(silent=True))
+    except services.BadRequest as exc:
+        return _error(400, exc.message)
+    if errors:
+        return _error(422, "Some answers need attention; nothing was saved.", lines=errors)
+    session = db_session()
+    lines = orders.order_lines(session, order)
+    answers = services.priced_as_ordered(answers, lines)
+    return _write(
+        order,
+        version,
+        lambda: _answered(
+            orders.respond(
+                session,
+                order=order,
+                answers=answers,
+                expected_version=version,
+                actor=api_actor(),
+                source=Source.API,
+                lines=lines,
+            )
+        ),
+    )
+
+
+@bp.post("/orders/<int:order_id>/accept-all")
+@requires_key(Permission.ORDERS_RESPOND)
+def accept_all(order_id: int) -> Response:
+    order = _order(order_id)
+    body = request.get_json(silent=True)
+    version = body.get("version") if isinstance(body, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):
+        version = None
+    return _write(
+        order,
+        version,
+        lambda: _answered(
+            orders.accept_all(db_session(), order=order, expected_version=version, actor=api_actor(), source=Source.API)
+        ),
+    )
+
+
+@bp.post("/orders/<int:order_id>/lines/<int:line_id>/promise")
+@requires_key(Permission.ORDERS_RESPOND)
+def change_promise(order_id: int, line_id: int) -> Response:
+    """A confirmed line's new deliveries, with a reason: inside the tolerance they stand at once, outside they
+    wait for the buyer."""
+    order = _order(order_id)
+    line = _line(order, line_id)
+    try:
+        version, promise, problems = services.parse_promise(request.get_json(silent=True))
+    except services.BadRequest as exc:
+        return _error(400, exc.message)
+    if promise is None:
+        return _error(422, "The new promise needs attention; nothing was saved.", lines={str(line.id): problems})
+
+    def write() -> dict[str, Any]:
+        request_left = orders.change_promise(
+            db_session(),
+            order=order,
+            line=line,
+            deliveries=promise.deliveries,
+            reason_code=promise.reason_code,
+            comment=promise.comment,
+            expected_version=version,
+            actor=api_actor(),
+            source=Source.API,
+        )
+        return {"confirmed": [] if request_left else [line.id], "pending": [line.id] if request_left else []}
+
+    return _write(order, version, write, gated=False)
+
+
+@bp.post("/orders/<int:order_id>/ship-notices")
+@requires_key(Permission.ORDERS_RESPOND)
+def ship_notice(order_id: int) -> Response:
+    """A ship notice for what is committed and not yet shipped (an advance shipping notice)."""
+    order = _order(order_id)
+    try:
+        version, shipment, quantities, errors = services.parse_ship_notice(request.get_json(silent=True))
+    except services.BadRequest as exc:
+        return _error(400, exc.message)
+    if shipment is None:
+        return _error(422, "The ship notice needs attention; nothing was saved.", lines=errors)
+
+    def write() -> dict[str, Any]:
+        notice = orders.create_ship_notice(
+            db_session(),
+            order=order,
+            quantities=quantities,
+            shipment=shipment,
+            expected_version=version,
+            actor=api_actor(),
+        )
+        return {"ship_notice": {"id": notice.id, "number": notice.number}}
+
+    return _write(order, version, write, gated=False)
+
+
+# --- the supplier's keys, in the browser ---------------------------------------------
+
+
+def _owner(context: PortalContext) -> services.KeyOwner:
+    from flask_login import current_user
+
+    return services.KeyOwner(
+        context.membership_id, context.tenant_id, current_user.id, context.role, context.supplier_id
+    )
+
+
+def _keys_page(form: ApiKeyForm, status: int, issued: tuple[str, str] | None = None) -> tuple[str, int]:
+    context = ctx()
+    return render_template(
+        "api/keys.html",
+        form=form,
+        action=ActionForm(),
+        keys=services.keys_of(db_session(), _owner(context)),
+        now=utcnow(),
+        api_root=url_for("api.me", _external=True).removesuffix("/me"),
+        issued_name=issued[0] if issued else None,
+        issued_key=issued[1] if issued else None,
+    ), status
+
+
+@keys_bp.route("/api-keys", methods=["GET", "POST"])
+@requires(Permission.ORDERS_RESPOND)
+def keys() -> tuple[str, int]:
+    form = ApiKeyForm()
+    if request.method == "GET":
+        return _keys_page(form, 200)
+    if not form.validate_on_submit():
+        return _keys_page(form, 422)
+    try:
+        key, secret_key = services.issue_key(
+            db_session(), owner=_owner(ctx()), name=form.name.data or "", days=int(form.days.data), actor=actor()
+        )
+    except ServiceError as exc:
+        (form.days if exc.field == "days" else form.name).errors = [exc.message]
+        return _keys_page(form, 422)
+    return _keys_page(ApiKeyForm(formdata=None), 201, (key.name, secret_key))
+
+
+@keys_bp.post("/api-keys/<int:key_id>/revoke")
+@requires(Permission.ORDERS_RESPOND)
+def revoke(key_id: int) -> Response | tuple[str, int]:
+    from flask import flash, redirect
+
+    key = services.key_of(db_session(), _owner(ctx()), key_id)
+    if key is None:
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        services.revoke_key(db_session(), key=key, actor=actor())
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("api_keys.keys"))
+    flash(f"Key “{key.name}” revoked: systems using it can no longer sign in.", "success")
+    return redirect(url_for("api_keys.keys"))
+
+
+def register(app: Flask) -> None:
+    from portal import csrf
+
+    # API calls carry a key, never a cookie: there is no session for a forged request to ride on.
+    csrf.exempt(bp)
+    app.register_blueprint(bp)
+    app.register_blueprint(keys_bp)

@@ -1,0 +1,389 @@
+"""The supplier API: keys issued in the browser, orders read and answered as JSON with them, under the same
+rules as the order page (tolerances, versions, document gating), and refused cleanly otherwise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from portal.api import services as api
+from portal.api.models import ApiKey
+from portal.audit import AuditEvent
+from portal.auth.models import Membership
+from portal.auth.permissions import Role
+from portal.auth.services import Actor, ServiceError
+from portal.db import set_context, utcnow
+from portal.orders import services as svc
+from portal.orders.models import CommitmentEntry, LineState, OrderState, PurchaseOrder, PurchaseOrderLine, Source
+from portal.suppliers.models import Supplier
+from portal.tenancy.models import DocumentGating, Tenant
+from tests.factories import (
+    PASSWORD,
+    Person,
+    issue_api_key,
+    make_member,
+    make_order,
+    make_supplier,
+    make_tenant,
+    make_tolerance,
+    require_document,
+)
+from tests.helpers import PortalClient, csrf_from
+from tests.test_orders_views import count_queries
+
+
+@dataclass
+class Trade:
+    session: Any
+    tenant: Tenant
+    order: PurchaseOrder
+    lines: list[PurchaseOrderLine]
+    seller: Person
+    key: str
+    http: Any
+
+    def get(self, path: str, key: str | None = None) -> Any:
+        return self.http.get(f"/api/v1{path}", headers={"Authorization": f"Bearer {key or self.key}"})
+
+    def post(self, path: str, body: Any, key: str | None = None) -> Any:
+        return self.http.post(f"/api/v1{path}", json=body, headers={"Authorization": f"Bearer {key or self.key}"})
+
+    def ledger(self) -> list[CommitmentEntry]:
+        set_context(self.session, tenant_id=self.tenant.id)
+        self.session.expire_all()
+        return list(
+            self.session.execute(
+                select(CommitmentEntry).where(CommitmentEntry.order_id == self.order.id).order_by(CommitmentEntry.id)
+            ).scalars()
+        )
+
+    def version(self) -> int:
+        set_context(self.session, tenant_id=self.tenant.id)
+        self.session.expire_all()
+        return self.session.get(PurchaseOrder, self.order.id).version
+
+
+@pytest.fixture
+def trade(app, session) -> Trade:
+    tenant = make_tenant(session, "Northwind API")
+    supplier = make_supplier(session, tenant, "Acme API")
+    make_tolerance(session, tenant)
+    order = make_order(session, tenant, supplier, [("100", "2.50", 14), ("40", "10.00", 21), ("12", "4.00", 10)])
+    seller = make_member(session, tenant, Role.SUPPLIER_USER, supplier=supplier)
+    key = issue_api_key(session, seller)
+    lines = svc.order_lines(session, order)
+    set_context(session, tenant_id=None)
+    return Trade(session, tenant, order, lines, seller, key, app.test_client())
+
+
+def test_a_supplier_system_reads_its_orders_and_answers_line_by_line(trade):
+    order, (first, second, third) = trade.order, trade.lines
+    me = trade.get("/me")
+    assert me.status_code == 200 and me.json["supplier"] == "Acme API" and me.json["key"] == "ERP link"
+    listed = trade.get("/orders?state=needs_response")
+    assert listed.status_code == 200
+    assert [o["number"] for o in listed.json["orders"]] == [order.number]
+    assert listed.json["counts"]["needs_response"] == 1 and listed.json["orders"][0]["total_value"] == "698"
+    assert trade.get("/orders?state=open").json["orders"] == []
+    document = trade.get(f"/orders/{order.id}").json
+    assert document["version"] == 1 and [line["id"] for line in document["lines"]] == [first.id, second.id, third.id]
+    assert document["lines"][0]["quantity"] == "100" and document["lines"][0]["deliveries"] == []
+    split = [
+        {"quantity": "60", "date": first.requested_date.isoformat()},
+        {"quantity": "40", "date": (first.requested_date + timedelta(days=2)).isoformat()},
+    ]
+    answered = trade.post(
+        f"/orders/{order.id}/answers",
+        {
+            "version": document["version"],
+            "answers": [
+                {"line_id": first.id, "action": "change", "deliveries": split, "comment": "two trucks"},
+                {"line_id": second.id, "action": "accept", "price": "10.00"},  # the ordered price: no price change
+                {"line_id": third.id, "action": "reject", "reason": "discontinued", "comment": "use P-004"},
+            ],
+        },
+    )
+    assert answered.status_code == 200, answered.json
+    assert answered.json["confirmed"] == [first.id, second.id] and answered.json["pending"] == [third.id]
+    lines = {line["id"]: line for line in answered.json["order"]["lines"]}
+    assert lines[first.id]["deliveries"] == split and lines[first.id]["state"] == LineState.CONFIRMED.value
+    assert lines[third.id]["state"] == LineState.CHANGES_PENDING.value
+    assert answered.json["order"]["version"] == 2
+    # The ledger says where the answers came from, and who, with which key.
+    entries = trade.ledger()
+    assert [(e.line_id, e.kind, e.source) for e in entries] == [
+        (first.id, "promised", Source.API),
+        (second.id, "accepted", Source.API),
+    ]
+    assert entries[0].actor_user_id == trade.seller.user.id and "API key “ERP link”" in entries[0].actor
+    audit = trade.session.execute(
+        select(AuditEvent.actor, AuditEvent.action).where(AuditEvent.action == "change_request.created")
+    ).all()
+    assert audit == [(entries[0].actor, "change_request.created")]
+    assert trade.session.execute(select(ApiKey.last_used_at)).scalar_one() is not None
+
+
+def test_accept_all_by_api(trade):
+    response = trade.post(f"/orders/{trade.order.id}/accept-all", {"version": 1})
+    assert response.status_code == 200
+    assert sorted(response.json["confirmed"]) == sorted(line.id for line in trade.lines)
+    assert response.json["order"]["state"] == OrderState.CONFIRMED.value
+    assert {e.source for e in trade.ledger()} == {Source.API}
+    again = trade.post(f"/orders/{trade.order.id}/accept-all", {"version": 2})
+    assert again.status_code == 422 and again.json["error"]["lines"] == {"order": ["No line is waiting for an answer."]}
+
+
+def changing(deliveries: list[dict[str, str]]) -> dict[str, Any]:
+    """A body that changes the order's first line (line_id 0) to ``deliveries``."""
+    return {"version": 1, "answers": [{"line_id": 0, "action": "change", "deliveries": deliveries}]}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "where", "says"),
+    [
+        ("not json", 400, None, "Send a JSON object"),
+        ({"version": 1}, 400, None, "answers must be a list"),
+        ({"version": "1", "answers": []}, 400, None, "version must be the order's version"),
+        ({"answers": [{"line_id": "L1", "action": "accept"}]}, 422, "order", "give the line_id"),
+        ({"version": 1, "answers": [{"line_id": 0, "action": "maybe"}]}, 422, "0", "action must be accept"),
+        ({"version": 1, "answers": [{"line_id": 0, "action": "change"}]}, 422, "0", "A change needs deliveries"),
+        (changing([{"quantity": "ten", "date": "31.12.2026"}]), 422, "0", "give the date as YYYY-MM-DD"),
+        (changing([{"quantity": "ten", "date": "2099-01-01"}]), 422, "0", "give the quantity as a number"),
+        ({"version": 1, "answers": [{"line_id": 0, "action": "reject"}]}, 422, "0", "A rejection needs a reason"),
+        ({"version": 1, "answers": [{"line_id": 0, "action": "accept", "price": "cheap"}]}, 422, "0", "price as a"),
+        (changing([{"quantity": "500", "date": "2099-01-01"}]), 422, "0", "You can commit at most 105 pc"),
+        (changing([{"quantity": "1", "date": "2099-01-01"}] * 11), 422, "0", "at most 10 deliveries"),
+        ({"version": 1, "answers": [{"line_id": 999999999, "action": "accept"}]}, 422, "order", "not on this order"),
+        ({"answers": [{"line_id": 0, "action": "accept"}]}, 422, None, "Give the order's version"),
+        ({"version": 1, "answers": []}, 422, "order", "Answer at least one line"),
+    ],
+)
+def test_bad_answers_are_refused_with_their_reasons_and_change_nothing(trade, body, status, where, says):
+    def with_line(value: Any) -> Any:  # line_id 0 stands for the order's first line
+        if isinstance(value, dict):
+            return {k: (trade.lines[0].id if k == "line_id" and v == 0 else with_line(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [with_line(v) for v in value]
+        return value
+
+    path = f"/api/v1/orders/{trade.order.id}/answers"
+    headers = {"Authorization": f"Bearer {trade.key}"}
+    if body == "not json":
+        response = trade.http.post(path, data="line 1: yes", headers=headers)
+    else:
+        response = trade.http.post(path, json=with_line(body), headers=headers)
+    assert response.status_code == status, response.json
+    error = response.json["error"]
+    if where is None:
+        assert says in error["message"]
+    else:
+        key = str(trade.lines[0].id) if where == "0" else where
+        assert any(says in problem for problem in error["lines"][key]), error
+    assert trade.version() == 1 and trade.ledger() == []
+
+
+def test_a_stale_version_is_a_conflict_and_a_retry_does_nothing_twice(trade):
+    body = {"version": 1, "answers": [{"line_id": trade.lines[0].id, "action": "accept"}]}
+    assert trade.post(f"/orders/{trade.order.id}/answers", body).status_code == 200
+    retried = trade.post(f"/orders/{trade.order.id}/answers", body)
+    assert retried.status_code == 409
+    assert retried.json["error"]["current_version"] == 2 and "changed since" in retried.json["error"]["message"]
+    assert retried.json["order"]["lines"][0]["state"] == LineState.CONFIRMED.value  # with the current values
+    assert len(trade.ledger()) == 1 and trade.version() == 2
+
+
+def test_document_gating_applies_to_api_answers(trade):
+    session = trade.session
+    require_document(session, trade.tenant)
+    set_context(session, tenant_id=trade.tenant.id)
+    session.execute(update(Tenant).where(Tenant.id == trade.tenant.id).values(document_gating=DocumentGating.BLOCK))
+    body = {"version": 1, "answers": [{"line_id": trade.lines[0].id, "action": "accept"}]}
+    blocked = trade.post(f"/orders/{trade.order.id}/answers", body)
+    assert blocked.status_code == 422 and "ISO 9001 (missing)" in blocked.json["error"]["message"]
+    assert trade.ledger() == []
+    session.execute(update(Tenant).where(Tenant.id == trade.tenant.id).values(document_gating=DocumentGating.WARN))
+    warned = trade.post(f"/orders/{trade.order.id}/answers", body)
+    assert warned.status_code == 200 and "ISO 9001 (missing)" in warned.json["warnings"][0]
+
+
+def test_keys_that_do_not_let_anyone_in(trade, app):
+    session, path = trade.session, f"/orders/{trade.order.id}"
+    no_key = trade.http.get(f"/api/v1{path}")
+    assert no_key.status_code == 401 and no_key.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "Set-Cookie" not in no_key.headers
+    assert trade.get(path, key="not-a-key").status_code == 401
+    # The right secret under another tenant's number finds nothing (the lookup runs under that tenant's RLS).
+    other = make_tenant(session, "Other API")
+    _, _, secret = trade.key.split("_", 2)
+    assert trade.get(path, key=f"spk_{other.id}_{secret}").status_code == 401
+    assert trade.get(path).status_code == 200
+    # A browser signed in as the same person, without a key: the API reads no cookie.
+    browser = PortalClient(app.test_client())
+    browser.sign_in(trade.seller.email, PASSWORD, trade.seller.secret)
+    assert browser.get(f"/api/v1{path}").status_code == 401
+    assert browser.client.post(f"/api/v1{path}/accept-all", json={"version": 1}).status_code == 401
+    set_context(session, tenant_id=trade.tenant.id)
+    expired = issue_api_key(session, trade.seller, "old")
+    session.execute(update(ApiKey).where(ApiKey.name == "old").values(expires_at=utcnow() - timedelta(seconds=1)))
+    assert trade.get(path, key=expired).status_code == 401
+    session.execute(update(ApiKey).where(ApiKey.name == "ERP link").values(revoked_at=utcnow()))
+    assert trade.get(path).status_code == 401
+    other_key = issue_api_key(session, trade.seller, "second")
+    assert trade.get(path, key=other_key).status_code == 200
+    set_context(session, tenant_id=trade.tenant.id)
+    session.execute(update(Membership).where(Membership.id == trade.seller.membership.id).values(disabled_at=utcnow()))
+    assert trade.get(path, key=other_key).status_code == 401
+    assert trade.ledger() == []
+
+
+def test_a_key_reaches_only_its_own_supplier_account(trade):
+    session = trade.session
+    neighbour = make_supplier(session, trade.tenant, "Neighbour API")
+    theirs = make_order(session, trade.tenant, neighbour)
+    foreign_tenant = make_tenant(session, "Foreign API")
+    foreign = make_order(session, foreign_tenant, make_supplier(session, foreign_tenant))
+    for order in (theirs, foreign):
+        assert trade.get(f"/orders/{order.id}").status_code == 404
+        refused = trade.post(f"/orders/{order.id}/accept-all", {"version": 1})
+        assert refused.status_code == 404 and "no access" in refused.json["error"]["message"]
+    assert trade.order.number in str(trade.get("/orders?state=all").json)
+    assert theirs.number not in str(trade.get("/orders?state=all").json)
+    set_context(session, tenant_id=trade.tenant.id)
+    assert session.get(PurchaseOrder, theirs.id).version == 1
+
+
+def test_invalid_keys_are_rate_limited_per_address(trade):
+    for _ in range(30):
+        assert trade.get("/me", key="spk_1_" + "x" * 43).status_code == 401
+    limited = trade.get("/me")  # even a good key waits: the address is trying keys
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+
+
+def test_keys_are_for_supplier_people_only_and_limited(session):
+    tenant = make_tenant(session)
+    buyer = make_member(session, tenant, Role.BUYER)
+    with pytest.raises(ServiceError, match="for supplier accounts"):
+        issue_api_key(session, buyer)
+    seller = make_member(session, tenant, Role.SUPPLIER_ADMIN, supplier=make_supplier(session, tenant))
+    with pytest.raises(ServiceError, match="how long"):
+        issue_api_key(session, seller, days=3650)
+    keys = [issue_api_key(session, seller, f"key {n}") for n in range(api.MAX_KEYS)]
+    assert len(set(keys)) == api.MAX_KEYS and all(k.startswith(f"spk_{tenant.id}_") for k in keys)
+    with pytest.raises(ServiceError, match="revoke one"):
+        issue_api_key(session, seller, "one too many")
+    # Only the digest is stored.
+    stored = session.execute(select(ApiKey.token_hash, ApiKey.hint)).all()
+    assert all(key not in {h for h, _ in stored} for key in keys) and all(len(h) == 64 for h, _ in stored)
+
+
+def _post_form(client: PortalClient, page: str, action: str, data: dict[str, str]) -> Any:
+    return client.post(action, {"csrf_token": csrf_from(client.get(page).text), **data})
+
+
+def test_a_supplier_issues_and_revokes_a_key_in_the_browser(app, session):
+    tenant = make_tenant(session, "Northwind Keys")
+    supplier = make_supplier(session, tenant, "Acme Keys")
+    seller = make_member(session, tenant, Role.SUPPLIER_ADMIN, supplier=supplier)
+    browser = PortalClient(app.test_client())
+    browser.sign_in(seller.email, PASSWORD, seller.secret)
+    assert 'href="/api-keys"' in browser.get("/orders").text
+    empty = _post_form(browser, "/api-keys", "/api-keys", {"name": "  ", "days": "90"})
+    assert empty.status_code == 422 and "Name the key after the system" in empty.text
+    issued = _post_form(browser, "/api-keys", "/api-keys", {"name": "Warehouse system", "days": "30"})
+    assert issued.status_code == 201
+    secret_key = issued.text.split('data-testid="api-key">')[1].split("<")[0]
+    assert secret_key.startswith(f"spk_{tenant.id}_")
+    page = browser.get("/api-keys").text
+    hint = secret_key[: len(f"spk_{tenant.id}_") + 4]
+    assert "Warehouse system" in page and secret_key not in page and f"{hint}…" in page  # shown once
+    http = app.test_client()
+    me = http.get("/api/v1/me", headers={"Authorization": f"Bearer {secret_key}"})
+    assert me.status_code == 200 and me.json["user"] == seller.email and me.json["role"] == "supplier_admin"
+    set_context(session, tenant_id=tenant.id)
+    key_id = session.execute(select(ApiKey.id).where(ApiKey.name == "Warehouse system")).scalar_one()
+    revoked = _post_form(browser, "/api-keys", f"/api-keys/{key_id}/revoke", {})
+    assert revoked.status_code == 302 and "revoked" in browser.get("/api-keys").text
+    assert http.get("/api/v1/me", headers={"Authorization": f"Bearer {secret_key}"}).status_code == 401
+    assert _post_form(browser, "/api-keys", f"/api-keys/{key_id}/revoke", {}).status_code == 302
+    actions = session.execute(
+        select(AuditEvent.action, func.count()).where(AuditEvent.object_type == "api_key").group_by(AuditEvent.action)
+    ).all()
+    assert sorted(actions) == [("api_key.issued", 1), ("api_key.revoked", 1)]
+    # A colleague in the same supplier account cannot revoke (or see) someone else's key.
+    colleague = make_member(session, tenant, Role.SUPPLIER_USER, supplier=supplier)
+    other = PortalClient(app.test_client())
+    other.sign_in(colleague.email, PASSWORD, colleague.secret)
+    assert "Warehouse system" not in other.get("/api-keys").text
+    assert _post_form(other, "/api-keys", f"/api-keys/{key_id}/revoke", {}).status_code == 404
+
+
+def test_reading_orders_issues_a_fixed_number_of_queries(trade):
+    session = trade.session
+    engine = trade.http.application.extensions["portal.db"].engine
+    assert trade.get("/me").status_code == 200  # the key's first use is written (then once a minute at most)
+    with count_queries(engine) as few_list:
+        assert trade.get("/orders?state=all").status_code == 200
+    with count_queries(engine) as few_lines:
+        assert trade.get(f"/orders/{trade.order.id}").status_code == 200
+    set_context(session, tenant_id=trade.tenant.id)
+    acme = session.get(Supplier, trade.order.supplier_id)
+    big = make_order(session, trade.tenant, acme, [(str(n + 1), "1", 5 + n) for n in range(20)])
+    svc.accept_all(session, order=big, expected_version=None, actor=Actor(None, "t", ""))
+    for _ in range(30):
+        make_order(session, trade.tenant, acme, [("1", "1", 3)])
+    set_context(session, tenant_id=None)
+    with count_queries(engine) as many_list:
+        listed = trade.get("/orders?state=all")
+    with count_queries(engine) as many_lines:
+        document = trade.get(f"/orders/{big.id}")
+    assert len(listed.json["orders"]) == 32 and len(document.json["lines"]) == 20
+    assert all(line["deliveries"] for line in document.json["lines"])
+    assert len(many_list) == len(few_list) and len(many_lines) == len(few_lines)
+
+
+def test_after_confirmation_a_system_moves_dates_and_sends_ship_notices(trade):
+    order, (first, second, _) = trade.order, trade.lines
+    assert trade.post(f"/orders/{order.id}/accept-all", {"version": 1}).status_code == 200
+    later = (first.requested_date + timedelta(days=2)).isoformat()  # inside the 2 days' tolerance
+    promise = {"version": 2, "deliveries": [{"quantity": "100", "date": later}], "reason": "transport"}
+    no_reason = trade.post(f"/orders/{order.id}/lines/{first.id}/promise", {**promise, "reason": ""})
+    assert no_reason.status_code == 422 and "Give the reason" in no_reason.json["error"]["lines"][str(first.id)][0]
+    moved = trade.post(f"/orders/{order.id}/lines/{first.id}/promise", promise)
+    assert moved.status_code == 200 and moved.json["confirmed"] == [first.id]
+    assert moved.json["order"]["lines"][0]["deliveries"] == [{"quantity": "100", "date": later}]
+    much_later = (first.requested_date + timedelta(days=20)).isoformat()
+    asked = trade.post(
+        f"/orders/{order.id}/lines/{first.id}/promise",
+        {"version": 3, "deliveries": [{"quantity": "100", "date": much_later}], "reason": "production_delay"},
+    )
+    assert asked.status_code == 200 and asked.json["pending"] == [first.id]
+    assert [(e.kind, e.source, e.reason_code) for e in trade.ledger()][-1] == ("repromised", Source.API, "transport")
+    notice = {
+        "version": 4,
+        "ship_date": date.today().isoformat(),
+        "expected_arrival": (date.today() + timedelta(days=2)).isoformat(),
+        "carrier": "DHL",
+        "tracking_number": "JD0001",
+        "lines": [{"line_id": second.id, "quantity": "40"}],
+    }
+    over = [{"line_id": second.id, "quantity": "41"}]
+    too_much = trade.post(f"/orders/{order.id}/ship-notices", {**notice, "lines": over})
+    assert too_much.status_code == 422
+    assert "At most 40 pc can ship" in too_much.json["error"]["lines"][str(second.id)][0]
+    backwards = trade.post(f"/orders/{order.id}/ship-notices", {**notice, "expected_arrival": "2000-01-01"})
+    assert backwards.status_code == 422 and "cannot be before the ship date" in str(backwards.json["error"]["lines"])
+    undated = trade.post(f"/orders/{order.id}/ship-notices", {**notice, "ship_date": "soon"})
+    assert undated.status_code == 422 and "ship_date as YYYY-MM-DD" in undated.json["error"]["lines"]["order"][0]
+    assert trade.version() == 4
+    sent = trade.post(f"/orders/{order.id}/ship-notices", notice)
+    assert sent.status_code == 200 and sent.json["ship_notice"]["number"] == f"{order.number}-ASN1"
+    shipped = {line["id"]: line for line in sent.json["order"]["lines"]}[second.id]
+    assert shipped["shipped_quantity"] == "40" and shipped["state"] == LineState.SHIPPED.value
+    assert trade.post(f"/orders/{order.id}/ship-notices", notice).status_code == 409  # the retry: nothing twice
+    assert trade.get(f"/orders/{order.id}/lines/999999999/promise").status_code == 405
+    foreign_line = trade.post(f"/orders/{order.id}/lines/999999999/promise", {**promise, "version": 5})
+    assert foreign_line.status_code == 404
