@@ -9,6 +9,7 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 from markupsafe import Markup
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 
 from portal.config import Settings, load_settings
 from portal.db import Database
@@ -18,11 +19,21 @@ csrf = CSRFProtect()
 login_manager = LoginManager()
 
 
+class RowIdConverter(IntegerConverter):
+    """``<int:...>`` in every route: a whole number a BIGINT column can hold, else the address matches nothing."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Flask:
     settings = settings or load_settings()
     app = Flask(__name__, instance_path=str(settings.instance_path.resolve()), instance_relative_config=False)
     # "/orders/" typed or pasted opens the same page as "/orders" (before any route is added: each rule takes it).
     app.url_map.strict_slashes = False
+    # Ids in addresses are the tables' BIGINTs: one beyond their range is nobody's (404), not a database error.
+    app.url_map.converters["int"] = RowIdConverter
     app.config.update(settings.flask_config())
     app.config["PORTAL_NAME"] = "Supplier Portal"
     app.extensions["portal.settings"] = settings

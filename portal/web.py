@@ -284,6 +284,10 @@ def render_error(code: int, message: str | None = None):
 
 
 def _handle_http_error(exc: HTTPException):
+    from portal.api import views as api
+
+    if api.is_api_request():
+        return api.http_error(exc)
     code = exc.code or 500
     message = None
     if code in (409, 422, 429) and exc.description and not exc.description.startswith("The "):
@@ -298,6 +302,10 @@ def _handle_unexpected(exc: Exception):
     if isinstance(exc, HTTPException):
         return _handle_http_error(exc)
     log.exception("unhandled error on %s %s", request.method, request.path)
+    from portal.api import views as api
+
+    if api.is_api_request():
+        return api.unexpected_error()
     return render_error(500)
 
 

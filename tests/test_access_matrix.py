@@ -189,6 +189,7 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "api_keys.keys": (perm(P.ORDERS_RESPOND), ("GET", "POST"), None),
     # Keys belong to the person who issued them: everyone else (and every other tenant) gets 404.
     "api_keys.revoke": (perm(P.ORDERS_RESPOND), ("POST",), ids("key_id")),
+    "api.openapi": (PUBLIC, ("GET",), None),
     "api.me": (key(P.ORDERS_VIEW), ("GET",), None),
     "api.list_orders": (key(P.ORDERS_VIEW), ("GET",), None),
     "api.get_order": (key(P.ORDERS_VIEW), ("GET",), ids("order_id")),
@@ -557,3 +558,15 @@ def test_api_keys_reach_only_their_own_supplier_accounts_ids(app, session, world
         own = url(app, endpoint, world, "own", "")
         response = api_request(app.test_client(), method, own, world.extra["neighbour_api_key"])
         assert response.status_code == 404, f"{method} {own} with another supplier's key: {response.status_code}"
+
+
+def test_ids_beyond_the_tables_range_are_nobodys(app, session, world):
+    """A BIGINT holds ids up to 2**63 - 1: one beyond is no row of anyone's (404), never a database error."""
+    too_big = 2**63
+    browser = sign_in_as(app, session, world, Role.BUYER.value)
+    assert browser.get(f"/orders/{too_big}").status_code == 404
+    assert browser.get(f"/orders/{2**63 - 1}").status_code == 404  # the largest id still reaches the view
+    response = api_request(
+        app.test_client(), "GET", f"/api/v1/orders/{too_big}", world.extra["api_keys"]["supplier_user"]
+    )
+    assert response.status_code == 404 and response.is_json

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 
 from portal.api import services
 from portal.api.forms import ActionForm, ApiKeyForm
-from portal.auth.access import Access, _mark, get_scoped_or_404, requires
+from portal.auth.access import Access, _mark, get_scoped_or_404, public, requires
 from portal.auth.admin_views import ctx
 from portal.auth.permissions import Permission
 from portal.auth.ratelimit import Limited, RateLimiter, Rule
@@ -71,13 +71,18 @@ def api_actor() -> Actor:
     return Actor(who.user_id, who.label, client_ip())
 
 
-def requires_key(permission: Permission) -> Callable[[F], F]:
+def requires_key(permission: Permission, *, query: frozenset[str] = frozenset()) -> Callable[[F], F]:
     """The API's access declaration: a valid key whose role has ``permission`` (401 without one, 403 without
-    the permission); the request is bound to the key's tenant and supplier account."""
+    the permission); the request is bound to the key's tenant and supplier account. A query argument not in
+    ``query`` is refused (400): a misspelt filter must not quietly list everything."""
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            unknown = sorted(set(request.args) - query)
+            if unknown:
+                known = f"; it takes {', '.join(sorted(query))}" if query else ""
+                return _error(400, f"Unknown query argument {unknown[0]!r}{known}.")
             ip = client_ip()
             limiter = _limiter()
             try:
@@ -119,16 +124,25 @@ def requires_key(permission: Permission) -> Callable[[F], F]:
     return decorator
 
 
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Response:
+API_PREFIX = "/api/v1/"
+
+
+def is_api_request() -> bool:
+    """Whether this request is the API's, matched or not (an unknown address or method under it too)."""
+    return request.path.startswith(API_PREFIX)
+
+
+def http_error(exc: HTTPException) -> Response:
+    """An HTTP error as the API answers it (``portal.web`` hands over every error of an API request)."""
     code = exc.code or 500
     messages = {404: "There is nothing here, or this key has no access to it.", 405: "Not allowed this way."}
-    return _error(code, messages.get(code, exc.description or exc.name))
+    response = _error(code, messages.get(code, exc.description or exc.name))
+    if code == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+    return response
 
 
-@bp.errorhandler(Exception)
-def _unexpected(exc: Exception) -> Response:
-    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+def unexpected_error() -> Response:
     return _error(500, "Something went wrong; the error has been logged. Nothing was saved.")
 
 
@@ -143,6 +157,15 @@ def _line(order: PurchaseOrder, line_id: int) -> PurchaseOrderLine:
     if line is None:
         abort(404)
     return line
+
+
+@bp.get("/openapi.json")
+@public
+def openapi() -> Response:
+    """The API's description (OpenAPI 3.0), for client generators and people: no key needed."""
+    from portal.api.openapi import document
+
+    return jsonify(document())
 
 
 @bp.get("/me")
@@ -162,7 +185,7 @@ def me() -> Response:
 
 
 @bp.get("/orders")
-@requires_key(Permission.ORDERS_VIEW)
+@requires_key(Permission.ORDERS_VIEW, query=frozenset({"state", "q", "due_from", "due_to", "sort", "page"}))
 def list_orders() -> Response:
     """The supplier's orders, as the inbox lists them: by state (the inbox's tabs), search, due dates, sort."""
     context = ctx()
@@ -172,13 +195,24 @@ def list_orders() -> Response:
     sort = request.args.get("sort", "due")
     if sort not in queries.SORTS:
         return _error(400, f"sort must be one of {', '.join(queries.SORTS)}.")
+    # A system's query is read strictly (a page or a date it did not mean would be answered quietly otherwise).
+    page_number = int_arg(request.args, "page") if "page" in request.args else 1
+    if page_number is None or not 1 <= page_number <= 100_000:
+        return _error(400, "page must be a whole number from 1.")
+    due = {name: request.args.get(name) for name in ("due_from", "due_to")}
+    dates = {name: parse_date(raw) for name, raw in due.items() if raw is not None}
+    if any(day is None for day in dates.values()):
+        return _error(400, "due_from and due_to must be dates: YYYY-MM-DD.")
+    search = request.args.get("q", "").strip()
+    if len(search) > 64:
+        return _error(400, "q must be at most 64 characters: an order number's start or a product code.")
     filters = queries.InboxFilters(
         tab=state,
-        q=(request.args.get("q") or "").strip()[:64],
-        due_from=parse_date(request.args.get("due_from", "")),
-        due_to=parse_date(request.args.get("due_to", "")),
+        q=search,
+        due_from=dates.get("due_from"),
+        due_to=dates.get("due_to"),
         sort=sort,
-        page=max(1, int_arg(request.args, "page") or 1),
+        page=page_number,
     )
     page = queries.inbox(db_session(), context, filters, date.today())
     return jsonify(

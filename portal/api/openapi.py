@@ -1,0 +1,283 @@
+"""The supplier API's OpenAPI 3.0 description, served at ``/api/v1/openapi.json``.
+
+Written here, beside the views it describes; ``tests/test_api_fuzz.py`` sends what schemathesis generates
+from it (valid and invalid) to every operation and checks each answer against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portal.orders.models import DelayReason, LineState, OrderState, RejectReason
+from portal.orders.queries import SORTS, TAB_LABELS
+from portal.orders.services import MAX_DELIVERIES
+
+DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$", "example": "60"}
+DAY = {"type": "string", "format": "date", "example": "2026-12-01"}
+ID = {"type": "integer", "minimum": 1, "maximum": 9_223_372_036_854_775_807}
+VERSION = {"type": "integer", "minimum": 1, "description": "The order's version, as GET /orders/{order_id} gives it."}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERRORS = {
+    "400": _json(_ref("Error"), "The request is not the documented shape; nothing was saved."),
+    "401": _json(_ref("Error"), "No valid API key."),
+    "429": _json(_ref("Error"), "Too many calls with this key, or invalid keys from this address (Retry-After)."),
+}
+WRITE_ERRORS = {
+    **ERRORS,
+    "404": _json(_ref("Error"), "No such order (or line) in this key's supplier account."),
+    "409": _json(_ref("Conflict"), "The version is not the order's: nothing was saved; the current order comes along."),
+    "422": _json(_ref("Error"), "The request breaks a rule (by line in error.lines); nothing was saved."),
+}
+ME = ("user", "key", "customer", "supplier", "role")
+ORDER_ID = {"name": "order_id", "in": "path", "required": True, "schema": ID}
+
+
+def _write(summary: str, body: str, parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "parameters": parameters or [ORDER_ID],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body)}}},
+            "responses": {"200": _json(_ref("WriteResult"), "Done; the order as it now is."), **WRITE_ERRORS},
+        }
+    }
+
+
+def document() -> dict[str, Any]:
+    delivery = {
+        "type": "object",
+        "required": ["quantity", "date"],
+        "properties": {"quantity": DECIMAL, "date": DAY},
+    }
+    deliveries = {"type": "array", "items": _ref("Delivery"), "minItems": 1, "maxItems": MAX_DELIVERIES}
+    line = {
+        "type": "object",
+        "properties": {
+            "id": ID,
+            "position": {"type": "integer"},
+            "product_code": {"type": "string"},
+            "product_name": {"type": "string"},
+            "supplier_product_code": {"type": "string", "nullable": True},
+            "quantity": DECIMAL,
+            "unit": {"type": "string"},
+            "unit_price": DECIMAL,
+            "requested_date": DAY,
+            "state": {"type": "string", "enum": [s.value for s in LineState]},
+            "deliveries": {"type": "array", "items": _ref("Delivery")},
+            "shipped_quantity": DECIMAL,
+            "received_quantity": DECIMAL,
+        },
+        "required": ["id", "position", "quantity", "unit_price", "requested_date", "state", "deliveries"],
+    }
+    order = {
+        "type": "object",
+        "properties": {
+            "id": ID,
+            "number": {"type": "string"},
+            "version": VERSION,
+            "state": {"type": "string", "enum": [s.value for s in OrderState]},
+            "order_date": DAY,
+            "due_date": {**DAY, "nullable": True},
+            "currency": {"type": "string"},
+            "total_value": DECIMAL,
+            "lines": {"type": "array", "items": _ref("Line")},
+        },
+        "required": ["id", "number", "version", "state", "order_date", "currency", "lines"],
+    }
+    summary = {
+        "type": "object",
+        "properties": {
+            "id": ID,
+            "number": {"type": "string"},
+            "state": {"type": "string", "enum": [s.value for s in OrderState]},
+            "order_date": DAY,
+            "due_date": {**DAY, "nullable": True},
+            "ship_to": {"type": "string", "nullable": True},
+            "buyer": {"type": "string", "nullable": True},
+            "total_value": DECIMAL,
+            "currency": {"type": "string"},
+            "url": {"type": "string"},
+        },
+        "required": ["id", "number", "state", "order_date", "url"],
+    }
+    answer = {
+        "type": "object",
+        "required": ["line_id", "action"],
+        "properties": {
+            "line_id": ID,
+            "action": {"type": "string", "enum": ["accept", "change", "reject"]},
+            "deliveries": {**deliveries, "description": "With the action change: the deliveries promised."},
+            "price": {**DECIMAL, "description": "A new unit price: always goes to the buyer."},
+            "reason": {"type": "string", "enum": [r.value for r in RejectReason], "description": "With reject."},
+            "comment": {"type": "string", "maxLength": 2000},
+        },
+    }
+    error = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["status", "message"],
+                "properties": {
+                    "status": {"type": "integer"},
+                    "message": {"type": "string"},
+                    "lines": {
+                        "type": "object",
+                        "description": "Problems by line id ('order' for the request itself).",
+                        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                    },
+                    "current_version": {"type": "integer"},
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Supplier API",
+            "version": "1",
+            "description": "A supplier's system reads its customer's purchase orders and answers them line by "
+            "line, moves promised dates and sends ship notices, under the rules of the portal's order page. "
+            "Keys are issued under Orders → Connect your system (API).",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"apiKey": []}],
+        "paths": {
+            "/me": {
+                "get": {
+                    "summary": "Who the key acts for",
+                    "responses": {"200": _json(_ref("Me"), "The person, the customer and the supplier."), **ERRORS},
+                }
+            },
+            "/orders": {
+                "get": {
+                    "summary": "The supplier's orders, 50 a page",
+                    "parameters": [
+                        {"name": "state", "in": "query", "schema": {"type": "string", "enum": list(TAB_LABELS)}},
+                        {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 64}},
+                        {"name": "due_from", "in": "query", "schema": DAY},
+                        {"name": "due_to", "in": "query", "schema": DAY},
+                        {"name": "sort", "in": "query", "schema": {"type": "string", "enum": list(SORTS)}},
+                        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000}},
+                    ],
+                    "responses": {"200": _json(_ref("OrderList"), "One page of orders."), **ERRORS},
+                }
+            },
+            "/orders/{order_id}": {
+                "get": {
+                    "summary": "One order, its lines and their current deliveries",
+                    "parameters": [ORDER_ID],
+                    "responses": {
+                        "200": _json(_ref("Order"), "The order."),
+                        "404": WRITE_ERRORS["404"],
+                        **ERRORS,
+                    },
+                }
+            },
+            "/orders/{order_id}/answers": _write("Answer lines awaiting a response", "Answers"),
+            "/orders/{order_id}/accept-all": _write("Accept every open line as requested", "AcceptAll"),
+            "/orders/{order_id}/lines/{line_id}/promise": _write(
+                "New deliveries for a confirmed line, with a reason",
+                "Promise",
+                [ORDER_ID, {"name": "line_id", "in": "path", "required": True, "schema": ID}],
+            ),
+            "/orders/{order_id}/ship-notices": _write("Send a ship notice", "ShipNotice"),
+        },
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer", "description": "spk_<tenant>_<secret>"}},
+            "schemas": {
+                "Delivery": delivery,
+                "Line": line,
+                "Order": order,
+                "OrderSummary": summary,
+                "OrderList": {
+                    "type": "object",
+                    "required": ["orders", "page", "pages", "total", "counts"],
+                    "properties": {
+                        "orders": {"type": "array", "items": _ref("OrderSummary")},
+                        "page": {"type": "integer"},
+                        "pages": {"type": "integer"},
+                        "total": {"type": "integer"},
+                        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    },
+                },
+                "Me": {
+                    "type": "object",
+                    "required": list(ME),
+                    "properties": {name: {"type": "string"} for name in ME},
+                },
+                "Answer": answer,
+                "Answers": {
+                    "type": "object",
+                    "required": ["version", "answers"],
+                    "properties": {
+                        "version": VERSION,
+                        "answers": {"type": "array", "items": _ref("Answer"), "minItems": 1},
+                    },
+                },
+                "AcceptAll": {"type": "object", "required": ["version"], "properties": {"version": VERSION}},
+                "Promise": {
+                    "type": "object",
+                    "required": ["version", "deliveries", "reason"],
+                    "properties": {
+                        "version": VERSION,
+                        "deliveries": deliveries,
+                        "reason": {"type": "string", "enum": [r.value for r in DelayReason]},
+                        "comment": {"type": "string", "maxLength": 2000},
+                    },
+                },
+                "ShipNotice": {
+                    "type": "object",
+                    "required": ["version", "ship_date", "expected_arrival", "lines"],
+                    "properties": {
+                        "version": VERSION,
+                        "ship_date": DAY,
+                        "expected_arrival": DAY,
+                        "carrier": {"type": "string", "maxLength": 120},
+                        "tracking_number": {"type": "string", "maxLength": 120},
+                        "packing_slip": {"type": "string", "maxLength": 120},
+                        "lines": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {
+                                "type": "object",
+                                "required": ["line_id", "quantity"],
+                                "properties": {"line_id": ID, "quantity": DECIMAL},
+                            },
+                        },
+                    },
+                },
+                "WriteResult": {
+                    "type": "object",
+                    "required": ["warnings", "order"],
+                    "properties": {
+                        "confirmed": {"type": "array", "items": ID},
+                        "pending": {"type": "array", "items": ID},
+                        "ship_notice": {
+                            "type": "object",
+                            "properties": {"id": ID, "number": {"type": "string"}},
+                        },
+                        "warnings": {"type": "array", "items": {"type": "string"}},
+                        "order": _ref("Order"),
+                    },
+                },
+                "Error": error,
+                "Conflict": {
+                    "allOf": [
+                        _ref("Error"),
+                        {"type": "object", "required": ["order"], "properties": {"order": _ref("Order")}},
+                    ]
+                },
+            },
+        },
+    }
