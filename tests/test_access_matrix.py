@@ -189,6 +189,13 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "api_keys.keys": (perm(P.ORDERS_RESPOND), ("GET", "POST"), None),
     # Keys belong to the person who issued them: everyone else (and every other tenant) gets 404.
     "api_keys.revoke": (perm(P.ORDERS_RESPOND), ("POST",), ids("key_id")),
+    "api_keys.add_webhook": (perm(P.SUPPLIER_TEAM_MANAGE), ("POST",), None),
+    # A supplier account's webhooks: another supplier's (or the tenant's own) id answers 404.
+    "api_keys.delete_webhook": (
+        perm(P.SUPPLIER_TEAM_MANAGE),
+        ("POST",),
+        lambda w, s, r: {"webhook_id": (w.own if s == "own" else w.foreign)["supplier_webhook_id"]},
+    ),
     "api.openapi": (PUBLIC, ("GET",), None),
     "api.me": (key(P.ORDERS_VIEW), ("GET",), None),
     "api.list_orders": (key(P.ORDERS_VIEW), ("GET",), None),
@@ -239,8 +246,19 @@ def _order_with_notice_and_request(session, tenant, supplier) -> dict[str, int]:
         "notice_id": notice.id,
         "request_id": request.id,
         "document_id": document,
+        "supplier_webhook_id": _supplier_webhook(session, tenant, supplier),
         **_worker_objects(session, tenant),
     }
+
+
+def _supplier_webhook(session, tenant, supplier) -> int:  # type: ignore[no-untyped-def]
+    from portal.notifications.models import Webhook
+
+    url = "https://erp.acme.example/in"
+    hook = Webhook(tenant_id=tenant.id, supplier_id=supplier.id, url=url, secret_encrypted="x", topics=[])
+    session.add(hook)
+    session.flush()
+    return int(hook.id)
 
 
 def _worker_objects(session, tenant) -> dict[str, int]:  # type: ignore[no-untyped-def]

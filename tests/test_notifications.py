@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from portal import create_app
+from portal.audit import AuditEvent
 from portal.auth.permissions import Role
 from portal.auth.services import Actor, ServiceError
 from portal.db import set_context
@@ -625,3 +626,96 @@ def test_the_bell_shows_99_plus_beyond_a_hundred_unread(client, session):
     refused = client.submit("/notifications/settings", {"email_mode": "sideways"})
     assert refused.status_code == 422 and 'aria-label="Notifications, 99+ unread"' in refused.text
     assert services.unread_count(session, tenant.id, buyer.user.id) == services.BELL_CAP
+
+
+# --- a supplier account's own webhooks -------------------------------------------------------
+
+
+def test_a_suppliers_webhook_hears_only_of_its_own_orders(mail_app, committed_db, world):
+    tenant_id = world["tenant_id"]
+    receivers = {name: Receiver() for name in ("tenant", "acme", "bolt")}
+    try:
+        with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:
+            bolt_id = s.execute(select(Supplier.id).where(Supplier.name == "Bolt & Co")).scalar_one()
+            for name, supplier_id in (("tenant", None), ("acme", world["supplier_id"]), ("bolt", bolt_id)):
+                services.create_webhook(
+                    s, tenant_id=tenant_id, supplier_id=supplier_id, url=receivers[name].url, topics=[],
+                    description=name, actor=ACTOR, allow_private=True,
+                )  # fmt: skip
+            tenant = s.execute(select(Tenant).where(Tenant.id == tenant_id)).scalar_one()
+            bolts = make_order(s, tenant, s.get(Supplier, bolt_id), number="PO-7002")
+            emit(s, tenant_id, "order.created", {"order_id": world["order_id"]})
+            emit(s, tenant_id, "order.created", {"order_id": bolts.id})
+            emit(s, tenant_id, "order_line.cancelled", {"order_id": world["order_id"], "line_id": 0})
+            emit(s, tenant_id, "document.uploaded", {"document_id": 0})  # a buyers' topic: the tenant's only
+        with mail_app.app_context():
+            drain(committed_db, tenant_id)
+    finally:
+        for receiver in receivers.values():
+            receiver.server.shutdown()
+    heard = {
+        name: sorted((json.loads(c["body"])["topic"], json.loads(c["body"])["data"].get("order_id")) for c in r.calls)
+        for name, r in receivers.items()
+    }
+    own, other = world["order_id"], bolts.id
+    assert heard["acme"] == [("order.created", own), ("order_line.cancelled", own)]
+    assert heard["bolt"] == [("order.created", other)]
+    assert heard["tenant"] == sorted(
+        [("order.created", own), ("order.created", other), ("order_line.cancelled", own), ("document.uploaded", None)]
+    )
+
+
+def test_supplier_admins_add_and_remove_their_accounts_webhooks(mail_app, committed_db, world):
+    admin, user = world["supplier_people"]
+    client = PortalClient(mail_app.test_client())
+    client.sign_in(admin.email, PASSWORD, admin.secret)
+    page = client.get("/api-keys")
+    assert 'id="webhooks"' in page.text and "alerts.opened" not in page.text  # a supplier's topics only
+    bad = client.submit("/api-keys/webhooks", {"url": "ftp://nowhere"}, page="/api-keys")
+    assert bad.status_code == 422 and "Enter a full URL." in bad.text
+    buyers_topic = client.submit(
+        "/api-keys/webhooks", {"url": "https://erp.acme.example/po", "topics": "alerts.opened"}, page="/api-keys"
+    )
+    assert buyers_topic.status_code == 422
+    added = client.submit(
+        "/api-keys/webhooks", {"url": "https://erp.acme.example/po", "topics": "order.created"}, page="/api-keys"
+    )
+    assert added.status_code == 201 and "whsec_" in added.text and "whsec_" not in client.get("/api-keys").text
+    with mail_app.app_context(), tenant_session(committed_db, world["tenant_id"]) as s:
+        hooks = services.supplier_webhooks(s, world["tenant_id"], world["supplier_id"])
+        assert [(h.url, h.topics) for h in hooks] == [("https://erp.acme.example/po", ["order.created"])]
+        hook_id = hooks[0].id
+        tenant_hook, _ = services.create_webhook(
+            s, tenant_id=world["tenant_id"], url="https://hooks.example.org/in", topics=[], description="",
+            actor=ACTOR, allow_private=True,
+        )  # fmt: skip
+        tenant_hook_id = tenant_hook.id
+    # Neither a supplier user, nor another supplier's administrator, nor the tenant's own webhook through here.
+    member = PortalClient(mail_app.test_client())
+    member.sign_in(user.email, PASSWORD, user.secret)
+    assert 'id="webhooks"' not in member.get("/api-keys").text
+    assert member.submit(f"/api-keys/webhooks/{hook_id}/delete", {}, page="/api-keys").status_code == 403
+    with tenant_session(committed_db, world["tenant_id"]) as s:
+        tenant = s.execute(select(Tenant).where(Tenant.id == world["tenant_id"])).scalar_one()
+        bolt = s.execute(select(Supplier).where(Supplier.name == "Bolt & Co")).scalar_one()
+        bolt_admin = make_member(s, tenant, Role.SUPPLIER_ADMIN, supplier=bolt)
+    neighbour = PortalClient(mail_app.test_client())
+    neighbour.sign_in(bolt_admin.email, PASSWORD, bolt_admin.secret)
+    assert neighbour.submit(f"/api-keys/webhooks/{hook_id}/delete", {}, page="/api-keys").status_code == 404
+    assert client.submit(f"/api-keys/webhooks/{tenant_hook_id}/delete", {}, page="/api-keys").status_code == 404
+    assert client.submit(f"/api-keys/webhooks/{hook_id}/delete", {}, page="/api-keys").status_code == 302
+    with tenant_session(committed_db, world["tenant_id"]) as s:
+        assert services.supplier_webhooks(s, world["tenant_id"], world["supplier_id"]) == []
+        actions = s.execute(select(AuditEvent.action).where(AuditEvent.object_type == "webhook")).scalars().all()
+    assert sorted(actions) == ["webhook.created", "webhook.created", "webhook.deleted"]
+    # The tenant's settings list the tenant's webhooks, not the suppliers'.
+    assert "erp.acme.example" not in _tenant_admin(mail_app, committed_db, world).get("/settings/webhooks").text
+
+
+def _tenant_admin(app, database, world) -> PortalClient:  # type: ignore[no-untyped-def]
+    with tenant_session(database, world["tenant_id"]) as s:
+        admin = make_member(s, s.execute(select(Tenant).where(Tenant.id == world["tenant_id"])).scalar_one(),
+                            Role.TENANT_ADMIN)  # fmt: skip
+    client = PortalClient(app.test_client())
+    client.sign_in(admin.email, PASSWORD, admin.secret)
+    return client

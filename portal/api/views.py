@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from portal.api import services
-from portal.api.forms import ActionForm, ApiKeyForm
+from portal.api.forms import ActionForm, ApiKeyForm, SupplierWebhookForm
 from portal.auth.access import Access, _mark, get_scoped_or_404, public, requires
 from portal.auth.admin_views import ctx
 from portal.auth.permissions import Permission
@@ -29,6 +29,8 @@ from portal.auth.ratelimit import Limited, RateLimiter, Rule
 from portal.auth.services import Actor, ServiceError
 from portal.auth.views import actor, client_ip
 from portal.db import utcnow
+from portal.notifications import services as notifications
+from portal.notifications.models import Webhook, WebhookDelivery
 from portal.orders import queries
 from portal.orders import services as orders
 from portal.orders.forms import int_arg, parse_date
@@ -79,10 +81,6 @@ def requires_key(permission: Permission, *, query: frozenset[str] = frozenset())
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            unknown = sorted(set(request.args) - query)
-            if unknown:
-                known = f"; it takes {', '.join(sorted(query))}" if query else ""
-                return _error(400, f"Unknown query argument {unknown[0]!r}{known}.")
             ip = client_ip()
             limiter = _limiter()
             try:
@@ -116,6 +114,10 @@ def requires_key(permission: Permission, *, query: frozenset[str] = frozenset())
             g.portal_context = context
             if not context.can(permission):
                 return _error(403, "This key's role may not do this.")
+            unknown = sorted(set(request.args) - query)
+            if unknown:
+                known = f"; it takes {', '.join(sorted(query))}" if query else ""
+                return _error(400, f"Unknown query argument {unknown[0]!r}{known}.")
             return view(*args, **kwargs)
 
         _mark(wrapper, Access("api_key", permission))
@@ -420,17 +422,37 @@ def _owner(context: PortalContext) -> services.KeyOwner:
     )
 
 
-def _keys_page(form: ApiKeyForm, status: int, issued: tuple[str, str] | None = None) -> tuple[str, int]:
+def _keys_page(
+    form: ApiKeyForm | None,
+    status: int,
+    issued: tuple[str, str] | None = None,
+    *,
+    hook_form: SupplierWebhookForm | None = None,
+    hook_secret: str | None = None,
+) -> tuple[str, int]:
+    """The page: the person's keys and, for a supplier administrator, the supplier account's webhooks (each
+    with its latest delivery)."""
     context = ctx()
+    session = db_session()
+    hooks: list[tuple[Webhook, WebhookDelivery | None]] = []
+    manages = context.can(Permission.SUPPLIER_TEAM_MANAGE) and context.supplier_id is not None
+    if manages:
+        for hook in notifications.supplier_webhooks(session, context.tenant_id, context.supplier_id or 0):
+            latest = notifications.deliveries(session, context.tenant_id, hook.id, limit=1)
+            hooks.append((hook, latest[0] if latest else None))
     return render_template(
         "api/keys.html",
-        form=form,
+        form=form or ApiKeyForm(formdata=None),
         action=ActionForm(),
-        keys=services.keys_of(db_session(), _owner(context)),
+        keys=services.keys_of(session, _owner(context)),
         now=utcnow(),
         api_root=url_for("api.me", _external=True).removesuffix("/me"),
         issued_name=issued[0] if issued else None,
         issued_key=issued[1] if issued else None,
+        manages_webhooks=manages,
+        hooks=hooks,
+        hook_form=hook_form or SupplierWebhookForm(formdata=None),
+        hook_secret=hook_secret,
     ), status
 
 
@@ -449,7 +471,7 @@ def keys() -> tuple[str, int]:
     except ServiceError as exc:
         (form.days if exc.field == "days" else form.name).errors = [exc.message]
         return _keys_page(form, 422)
-    return _keys_page(ApiKeyForm(formdata=None), 201, (key.name, secret_key))
+    return _keys_page(None, 201, (key.name, secret_key))
 
 
 @keys_bp.post("/api-keys/<int:key_id>/revoke")
@@ -468,6 +490,57 @@ def revoke(key_id: int) -> Response | tuple[str, int]:
         flash(exc.message, "error")
         return redirect(url_for("api_keys.keys"))
     flash(f"Key “{key.name}” revoked: systems using it can no longer sign in.", "success")
+    return redirect(url_for("api_keys.keys"))
+
+
+@keys_bp.post("/api-keys/webhooks")
+@requires(Permission.SUPPLIER_TEAM_MANAGE)
+def add_webhook() -> tuple[str, int]:
+    """A supplier administrator's webhook: the supplier account's own orders and certificates, pushed."""
+    context = ctx()
+    form = SupplierWebhookForm()
+    if not form.validate_on_submit():
+        return _keys_page(None, 422, hook_form=form)
+    try:
+        _, secret = notifications.create_webhook(
+            db_session(),
+            tenant_id=context.tenant_id,
+            supplier_id=context.supplier_id,
+            url=form.url.data or "",
+            topics=list(form.topics.data or []),
+            description=form.description.data or "",
+            actor=actor(),
+            allow_private=current_app.extensions["portal.settings"].webhook_allow_private,
+        )
+    except ServiceError as exc:
+        form.url.errors = [exc.message]
+        return _keys_page(None, 422, hook_form=form)
+    return _keys_page(None, 201, hook_secret=secret)
+
+
+@keys_bp.post("/api-keys/webhooks/<int:webhook_id>/delete")
+@requires(Permission.SUPPLIER_TEAM_MANAGE)
+def delete_webhook(webhook_id: int) -> Response:
+    from flask import flash, redirect
+
+    context = ctx()
+    hook = (
+        db_session()
+        .execute(
+            select(Webhook).where(
+                Webhook.tenant_id == context.tenant_id,
+                Webhook.supplier_id == context.supplier_id,
+                Webhook.id == webhook_id,
+            )
+        )
+        .scalar_one_or_none()
+    )
+    if hook is None:
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    notifications.delete_webhook(db_session(), webhook=hook, actor=actor())
+    flash("Webhook removed: it is called no more.", "success")
     return redirect(url_for("api_keys.keys"))
 
 

@@ -106,6 +106,7 @@ def order_changed(session: Session, event: OutboxEvent) -> None:
         for key, what in (("changed", "Changed"), ("added", "Added"), ("cancelled", "Cancelled"))
         if event.payload.get(key)
     ]
+    services.fan_out_webhooks(session, event)
     if not told:  # events written before the changes were listed: nothing to tell
         return
     _for_supplier(
@@ -147,6 +148,8 @@ def order_revised_in_erp(session: Session, event: OutboxEvent) -> None:
 
 @handler("order_line.cancelled")
 def line_cancelled(session: Session, event: OutboxEvent) -> None:
+    # Systems hear of every cancelled line, also those told to people with the rest of an ERP change.
+    services.fan_out_webhooks(session, event)
     if not event.payload.get("announced") or "position" not in event.payload:
         return  # told with the rest of the ERP's changes to the order (or written before lines were announced)
     reason = event.payload.get("reason") or ""

@@ -59,11 +59,16 @@ class NotificationPreference(TenantOwned, Base):
 
 
 class Webhook(TenantOwned, Base):
-    """A tenant's endpoint; every delivery is signed with HMAC-SHA256 over ``timestamp.body``."""
+    """A tenant's endpoint, or a supplier account's (``supplier_id``: only events about that supplier's own
+    orders, of the topics a supplier may follow); every delivery is signed with HMAC-SHA256 over
+    ``timestamp.body``."""
 
     __tablename__ = "webhooks"
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    supplier_id: Mapped[int | None] = mapped_column(
+        BigID, ForeignKey("suppliers.id", ondelete="CASCADE"), index=True, default=None
+    )
     url: Mapped[str] = mapped_column(String(500))
     description: Mapped[str] = mapped_column(String(200), default="")
     secret_encrypted: Mapped[str] = mapped_column(Text)

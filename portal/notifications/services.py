@@ -50,8 +50,26 @@ WEBHOOK_TOPICS = (
     "ship_notice.created",
     "ship_notice.cancelled",
     "receipt.recorded",
+    "order_line.cancelled",
+    "order.changed_in_erp",
     "alerts.opened",
     "document.uploaded",
+    "document.reviewed",
+)
+MAX_SUPPLIER_WEBHOOKS = 5
+# What a supplier account's own webhook can follow: what happens to its orders and certificates (not the buyers'
+# alerts, nor another supplier's uploads); each delivery is about that supplier's own order or document.
+SUPPLIER_WEBHOOK_TOPICS = (
+    "order.created",
+    "order.changed_in_erp",
+    "order_line.revised",
+    "order_line.cancelled",
+    "order.responded",
+    "commitment.changed",
+    "change_request.decided",
+    "ship_notice.created",
+    "ship_notice.cancelled",
+    "receipt.recorded",
     "document.reviewed",
 )
 
@@ -281,18 +299,23 @@ def create_webhook(
     description: str,
     actor: Actor,
     allow_private: bool = False,
+    supplier_id: int | None = None,
 ) -> tuple[Webhook, str]:
-    """Register an endpoint; the signing secret is returned once, to show to the administrator."""
+    """Register an endpoint, the tenant's or (``supplier_id``) a supplier account's; the signing secret is
+    returned once, to show to the administrator."""
     url = url.strip()
     if not url.startswith(("https://", "http://")):
         raise ServiceError("The webhook address must start with https:// (or http:// for a local receiver).")
     check_webhook_url(url, allow_private=allow_private)
-    unknown = sorted(set(topics) - set(WEBHOOK_TOPICS))
+    if supplier_id is not None and len(supplier_webhooks(session, tenant_id, supplier_id)) >= MAX_SUPPLIER_WEBHOOKS:
+        raise ServiceError(f"A supplier account has at most {MAX_SUPPLIER_WEBHOOKS} webhooks: remove one first.")
+    unknown = sorted(set(topics) - set(WEBHOOK_TOPICS if supplier_id is None else SUPPLIER_WEBHOOK_TOPICS))
     if unknown:
         raise ServiceError(f"Unknown topics: {', '.join(unknown)}.")
     secret = "whsec_" + secrets.token_urlsafe(32)
     webhook = Webhook(
         tenant_id=tenant_id,
+        supplier_id=supplier_id,
         url=url[:500],
         topics=sorted(set(topics)),
         description=description.strip()[:200],
@@ -306,7 +329,7 @@ def create_webhook(
         tenant_id=tenant_id,
         object_type="webhook",
         object_id=webhook.id,
-        after={"url": webhook.url, "topics": webhook.topics},
+        after={"url": webhook.url, "topics": webhook.topics, "supplier_id": supplier_id},
     )
     return webhook, secret
 
@@ -324,14 +347,47 @@ def delete_webhook(session: Session, *, webhook: Webhook, actor: Actor) -> None:
     session.flush()
 
 
+def _event_supplier(session: Session, event: OutboxEvent) -> int | None:
+    """The supplier account an event is about (its order's, or its document's); None when it names neither."""
+    from portal.documents.models import Document
+    from portal.orders.models import PurchaseOrder
+
+    payload = event.payload
+    if isinstance(payload.get("order_id"), int):
+        return session.execute(
+            select(PurchaseOrder.supplier_id).where(
+                PurchaseOrder.tenant_id == event.tenant_id, PurchaseOrder.id == payload["order_id"]
+            )
+        ).scalar_one_or_none()
+    if isinstance(payload.get("document_id"), int):
+        return session.execute(
+            select(Document.supplier_id).where(
+                Document.tenant_id == event.tenant_id, Document.id == payload["document_id"]
+            )
+        ).scalar_one_or_none()
+    return None
+
+
 def fan_out_webhooks(session: Session, event: OutboxEvent) -> int:
+    """One delivery per webhook that follows the event: the tenant's, and the account's of the supplier the
+    event is about (never another supplier's: an event naming no order or document reaches no supplier)."""
     hooks = session.execute(
-        select(Webhook.id, Webhook.topics).where(Webhook.tenant_id == event.tenant_id, Webhook.active.is_(True))
+        select(Webhook.id, Webhook.topics, Webhook.supplier_id).where(
+            Webhook.tenant_id == event.tenant_id, Webhook.active.is_(True)
+        )
     ).all()
     queued = 0
-    for hook_id, topics in hooks:
+    about: list[int | None] = []  # the event's supplier, looked up once when a supplier's webhook asks
+    for hook_id, topics, supplier_id in hooks:
         if topics and event.topic not in topics:
             continue
+        if supplier_id is not None:
+            if event.topic not in SUPPLIER_WEBHOOK_TOPICS:
+                continue
+            if not about:
+                about.append(_event_supplier(session, event))
+            if about[0] != supplier_id:
+                continue
         emit(
             session,
             event.tenant_id,
@@ -399,5 +455,15 @@ def deliveries(session: Session, tenant_id: int, webhook_id: int, *, limit: int 
             .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.webhook_id == webhook_id)
             .order_by(WebhookDelivery.id.desc())
             .limit(limit)
+        ).scalars()
+    )
+
+
+def supplier_webhooks(session: Session, tenant_id: int, supplier_id: int) -> list[Webhook]:
+    return list(
+        session.execute(
+            select(Webhook)
+            .where(Webhook.tenant_id == tenant_id, Webhook.supplier_id == supplier_id)
+            .order_by(Webhook.id)
         ).scalars()
     )

@@ -116,7 +116,11 @@ def webhooks() -> tuple[str, int]:
             except ServiceError as exc:
                 form.url.errors = [str(exc)]
     hooks = list(
-        session.execute(select(Webhook).where(Webhook.tenant_id == context.tenant_id).order_by(Webhook.id)).scalars()
+        session.execute(
+            select(Webhook)
+            .where(Webhook.tenant_id == context.tenant_id, Webhook.supplier_id.is_(None))
+            .order_by(Webhook.id)
+        ).scalars()
     )
     return render_template(
         "notifications/webhooks.html", form=form, hooks=hooks, created_secret=created_secret, action=ActionForm()
