@@ -1,7 +1,9 @@
--- POST accept-all to a different awaiting order each time (ids from BENCH_ORDER_IDS, comma separated).
+-- POST accept-all to a different awaiting order each time (ids from BENCH_ORDER_IDS, comma separated): the order
+-- page's form (with BENCH_CSRF), or the supplier API's call when BENCH_API is set (the key goes in with -H).
 local ids = {}
 for id in string.gmatch(os.getenv("BENCH_ORDER_IDS") or "", "[^,]+") do table.insert(ids, id) end
 local token = os.getenv("BENCH_CSRF")
+local api = (os.getenv("BENCH_API") or "") ~= ""
 counter = 0  -- a global, so that done() can read each thread's
 local start = tonumber(os.getenv("BENCH_START") or "0")
 thread_offset = 0  -- a global: setup() sets it per thread
@@ -15,12 +17,15 @@ end
 request = function()
   counter = counter + 1
   local index = (start + counter * 2 + thread_offset) % #ids + 1
-  local body = "csrf_token=" .. token
   -- wrk.format replaces wrk.headers (the -H Cookie) when given a table: merge them.
   local headers = {}
   for name, value in pairs(wrk.headers) do headers[name] = value end
+  if api then
+    headers["Content-Type"] = "application/json"
+    return wrk.format("POST", "/api/v1/orders/" .. ids[index] .. "/accept-all", headers, '{"version": 1}')
+  end
   headers["Content-Type"] = "application/x-www-form-urlencoded"
-  return wrk.format("POST", "/orders/" .. ids[index] .. "/accept-all", headers, body)
+  return wrk.format("POST", "/orders/" .. ids[index] .. "/accept-all", headers, "csrf_token=" .. token)
 end
 
 done = function(summary, latency, requests)

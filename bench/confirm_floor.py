@@ -15,7 +15,6 @@ Usage: .venv/bin/python bench/confirm_floor.py [--seconds 3] [--rounds 2]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -27,10 +26,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.dashboard import ROOT, sign_in, start
+from bench.dashboard import sign_in, start
 from bench.orders import (
     EMAIL,
-    INFO,
     MINIMAL_PORT,
     PASSWORD,
     PORTAL_PORT,
@@ -38,6 +36,7 @@ from bench.orders import (
     add_bench_user,
     awaiting_orders,
     cpu_seconds,
+    data_set,
     servers_environment,
     wrk_post,
 )
@@ -68,17 +67,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    if not INFO.exists():
-        subprocess.run([sys.executable, str(ROOT / "bench" / "orders_data.py")], check=True)
-    info = json.loads(INFO.read_text())
-    db = info["database"]
     # Both sides draw on the same awaiting orders, the portal from the first on, the floor from the last back;
     # together they may confirm up to 700 a second.
-    needed = args.rounds * (args.seconds * 700 + 128)
-    if len(awaiting_orders(db, info["supplier_id"], info["big_order_id"])) < needed:
-        print(f"fewer than {needed} awaiting orders left: rebuilding the data set", flush=True)
-        subprocess.run([sys.executable, str(ROOT / "bench" / "orders_data.py")], check=True)
-        info = json.loads(INFO.read_text())
+    info = data_set(args.rounds * (args.seconds * 700 + 128))
+    db = info["database"]
     add_bench_user(db, info["supplier_id"])
     environment = {**servers_environment(db, info["supplier_id"]), "BENCH_USER_ID": str(bench_user_id(db))}
     subprocess.run(["redis-cli", "-n", "14", "flushdb"], check=False, capture_output=True)

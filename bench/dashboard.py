@@ -141,10 +141,10 @@ def signed_in_buyer(app, tenant_id: int = 1):  # type: ignore[no-untyped-def]
     return client
 
 
-def wrk(url: str, seconds: int, cookie: str | None = None) -> dict[str, float]:
+def wrk(url: str, seconds: int, cookie: str | None = None, headers: tuple[str, ...] = ()) -> dict[str, float]:
     command = ["wrk", "-t2", "-c32", f"-d{seconds}s", "-s", str(ROOT / "bench" / "report.lua"), url]
-    if cookie:
-        command[1:1] = ["-H", f"Cookie: {cookie}"]
+    for header in (*((f"Cookie: {cookie}",) if cookie else ()), *headers):
+        command[1:1] = ["-H", header]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
     if result["errors"]:

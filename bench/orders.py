@@ -83,6 +83,19 @@ def awaiting_orders(db: str, supplier_id: int, skip: int) -> list[int]:
     return list(ids)
 
 
+def data_set(needed: int, *, rebuild: bool = False) -> dict:
+    """The orders data set's description, built (again) first when asked, missing, or left with fewer than
+    ``needed`` awaiting orders (every confirmation POST uses one up)."""
+    if rebuild or not INFO.exists():
+        subprocess.run([sys.executable, str(ROOT / "bench" / "orders_data.py")], check=True)
+    info = json.loads(INFO.read_text())
+    if len(awaiting_orders(info["database"], info["supplier_id"], info["big_order_id"])) < needed:
+        print(f"fewer than {needed} awaiting orders left: rebuilding the data set", flush=True)
+        subprocess.run([sys.executable, str(ROOT / "bench" / "orders_data.py")], check=True)
+        info = json.loads(INFO.read_text())
+    return info
+
+
 def servers_environment(db: str, supplier_id: int) -> dict[str, str]:
     """The environment of the portal's and the minimal app's gunicorn over the orders data set."""
     return {
@@ -115,11 +128,13 @@ def cpu_seconds(pattern: str) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def measured(url: str, seconds: int, cookie: str | None, database: str) -> dict[str, float]:
+def measured(
+    url: str, seconds: int, cookie: str | None, database: str, headers: tuple[str, ...] = ()
+) -> dict[str, float]:
     """``wrk`` on ``url``, with the CPU that each request cost the web server's workers and PostgreSQL."""
     server, backends = r"gunicorn", rf"postgres: .*portal_app {database} "
     before = cpu_seconds(server), cpu_seconds(backends)
-    result = wrk(url, seconds, cookie)
+    result = wrk(url, seconds, cookie, headers)
     requests = result["rps"] * seconds
     result["server_ms"] = (cpu_seconds(server) - before[0]) * 1000 / requests
     result["database_ms"] = (cpu_seconds(backends) - before[1]) * 1000 / requests
@@ -133,17 +148,10 @@ def main() -> None:
     parser.add_argument("--post-seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    if args.rebuild or not INFO.exists():
-        subprocess.run([sys.executable, str(ROOT / "bench" / "orders_data.py")], check=True)
-    info = json.loads(INFO.read_text())
-    db = info["database"]
     # Every confirmation POST uses up an awaiting order (earlier runs used some): with too few left, wrk would
     # come back to confirmed ones and count their refusals as errors.
-    needed = args.rounds * (args.post_seconds * 250 + 64)  # up to 250 confirmations/s
-    if len(awaiting_orders(db, info["supplier_id"], info["big_order_id"])) < needed:
-        print(f"fewer than {needed} awaiting orders left: rebuilding the data set", flush=True)
-        subprocess.run([sys.executable, str(ROOT / "bench" / "orders_data.py")], check=True)
-        info = json.loads(INFO.read_text())
+    info = data_set(args.rounds * (args.post_seconds * 250 + 64), rebuild=args.rebuild)  # up to 250/s
+    db = info["database"]
     add_bench_user(db, info["supplier_id"])
     environment = servers_environment(db, info["supplier_id"])
     subprocess.run(["redis-cli", "-n", "14", "flushdb"], check=False, capture_output=True)
@@ -197,18 +205,11 @@ def main() -> None:
     print(f"  confirmation p95                {med['confirmation POST'][1]:.1f} ms (target <= 100)")
 
 
-def wrk_post(base: str, cookie: str, seconds: int) -> dict[str, float]:
-    command = [
-        "wrk",
-        "-t2",
-        "-c32",
-        f"-d{seconds}s",
-        "-H",
-        f"Cookie: {cookie}",
-        "-s",
-        str(ROOT / "bench" / "confirm.lua"),
-        base,
-    ]
+def wrk_post(base: str, cookie: str | None, seconds: int, headers: tuple[str, ...] = ()) -> dict[str, float]:
+    """``confirm.lua``'s accept-all POSTs (the form with ``cookie``, or the API's with BENCH_API and ``headers``)."""
+    command = ["wrk", "-t2", "-c32", f"-d{seconds}s", "-s", str(ROOT / "bench" / "confirm.lua"), base]
+    for header in (*((f"Cookie: {cookie}",) if cookie else ()), *headers):
+        command[1:1] = ["-H", header]
     out = subprocess.run(command, capture_output=True, text=True, check=True, env=os.environ).stdout
     result = json.loads(out.strip().splitlines()[-1])
     if result["errors"]:

@@ -68,6 +68,8 @@ class Settings:
     # connection's socket is looked at instead, which finds every connection the server closed (``make_engine``).
     database_pre_ping: bool = False
     database_prepare: bool = True
+    # Supplier API calls one key may make a minute (beyond: 429 with Retry-After).
+    api_calls_per_minute: int = 600
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -152,6 +154,7 @@ def load_settings(env: dict[str, str] | None = None, instance_path: Path | None 
         webhook_allow_private=_bool(env.get("WEBHOOK_ALLOW_PRIVATE"), mode != "production"),
         database_pre_ping=_bool(env.get("DATABASE_PRE_PING"), False),
         database_prepare=_bool(env.get("DATABASE_PREPARE"), True),
+        api_calls_per_minute=max(1, _int(env, "API_CALLS_PER_MINUTE", 600)),
     )
 
 

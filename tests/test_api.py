@@ -3,6 +3,7 @@ rules as the order page (tolerances, versions, document gating), and refused cle
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -259,8 +260,10 @@ def test_a_key_reaches_only_its_own_supplier_account(trade):
 def test_invalid_keys_are_rate_limited_per_address(trade):
     for _ in range(30):
         assert trade.get("/me", key="spk_1_" + "x" * 43).status_code == 401
-    limited = trade.get("/me")  # even a good key waits: the address is trying keys
+    limited = trade.get("/me", key="not-a-key")
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+    assert "invalid key" in limited.json["error"]["message"]
+    assert trade.get("/me").status_code == 200  # a valid key is not held up by the address's failures
 
 
 def test_keys_are_for_supplier_people_only_and_limited(session):
@@ -387,3 +390,15 @@ def test_after_confirmation_a_system_moves_dates_and_sends_ship_notices(trade):
     assert trade.get(f"/orders/{order.id}/lines/999999999/promise").status_code == 405
     foreign_line = trade.post(f"/orders/{order.id}/lines/999999999/promise", {**promise, "version": 5})
     assert foreign_line.status_code == 404
+
+
+def test_a_key_is_slowed_down_beyond_its_calls_a_minute(trade, app):
+    settings = app.extensions["portal.settings"]
+    app.extensions["portal.settings"] = dataclasses.replace(settings, api_calls_per_minute=3)
+    try:
+        assert [trade.get("/me").status_code for _ in range(3)] == [200, 200, 200]
+        limited = trade.get("/me")
+        assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+        assert "with this key" in limited.json["error"]["message"]
+    finally:
+        app.extensions["portal.settings"] = settings

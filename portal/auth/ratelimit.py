@@ -79,6 +79,12 @@ class RateLimiter:
         for rule, key in checks:
             self._call("hit", rule.item, rule.name, key)
 
+    def take(self, rule: Rule, key: str) -> None:
+        """Count one attempt against ``rule``, refusing it if the window is full: one call to the store (a
+        moving window's hit is refused, and not counted, when it would pass the limit)."""
+        if not self._call("hit", rule.item, rule.name, key):
+            raise Limited(self._retry_after(rule, key))
+
     def attempt(self, *checks: tuple[Rule, str]) -> None:
         """Count one attempt against every rule, refusing it if any is exhausted."""
         self.check(*checks)
