@@ -471,6 +471,55 @@ def test_the_export_page_follows_the_worker_until_the_pdf_is_ready(live_server, 
 
 
 # The pages each kind of person works on every day (the demo data fills them).
+def test_a_supplier_admin_connects_the_accounts_system_with_a_key_and_a_webhook(
+    live_server, browser, committed_db, tmp_path
+):
+    """Anna (who supplies two customers) issues a key for Northwind, her system reads the orders with it, she adds
+    a webhook; the page passes axe-core's checks with both secrets shown, and each secret is shown only once."""
+    import httpx
+    from axe_playwright_python.sync_playwright import Axe
+
+    from portal.demo import DEMO_PASSWORD, demo_secret, seed_demo
+    from portal.documents.storage import LocalStorage
+
+    with tenant_session(committed_db, None) as s:
+        seed_demo(s, LocalStorage(tmp_path))
+    email = "anna@acme.example"
+    page = browser.new_context(bypass_csp=True).new_page()
+    page.goto(f"{live_server}/login")
+    page.fill("#email", email)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.fill("#code", pyotp.TOTP(demo_secret(email)).now())
+    page.click("button[type=submit]")
+    page.click("text=Northwind Distribution")
+    page.wait_for_url(f"{live_server}/")
+    page.goto(f"{live_server}/orders")
+    page.click("text=Connect your system (API)")
+    page.fill("#name", "Acme ERP")
+    page.select_option("#days", "30")
+    page.click("text=Issue key")
+    key = page.locator("[data-testid=api-key]").inner_text()
+    assert key.startswith("spk_")
+    orders, authorised = f"{live_server}/api/v1/orders?state=all", {"Authorization": f"Bearer {key}"}
+    listed = httpx.get(orders, headers=authorised).json()
+    assert listed["total"] > 0 and listed["orders"][0]["url"].startswith("/api/v1/orders/")
+    page.fill("#url", "https://erp.acme.example/portal-events")
+    page.check("input[value='order.created']")
+    page.click("text=Add webhook")
+    assert page.locator("[data-testid=webhook-secret]").inner_text().startswith("whsec_")
+    violations = Axe().run(page).response["violations"]
+    assert [(v["id"], [n["target"] for n in v["nodes"][:3]]) for v in violations] == []
+    page.goto(f"{live_server}/api-keys")
+    assert page.locator("[data-testid=api-key]").count() == 0 and "Acme ERP" in page.content()
+    assert "erp.acme.example/portal-events" in page.content() and "none yet" in page.content()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("form[action$='/revoke'] button").first.click()
+    page.wait_for_load_state()
+    assert "revoked" in page.content()
+    assert httpx.get(orders, headers=authorised).status_code == 401
+
+
 DAILY_PAGES = {
     "admin@northwind.example": ["/", "/orders?tab=all", "/orders/queue", "/orders/exceptions", "/scorecards",
                                 "/suppliers", "/documents/review", "/documents/dashboard", "/documents/gaps",
@@ -478,7 +527,7 @@ DAILY_PAGES = {
                                 "/orders/tolerances", "/settings/erp", "/settings/jobs", "/settings/webhooks",
                                 "/audit", "/orders/new", "/exports", "/account", "/notifications"],
     "sam@acme.example": ["/", "/orders?tab=all", "/orders/spreadsheet", "/scorecard", "/compliance", "/account",
-                         "/notifications"],
+                         "/notifications", "/api-keys"],
 }  # fmt: skip
 
 
@@ -511,7 +560,15 @@ def test_the_daily_pages_have_no_accessibility_violations(live_server, browser, 
 
 
 PHONE_PAGES = {
-    "anna@acme.example": ["/", "/orders?tab=all", "/scorecard", "/compliance", "/notifications", "/account"],
+    "anna@acme.example": [
+        "/",
+        "/orders?tab=all",
+        "/scorecard",
+        "/compliance",
+        "/notifications",
+        "/account",
+        "/api-keys",
+    ],
     "admin@northwind.example": [path for path in DAILY_PAGES["admin@northwind.example"] if path != "/"],
 }
 
