@@ -145,6 +145,21 @@ def sign_in_browser(page, base: str, email: str, password: str, code: str) -> No
     page.wait_for_url(f"{base}/")
 
 
+def sign_in_demo(page, base: str, email: str, *, customer: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Sign a demo person in through the forms, choosing ``customer`` when they work for several."""
+    from portal.demo import DEMO_PASSWORD, demo_secret
+
+    page.goto(f"{base}/login")
+    page.fill("#email", email)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.fill("#code", pyotp.TOTP(demo_secret(email)).now())
+    page.click("button[type=submit]")
+    if customer:
+        page.click(f"text={customer}")
+    page.wait_for_url(f"{base}/")
+
+
 def test_supplier_answers_buyer_approves_supplier_ships(live_server, browser, committed_db):
     from datetime import timedelta
 
@@ -479,21 +494,14 @@ def test_a_supplier_admin_connects_the_accounts_system_with_a_key_and_a_webhook(
     import httpx
     from axe_playwright_python.sync_playwright import Axe
 
-    from portal.demo import DEMO_PASSWORD, demo_secret, seed_demo
+    from portal.demo import seed_demo
     from portal.documents.storage import LocalStorage
 
     with tenant_session(committed_db, None) as s:
         seed_demo(s, LocalStorage(tmp_path))
     email = "anna@acme.example"
     page = browser.new_context(bypass_csp=True).new_page()
-    page.goto(f"{live_server}/login")
-    page.fill("#email", email)
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("button[type=submit]")
-    page.fill("#code", pyotp.TOTP(demo_secret(email)).now())
-    page.click("button[type=submit]")
-    page.click("text=Northwind Distribution")
-    page.wait_for_url(f"{live_server}/")
+    sign_in_demo(page, live_server, email, customer="Northwind Distribution")
     page.goto(f"{live_server}/orders")
     page.click("text=Connect your system (API)")
     page.fill("#name", "Acme ERP")
@@ -578,21 +586,13 @@ def test_a_phone_shows_the_daily_pages_without_sideways_scrolling(live_server, b
     """At a phone's width (390 px) no page is wider than the screen: wide tables scroll inside the page (their
     hidden headings too), long values break, and the header's customer switcher (its longest option names a
     customer and a supplier) takes the width left. Anna supplies two customers, so the switcher is there."""
-    from portal.demo import DEMO_PASSWORD, demo_secret, seed_demo
+    from portal.demo import seed_demo
     from portal.documents.storage import LocalStorage
 
     with tenant_session(committed_db, None) as s:
         seed_demo(s, LocalStorage(tmp_path))
     page = browser.new_page(viewport={"width": 390, "height": 844})
-    page.goto(f"{live_server}/login")
-    page.fill("#email", email)
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("button[type=submit]")
-    page.fill("#code", pyotp.TOTP(demo_secret(email)).now())
-    page.click("button[type=submit]")
-    if email.startswith("anna"):
-        page.click("text=Northwind Distribution")
-    page.wait_for_url(f"{live_server}/")
+    sign_in_demo(page, live_server, email, customer="Northwind Distribution" if email.startswith("anna") else None)
     assert page.locator("#switch-customer").count() == (1 if email.startswith("anna") else 0)
     page.goto(f"{live_server}/orders?tab=all")
     order = page.locator("main table a").first.get_attribute("href")
