@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from portal.api import services as api
-from portal.api.models import ApiKey
+from portal.api.models import ApiKey, IdempotentWrite
 from portal.audit import AuditEvent
 from portal.auth.models import Membership
 from portal.auth.permissions import Role
@@ -402,3 +402,36 @@ def test_a_key_is_slowed_down_beyond_its_calls_a_minute(trade, app):
         assert "with this key" in limited.json["error"]["message"]
     finally:
         app.extensions["portal.settings"] = settings
+
+
+def test_a_retry_with_its_idempotency_key_gets_the_first_answer_and_writes_nothing_twice(trade):
+    first, second = trade.lines[0], trade.lines[1]
+    path = f"/api/v1/orders/{trade.order.id}/answers"
+    body = {"version": 1, "answers": [{"line_id": first.id, "action": "accept"}]}
+
+    def post(payload: dict[str, Any], key: str) -> Any:
+        headers = {"Authorization": f"Bearer {trade.key}", "Idempotency-Key": key}
+        return trade.http.post(path, json=payload, headers=headers)
+
+    answered = post(body, "3f1c-answer-1")
+    assert answered.status_code == 200 and "Idempotent-Replayed" not in answered.headers
+    retried = post(body, "3f1c-answer-1")  # the answer was lost on the way: the client sends it again
+    assert retried.status_code == 200 and retried.headers["Idempotent-Replayed"] == "true"
+    assert retried.json == answered.json and len(trade.ledger()) == 1 and trade.version() == 2
+    # The same key for another request is refused; a new key is a new write (here: a stale version, 409).
+    other = {"version": 2, "answers": [{"line_id": second.id, "action": "accept"}]}
+    reused = post(other, "3f1c-answer-1")
+    assert reused.status_code == 422 and "used for another request" in reused.json["error"]["message"]
+    assert post(body, "3f1c-answer-2").status_code == 409
+    assert post(other, "3f1c-answer-3").status_code == 200 and len(trade.ledger()) == 2
+    assert post(other, "not a key!").status_code == 400
+    # A day later the key is free again (its answer is gone): the retry is a new write, refused as stale.
+    set_context(trade.session, tenant_id=trade.tenant.id)
+    trade.session.execute(update(IdempotentWrite).values(created_at=utcnow() - api.IDEMPOTENCY_WINDOW))
+    assert post(body, "3f1c-answer-1").status_code == 409
+    # The key's next write takes its expired answers away.
+    last = {"version": 3, "answers": [{"line_id": trade.lines[2].id, "action": "accept"}]}
+    assert post(last, "3f1c-answer-4").status_code == 200
+    set_context(trade.session, tenant_id=trade.tenant.id)
+    kept = trade.session.execute(select(IdempotentWrite.idempotency_key)).scalars().all()
+    assert kept == ["3f1c-answer-4"]

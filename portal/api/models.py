@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, BigID, TenantOwned, utcnow
@@ -34,3 +35,20 @@ class ApiKey(TenantOwned, Base):
 
     def usable(self, now: datetime) -> bool:
         return self.revoked_at is None and self.expires_at > now
+
+
+class IdempotentWrite(TenantOwned, Base):
+    """A write a key made with an ``Idempotency-Key``: its answer, given again to a retry of the same request
+    (a client that lost the answer learns what happened without a second write). Kept a day."""
+
+    __tablename__ = "api_idempotent_writes"
+    __table_args__ = (UniqueConstraint("api_key_id", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(BigID, ForeignKey("api_keys.id", ondelete="CASCADE"))
+    idempotency_key: Mapped[str] = mapped_column(String(100))
+    # The SHA-256 of the method, the path and the body: the same key with another request is refused.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

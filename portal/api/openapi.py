@@ -41,11 +41,21 @@ ME = ("user", "key", "customer", "supplier", "role")
 ORDER_ID = {"name": "order_id", "in": "path", "required": True, "schema": ID}
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "A key of the client's for this write (a UUID): a retry with the same key and request gets "
+    "the first answer again (header Idempotent-Replayed: true) for 24 hours, and nothing is written twice.",
+    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:-]{1,100}$"},
+}
+
+
 def _write(summary: str, body: str, parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "post": {
             "summary": summary,
-            "parameters": parameters or [ORDER_ID],
+            "parameters": [*(parameters or [ORDER_ID]), IDEMPOTENCY_KEY],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body)}}},
             "responses": {"200": _json(_ref("WriteResult"), "Done; the order as it now is."), **WRITE_ERRORS},
         }

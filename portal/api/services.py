@@ -17,10 +17,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from portal.api.models import ApiKey
+from portal.api.models import ApiKey, IdempotentWrite
 from portal.auth.models import Membership, User
 from portal.auth.permissions import Role
 from portal.auth.services import Actor, ServiceError
@@ -443,3 +443,76 @@ def order_document(session: Session, order: PurchaseOrder) -> dict[str, Any]:
             for line in lines
         ],
     }
+
+
+# --- idempotent writes ---------------------------------------------------------------------
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+def request_fingerprint(method: str, path: str, body: bytes) -> str:
+    """What makes a retry the same request: its method, its path and its body."""
+    return hashlib.sha256(b"\0".join((method.encode(), path.encode(), body))).hexdigest()
+
+
+def replay_of(
+    session: Session, caller: ApiCaller, idempotency_key: str, fingerprint: str, *, now: datetime | None = None
+) -> tuple[int, dict[str, Any]] | None:
+    """The answer a write made with this key and ``idempotency_key`` got, within the last day (None: not made,
+    or longer ago). The same key for another request is refused: it would otherwise answer the wrong call."""
+    now = now or utcnow()
+    row = session.execute(
+        select(IdempotentWrite).where(
+            IdempotentWrite.tenant_id == caller.tenant_id,
+            IdempotentWrite.api_key_id == caller.key_id,
+            IdempotentWrite.idempotency_key == idempotency_key,
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    if row.created_at <= now - IDEMPOTENCY_WINDOW:
+        session.delete(row)
+        session.flush()
+        return None
+    if row.request_hash != fingerprint:
+        raise ServiceError(
+            "This Idempotency-Key was used for another request in the last 24 hours: use a new key for each write."
+        )
+    return row.status, row.response
+
+
+def remember_write(
+    session: Session,
+    caller: ApiCaller,
+    idempotency_key: str,
+    fingerprint: str,
+    status: int,
+    response: dict[str, Any],
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Keep a write's answer for its retries, in the write's own transaction (both land, or neither); the key's
+    answers older than a day go."""
+    now = now or utcnow()
+    session.execute(
+        delete(IdempotentWrite)
+        .where(
+            IdempotentWrite.tenant_id == caller.tenant_id,
+            IdempotentWrite.api_key_id == caller.key_id,
+            IdempotentWrite.created_at <= now - IDEMPOTENCY_WINDOW,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.add(
+        IdempotentWrite(
+            tenant_id=caller.tenant_id,
+            api_key_id=caller.key_id,
+            idempotency_key=idempotency_key,
+            request_hash=fingerprint,
+            status=status,
+            response=response,
+            created_at=now,
+        )
+    )
+    session.flush()

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, abort, current_app, g, jsonify, render_template, request, url_for
 from limits import parse
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -287,6 +288,22 @@ def _write(
     order as it now is. A refusal is its reasons, by line, and nothing is saved (the request rolls back on any
     status from 400). A stale version is said first, as on the order page: a retry of a write that went
     through gets 409, never a second write. Answers pass the document gate (``gated``), as on the order page."""
+    idempotency_key = request.headers.get("Idempotency-Key")
+    fingerprint = ""
+    if idempotency_key is not None:
+        if not services.IDEMPOTENCY_KEY.match(idempotency_key):
+            return _error(400, "An Idempotency-Key is 1 to 100 letters, digits and . _ : - (a UUID will do).")
+        fingerprint = services.request_fingerprint(request.method, request.path, request.get_data())
+        try:
+            replay = services.replay_of(db_session(), caller(), idempotency_key, fingerprint)
+        except ServiceError as exc:
+            return _error(422, exc.message)
+        if replay is not None:
+            # The write this retries went through: its answer again, and nothing written twice.
+            response = jsonify(replay[1])
+            response.status_code = replay[0]
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
     if version is None:
         return _error(422, "Give the order's version (as GET /orders/<id> gives it), so that no change is missed.")
     if version != order.version:
@@ -303,8 +320,15 @@ def _write(
         return _error(422, exc.message, lines=lines)
     except ServiceError as exc:
         return _error(422, exc.message)
-    document = services.order_document(db_session(), order)
-    return jsonify({**result, "warnings": warnings, "order": document})
+    answer = {**result, "warnings": warnings, "order": services.order_document(db_session(), order)}
+    if idempotency_key is not None:
+        try:
+            services.remember_write(db_session(), caller(), idempotency_key, fingerprint, 200, answer)
+        except IntegrityError:
+            # The same key, at the same moment, for another order's write: this one is undone (the request
+            # rolls back), the other stands.
+            return _error(409, "Another request with this Idempotency-Key is under way: retry it to see its answer.")
+    return jsonify(answer)
 
 
 def _answered(result: orders.RespondResult) -> dict[str, Any]:
