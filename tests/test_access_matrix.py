@@ -196,6 +196,16 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
         ("POST",),
         lambda w, s, r: {"webhook_id": (w.own if s == "own" else w.foreign)["supplier_webhook_id"]},
     ),
+    # A supplier's connected systems, cut off by the tenant's administrators.
+    "api_keys.revoke_for_supplier": (perm(P.SUPPLIERS_MANAGE), ("POST",), ids_of("supplier_id", "key_id")),
+    "api_keys.remove_supplier_webhook": (
+        perm(P.SUPPLIERS_MANAGE),
+        ("POST",),
+        lambda w, s, r: {
+            "supplier_id": (w.own if s == "own" else w.foreign)["supplier_id"],
+            "webhook_id": (w.own if s == "own" else w.foreign)["supplier_webhook_id"],
+        },
+    ),
     "api.openapi": (PUBLIC, ("GET",), None),
     "api.me": (key(P.ORDERS_VIEW), ("GET",), None),
     "api.list_orders": (key(P.ORDERS_VIEW), ("GET",), None),

@@ -292,8 +292,10 @@ def test_a_tenant_that_repeats_reminders_gets_one_every_few_days_up_to_its_limit
     assert counts == [1] * (limit - 1) + [0] * (6 - limit)  # reminders 2 to the limit, then no more
     session.expire_all()
     assert (order.reminder_count, never_reminded.reminder_count, answered.reminder_count) == (limit, 0, 1)
-    events = select(OutboxEvent.payload).where(
-        OutboxEvent.topic == "order.reminded", OutboxEvent.tenant_id == tenant.id
+    events = (
+        select(OutboxEvent.payload)
+        .where(OutboxEvent.topic == "order.reminded", OutboxEvent.tenant_id == tenant.id)
+        .order_by(OutboxEvent.id)  # in the order they were written (without it, PostgreSQL's order is any)
     )
     numbered = [p["reminder"] for p in session.execute(events).scalars() if p["order_id"] == order.id]
     assert numbered == list(range(1, limit + 1))

@@ -18,6 +18,8 @@ from portal.auth.models import Membership
 from portal.auth.permissions import Role
 from portal.auth.services import Actor, ServiceError
 from portal.db import set_context, utcnow
+from portal.notifications import services as notification_services
+from portal.notifications.services import create_webhook
 from portal.orders import services as svc
 from portal.orders.models import CommitmentEntry, LineState, OrderState, PurchaseOrder, PurchaseOrderLine, Source
 from portal.suppliers.models import Supplier
@@ -435,3 +437,43 @@ def test_a_retry_with_its_idempotency_key_gets_the_first_answer_and_writes_nothi
     set_context(trade.session, tenant_id=trade.tenant.id)
     kept = trade.session.execute(select(IdempotentWrite.idempotency_key)).scalars().all()
     assert kept == ["3f1c-answer-4"]
+
+
+def test_tenant_administrators_see_and_cut_off_a_suppliers_connected_systems(trade, app):
+    session, tenant = trade.session, trade.tenant
+    set_context(session, tenant_id=tenant.id)
+    supplier_id = trade.order.supplier_id
+    with app.app_context():  # the signing secret is encrypted with the app's key
+        hook, _ = create_webhook(
+            session, tenant_id=tenant.id, supplier_id=supplier_id, url="https://erp.acme.example/in", topics=[],
+            description="", actor=Actor(None, "t", ""), allow_private=True,
+        )  # fmt: skip
+    neighbour = make_supplier(session, tenant, "Neighbour Keys")
+    neighbours_key_id = session.execute(
+        select(ApiKey.id).where(ApiKey.token_hash == api._digest(issue_api_key(session, make_member(
+            session, tenant, Role.SUPPLIER_USER, supplier=neighbour), "Neighbour's ERP")))
+    ).scalar_one()  # fmt: skip
+    key_id = session.execute(select(ApiKey.id).where(ApiKey.name == "ERP link")).scalar_one()
+    admin, buyer = make_member(session, tenant, Role.TENANT_ADMIN), make_member(session, tenant, Role.BUYER)
+    set_context(session, tenant_id=None)
+    staff = PortalClient(app.test_client())
+    staff.sign_in(buyer.email, PASSWORD, buyer.secret)
+    assert 'id="connected-systems"' not in staff.get(f"/suppliers/{supplier_id}").text
+    staff = PortalClient(app.test_client())
+    staff.sign_in(admin.email, PASSWORD, admin.secret)
+    page = f"/suppliers/{supplier_id}"
+    shown = staff.get(page).text
+    assert 'id="connected-systems"' in shown and "ERP link" in shown and trade.seller.email in shown
+    assert "erp.acme.example/in" in shown and "Neighbour" not in shown.split('id="connected-systems"')[1]
+    # Another supplier's key through this supplier's address: 404, and it still works.
+    assert staff.submit(f"{page}/api-keys/{neighbours_key_id}/revoke", {}, page=page).status_code == 404
+    assert trade.get("/me").status_code == 200
+    assert staff.submit(f"{page}/api-keys/{key_id}/revoke", {}, page=page).status_code == 302
+    assert trade.get("/me").status_code == 401
+    assert staff.submit(f"{page}/webhooks/{hook.id}/remove", {}, page=page).status_code == 302
+    set_context(session, tenant_id=tenant.id)
+    assert notification_services.supplier_webhooks(session, tenant.id, supplier_id) == []
+    revoked = session.execute(
+        select(AuditEvent.actor).where(AuditEvent.action == "api_key.revoked", AuditEvent.object_id == str(key_id))
+    ).scalar_one()
+    assert revoked == admin.email

@@ -69,6 +69,31 @@ def keys_of(session: Session, owner: KeyOwner) -> list[ApiKey]:
     )
 
 
+@dataclass(frozen=True)
+class SupplierKey:
+    """A key of one of a supplier account's people, as the tenant's administrators see it."""
+
+    key: ApiKey
+    person: str
+
+
+def supplier_keys(session: Session, tenant_id: int, supplier_id: int) -> list[SupplierKey]:
+    """Every key issued in a supplier account, newest first, with the person each acts for."""
+    rows = session.execute(
+        select(ApiKey, User.email)
+        .join(User, User.id == ApiKey.user_id)
+        .where(ApiKey.tenant_id == tenant_id, ApiKey.supplier_id == supplier_id)
+        .order_by(ApiKey.id.desc())
+    ).all()
+    return [SupplierKey(key, email) for key, email in rows]
+
+
+def supplier_key(session: Session, tenant_id: int, supplier_id: int, key_id: int) -> ApiKey | None:
+    return session.execute(
+        select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.supplier_id == supplier_id, ApiKey.id == key_id)
+    ).scalar_one_or_none()
+
+
 def key_of(session: Session, owner: KeyOwner, key_id: int) -> ApiKey | None:
     """One of the person's own keys by id, through the tenant and the membership (another's: None)."""
     return session.execute(

@@ -554,13 +554,18 @@ def delete_webhook(webhook_id: int) -> Response:
     from flask import flash, redirect
 
     context = ctx()
+    _delete_supplier_webhook(context.tenant_id, context.supplier_id or 0, webhook_id)
+    flash("Webhook removed: it is called no more.", "success")
+    return redirect(url_for("api_keys.keys"))
+
+
+def _delete_supplier_webhook(tenant_id: int, supplier_id: int, webhook_id: int) -> None:
+    """Remove one of a supplier account's webhooks (another's, or the tenant's own: 404)."""
     hook = (
         db_session()
         .execute(
             select(Webhook).where(
-                Webhook.tenant_id == context.tenant_id,
-                Webhook.supplier_id == context.supplier_id,
-                Webhook.id == webhook_id,
+                Webhook.tenant_id == tenant_id, Webhook.supplier_id == supplier_id, Webhook.id == webhook_id
             )
         )
         .scalar_one_or_none()
@@ -570,8 +575,54 @@ def delete_webhook(webhook_id: int) -> Response:
     if not ActionForm().validate_on_submit():
         abort(400)
     notifications.delete_webhook(db_session(), webhook=hook, actor=actor())
-    flash("Webhook removed: it is called no more.", "success")
-    return redirect(url_for("api_keys.keys"))
+
+
+# --- a supplier's connected systems, for the tenant's administrators ---------------------
+
+
+def supplier_connections(tenant_id: int, supplier_id: int) -> dict[str, Any]:
+    """What a supplier's page shows its administrators: the supplier's keys and webhooks."""
+    session = db_session()
+    return {
+        "supplier_keys": services.supplier_keys(session, tenant_id, supplier_id),
+        "supplier_hooks": notifications.supplier_webhooks(session, tenant_id, supplier_id),
+        "now": utcnow(),
+    }
+
+
+def _back_to_supplier(supplier_id: int, message: str) -> Response:
+    from flask import flash, redirect
+
+    flash(message, "success")
+    return redirect(url_for("suppliers.detail", supplier_id=supplier_id, _anchor="connected-systems"))
+
+
+def _supplier(supplier_id: int) -> Supplier:
+    supplier: Supplier = get_scoped_or_404(db_session(), Supplier, supplier_id, ctx())
+    return supplier
+
+
+@keys_bp.post("/suppliers/<int:supplier_id>/api-keys/<int:key_id>/revoke")
+@requires(Permission.SUPPLIERS_MANAGE)
+def revoke_for_supplier(supplier_id: int, key_id: int) -> Response:
+    """A tenant administrator cuts a supplier's system off (a leaked key, a system retired)."""
+    supplier = _supplier(supplier_id)
+    key = services.supplier_key(db_session(), supplier.tenant_id, supplier.id, key_id)
+    if key is None:
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if key.revoked_at is None:
+        services.revoke_key(db_session(), key=key, actor=actor())
+    return _back_to_supplier(supplier.id, f"Key “{key.name}” revoked: the system using it can no longer sign in.")
+
+
+@keys_bp.post("/suppliers/<int:supplier_id>/webhooks/<int:webhook_id>/remove")
+@requires(Permission.SUPPLIERS_MANAGE)
+def remove_supplier_webhook(supplier_id: int, webhook_id: int) -> Response:
+    supplier = _supplier(supplier_id)
+    _delete_supplier_webhook(supplier.tenant_id, supplier.id, webhook_id)
+    return _back_to_supplier(supplier.id, "The supplier's webhook was removed: it is called no more.")
 
 
 def register(app: Flask) -> None:

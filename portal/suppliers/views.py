@@ -163,7 +163,15 @@ def detail(supplier_id: int) -> Response | str | tuple[str, int]:
         invites=_open_invitations(supplier.id),
         can_manage=context.can(Permission.SUPPLIERS_MANAGE),
         button=EmptyForm(),
+        **(_connections(supplier) if context.can(Permission.SUPPLIERS_MANAGE) else {}),
     ), 422 if request.method == "POST" else 200
+
+
+def _connections(supplier: Supplier) -> dict[str, object]:
+    """The supplier's systems connected to the portal (API keys, webhooks), for the tenant's administrators."""
+    from portal.api.views import supplier_connections
+
+    return supplier_connections(supplier.tenant_id, supplier.id)
 
 
 def _at_a_glance(supplier: Supplier) -> dict[str, object]:
