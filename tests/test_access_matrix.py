@@ -214,6 +214,8 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "api.accept_all": (key(P.ORDERS_RESPOND), ("POST",), ids("order_id")),
     "api.change_promise": (key(P.ORDERS_RESPOND), ("POST",), ids_of("order_id", "line_id")),
     "api.ship_notice": (key(P.ORDERS_RESPOND), ("POST",), ids("order_id")),
+    "api.cancel_ship_notice": (key(P.ORDERS_RESPOND), ("POST",), ids_of("order_id", "notice_id")),
+    "api.messages": (key(P.ORDERS_MESSAGE), ("GET", "POST"), ids("order_id")),
     # Registered only in demo mode with the database mail backend (never in production).
     "devmail.mailbox": (PUBLIC, ("GET",), None),
 }

@@ -22,6 +22,7 @@ from portal.notifications import services as notification_services
 from portal.notifications.services import create_webhook
 from portal.orders import services as svc
 from portal.orders.models import CommitmentEntry, LineState, OrderState, PurchaseOrder, PurchaseOrderLine, Source
+from portal.outbox import OutboxEvent
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import DocumentGating, Tenant
 from tests.factories import (
@@ -389,6 +390,15 @@ def test_after_confirmation_a_system_moves_dates_and_sends_ship_notices(trade):
     shipped = {line["id"]: line for line in sent.json["order"]["lines"]}[second.id]
     assert shipped["shipped_quantity"] == "40" and shipped["state"] == LineState.SHIPPED.value
     assert trade.post(f"/orders/{order.id}/ship-notices", notice).status_code == 409  # the retry: nothing twice
+    notice_id = sent.json["ship_notice"]["id"]
+    assert [(n["id"], n["state"]) for n in sent.json["order"]["ship_notices"]] == [(notice_id, "sent")]
+    cancelled = trade.post(f"/orders/{order.id}/ship-notices/{notice_id}/cancel", {"version": 5})
+    assert cancelled.status_code == 200 and cancelled.json["order"]["ship_notices"][0]["state"] == "cancelled"
+    back = {line["id"]: line for line in cancelled.json["order"]["lines"]}[second.id]
+    assert back["shipped_quantity"] == "0" and back["state"] == LineState.CONFIRMED.value
+    again = trade.post(f"/orders/{order.id}/ship-notices/{notice_id}/cancel", {"version": 6})
+    assert again.status_code == 422 and "not been received" in again.json["error"]["message"]
+    assert trade.post(f"/orders/{order.id}/ship-notices/999999999/cancel", {"version": 6}).status_code == 404
     assert trade.get(f"/orders/{order.id}/lines/999999999/promise").status_code == 405
     foreign_line = trade.post(f"/orders/{order.id}/lines/999999999/promise", {**promise, "version": 5})
     assert foreign_line.status_code == 404
@@ -477,3 +487,19 @@ def test_tenant_administrators_see_and_cut_off_a_suppliers_connected_systems(tra
         select(AuditEvent.actor).where(AuditEvent.action == "api_key.revoked", AuditEvent.object_id == str(key_id))
     ).scalar_one()
     assert revoked == admin.email
+
+
+def test_a_supplier_system_reads_and_writes_the_orders_messages(trade):
+    path = f"/orders/{trade.order.id}/messages"
+    assert trade.get(path).json == {"messages": []}
+    sent = trade.post(path, {"body": "  Can we ship line 2 a week early?  "})
+    assert sent.status_code == 201 and sent.json["message"]["body"] == "Can we ship line 2 a week early?"
+    assert sent.json["message"]["from_supplier"] is True and sent.json["message"]["author"] == trade.seller.email
+    assert trade.post(path, {"body": "   "}).status_code == 422
+    assert trade.post(path, {"body": "x" * 4001}).status_code == 422
+    assert trade.post(path, {"text": "hello"}).status_code == 400
+    listed = trade.get(path).json["messages"]
+    assert [m["body"] for m in listed] == ["Can we ship line 2 a week early?"]
+    set_context(trade.session, tenant_id=trade.tenant.id)
+    events = trade.session.execute(select(OutboxEvent.payload).where(OutboxEvent.topic == "order.message")).all()
+    assert [payload["message_id"] for (payload,) in events] == [listed[0]["id"]]  # the buyers hear of it

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.orders.models import DelayReason, LineState, OrderState, RejectReason
+from portal.orders.models import DelayReason, LineState, OrderState, RejectReason, ShipNoticeState
 from portal.orders.queries import SORTS, TAB_LABELS
-from portal.orders.services import MAX_DELIVERIES
+from portal.orders.services import MAX_DELIVERIES, MESSAGE_MAX_LENGTH
 
 DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$", "example": "60"}
 DAY = {"type": "string", "format": "date", "example": "2026-12-01"}
@@ -100,8 +100,9 @@ def document() -> dict[str, Any]:
             "currency": {"type": "string"},
             "total_value": DECIMAL,
             "lines": {"type": "array", "items": _ref("Line")},
+            "ship_notices": {"type": "array", "items": _ref("ShipNoticeSummary")},
         },
-        "required": ["id", "number", "version", "state", "order_date", "currency", "lines"],
+        "required": ["id", "number", "version", "state", "order_date", "currency", "lines", "ship_notices"],
     }
     summary = {
         "type": "object",
@@ -202,6 +203,56 @@ def document() -> dict[str, Any]:
                 [ORDER_ID, {"name": "line_id", "in": "path", "required": True, "schema": ID}],
             ),
             "/orders/{order_id}/ship-notices": _write("Send a ship notice", "ShipNotice"),
+            "/orders/{order_id}/ship-notices/{notice_id}/cancel": _write(
+                "Cancel a ship notice nothing was received against",
+                "AcceptAll",
+                [ORDER_ID, {"name": "notice_id", "in": "path", "required": True, "schema": ID}],
+            ),
+            "/orders/{order_id}/messages": {
+                "get": {
+                    "summary": "The order's conversation with the buyers, oldest first",
+                    "parameters": [ORDER_ID],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["messages"],
+                                "properties": {"messages": {"type": "array", "items": _ref("Message")}},
+                            },
+                            "The messages.",
+                        ),
+                        "404": WRITE_ERRORS["404"],
+                        **ERRORS,
+                    },
+                },
+                "post": {
+                    "summary": "A message to the order's buyers",
+                    "parameters": [ORDER_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["body"],
+                                    "properties": {
+                                        "body": {"type": "string", "minLength": 1, "maxLength": MESSAGE_MAX_LENGTH}
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": _json(
+                            {"type": "object", "required": ["message"], "properties": {"message": _ref("Message")}},
+                            "Sent; the buyers hear of it.",
+                        ),
+                        "404": WRITE_ERRORS["404"],
+                        "422": WRITE_ERRORS["422"],
+                        **ERRORS,
+                    },
+                },
+            },
         },
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer", "description": "spk_<tenant>_<secret>"}},
@@ -279,6 +330,30 @@ def document() -> dict[str, Any]:
                         },
                         "warnings": {"type": "array", "items": {"type": "string"}},
                         "order": _ref("Order"),
+                    },
+                },
+                "ShipNoticeSummary": {
+                    "type": "object",
+                    "required": ["id", "number", "state"],
+                    "properties": {
+                        "id": ID,
+                        "number": {"type": "string"},
+                        "state": {"type": "string", "enum": [s.value for s in ShipNoticeState]},
+                        "ship_date": DAY,
+                        "expected_arrival": DAY,
+                        "carrier": {"type": "string"},
+                        "tracking_number": {"type": "string"},
+                    },
+                },
+                "Message": {
+                    "type": "object",
+                    "required": ["id", "author", "from_supplier", "body", "created_at"],
+                    "properties": {
+                        "id": ID,
+                        "author": {"type": "string"},
+                        "from_supplier": {"type": "boolean"},
+                        "body": {"type": "string"},
+                        "created_at": {"type": "string", "format": "date-time"},
                     },
                 },
                 "Error": error,

@@ -26,7 +26,15 @@ from portal.auth.permissions import Role
 from portal.auth.services import Actor, ServiceError
 from portal.db import set_context, utcnow
 from portal.orders.forms import parse_date, parse_quantity
-from portal.orders.models import DelayReason, DeliverySchedule, PurchaseOrder, PurchaseOrderLine, RejectReason
+from portal.orders.models import (
+    DelayReason,
+    DeliverySchedule,
+    OrderMessage,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    RejectReason,
+    ShipNotice,
+)
 from portal.orders.services import MAX_DELIVERIES, Delivery, LineAnswer, ShipmentInput, order_lines
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Tenant
@@ -440,6 +448,11 @@ def order_document(session: Session, order: PurchaseOrder) -> dict[str, Any]:
             .order_by(DeliverySchedule.line_id, DeliverySchedule.position)
         ):
             schedules[line_id].append({"quantity": _money(amount), "date": _day(promised)})
+    notices = session.execute(
+        select(ShipNotice)
+        .where(ShipNotice.tenant_id == order.tenant_id, ShipNotice.order_id == order.id)
+        .order_by(ShipNotice.id)
+    ).scalars()
     return {
         "id": order.id,
         "number": order.number,
@@ -467,7 +480,41 @@ def order_document(session: Session, order: PurchaseOrder) -> dict[str, Any]:
             }
             for line in lines
         ],
+        "ship_notices": [
+            {
+                "id": notice.id,
+                "number": notice.number,
+                "state": notice.state.value,
+                "ship_date": _day(notice.ship_date),
+                "expected_arrival": _day(notice.expected_arrival),
+                "carrier": notice.carrier,
+                "tracking_number": notice.tracking_number,
+            }
+            for notice in notices
+        ],
     }
+
+
+def message_document(message: OrderMessage) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "author": message.author,
+        "from_supplier": message.from_supplier,
+        "body": message.body,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def order_messages(session: Session, order: PurchaseOrder) -> list[dict[str, Any]]:
+    """The order's conversation between the supplier and the buyers, oldest first."""
+    return [
+        message_document(message)
+        for message in session.execute(
+            select(OrderMessage)
+            .where(OrderMessage.tenant_id == order.tenant_id, OrderMessage.order_id == order.id)
+            .order_by(OrderMessage.id)
+        ).scalars()
+    ]
 
 
 # --- idempotent writes ---------------------------------------------------------------------

@@ -371,10 +371,7 @@ def answer(order_id: int) -> Response:
 @requires_key(Permission.ORDERS_RESPOND)
 def accept_all(order_id: int) -> Response:
     order = _order(order_id)
-    body = request.get_json(silent=True)
-    version = body.get("version") if isinstance(body, dict) else None
-    if not isinstance(version, int) or isinstance(version, bool):
-        version = None
+    version = _body_version()
     return _write(
         order,
         version,
@@ -439,6 +436,57 @@ def ship_notice(order_id: int) -> Response:
         return {"ship_notice": {"id": notice.id, "number": notice.number}}
 
     return _write(order, version, write, gated=False)
+
+
+def _body_version() -> int | None:
+    """The order's version a body of ``{"version": n}`` gives (None: missing or not a whole number)."""
+    body = request.get_json(silent=True)
+    version = body.get("version") if isinstance(body, dict) else None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
+@bp.post("/orders/<int:order_id>/ship-notices/<int:notice_id>/cancel")
+@requires_key(Permission.ORDERS_RESPOND)
+def cancel_ship_notice(order_id: int, notice_id: int) -> Response:
+    """Withdraw a ship notice nothing was received against: what it shipped can ship again."""
+    order = _order(order_id)
+    notice = orders.order_ship_notice(db_session(), order, notice_id)
+    if notice is None:
+        abort(404)
+
+    def write() -> dict[str, Any]:
+        orders.cancel_ship_notice(
+            db_session(), order=order, notice=notice, expected_version=_body_version(), actor=api_actor()
+        )
+        return {"ship_notice": {"id": notice.id, "number": notice.number}}
+
+    return _write(order, _body_version(), write, gated=False)
+
+
+# One rule for both methods: with a rule each, an id out of range for the one asked matched the other's path and
+# answered 405 instead of 404.
+@bp.route("/orders/<int:order_id>/messages", methods=["GET", "POST"])
+@requires_key(Permission.ORDERS_MESSAGE)
+def messages(order_id: int) -> Response:
+    """GET: the order's conversation with the buyers, oldest first. POST: a message to the order's buyers, who
+    hear of it as of one written in the portal."""
+    order = _order(order_id)
+    if request.method == "GET":
+        return jsonify({"messages": services.order_messages(db_session(), order)})
+    body = request.get_json(silent=True)
+    text_value = body.get("body") if isinstance(body, dict) else None
+    if not isinstance(text_value, str):
+        return _error(400, 'Send a JSON object with the message: {"body": "..."}.')
+    who = caller()
+    try:
+        message = orders.post_message(
+            db_session(), order=order, author_id=who.user_id, author=who.email, from_supplier=True, body=text_value
+        )
+    except ServiceError as exc:
+        return _error(422, exc.message)
+    response = jsonify({"message": services.message_document(message)})
+    response.status_code = 201
+    return response
 
 
 # --- the supplier's keys, in the browser ---------------------------------------------

@@ -277,6 +277,15 @@ def order_line(session: Session, order: PurchaseOrder, line_id: int) -> Purchase
     ).scalar_one_or_none()
 
 
+def order_ship_notice(session: Session, order: PurchaseOrder, notice_id: int) -> ShipNotice | None:
+    """One ship notice of ``order`` by id, through the order's tenant (None when it is not the order's)."""
+    return session.execute(
+        select(ShipNotice).where(
+            ShipNotice.id == notice_id, ShipNotice.order_id == order.id, ShipNotice.tenant_id == order.tenant_id
+        )
+    ).scalar_one_or_none()
+
+
 def derive_order_state(states: Sequence[LineState]) -> OrderState:
     """The order's state from its lines' states, most urgent first."""
     live = [s for s in states if s != LineState.CANCELLED]

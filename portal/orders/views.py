@@ -54,7 +54,6 @@ from portal.orders.models import (
     PurchaseOrder,
     PurchaseOrderLine,
     RejectReason,
-    ShipNotice,
     Source,
     TolerancePolicy,
 )
@@ -427,15 +426,7 @@ def cancel_notice(order_id: int, notice_id: int):
     order = _order(order_id)
     if (stale := _stale(order)) is not None:
         return stale
-    notice = (
-        db_session()
-        .execute(
-            select(ShipNotice).where(
-                ShipNotice.id == notice_id, ShipNotice.order_id == order.id, ShipNotice.tenant_id == order.tenant_id
-            )
-        )
-        .scalar_one_or_none()
-    )
+    notice = svc.order_ship_notice(db_session(), order, notice_id)
     if notice is None:
         abort(404)
     try:
