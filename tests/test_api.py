@@ -503,3 +503,20 @@ def test_a_supplier_system_reads_and_writes_the_orders_messages(trade):
     set_context(trade.session, tenant_id=trade.tenant.id)
     events = trade.session.execute(select(OutboxEvent.payload).where(OutboxEvent.topic == "order.message")).all()
     assert [payload["message_id"] for (payload,) in events] == [listed[0]["id"]]  # the buyers hear of it
+
+
+def test_a_long_address_and_a_long_key_name_still_fit_the_ledger(app, session):
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    seller = make_member(session, tenant, Role.SUPPLIER_USER, supplier=supplier)
+    seller.user.email = f"{'a' * 200}@{'b' * 40}.example"
+    order = make_order(session, tenant, supplier)
+    key = issue_api_key(session, seller, "K" * 100)
+    set_context(session, tenant_id=None)
+    answered = app.test_client().post(
+        f"/api/v1/orders/{order.id}/accept-all", json={"version": 1}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert answered.status_code == 200
+    set_context(session, tenant_id=tenant.id)
+    actors = session.execute(select(CommitmentEntry.actor).where(CommitmentEntry.order_id == order.id)).scalars()
+    assert {len(actor) for actor in actors} == {api.ACTOR_LENGTH}

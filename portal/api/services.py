@@ -46,6 +46,8 @@ LIFETIMES = (30, 90, 365)
 DEFAULT_LIFETIME = 90
 # Keys a person may hold at once in one supplier account (revoked and expired ones do not count).
 MAX_KEYS = 10
+# The actor columns of the audit trail and the ledger.
+ACTOR_LENGTH = 254
 # ``last_used_at`` is written at most this often: most calls write nothing.
 TOUCH_EVERY = timedelta(minutes=1)
 
@@ -185,8 +187,9 @@ class ApiCaller:
 
     @property
     def label(self) -> str:
-        """As the audit trail and the ledger name the caller: the person, and the key they used."""
-        return f"{self.email} (API key “{self.key_name}”)"
+        """As the audit trail and the ledger name the caller: the person, and the key they used (cut to the 254
+        characters those columns hold: a long address and a long key name together may be longer)."""
+        return f"{self.email} (API key “{self.key_name}”)"[:ACTOR_LENGTH]
 
 
 def authenticate(session: Session, presented: str, *, now: datetime | None = None) -> ApiCaller | None:
