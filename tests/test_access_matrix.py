@@ -190,6 +190,11 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     # Keys belong to the person who issued them: everyone else (and every other tenant) gets 404.
     "api_keys.revoke": (perm(P.ORDERS_RESPOND), ("POST",), ids("key_id")),
     "api_keys.add_webhook": (perm(P.SUPPLIER_TEAM_MANAGE), ("POST",), None),
+    "api_keys.webhook_log": (
+        perm(P.SUPPLIER_TEAM_MANAGE),
+        ("GET",),
+        lambda w, s, r: {"webhook_id": (w.own if s == "own" else w.foreign)["supplier_webhook_id"]},
+    ),
     # A supplier account's webhooks: another supplier's (or the tenant's own) id answers 404.
     "api_keys.delete_webhook": (
         perm(P.SUPPLIER_TEAM_MANAGE),

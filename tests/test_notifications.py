@@ -702,6 +702,10 @@ def test_supplier_admins_add_and_remove_their_accounts_webhooks(mail_app, commit
     neighbour = PortalClient(mail_app.test_client())
     neighbour.sign_in(bolt_admin.email, PASSWORD, bolt_admin.secret)
     assert neighbour.submit(f"/api-keys/webhooks/{hook_id}/delete", {}, page="/api-keys").status_code == 404
+    assert neighbour.get(f"/api-keys/webhooks/{hook_id}").status_code == 404
+    log = client.get(f"/api-keys/webhooks/{hook_id}")
+    assert log.status_code == 200 and "Nothing delivered yet." in log.text and 'href="/api-keys#webhooks"' in log.text
+    assert client.get(f"/api-keys/webhooks/{tenant_hook_id}").status_code == 404
     assert client.submit(f"/api-keys/webhooks/{tenant_hook_id}/delete", {}, page="/api-keys").status_code == 404
     assert client.submit(f"/api-keys/webhooks/{hook_id}/delete", {}, page="/api-keys").status_code == 302
     with tenant_session(committed_db, world["tenant_id"]) as s:

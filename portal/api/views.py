@@ -607,8 +607,22 @@ def delete_webhook(webhook_id: int) -> Response:
     return redirect(url_for("api_keys.keys"))
 
 
-def _delete_supplier_webhook(tenant_id: int, supplier_id: int, webhook_id: int) -> None:
-    """Remove one of a supplier account's webhooks (another's, or the tenant's own: 404)."""
+@keys_bp.get("/api-keys/webhooks/<int:webhook_id>")
+@requires(Permission.SUPPLIER_TEAM_MANAGE)
+def webhook_log(webhook_id: int) -> str:
+    """Every delivery to one of the supplier account's webhooks: what its system answered, and when."""
+    context = ctx()
+    hook = _supplier_webhook(context.tenant_id, context.supplier_id or 0, webhook_id)
+    return render_template(
+        "notifications/webhook_log.html",
+        hook=hook,
+        deliveries=notifications.deliveries(db_session(), context.tenant_id, hook.id),
+        back_url=url_for("api_keys.keys", _anchor="webhooks"),
+    )
+
+
+def _supplier_webhook(tenant_id: int, supplier_id: int, webhook_id: int) -> Webhook:
+    """One of a supplier account's webhooks (another's, or the tenant's own: 404)."""
     hook = (
         db_session()
         .execute(
@@ -620,6 +634,12 @@ def _delete_supplier_webhook(tenant_id: int, supplier_id: int, webhook_id: int) 
     )
     if hook is None:
         abort(404)
+    return hook
+
+
+def _delete_supplier_webhook(tenant_id: int, supplier_id: int, webhook_id: int) -> None:
+    """Remove one of a supplier account's webhooks (another's, or the tenant's own: 404)."""
+    hook = _supplier_webhook(tenant_id, supplier_id, webhook_id)
     if not ActionForm().validate_on_submit():
         abort(400)
     notifications.delete_webhook(db_session(), webhook=hook, actor=actor())
