@@ -257,16 +257,12 @@ def get_order(order_id: int) -> Response:
 
 def _gate_problem(order: PurchaseOrder) -> tuple[Response | None, list[str]]:
     """Document gating, as on the order page: a refusal (422) when it blocks, else the warnings to pass on."""
-    from portal.documents.services import confirmation_gate
+    from portal.documents.services import supplier_gate
 
-    session = db_session()
-    supplier = session.execute(
-        select(Supplier).where(Supplier.tenant_id == order.tenant_id, Supplier.id == order.supplier_id)
-    ).scalar_one()
-    gate = confirmation_gate(session, tenant_id=order.tenant_id, supplier=supplier, today=date.today())
+    gate = supplier_gate(db_session(), tenant_id=order.tenant_id, supplier_id=order.supplier_id, today=date.today())
     if gate.blocks:
         return _error(422, gate.message + " Upload them in the portal; until then confirmations are blocked."), []
-    return None, [gate.message] if gate.problems and gate.mode != "off" else []
+    return None, [gate.message] if gate.warns else []
 
 
 def _conflict(order: PurchaseOrder, exc: orders.Conflict) -> Response:

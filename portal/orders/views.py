@@ -213,17 +213,10 @@ def _write(order: PurchaseOrder, line_id: int, write):
 def _document_gate(tenant_id: int, supplier_id: int) -> Gate:
     """Document gating before a supplier's answers are saved (the answer form, "accept all", a spreadsheet):
     whether they are blocked, and the warning to show if not; an answer warned about is saved."""
-    from portal.documents.services import confirmation_gate
+    from portal.documents.services import supplier_gate
 
-    db_sess = db_session()
-    # The tenant (its gating setting) comes with the supplier: the gate finds it loaded, one statement fewer.
-    supplier, _ = db_sess.execute(
-        select(Supplier, Tenant)
-        .join(Tenant, Tenant.id == Supplier.tenant_id)
-        .where(Supplier.id == supplier_id, Supplier.tenant_id == tenant_id)
-    ).one()
-    gate = confirmation_gate(db_sess, tenant_id=tenant_id, supplier=supplier, today=date.today())
-    if not gate.blocks and gate.problems and gate.mode != "off":
+    gate = supplier_gate(db_session(), tenant_id=tenant_id, supplier_id=supplier_id, today=date.today())
+    if gate.warns:
         advice = "A buyer allowed confirmations for now." if gate.overridden else "Please upload them under Compliance."
         flash(f"{gate.message} {advice}", "warning")
     return gate
