@@ -77,6 +77,10 @@ def test_order_invariants_hold_under_any_sequence(session, answered_first):
     class OrderMachine(RuleBasedStateMachine):
         @initialize()
         def new_order(self) -> None:
+            # Each example in a savepoint of its own, rolled back at its end: examples do not see each other's
+            # rows, and a database error in one (a failure to report) cannot leave the next one a transaction
+            # that refuses every statement, which hid the first error behind "current transaction is aborted".
+            self.example = session.begin_nested()
             self.order = make_order(
                 session, tenant, supplier, [("100", "2.00", 10), ("30", "5.00", 20), ("7", "9.00", 5)]
             )
@@ -84,6 +88,11 @@ def test_order_invariants_hold_under_any_sequence(session, answered_first):
             if answered_first:
                 self._try(svc.accept_all)
             self.final_snapshot: dict[int, tuple] = {}
+
+        def teardown(self) -> None:
+            example = getattr(self, "example", None)
+            if example is not None and example.is_active:
+                example.rollback()
 
         def _line(self, index: int):  # type: ignore[no-untyped-def]
             return self.lines[index % len(self.lines)]
