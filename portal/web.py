@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app, g, render_template, request, session
+from flask import Flask, abort, current_app, g, render_template, request, session
 from flask_login import current_user
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
@@ -290,7 +290,7 @@ def _handle_http_error(exc: HTTPException):
         return api.http_error(exc)
     code = exc.code or 500
     message = None
-    if code in (409, 422, 429) and exc.description and not exc.description.startswith("The "):
+    if code in (400, 409, 422, 429) and exc.description and not exc.description.startswith("The "):
         message = exc.description
     response = render_error(code, message)
     if code == 429 and getattr(exc, "retry_after", None):
@@ -309,7 +309,34 @@ def _handle_unexpected(exc: Exception):
     return render_error(500)
 
 
+NUL_REFUSED = "Text may not contain the NUL character (\\0); nothing was saved."
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a JSON value holds a NUL character in some string of it (a key or a value)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
+def _refuse_nul_characters() -> None:
+    """PostgreSQL's text cannot hold a NUL character: a request carrying one, in its address, query, form fields,
+    file names or JSON, is refused here (400) before any view runs, instead of failing at the database."""
+    texts = [*(request.view_args or {}).values(), *request.args.values()]
+    if request.method in ("POST", "PUT", "PATCH"):
+        texts += [*request.form.values(), *(upload.filename or "" for upload in request.files.values())]
+        if request.is_json and _holds_nul(request.get_json(silent=True)):
+            abort(400, NUL_REFUSED)
+    if any(isinstance(text, str) and "\x00" in text for text in texts):
+        abort(400, NUL_REFUSED)
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(_refuse_nul_characters)
     app.before_request(_resolve_context)
     # after_request functions run in reverse order: headers first, then the commit.
     app.after_request(_finish_transaction)

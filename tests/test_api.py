@@ -520,3 +520,18 @@ def test_a_long_address_and_a_long_key_name_still_fit_the_ledger(app, session):
     set_context(session, tenant_id=tenant.id)
     actors = session.execute(select(CommitmentEntry.actor).where(CommitmentEntry.order_id == order.id)).scalars()
     assert {len(actor) for actor in actors} == {api.ACTOR_LENGTH}
+
+
+def test_a_nul_character_in_json_is_refused_and_saves_nothing(trade):
+    """Anywhere in the body, a key too: PostgreSQL's text cannot hold it, and no database error may answer."""
+    third = trade.lines[2]
+    rejected = {"line_id": third.id, "action": "reject", "reason": "other", "comment": "no\x00stock"}
+    for path, body in (
+        (f"/orders/{trade.order.id}/messages", {"body": "hello\x00there"}),
+        (f"/orders/{trade.order.id}/answers", {"version": 1, "answers": [rejected]}),
+        (f"/orders/{trade.order.id}/accept-all", {"version": 1, "note\x00": "x"}),
+    ):
+        response = trade.post(path, body)
+        assert response.status_code == 400 and "NUL character" in response.json["error"]["message"], path
+    assert trade.get("/orders?q=PO%00").status_code == 400
+    assert trade.ledger() == [] and trade.version() == 1

@@ -387,3 +387,25 @@ def test_a_passphrase_without_composition_rules_is_accepted():
 
 def test_password_containing_the_email_is_refused():
     assert password_problem("northwind2026", user_inputs=("buyer@northwind.example",)) is not None
+
+
+def test_a_nul_character_anywhere_is_refused_with_a_message_and_saves_nothing(app, session):
+    """PostgreSQL's text cannot hold NUL: such a request is refused before any view, never a database error."""
+    from portal.orders.models import OrderMessage
+    from tests.factories import make_order, make_supplier
+
+    tenant = make_tenant(session, "Nul Distribution")
+    order = make_order(session, tenant, make_supplier(session, tenant))
+    buyer = make_member(session, tenant, Role.BUYER)
+    anonymous = PortalClient(app.test_client())
+    token = csrf_from(anonymous.get("/login").text)
+    login = anonymous.post("/login", {"csrf_token": token, "email": "ann\x00@example.org", "password": "x"})
+    assert login.status_code == 400 and "NUL character" in login.text
+    client = PortalClient(app.test_client())
+    client.sign_in(buyer.email, PASSWORD, buyer.secret)
+    message = client.submit(f"/orders/{order.id}/messages", {"body": "ship\x00now"}, page=f"/orders/{order.id}")
+    assert message.status_code == 400 and "NUL character" in message.text
+    search = client.get("/orders?q=PO%00")
+    assert search.status_code == 400 and "NUL character" in search.text
+    set_context(session, tenant_id=tenant.id)
+    assert session.execute(select(OrderMessage).where(OrderMessage.order_id == order.id)).first() is None
