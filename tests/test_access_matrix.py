@@ -221,6 +221,11 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "api.ship_notice": (key(P.ORDERS_RESPOND), ("POST",), ids("order_id")),
     "api.cancel_ship_notice": (key(P.ORDERS_RESPOND), ("POST",), ids_of("order_id", "notice_id")),
     "api.messages": (key(P.ORDERS_MESSAGE), ("GET", "POST"), ids("order_id")),
+    "api.compliance": (key(P.DOCUMENTS_UPLOAD), ("GET",), None),
+    "api.list_documents": (key(P.DOCUMENTS_UPLOAD), ("GET",), None),
+    "api.upload_document": (key(P.DOCUMENTS_UPLOAD), ("POST",), None),
+    "api.get_document": (key(P.DOCUMENTS_UPLOAD), ("GET",), ids("document_id")),
+    "api.document_file": (key(P.DOCUMENTS_UPLOAD), ("GET",), ids("document_id")),
     # Registered only in demo mode with the database mail backend (never in production).
     "devmail.mailbox": (PUBLIC, ("GET",), None),
 }

@@ -25,9 +25,21 @@ from sqlalchemy import func, select
 from portal.api.openapi import document
 from portal.auth.permissions import Role
 from portal.db import set_context
+from portal.documents import services as documents
+from portal.documents.models import Document
+from portal.documents.storage import LocalStorage
 from portal.orders import services as svc
 from portal.orders.models import CommitmentEntry
-from tests.factories import issue_api_key, make_member, make_order, make_supplier, make_tenant, make_tolerance
+from tests.factories import (
+    issue_api_key,
+    make_member,
+    make_order,
+    make_supplier,
+    make_tenant,
+    make_tolerance,
+    require_document,
+)
+from tests.pdfs import CLEAN_PDF
 
 schema = schemathesis.openapi.from_dict(document())
 DRAWS = itertools.count()
@@ -41,9 +53,11 @@ CHECKS = [
 
 
 @pytest.fixture
-def api_world(app, session) -> dict[str, Any]:
+def api_world(app, session, tmp_path) -> dict[str, Any]:
+    app.config["DOCUMENT_ROOT"] = str(tmp_path / "docs")
     tenant = make_tenant(session, "Northwind Fuzz")
     supplier = make_supplier(session, tenant, "Acme Fuzz")
+    iso = require_document(session, tenant)
     make_tolerance(session, tenant)
     order = make_order(session, tenant, supplier, [("100", "2.50", 14), ("40", "10.00", 21)])
     confirmed = make_order(session, tenant, supplier, [("10", "1.00", 7)])
@@ -51,9 +65,14 @@ def api_world(app, session) -> dict[str, Any]:
     svc.accept_all(session, order=confirmed, expected_version=None, actor=svc.Actor(None, "fuzz", ""))
     key = issue_api_key(session, person)
     lines = svc.order_lines(session, order) + svc.order_lines(session, confirmed)
+    certificate = documents.upload(
+        session, LocalStorage(tmp_path / "docs"), tenant_id=tenant.id, supplier_id=supplier.id,
+        actor=svc.Actor(person.user.id, "fuzz", ""),
+        data=documents.UploadInput(iso.id, "ISO 9001", "", "", None, None, "iso.pdf", CLEAN_PDF),
+    )  # fmt: skip
     set_context(session, tenant_id=None)
     return {"tenant_id": tenant.id, "orders": [order.id, confirmed.id], "lines": [line.id for line in lines],
-            "key": key}  # fmt: skip
+            "documents": [certificate.id], "key": key}  # fmt: skip
 
 
 def _negative_at(case: Case, location: ParameterLocation) -> bool:
@@ -70,6 +89,8 @@ def _aim_at_real_rows(case: Case, world: dict[str, Any], draw: int) -> None:
         path["order_id"] = world["orders"][draw % 4 // 2]
     if "line_id" in path:
         path["line_id"] = world["lines"][draw % len(world["lines"])]
+    if "document_id" in path:
+        path["document_id"] = world["documents"][0]
 
 
 @schema.parametrize()
@@ -86,14 +107,19 @@ def test_the_api_answers_every_request_as_it_documents(case: Case, app, session,
     # and must be refused.
     if case.headers and "Authorization" in case.headers and not _negative_at(case, ParameterLocation.HEADER):
         case.headers["Authorization"] = f"Bearer {api_world['key']}"
-    before = _ledger_count(session, api_world["tenant_id"])
+    before = _saved(session, api_world["tenant_id"])
     response = case.call_and_validate(app=app, checks=CHECKS)
     if response.status_code >= 400:
-        assert _ledger_count(session, api_world["tenant_id"]) == before  # refused: nothing saved
+        assert _saved(session, api_world["tenant_id"]) == before  # refused: nothing saved
 
 
-def _ledger_count(session, tenant_id: int) -> int:  # type: ignore[no-untyped-def]
+def _saved(session, tenant_id: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """How many ledger entries and documents the tenant has."""
     set_context(session, tenant_id=tenant_id)
-    count = session.execute(select(func.count(CommitmentEntry.id))).scalar_one()
+    counts = session.execute(
+        select(
+            select(func.count(CommitmentEntry.id)).scalar_subquery(), select(func.count(Document.id)).scalar_subquery()
+        )
+    ).one()
     set_context(session, tenant_id=None)
-    return int(count)
+    return int(counts[0]), int(counts[1])

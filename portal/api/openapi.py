@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from portal.documents.models import DocumentStatus
+from portal.documents.services import REQUIREMENT_STATES
+from portal.documents.validation import EXTENSIONS, MAX_BYTES
 from portal.orders.models import DelayReason, LineState, OrderState, RejectReason, ShipNoticeState
 from portal.orders.queries import SORTS, TAB_LABELS
 from portal.orders.services import MAX_DELIVERIES, MESSAGE_MAX_LENGTH
+from portal.tenancy.models import DocumentGating
 
 DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$", "example": "60"}
 DAY = {"type": "string", "format": "date", "example": "2026-12-01"}
 ID = {"type": "integer", "minimum": 1, "maximum": 9_223_372_036_854_775_807}
+_MB = MAX_BYTES // (1024 * 1024)
 VERSION = {"type": "integer", "minimum": 1, "description": "The order's version, as GET /orders/{order_id} gives it."}
 
 
@@ -148,6 +153,11 @@ def document() -> dict[str, Any]:
                         "additionalProperties": {"type": "array", "items": {"type": "string"}},
                     },
                     "current_version": {"type": "integer"},
+                    "fields": {
+                        "type": "object",
+                        "description": "Problems by field of an upload.",
+                        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                    },
                 },
             }
         },
@@ -158,7 +168,8 @@ def document() -> dict[str, Any]:
             "title": "Supplier API",
             "version": "1",
             "description": "A supplier's system reads its customer's purchase orders and answers them line by "
-            "line, moves promised dates and sends ship notices, under the rules of the portal's order page. "
+            "line, moves promised dates and sends ship notices, under the rules of the portal's order page; it "
+            "reads what certificates the customer requires and uploads them for review. "
             "Keys are issued under Orders → Connect your system (API).",
         },
         "servers": [{"url": "/api/v1"}],
@@ -253,6 +264,7 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
+            **_certificate_paths(),
         },
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer", "description": "spk_<tenant>_<secret>"}},
@@ -356,12 +368,205 @@ def document() -> dict[str, Any]:
                         "created_at": {"type": "string", "format": "date-time"},
                     },
                 },
+                **_certificate_schemas(),
                 "Error": error,
                 "Conflict": {
                     "allOf": [
                         _ref("Error"),
                         {"type": "object", "required": ["order"], "properties": {"order": _ref("Order")}},
                     ]
+                },
+            },
+        },
+    }
+
+
+DOCUMENT_ID = {"name": "document_id", "in": "path", "required": True, "schema": ID}
+NOT_FOUND = _json(_ref("Error"), "No such document in this key's supplier account.")
+
+
+def _certificate_paths() -> dict[str, Any]:
+    upload = {
+        "type": "object",
+        "required": ["document_type", "title", "file"],
+        "additionalProperties": False,
+        "properties": {
+            "document_type": {"type": "string", "minLength": 1, "maxLength": 32, "description": "A type's code."},
+            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+            "issuer": {"type": "string", "maxLength": 200},
+            "certificate_number": {"type": "string", "maxLength": 80},
+            "issue_date": DAY,
+            "expiry_date": DAY,
+            "replaces": {**ID, "description": "The id of the account's document this one replaces once approved."},
+            "file": {"type": "string", "format": "binary", "description": f"PDF, PNG or JPEG, up to {_MB} MB."},
+        },
+    }
+    return {
+        "/compliance": {
+            "get": {
+                "summary": "The customer's document requirements, their state, and whether they block confirmations",
+                "responses": {"200": _json(_ref("Compliance"), "The requirements and document types."), **ERRORS},
+            }
+        },
+        "/documents": {
+            "get": {
+                "summary": "The supplier account's certificates, newest first, 50 a page",
+                "parameters": [
+                    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000}}
+                ],
+                "responses": {"200": _json(_ref("DocumentList"), "One page of documents."), **ERRORS},
+            },
+            "post": {
+                "summary": "Upload a certificate for review",
+                "parameters": [IDEMPOTENCY_KEY],
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": upload}}},
+                "responses": {
+                    "201": _json(
+                        {"type": "object", "required": ["document"], "properties": {"document": _ref("Document")}},
+                        "Stored, waiting for review (Location: its address).",
+                    ),
+                    **ERRORS,
+                    "409": _json(_ref("Error"), "The same Idempotency-Key is in use by another request right now."),
+                    "413": _json(_ref("Error"), f"The file is larger than {_MB} MB."),
+                    "422": _json(_ref("Error"), "A field or the file breaks a rule (by field in error.fields)."),
+                    "503": _json(_ref("Error"), "The virus scanner could not check the file: nothing stored."),
+                },
+            },
+        },
+        "/documents/{document_id}": {
+            "get": {
+                "summary": "One certificate, with its reviews",
+                "parameters": [DOCUMENT_ID],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["document", "reviews"],
+                            "properties": {
+                                "document": _ref("Document"),
+                                "reviews": {"type": "array", "items": _ref("Review")},
+                            },
+                        },
+                        "The document.",
+                    ),
+                    "404": NOT_FOUND,
+                    **ERRORS,
+                },
+            }
+        },
+        "/documents/{document_id}/file": {
+            "get": {
+                "summary": "One certificate's file",
+                "parameters": [DOCUMENT_ID],
+                "responses": {
+                    "200": {
+                        "description": "The file, as uploaded.",
+                        "content": {
+                            content_type: {"schema": {"type": "string", "format": "binary"}}
+                            for content_type in sorted(set(EXTENSIONS.values()))
+                        },
+                    },
+                    "404": NOT_FOUND,
+                    **ERRORS,
+                },
+            }
+        },
+    }
+
+
+def _certificate_schemas() -> dict[str, Any]:
+    doc_type = {
+        "type": "object",
+        "required": ["code", "name"],
+        "properties": {"code": {"type": "string"}, "name": {"type": "string"}},
+    }
+    statuses = {"type": "string", "enum": [s.value for s in DocumentStatus]}
+    document = {
+        "type": "object",
+        "required": ["id", "document_type", "title", "status", "file", "uploaded_at", "url", "file_url"],
+        "properties": {
+            "id": ID,
+            "document_type": _ref("DocumentType"),
+            "title": {"type": "string"},
+            "issuer": {"type": "string"},
+            "certificate_number": {"type": "string"},
+            "issue_date": {**DAY, "nullable": True},
+            "expiry_date": {**DAY, "nullable": True},
+            "status": statuses,
+            "replaces": {**ID, "nullable": True},
+            "file": {
+                "type": "object",
+                "required": ["name", "size", "content_type", "sha256"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "size": {"type": "integer"},
+                    "content_type": {"type": "string"},
+                    "sha256": {"type": "string"},
+                },
+            },
+            "uploaded_at": {"type": "string", "format": "date-time"},
+            "url": {"type": "string"},
+            "file_url": {"type": "string"},
+        },
+    }
+    requirement = {
+        "type": "object",
+        "required": ["document_type", "state", "detail", "document"],
+        "properties": {
+            "document_type": _ref("DocumentType"),
+            "state": {"type": "string", "enum": list(REQUIREMENT_STATES)},
+            "detail": {"type": "string"},
+            "document": {
+                "type": "object",
+                "nullable": True,
+                "required": ["id", "status", "url"],
+                "properties": {
+                    "id": ID,
+                    "status": statuses,
+                    "expiry_date": {**DAY, "nullable": True},
+                    "url": {"type": "string"},
+                },
+            },
+        },
+    }
+    return {
+        "DocumentType": doc_type,
+        "Document": document,
+        "DocumentList": {
+            "type": "object",
+            "required": ["documents", "page", "pages", "total"],
+            "properties": {
+                "documents": {"type": "array", "items": _ref("Document")},
+                "page": {"type": "integer"},
+                "pages": {"type": "integer"},
+                "total": {"type": "integer"},
+            },
+        },
+        "Review": {
+            "type": "object",
+            "required": ["decision", "comment", "reviewed_at"],
+            "properties": {
+                "decision": {"type": "string", "enum": ["approve", "reject"]},
+                "comment": {"type": "string"},
+                "valid_until": {**DAY, "nullable": True},
+                "reviewed_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "Requirement": requirement,
+        "Compliance": {
+            "type": "object",
+            "required": ["requirements", "document_types", "confirmations"],
+            "properties": {
+                "requirements": {"type": "array", "items": _ref("Requirement")},
+                "document_types": {"type": "array", "items": _ref("DocumentType")},
+                "confirmations": {
+                    "type": "object",
+                    "required": ["gating", "blocked", "message"],
+                    "properties": {
+                        "gating": {"type": "string", "enum": [g.value for g in DocumentGating]},
+                        "blocked": {"type": "boolean"},
+                        "message": {"type": "string", "nullable": True},
+                    },
                 },
             },
         },

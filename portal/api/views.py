@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from portal.api import services
+from portal.api import certificates, services
 from portal.api.forms import ActionForm, ApiKeyForm, SupplierWebhookForm
 from portal.auth.access import Access, _mark, get_scoped_or_404, public, requires
 from portal.auth.admin_views import ctx
@@ -30,6 +30,9 @@ from portal.auth.ratelimit import Limited, RateLimiter, Rule
 from portal.auth.services import Actor, ServiceError
 from portal.auth.views import actor, client_ip
 from portal.db import utcnow
+from portal.documents.antivirus import scanner_for
+from portal.documents.models import Document, DocumentType
+from portal.documents.validation import UploadRejected
 from portal.notifications import services as notifications
 from portal.notifications.models import Webhook, WebhookDelivery
 from portal.orders import queries
@@ -277,6 +280,41 @@ def _conflict(order: PurchaseOrder, exc: orders.Conflict) -> Response:
     return response
 
 
+def _idempotency(fingerprint_of: Callable[[], str]) -> tuple[str | None, str, Response | None]:
+    """The write's ``Idempotency-Key`` (None without one), the request's fingerprint, and the answer to give at
+    once: a refusal of a malformed key or of one used for another request, or the first answer again when
+    this retries a write that went through (nothing is written twice)."""
+    idempotency_key = request.headers.get("Idempotency-Key")
+    if idempotency_key is None:
+        return None, "", None
+    if not services.IDEMPOTENCY_KEY.match(idempotency_key):
+        return None, "", _error(400, "An Idempotency-Key is 1 to 100 letters, digits and . _ : - (a UUID will do).")
+    fingerprint = fingerprint_of()
+    try:
+        replay = services.replay_of(db_session(), caller(), idempotency_key, fingerprint)
+    except ServiceError as exc:
+        return None, "", _error(422, exc.message)
+    if replay is None:
+        return idempotency_key, fingerprint, None
+    response = jsonify(replay[1])
+    response.status_code = replay[0]
+    response.headers["Idempotent-Replayed"] = "true"
+    return idempotency_key, fingerprint, response
+
+
+def _remembered(idempotency_key: str | None, fingerprint: str, status: int, answer: dict[str, Any]) -> Response | None:
+    """Keep a write's answer for its retries, in its own transaction (None: kept, or no key was sent). A
+    refusal when the same key is, at the same moment, used for another write: this one is undone (the request
+    rolls back), the other stands."""
+    if idempotency_key is None:
+        return None
+    try:
+        services.remember_write(db_session(), caller(), idempotency_key, fingerprint, status, answer)
+    except IntegrityError:
+        return _error(409, "Another request with this Idempotency-Key is under way: retry it to see its answer.")
+    return None
+
+
 def _write(
     order: PurchaseOrder, version: int | None, write: Callable[[], dict[str, Any]], *, gated: bool = True
 ) -> Response:
@@ -284,22 +322,11 @@ def _write(
     order as it now is. A refusal is its reasons, by line, and nothing is saved (the request rolls back on any
     status from 400). A stale version is said first, as on the order page: a retry of a write that went
     through gets 409, never a second write. Answers pass the document gate (``gated``), as on the order page."""
-    idempotency_key = request.headers.get("Idempotency-Key")
-    fingerprint = ""
-    if idempotency_key is not None:
-        if not services.IDEMPOTENCY_KEY.match(idempotency_key):
-            return _error(400, "An Idempotency-Key is 1 to 100 letters, digits and . _ : - (a UUID will do).")
-        fingerprint = services.request_fingerprint(request.method, request.path, request.get_data())
-        try:
-            replay = services.replay_of(db_session(), caller(), idempotency_key, fingerprint)
-        except ServiceError as exc:
-            return _error(422, exc.message)
-        if replay is not None:
-            # The write this retries went through: its answer again, and nothing written twice.
-            response = jsonify(replay[1])
-            response.status_code = replay[0]
-            response.headers["Idempotent-Replayed"] = "true"
-            return response
+    idempotency_key, fingerprint, replayed = _idempotency(
+        lambda: services.request_fingerprint(request.method, request.path, request.get_data())
+    )
+    if replayed is not None:
+        return replayed
     if version is None:
         return _error(422, "Give the order's version (as GET /orders/<id> gives it), so that no change is missed.")
     if version != order.version:
@@ -317,14 +344,7 @@ def _write(
     except ServiceError as exc:
         return _error(422, exc.message)
     answer = {**result, "warnings": warnings, "order": services.order_document(db_session(), order)}
-    if idempotency_key is not None:
-        try:
-            services.remember_write(db_session(), caller(), idempotency_key, fingerprint, 200, answer)
-        except IntegrityError:
-            # The same key, at the same moment, for another order's write: this one is undone (the request
-            # rolls back), the other stands.
-            return _error(409, "Another request with this Idempotency-Key is under way: retry it to see its answer.")
-    return jsonify(answer)
+    return _remembered(idempotency_key, fingerprint, 200, answer) or jsonify(answer)
 
 
 def _answered(result: orders.RespondResult) -> dict[str, Any]:
@@ -482,6 +502,174 @@ def messages(order_id: int) -> Response:
         return _error(422, exc.message)
     response = jsonify({"message": services.message_document(message)})
     response.status_code = 201
+    return response
+
+
+# --- certificates ----------------------------------------------------------------------
+
+
+def _document_url(document_id: int) -> str:
+    return url_for("api.get_document", document_id=document_id)
+
+
+def _document_types(tenant_id: int) -> list[DocumentType]:
+    return list(
+        db_session()
+        .execute(select(DocumentType).where(DocumentType.tenant_id == tenant_id).order_by(DocumentType.code))
+        .scalars()
+    )
+
+
+def _page_arg() -> int | None:
+    page_number = int_arg(request.args, "page") if "page" in request.args else 1
+    return page_number if page_number is not None and 1 <= page_number <= 100_000 else None
+
+
+@bp.get("/compliance")
+@requires_key(Permission.DOCUMENTS_UPLOAD)
+def compliance() -> Response:
+    """What the customer requires of the supplier account, each requirement's state and the document behind it,
+    the document types an upload may name, and whether missing documents block confirmations."""
+    from portal.documents import services as documents
+
+    context = ctx()
+    session = db_session()
+    supplier: Supplier = get_scoped_or_404(session, Supplier, context.supplier_id or 0, context)
+    today = date.today()
+    statuses = documents.compliance(session, tenant_id=context.tenant_id, supplier=supplier, today=today)
+    gate = documents.confirmation_gate(
+        session, tenant_id=context.tenant_id, supplier=supplier, today=today, statuses=statuses
+    )
+    urls = {status.document.id: _document_url(status.document.id) for status in statuses if status.document}
+    return jsonify(
+        {
+            "requirements": [certificates.requirement_document(status, urls) for status in statuses],
+            "document_types": [certificates.type_document(t) for t in _document_types(context.tenant_id)],
+            "confirmations": {
+                "gating": gate.mode,
+                "blocked": gate.blocks,
+                "message": gate.message if gate.blocks or gate.warns else None,
+            },
+        }
+    )
+
+
+@bp.get("/documents")
+@requires_key(Permission.DOCUMENTS_UPLOAD, query=frozenset({"page"}))
+def list_documents() -> Response:
+    """The supplier account's certificates, newest first, 50 a page, whoever uploaded them."""
+    context = ctx()
+    page_number = _page_arg()
+    if page_number is None:
+        return _error(400, "page must be a whole number from 1.")
+    rows, total = certificates.documents_page(
+        db_session(), tenant_id=context.tenant_id, supplier_id=context.supplier_id or 0, page=page_number
+    )
+    return jsonify(
+        {
+            "documents": [
+                certificates.document_document(document, doc_type, _document_url(document.id))
+                for document, doc_type in rows
+            ],
+            "page": page_number,
+            "pages": max(1, -(-total // certificates.PAGE_SIZE)),
+            "total": total,
+        }
+    )
+
+
+def _document(document_id: int) -> tuple[Document, DocumentType]:
+    """One of the supplier account's documents, with its type (another's, or another tenant's: 404)."""
+    document: Document = get_scoped_or_404(db_session(), Document, document_id, ctx())
+    doc_type = db_session().get(DocumentType, document.document_type_id)
+    assert doc_type is not None and doc_type.tenant_id == document.tenant_id
+    return document, doc_type
+
+
+@bp.get("/documents/<int:document_id>")
+@requires_key(Permission.DOCUMENTS_UPLOAD)
+def get_document(document_id: int) -> Response:
+    """One certificate: its status, validity and reviews (a rejection's reason comes with its review)."""
+    document, doc_type = _document(document_id)
+    return jsonify(
+        {
+            "document": certificates.document_document(document, doc_type, _document_url(document.id)),
+            "reviews": certificates.reviews_of(db_session(), document),
+        }
+    )
+
+
+@bp.get("/documents/<int:document_id>/file")
+@requires_key(Permission.DOCUMENTS_UPLOAD)
+def document_file(document_id: int) -> Response:
+    from portal.documents.views import send_document
+
+    document, _ = _document(document_id)
+    return send_document(document)
+
+
+@bp.post("/documents")
+@requires_key(Permission.DOCUMENTS_UPLOAD)
+def upload_document() -> Response:
+    """A certificate for the compliance team to review (multipart/form-data), under the compliance page's rules:
+    the file's checks, the virus scan, the type, the dates, replacing one of the account's own documents."""
+    from portal.documents import services as documents
+    from portal.documents.views import storage
+
+    context = ctx()
+    if request.mimetype != "multipart/form-data":
+        return _error(400, "Send multipart/form-data: the certificate in the part 'file', its details in fields.")
+    try:
+        upload, problems = certificates.parse_upload(request.form, request.files)
+    except services.BadRequest as exc:
+        return _error(400, exc.message)
+    if upload is None:
+        return _error(422, "The upload needs attention; nothing was saved.", fields=problems)
+    idempotency_key, fingerprint, replayed = _idempotency(
+        lambda: certificates.upload_fingerprint(request.path, request.form, upload.filename, upload.data)
+    )
+    if replayed is not None:
+        return replayed
+    types = _document_types(context.tenant_id)
+    doc_type = certificates.type_by_code(types, upload.document_type)
+    if doc_type is None:
+        known = ", ".join(t.code for t in types) or "none yet: ask your customer"
+        message = f"Unknown document type {upload.document_type!r}; the types are: {known}."
+        return _error(422, message, fields={"document_type": [message]})
+    try:
+        document = documents.upload(
+            db_session(),
+            storage(),
+            tenant_id=context.tenant_id,
+            supplier_id=context.supplier_id or 0,
+            actor=api_actor(),
+            scan=scanner_for(current_app.extensions["portal.settings"].clamd_address),
+            data=documents.UploadInput(
+                document_type_id=doc_type.id,
+                title=upload.title,
+                issuer=upload.issuer,
+                certificate_number=upload.certificate_number,
+                issue_date=upload.issue_date,
+                expiry_date=upload.expiry_date,
+                filename=upload.filename,
+                data=upload.data,
+                supersedes_id=upload.replaces,
+            ),
+        )
+    except UploadRejected as exc:
+        return _error(exc.status, exc.message, fields={"file": [exc.message]})
+    except ServiceError as exc:
+        named = {"document_type_id": "document_type", "supersedes_id": "replaces"}
+        field = named.get(exc.field or "", exc.field or "file")
+        return _error(422, exc.message, fields={field: [exc.message]})
+    url = _document_url(document.id)
+    answer = {"document": certificates.document_document(document, doc_type, url)}
+    refused = _remembered(idempotency_key, fingerprint, 201, answer)
+    if refused is not None:
+        return refused
+    response = jsonify(answer)
+    response.status_code = 201
+    response.headers["Location"] = url
     return response
 
 

@@ -262,12 +262,16 @@ def applies_to(requirement: Requirement, supplier: Supplier | ScopedSupplier, pr
     )
 
 
+# A requirement's states for one supplier (see requirement_state).
+REQUIREMENT_STATES = ("missing", "pending", "approved", "expiring", "expired", "rejected")
+
+
 @dataclass(frozen=True)
 class RequirementStatus:
     requirement: Requirement
     document_type: DocumentType
     document: Document | None
-    state: str  # missing, pending, approved, expiring, expired, rejected
+    state: str  # one of REQUIREMENT_STATES
     detail: str
 
 
@@ -599,17 +603,27 @@ class Gate:
         return not self.blocks and bool(self.problems) and self.mode != "off"
 
 
-def confirmation_gate(session: Session, *, tenant_id: int, supplier: Supplier, today: date) -> Gate:
-    """Whether the supplier may confirm orders, given the tenant's gating setting."""
+def confirmation_gate(
+    session: Session,
+    *,
+    tenant_id: int,
+    supplier: Supplier,
+    today: date,
+    statuses: Sequence[RequirementStatus] | None = None,
+) -> Gate:
+    """Whether the supplier may confirm orders, given the tenant's gating setting (``statuses``: the supplier's
+    :func:`compliance` when the caller has it already)."""
     from portal.tenancy.models import Tenant
 
     tenant = session.get(Tenant, tenant_id)
     mode = tenant.document_gating.value if tenant is not None else "off"
     if mode == "off":
         return Gate(mode, [], False)
+    if statuses is None:
+        statuses = compliance(session, tenant_id=tenant_id, supplier=supplier, today=today)
     problems = [
         f"{status.document_type.name} ({'expired' if status.state == 'expired' else 'missing'})"
-        for status in compliance(session, tenant_id=tenant_id, supplier=supplier, today=today)
+        for status in statuses
         if status.state in ("missing", "expired", "rejected")
     ]
     overridden = supplier.gating_override_until is not None and supplier.gating_override_until >= today

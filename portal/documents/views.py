@@ -173,7 +173,8 @@ def preview_pages(document: Document) -> int:
         pdf.close()
 
 
-def _download(document: Document) -> Response:
+def send_document(document: Document) -> Response:
+    """The document's file, as an attachment (the page, the review queue and the API)."""
     data = storage().read(document.storage_key)
     response = send_file(
         io.BytesIO(data), mimetype=document.content_type, as_attachment=True, download_name=document.original_name
@@ -187,13 +188,13 @@ def _download(document: Document) -> Response:
 @bp.route("/compliance/documents/<int:document_id>/download")
 @requires(Permission.DOCUMENTS_UPLOAD)
 def supplier_download(document_id: int) -> Response:
-    return _download(get_scoped_or_404(db_session(), Document, document_id, ctx()))
+    return send_document(get_scoped_or_404(db_session(), Document, document_id, ctx()))
 
 
 @bp.route("/documents/<int:document_id>/download")
 @requires(Permission.DOCUMENTS_REVIEW)
 def download(document_id: int) -> Response:
-    return _download(get_scoped_or_404(db_session(), Document, document_id, ctx()))
+    return send_document(get_scoped_or_404(db_session(), Document, document_id, ctx()))
 
 
 @bp.route("/documents/review")
