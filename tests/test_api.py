@@ -535,3 +535,38 @@ def test_a_nul_character_in_json_is_refused_and_saves_nothing(trade):
         assert response.status_code == 400 and "NUL character" in response.json["error"]["message"], path
     assert trade.get("/orders?q=PO%00").status_code == 400
     assert trade.ledger() == [] and trade.version() == 1
+
+
+@pytest.mark.parametrize("cut", ["disable", "reset-mfa"])
+def test_cutting_a_persons_access_revokes_their_keys_for_good(trade, app, cut):
+    """Disabling a person, or resetting their second factor (their sign-in may be someone else's), revokes the
+    keys they issued, audited with the reason; enabling them again brings no key back. A colleague's stay."""
+    session, tenant = trade.session, trade.tenant
+    set_context(session, tenant_id=tenant.id)
+    colleague = make_member(
+        session, tenant, Role.SUPPLIER_USER, supplier=session.get(Supplier, trade.order.supplier_id)
+    )
+    colleagues_key = issue_api_key(session, colleague, "Warehouse scanner")
+    admin = make_member(session, tenant, Role.TENANT_ADMIN)
+    set_context(session, tenant_id=None)
+    staff = PortalClient(app.test_client())
+    staff.sign_in(admin.email, PASSWORD, admin.secret)
+    page = f"/people/{trade.seller.membership.id}"
+    prefix = "disable" if cut == "disable" else "reset"
+    done = staff.submit(f"{page}/{cut}", {f"{prefix}-reason": "laptop stolen"}, page=page)
+    assert done.status_code == 302 and "API keys" in staff.get(page).text
+    assert trade.get("/me").status_code == 401
+    assert trade.get("/me", key=colleagues_key).status_code == 200
+    if cut == "disable":
+        assert staff.submit(f"{page}/enable", {"disable-reason": ""}, page=page).status_code == 302
+        assert trade.get("/me").status_code == 401  # the access is back, the key is not
+    set_context(session, tenant_id=tenant.id)
+    reasons = (
+        session.execute(
+            select(AuditEvent.reason).where(AuditEvent.action == "api_key.revoked", AuditEvent.actor == admin.email)
+        )
+        .scalars()
+        .all()
+    )
+    expected = "access disabled: laptop stolen" if cut == "disable" else "MFA reset: laptop stolen"
+    assert reasons == [expected]

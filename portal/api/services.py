@@ -170,6 +170,31 @@ def revoke_key(session: Session, *, key: ApiKey, actor: Actor) -> None:
     )
 
 
+def revoke_keys_of_person(session: Session, *, tenant_id: int, user_id: int, actor: Actor, reason: str) -> int:
+    """Revoke every key a person holds in the tenant, each audited with ``reason``: their access was cut
+    (membership disabled) or their sign-in may be in someone else's hands (MFA reset by an administrator). A
+    key stays revoked when the access comes back: the person issues a new one. Returns how many were revoked."""
+    now = utcnow()
+    keys = session.execute(
+        select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+    ).scalars()
+    revoked = 0
+    for key in keys:
+        key.revoked_at = now
+        actor.audit(
+            session,
+            "api_key.revoked",
+            tenant_id=tenant_id,
+            object_type="api_key",
+            object_id=key.id,
+            before={"name": key.name, "hint": key.hint},
+            reason=reason,
+        )
+        revoked += 1
+    session.flush()
+    return revoked
+
+
 @dataclass(frozen=True)
 class ApiCaller:
     """Who a valid key lets in: the person, in the supplier account of the membership it was issued for."""

@@ -170,7 +170,12 @@ def _set_disabled(membership_id: int, disabled: bool) -> Response:
     except services.ServiceError as exc:
         flash(exc.message, "error")
         return redirect(url_for("people.member", membership_id=membership.id), code=303)
-    flash("Access disabled; their sessions are ended." if disabled else "Access enabled again.", "success")
+    flash(
+        "Access disabled; their sessions are ended and their API keys revoked."
+        if disabled
+        else "Access enabled again (API keys revoked with the access stay revoked).",
+        "success",
+    )
     return redirect(url_for("people.member", membership_id=membership.id))
 
 
@@ -195,7 +200,7 @@ def reset_mfa(membership_id: int) -> Response:
         "An administrator reset two-factor authentication for your account. "
         "You will set up your authenticator app again at your next sign-in.",
     )
-    flash("MFA reset; they will enrol again at their next sign-in.", "success")
+    flash("MFA reset; they will enrol again at their next sign-in. Their API keys are revoked.", "success")
     return redirect(url_for("people.member", membership_id=membership.id))
 
 

@@ -310,8 +310,14 @@ def set_membership_disabled(
         return
     membership.disabled_at = utcnow() if disabled else None
     if disabled:
-        # End every session of the person, so the change applies at once.
+        from portal.api.services import revoke_keys_of_person
+
+        # End every session of the person, so the change applies at once, and their systems' keys with them.
         sessions.revoke_all(session, membership.user_id)
+        revoke_keys_of_person(
+            session, tenant_id=membership.tenant_id, user_id=membership.user_id, actor=actor,
+            reason="access disabled" + (f": {reason.strip()}" if reason.strip() else ""),
+        )  # fmt: skip
     session.flush()
     actor.audit(
         session,
@@ -341,6 +347,12 @@ def admin_reset_mfa(session: Session, membership: Membership, actor: Actor, *, r
         raise ServiceError("This person also works for other customers; they must reset MFA themselves.")
     clear_mfa(session, user)
     sessions.revoke_all(session, user.id)
+    from portal.api.services import revoke_keys_of_person
+
+    # A reset second factor may mean the sign-in is in someone else's hands: what it issued goes too.
+    revoke_keys_of_person(
+        session, tenant_id=membership.tenant_id, user_id=user.id, actor=actor, reason=f"MFA reset: {reason.strip()}"
+    )
     actor.audit(
         session,
         "user.mfa_reset_by_admin",
