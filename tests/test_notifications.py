@@ -665,6 +665,54 @@ def test_a_suppliers_webhook_hears_only_of_its_own_orders(mail_app, committed_db
     )
 
 
+def test_a_suppliers_systems_hear_when_its_certificates_near_expiry_and_expire(mail_app, committed_db, world):
+    """The expiry run's reminders and expiries reach the webhooks of the document's supplier (and the tenant's),
+    once per reminder: a second run the same day sends nothing."""
+    from portal.documents import services as documents
+    from portal.documents.models import Document, DocumentStatus, DocumentType, Requirement
+
+    tenant_id, today = world["tenant_id"], date.today()
+    receivers = {name: Receiver() for name in ("tenant", "acme", "bolt")}
+    try:
+        with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:
+            bolt_id = s.execute(select(Supplier.id).where(Supplier.name == "Bolt & Co")).scalar_one()
+            for name, supplier_id in (("tenant", None), ("acme", world["supplier_id"]), ("bolt", bolt_id)):
+                services.create_webhook(
+                    s, tenant_id=tenant_id, supplier_id=supplier_id, url=receivers[name].url, description=name,
+                    topics=["document.expiring", "document.expired"], actor=ACTOR, allow_private=True,
+                )  # fmt: skip
+            iso = DocumentType(tenant_id=tenant_id, code="ISO9001", name="ISO 9001")
+            s.add(iso)
+            s.flush()
+            s.add(Requirement(tenant_id=tenant_id, document_type_id=iso.id, reminder_days=[30]))
+            ids = {}
+            for name, days in (("expiring", 20), ("lapsed", -1)):
+                document = Document(
+                    tenant_id=tenant_id, supplier_id=world["supplier_id"], document_type_id=iso.id, title=name,
+                    storage_key=f"lapse{name}", original_name="c.pdf", size=3, content_type="application/pdf",
+                    sha256="0" * 64, status=DocumentStatus.APPROVED, expiry_date=today + timedelta(days=days),
+                )  # fmt: skip
+                s.add(document)
+                s.flush()
+                ids[name] = document.id
+            run = documents.run_expiry(s, tenant_id=tenant_id, today=today)
+            assert (run.expired, run.reminders) == (1, 1)
+            assert documents.run_expiry(s, tenant_id=tenant_id, today=today).reminders == 0
+        with mail_app.app_context():
+            drain(committed_db, tenant_id)
+    finally:
+        for receiver in receivers.values():
+            receiver.server.shutdown()
+    heard = {name: sorted(json.loads(c["body"])["topic"] for c in r.calls) for name, r in receivers.items()}
+    assert heard == {"tenant": ["document.expired", "document.expiring"],
+                     "acme": ["document.expired", "document.expiring"], "bolt": []}  # fmt: skip
+    data = {json.loads(c["body"])["topic"]: json.loads(c["body"])["data"] for c in receivers["acme"].calls}
+    expiring_on = (today + timedelta(days=20)).isoformat()
+    assert data["document.expiring"] == {"document_id": ids["expiring"], "days_left": 20, "expiry_date": expiring_on}
+    assert data["document.expired"] == {"document_id": ids["lapsed"],
+                                        "expiry_date": (today - timedelta(days=1)).isoformat()}  # fmt: skip
+
+
 def test_supplier_admins_add_and_remove_their_accounts_webhooks(mail_app, committed_db, world):
     admin, user = world["supplier_people"]
     client = PortalClient(mail_app.test_client())

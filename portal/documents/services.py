@@ -579,8 +579,15 @@ def mark_expired(session: Session, *, tenant_id: int, today: date) -> int:
     )
     for document in expired:
         document.status = DocumentStatus.EXPIRED
+        # For systems (webhooks): the certificate no longer counts; its supplier's and the tenant's hear of it.
+        emit(session, tenant_id, "document.expired", {"document_id": document.id,
+                                                      "expiry_date": _iso(document.expiry_date)})  # fmt: skip
     session.flush()
     return len(expired)
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 @dataclass(frozen=True)
@@ -722,6 +729,9 @@ def run_expiry(session: Session, *, tenant_id: int, today: date) -> ExpiryRun:
             continue
         for lead in fresh:
             session.add(DocumentReminder(tenant_id=tenant_id, document_id=document.id, lead_days=lead))
+        # Systems hear of it once per reminder, as people do (a supplier's quality system can start the renewal).
+        emit(session, tenant_id, "document.expiring", {"document_id": document.id, "days_left": days_left,
+                                                       "expiry_date": _iso(document.expiry_date)})  # fmt: skip
         supplier_admins = [
             user_id
             for supplier_id, role, user_id in recipients

@@ -335,6 +335,14 @@ def document_reviewed(session: Session, event: OutboxEvent) -> None:
     services.fan_out_webhooks(session, event)
 
 
+@handler("document.expiring")
+@handler("document.expired")
+def document_lapsing(session: Session, event: OutboxEvent) -> None:
+    """Systems only: people were told by the expiry run itself (reminders by lead time, in the portal and by
+    e-mail as each chose)."""
+    services.fan_out_webhooks(session, event)
+
+
 # --- e-mail -------------------------------------------------------------------------------
 
 

@@ -55,6 +55,8 @@ WEBHOOK_TOPICS = (
     "alerts.opened",
     "document.uploaded",
     "document.reviewed",
+    "document.expiring",
+    "document.expired",
 )
 MAX_SUPPLIER_WEBHOOKS = 5
 # What a supplier account's own webhook can follow: what happens to its orders and certificates (not the buyers'
@@ -71,6 +73,8 @@ SUPPLIER_WEBHOOK_TOPICS = (
     "ship_notice.cancelled",
     "receipt.recorded",
     "document.reviewed",
+    "document.expiring",
+    "document.expired",
 )
 
 
