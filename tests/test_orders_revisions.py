@@ -154,18 +154,21 @@ def test_bad_revisions_name_the_problem_and_change_nothing(setup):
         )  # fmt: skip
     assert _counts(session, first.id) == counts and order.version == version
     assert first.state == LineState.CONFIRMED and len(svc.active_schedules(session, first)) == 1
-    # Goods on the way: the line's terms no longer change.
+    # Goods on the way: the line cannot be ordered down to what has shipped, nor below it.
     svc.create_ship_notice(
         session, order=order, shipment=ShipmentInput(date.today(), date.today() + timedelta(days=2)),
         quantities={second.id: D("10")}, expected_version=None, actor=SUPPLIER,
     )  # fmt: skip
-    with pytest.raises(svc.InvalidAnswers) as refused:
-        svc.revise_line(
-            session, order=order, line=second, terms=LineTerms(D("30"), second.requested_date, second.unit_price),
-            comment="", expected_version=None, actor=BUYER,
-        )  # fmt: skip
-    assert "has goods shipped or received" in refused.value.errors[second.id][0]
+    counts = _counts(session, second.id)
+    for quantity in ("10", "4"):
+        with pytest.raises(svc.InvalidAnswers) as refused:
+            svc.revise_line(
+                session, order=order, line=second, terms=LineTerms(D(quantity), second.requested_date,
+                second.unit_price), comment="", expected_version=None, actor=BUYER,
+            )  # fmt: skip
+        assert "10 pc have shipped or arrived already" in refused.value.errors[second.id][0]
     assert second.quantity == D("40") and second.state == LineState.PARTIALLY_SHIPPED
+    assert _counts(session, second.id) == counts
 
 
 def test_a_revised_line_is_unconfirmed_counting_from_its_revision_not_the_order_date(session):
@@ -285,3 +288,80 @@ def test_an_erp_change_that_moves_again_while_a_buyer_sends_it_is_refused_not_se
         assert (line.state, line.quantity) == (LineState.CONFIRMED, D("100"))
         sync = s.execute(select(ErpLineSync).where(ErpLineSync.line_id == line_id)).scalar_one()
         assert sync.revised_terms == f"70|{day}|2.5"
+
+
+def test_a_line_revised_after_goods_shipped_keeps_them_committed_and_asks_the_supplier_for_the_rest(setup):
+    """A change order on a line part of which is on its way: what shipped stays committed as the delivery it went
+    out against, the line waits for the supplier's answer to the new terms (whatever arrives meanwhile), and the
+    answer covers the whole line again, at least what has gone."""
+    session, _tenant, order, (first, second) = setup
+    split = [svc.Delivery(D("60"), first.requested_date), svc.Delivery(D("40"), first.requested_date + timedelta(2))]
+    svc.respond(session, order=order, answers=[LineAnswer(first.id, "change", split), LineAnswer(second.id, "accept")],
+                expected_version=None, actor=SUPPLIER)  # fmt: skip
+    ship = ShipmentInput(date.today(), date.today() + timedelta(days=2))
+    svc.create_ship_notice(session, order=order, quantities={first.id: D("70")}, shipment=ship,
+                           expected_version=None, actor=SUPPLIER)  # fmt: skip
+    svc.record_receipt(session, order=order, line=first, quantity=D("50"), received_on=date.today(), actor=BUYER)
+    assert first.state == LineState.PARTIALLY_RECEIVED
+    later = first.requested_date + timedelta(days=10)
+
+    entry_id = svc.revise_line(
+        session, order=order, line=first, terms=LineTerms(D("150"), later, first.unit_price),
+        comment="season extended", expected_version=None, actor=BUYER,
+    )  # fmt: skip
+    assert first.state == LineState.AWAITING_RESPONSE and first.quantity == D("150")
+    assert (first.shipped_quantity, first.received_quantity) == (D("70"), D("50"))
+    kept = svc.active_schedules(session, first)
+    # The 70 gone went out against the first delivery (60) and 10 of the second, with their promised dates.
+    assert [(s.quantity, s.promised_date) for s in kept] == [(D("60"), split[0].date), (D("10"), split[1].date)]
+    entry = session.get(CommitmentEntry, entry_id)
+    assert entry.kind == "revised" and entry.committed_quantity == D("70")
+    kept_in_ledger = [(D(d["quantity"]), d["date"]) for d in entry.schedules]
+    assert kept_in_ledger == [(D("60"), split[0].date.isoformat()), (D("10"), split[1].date.isoformat())]
+    assert svc.shippable_quantities(session, order, [first])[first.id] == 0  # nothing more ships before an answer
+    assert order.state == OrderState.AWAITING_RESPONSE
+
+    # The goods on the way arrive: the line still waits for the answer to its new terms.
+    svc.record_receipt(session, order=order, line=first, quantity=D("20"), received_on=date.today(), actor=BUYER)
+    assert first.state == LineState.AWAITING_RESPONSE and first.received_quantity == D("70")
+    version = order.version
+    refused_answers = [
+        (LineAnswer(first.id, "reject", reason_code="other"), "have shipped already"),
+        (LineAnswer(first.id, "change", (svc.Delivery(D("50"), later),)), "70 pc are shipped already"),
+    ]
+    for answer, message in refused_answers:
+        with pytest.raises(svc.InvalidAnswers) as refused:
+            svc.respond(session, order=order, answers=[answer], expected_version=version, actor=SUPPLIER)
+        assert message in " ".join(refused.value.errors[first.id])
+    assert order.version == version and first.state == LineState.AWAITING_RESPONSE
+
+    svc.respond(session, order=order, answers=[LineAnswer(first.id, "accept")], expected_version=version,
+                actor=SUPPLIER)  # fmt: skip
+    assert first.state == LineState.PARTIALLY_RECEIVED
+    assert svc.committed_quantity(session, first) == D("150")
+    assert svc.shippable_quantities(session, order, [first])[first.id] == D("80")
+    assert order.state != OrderState.AWAITING_RESPONSE
+
+
+def test_a_revision_after_shipment_waits_for_the_supplier_even_when_the_buyer_turns_its_answer_down(setup):
+    """The supplier's answer to a revised line with goods gone goes to the buyer (outside the tolerance); turned
+    down, the line is back to waiting for an answer, its shipped goods still committed."""
+    session, _tenant, order, (_first, second) = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    svc.create_ship_notice(session, order=order, quantities={second.id: D("15")},
+                           shipment=ShipmentInput(date.today(), date.today()), expected_version=None,
+                           actor=SUPPLIER)  # fmt: skip
+    svc.record_receipt(session, order=order, line=second, quantity=D("15"), received_on=date.today(), actor=BUYER)
+    svc.revise_line(session, order=order, line=second, terms=LineTerms(D("60"), second.requested_date,
+                    second.unit_price), comment="", expected_version=None, actor=BUYER)  # fmt: skip
+    result = svc.respond(
+        session, order=order, answers=[LineAnswer(second.id, "change", (svc.Delivery(D("15"), second.requested_date),),
+                                                  reason_code="other", comment="no more this season")],
+        expected_version=None, actor=SUPPLIER,
+    )  # fmt: skip
+    assert result.pending == [second.id] and second.state == LineState.CHANGES_PENDING
+    request = session.execute(select(ChangeRequest).where(ChangeRequest.line_id == second.id)).scalar_one()
+    svc.decide(session, request=request, order=order, decision="reject", comment="we need 60",
+               expected_version=None, actor=BUYER)  # fmt: skip
+    assert second.state == LineState.AWAITING_RESPONSE
+    assert svc.committed_quantity(session, second) == D("15")

@@ -1312,6 +1312,36 @@ def test_a_buyer_revises_a_confirmed_line_and_the_supplier_is_asked_again(trade)
                                             "unit_price": "2.50"}).status_code == 403  # fmt: skip
 
 
+def test_a_buyer_revises_a_line_part_of_which_has_shipped(trade):
+    """The shipped part stays committed; the buyer may only order more than it; the supplier answers the whole
+    line again (a rejection is not offered) and can ship the rest."""
+    session, tenant, order, (first, _second, _third), seller, buyer = trade
+    page = f"/orders/{order.id}"
+    post_form(seller, page, f"/orders/{order.id}/accept-all", {})
+    set_context(session, tenant_id=tenant.id)
+    session.expire_all()
+    svc.create_ship_notice(
+        session, order=session.get(PurchaseOrder, order.id), quantities={first.id: Decimal("30")},
+        shipment=svc.ShipmentInput(date.today(), date.today()), expected_version=None, actor=svc.Actor(None, "s", ""),
+    )  # fmt: skip
+    session.flush()
+    assert "30 pc have shipped or arrived already" in buyer.get(page).text
+    action = f"/orders/{order.id}/lines/{first.id}/revise"
+    later = (first.requested_date + timedelta(days=5)).isoformat()
+    too_few = post_form(buyer, page, action, {"quantity": "30", "requested_date": later, "unit_price": "2.50"})
+    assert too_few.status_code == 422 and "order more than that, or cancel the rest of the line" in too_few.text
+    done = post_form(buyer, page, action, {"quantity": "160", "requested_date": later, "unit_price": "2.50"})
+    assert done.status_code == 302
+    html = seller.get(page).text
+    assert f'data-testid="gone-{first.id}"' in html and f'name="line-{first.id}-action" value="reject"' not in html
+    assert post_form(seller, page, f"/orders/{order.id}/accept-all", {}).status_code == 302
+    session.expire_all()
+    line = session.get(type(first), first.id)
+    assert (line.quantity, line.shipped_quantity, line.state) == (Decimal("160"), Decimal("30"),
+                                                                   LineState.PARTIALLY_SHIPPED)  # fmt: skip
+    assert svc.committed_quantity(session, line) == Decimal("160")
+
+
 def test_a_change_from_the_erp_is_shown_to_the_buyer_with_its_two_choices(trade):
     from portal.erp.models import ErpLineSync
 

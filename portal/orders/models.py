@@ -12,7 +12,7 @@ Line states (one line, from the supplier's first answer to the end)::
     shipped, partially_shipped --receipts (ERP or import)---------> partially_received / received
     partially_received --ship notice, new promise for the rest----> partially_received
     any open state    --buyer cancels-----------------------------> cancelled
-    answered, nothing shipped or received --buyer revises the line--> awaiting_response
+    any open state    --buyer revises the line--------------------> awaiting_response
     received, rejected --buyer closes-----------------------------> closed
 
 ``closed`` and ``cancelled`` are final: nothing changes afterwards. The order's
@@ -24,14 +24,17 @@ committed, else confirmed), after any change: a receipt, a ship notice sent or c
 a new promise (one cut to what has shipped leaves the line shipped), a decision. A line
 waiting for the buyer stays ``changes_pending`` whatever ships or arrives meanwhile; the
 decision then places it by its quantities (an unanswered line with goods received is
-received, as a receipt makes it).
+received, as a receipt makes it). A line revised after goods shipped or arrived against it
+keeps them committed (``services.revise_line``) and waits for the supplier's answer to its
+new terms whatever arrives meanwhile; the answer places it by its quantities.
 
 Invariants kept by ``portal.orders.services`` and checked by a Hypothesis state
 machine: committed quantity <= ordered quantity x (1 + over-delivery tolerance);
 shipped <= committed; every change of a commitment writes exactly one ledger
 entry and one audit entry, and an outbox event in the same transaction; a line is
 ``changes_pending`` exactly while a change request of it is open, and otherwise in
-the state its quantities give.
+the state its quantities give (or, revised after goods went out, waiting for an answer with
+exactly what the revision kept committed).
 """
 
 from __future__ import annotations

@@ -370,8 +370,10 @@ def commit_lines(
     for commitment in commitments:
         line, deliveries = commitment.line, commitment.deliveries
         _require_open(line)
-        # A line that was never answered has no schedules yet: no need to look.
-        previous = [] if line.state == LineState.AWAITING_RESPONSE else active_schedules(session, line)
+        # A line that was never answered has no schedules yet: no need to look. One revised after goods went
+        # out against it keeps the deliveries they went against (see ``revise_line``); the answer replaces them.
+        unanswered = line.state == LineState.AWAITING_RESPONSE and not gone_quantity(line)
+        previous = [] if unanswered else active_schedules(session, line)
         # The n-th new delivery continues the n-th old one (in position order, as the answer form lists
         # them): it keeps its first promise, and a moved date records the notice given (days from today to
         # the date it replaces).
@@ -551,7 +553,12 @@ def respond(
             continue
         answered.add(answer.line_id)
         if answer.action == "reject":
-            if not answer.reason_code:
+            if gone_quantity(line) > 0:
+                errors[line.id] = [
+                    f"{quantity_text(gone_quantity(line))} {line.unit} of line {line.position} have shipped already: "
+                    "answer with what you can deliver in all (at least that), not with a rejection."
+                ]
+            elif not answer.reason_code:
                 errors[line.id] = ["Choose why you reject this line."]
             plans.append((line, answer, (), []))
             continue
@@ -769,7 +776,9 @@ def decide(
         # unanswered line with goods received is received, as a receipt makes it).
         back = request.previous_state
         if back in QUANTITY_LINE_STATES or line.received_quantity > 0:
-            back = line_state_from_quantities(line, committed_quantity(session, line))
+            committed = committed_quantity(session, line)
+            if not _asked_again_after_goods(back, committed):
+                back = line_state_from_quantities(line, committed)
         line.state = back
         request.state = ChangeState.REJECTED if decision == "reject" else ChangeState.COUNTERED
     request.decided_by_id = actor.user_id
@@ -819,16 +828,6 @@ class LineTerms:
         return {name: pair for name, pair in shown.items() if pair[0] != pair[1]}
 
 
-# A revision puts the line to the supplier again: only while nothing has shipped or arrived against it (goods on
-# the way were sent against the commitment the revision withdraws).
-REVISABLE_LINE_STATES = (
-    LineState.AWAITING_RESPONSE,
-    LineState.CHANGES_PENDING,
-    LineState.CONFIRMED,
-    LineState.REJECTED,
-)
-
-
 def _withdraw_open_requests(session: Session, line: PurchaseOrderLine) -> None:
     """The line's open change requests are withdrawn: what they asked no longer stands (the line was cancelled,
     or revised by the buyer)."""
@@ -848,21 +847,35 @@ def changes_text(changes: dict[str, tuple[str, str]]) -> str:
 
 
 def revisable(line: PurchaseOrderLine) -> bool:
-    """Whether the buyer may still change the line's terms (open, nothing shipped or received against it)."""
-    return line.state in REVISABLE_LINE_STATES and line.shipped_quantity == 0 and line.received_quantity == 0
+    """Whether the buyer may still change the line's terms: while it is open (goods shipped or received against
+    it stay as they are; the revision is about the rest)."""
+    return line.state not in FINAL_LINE_STATES
+
+
+def _asked_again_after_goods(state: LineState, committed: Decimal) -> bool:
+    """Whether a line in ``state`` waits for the supplier's answer to a revision made after goods went out against
+    it: it keeps those deliveries committed, which a line never answered does not have."""
+    return state == LineState.AWAITING_RESPONSE and committed > 0
+
+
+def gone_quantity(line: PurchaseOrderLine) -> Decimal:
+    """What has left the supplier against the line: shipped, or received (an ERP's receipt may come without a ship
+    notice). A revision keeps it committed, and the supplier's answer to the new terms cannot go below it."""
+    return max(line.shipped_quantity, line.received_quantity)
 
 
 def revision_problems(order: PurchaseOrder, line: PurchaseOrderLine, terms: LineTerms) -> list[str]:
     """Why the buyer may not revise ``line`` to ``terms`` (nothing when it may)."""
     if line.state in FINAL_LINE_STATES:
         return [f"Line {line.position} is {line.state.label}; it cannot change any more."]
-    if not revisable(line):
-        return [
-            f"Line {line.position} has goods shipped or received: its terms can no longer change. "
-            "Cancel what is still open and order the difference on a new order."
-        ]
     problems = []
-    if terms.quantity <= 0:
+    gone = gone_quantity(line)
+    if gone > 0 and terms.quantity <= gone:
+        problems.append(
+            f"{quantity_text(gone)} {line.unit} have shipped or arrived already: order more than that, or cancel "
+            "the rest of the line to stop at it."
+        )
+    elif terms.quantity <= 0:
         problems.append("Enter a quantity above zero.")
     if terms.unit_price <= 0:
         problems.append("Enter a unit price above zero.")
@@ -885,16 +898,19 @@ def revise_line(
     source: Source = Source.PORTAL,
     today: date | None = None,
 ) -> int | None:
-    """The buyer changes a line's terms (a change order, in the portal or in the ERP) before anything shipped:
-    the line waits for the supplier's answer again. An answered line's commitment is withdrawn (one ledger
-    entry, ``revised``, with the deliveries it replaces) and so are its open change requests: the supplier
-    answers the new terms, not the old ones. Returns the ledger entry's id (None for an unanswered line)."""
+    """The buyer changes a line's terms (a change order, in the portal or in the ERP): the line waits for the
+    supplier's answer again. An answered line's commitment is withdrawn (one ledger entry, ``revised``, with the
+    deliveries it replaces) and so are its open change requests: the supplier answers the new terms, not the old
+    ones. What has shipped or arrived already stays committed, as the deliveries it went out against (the first
+    ones, in their order, cut to that quantity, with their promised dates): the supplier's answer covers the
+    whole line again and cannot go below it. Returns the ledger entry's id (None for an unanswered line)."""
     problems = revision_problems(order, line, terms)
     if problems:
         raise InvalidAnswers({line.id: problems})
     claim_version(session, order, expected_version)
     changes = LineTerms.of(line).changes(terms)
-    answered = line.state != LineState.AWAITING_RESPONSE
+    # An answered line has a commitment to withdraw; so has one asked again after goods went out (what went).
+    answered = line.state != LineState.AWAITING_RESPONSE or gone_quantity(line) > 0
     if order.state != OrderState.AWAITING_RESPONSE:
         # The order asks the supplier again: reminders to answer it start over (not "reminder 3" at once).
         order.reminded_at, order.reminder_count = None, 0
@@ -902,10 +918,16 @@ def revise_line(
     previous = active_schedules(session, line) if answered else []
     for schedule in previous:
         schedule.active = False
+    kept = _deliveries_gone(session, line, previous)
     line.quantity, line.requested_date, line.unit_price = terms.quantity, terms.requested_date, terms.unit_price
     line.state = LineState.AWAITING_RESPONSE
-    line.promised_from = line.promised_to = line.open_from = None
+    dates = [schedule.promised_date for schedule in kept]
+    line.promised_from, line.promised_to = (min(dates), max(dates)) if dates else (None, None)
+    # Nothing arrived against the kept deliveries, as far as this assignment knows: a line with goods received
+    # is folded again when they are flushed (below), which sets it from what arrived.
+    line.open_from = line.promised_from
     line.asked_on = today or date.today()
+    session.add_all(kept)
     comment = comment.strip()
     entry_id = None
     if answered:
@@ -914,9 +936,9 @@ def revise_line(
             order_id=order.id,
             line_id=line.id,
             kind="revised",
-            schedules=[],
+            schedules=_snapshot(kept),
             previous=_snapshot(previous) or None,
-            committed_quantity=ZERO,
+            committed_quantity=sum((schedule.quantity for schedule in kept), ZERO),
             # What the buyer changed, then why: the history on the order page shows the ledger entry alone.
             comment="; ".join(part for part in (changes_text(changes), comment) if part),
             source=source,
@@ -952,10 +974,54 @@ def revise_line(
             session,
             line.tenant_id,
             "commitment.changed",
-            {"order_id": order.id, "line_id": line.id, "ledger_id": entry_id, "kind": "revised", "schedules": []},
-        )
+            {"order_id": order.id, "line_id": line.id, "ledger_id": entry_id, "kind": "revised",
+             "schedules": _snapshot(kept)},
+        )  # fmt: skip
     refresh_order(session, order, order_lines(session, order))
     return entry_id
+
+
+def _deliveries_gone(
+    session: Session, line: PurchaseOrderLine, withdrawn: Sequence[DeliverySchedule]
+) -> list[DeliverySchedule]:
+    """The deliveries that what has gone (shipped or received) went out against, kept committed through a
+    revision: the withdrawn ones in their order, the last cut to what is left of it (new rows after all the
+    line's deliveries, withdrawn earlier ones too, each keeping its first promise; receipts are folded onto them
+    by the flush hook). None when nothing has gone."""
+    left = gone_quantity(line)
+    if left <= 0:
+        return []
+    # (quantity, promised date, first promised date, notice days) of each delivery kept.
+    pieces: list[tuple[Decimal, date, date, int | None]] = []
+    for schedule in withdrawn:
+        if left <= 0:
+            break
+        quantity = min(schedule.quantity, left)
+        pieces.append((quantity, schedule.promised_date, schedule.first_promised_date, schedule.notice_days))
+        left -= quantity
+    if left > 0:
+        # More went than was committed (the over-delivery tolerance, or goods received on a line never answered):
+        # the rest is kept on the last delivery's date, or the requested date when nothing was promised.
+        day = withdrawn[-1].promised_date if withdrawn else line.requested_date
+        pieces.append((left, day, day, None))
+    last_position = session.execute(
+        select(func.coalesce(func.max(DeliverySchedule.position), 0)).where(
+            DeliverySchedule.tenant_id == line.tenant_id, DeliverySchedule.line_id == line.id
+        )
+    ).scalar_one()
+    return [
+        DeliverySchedule(
+            tenant_id=line.tenant_id,
+            line_id=line.id,
+            supplier_id=line.supplier_id,
+            position=last_position + number,
+            quantity=quantity,
+            promised_date=promised,
+            first_promised_date=first_promised,
+            notice_days=notice_days,
+        )
+        for number, (quantity, promised, first_promised, notice_days) in enumerate(pieces, start=1)
+    ]
 
 
 # --- shipping and receiving ---------------------------------------------------------
@@ -1125,8 +1191,12 @@ def record_receipt(
     )
     session.add(receipt)
     line.received_quantity += quantity
-    if line.state != LineState.CHANGES_PENDING:  # the buyer's decision sets the state from the quantities
-        line.state = line_state_from_quantities(line, committed_quantity(session, line))
+    # The buyer's decision sets a pending line's state from the quantities; a line asked again after goods went
+    # out (a revision) waits for the supplier's answer to its new terms whatever arrives meanwhile.
+    if line.state != LineState.CHANGES_PENDING:
+        committed = committed_quantity(session, line)
+        if not _asked_again_after_goods(line.state, committed):
+            line.state = line_state_from_quantities(line, committed)
     session.flush()
     actor.audit(
         session,

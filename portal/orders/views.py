@@ -181,6 +181,7 @@ def _render_order(order: PurchaseOrder, *, errors: dict[int, list[str]] | None =
         ANSWER_NOUNS=queries.ANSWER_NOUNS,
         TURNED_DOWN=queries.TURNED_DOWN,
         revisable=svc.revisable,
+        gone_quantity=svc.gone_quantity,
         revision_of=erp_services.revision_of,
     ), status
 
