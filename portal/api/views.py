@@ -581,8 +581,15 @@ def list_documents() -> Response:
 def _document(document_id: int) -> tuple[Document, DocumentType]:
     """One of the supplier account's documents, with its type (another's, or another tenant's: 404)."""
     document: Document = get_scoped_or_404(db_session(), Document, document_id, ctx())
-    doc_type = db_session().get(DocumentType, document.document_type_id)
-    assert doc_type is not None and doc_type.tenant_id == document.tenant_id
+    doc_type = (
+        db_session()
+        .execute(
+            select(DocumentType).where(
+                DocumentType.tenant_id == document.tenant_id, DocumentType.id == document.document_type_id
+            )
+        )
+        .scalar_one()
+    )
     return document, doc_type
 
 
