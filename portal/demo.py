@@ -462,6 +462,13 @@ def seed_orders(session: Session, tenant: Tenant, buyer_id: int) -> None:
                 svc.record_receipt(
                     session, order=order, line=lines[0], quantity=lines[0].quantity, received_on=today, actor=buyer
                 )
+            if number == 10 and lines[0].shipped_quantity:  # a change order after shipment: 50 more on the line
+                svc.revise_line(
+                    session, order=order, line=lines[0],
+                    terms=svc.LineTerms(lines[0].quantity + 50, lines[0].requested_date + timedelta(days=14),
+                                        lines[0].unit_price),
+                    comment="The season runs longer: 50 more, two weeks later.", expected_version=None, actor=buyer,
+                )  # fmt: skip
     session.flush()
     _seed_conversation(session, tenant, buyer_id)
     _settled(session, tenant.id, lambda: _seed_delivered_history(
