@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
 from portal.config import Settings, load_settings
-from portal.db import Database
+from portal.db import MAX_ROW_ID, Database
 from portal.logsafe import configure_logging
 
 csrf = CSRFProtect()
@@ -23,7 +23,7 @@ class RowIdConverter(IntegerConverter):
     """``<int:...>`` in every route: a whole number a BIGINT column can hold, else the address matches nothing."""
 
     def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", 2**63 - 1)
+        kwargs.setdefault("max", MAX_ROW_ID)
         super().__init__(url_map, *args, **kwargs)
 
 

@@ -88,6 +88,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # Integer keys that are BIGINT on PostgreSQL but still SQLite's rowid alias.
 BigID = BigInteger().with_variant(Integer(), "sqlite")
+# The largest id a BIGINT column holds: ids in addresses and API requests stop there (beyond it: nobody's row).
+MAX_ROW_ID = 2**63 - 1
 
 
 def str_enum(cls: type[Any], length: int = 24) -> Enum:

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal.api.services import BadRequest
+from portal.api.services import BadRequest, day_text
+from portal.db import MAX_ROW_ID
 from portal.documents.models import Document, DocumentReview, DocumentType
 from portal.documents.services import RequirementStatus
 
@@ -36,7 +37,6 @@ TEXT_FIELDS: dict[str, int | None] = {
 REQUIRED = ("document_type", "title")
 _DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _ID = re.compile(r"^[1-9][0-9]{0,18}$")
-MAX_ID = 9_223_372_036_854_775_807
 PAGE_SIZE = 50
 
 
@@ -103,7 +103,7 @@ def parse_upload(form: _MultiDict, files: _MultiDict) -> tuple[UploadRequest | N
     expiry_date = _day(values["expiry_date"], "expiry_date", problems) if "expiry_date" in given else None
     replaces = None
     if "replaces" in given:
-        if _ID.match(values["replaces"]) and int(values["replaces"]) <= MAX_ID:
+        if _ID.match(values["replaces"]) and int(values["replaces"]) <= MAX_ROW_ID:
             replaces = int(values["replaces"])
         else:
             problems.setdefault("replaces", []).append("replaces must be the id of one of your documents.")
@@ -131,10 +131,6 @@ def upload_fingerprint(path: str, form: _MultiDict, filename: str, data: bytes) 
     return hashlib.sha256(b"\0".join((b"POST", path.encode(), body))).hexdigest()
 
 
-def _day_text(value: date | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def _stamp(value: datetime) -> str:
     return value.isoformat(timespec="seconds")
 
@@ -151,8 +147,8 @@ def document_document(document: Document, doc_type: DocumentType, url: str) -> d
         "title": document.title,
         "issuer": document.issuer,
         "certificate_number": document.certificate_number,
-        "issue_date": _day_text(document.issue_date),
-        "expiry_date": _day_text(document.expiry_date),
+        "issue_date": day_text(document.issue_date),
+        "expiry_date": day_text(document.expiry_date),
         "status": document.status.value,
         "replaces": document.supersedes_id,
         "file": {
@@ -178,7 +174,7 @@ def reviews_of(session: Session, document: Document) -> list[dict[str, Any]]:
         {
             "decision": review.decision,
             "comment": review.comment or "",
-            "valid_until": _day_text(review.valid_until),
+            "valid_until": day_text(review.valid_until),
             "reviewed_at": _stamp(review.created_at),
         }
         for review in rows
@@ -211,7 +207,7 @@ def requirement_document(status: RequirementStatus, url_of: Mapping[int, str]) -
         "detail": status.detail,
         "document": None
         if document is None
-        else {"id": document.id, "status": document.status.value, "expiry_date": _day_text(document.expiry_date),
+        else {"id": document.id, "status": document.status.value, "expiry_date": day_text(document.expiry_date),
               "url": url_of[document.id]},
     }  # fmt: skip
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from portal.db import MAX_ROW_ID
 from portal.documents.models import DocumentStatus
 from portal.documents.services import REQUIREMENT_STATES
 from portal.documents.validation import EXTENSIONS, MAX_BYTES
@@ -18,7 +19,7 @@ from portal.tenancy.models import DocumentGating
 
 DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$", "example": "60"}
 DAY = {"type": "string", "format": "date", "example": "2026-12-01"}
-ID = {"type": "integer", "minimum": 1, "maximum": 9_223_372_036_854_775_807}
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID}
 _MB = MAX_BYTES // (1024 * 1024)
 VERSION = {"type": "integer", "minimum": 1, "description": "The order's version, as GET /orders/{order_id} gives it."}
 

@@ -158,8 +158,12 @@ def issue_key(
 def revoke_key(session: Session, *, key: ApiKey, actor: Actor) -> None:
     if key.revoked_at is not None:
         raise ServiceError("This key is revoked already.")
-    key.revoked_at = utcnow()
+    _revoke(session, key, actor, utcnow())
     session.flush()
+
+
+def _revoke(session: Session, key: ApiKey, actor: Actor, now: datetime, reason: str = "") -> None:
+    key.revoked_at = now
     actor.audit(
         session,
         "api_key.revoked",
@@ -167,6 +171,7 @@ def revoke_key(session: Session, *, key: ApiKey, actor: Actor) -> None:
         object_type="api_key",
         object_id=key.id,
         before={"name": key.name, "hint": key.hint},
+        **({"reason": reason} if reason else {}),
     )
 
 
@@ -180,16 +185,7 @@ def revoke_keys_of_person(session: Session, *, tenant_id: int, user_id: int, act
     ).scalars()
     revoked = 0
     for key in keys:
-        key.revoked_at = now
-        actor.audit(
-            session,
-            "api_key.revoked",
-            tenant_id=tenant_id,
-            object_type="api_key",
-            object_id=key.id,
-            before={"name": key.name, "hint": key.hint},
-            reason=reason,
-        )
+        _revoke(session, key, actor, now, reason)
         revoked += 1
     session.flush()
     return revoked
@@ -456,7 +452,8 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else format(value.normalize(), "f")
 
 
-def _day(value: date | None) -> str | None:
+def day_text(value: date | None) -> str | None:
+    """A day as the API writes it (YYYY-MM-DD), or None."""
     return None if value is None else value.isoformat()
 
 
@@ -475,7 +472,7 @@ def order_document(session: Session, order: PurchaseOrder) -> dict[str, Any]:
             )
             .order_by(DeliverySchedule.line_id, DeliverySchedule.position)
         ):
-            schedules[line_id].append({"quantity": _money(amount), "date": _day(promised)})
+            schedules[line_id].append({"quantity": _money(amount), "date": day_text(promised)})
     notices = session.execute(
         select(ShipNotice)
         .where(ShipNotice.tenant_id == order.tenant_id, ShipNotice.order_id == order.id)
@@ -486,8 +483,8 @@ def order_document(session: Session, order: PurchaseOrder) -> dict[str, Any]:
         "number": order.number,
         "version": order.version,
         "state": order.state.value,
-        "order_date": _day(order.order_date),
-        "due_date": _day(order.due_date),
+        "order_date": day_text(order.order_date),
+        "due_date": day_text(order.due_date),
         "currency": order.currency,
         "total_value": _money(order.total_value),
         "lines": [
@@ -500,7 +497,7 @@ def order_document(session: Session, order: PurchaseOrder) -> dict[str, Any]:
                 "quantity": _money(line.quantity),
                 "unit": line.unit,
                 "unit_price": _money(line.unit_price),
-                "requested_date": _day(line.requested_date),
+                "requested_date": day_text(line.requested_date),
                 "state": line.state.value,
                 "deliveries": schedules[line.id],
                 "shipped_quantity": _money(line.shipped_quantity),
@@ -513,8 +510,8 @@ def order_document(session: Session, order: PurchaseOrder) -> dict[str, Any]:
                 "id": notice.id,
                 "number": notice.number,
                 "state": notice.state.value,
-                "ship_date": _day(notice.ship_date),
-                "expected_arrival": _day(notice.expected_arrival),
+                "ship_date": day_text(notice.ship_date),
+                "expected_arrival": day_text(notice.expected_arrival),
                 "carrier": notice.carrier,
                 "tracking_number": notice.tracking_number,
             }

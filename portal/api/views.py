@@ -170,6 +170,12 @@ def _line(order: PurchaseOrder, line_id: int) -> PurchaseOrderLine:
     return line
 
 
+def _page_arg() -> int | None:
+    """The ``page`` query argument, 1 when absent; None when it is not a whole number from 1 to 100,000."""
+    page_number = int_arg(request.args, "page") if "page" in request.args else 1
+    return page_number if page_number is not None and 1 <= page_number <= 100_000 else None
+
+
 @bp.get("/openapi.json")
 @public
 def openapi() -> Response:
@@ -207,8 +213,8 @@ def list_orders() -> Response:
     if sort not in queries.SORTS:
         return _error(400, f"sort must be one of {', '.join(queries.SORTS)}.")
     # A system's query is read strictly (a page or a date it did not mean would be answered quietly otherwise).
-    page_number = int_arg(request.args, "page") if "page" in request.args else 1
-    if page_number is None or not 1 <= page_number <= 100_000:
+    page_number = _page_arg()
+    if page_number is None:
         return _error(400, "page must be a whole number from 1.")
     due = {name: request.args.get(name) for name in ("due_from", "due_to")}
     dates = {name: parse_date(raw) for name, raw in due.items() if raw is not None}
@@ -518,11 +524,6 @@ def _document_types(tenant_id: int) -> list[DocumentType]:
         .execute(select(DocumentType).where(DocumentType.tenant_id == tenant_id).order_by(DocumentType.code))
         .scalars()
     )
-
-
-def _page_arg() -> int | None:
-    page_number = int_arg(request.args, "page") if "page" in request.args else 1
-    return page_number if page_number is not None and 1 <= page_number <= 100_000 else None
 
 
 @bp.get("/compliance")
