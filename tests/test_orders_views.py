@@ -172,6 +172,60 @@ def test_the_queue_marks_orders_unanswered_past_the_tenants_days_as_overdue(trad
         )
 
 
+def test_the_queue_filters_by_buyer_and_a_decision_returns_to_the_filtered_queue(trade, app):
+    """Each buyer works their own orders: the queue's buyer filter keeps the change requests and the awaiting
+    orders of the orders that buyer placed, and deciding from the filtered queue comes back to it."""
+    session, tenant, order, (first, _, _), seller, buyer = trade
+
+    forget_choices()  # the buyer choices are kept a minute per tenant and process
+    mine = make_member(session, tenant, Role.BUYER)
+    theirs = make_member(session, tenant, Role.BUYER)
+    supplier = session.get(Supplier, order.supplier_id)
+    other = make_order(session, tenant, supplier, [("10", "1.00", 9)])
+    order.buyer_id, other.buyer_id = mine.user.id, theirs.user.id
+    session.flush()
+    late = (first.requested_date + timedelta(days=9)).isoformat()
+    for answered in (order, other):
+        (line, *_) = svc.order_lines(session, answered)
+        done = post_form(seller, f"/orders/{answered.id}", f"/orders/{answered.id}/respond",
+                         {f"line-{line.id}-action": "change", f"line-{line.id}-qty-1": str(int(line.quantity)),
+                          f"line-{line.id}-date-1": late})  # fmt: skip
+        assert done.status_code == 302
+    waiting = make_order(session, tenant, supplier, [("5", "1.00", 9)])
+    waiting.buyer_id = theirs.user.id
+    session.flush()
+
+    def sections(page: str) -> tuple[str, str]:
+        changes, awaiting = page.split("Orders awaiting the supplier")
+        return changes.split("Change requests to decide")[1], awaiting
+
+    changes, awaiting = sections(buyer.get("/orders/queue").text)
+    assert order.number in changes and other.number in changes and waiting.number in awaiting
+    filtered = buyer.get(f"/orders/queue?buyer={theirs.user.id}").text
+    changes, awaiting = sections(filtered)
+    assert other.number in changes and order.number not in changes and waiting.number in awaiting
+    assert f'<option value="{theirs.user.id}" selected>' in filtered
+    changes, awaiting = sections(buyer.get(f"/orders/queue?buyer={mine.user.id}").text)
+    assert order.number in changes and other.number not in changes and waiting.number not in awaiting
+    # A decision from the filtered queue posts the filter back and returns to the queue as it was.
+    row = filtered.split(f">{other.number}</a>")[1].split("</tr>")[0]
+    assert f'<input type="hidden" name="buyer" value="{theirs.user.id}">' in row
+    action = re.search(r'action="(/change-requests/\d+/decide)"', row).group(1)
+    version = re.search(r'name="version" value="(\d+)"', row).group(1)
+    decided = buyer.post(action, {"csrf_token": csrf_from(filtered), "version": version, "back": "queue",
+                                  "buyer": str(theirs.user.id), "decision": "approve", "comment": ""})  # fmt: skip
+    assert decided.status_code == 302 and decided.headers["Location"] == f"/orders/queue?buyer={theirs.user.id}"
+    changes, _ = sections(buyer.get(f"/orders/queue?buyer={theirs.user.id}").text)
+    assert other.number not in changes
+    # So do the bulk approval (here with nothing ticked) and a reminder.
+    queue_url = f"/orders/queue?buyer={theirs.user.id}"
+    posted = {"csrf_token": csrf_from(filtered), "buyer": str(theirs.user.id)}
+    untouched = buyer.post("/change-requests/approve", posted)
+    assert untouched.status_code == 303 and untouched.headers["Location"] == queue_url
+    reminded = buyer.post(f"/orders/{waiting.id}/remind", {**posted, "back": "queue"})
+    assert reminded.status_code == 303 and reminded.headers["Location"] == queue_url
+
+
 def test_errors_are_shown_next_to_their_line_and_nothing_is_saved(trade):
     session, _, order, (first, second, _), seller, _ = trade
     page = f"/orders/{order.id}"
@@ -694,6 +748,18 @@ def test_exceptions_are_ranked_by_value_at_risk(app, session):
         for name, value in (("warehouse", late.warehouse_id), ("company", late.company_id)):
             assert late.number in client.get(f"/orders/exceptions?kind={kind}&{name}={value}").text
             assert late.number not in client.get(f"/orders/exceptions?kind={kind}&{name}={value + 1000}").text
+    # By buyer, whose name each line shows: the orders that buyer placed, on the page and in its CSV.
+    late.buyer_id = buyer.user.id
+    session.flush()
+    for kind in ("late", ""):
+        mine = client.get(f"/orders/exceptions?kind={kind}&buyer={buyer.user.id}").text
+        assert late.number in mine and risky.number not in mine
+        assert f'<option value="{buyer.user.id}" selected>{buyer.user.name} (you)</option>' in mine
+        assert late.number not in client.get(f"/orders/exceptions?kind={kind}&buyer={buyer.user.id + 1000}").text
+    row = client.get("/orders/exceptions").text.split(f">{late.number}</a>")[1].split("</tr>")[0]
+    assert f"<td>{buyer.user.name}</td>" in row
+    exported = list(csv.DictReader(io.StringIO(client.get(f"/orders/exceptions.csv?buyer={buyer.user.id}").text)))
+    assert [(r["order"], r["buyer"]) for r in exported] == [(late.number, buyer.user.name)]
 
 
 def test_admin_sets_tolerances_and_a_supplier_override_changes_routing(app, session):

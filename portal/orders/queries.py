@@ -561,6 +561,7 @@ class ExceptionFilters:
     supplier_q: str = ""
     company_id: int | None = None
     warehouse_id: int | None = None
+    buyer_id: int | None = None
 
 
 EXCEPTIONS_SHOWN = 200
@@ -614,12 +615,11 @@ def exceptions(
     chosen = chosen.where(*supplier_filter(line.supplier_id, tenant_id=context.tenant_id,
                                            supplier_id=filters.supplier_id, search=filters.supplier_q,
                                            session=session))  # fmt: skip
-    if filters.kind not in ("late", "at_risk", "partially_received") or filters.warehouse_id or filters.company_id:
+    by_order = {PurchaseOrder.warehouse_id: filters.warehouse_id, PurchaseOrder.company_id: filters.company_id,
+                PurchaseOrder.buyer_id: filters.buyer_id}  # fmt: skip
+    if filters.kind not in ("late", "at_risk", "partially_received") or any(by_order.values()):
         chosen = chosen.join(PurchaseOrder, PurchaseOrder.id == line.order_id)
-        if filters.warehouse_id:
-            chosen = chosen.where(PurchaseOrder.warehouse_id == filters.warehouse_id)
-        if filters.company_id:
-            chosen = chosen.where(PurchaseOrder.company_id == filters.company_id)
+        chosen = chosen.where(*(column == value for column, value in by_order.items() if value))
     top = chosen.order_by(value_at_risk.desc(), line.id).limit(limit).subquery("top")
     stmt = (
         select(
@@ -639,6 +639,7 @@ def exceptions(
             PurchaseOrder.currency,
             Supplier.name.label("supplier"),
             Warehouse.name.label("warehouse"),
+            User.name.label("buyer"),
             top.c.value_at_risk,
             *[cond.label(name) for name, cond in kinds.items()],
         )
@@ -647,6 +648,7 @@ def exceptions(
         .join(PurchaseOrder, PurchaseOrder.id == line.order_id)
         .join(Supplier, Supplier.id == line.supplier_id)
         .join(Warehouse, Warehouse.id == PurchaseOrder.warehouse_id)
+        .outerjoin(User, User.id == PurchaseOrder.buyer_id)
         .order_by(top.c.value_at_risk.desc(), line.id)
     )
     return plain_rows(read_columns(session, planned_per_run(stmt)))
@@ -655,11 +657,17 @@ def exceptions(
 QUEUE_SIZE = 200
 
 
-def response_queue(session: Session, tenant_id: int) -> tuple[list[Any], list[Any], list[Any]]:
+def response_queue(
+    session: Session, tenant_id: int, buyer_id: int | None = None
+) -> tuple[list[Any], list[Any], list[Any]]:
     """The buyers' queue: open change requests with their line and order (oldest first), lines a buyer changed
     in the ERP after the supplier answered (the oldest first), and orders awaiting their supplier's answer (the
-    longest-waiting first). All are planned for how many the tenant has."""
+    longest-waiting first); of one buyer's orders when ``buyer_id`` is given. All are planned for how many the
+    tenant has."""
     from portal.erp.models import ErpLineSync
+
+    # Each list is of orders, so one buyer's part of it is the orders placed by that buyer.
+    of_buyer = [PurchaseOrder.buyer_id == buyer_id] if buyer_id else []
 
     changes = session.execute(
         planned_per_run(
@@ -677,7 +685,7 @@ def response_queue(session: Session, tenant_id: int) -> tuple[list[Any], list[An
             .join(PurchaseOrder, PurchaseOrder.id == ChangeRequest.order_id)
             .join(PurchaseOrderLine, PurchaseOrderLine.id == ChangeRequest.line_id)
             .join(Supplier, Supplier.id == ChangeRequest.supplier_id)
-            .where(ChangeRequest.tenant_id == tenant_id, ChangeRequest.state == ChangeState.OPEN)
+            .where(ChangeRequest.tenant_id == tenant_id, ChangeRequest.state == ChangeState.OPEN, *of_buyer)
             .order_by(ChangeRequest.created_at)
             .limit(QUEUE_SIZE)
         )
@@ -705,6 +713,7 @@ def response_queue(session: Session, tenant_id: int) -> tuple[list[Any], list[An
                 ErpLineSync.tenant_id == tenant_id,
                 ErpLineSync.revised_terms.is_not(None),
                 PurchaseOrderLine.state.not_in(FINAL_LINE_STATES),
+                *of_buyer,
             )
             .order_by(ErpLineSync.id)
             .limit(QUEUE_SIZE)
@@ -738,7 +747,7 @@ def response_queue(session: Session, tenant_id: int) -> tuple[list[Any], list[An
             )
             .join(Supplier, Supplier.id == PurchaseOrder.supplier_id)
             .outerjoin(User, User.id == PurchaseOrder.buyer_id)
-            .where(PurchaseOrder.tenant_id == tenant_id, PurchaseOrder.state == OrderState.AWAITING_RESPONSE)
+            .where(PurchaseOrder.tenant_id == tenant_id, PurchaseOrder.state == OrderState.AWAITING_RESPONSE, *of_buyer)
             .order_by(PurchaseOrder.order_date, PurchaseOrder.id)
             .limit(QUEUE_SIZE)
         ),

@@ -494,8 +494,14 @@ def decide(request_id: int):
     )
     target = request.form.get("back")
     if target == "queue":
-        return redirect(url_for("orders.queue"))
+        return redirect(_queue_url())
     return redirect(url_for("orders.order_page", order_id=order.id))
+
+
+def _queue_url() -> str:
+    """The response queue as the buyer had it filtered (its forms post the filter back)."""
+    buyer_id = int_arg(request.form, "buyer")
+    return url_for("orders.queue", buyer=buyer_id) if buyer_id else url_for("orders.queue")
 
 
 @bp.route("/change-requests/approve", methods=["POST"])
@@ -504,7 +510,7 @@ def bulk_approve():
     ids = [int(v) for v in request.form.getlist("request_id") if v.isdigit()]
     if not ids:
         flash("Tick the change requests to approve.", "error")
-        return redirect(url_for("orders.queue"), code=303)
+        return redirect(_queue_url(), code=303)
     db_sess = db_session()
     context = ctx()
     changes = (
@@ -532,17 +538,19 @@ def bulk_approve():
             db_sess.rollback()
             flash(f"Nothing approved: {order.number} line {_line(order, change.line_id).position}: {exc.message}",
                   "error")  # fmt: skip
-            return redirect(url_for("orders.queue"), code=303)
+            return redirect(_queue_url(), code=303)
     flash(f"{counted(len(changes), 'change request', 'change requests')} approved.", "success")
-    return redirect(url_for("orders.queue"))
+    return redirect(_queue_url())
 
 
 @bp.route("/orders/queue")
 @requires(Permission.ORDERS_MANAGE)
 def queue() -> str:
     db_sess = db_session()
-    changes, revisions, awaiting = queries.response_queue(db_sess, ctx().tenant_id)
+    buyer_id = _int_arg("buyer")
+    changes, revisions, awaiting = queries.response_queue(db_sess, ctx().tenant_id, buyer_id)
     return render_template("orders/queue.html", changes=changes, revisions=revisions, awaiting=awaiting,
+                           buyer_id=buyer_id, buyers=buyer_choices(db_sess, ctx().tenant_id),
                            parse_terms=parse_terms, today=date.today(),
                            overdue_after=_unconfirmed_after_days(db_sess),
                            remind_again_after=utcnow() - svc.REMINDER_INTERVAL)  # fmt: skip
@@ -647,6 +655,7 @@ def _exception_filters() -> queries.ExceptionFilters:
         supplier_q=supplier_q,
         company_id=_int_arg("company"),
         warehouse_id=_int_arg("warehouse"),
+        buyer_id=_int_arg("buyer"),
     )
 
 
@@ -677,6 +686,7 @@ def exceptions() -> str:
         chosen_supplier=supplier_name(db_sess, context.tenant_id, filters.supplier_id),
         companies=companies,
         warehouses=ship_to_choices(db_sess, context.tenant_id),
+        buyers=buyer_choices(db_sess, context.tenant_id),
     )
 
 
@@ -690,9 +700,10 @@ def exceptions_csv() -> Response:
     rows, _ = _exception_rows(_exception_filters(), queries.EXCEPTIONS_EXPORTED)
     today = date.today()
     body = csv_bytes(
-        ["order", "line", "product_code", "product", "supplier", "ship_to", "requested_date", "promised_from",
+        ["order", "line", "product_code", "product", "supplier", "ship_to", "buyer", "requested_date", "promised_from",
          "promised_to", "days_late", "ordered", "received", "open", "why", "value_at_risk", "currency"],
-        ([r.number, r.position, r.product_code, r.product_name, r.supplier, r.warehouse, r.requested_date.isoformat(),
+        ([r.number, r.position, r.product_code, r.product_name, r.supplier, r.warehouse, r.buyer or "",
+          r.requested_date.isoformat(),
           r.promised_from.isoformat() if r.promised_from else "", r.promised_to.isoformat() if r.promised_to else "",
           (today - r.open_from).days if r.late else "",
           quantity(r.quantity), quantity(r.received_quantity), quantity(r.quantity - r.received_quantity),
@@ -1029,7 +1040,7 @@ def remind(order_id: int):
     """Remind the supplier to answer an order still waiting for it (from the response queue or the order)."""
     order = _order(order_id)
     from_queue = request.form.get("back") == "queue"
-    back = url_for("orders.queue") if from_queue else url_for("orders.order_page", order_id=order.id)
+    back = _queue_url() if from_queue else url_for("orders.order_page", order_id=order.id)
     try:
         svc.remind_supplier(db_session(), order=order, actor=actor())
     except ServiceError as exc:
