@@ -210,6 +210,7 @@ def seed_demo(session: Session, storage: LocalStorage | None = None) -> list[tup
         seed_orders(session, tenant, buyer.id)
         if seed_document_requirements(session, tenant) and storage is not None and slug == "northwind":
             seed_documents(session, tenant, storage)
+            _attach_delivery_plan(session, tenant, storage)
         # Open the alerts of late, at-risk, partial and unconfirmed lines now rather than at the
         # detection job's first run (idempotent: a second seed opens nothing new).
         from portal.orders.alerts import detect
@@ -538,6 +539,27 @@ def _seed_conversation(session: Session, tenant: Tenant, buyer_id: int) -> None:
         session.add(OrderMessage(tenant_id=tenant.id, order_id=order.id, author_id=author.id,
                                  author=author.name or author.email, from_supplier=from_supplier, body=body,
                                  created_at=moment + timedelta(minutes=minutes)))  # fmt: skip
+    session.flush()
+
+
+def _attach_delivery_plan(session: Session, tenant: Tenant, storage: LocalStorage) -> None:
+    """Acme's answer in the demo conversation carries the split it proposes, as a PDF: files on messages."""
+    from portal.documents.validation import check_upload
+    from portal.orders.models import OrderMessage, OrderMessageFile
+
+    answer = session.execute(
+        select(OrderMessage).where(OrderMessage.tenant_id == tenant.id, OrderMessage.from_supplier.is_(True))
+        .order_by(OrderMessage.id).limit(1)
+    ).scalar_one_or_none()  # fmt: skip
+    if answer is None:
+        return
+    data = certificate_pdf(["Delivery plan", "Acme Fasteners, line 2: hex nut M8",
+                            "Half on the requested date, the rest six days later",
+                            "Plating line booked until then"])  # fmt: skip
+    checked = check_upload("delivery-plan.pdf", data)
+    session.add(OrderMessageFile(tenant_id=tenant.id, order_id=answer.order_id, message_id=answer.id,
+                                 storage_key=storage.put(data), original_name="delivery-plan.pdf", size=checked.size,
+                                 content_type=checked.content_type, sha256=checked.sha256))  # fmt: skip
     session.flush()
 
 

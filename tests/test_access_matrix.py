@@ -129,6 +129,7 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "orders.ship": (perm(P.ORDERS_RESPOND), ("GET", "POST"), ids("order_id")),
     "orders.cancel_notice": (perm(P.ORDERS_RESPOND), ("POST",), ids_of("order_id", "notice_id")),
     "orders.message": (perm(P.ORDERS_MESSAGE), ("POST",), ids("order_id")),
+    "orders.message_file": (perm(P.ORDERS_VIEW), ("GET",), ids_of("order_id", "message_id", "file_id")),
     "orders.decide": (perm(P.ORDERS_MANAGE), ("POST",), ids("request_id")),
     "orders.bulk_approve": (perm(P.ORDERS_MANAGE), ("POST",), None),
     "orders.import_orders": (perm(P.ORDERS_MANAGE), ("GET", "POST"), None),
@@ -221,6 +222,7 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "api.ship_notice": (key(P.ORDERS_RESPOND), ("POST",), ids("order_id")),
     "api.cancel_ship_notice": (key(P.ORDERS_RESPOND), ("POST",), ids_of("order_id", "notice_id")),
     "api.messages": (key(P.ORDERS_MESSAGE), ("GET", "POST"), ids("order_id")),
+    "api.message_file": (key(P.ORDERS_MESSAGE), ("GET",), ids_of("order_id", "message_id", "file_id")),
     "api.compliance": (key(P.DOCUMENTS_UPLOAD), ("GET",), None),
     "api.list_documents": (key(P.DOCUMENTS_UPLOAD), ("GET",), None),
     "api.upload_document": (key(P.DOCUMENTS_UPLOAD), ("POST",), None),
@@ -262,8 +264,11 @@ def _order_with_notice_and_request(session, tenant, supplier) -> dict[str, int]:
     )
     request = session.execute(select(ChangeRequest).where(ChangeRequest.line_id == second.id)).scalar_one()
     document = _document(session, tenant, supplier)
+    message, attached = _message_with_file(session, order)
     return {
         "order_id": order.id,
+        "message_id": message,
+        "file_id": attached,
         "line_id": first.id,
         "notice_id": notice.id,
         "request_id": request.id,
@@ -271,6 +276,21 @@ def _order_with_notice_and_request(session, tenant, supplier) -> dict[str, int]:
         "supplier_webhook_id": _supplier_webhook(session, tenant, supplier),
         **_worker_objects(session, tenant),
     }
+
+
+def _message_with_file(session, order) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    from portal.orders.models import OrderMessage, OrderMessageFile
+
+    message = OrderMessage(tenant_id=order.tenant_id, order_id=order.id, author="matrix", from_supplier=False,
+                           body="See the drawing")  # fmt: skip
+    session.add(message)
+    session.flush()
+    attached = OrderMessageFile(tenant_id=order.tenant_id, order_id=order.id, message_id=message.id,
+                                storage_key=f"matrixmessage{message.id}", original_name="drawing.pdf", size=3,
+                                content_type="application/pdf", sha256="0" * 64)  # fmt: skip
+    session.add(attached)
+    session.flush()
+    return message.id, attached.id
 
 
 def _supplier_webhook(session, tenant, supplier) -> int:  # type: ignore[no-untyped-def]

@@ -505,6 +505,45 @@ def test_a_supplier_system_reads_and_writes_the_orders_messages(trade):
     assert [payload["message_id"] for (payload,) in events] == [listed[0]["id"]]  # the buyers hear of it
 
 
+def test_a_supplier_system_reads_the_files_a_buyer_attached_to_a_message(trade, app, tmp_path):
+    """A buyer's message with a drawing: the API lists the file with the message (name, size, type, address)
+    and gives it as sent; another order's path, another message's or another supplier account's key: 404."""
+    from pathlib import Path
+
+    from portal.documents.storage import LocalStorage
+    from tests.pdfs import CLEAN_PDF, PNG
+
+    app.config["DOCUMENT_ROOT"] = str(tmp_path / "files")
+    set_context(trade.session, tenant_id=trade.tenant.id)
+    buyer = make_member(trade.session, trade.tenant, Role.BUYER)
+    svc.post_message(
+        trade.session, order=trade.order, author_id=buyer.user.id, author="Ben", from_supplier=False,
+        body="The drawing for line 2", storage=LocalStorage(Path(app.config["DOCUMENT_ROOT"])),
+        files=(svc.AttachedFile("drawing-C.pdf", CLEAN_PDF), svc.AttachedFile("detail.png", PNG)),
+    )  # fmt: skip
+    set_context(trade.session, tenant_id=None)
+    path = f"/orders/{trade.order.id}/messages"
+    (message,) = trade.get(path).json["messages"]
+    files = message["files"]
+    assert [(f["name"], f["size"], f["content_type"]) for f in files] == [
+        ("drawing-C.pdf", len(CLEAN_PDF), "application/pdf"), ("detail.png", len(PNG), "image/png")
+    ]  # fmt: skip
+    assert files[0]["url"] == f"/api/v1{path}/{message['id']}/files/{files[0]['id']}"
+    got = trade.http.get(files[0]["url"], headers={"Authorization": f"Bearer {trade.key}"})
+    assert got.status_code == 200 and got.data == CLEAN_PDF and got.mimetype == "application/pdf"
+    assert trade.get(f"{path}/{message['id'] + 1}/files/{files[0]['id']}").status_code == 404
+    set_context(trade.session, tenant_id=trade.tenant.id)
+    other = make_order(trade.session, trade.tenant, trade.session.get(Supplier, trade.order.supplier_id))
+    rival = make_member(trade.session, trade.tenant, Role.SUPPLIER_USER,
+                        supplier=make_supplier(trade.session, trade.tenant, "Rival API"))  # fmt: skip
+    rival_key = issue_api_key(trade.session, rival)
+    set_context(trade.session, tenant_id=None)
+    assert trade.get(f"/orders/{other.id}/messages/{message['id']}/files/{files[0]['id']}").status_code == 404
+    assert trade.get(f"{path}/{message['id']}/files/{files[0]['id']}", key=rival_key).status_code == 404
+    # A message sent through the API has no files (and says so).
+    assert trade.post(path, {"body": "Thanks, received."}).json["message"]["files"] == []
+
+
 def test_a_long_address_and_a_long_key_name_still_fit_the_ledger(app, session):
     tenant = make_tenant(session)
     supplier = make_supplier(session, tenant)

@@ -29,7 +29,7 @@ from portal.documents import services as documents
 from portal.documents.models import Document
 from portal.documents.storage import LocalStorage
 from portal.orders import services as svc
-from portal.orders.models import CommitmentEntry
+from portal.orders.models import CommitmentEntry, OrderMessageFile
 from tests.factories import (
     issue_api_key,
     make_member,
@@ -70,9 +70,14 @@ def api_world(app, session, tmp_path) -> dict[str, Any]:
         actor=svc.Actor(person.user.id, "fuzz", ""),
         data=documents.UploadInput(iso.id, "ISO 9001", "", "", None, None, "iso.pdf", CLEAN_PDF),
     )  # fmt: skip
+    message = svc.post_message(
+        session, order=order, author_id=person.user.id, author="fuzz", from_supplier=False, body="The drawing",
+        files=(svc.AttachedFile("drawing.pdf", CLEAN_PDF),), storage=LocalStorage(tmp_path / "docs"),
+    )  # fmt: skip
+    (attached,) = session.execute(select(OrderMessageFile.id).where(OrderMessageFile.message_id == message.id)).all()
     set_context(session, tenant_id=None)
     return {"tenant_id": tenant.id, "orders": [order.id, confirmed.id], "lines": [line.id for line in lines],
-            "documents": [certificate.id], "key": key}  # fmt: skip
+            "documents": [certificate.id], "message": message.id, "file": attached.id, "key": key}  # fmt: skip
 
 
 def _negative_at(case: Case, location: ParameterLocation) -> bool:
@@ -91,6 +96,10 @@ def _aim_at_real_rows(case: Case, world: dict[str, Any], draw: int) -> None:
         path["line_id"] = world["lines"][draw % len(world["lines"])]
     if "document_id" in path:
         path["document_id"] = world["documents"][0]
+    if "message_id" in path:
+        path["message_id"] = world["message"]
+    if "file_id" in path:
+        path["file_id"] = world["file"]
 
 
 @schema.parametrize()

@@ -117,6 +117,12 @@ def test_the_demo_buyer_and_supplier_talk_on_the_order_waiting_for_the_buyer(emb
     order_id = re.search(r'href="/orders/(\d+)"', pending).group(1)
     page = client.get(f"/orders/{order_id}").text
     assert "Can you keep the requested date on line 2?" in page and "if a split works for you" in page
+    # Acme's answer carries its delivery plan, which downloads as the PDF it is; the demo run again adds none.
+    embedded_app.test_cli_runner().invoke(args=["demo"])
+    page = client.get(f"/orders/{order_id}").text
+    (plan,) = re.findall(rf'href="(/orders/{order_id}/messages/\d+/files/\d+)">delivery-plan.pdf<', page)
+    got = client.get(plan)
+    assert got.status_code == 200 and got.data.startswith(b"%PDF-") and got.mimetype == "application/pdf"
 
 
 def test_the_demo_has_change_orders_for_the_supplier_to_confirm_again(embedded_app):

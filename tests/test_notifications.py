@@ -22,6 +22,7 @@ from portal.audit import AuditEvent
 from portal.auth.permissions import Role
 from portal.auth.services import Actor, ServiceError
 from portal.db import set_context
+from portal.documents.storage import LocalStorage
 from portal.formatting import quantity
 from portal.notifications import services
 from portal.notifications.models import EmailMode, EmailState, Notification, WebhookDelivery
@@ -35,6 +36,7 @@ from tests.conftest import _free_port as free_port
 from tests.conftest import _settings, drain, tenant_session
 from tests.factories import PASSWORD, make_member, make_order, make_supplier, make_tenant
 from tests.helpers import PortalClient
+from tests.pdfs import CLEAN_PDF, PNG
 
 ACTOR = Actor(None, "test", "")
 
@@ -282,7 +284,7 @@ def test_a_revised_line_asks_the_supplier_again_and_an_erp_change_asks_the_buyer
     assert in_erp[0].title.startswith("Lines 2, 3 of order PO-7001 changed in the ERP after ")
 
 
-def test_a_message_on_an_order_reaches_the_other_side(mail_app, committed_db, world, smtp_inbox):
+def test_a_message_on_an_order_reaches_the_other_side(mail_app, committed_db, world, smtp_inbox, tmp_path):
     """A buyer's message reaches the supplier's people (in the portal and by e-mail, an excerpt and a link to the
     conversation); the supplier's answer reaches the buyers involved in the order, not every buyer; with nobody
     involved, every buyer. Never viewers, never another supplier, never the author."""
@@ -291,12 +293,13 @@ def test_a_message_on_an_order_reaches_the_other_side(mail_app, committed_db, wo
     first_buyer, second_buyer = world["buyers"]
     supplier_ids = {p.user.id for p in world["supplier_people"]}
 
-    def write(person, body: str, *, order_id: int = world["order_id"]) -> list[Notification]:  # type: ignore[no-untyped-def]
+    def write(person, body: str, *, order_id: int = world["order_id"], files=()) -> list[Notification]:  # type: ignore[no-untyped-def]
         known = {n.id for n in _notifications(committed_db, tenant_id)}
         with tenant_session(committed_db, tenant_id) as s:
             order = s.execute(select(PurchaseOrder).where(PurchaseOrder.id == order_id)).scalar_one()
             orders.post_message(s, order=order, author_id=person.user.id, author=person.user.name,
-                                from_supplier=person.membership.supplier_id is not None, body=body)  # fmt: skip
+                                from_supplier=person.membership.supplier_id is not None, body=body,
+                                files=files, storage=LocalStorage(tmp_path))  # fmt: skip
         with mail_app.app_context():
             drain(committed_db, tenant_id)
         return [n for n in _notifications(committed_db, tenant_id) if n.id not in known]
@@ -335,6 +338,13 @@ def test_a_message_on_an_order_reaches_the_other_side(mail_app, committed_db, wo
     assert sorted(n.user_id for n in answered) == sorted([first_buyer.user.id, second_buyer.user.id])
     everyone = {n.user_id for n in _notifications(committed_db, tenant_id)}
     assert world["viewer"].user.id not in everyone and world["outsider"].user.id not in everyone
+
+    # Files attached are named after the words, or alone when the message is only files.
+    drawing, photo = orders.AttachedFile("drawing-C.pdf", CLEAN_PDF), orders.AttachedFile("sample.png", PNG)
+    answered = write(world["supplier_people"][0], "The new drawing.", files=(drawing, photo))
+    assert {n.body for n in answered} == {"The new drawing.\nAttached: drawing-C.pdf, sample.png"}
+    answered = write(world["supplier_people"][0], "", files=(drawing,))
+    assert {n.body for n in answered} == {"Attached: drawing-C.pdf"}
 
 
 def test_a_reminder_tells_the_suppliers_people_that_the_order_waits(mail_app, committed_db, world, smtp_inbox):
@@ -378,7 +388,7 @@ def test_a_message_must_have_words_and_a_limit(committed_db, world):
     with tenant_session(committed_db, world["tenant_id"]) as s:
         order = s.execute(select(PurchaseOrder).where(PurchaseOrder.id == world["order_id"])).scalar_one()
         person = world["buyers"][0]
-        for body, refusal in (("   ", "Write a message first."), ("x" * 4001, "at most 4,000 characters")):
+        for body, refusal in (("   ", "Write a message or attach a file."), ("x" * 4001, "at most 4,000 characters")):
             with pytest.raises(ServiceError, match=refusal):
                 orders.post_message(s, order=order, author_id=person.user.id, author="B", from_supplier=False,
                                     body=body)  # fmt: skip

@@ -449,6 +449,82 @@ def test_repromise_ship_and_cancel_notice(trade):
     assert session.get(type(first), first.id).shipped_quantity == 0
 
 
+def test_files_travel_with_order_messages_to_whoever_sees_the_order(trade, app, tmp_path):
+    """A supplier attaches a drawing and a photo to a message; the buyer sees them named under it and downloads
+    them as they were sent. A message may be files alone. A refused file (its name in the message) refuses the
+    whole message and keeps nothing; more than five files are refused too. Another supplier's person of the same
+    tenant, and another tenant's buyer, get 404 for the file."""
+    import io
+    from pathlib import Path
+
+    from portal.orders.models import OrderMessageFile
+    from tests.pdfs import CLEAN_PDF, JAVASCRIPT_PDF, PNG
+
+    session, tenant, order, _, seller, buyer = trade
+    page = f"/orders/{order.id}"
+    app.config["DOCUMENT_ROOT"] = str(tmp_path / "files")
+    stored = Path(app.config["DOCUMENT_ROOT"])
+
+    def kept_files() -> int:
+        return sum(1 for path in stored.rglob("*") if path.is_file()) if stored.exists() else 0
+
+    def send(client: PortalClient, body: str, *files: tuple[str, bytes]):  # type: ignore[no-untyped-def]
+        html = client.get(page).text
+        data = {"csrf_token": csrf_from(html), "body": body,
+                "files": [(io.BytesIO(content), name) for name, content in files]}  # fmt: skip
+        return client.post(f"/orders/{order.id}/messages", data, content_type="multipart/form-data")
+
+    assert 'enctype="multipart/form-data"' in seller.get(page).text
+    before = kept_files()
+    refused = send(seller, "Drawing and a macro", ("drawing.pdf", CLEAN_PDF), ("macro.pdf", JAVASCRIPT_PDF))
+    assert refused.status_code == 422 and "macro.pdf: " in refused.text
+    too_many = send(seller, "Six", *((f"page-{n}.png", PNG) for n in range(6)))
+    assert too_many.status_code == 422 and "Attach at most 5 files to a message." in too_many.text
+    nothing = send(seller, "  ")
+    assert nothing.status_code == 422 and "Write a message or attach a file." in nothing.text
+    set_context(session, tenant_id=tenant.id)
+    assert session.execute(select(OrderMessage)).first() is None and kept_files() == before
+
+    sent = send(seller, "The drawing, revision C, and a photo of the sample", ("drawing-C.pdf", CLEAN_PDF),
+                ("sample.png", PNG))  # fmt: skip
+    assert sent.status_code == 302
+    alone = send(seller, "", ("certificate-3.1.pdf", CLEAN_PDF))
+    assert alone.status_code == 302
+    assert kept_files() == before + 3
+    html = buyer.get(page).text
+    links = re.findall(rf'<a href="(/orders/{order.id}/messages/\d+/files/\d+)">([^<]+)</a>', html)
+    assert [name for _, name in links] == ["drawing-C.pdf", "sample.png", "certificate-3.1.pdf"]
+    for (url, name), content in zip(links, (CLEAN_PDF, PNG, CLEAN_PDF), strict=True):
+        got = buyer.get(url)
+        assert got.status_code == 200 and got.data == content
+        assert (
+            got.headers["Content-Disposition"].startswith("attachment") and name in got.headers["Content-Disposition"]
+        )
+        assert got.headers["Content-Security-Policy"] == "sandbox"
+    assert seller.get(links[0][0]).status_code == 200
+    files = session.execute(select(OrderMessageFile).order_by(OrderMessageFile.id)).scalars().all()
+    assert [(f.original_name, f.content_type, f.size) for f in files] == [
+        ("drawing-C.pdf", "application/pdf", len(CLEAN_PDF)), ("sample.png", "image/png", len(PNG)),
+        ("certificate-3.1.pdf", "application/pdf", len(CLEAN_PDF)),
+    ]  # fmt: skip
+
+    # The file is reached only through its own order and message.
+    first = files[0]
+    other_order = make_order(session, tenant, session.get(Supplier, order.supplier_id), [("1", "1", 5)])
+    for wrong in (f"/orders/{other_order.id}/messages/{first.message_id}/files/{first.id}",
+                  f"/orders/{order.id}/messages/{first.message_id + 1}/files/{first.id}"):  # fmt: skip
+        assert buyer.get(wrong).status_code == 404
+    rival = make_member(session, tenant, Role.SUPPLIER_USER, supplier=make_supplier(session, tenant, "Rival Parts"))
+    rival_client = PortalClient(app.test_client())
+    rival_client.sign_in(rival.email, PASSWORD, rival.secret)
+    assert rival_client.get(links[0][0]).status_code == 404
+    elsewhere = make_tenant(session, "Elsewhere Trading")
+    stranger = make_member(session, elsewhere, Role.BUYER)
+    stranger_client = PortalClient(app.test_client())
+    stranger_client.sign_in(stranger.email, PASSWORD, stranger.secret)
+    assert stranger_client.get(links[0][0]).status_code == 404
+
+
 def test_buyer_counters_and_messages_are_exchanged(trade):
     session, tenant, order, (first, _, _), seller, buyer = trade
     page = f"/orders/{order.id}"

@@ -45,6 +45,14 @@ WRITE_ERRORS = {
 }
 ME = ("user", "key", "customer", "supplier", "role")
 ORDER_ID = {"name": "order_id", "in": "path", "required": True, "schema": ID}
+# An uploaded file (a certificate, a file on an order message), given back as it came.
+UPLOADED_FILE = {
+    "description": "The file, as uploaded.",
+    "content": {
+        content_type: {"schema": {"type": "string", "format": "binary"}}
+        for content_type in sorted(set(EXTENSIONS.values()))
+    },
+}
 
 
 IDEMPOTENCY_KEY = {
@@ -265,6 +273,21 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
+            "/orders/{order_id}/messages/{message_id}/files/{file_id}": {
+                "get": {
+                    "summary": "A file attached to a message on the order, as sent",
+                    "parameters": [
+                        ORDER_ID,
+                        {"name": "message_id", "in": "path", "required": True, "schema": ID},
+                        {"name": "file_id", "in": "path", "required": True, "schema": ID},
+                    ],
+                    "responses": {
+                        "200": UPLOADED_FILE,
+                        "404": WRITE_ERRORS["404"],
+                        **ERRORS,
+                    },
+                }
+            },
             **_certificate_paths(),
         },
         "components": {
@@ -360,13 +383,25 @@ def document() -> dict[str, Any]:
                 },
                 "Message": {
                     "type": "object",
-                    "required": ["id", "author", "from_supplier", "body", "created_at"],
+                    "required": ["id", "author", "from_supplier", "body", "created_at", "files"],
                     "properties": {
                         "id": ID,
                         "author": {"type": "string"},
                         "from_supplier": {"type": "boolean"},
-                        "body": {"type": "string"},
+                        "body": {"type": "string", "description": "Empty when the message is only files."},
                         "created_at": {"type": "string", "format": "date-time"},
+                        "files": {"type": "array", "items": _ref("MessageFile")},
+                    },
+                },
+                "MessageFile": {
+                    "type": "object",
+                    "required": ["id", "name", "size", "content_type", "url"],
+                    "properties": {
+                        "id": ID,
+                        "name": {"type": "string"},
+                        "size": {"type": "integer", "minimum": 1},
+                        "content_type": {"type": "string", "enum": sorted(set(EXTENSIONS.values()))},
+                        "url": {"type": "string", "description": "Where the file itself is."},
                     },
                 },
                 **_certificate_schemas(),
@@ -460,13 +495,7 @@ def _certificate_paths() -> dict[str, Any]:
                 "summary": "One certificate's file",
                 "parameters": [DOCUMENT_ID],
                 "responses": {
-                    "200": {
-                        "description": "The file, as uploaded.",
-                        "content": {
-                            content_type: {"schema": {"type": "string", "format": "binary"}}
-                            for content_type in sorted(set(EXTENSIONS.values()))
-                        },
-                    },
+                    "200": UPLOADED_FILE,
                     "404": NOT_FOUND,
                     **ERRORS,
                 },

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.orm import Session
 
 from portal.api.models import ApiKey, IdempotentWrite
@@ -30,6 +30,7 @@ from portal.orders.models import (
     DelayReason,
     DeliverySchedule,
     OrderMessage,
+    OrderMessageFile,
     PurchaseOrder,
     PurchaseOrderLine,
     RejectReason,
@@ -520,26 +521,43 @@ def order_document(session: Session, order: PurchaseOrder) -> dict[str, Any]:
     }
 
 
-def message_document(message: OrderMessage) -> dict[str, Any]:
+def message_document(
+    message: OrderMessage, messages_url: str, files: Sequence[OrderMessageFile] = ()
+) -> dict[str, Any]:
+    """A message as the API gives it; ``messages_url`` is the order's messages' address, under which each file is."""
     return {
         "id": message.id,
         "author": message.author,
         "from_supplier": message.from_supplier,
         "body": message.body,
         "created_at": message.created_at.isoformat(),
-    }
+        "files": [
+            {
+                "id": attached.id,
+                "name": attached.original_name,
+                "size": attached.size,
+                "content_type": attached.content_type,
+                "url": f"{messages_url}/{message.id}/files/{attached.id}",
+            }
+            for attached in files
+        ],
+    }  # fmt: skip
 
 
-def order_messages(session: Session, order: PurchaseOrder) -> list[dict[str, Any]]:
-    """The order's conversation between the supplier and the buyers, oldest first."""
-    return [
-        message_document(message)
-        for message in session.execute(
-            select(OrderMessage)
-            .where(OrderMessage.tenant_id == order.tenant_id, OrderMessage.order_id == order.id)
-            .order_by(OrderMessage.id)
-        ).scalars()
-    ]
+def order_messages(session: Session, order: PurchaseOrder, messages_url: str) -> list[dict[str, Any]]:
+    """The order's conversation between the supplier and the buyers, oldest first, each message with its files."""
+    messages: dict[int, tuple[OrderMessage, list[OrderMessageFile]]] = {}
+    for message, attached in session.execute(
+        select(OrderMessage, OrderMessageFile)
+        .outerjoin(OrderMessageFile, and_(OrderMessageFile.message_id == OrderMessage.id,
+                                          OrderMessageFile.tenant_id == order.tenant_id))
+        .where(OrderMessage.tenant_id == order.tenant_id, OrderMessage.order_id == order.id)
+        .order_by(OrderMessage.id, OrderMessageFile.id)
+    ).all():  # fmt: skip
+        files = messages.setdefault(message.id, (message, []))[1]
+        if attached is not None:
+            files.append(attached)
+    return [message_document(message, messages_url, files) for message, files in messages.values()]
 
 
 # --- idempotent writes ---------------------------------------------------------------------

@@ -493,8 +493,9 @@ def messages(order_id: int) -> Response:
     """GET: the order's conversation with the buyers, oldest first. POST: a message to the order's buyers, who
     hear of it as of one written in the portal."""
     order = _order(order_id)
+    messages_url = url_for("api.messages", order_id=order.id)
     if request.method == "GET":
-        return jsonify({"messages": services.order_messages(db_session(), order)})
+        return jsonify({"messages": services.order_messages(db_session(), order, messages_url)})
     body = request.get_json(silent=True)
     text_value = body.get("body") if isinstance(body, dict) else None
     if not isinstance(text_value, str):
@@ -506,9 +507,22 @@ def messages(order_id: int) -> Response:
         )
     except ServiceError as exc:
         return _error(422, exc.message)
-    response = jsonify({"message": services.message_document(message)})
+    response = jsonify({"message": services.message_document(message, messages_url)})
     response.status_code = 201
     return response
+
+
+@bp.get("/orders/<int:order_id>/messages/<int:message_id>/files/<int:file_id>")
+@requires_key(Permission.ORDERS_MESSAGE)
+def message_file(order_id: int, message_id: int, file_id: int) -> Response:
+    """A file attached to a message on the order (a drawing, a specification), as sent."""
+    from portal.documents.views import send_stored
+    from portal.orders import queries
+
+    attached = queries.message_file(db_session(), _order(order_id), message_id, file_id)
+    if attached is None:
+        abort(404)
+    return send_stored(attached.storage_key, attached.content_type, attached.original_name)
 
 
 # --- certificates ----------------------------------------------------------------------

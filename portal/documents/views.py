@@ -175,10 +175,13 @@ def preview_pages(document: Document) -> int:
 
 def send_document(document: Document) -> Response:
     """The document's file, as an attachment (the page, the review queue and the API)."""
-    data = storage().read(document.storage_key)
-    response = send_file(
-        io.BytesIO(data), mimetype=document.content_type, as_attachment=True, download_name=document.original_name
-    )
+    return send_stored(document.storage_key, document.content_type, document.original_name)
+
+
+def send_stored(key: str, content_type: str, name: str) -> Response:
+    """An uploaded file (a document, a file attached to an order message) as an attachment."""
+    data = storage().read(key)
+    response = send_file(io.BytesIO(data), mimetype=content_type, as_attachment=True, download_name=name)
     # Never rendered by the browser in our origin.
     response.headers["Content-Security-Policy"] = "sandbox"
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -16,7 +16,14 @@ from portal.mail import deliver_now
 from portal.notifications import services
 from portal.notifications.models import EmailState, Notification, Webhook
 from portal.orders import services as orders_services
-from portal.orders.models import ChangeKind, ChangeRequest, OrderMessage, PurchaseOrder, PurchaseOrderLine
+from portal.orders.models import (
+    ChangeKind,
+    ChangeRequest,
+    OrderMessage,
+    OrderMessageFile,
+    PurchaseOrder,
+    PurchaseOrderLine,
+)
 from portal.outbox import OutboxEvent, Retry, handler
 from portal.suppliers.models import Supplier
 
@@ -264,6 +271,14 @@ def order_message(session: Session, event: OutboxEvent) -> None:
         user_ids = services.supplier_people(session, event.tenant_id, order.supplier_id)
         title = f"{message.author} wrote about order {order.number}"
     excerpt = message.body if len(message.body) <= MESSAGE_EXCERPT else message.body[: MESSAGE_EXCERPT - 1] + "…"
+    # The files attached, named (a message may be files alone).
+    files = session.execute(
+        select(OrderMessageFile.original_name)
+        .where(OrderMessageFile.tenant_id == event.tenant_id, OrderMessageFile.message_id == message.id)
+        .order_by(OrderMessageFile.id)
+    ).scalars()
+    if attached := ", ".join(files):
+        excerpt = f"{excerpt}\nAttached: {attached}" if excerpt else f"Attached: {attached}"
     services.notify(
         session,
         tenant_id=event.tenant_id,

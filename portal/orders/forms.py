@@ -182,7 +182,8 @@ class ShipNoticeForm(FlaskForm):
 
 
 class MessageForm(FlaskForm):
-    body = TextAreaField("Message", validators=[DataRequired("Write a message."), Length(max=4000)])
+    # Empty when files are attached (the service asks for one or the other).
+    body = TextAreaField("Message", validators=[Length(max=4000)])
 
 
 class ImportForm(FlaskForm):

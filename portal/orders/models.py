@@ -46,6 +46,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     ForeignKey,
@@ -448,6 +449,23 @@ class OrderMessage(TenantOwned, Base):
     author: Mapped[str] = mapped_column(String(254))
     from_supplier: Mapped[bool] = mapped_column(Boolean)
     body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OrderMessageFile(TenantOwned, Base):
+    """A file attached to an order message (a drawing, a specification, a quality report), under the upload
+    policy of compliance documents; stored as they are, by a generated key."""
+
+    __tablename__ = "order_message_files"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_orders.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int] = mapped_column(BigID, ForeignKey("order_messages.id", ondelete="CASCADE"), index=True)
+    storage_key: Mapped[str] = mapped_column(String(80), unique=True)
+    original_name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(40))
+    sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

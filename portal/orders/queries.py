@@ -37,6 +37,7 @@ from portal.orders.models import (
     DeliverySchedule,
     LineState,
     OrderMessage,
+    OrderMessageFile,
     OrderState,
     PurchaseOrder,
     PurchaseOrderLine,
@@ -393,6 +394,8 @@ class OrderView:
     alerts: dict[int, list[Any]] = field(default_factory=dict)
     # Who asked for and who decided each change request (their e-mail addresses), by request id.
     request_people: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # The files attached to each message, by message id.
+    message_files: dict[int, list[OrderMessageFile]] = field(default_factory=dict)
     # The buying company's name; the buyer's name (their e-mail address when they gave none) and address, or "".
     company_name: str = ""
     buyer_name: str = ""
@@ -482,11 +485,14 @@ class _OrderPageStatements:
             .where(ShipNotice.tenant_id == tenant, ShipNotice.order_id == order)
             .order_by(ShipNotice.id, ShipNoticeLine.id)
         )
+        # Each message with its files, if any (one row per file): no statement more for them.
         self.messages = (
-            select(OrderMessage)
+            select(OrderMessage, OrderMessageFile)
+            .outerjoin(OrderMessageFile, and_(OrderMessageFile.message_id == OrderMessage.id,
+                                              OrderMessageFile.tenant_id == tenant))
             .where(OrderMessage.tenant_id == tenant, OrderMessage.order_id == order)
-            .order_by(OrderMessage.id)
-        )
+            .order_by(OrderMessage.id, OrderMessageFile.id)
+        )  # fmt: skip
         # The parties with the places: the buying company (the legal entity the order binds) and the buyer, whom
         # the supplier contacts about it, as any purchase order names them.
         self.places = (
@@ -529,7 +535,12 @@ def order_view(session: Session, order: PurchaseOrder) -> OrderView:
     grouped: dict[int, tuple[ShipNotice, list[ShipNoticeLine]]] = {}
     for notice, item in session.execute(statements.notices, params).all():
         grouped.setdefault(notice.id, (notice, []))[1].append(item)
-    messages = list(session.execute(statements.messages, params).scalars())
+    messages: dict[int, OrderMessage] = {}
+    message_files: dict[int, list[OrderMessageFile]] = defaultdict(list)
+    for message, attached in session.execute(statements.messages, params).all():
+        messages.setdefault(message.id, message)
+        if attached is not None:
+            message_files[message.id].append(attached)
     warehouse, supplier, company_name, buyer_name, buyer_email = session.execute(statements.places, params).one()
     syncs = {}
     if order.erp_ref:
@@ -538,12 +549,25 @@ def order_view(session: Session, order: PurchaseOrder) -> OrderView:
     for alert in session.execute(statements.alerts, params).scalars():
         alerts[alert.line_id].append(alert)
     return OrderView(
-        order, lines, schedules, ledger, requests, list(grouped.values()), messages, warehouse, supplier, syncs, alerts,
-        request_people,
+        order, lines, schedules, ledger, requests, list(grouped.values()), list(messages.values()), warehouse,
+        supplier, syncs, alerts, request_people, message_files,
         company_name=company_name,
         buyer_name=buyer_name or buyer_email or "",
         buyer_email=buyer_email or "",
     )  # fmt: skip
+
+
+def message_file(session: Session, order: PurchaseOrder, message_id: int, file_id: int) -> OrderMessageFile | None:
+    """A file attached to a message on ``order`` (already loaded through the tenant and the supplier account):
+    looked for only among that order's messages, so an id alone reaches nothing."""
+    return session.execute(
+        select(OrderMessageFile).where(
+            OrderMessageFile.tenant_id == order.tenant_id,
+            OrderMessageFile.order_id == order.id,
+            OrderMessageFile.message_id == message_id,
+            OrderMessageFile.id == file_id,
+        )
+    ).scalar_one_or_none()
 
 
 EXCEPTION_KINDS = {

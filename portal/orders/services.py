@@ -10,7 +10,7 @@ one ledger entry, one audit entry and an outbox event, in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -22,6 +22,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.auth.services import Actor, ServiceError
 from portal.db import utcnow
+from portal.documents.storage import LocalStorage
+from portal.documents.validation import UploadRejected, check_upload
 from portal.formatting import price as price_text
 from portal.formatting import quantity as quantity_text
 from portal.orders import outcomes
@@ -35,6 +37,7 @@ from portal.orders.models import (
     DeliverySchedule,
     LineState,
     OrderMessage,
+    OrderMessageFile,
     OrderState,
     PurchaseOrder,
     PurchaseOrderLine,
@@ -1299,21 +1302,65 @@ def close_order(session: Session, *, order: PurchaseOrder, expected_version: int
 MESSAGE_MAX_LENGTH = 4000
 
 
+MESSAGE_FILES = 5  # files attached to one message, each under the document upload policy (PDF, PNG, JPEG, 10 MB)
+
+
+@dataclass(frozen=True)
+class AttachedFile:
+    filename: str
+    data: bytes
+
+
 def post_message(
-    session: Session, *, order: PurchaseOrder, author_id: int, author: str, from_supplier: bool, body: str
+    session: Session,
+    *,
+    order: PurchaseOrder,
+    author_id: int,
+    author: str,
+    from_supplier: bool,
+    body: str,
+    files: Sequence[AttachedFile] = (),
+    storage: LocalStorage | None = None,
+    scan: Callable[[bytes], None] | None = None,
 ) -> OrderMessage:
-    """A message on the order between the supplier and the buyers. The other side hears of it (in the portal
-    and by e-mail, as each person chose) through the ``order.message`` event written with it."""
+    """A message on the order between the supplier and the buyers, with up to five files (a drawing, a
+    specification, a quality report). The other side hears of it (in the portal and by e-mail, as each person
+    chose) through the ``order.message`` event written with it.
+
+    Every file is checked (raises UploadRejected) and scanned by ``scan`` when a scanner is configured before
+    any is stored: one refused file refuses the message, and nothing is kept."""
     text = body.strip()
-    if not text:
-        raise ServiceError("Write a message first.")
+    if not text and not files:
+        raise ServiceError("Write a message or attach a file.")
     if len(text) > MESSAGE_MAX_LENGTH:
         raise ServiceError(f"A message has at most {MESSAGE_MAX_LENGTH:,} characters.")
+    if len(files) > MESSAGE_FILES:
+        raise ServiceError(f"Attach at most {MESSAGE_FILES} files to a message.")
+    if files and storage is None:
+        raise ValueError("files need a storage")
+    checked = []
+    for attached in files:
+        try:
+            checked.append(check_upload(attached.filename, attached.data))
+        except UploadRejected as exc:
+            raise UploadRejected(f"{attached.filename or 'A file'}: {exc.message}", exc.status) from exc
+    if scan is not None:
+        for attached in files:
+            scan(attached.data)
     message = OrderMessage(
         tenant_id=order.tenant_id, order_id=order.id, author_id=author_id, author=author[:254],
         from_supplier=from_supplier, body=text,
     )  # fmt: skip
     session.add(message)
+    session.flush()
+    for attached, check in zip(files, checked, strict=True):
+        assert storage is not None
+        stored = OrderMessageFile(
+            tenant_id=order.tenant_id, order_id=order.id, message_id=message.id,
+            storage_key=storage.put(attached.data), original_name=(attached.filename or "file")[-255:],
+            size=check.size, content_type=check.content_type, sha256=check.sha256,
+        )  # fmt: skip
+        session.add(stored)
     session.flush()
     emit(session, order.tenant_id, "order.message", {"order_id": order.id, "message_id": message.id})
     return message

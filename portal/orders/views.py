@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -173,6 +173,7 @@ def _render_order(order: PurchaseOrder, *, errors: dict[int, list[str]] | None =
         can_respond=context.can(Permission.ORDERS_RESPOND),
         can_manage=context.can(Permission.ORDERS_MANAGE),
         can_message=context.can(Permission.ORDERS_MESSAGE),
+        message_files=svc.MESSAGE_FILES,
         message_form=MessageForm(),
         LineState=LineState,
         max_deliveries=svc.MAX_DELIVERIES,
@@ -439,20 +440,40 @@ def cancel_notice(order_id: int, notice_id: int):
 @bp.route("/orders/<int:order_id>/messages", methods=["POST"])
 @requires(Permission.ORDERS_MESSAGE)
 def message(order_id: int):
+    from portal.documents.antivirus import scanner_for
+    from portal.documents.validation import UploadRejected
+    from portal.documents.views import storage
+
     order = _order(order_id)
     form = MessageForm()
+    # A file input left empty still posts one part, with no name.
+    files = [svc.AttachedFile(f.filename or "", f.read()) for f in request.files.getlist("files") if f.filename]
     if not form.validate_on_submit():
-        flash("Write a message first (at most 4,000 characters).", "error")
+        flash("Write a message (at most 4,000 characters) or attach a file.", "error")
         return _render_order(order, status=422)
     try:
         svc.post_message(
             db_session(), order=order, author_id=current_user.id, author=current_user.display_name,
-            from_supplier=ctx().is_supplier, body=form.body.data or "",
+            from_supplier=ctx().is_supplier, body=form.body.data or "", files=files, storage=storage(),
+            scan=scanner_for(current_app.extensions["portal.settings"].clamd_address),
         )  # fmt: skip
-    except ServiceError as exc:
+    except (ServiceError, UploadRejected) as exc:
         flash(exc.message, "error")
-        return _render_order(order, status=422)
+        return _render_order(order, status=exc.status if isinstance(exc, UploadRejected) else 422)
     return redirect(url_for("orders.order_page", order_id=order.id) + "#messages")
+
+
+@bp.route("/orders/<int:order_id>/messages/<int:message_id>/files/<int:file_id>")
+@requires(Permission.ORDERS_VIEW)
+def message_file(order_id: int, message_id: int, file_id: int) -> Response:
+    """A file attached to a message on the order, for whoever sees the order (through the order: another
+    supplier's or tenant's order answers 404 before the file is looked for)."""
+    from portal.documents.views import send_stored
+
+    attached = queries.message_file(db_session(), _order(order_id), message_id, file_id)
+    if attached is None:
+        abort(404)
+    return send_stored(attached.storage_key, attached.content_type, attached.original_name)
 
 
 # --- buyer side ---------------------------------------------------------------------
