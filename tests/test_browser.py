@@ -160,7 +160,7 @@ def sign_in_demo(page, base: str, email: str, *, customer: str | None = None) ->
     page.wait_for_url(f"{base}/")
 
 
-def test_supplier_answers_buyer_approves_supplier_ships(live_server, browser, committed_db):
+def test_supplier_answers_buyer_approves_supplier_ships(live_server, browser, committed_db, committed_app, tmp_path):
     from datetime import timedelta
 
     from portal.orders import services as svc
@@ -230,6 +230,20 @@ def test_supplier_answers_buyer_approves_supplier_ships(live_server, browser, co
     page.click("text=Send ship notice")
     assert f"Ship notice {number}-ASN1 sent." in page.inner_text(".flash")
     assert "partially shipped" in page.inner_text("section.card:has(h2:text('Lines'))")
+    # The supplier sends the packing list on the order's messages; it downloads as it was sent.
+    from pathlib import Path
+
+    from tests.pdfs import CLEAN_PDF
+
+    committed_app.config["DOCUMENT_ROOT"] = str(tmp_path / "files")
+    (tmp_path / "packing-list.pdf").write_bytes(CLEAN_PDF)
+    page.fill("#messages textarea[name=body]", "The packing list for the first 60.")
+    page.set_input_files("#messages input[name=files]", str(tmp_path / "packing-list.pdf"))
+    page.click("#messages button:text('Send')")
+    assert "The packing list for the first 60." in page.inner_text("#messages article")
+    with page.expect_download() as download:
+        page.click("#messages article >> text=packing-list.pdf")
+    assert Path(download.value.path()).read_bytes() == CLEAN_PDF
 
 
 def test_a_buyer_revises_a_confirmed_line_and_the_supplier_confirms_it_again(live_server, browser, committed_db):
