@@ -540,8 +540,58 @@ def test_a_supplier_system_reads_the_files_a_buyer_attached_to_a_message(trade, 
     set_context(trade.session, tenant_id=None)
     assert trade.get(f"/orders/{other.id}/messages/{message['id']}/files/{files[0]['id']}").status_code == 404
     assert trade.get(f"{path}/{message['id']}/files/{files[0]['id']}", key=rival_key).status_code == 404
-    # A message sent through the API has no files (and says so).
+    # A message sent as JSON has no files (and says so).
     assert trade.post(path, {"body": "Thanks, received."}).json["message"]["files"] == []
+
+
+def test_a_supplier_system_sends_files_with_a_message(trade, app, tmp_path):
+    """multipart/form-data: the words in 'body' (may be empty) and up to five file parts 'files', under the
+    certificates' upload policy. Any other shape is 400; a refused file is 422 with the file named; nothing of a
+    refused message is kept."""
+    import io
+
+    from portal.orders.models import OrderMessage
+    from tests.pdfs import CLEAN_PDF, JAVASCRIPT_PDF, PNG
+
+    app.config["DOCUMENT_ROOT"] = str(tmp_path / "files")
+    path = f"/api/v1/orders/{trade.order.id}/messages"
+    auth = {"Authorization": f"Bearer {trade.key}"}
+
+    def send(data):  # type: ignore[no-untyped-def]
+        return trade.http.post(path, data=data, headers=auth, content_type="multipart/form-data")
+
+    def pdf(name: str, content: bytes = CLEAN_PDF):  # type: ignore[no-untyped-def]
+        return (io.BytesIO(content), name)
+
+    for data, status, words in (
+        ({"body": "x", "note": "y"}, 400, "Unknown part 'note'"),
+        ({"body": ["a", "b"]}, 400, "Send body once."),
+        ({"body": pdf("body.pdf")}, 400, "Unknown part 'body'"),
+        ({"files": pdf("")}, 400, "its file name"),
+        ({"body": "Both", "files": [pdf("plan.pdf"), pdf("macro.pdf", JAVASCRIPT_PDF)]}, 422, "macro.pdf: "),
+        ({"body": "Six", "files": [pdf(f"p{n}.pdf") for n in range(6)]}, 422, "at most 5 files"),
+        ({"body": "  "}, 422, "Write a message or attach a file."),
+    ):
+        refused = send(data)
+        assert refused.status_code == status and words in refused.json["error"]["message"], (data, refused.json)
+    assert send({"body": "Both", "files": [pdf("macro.pdf", JAVASCRIPT_PDF)]}).json["error"]["fields"]["files"]
+    set_context(trade.session, tenant_id=trade.tenant.id)
+    assert trade.session.execute(select(OrderMessage)).first() is None
+    assert not (tmp_path / "files").exists() or not any(p.is_file() for p in (tmp_path / "files").rglob("*"))
+    set_context(trade.session, tenant_id=None)
+
+    sent = send({"body": "Packing list and a photo", "files": [pdf("packing.pdf"), (io.BytesIO(PNG), "box.png")]})
+    assert sent.status_code == 201
+    message = sent.json["message"]
+    assert message["body"] == "Packing list and a photo" and message["from_supplier"] is True
+    assert [(f["name"], f["content_type"]) for f in message["files"]] == [
+        ("packing.pdf", "application/pdf"), ("box.png", "image/png")
+    ]  # fmt: skip
+    assert trade.http.get(message["files"][1]["url"], headers=auth).data == PNG
+    alone = send({"files": [pdf("coa.pdf")]})
+    assert alone.status_code == 201 and alone.json["message"]["body"] == ""
+    listed = trade.get(f"/orders/{trade.order.id}/messages").json["messages"]
+    assert [[f["name"] for f in m["files"]] for m in listed] == [["packing.pdf", "box.png"], ["coa.pdf"]]
 
 
 def test_a_long_address_and_a_long_key_name_still_fit_the_ledger(app, session):

@@ -29,7 +29,7 @@ from portal.documents import services as documents
 from portal.documents.models import Document
 from portal.documents.storage import LocalStorage
 from portal.orders import services as svc
-from portal.orders.models import CommitmentEntry, OrderMessageFile
+from portal.orders.models import CommitmentEntry, OrderMessage, OrderMessageFile
 from tests.factories import (
     issue_api_key,
     make_member,
@@ -122,13 +122,10 @@ def test_the_api_answers_every_request_as_it_documents(case: Case, app, session,
         assert _saved(session, api_world["tenant_id"]) == before  # refused: nothing saved
 
 
-def _saved(session, tenant_id: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]
-    """How many ledger entries and documents the tenant has."""
+def _saved(session, tenant_id: int) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
+    """How many ledger entries, documents, order messages and files on them the tenant has."""
     set_context(session, tenant_id=tenant_id)
-    counts = session.execute(
-        select(
-            select(func.count(CommitmentEntry.id)).scalar_subquery(), select(func.count(Document.id)).scalar_subquery()
-        )
-    ).one()
+    counted = (CommitmentEntry.id, Document.id, OrderMessage.id, OrderMessageFile.id)
+    counts = session.execute(select(*(select(func.count(column)).scalar_subquery() for column in counted))).one()
     set_context(session, tenant_id=None)
-    return int(counts[0]), int(counts[1])
+    return tuple(int(count) for count in counts)

@@ -14,7 +14,7 @@ from portal.documents.services import REQUIREMENT_STATES
 from portal.documents.validation import EXTENSIONS, MAX_BYTES
 from portal.orders.models import DelayReason, LineState, OrderState, RejectReason, ShipNoticeState
 from portal.orders.queries import SORTS, TAB_LABELS
-from portal.orders.services import MAX_DELIVERIES, MESSAGE_MAX_LENGTH
+from portal.orders.services import MAX_DELIVERIES, MESSAGE_FILES, MESSAGE_MAX_LENGTH
 from portal.tenancy.models import DocumentGating
 
 DECIMAL = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$", "example": "60"}
@@ -259,7 +259,21 @@ def document() -> dict[str, Any]:
                                         "body": {"type": "string", "minLength": 1, "maxLength": MESSAGE_MAX_LENGTH}
                                     },
                                 }
-                            }
+                            },
+                            # Words and files: each file under the certificates' upload policy, up to five.
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "body": {"type": "string", "maxLength": MESSAGE_MAX_LENGTH},
+                                        "files": {
+                                            "type": "array",
+                                            "items": {"type": "string", "format": "binary"},
+                                            "maxItems": MESSAGE_FILES,
+                                        },
+                                    },
+                                }
+                            },
                         },
                     },
                     "responses": {
@@ -268,7 +282,13 @@ def document() -> dict[str, Any]:
                             "Sent; the buyers hear of it.",
                         ),
                         "404": WRITE_ERRORS["404"],
-                        "422": WRITE_ERRORS["422"],
+                        "413": _json(_ref("Error"), f"A file is larger than {_MB} MB, or the request than 20 MB."),
+                        "422": _json(
+                            _ref("Error"),
+                            "No words and no file, too many files, or a file the policy "
+                            "refuses (named in error.fields.files); nothing was saved.",
+                        ),
+                        "503": _json(_ref("Error"), "The virus scanner could not check a file: nothing stored."),
                         **ERRORS,
                     },
                 },

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import FileStorage, MultiDict
 
 from portal.api.models import ApiKey, IdempotentWrite
 from portal.auth.models import Membership, User
@@ -36,7 +37,7 @@ from portal.orders.models import (
     RejectReason,
     ShipNotice,
 )
-from portal.orders.services import MAX_DELIVERIES, Delivery, LineAnswer, ShipmentInput, order_lines
+from portal.orders.services import MAX_DELIVERIES, AttachedFile, Delivery, LineAnswer, ShipmentInput, order_lines
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Tenant
 
@@ -542,6 +543,36 @@ def message_document(
             for attached in files
         ],
     }  # fmt: skip
+
+
+MESSAGE_PARTS = ("body", "files")
+
+
+def parse_message_parts(
+    form: MultiDict[str, str], files: MultiDict[str, FileStorage]
+) -> tuple[str, list[AttachedFile]]:
+    """A message sent as multipart/form-data: its words (the field ``body``, once, may be empty) and its files
+    (the parts ``files``, each with a file name). Raises BadRequest for any other shape."""
+    unknown = sorted((set(form) | set(files)) - set(MESSAGE_PARTS))
+    if unknown or "files" in form or "body" in files:
+        name = unknown[0] if unknown else ("files" if "files" in form else "body")
+        raise BadRequest(f"Unknown part {name!r}: a message takes the field 'body' and file parts 'files'.")
+    if len(form.getlist("body")) > 1:
+        raise BadRequest("Send body once.")
+    attached = files.getlist("files")
+    if any(not part.filename for part in attached):
+        raise BadRequest("Give each file part 'files' its file name.")
+    return (form.get("body") or ""), [AttachedFile(part.filename or "", part.read()) for part in attached]
+
+
+def message_files(session: Session, message: OrderMessage) -> list[OrderMessageFile]:
+    return list(
+        session.execute(
+            select(OrderMessageFile)
+            .where(OrderMessageFile.tenant_id == message.tenant_id, OrderMessageFile.message_id == message.id)
+            .order_by(OrderMessageFile.id)
+        ).scalars()
+    )
 
 
 def order_messages(session: Session, order: PurchaseOrder, messages_url: str) -> list[dict[str, Any]]:

@@ -496,18 +496,34 @@ def messages(order_id: int) -> Response:
     messages_url = url_for("api.messages", order_id=order.id)
     if request.method == "GET":
         return jsonify({"messages": services.order_messages(db_session(), order, messages_url)})
-    body = request.get_json(silent=True)
-    text_value = body.get("body") if isinstance(body, dict) else None
-    if not isinstance(text_value, str):
-        return _error(400, 'Send a JSON object with the message: {"body": "..."}.')
+    from portal.documents.antivirus import scanner_for
+    from portal.documents.validation import UploadRejected
+    from portal.documents.views import storage
+
+    files: list[orders.AttachedFile] = []
+    if request.mimetype == "multipart/form-data":  # words and files
+        try:
+            words, files = services.parse_message_parts(request.form, request.files)
+        except services.BadRequest as exc:
+            return _error(400, exc.message)
+    else:
+        body = request.get_json(silent=True)
+        sent = body.get("body") if isinstance(body, dict) else None
+        if not isinstance(sent, str):
+            return _error(400, 'Send a JSON object with the message: {"body": "..."} (or multipart/form-data).')
+        words = sent
     who = caller()
     try:
         message = orders.post_message(
-            db_session(), order=order, author_id=who.user_id, author=who.email, from_supplier=True, body=text_value
-        )
+            db_session(), order=order, author_id=who.user_id, author=who.email, from_supplier=True, body=words,
+            files=files, storage=storage(), scan=scanner_for(current_app.extensions["portal.settings"].clamd_address),
+        )  # fmt: skip
+    except UploadRejected as exc:
+        return _error(exc.status, exc.message, fields={"files": [exc.message]})
     except ServiceError as exc:
         return _error(422, exc.message)
-    response = jsonify({"message": services.message_document(message, messages_url)})
+    stored = services.message_files(db_session(), message)
+    response = jsonify({"message": services.message_document(message, messages_url, stored)})
     response.status_code = 201
     return response
 
