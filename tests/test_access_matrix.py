@@ -137,6 +137,7 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "orders.import_receipts": (perm(P.ORDERS_MANAGE), ("GET", "POST"), None),
     "orders.exceptions": (perm(P.ORDERS_MANAGE), ("GET",), None),
     "orders.exceptions_csv": (perm(P.ORDERS_MANAGE), ("GET",), None),
+    "orders.ask_for_updates": (perm(P.ORDERS_MANAGE), ("POST",), None),
     "orders.tolerances": (perm(P.ORDERS_SETTINGS), ("GET", "POST"), ids("supplier_id")),
     "orders.cancel_line": (perm(P.ORDERS_MANAGE), ("POST",), ids_of("order_id", "line_id")),
     "orders.record_receipt": (perm(P.ORDERS_MANAGE), ("POST",), ids_of("order_id", "line_id")),

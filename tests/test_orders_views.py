@@ -13,6 +13,7 @@ from sqlalchemy import event, select, update
 
 from portal.auth.permissions import Role
 from portal.db import set_context
+from portal.formatting import quantity
 from portal.orders import services as svc
 from portal.orders.models import ChangeRequest, ChangeState, LineState, OrderMessage, OrderState, PurchaseOrder
 from portal.outbox import OutboxEvent
@@ -836,6 +837,67 @@ def test_exceptions_are_ranked_by_value_at_risk(app, session):
     assert f"<td>{buyer.user.name}</td>" in row
     exported = list(csv.DictReader(io.StringIO(client.get(f"/orders/exceptions.csv?buyer={buyer.user.id}").text)))
     assert [(r["order"], r["buyer"]) for r in exported] == [(late.number, buyer.user.name)]
+
+
+def test_a_buyer_asks_the_suppliers_of_exception_lines_for_an_update(app, session):
+    """Ticked on the exceptions page: one message on each order, naming its lines with what is open and promised,
+    with the buyer's comment; the suppliers hear of it; back to the list as it was filtered. A foreign line answers
+    404 and a closed one is refused, both before anything is written."""
+    tenant = make_tenant(session)
+    acme, bolt = make_supplier(session, tenant, "Acme Ask"), make_supplier(session, tenant, "Bolt Ask")
+    buyer = make_member(session, tenant, Role.BUYER)
+    past = date.today() - timedelta(days=10)
+    first = make_order(session, tenant, acme, [("10", "1.00", 3), ("20", "2.00", 4)], order_date=past)
+    second = make_order(session, tenant, bolt, [("5", "3.00", 5)], order_date=past)
+    client = PortalClient(app.test_client())
+    client.sign_in(buyer.email, PASSWORD, buyer.secret)
+    url = "/orders/exceptions?kind=unconfirmed"
+    page = client.get(url).text
+    boxes = dict(re.findall(r'name="line_id" value="(\d+)" form="ask-form" aria-label="Select ([^"]+)"', page))
+    assert set(boxes.values()) == {f"{first.number} line 1", f"{first.number} line 2", f"{second.number} line 1"}
+    assert f'name="back" value="{url}"' in page
+
+    def ask(ids, comment: str = "", back: str = url):  # type: ignore[no-untyped-def]
+        return client.post("/orders/exceptions/ask",
+                           {"csrf_token": csrf_from(page), "line_id": [str(i) for i in ids], "comment": comment,
+                            "back": back})  # fmt: skip
+
+    def messages() -> list[OrderMessage]:
+        set_context(session, tenant_id=tenant.id)
+        return list(session.execute(select(OrderMessage).order_by(OrderMessage.id)).scalars())
+
+    nothing = ask([])
+    assert nothing.status_code == 303 and nothing.headers["Location"] == url
+    assert "Tick the lines to ask the suppliers about." in client.get(url).text
+    elsewhere = make_tenant(session, "Elsewhere Ask")
+    foreign = make_order(session, elsewhere, make_supplier(session, elsewhere, "Far"), [("1", "1", 3)])
+    (foreign_line,) = svc.order_lines(session, foreign)
+    assert ask([int(next(iter(boxes))), foreign_line.id]).status_code == 404
+    cancelled = make_order(session, tenant, acme, [("1", "1", 3)], order_date=past)
+    (cancelled_line,) = svc.order_lines(session, cancelled)
+    svc.cancel_line(
+        session, order=cancelled, line=cancelled_line, reason="not needed", expected_version=None, actor=svc_actor()
+    )
+    refused = ask([int(next(iter(boxes))), cancelled_line.id])
+    assert refused.status_code == 303 and "is cancelled: nothing to ask." in client.get(url).text
+    assert messages() == []
+
+    asked = ask(
+        [int(i) for i in boxes], "Our customer is waiting: please answer by Friday.", back="https://evil.example"
+    )
+    assert asked.status_code == 303 and asked.headers["Location"] == "/orders/exceptions"
+    assert "Asked 2 suppliers for an update on 3 lines (2 orders): a message on each order." in client.get(url).text
+    written = messages()
+    assert [m.order_id for m in written] == [first.id, second.id] and not any(m.from_supplier for m in written)
+    lines = svc.order_lines(session, first)
+    assert written[0].body.splitlines() == [
+        "Please send us an update on these lines: a new promised date where one has slipped, or a ship notice.",
+        *(f"- Line {line.position} · {line.product_code} {line.product_name}: {quantity(line.quantity)} {line.unit} "
+          f"open, not answered yet, requested {line.requested_date.isoformat()}" for line in lines),
+        "", "Our customer is waiting: please answer by Friday.",
+    ]  # fmt: skip
+    events = session.execute(select(OutboxEvent.payload).where(OutboxEvent.topic == "order.message")).scalars()
+    assert sorted(e["message_id"] for e in events) == [m.id for m in written]  # their suppliers hear of them
 
 
 def test_admin_sets_tolerances_and_a_supplier_override_changes_routing(app, session):

@@ -24,6 +24,7 @@ from portal.auth.services import Actor, ServiceError
 from portal.db import utcnow
 from portal.documents.storage import LocalStorage
 from portal.documents.validation import UploadRejected, check_upload
+from portal.formatting import counted
 from portal.formatting import price as price_text
 from portal.formatting import quantity as quantity_text
 from portal.orders import outcomes
@@ -1364,6 +1365,72 @@ def post_message(
     session.flush()
     emit(session, order.tenant_id, "order.message", {"order_id": order.id, "message_id": message.id})
     return message
+
+
+UPDATE_REQUEST_LINES = 200  # the exceptions page's lines
+
+
+@dataclass(frozen=True)
+class UpdatesAsked:
+    orders: int
+    lines: int
+    suppliers: int
+
+
+def _line_for_update(line: PurchaseOrderLine) -> str:
+    """One line as an update request names it: what is open, and what was promised against what was asked."""
+    open_quantity = quantity_text(line.quantity - line.received_quantity)
+    promised = "not answered yet"
+    if line.promised_from is not None:
+        promised = f"promised {line.promised_from.isoformat()}"
+        if line.promised_to is not None and line.promised_to != line.promised_from:
+            promised += f" to {line.promised_to.isoformat()}"
+    return (f"- Line {line.position} · {line.product_code} {line.product_name}: {open_quantity} {line.unit} open, "
+            f"{promised}, requested {line.requested_date.isoformat()}")  # fmt: skip
+
+
+def ask_for_updates(
+    session: Session, *, tenant_id: int, line_ids: Sequence[int], author_id: int, author: str, comment: str
+) -> UpdatesAsked:
+    """A buyer acting on exceptions: one message on each order of the chosen lines, to its supplier, asking for an
+    update on those lines (named with what is open and what was promised), with the buyer's comment. The
+    supplier's people hear of it as of any message. Raises LookupError when a line is not the tenant's (the page
+    answers 404) and ServiceError, before anything is written, when a line is closed or cancelled."""
+    chosen = sorted(set(line_ids))
+    if not chosen:
+        raise ServiceError("Tick the lines to ask the suppliers about.")
+    if len(chosen) > UPDATE_REQUEST_LINES:
+        raise ServiceError(f"Ask about at most {UPDATE_REQUEST_LINES} lines at a time.")
+    note = comment.strip()
+    if len(note) > 1000:
+        raise ServiceError("Keep the comment to 1,000 characters.")
+    rows = session.execute(
+        select(PurchaseOrderLine, PurchaseOrder)
+        .join(PurchaseOrder, PurchaseOrder.id == PurchaseOrderLine.order_id)
+        .where(PurchaseOrderLine.tenant_id == tenant_id, PurchaseOrder.tenant_id == tenant_id,
+               PurchaseOrderLine.id.in_(chosen))
+        .order_by(PurchaseOrder.id, PurchaseOrderLine.position)
+    ).all()  # fmt: skip
+    if len(rows) != len(chosen):
+        raise LookupError("a line of another tenant, or none")
+    for line, order in rows:
+        if line.state in FINAL_LINE_STATES:
+            raise ServiceError(f"Order {order.number} line {line.position} is {line.state.label}: nothing to ask.")
+    by_order: dict[int, tuple[PurchaseOrder, list[PurchaseOrderLine]]] = {}
+    for line, order in rows:
+        by_order.setdefault(order.id, (order, []))[1].append(line)
+    for order, lines in by_order.values():
+        named = [_line_for_update(line) for line in lines]
+        head = "Please send us an update on these lines: a new promised date where one has slipped, or a ship notice."
+        tail = f"\n\n{note}" if note else ""
+        # A long order's list is cut to what a message holds, the rest counted.
+        while len(head) + sum(len(n) + 1 for n in named) + len(tail) + 40 > MESSAGE_MAX_LENGTH:
+            named.pop()
+        if len(named) < len(lines):
+            named.append(f"- and {counted(len(lines) - len(named), 'more line', 'more lines')}")
+        post_message(session, order=order, author_id=author_id, author=author, from_supplier=False,
+                     body="\n".join([head, *named]) + tail)  # fmt: skip
+    return UpdatesAsked(len(by_order), len(rows), len({order.supplier_id for order, _ in by_order.values()}))
 
 
 REMINDER_INTERVAL = timedelta(days=1)

@@ -22,7 +22,7 @@ from portal.auth.admin_views import ctx
 from portal.auth.permissions import Permission
 from portal.auth.services import ServiceError
 from portal.auth.views import actor
-from portal.db import utcnow
+from portal.db import MAX_ROW_ID, utcnow
 from portal.erp import services as erp_services
 from portal.erp.base import parse_terms
 from portal.formatting import counted, quantity
@@ -734,6 +734,35 @@ def exceptions_csv() -> Response:
     response = Response(body, mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="exceptions-{date.today().isoformat()}.csv"'
     return response
+
+
+@bp.route("/orders/exceptions/ask", methods=["POST"])
+@requires(Permission.ORDERS_MANAGE)
+def ask_for_updates():
+    """The exceptions' ticked lines: a message on each of their orders asking the supplier for an update."""
+    back = request.form.get("back", "")
+    # Back to the exceptions as they were filtered (a path of this page only, never elsewhere).
+    back = (
+        back if back.startswith("/orders/exceptions?") or back == "/orders/exceptions" else url_for("orders.exceptions")
+    )
+    ids = [int(v) for v in request.form.getlist("line_id") if v.isdigit() and int(v) <= MAX_ROW_ID]
+    try:
+        asked = svc.ask_for_updates(
+            db_session(), tenant_id=ctx().tenant_id, line_ids=ids, author_id=current_user.id,
+            author=current_user.display_name, comment=request.form.get("comment", "")[:2000],
+        )  # fmt: skip
+    except LookupError:
+        abort(404)
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(back, code=303)
+    flash(
+        f"Asked {counted(asked.suppliers, 'supplier', 'suppliers')} for an update on "
+        f"{counted(asked.lines, 'line', 'lines')} ({counted(asked.orders, 'order', 'orders')}): a message on each "
+        "order.",
+        "success",
+    )
+    return redirect(back, code=303)
 
 
 NEW_ORDER_LINES = 10
