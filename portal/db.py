@@ -8,7 +8,8 @@ Rules the rest of the code relies on:
   (``portal.web``) commits once after a successful view and rolls back otherwise.
 * Anything that must only happen once data is durable (sending a message to a
   worker, an e-mail) is registered with :func:`after_commit`; it runs after the
-  commit succeeded and is dropped on rollback.
+  commit succeeded and is dropped on rollback; ``after_rollback`` undoes what a transaction did outside the
+  database (a file it stored) if it rolls back.
 * The tenant (and the signed-in user) of a session is set with
   :func:`set_context`; on PostgreSQL every transaction starts with
   ``set_config('app.tenant_id', ..., true)`` so row-level security policies see it.
@@ -146,8 +147,20 @@ def after_commit_collector(session: Session, kind: type[_Collector]) -> _Collect
     return collector
 
 
+_UNDO = "portal.after_rollback"
+
+
+def after_rollback(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` if the session's current transaction rolls back (undoing what it did outside the
+    database: a file it stored); dropped once the transaction commits. Callbacks must not raise."""
+    session.info.setdefault(_UNDO, []).append(callback)
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: the transaction itself goes on
+        return
+    session.info.pop(_UNDO, None)
     callbacks = session.info.pop(_PENDING, [])
     for callback in callbacks:
         try:
@@ -160,6 +173,11 @@ def _run_after_commit(session: Session) -> None:
 def _drop_after_rollback(session: Session, previous_transaction: Any) -> None:
     if not session.in_transaction():
         session.info.pop(_PENDING, None)
+        for callback in session.info.pop(_UNDO, []):
+            try:
+                callback()
+            except Exception:
+                log.exception("after-rollback callback %r failed", callback)
 
 
 # --- tenant context for row-level security -------------------------------------

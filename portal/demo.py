@@ -544,6 +544,7 @@ def _seed_conversation(session: Session, tenant: Tenant, buyer_id: int) -> None:
 
 def _attach_delivery_plan(session: Session, tenant: Tenant, storage: LocalStorage) -> None:
     """Acme's answer in the demo conversation carries the split it proposes, as a PDF: files on messages."""
+    from portal.documents.storage import put_in_transaction
     from portal.documents.validation import check_upload
     from portal.orders.models import OrderMessage, OrderMessageFile
 
@@ -557,8 +558,9 @@ def _attach_delivery_plan(session: Session, tenant: Tenant, storage: LocalStorag
                             "Half on the requested date, the rest six days later",
                             "Plating line booked until then"])  # fmt: skip
     checked = check_upload("delivery-plan.pdf", data)
+    key = put_in_transaction(session, storage, data)
     session.add(OrderMessageFile(tenant_id=tenant.id, order_id=answer.order_id, message_id=answer.id,
-                                 storage_key=storage.put(data), original_name="delivery-plan.pdf", size=checked.size,
+                                 storage_key=key, original_name="delivery-plan.pdf", size=checked.size,
                                  content_type=checked.content_type, sha256=checked.sha256))  # fmt: skip
     session.flush()
 

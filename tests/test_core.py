@@ -11,7 +11,7 @@ from sqlalchemy.pool import NullPool
 from portal import create_app
 from portal.auth.access import public
 from portal.auth.models import Membership, User
-from portal.db import after_commit, set_context
+from portal.db import after_commit, after_rollback, set_context
 from portal.logsafe import EscapeNewlines
 from portal.suppliers.models import Supplier
 from portal.tenancy.models import Tenant
@@ -32,6 +32,45 @@ def test_after_commit_callbacks_run_only_after_a_commit(db):
     s.commit()
     assert ran == ["kept"]
     s.close()
+
+
+def test_after_rollback_callbacks_run_only_on_a_rollback(db):
+    ran: list[str] = []
+    s = db.session()
+    s.execute(select(1))
+    after_rollback(s, lambda: ran.append("undone"))
+    s.commit()
+    assert ran == []  # committed: nothing to undo, and nothing left to undo later
+    s.rollback()
+    assert ran == []
+    s.execute(select(1))
+    after_rollback(s, lambda: ran.append("undone"))
+    after_commit(s, lambda: ran.append("too early"))
+    with s.begin_nested():  # a savepoint's release is not the transaction's end: neither runs
+        s.execute(select(1))
+    assert ran == []
+    s.rollback()
+    assert ran == ["undone"]
+    s.close()
+
+
+def test_a_file_stored_in_a_transaction_that_rolls_back_is_deleted(db, tmp_path):
+    """A certificate or a file on a message whose row never comes to be leaves no file behind."""
+    from portal.documents.storage import LocalStorage, put_in_transaction
+
+    storage = LocalStorage(tmp_path)
+    s = db.session()
+    s.execute(select(1))
+    dropped = put_in_transaction(s, storage, b"dropped")
+    s.rollback()
+    s.execute(select(1))
+    kept = put_in_transaction(s, storage, b"kept")
+    s.commit()
+    s.rollback()  # after the commit: the kept file stays
+    s.close()
+    assert storage.read(kept) == b"kept"
+    with pytest.raises(FileNotFoundError):
+        storage.read(dropped)
 
 
 def test_a_failing_callback_does_not_undo_the_commit(db, caplog):

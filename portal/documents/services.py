@@ -21,7 +21,7 @@ from portal.documents.models import (
     Requirement,
     RequirementScope,
 )
-from portal.documents.storage import LocalStorage
+from portal.documents.storage import LocalStorage, put_in_transaction
 from portal.documents.validation import check_upload
 from portal.formatting import counted
 from portal.outbox import emit
@@ -76,7 +76,7 @@ def upload(
             raise ServiceError("The document to replace is not yours.", "supersedes_id")
     if scan is not None:
         scan(data.data)
-    key = storage.put(data.data)
+    key = put_in_transaction(session, storage, data.data)
     document = Document(
         tenant_id=tenant_id,
         supplier_id=supplier_id,

@@ -10,6 +10,10 @@ import os
 import secrets
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
+from portal.db import after_rollback
+
 
 class LocalStorage:
     def __init__(self, root: Path) -> None:
@@ -37,3 +41,11 @@ class LocalStorage:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+
+def put_in_transaction(session: Session, storage: LocalStorage, data: bytes) -> str:
+    """Store ``data`` as part of the session's transaction: the file is deleted again if the transaction rolls
+    back, so a row that never came to be leaves no file behind."""
+    key = storage.put(data)
+    after_rollback(session, lambda: storage.delete(key))
+    return key

@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.auth.services import Actor, ServiceError
 from portal.db import utcnow
-from portal.documents.storage import LocalStorage
+from portal.documents.storage import LocalStorage, put_in_transaction
 from portal.documents.validation import UploadRejected, check_upload
 from portal.formatting import counted
 from portal.formatting import price as price_text
@@ -1358,7 +1358,8 @@ def post_message(
         assert storage is not None
         stored = OrderMessageFile(
             tenant_id=order.tenant_id, order_id=order.id, message_id=message.id,
-            storage_key=storage.put(attached.data), original_name=(attached.filename or "file")[-255:],
+            storage_key=put_in_transaction(session, storage, attached.data),
+            original_name=(attached.filename or "file")[-255:],
             size=check.size, content_type=check.content_type, sha256=check.sha256,
         )  # fmt: skip
         session.add(stored)
