@@ -898,6 +898,11 @@ def test_a_buyer_asks_the_suppliers_of_exception_lines_for_an_update(app, sessio
     ]  # fmt: skip
     events = session.execute(select(OutboxEvent.payload).where(OutboxEvent.topic == "order.message")).scalars()
     assert sorted(e["message_id"] for e in events) == [m.id for m in written]  # their suppliers hear of them
+    # The same request again at once (a double submit) sends nothing twice; another comment is a new request.
+    assert ask([int(i) for i in boxes], "Our customer is waiting: please answer by Friday.").status_code == 303
+    assert len(messages()) == 2
+    assert ask([int(i) for i in boxes], "Any news?").status_code == 303
+    assert len(messages()) == 4
 
 
 def test_admin_sets_tolerances_and_a_supplier_override_changes_routing(app, session):

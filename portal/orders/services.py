@@ -1369,6 +1369,7 @@ def post_message(
 
 
 UPDATE_REQUEST_LINES = 200  # the exceptions page's lines
+UPDATE_REQUEST_REPEAT = timedelta(minutes=10)  # the same request again within this is a double submit
 
 
 @dataclass(frozen=True)
@@ -1395,7 +1396,8 @@ def ask_for_updates(
 ) -> UpdatesAsked:
     """A buyer acting on exceptions: one message on each order of the chosen lines, to its supplier, asking for an
     update on those lines (named with what is open and what was promised), with the buyer's comment. The
-    supplier's people hear of it as of any message. Raises LookupError when a line is not the tenant's (the page
+    supplier's people hear of it as of any message; the same request by the same buyer within ten minutes is not
+    sent again. Raises LookupError when a line is not the tenant's (the page
     answers 404) and ServiceError, before anything is written, when a line is closed or cancelled."""
     chosen = sorted(set(line_ids))
     if not chosen:
@@ -1429,8 +1431,17 @@ def ask_for_updates(
             named.pop()
         if len(named) < len(lines):
             named.append(f"- and {counted(len(lines) - len(named), 'more line', 'more lines')}")
-        post_message(session, order=order, author_id=author_id, author=author, from_supplier=False,
-                     body="\n".join([head, *named]) + tail)  # fmt: skip
+        body = "\n".join([head, *named]) + tail
+        # The same request by the same buyer a moment ago (a double submit, a reload) is not sent twice.
+        sent_just_now = session.execute(
+            select(OrderMessage.id).where(
+                OrderMessage.tenant_id == order.tenant_id, OrderMessage.order_id == order.id,
+                OrderMessage.author_id == author_id, OrderMessage.body == body,
+                OrderMessage.created_at > utcnow() - UPDATE_REQUEST_REPEAT,
+            ).limit(1)
+        ).first()  # fmt: skip
+        if sent_just_now is None:
+            post_message(session, order=order, author_id=author_id, author=author, from_supplier=False, body=body)
     return UpdatesAsked(len(by_order), len(rows), len({order.supplier_id for order, _ in by_order.values()}))
 
 
