@@ -1422,6 +1422,11 @@ def test_the_inbox_filters_by_buyer_among_the_tenants_buyers(app, session):
     filtered = client.get(f"/orders?tab=all&buyer={ben.user.id}").text
     assert bens.number in filtered and noras.number not in filtered
     assert f'<option value="{ben.user.id}" selected>' in filtered
+    assert "(you)" not in page  # the supplier is none of them
+    # A buyer finds themselves marked in the list.
+    staff = PortalClient(app.test_client())
+    staff.sign_in(ben.email, PASSWORD, ben.secret)
+    assert f'<option value="{ben.user.id}">{ben.user.name} (you)</option>' in staff.get("/orders?tab=all").text
 
 
 def test_the_order_page_names_the_buying_company_and_the_buyer_to_contact(trade, session):
