@@ -393,3 +393,38 @@ def test_production_app_has_no_mailbox(tmp_path, db):
         _settings(tmp_path, db.url, PORTAL_DEMO="1", PORTAL_ENV="production", REDIS_URL="redis://x"), database=db
     )
     assert "devmail.mailbox" not in app.view_functions
+
+
+@pytest.mark.parametrize(
+    ("raw", "maximum", "read"),
+    [
+        ("12", None, 12),
+        ("0", None, 0),
+        ("9223372036854775807", None, 2**63 - 1),  # the largest BIGINT id
+        ("9223372036854775808", None, None),
+        ("9" * 5000, None, None),  # more digits than int() reads
+        ("\u00b2", None, None),  # a digit to str.isdigit(), refused by int()
+        ("\u0663", None, None),  # an Arabic-Indic three: int() reads it, an id is written in ASCII
+        ("\uff12", None, None),  # a full-width two
+        ("-1", None, None),
+        (" 1", None, None),
+        ("1e3", None, None),
+        ("", None, None),
+        (None, None, None),
+        ("101", 100, None),
+        ("100", 100, 100),
+    ],
+)
+def test_whole_numbers_are_plain_digits_in_range(raw, maximum, read):
+    from portal.numbers import whole_number
+
+    assert (whole_number(raw) if maximum is None else whole_number(raw, maximum)) == read
+
+
+def test_a_page_number_is_from_one_to_the_last_page_any_list_has():
+    from portal.numbers import MAX_PAGE, page_number
+
+    assert [page_number({"page": raw}) for raw in ("3", "0", "", "x", str(MAX_PAGE), str(MAX_PAGE + 1))] == [
+        3, 1, 1, 1, MAX_PAGE, 1,
+    ]  # fmt: skip
+    assert page_number({}) == 1

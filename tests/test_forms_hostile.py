@@ -73,6 +73,10 @@ HOSTILE = {
     "impossible date": "9999-99-99",
     "NUL": "PO\x00-1",
     "wide digits": "\uff12\uff10\uff12\uff16-\uff11\uff12-\uff10\uff11",  # 2026-12-01 in full-width digits
+    # A digit to str.isdigit() that int() refuses; more digits than int() reads; an id beyond a BIGINT.
+    "superscript digit": "\u00b2",
+    "endless digits": "9" * 5000,
+    "beyond bigint": "9" * 25,
 }
 
 
@@ -96,7 +100,8 @@ def test_every_form_refuses_hostile_values_without_a_server_error(app, session, 
                     continue
                 if form.method == "get":
                     # A filter or search: every field of it hostile, the choices too (a query is typed by anyone).
-                    response = client.get(action, query_string=dict.fromkeys(form.fields, value))
+                    # The page number too, which the list's links carry.
+                    response = client.get(action, query_string=dict.fromkeys([*form.fields, "page"], value))
                 else:
                     response = client.post(action, data=_posted(form, value), content_type="multipart/form-data")
                 posted += 1

@@ -21,6 +21,7 @@ from portal.auth.permissions import INVITABLE_BY, STAFF_ROLES, Permission, Role
 from portal.auth.views import actor
 from portal.db import planned_per_run, utcnow
 from portal.mail import send_email
+from portal.numbers import page_number
 from portal.tenancy.models import DocumentGating, MfaPolicy, Tenant
 from portal.web import PortalContext, db_session, portal_context, secret_key
 
@@ -318,7 +319,7 @@ def _audit_filters(args: Any) -> tuple[dict[str, str], list[Any], dict[str, str]
 def audit_trail() -> str:
     context = ctx()
     db_sess = db_session()
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = page_number(request.args)
     values, conditions, problems = _audit_filters(request.args)
     stmt = select(audit.AuditEvent).where(audit.AuditEvent.tenant_id == context.tenant_id, *conditions)
     # A tenant's trail may hold a handful of events or millions: both statements are planned for this one.

@@ -45,6 +45,7 @@ from portal.auth.passwords import hash_password, needs_rehash, verify_password
 from portal.auth.permissions import ROLE_PERMISSIONS, Permission
 from portal.db import TENANT_KEY, USER_KEY, set_context, utcnow
 from portal.mail import send_email
+from portal.numbers import whole_number
 from portal.web import (
     ActiveMembership,
     PortalContext,
@@ -393,7 +394,7 @@ def waiting_per_customer(db_sess: Session, memberships: Sequence[ActiveMembershi
 def switch_context() -> Response:
     form = ChooseContextForm()
     membership_id = form.membership_id.data
-    if not form.validate_on_submit() or not str(membership_id).isdigit():
+    if not form.validate_on_submit() or whole_number(str(membership_id)) is None:
         flash("Choose a customer from the list.", "error")
         return redirect(url_for("auth.choose_context"))
     db_sess = db_session()

@@ -25,6 +25,7 @@ from portal.documents.forms import DocumentTypeForm, OverrideForm, RequirementFo
 from portal.documents.models import Document, DocumentStatus, DocumentType, Requirement, RequirementScope
 from portal.documents.storage import LocalStorage
 from portal.documents.validation import UploadRejected
+from portal.numbers import MAX_DAYS, page_number, whole_number
 from portal.suppliers.models import Supplier
 from portal.suppliers.services import supplier_filter, supplier_name
 from portal.suppliers.views import supplier_filter_args
@@ -62,7 +63,7 @@ def compliance():
     replace_id = request.args.get("replace", "") if request.method == "GET" else form.supersedes_id.data or ""
     if replace_id:
         # Only one's own supplier account's documents can be replaced: another id answers 404.
-        replacing = get_scoped_or_404(db_sess, Document, int(replace_id) if replace_id.isdigit() else 0, context)
+        replacing = get_scoped_or_404(db_sess, Document, whole_number(replace_id) or 0, context)
         if request.method == "GET":
             form.supersedes_id.data = str(replacing.id)
             form.document_type_id.data = replacing.document_type_id
@@ -90,9 +91,7 @@ def compliance():
                         expiry_date=form.expiry_date.data,
                         filename=upload.filename or "",
                         data=upload.read(),
-                        supersedes_id=int(form.supersedes_id.data)
-                        if (form.supersedes_id.data or "").isdigit()
-                        else None,
+                        supersedes_id=whole_number(form.supersedes_id.data or ""),
                     ),
                 )
             except UploadRejected as exc:
@@ -214,17 +213,17 @@ def queue() -> str:
     )
     if status in {s.value for s in DocumentStatus}:
         stmt = stmt.where(Document.status == status)
-    if (type_id := request.args.get("type", "")).isdigit():
-        stmt = stmt.where(Document.document_type_id == int(type_id))
+    if (type_id := whole_number(request.args.get("type", ""))) is not None:
+        stmt = stmt.where(Document.document_type_id == type_id)
     supplier_id, search = supplier_filter_args()
     stmt = stmt.where(
         *supplier_filter(
             Document.supplier_id, tenant_id=context.tenant_id, supplier_id=supplier_id, search=search, session=db_sess
         )
     )
-    if (days := request.args.get("expiring", "")).isdigit():
-        stmt = stmt.where(Document.expiry_date <= date.today() + timedelta(days=int(days)))
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    if (days := whole_number(request.args.get("expiring", ""), MAX_DAYS)) is not None:
+        stmt = stmt.where(Document.expiry_date <= date.today() + timedelta(days=days))
+    page = page_number(request.args)
     # Oldest first while reviewing (fairness); newest first when browsing every status.
     order = Document.created_at if status == "pending_review" else Document.created_at.desc()
     listed = stmt.order_by(order, Document.id).limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)
@@ -341,7 +340,11 @@ def types():
                 category=(requirement_form.category.data or "").strip(),
                 validity_months=requirement_form.validity_months.data,
                 reminder_days=sorted(
-                    {int(d) for d in (requirement_form.reminder_days.data or "").split(",") if d.strip().isdigit()},
+                    {
+                        day
+                        for d in (requirement_form.reminder_days.data or "").split(",")
+                        if (day := whole_number(d.strip(), MAX_DAYS)) is not None
+                    },
                     reverse=True,
                 )
                 or [60, 30, 7],
@@ -422,7 +425,7 @@ def _gap_filters() -> GapFilters:
             db_sess.execute(select(Supplier.id).where(Supplier.tenant_id == context.tenant_id, *conditions)).scalars()
         )
     return GapFilters(
-        document_type_id=int(type_arg) if type_arg.isdigit() else None,
+        document_type_id=whole_number(type_arg),
         state=state_arg if state_arg in services.GAP_STATES else None,
         supplier_ids=supplier_ids,
         supplier_id=supplier_id,
@@ -445,7 +448,7 @@ def gaps() -> str:
 
     filters = _gap_filters()
     found = _gaps(filters)
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = page_number(request.args)
     shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     return render_template(
         "documents/gaps.html",
@@ -518,8 +521,8 @@ def export() -> Response:
     context = ctx()
     supplier_id = request.args.get("supplier", "")
     supplier = None
-    if supplier_id.isdigit():
-        supplier = get_scoped_or_404(db_session(), Supplier, int(supplier_id), context)
+    if (chosen := whole_number(supplier_id)) is not None:
+        supplier = get_scoped_or_404(db_session(), Supplier, chosen, context)
     elif code := (request.args.get("supplier_code") or "").strip():
         # The form asks for a code rather than listing every supplier (a tenant may have thousands).
         supplier = (

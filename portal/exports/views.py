@@ -14,6 +14,7 @@ from portal.auth.permissions import Permission
 from portal.exports import services
 from portal.exports.forms import KINDS, ExportForm
 from portal.exports.models import Export, ExportState
+from portal.numbers import whole_number
 from portal.suppliers.models import Supplier
 from portal.web import db_session
 
@@ -54,9 +55,10 @@ def start() -> Response:
             supplier = get_scoped_or_404(db_session(), Supplier, int(context.supplier_id or 0), context)
             supplier_id = supplier.id
         else:
-            if not context.can(Permission.SUPPLIERS_VIEW) or not (form.supplier_id.data or "").isdigit():
+            supplier_id = whole_number(form.supplier_id.data or "")
+            if not context.can(Permission.SUPPLIERS_VIEW) or supplier_id is None:
                 abort(404)
-            supplier = get_scoped_or_404(db_session(), Supplier, int(form.supplier_id.data or 0), context)
+            supplier = get_scoped_or_404(db_session(), Supplier, supplier_id, context)
         params["supplier_id"] = supplier.id
         title = f"{KINDS[kind]}: {supplier.name}, {_period_named(params)}"
     export = services.request_export(

@@ -18,6 +18,7 @@ from wtforms import DateField, DecimalField, IntegerField, StringField, TextArea
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from portal.formatting import quantity
+from portal.numbers import whole_number
 from portal.orders.models import DelayReason, LineState, PurchaseOrderLine, RejectReason
 from portal.orders.services import MAX_DELIVERIES, Delivery, LineAnswer
 
@@ -51,8 +52,7 @@ def parse_quantity(raw: str) -> Decimal | None:
 
 def int_arg(args: Mapping[str, str], name: str) -> int | None:
     """A query argument that must be a whole number (an id, a page): None when absent or anything else."""
-    raw = args.get(name, "")
-    return int(raw) if raw.isdigit() else None
+    return whole_number(args.get(name, ""))
 
 
 def parse_date(raw: str) -> date | None:
@@ -164,8 +164,7 @@ def parse_answers(
 
 
 def parse_version(form: Mapping[str, str]) -> int | None:
-    raw = form.get("version", "")
-    return int(raw) if raw.isdigit() else None
+    return whole_number(form.get("version", ""))
 
 
 def parse_delay_reason(raw: str) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.auth.services import Actor
+from portal.numbers import MAX_POSITION, whole_number
 from portal.orders.forms import parse_date, parse_quantity
 from portal.orders.models import PurchaseOrder, PurchaseOrderLine
 from portal.outbox import emit
@@ -138,7 +139,7 @@ def import_orders(
         if price is None or price < 0:
             problems["unit_price"] = "unit_price must be a number, zero or more"
         position = row.get("line", "")
-        if not position.isdigit() or int(position) < 1:
+        if not whole_number(position, MAX_POSITION):
             problems["line"] = "line must be a whole number from 1"
         if not row.get("product_code") or not row.get("product_name"):
             problems["product"] = "product_code and product_name are required"
@@ -271,7 +272,8 @@ def import_receipts(session: Session, *, tenant_id: int, rows: list[dict[str, st
         position = row.get("line", "")
         quantity, received_on = parse_quantity(row.get("quantity", "")), parse_date(row.get("received_on", ""))
         problems = []
-        line = lines.get((order.id, int(position))) if order and position.isdigit() else None
+        number = whole_number(position, MAX_POSITION)
+        line = lines.get((order.id, number)) if order and number is not None else None
         if order is None:
             problems.append(f"no order {row.get('order_number', '')!r}")
         elif line is None:

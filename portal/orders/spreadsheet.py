@@ -28,6 +28,7 @@ from portal.csvfiles import cell_text, safe_cell
 from portal.db import planned_per_run, read_columns
 from portal.formatting import price as price_text
 from portal.formatting import quantity as quantity_text
+from portal.numbers import MAX_POSITION, whole_number
 from portal.orders import services as svc
 from portal.orders.forms import parse_date, parse_quantity
 from portal.orders.models import DelayReason, DeliverySchedule, LineState, PurchaseOrder, PurchaseOrderLine, Source
@@ -244,7 +245,7 @@ def plan(session: Session, context: PortalContext, rows: list[dict[str, str]]) -
     extras: dict[tuple[str, int], tuple[str, str]] = {}
     for index, row in enumerate(rows, start=2):
         number, raw_line = row.get("order_number", ""), row.get("line", "").split(".")[0]
-        if not raw_line.isdigit():
+        if whole_number(raw_line, MAX_POSITION) is None:
             result.errors.append(f"Row {index}: line must be a whole number.")
             continue
         key = (number, int(raw_line))

@@ -22,10 +22,11 @@ from portal.auth.admin_views import ctx
 from portal.auth.permissions import Permission
 from portal.auth.services import ServiceError
 from portal.auth.views import actor
-from portal.db import MAX_ROW_ID, utcnow
+from portal.db import utcnow
 from portal.erp import services as erp_services
 from portal.erp.base import parse_terms
 from portal.formatting import counted, quantity
+from portal.numbers import page_number, whole_number
 from portal.orders import intake, queries, spreadsheet
 from portal.orders import services as svc
 from portal.orders.forms import (
@@ -113,7 +114,7 @@ def inbox() -> str:
         due_from=parse_date(request.args.get("due_from", "")),
         due_to=parse_date(request.args.get("due_to", "")),
         sort=request.args.get("sort", "due") if request.args.get("sort") in queries.SORTS else "due",
-        page=max(1, _int_arg("page") or 1),
+        page=page_number(request.args),
     )
     if filters.tab not in queries.TAB_LABELS:
         filters.tab = "all"
@@ -528,7 +529,7 @@ def _queue_url() -> str:
 @bp.route("/change-requests/approve", methods=["POST"])
 @requires(Permission.ORDERS_MANAGE)
 def bulk_approve():
-    ids = [int(v) for v in request.form.getlist("request_id") if v.isdigit()]
+    ids = [number for v in request.form.getlist("request_id") if (number := whole_number(v)) is not None]
     if not ids:
         flash("Tick the change requests to approve.", "error")
         return redirect(_queue_url(), code=303)
@@ -745,7 +746,7 @@ def ask_for_updates():
     back = (
         back if back.startswith("/orders/exceptions?") or back == "/orders/exceptions" else url_for("orders.exceptions")
     )
-    ids = [int(v) for v in request.form.getlist("line_id") if v.isdigit() and int(v) <= MAX_ROW_ID]
+    ids = [number for v in request.form.getlist("line_id") if (number := whole_number(v)) is not None]
     try:
         asked = svc.ask_for_updates(
             db_session(), tenant_id=ctx().tenant_id, line_ids=ids, author_id=current_user.id,

@@ -6,6 +6,8 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField
 from wtforms.validators import InputRequired, NumberRange, ValidationError
 
+from portal.numbers import whole_number
+
 WEIGHTS = (("otif", "OTIF"), ("fill_rate", "Fill rate"), ("ack_rate", "Acknowledged in time"),
            ("reliability", "Promises kept"), ("documents", "Document compliance"))  # fmt: skip
 
@@ -38,7 +40,7 @@ class SettingsForm(FlaskForm):
         bands = []
         for part in (self.grades.data or "").split(","):
             name, sep, floor = part.partition("=")
-            if not sep or not name.strip() or not floor.strip().isdigit() or int(floor) > 100:
+            if not sep or not name.strip() or whole_number(floor.strip(), 100) is None:
                 raise ValueError("Write each band as NAME=LOWEST SCORE (0 to 100), separated by commas.")
             bands.append([int(floor), name.strip()[:8]])
         if not any(floor == 0 for floor, _ in bands):

@@ -14,6 +14,7 @@ from portal.auth.admin_views import ctx
 from portal.auth.permissions import Permission
 from portal.auth.views import actor
 from portal.csvfiles import csv_bytes
+from portal.numbers import page_number, whole_number
 from portal.pdf import ASSET_BASE, html_to_pdf
 from portal.scorecards import services
 from portal.scorecards.charts import trend_svg
@@ -68,7 +69,7 @@ def _ranking_day() -> str:
 
 
 def _card(supplier: Supplier, evidence_rows: int | None = EVIDENCE_ROWS) -> dict[str, Any]:
-    page = max(1, request.args.get("page", 1, type=int) or 1) if evidence_rows is not None else 1
+    page = page_number(request.args) if evidence_rows is not None else 1
     card = build_card(
         db_session(), tenant_id=ctx().tenant_id, supplier=supplier, kind=_kind(), window=_window(),
         today=date.today(), page=page, evidence_rows=evidence_rows, at=request.args.get("at", ""),
@@ -199,7 +200,7 @@ def supplier(supplier_id: int) -> str:
 @bp.route("/scorecards")
 @requires(Permission.SUPPLIERS_VIEW)
 def ranking() -> str:
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = page_number(request.args)
     at = _ranking_day()
     rows, total, sort, category = _ranking_rows(at, offset=(page - 1) * RANKING_PAGE, limit=RANKING_PAGE)
     pages = max(1, -(-total // RANKING_PAGE))
@@ -268,7 +269,7 @@ def ranking_filters(args: Any) -> tuple[str, str, int | None]:
     return (
         (sort if sort in SORTABLE else "score"),
         str(args.get("category", "") or "").strip(),
-        (int(company) if company.isdigit() else None),
+        whole_number(company),
     )
 
 

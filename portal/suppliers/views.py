@@ -15,6 +15,7 @@ from portal.auth.models import Invitation, Membership
 from portal.auth.permissions import SUPPLIER_ROLES, Permission, Role
 from portal.auth.views import actor
 from portal.db import planned_per_run, utcnow
+from portal.numbers import page_number, whole_number
 from portal.suppliers import services
 from portal.suppliers.forms import SupplierForm
 from portal.suppliers.models import Supplier
@@ -26,8 +27,7 @@ bp = Blueprint("suppliers", __name__, template_folder="templates")
 def supplier_filter_args() -> tuple[int | None, str]:
     """A list's supplier filter from the query string: one supplier's id (``supplier``, from a link) and a
     search by code or part of the name (``supplier_q``); see ``services.supplier_filter``."""
-    raw = request.args.get("supplier", "")
-    return (int(raw) if raw.isdigit() else None), (request.args.get("supplier_q") or "").strip()[:64]
+    return whole_number(request.args.get("supplier", "")), (request.args.get("supplier_q") or "").strip()[:64]
 
 
 PAGE_SIZE = 50
@@ -71,7 +71,7 @@ def index() -> str:
     context = ctx()
     db_sess = db_session()
     q = (request.args.get("q") or "").strip()[:100]
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = page_number(request.args)
     stmt = scoped(Supplier, context)
     if q:
         stmt = stmt.where(services.matching(q))
