@@ -905,6 +905,25 @@ def test_a_buyer_asks_the_suppliers_of_exception_lines_for_an_update(app, sessio
     assert len(messages()) == 4
 
 
+def test_an_update_request_for_a_long_order_lists_what_a_message_holds_and_counts_the_rest(app, session):
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    buyer = make_member(session, tenant, Role.BUYER)
+    order = make_order(session, tenant, supplier, [("10", "1.00", 5)] * 120)
+    lines = svc.order_lines(session, order)
+    for line in lines:
+        line.product_name = f"Hexagon socket head cap screw, stainless A4-80, {line.position}"
+    session.flush()
+    asked = svc.ask_for_updates(session, tenant_id=tenant.id, line_ids=[line.id for line in lines],
+                                author_id=buyer.user.id, author="Ben", comment="By Friday, please.")  # fmt: skip
+    assert (asked.orders, asked.lines, asked.suppliers) == (1, 120, 1)
+    (message,) = session.execute(select(OrderMessage)).scalars()
+    listed = [row for row in message.body.splitlines() if row.startswith("- Line ")]
+    assert 0 < len(listed) < 120 and len(message.body) <= svc.MESSAGE_MAX_LENGTH
+    assert f"- and {120 - len(listed)} more lines" in message.body and message.body.endswith("By Friday, please.")
+    assert listed[0].startswith("- Line 1 · P-001 Hexagon") and listed[-1].startswith(f"- Line {len(listed)} ·")
+
+
 def test_admin_sets_tolerances_and_a_supplier_override_changes_routing(app, session):
     tenant = make_tenant(session)
     supplier = make_supplier(session, tenant)
