@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from portal.api.services import BadRequest, day_text
-from portal.db import MAX_ROW_ID
 from portal.documents.models import Document, DocumentReview, DocumentType
 from portal.documents.services import RequirementStatus
+from portal.numbers import whole_number
 
 FILE_FIELD = "file"
 # Text fields an upload takes, with their longest value (None: not free text).
@@ -36,7 +36,6 @@ TEXT_FIELDS: dict[str, int | None] = {
 }
 REQUIRED = ("document_type", "title")
 _DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 PAGE_SIZE = 50
 
 
@@ -103,9 +102,8 @@ def parse_upload(form: _MultiDict, files: _MultiDict) -> tuple[UploadRequest | N
     expiry_date = _day(values["expiry_date"], "expiry_date", problems) if "expiry_date" in given else None
     replaces = None
     if "replaces" in given:
-        if _ID.match(values["replaces"]) and int(values["replaces"]) <= MAX_ROW_ID:
-            replaces = int(values["replaces"])
-        else:
+        replaces = whole_number(values["replaces"]) or None
+        if replaces is None:
             problems.setdefault("replaces", []).append("replaces must be the id of one of your documents.")
     if problems:
         return None, problems

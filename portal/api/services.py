@@ -565,16 +565,6 @@ def parse_message_parts(
     return (form.get("body") or ""), [AttachedFile(part.filename or "", part.read()) for part in attached]
 
 
-def message_files(session: Session, message: OrderMessage) -> list[OrderMessageFile]:
-    return list(
-        session.execute(
-            select(OrderMessageFile)
-            .where(OrderMessageFile.tenant_id == message.tenant_id, OrderMessageFile.message_id == message.id)
-            .order_by(OrderMessageFile.id)
-        ).scalars()
-    )
-
-
 def order_messages(session: Session, order: PurchaseOrder, messages_url: str) -> list[dict[str, Any]]:
     """The order's conversation between the supplier and the buyers, oldest first, each message with its files."""
     messages: dict[int, tuple[OrderMessage, list[OrderMessageFile]]] = {}

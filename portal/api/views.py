@@ -35,9 +35,10 @@ from portal.documents.models import Document, DocumentType
 from portal.documents.validation import UploadRejected
 from portal.notifications import services as notifications
 from portal.notifications.models import Webhook, WebhookDelivery
+from portal.numbers import MAX_PAGE, whole_number
 from portal.orders import queries
 from portal.orders import services as orders
-from portal.orders.forms import int_arg, parse_date
+from portal.orders.forms import parse_date
 from portal.orders.models import PurchaseOrder, PurchaseOrderLine, Source
 from portal.suppliers.models import Supplier
 from portal.web import PortalContext, db_session
@@ -172,8 +173,9 @@ def _line(order: PurchaseOrder, line_id: int) -> PurchaseOrderLine:
 
 def _page_arg() -> int | None:
     """The ``page`` query argument, 1 when absent; None when it is not a whole number from 1 to 100,000."""
-    page_number = int_arg(request.args, "page") if "page" in request.args else 1
-    return page_number if page_number is not None and 1 <= page_number <= 100_000 else None
+    if "page" not in request.args:
+        return 1
+    return whole_number(request.args["page"], MAX_PAGE) or None
 
 
 @bp.get("/openapi.json")
@@ -522,8 +524,7 @@ def messages(order_id: int) -> Response:
         return _error(exc.status, exc.message, fields={"files": [exc.message]})
     except ServiceError as exc:
         return _error(422, exc.message)
-    stored = services.message_files(db_session(), message)
-    response = jsonify({"message": services.message_document(message, messages_url, stored)})
+    response = jsonify({"message": services.message_document(message, messages_url, message.files)})
     response.status_code = 201
     return response
 

@@ -450,6 +450,9 @@ class OrderMessage(TenantOwned, Base):
     from_supplier: Mapped[bool] = mapped_column(Boolean)
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by ``services.post_message`` on the message it writes; pages and the API read files with the messages
+    # in one statement, so a load of its own here is a bug.
+    files: Mapped[list[OrderMessageFile]] = relationship(lazy="raise_on_sql", order_by="OrderMessageFile.id")
 
 
 class OrderMessageFile(TenantOwned, Base):

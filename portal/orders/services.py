@@ -1354,6 +1354,7 @@ def post_message(
     )  # fmt: skip
     session.add(message)
     session.flush()
+    stored_files = []
     for attached, check in zip(files, checked, strict=True):
         assert storage is not None
         stored = OrderMessageFile(
@@ -1363,7 +1364,9 @@ def post_message(
             size=check.size, content_type=check.content_type, sha256=check.sha256,
         )  # fmt: skip
         session.add(stored)
+        stored_files.append(stored)
     session.flush()
+    set_committed_value(message, "files", stored_files)
     emit(session, order.tenant_id, "order.message", {"order_id": order.id, "message_id": message.id})
     return message
 
@@ -1422,6 +1425,17 @@ def ask_for_updates(
     by_order: dict[int, tuple[PurchaseOrder, list[PurchaseOrderLine]]] = {}
     for line, order in rows:
         by_order.setdefault(order.id, (order, []))[1].append(line)
+    # What this buyer wrote on these orders a moment ago: the same request again (a double submit, a reload) is
+    # not sent twice.
+    just_sent = {
+        (order_id, body)
+        for order_id, body in session.execute(
+            select(OrderMessage.order_id, OrderMessage.body).where(
+                OrderMessage.tenant_id == tenant_id, OrderMessage.order_id.in_(list(by_order)),
+                OrderMessage.author_id == author_id, OrderMessage.created_at > utcnow() - UPDATE_REQUEST_REPEAT,
+            )
+        )
+    }  # fmt: skip
     for order, lines in by_order.values():
         named = [_line_for_update(line) for line in lines]
         head = "Please send us an update on these lines: a new promised date where one has slipped, or a ship notice."
@@ -1432,15 +1446,7 @@ def ask_for_updates(
         if len(named) < len(lines):
             named.append(f"- and {counted(len(lines) - len(named), 'more line', 'more lines')}")
         body = "\n".join([head, *named]) + tail
-        # The same request by the same buyer a moment ago (a double submit, a reload) is not sent twice.
-        sent_just_now = session.execute(
-            select(OrderMessage.id).where(
-                OrderMessage.tenant_id == order.tenant_id, OrderMessage.order_id == order.id,
-                OrderMessage.author_id == author_id, OrderMessage.body == body,
-                OrderMessage.created_at > utcnow() - UPDATE_REQUEST_REPEAT,
-            ).limit(1)
-        ).first()  # fmt: skip
-        if sent_just_now is None:
+        if (order.id, body) not in just_sent:
             post_message(session, order=order, author_id=author_id, author=author, from_supplier=False, body=body)
     return UpdatesAsked(len(by_order), len(rows), len({order.supplier_id for order, _ in by_order.values()}))
 

@@ -245,10 +245,11 @@ def plan(session: Session, context: PortalContext, rows: list[dict[str, str]]) -
     extras: dict[tuple[str, int], tuple[str, str]] = {}
     for index, row in enumerate(rows, start=2):
         number, raw_line = row.get("order_number", ""), row.get("line", "").split(".")[0]
-        if whole_number(raw_line, MAX_POSITION) is None:
+        position = whole_number(raw_line, MAX_POSITION)
+        if position is None:
             result.errors.append(f"Row {index}: line must be a whole number.")
             continue
-        key = (number, int(raw_line))
+        key = (number, position)
         if key not in lines:
             result.errors.append(f"Row {index}: {number} line {raw_line} is not an open line of yours.")
             continue

@@ -40,9 +40,10 @@ class SettingsForm(FlaskForm):
         bands = []
         for part in (self.grades.data or "").split(","):
             name, sep, floor = part.partition("=")
-            if not sep or not name.strip() or whole_number(floor.strip(), 100) is None:
+            lowest = whole_number(floor.strip(), 100)
+            if not sep or not name.strip() or lowest is None:
                 raise ValueError("Write each band as NAME=LOWEST SCORE (0 to 100), separated by commas.")
-            bands.append([int(floor), name.strip()[:8]])
+            bands.append([lowest, name.strip()[:8]])
         if not any(floor == 0 for floor, _ in bands):
             raise ValueError("One band must start at 0, so every score has a grade.")
         return sorted(bands, key=lambda band: -band[0])
