@@ -254,9 +254,11 @@ def test_an_erp_change_that_moves_again_while_a_buyer_sends_it_is_refused_not_se
     set_context(intake, tenant_id=tenant_id)
     intake.execute(select(PurchaseOrder.id).where(PurchaseOrder.id == order_id).with_for_update())
     outcome: list[str] = []
+    sender_pid: list[int] = []
 
     def send() -> None:
         with committed_db.transaction(tenant_id=tenant_id) as s:
+            sender_pid.append(s.execute(text("SELECT pg_backend_pid()")).scalar_one())
             mine = s.get(PurchaseOrder, order_id)
             line = s.get(PurchaseOrderLine, line_id)
             try:
@@ -272,9 +274,14 @@ def test_an_erp_change_that_moves_again_while_a_buyer_sends_it_is_refused_not_se
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # until the send waits for the order's lock
         intake.execute(text("SELECT pg_stat_clear_snapshot()"))  # the view is a snapshot per transaction
-        waiting = intake.execute(
-            text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
-        ).scalar_one()
+        # The sender's own backend: another test running beside this one may be waiting for a lock of its own.
+        waiting = (
+            sender_pid
+            and intake.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid = :pid"),
+                {"pid": sender_pid[0]},
+            ).scalar_one()
+        )
         if waiting:
             break
         time.sleep(0.05)
