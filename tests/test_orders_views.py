@@ -3,6 +3,8 @@ the supplier ships; conflicts, errors next to their lines, fixed query counts.""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -12,10 +14,18 @@ import pytest
 from sqlalchemy import event, select, update
 
 from portal.auth.permissions import Role
-from portal.db import set_context
+from portal.db import set_context, utcnow
 from portal.formatting import quantity
 from portal.orders import services as svc
-from portal.orders.models import ChangeRequest, ChangeState, LineState, OrderMessage, OrderState, PurchaseOrder
+from portal.orders.models import (
+    ChangeRequest,
+    ChangeState,
+    LineState,
+    OrderMessage,
+    OrderState,
+    PurchaseOrder,
+    PurchaseOrderLine,
+)
 from portal.outbox import OutboxEvent
 from portal.suppliers.models import Supplier
 from portal.tenancy.services import forget_choices
@@ -898,11 +908,32 @@ def test_a_buyer_asks_the_suppliers_of_exception_lines_for_an_update(app, sessio
     ]  # fmt: skip
     events = session.execute(select(OutboxEvent.payload).where(OutboxEvent.topic == "order.message")).scalars()
     assert sorted(e["message_id"] for e in events) == [m.id for m in written]  # their suppliers hear of them
-    # The same request again at once (a double submit) sends nothing twice; another comment is a new request.
+    # The exceptions show when each line was asked about, the page and its CSV alike.
+    page = client.get(url).text
+    assert all(f'data-testid="asked-{i}">Update asked ' in page for i in boxes)
+    exported = list(csv.DictReader(io.StringIO(client.get("/orders/exceptions.csv?kind=unconfirmed").text)))
+    assert len(exported) == 3 and all(row["update_asked_at"].startswith(date.today().isoformat()) for row in exported)
+    # Each line once a day at most, whoever asks: the same request again (a double submit), or another buyer's
+    # with other words, sends nothing and says when the lines were asked about.
     assert ask([int(i) for i in boxes], "Our customer is waiting: please answer by Friday.").status_code == 303
+    assert "These lines were asked about on " in client.get(url).text and len(messages()) == 2
+    other = make_member(session, tenant, Role.BUYER)
+    with pytest.raises(svc.ServiceError, match="once a day at most"):
+        svc.ask_for_updates(session, tenant_id=tenant.id, line_ids=[int(i) for i in boxes], author_id=other.user.id,
+                            author="Other", comment="Any news?")  # fmt: skip
     assert len(messages()) == 2
+    # A line not yet asked about goes out with those that were, which are left out and counted.
+    third = make_order(session, tenant, bolt, [("7", "1.50", 5)], order_date=past)
+    (third_line,) = svc.order_lines(session, third)
+    assert ask([*(int(i) for i in boxes), third_line.id], "Any news?").status_code == 303
+    assert ("Asked 1 supplier for an update on 1 line (1 order): a message on each order. 3 lines were left out: "
+            "asked about within the last day.") in client.get(url).text  # fmt: skip
+    assert [m.order_id for m in messages()] == [first.id, second.id, third.id]
+    # A day later they may be asked again.
+    session.execute(update(PurchaseOrderLine).where(PurchaseOrderLine.id.in_([int(i) for i in boxes]))
+                    .values(update_asked_at=utcnow() - timedelta(days=1, minutes=1)))  # fmt: skip
     assert ask([int(i) for i in boxes], "Any news?").status_code == 303
-    assert len(messages()) == 4
+    assert [m.order_id for m in messages()][3:] == [first.id, second.id]
 
 
 def test_an_update_request_for_a_long_order_lists_what_a_message_holds_and_counts_the_rest(app, session):

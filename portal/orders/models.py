@@ -297,6 +297,9 @@ class PurchaseOrderLine(TenantOwned, Base):
     # to the order later, or revised by the buyer after an answer (``services.revise_line``). The "unconfirmed
     # after N days" exception counts from it, not from the order date.
     asked_on: Mapped[date | None] = mapped_column(Date)
+    # When a buyer last asked the supplier for an update on the line from the exceptions: once a day at most per
+    # line, whoever asks (``services.ask_for_updates``); the exceptions show it.
+    update_asked_at: Mapped[datetime | None]
 
     order: Mapped[PurchaseOrder] = relationship(back_populates="lines", lazy="raise")
     schedules: Mapped[list[DeliverySchedule]] = relationship(

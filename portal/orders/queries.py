@@ -658,6 +658,7 @@ def exceptions(
             line.promised_to,
             line.open_from,
             line.state,
+            line.update_asked_at,
             PurchaseOrder.id.label("order_id"),
             PurchaseOrder.number,
             PurchaseOrder.currency,

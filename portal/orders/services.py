@@ -1372,7 +1372,7 @@ def post_message(
 
 
 UPDATE_REQUEST_LINES = 200  # the exceptions page's lines
-UPDATE_REQUEST_REPEAT = timedelta(minutes=10)  # the same request again within this is a double submit
+UPDATE_REQUEST_INTERVAL = timedelta(days=1)  # a line's supplier is asked for an update once a day at most
 
 
 @dataclass(frozen=True)
@@ -1380,6 +1380,8 @@ class UpdatesAsked:
     orders: int
     lines: int
     suppliers: int
+    # Chosen lines whose supplier was asked about them within the last day, by anyone: not asked again.
+    left_out: int = 0
 
 
 def _line_for_update(line: PurchaseOrderLine) -> str:
@@ -1395,13 +1397,22 @@ def _line_for_update(line: PurchaseOrderLine) -> str:
 
 
 def ask_for_updates(
-    session: Session, *, tenant_id: int, line_ids: Sequence[int], author_id: int, author: str, comment: str
+    session: Session,
+    *,
+    tenant_id: int,
+    line_ids: Sequence[int],
+    author_id: int,
+    author: str,
+    comment: str,
+    now: datetime | None = None,
 ) -> UpdatesAsked:
     """A buyer acting on exceptions: one message on each order of the chosen lines, to its supplier, asking for an
     update on those lines (named with what is open and what was promised), with the buyer's comment. The
-    supplier's people hear of it as of any message; the same request by the same buyer within ten minutes is not
-    sent again. Raises LookupError when a line is not the tenant's (the page
-    answers 404) and ServiceError, before anything is written, when a line is closed or cancelled."""
+    supplier's people hear of it as of any message. Each line is asked about once a day at most, whoever asks
+    (``update_asked_at``): lines asked about within the last day are left out, and counted; a double submit
+    so sends nothing twice. Raises LookupError when a line is not the tenant's (the page answers 404), and
+    ServiceError, before anything is written, when a line is closed or cancelled or when every line was asked
+    about within the last day."""
     chosen = sorted(set(line_ids))
     if not chosen:
         raise ServiceError("Tick the lines to ask the suppliers about.")
@@ -1422,20 +1433,40 @@ def ask_for_updates(
     for line, order in rows:
         if line.state in FINAL_LINE_STATES:
             raise ServiceError(f"Order {order.number} line {line.position} is {line.state.label}: nothing to ask.")
-    by_order: dict[int, tuple[PurchaseOrder, list[PurchaseOrderLine]]] = {}
-    for line, order in rows:
-        by_order.setdefault(order.id, (order, []))[1].append(line)
-    # What this buyer wrote on these orders a moment ago: the same request again (a double submit, a reload) is
-    # not sent twice.
-    just_sent = {
-        (order_id, body)
-        for order_id, body in session.execute(
-            select(OrderMessage.order_id, OrderMessage.body).where(
-                OrderMessage.tenant_id == tenant_id, OrderMessage.order_id.in_(list(by_order)),
-                OrderMessage.author_id == author_id, OrderMessage.created_at > utcnow() - UPDATE_REQUEST_REPEAT,
+    now = now or utcnow()
+    # One statement claims the lines not asked about within the last day: of two buyers asking at once (or a
+    # double submit), one asks about each line. It changes nothing the supplier promised, so the orders'
+    # versions stay and the suppliers' open answer forms stay valid.
+    claimed = set(
+        session.execute(
+            update(PurchaseOrderLine)
+            .where(
+                PurchaseOrderLine.tenant_id == tenant_id,
+                PurchaseOrderLine.id.in_(chosen),
+                PurchaseOrderLine.update_asked_at.is_(None)
+                | (PurchaseOrderLine.update_asked_at <= now - UPDATE_REQUEST_INTERVAL),
+            )
+            .values(update_asked_at=now)
+            .returning(PurchaseOrderLine.id)
+            .execution_options(synchronize_session=False)
+        ).scalars()
+    )
+    if not claimed:
+        # Read again: another buyer may have asked since the lines were read.
+        last = session.scalar(
+            select(func.max(PurchaseOrderLine.update_asked_at)).where(
+                PurchaseOrderLine.tenant_id == tenant_id, PurchaseOrderLine.id.in_(chosen)
             )
         )
-    }  # fmt: skip
+        raise ServiceError(
+            f"{'This line was' if len(rows) == 1 else 'These lines were'} asked about on {last:%Y-%m-%d at %H:%M} "
+            "UTC: their suppliers are asked for an update once a day at most."
+        )
+    by_order: dict[int, tuple[PurchaseOrder, list[PurchaseOrderLine]]] = {}
+    for line, order in rows:
+        if line.id in claimed:
+            set_committed_value(line, "update_asked_at", now)  # as written: no second UPDATE at the flush
+            by_order.setdefault(order.id, (order, []))[1].append(line)
     for order, lines in by_order.values():
         named = [_line_for_update(line) for line in lines]
         head = "Please send us an update on these lines: a new promised date where one has slipped, or a ship notice."
@@ -1446,9 +1477,9 @@ def ask_for_updates(
         if len(named) < len(lines):
             named.append(f"- and {counted(len(lines) - len(named), 'more line', 'more lines')}")
         body = "\n".join([head, *named]) + tail
-        if (order.id, body) not in just_sent:
-            post_message(session, order=order, author_id=author_id, author=author, from_supplier=False, body=body)
-    return UpdatesAsked(len(by_order), len(rows), len({order.supplier_id for order, _ in by_order.values()}))
+        post_message(session, order=order, author_id=author_id, author=author, from_supplier=False, body=body)
+    suppliers = {order.supplier_id for order, _ in by_order.values()}
+    return UpdatesAsked(len(by_order), len(claimed), len(suppliers), left_out=len(rows) - len(claimed))
 
 
 REMINDER_INTERVAL = timedelta(days=1)

@@ -723,14 +723,16 @@ def exceptions_csv() -> Response:
     today = date.today()
     body = csv_bytes(
         ["order", "line", "product_code", "product", "supplier", "ship_to", "buyer", "requested_date", "promised_from",
-         "promised_to", "days_late", "ordered", "received", "open", "why", "value_at_risk", "currency"],
+         "promised_to", "days_late", "ordered", "received", "open", "why", "value_at_risk", "currency",
+         "update_asked_at"],
         ([r.number, r.position, r.product_code, r.product_name, r.supplier, r.warehouse, r.buyer or "",
           r.requested_date.isoformat(),
           r.promised_from.isoformat() if r.promised_from else "", r.promised_to.isoformat() if r.promised_to else "",
           (today - r.open_from).days if r.late else "",
           quantity(r.quantity), quantity(r.received_quantity), quantity(r.quantity - r.received_quantity),
           "; ".join(label for kind, label in queries.EXCEPTION_KINDS.items() if getattr(r, kind)),
-          f"{r.value_at_risk:.2f}", r.currency] for r in rows),
+          f"{r.value_at_risk:.2f}", r.currency,
+          f"{r.update_asked_at:%Y-%m-%d %H:%M}" if r.update_asked_at else ""] for r in rows),
     )  # fmt: skip
     response = Response(body, mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="exceptions-{date.today().isoformat()}.csv"'
@@ -757,10 +759,15 @@ def ask_for_updates():
     except ServiceError as exc:
         flash(exc.message, "error")
         return redirect(back, code=303)
+    left_out = (
+        f" {counted(asked.left_out, 'line was', 'lines were')} left out: asked about within the last day."
+        if asked.left_out
+        else ""
+    )
     flash(
         f"Asked {counted(asked.suppliers, 'supplier', 'suppliers')} for an update on "
         f"{counted(asked.lines, 'line', 'lines')} ({counted(asked.orders, 'order', 'orders')}): a message on each "
-        "order.",
+        f"order.{left_out}",
         "success",
     )
     return redirect(back, code=303)
