@@ -546,11 +546,12 @@ def test_a_supplier_system_reads_the_files_a_buyer_attached_to_a_message(trade, 
 
 def test_a_supplier_system_sends_files_with_a_message(trade, app, tmp_path):
     """multipart/form-data: the words in 'body' (may be empty) and up to five file parts 'files', under the
-    certificates' upload policy. Any other shape is 400; a refused file is 422 with the file named; nothing of a
+    attachments' policy. Any other shape is 400; a refused file is 422 with the file named; nothing of a
     refused message is kept."""
     import io
 
     from portal.orders.models import OrderMessage
+    from tests.office import MACRO_XLSX, XLSX
     from tests.pdfs import CLEAN_PDF, JAVASCRIPT_PDF, PNG
 
     app.config["DOCUMENT_ROOT"] = str(tmp_path / "files")
@@ -590,8 +591,16 @@ def test_a_supplier_system_sends_files_with_a_message(trade, app, tmp_path):
     assert trade.http.get(message["files"][1]["url"], headers=auth).data == PNG
     alone = send({"files": [pdf("coa.pdf")]})
     assert alone.status_code == 201 and alone.json["message"]["body"] == ""
+    # A delivery plan as a spreadsheet, as a supplier's ERP exports it; a macro-enabled one is refused, named.
+    macro = send({"files": [(io.BytesIO(MACRO_XLSX), "tools.xlsx")]})
+    assert macro.status_code == 422 and "tools.xlsx: The XLSX file contains macros" in macro.json["error"]["message"]
+    plan = send({"body": "Delivery plan", "files": [(io.BytesIO(XLSX), "plan.xlsx")]})
+    assert plan.status_code == 201 and plan.json["message"]["files"][0]["content_type"] == (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    assert trade.http.get(plan.json["message"]["files"][0]["url"], headers=auth).data == XLSX
     listed = trade.get(f"/orders/{trade.order.id}/messages").json["messages"]
-    assert [[f["name"] for f in m["files"]] for m in listed] == [["packing.pdf", "box.png"], ["coa.pdf"]]
+    assert [[f["name"] for f in m["files"]] for m in listed] == [["packing.pdf", "box.png"], ["coa.pdf"], ["plan.xlsx"]]
 
 
 def test_a_long_address_and_a_long_key_name_still_fit_the_ledger(app, session):

@@ -536,6 +536,46 @@ def test_files_travel_with_order_messages_to_whoever_sees_the_order(trade, app, 
     assert stranger_client.get(links[0][0]).status_code == 404
 
 
+def test_a_delivery_plan_in_a_spreadsheet_travels_with_a_message(trade, app, tmp_path):
+    """A supplier sends its delivery plan as XLSX and CSV; the buyer downloads both as sent, with their content
+    types, as attachments. A macro-enabled workbook refuses the message, named, and keeps nothing."""
+    import io
+
+    from portal.orders.models import OrderMessageFile
+    from tests.office import MACRO_XLSX, XLSX
+    from tests.test_attachments import CSV
+
+    session, tenant, order, _, seller, buyer = trade
+    app.config["DOCUMENT_ROOT"] = str(tmp_path / "files")
+    page = f"/orders/{order.id}"
+    html = seller.get(page).text
+    assert "XLSX, DOCX, PPTX, CSV, TXT or STEP" in html and 'accept=".csv,.docx,' in html
+
+    def send(client: PortalClient, body: str, *files: tuple[str, bytes]):  # type: ignore[no-untyped-def]
+        data = {"csrf_token": csrf_from(client.get(page).text), "body": body,
+                "files": [(io.BytesIO(content), name) for name, content in files]}  # fmt: skip
+        return client.post(f"/orders/{order.id}/messages", data, content_type="multipart/form-data")
+
+    refused = send(seller, "With a macro", ("plan.xlsx", XLSX), ("tools.xlsx", MACRO_XLSX))
+    assert refused.status_code == 422 and "tools.xlsx: The XLSX file contains macros" in refused.text
+    set_context(session, tenant_id=tenant.id)
+    assert session.execute(select(OrderMessage)).first() is None
+    assert not (tmp_path / "files").exists() or not any(p.is_file() for p in (tmp_path / "files").rglob("*"))
+
+    assert send(seller, "Our delivery plan", ("plan.xlsx", XLSX), ("plan.csv", CSV)).status_code == 302
+    links = re.findall(rf'<a href="(/orders/{order.id}/messages/\d+/files/\d+)">([^<]+)</a>', buyer.get(page).text)
+    assert [name for _, name in links] == ["plan.xlsx", "plan.csv"]
+    xlsx_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    for (url, _), content, content_type in zip(links, (XLSX, CSV), (xlsx_type, "text/csv"), strict=True):
+        got = buyer.get(url)
+        assert got.status_code == 200 and got.data == content
+        assert got.headers["Content-Type"].split(";")[0] == content_type
+        assert got.headers["Content-Disposition"].startswith("attachment")
+        assert got.headers["X-Content-Type-Options"] == "nosniff"
+    stored = session.execute(select(OrderMessageFile.content_type).order_by(OrderMessageFile.id)).scalars().all()
+    assert stored == [xlsx_type, "text/csv"]
+
+
 def test_buyer_counters_and_messages_are_exchanged(trade):
     session, tenant, order, (first, _, _), seller, buyer = trade
     page = f"/orders/{order.id}"

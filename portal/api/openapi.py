@@ -11,7 +11,7 @@ from typing import Any
 from portal.db import MAX_ROW_ID
 from portal.documents.models import DocumentStatus
 from portal.documents.services import REQUIREMENT_STATES
-from portal.documents.validation import EXTENSIONS, MAX_BYTES
+from portal.documents.validation import ATTACHMENT_KINDS, ATTACHMENT_TYPES, EXTENSIONS, MAX_BYTES
 from portal.orders.models import DelayReason, LineState, OrderState, RejectReason, ShipNoticeState
 from portal.orders.queries import SORTS, TAB_LABELS
 from portal.orders.services import MAX_DELIVERIES, MESSAGE_FILES, MESSAGE_MAX_LENGTH
@@ -45,14 +45,18 @@ WRITE_ERRORS = {
 }
 ME = ("user", "key", "customer", "supplier", "role")
 ORDER_ID = {"name": "order_id", "in": "path", "required": True, "schema": ID}
-# An uploaded file (a certificate, a file on an order message), given back as it came.
-UPLOADED_FILE = {
-    "description": "The file, as uploaded.",
-    "content": {
-        content_type: {"schema": {"type": "string", "format": "binary"}}
-        for content_type in sorted(set(EXTENSIONS.values()))
-    },
-}
+
+
+def _uploaded_file(content_types: list[str]) -> dict[str, Any]:
+    """An uploaded file (a certificate, a file on an order message), given back as it came."""
+    return {
+        "description": "The file, as uploaded.",
+        "content": {content_type: {"schema": {"type": "string", "format": "binary"}} for content_type in content_types},
+    }
+
+
+CERTIFICATE_FILE = _uploaded_file(sorted(set(EXTENSIONS.values())))
+MESSAGE_FILE = _uploaded_file(ATTACHMENT_TYPES)
 
 
 IDEMPOTENCY_KEY = {
@@ -260,7 +264,7 @@ def document() -> dict[str, Any]:
                                     },
                                 }
                             },
-                            # Words and files: each file under the certificates' upload policy, up to five.
+                            # Words and files, up to five, each under the attachments' policy.
                             "multipart/form-data": {
                                 "schema": {
                                     "type": "object",
@@ -270,6 +274,7 @@ def document() -> dict[str, Any]:
                                             "type": "array",
                                             "items": {"type": "string", "format": "binary"},
                                             "maxItems": MESSAGE_FILES,
+                                            "description": f"{ATTACHMENT_KINDS} files, each up to {_MB} MB.",
                                         },
                                     },
                                 }
@@ -302,7 +307,7 @@ def document() -> dict[str, Any]:
                         {"name": "file_id", "in": "path", "required": True, "schema": ID},
                     ],
                     "responses": {
-                        "200": UPLOADED_FILE,
+                        "200": MESSAGE_FILE,
                         "404": WRITE_ERRORS["404"],
                         **ERRORS,
                     },
@@ -420,7 +425,7 @@ def document() -> dict[str, Any]:
                         "id": ID,
                         "name": {"type": "string"},
                         "size": {"type": "integer", "minimum": 1},
-                        "content_type": {"type": "string", "enum": sorted(set(EXTENSIONS.values()))},
+                        "content_type": {"type": "string", "enum": ATTACHMENT_TYPES},
                         "url": {"type": "string", "description": "Where the file itself is."},
                     },
                 },
@@ -515,7 +520,7 @@ def _certificate_paths() -> dict[str, Any]:
                 "summary": "One certificate's file",
                 "parameters": [DOCUMENT_ID],
                 "responses": {
-                    "200": UPLOADED_FILE,
+                    "200": CERTIFICATE_FILE,
                     "404": NOT_FOUND,
                     **ERRORS,
                 },

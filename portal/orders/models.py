@@ -470,7 +470,7 @@ class OrderMessageFile(TenantOwned, Base):
     storage_key: Mapped[str] = mapped_column(String(80), unique=True)
     original_name: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger)
-    content_type: Mapped[str] = mapped_column(String(40))
+    content_type: Mapped[str] = mapped_column(String(100))
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

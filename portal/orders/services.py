@@ -23,7 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from portal.auth.services import Actor, ServiceError
 from portal.db import utcnow
 from portal.documents.storage import LocalStorage, put_in_transaction
-from portal.documents.validation import UploadRejected, check_upload
+from portal.documents.validation import UploadRejected, check_attachment
 from portal.formatting import counted
 from portal.formatting import price as price_text
 from portal.formatting import quantity as quantity_text
@@ -1325,8 +1325,8 @@ def post_message(
     scan: Callable[[bytes], None] | None = None,
 ) -> OrderMessage:
     """A message on the order between the supplier and the buyers, with up to five files (a drawing, a
-    specification, a quality report). The other side hears of it (in the portal and by e-mail, as each person
-    chose) through the ``order.message`` event written with it.
+    specification, a delivery plan, a quality report: ``check_attachment``'s kinds). The other side hears of it
+    (in the portal and by e-mail, as each person chose) through the ``order.message`` event written with it.
 
     Every file is checked (raises UploadRejected) and scanned by ``scan`` when a scanner is configured before
     any is stored: one refused file refuses the message, and nothing is kept."""
@@ -1342,7 +1342,7 @@ def post_message(
     checked = []
     for attached in files:
         try:
-            checked.append(check_upload(attached.filename, attached.data))
+            checked.append(check_attachment(attached.filename, attached.data))
         except UploadRejected as exc:
             raise UploadRejected(f"{attached.filename or 'A file'}: {exc.message}", exc.status) from exc
     if scan is not None:

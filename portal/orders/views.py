@@ -23,6 +23,7 @@ from portal.auth.permissions import Permission
 from portal.auth.services import ServiceError
 from portal.auth.views import actor
 from portal.db import utcnow
+from portal.documents.validation import ATTACHMENT_EXTENSIONS, ATTACHMENT_KINDS, ATTACHMENT_TYPES
 from portal.erp import services as erp_services
 from portal.erp.base import parse_terms
 from portal.formatting import counted, quantity
@@ -175,6 +176,8 @@ def _render_order(order: PurchaseOrder, *, errors: dict[int, list[str]] | None =
         can_manage=context.can(Permission.ORDERS_MANAGE),
         can_message=context.can(Permission.ORDERS_MESSAGE),
         message_files=svc.MESSAGE_FILES,
+        attachment_kinds=ATTACHMENT_KINDS,
+        attachment_accept=",".join([*ATTACHMENT_EXTENSIONS, *ATTACHMENT_TYPES]),
         message_form=MessageForm(),
         LineState=LineState,
         max_deliveries=svc.MAX_DELIVERIES,
