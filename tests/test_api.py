@@ -352,6 +352,10 @@ def test_reading_orders_issues_a_fixed_number_of_queries(trade):
 
 
 def test_after_confirmation_a_system_moves_dates_and_sends_ship_notices(trade):
+    import io
+
+    from pypdf import PdfReader
+
     order, (first, second, _) = trade.order, trade.lines
     assert trade.post(f"/orders/{order.id}/accept-all", {"version": 1}).status_code == 200
     later = (first.requested_date + timedelta(days=2)).isoformat()  # inside the 2 days' tolerance
@@ -392,6 +396,13 @@ def test_after_confirmation_a_system_moves_dates_and_sends_ship_notices(trade):
     assert trade.post(f"/orders/{order.id}/ship-notices", notice).status_code == 409  # the retry: nothing twice
     notice_id = sent.json["ship_notice"]["id"]
     assert [(n["id"], n["state"]) for n in sent.json["order"]["ship_notices"]] == [(notice_id, "sent")]
+    # Its packing slip, to print and put in the shipment, as the order page gives it.
+    slip_url = sent.json["order"]["ship_notices"][0]["packing_slip_url"]
+    assert slip_url == f"/api/v1/orders/{order.id}/ship-notices/{notice_id}/packing-slip"
+    slip = trade.http.get(slip_url, headers={"Authorization": f"Bearer {trade.key}"})
+    assert slip.status_code == 200 and slip.mimetype == "application/pdf"
+    assert f"Ship notice {order.number}-ASN1" in PdfReader(io.BytesIO(slip.data)).pages[0].extract_text()
+    assert trade.get(f"/orders/{order.id}/ship-notices/{notice_id + 1}/packing-slip").status_code == 404
     cancelled = trade.post(f"/orders/{order.id}/ship-notices/{notice_id}/cancel", {"version": 5})
     assert cancelled.status_code == 200 and cancelled.json["order"]["ship_notices"][0]["state"] == "cancelled"
     back = {line["id"]: line for line in cancelled.json["order"]["lines"]}[second.id]

@@ -25,6 +25,7 @@ from portal.orders.models import (
     OrderState,
     PurchaseOrder,
     PurchaseOrderLine,
+    ShipNotice,
 )
 from portal.outbox import OutboxEvent
 from portal.suppliers.models import Supplier
@@ -1581,6 +1582,91 @@ def test_an_order_downloads_as_a_pdf_for_its_supplier_and_its_buyers_only(trade,
     stranger = PortalClient(app.test_client())
     stranger.sign_in(other.email, PASSWORD, other.secret)
     assert stranger.get(f"/orders/{order.id}.pdf").status_code == 404
+
+
+def bars_of(pdf: bytes) -> str:
+    """The barcode at the top right of a PDF's first page, read back from its pixels as Code 128 modules
+    ('1' a bar, '0' a space): a row through the bars, its run lengths divided by the module's width."""
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(pdf)
+    image = document[0].render(scale=8).to_pil().convert("L")
+    width, height = image.size
+    pixels = image.load()
+    # The row with the most dark runs in the top fifth of the page's right half is one through the bars.
+    best: list[tuple[bool, int]] = []
+    for y in range(0, height // 5, 4):
+        runs: list[tuple[bool, int]] = []
+        for x in range(width // 2, width):
+            dark = pixels[x, y] < 128
+            if runs and runs[-1][0] == dark:
+                runs[-1] = (dark, runs[-1][1] + 1)
+            else:
+                runs.append((dark, 1))
+        if sum(dark for dark, _ in runs) > sum(dark for dark, _ in best):
+            best = runs
+    inner = best[1:-1] if not best[0][0] else best  # leave out the white margins
+    if inner and not inner[-1][0]:
+        inner = inner[:-1]
+    # A module is a few pixels, give or take one: start from the narrowest run, then refine over the whole width.
+    total, module = sum(length for _, length in inner), float(min(length for _, length in inner))
+    for _ in range(5):
+        module = total / sum(max(1, round(length / module)) for _, length in inner)
+    return "".join(("1" if dark else "0") * max(1, round(length / module)) for dark, length in inner)
+
+
+def test_a_ship_notice_prints_a_packing_slip_whose_barcode_finds_its_order(trade, app, session):
+    """The packing slip lists what the shipment holds, for the supplier and the buyers; its Code 128 barcode
+    carries the notice's number, which the orders search finds. A cancelled notice says so. Another supplier of
+    the same customer, and a notice of another order, get 404."""
+    import io
+
+    from barcode import Code128
+    from pypdf import PdfReader
+
+    _, tenant, order, (first, second, _third), seller, buyer = trade
+    page = f"/orders/{order.id}"
+    assert post_form(seller, page, f"{page}/accept-all", {}).status_code == 302
+    ship_page = f"{page}/ship"
+    arrives = (date.today() + timedelta(days=2)).isoformat()
+    shipment = {"ship_date": date.today().isoformat(), "expected_arrival": arrives, "carrier": "DHL Freight",
+                "tracking_number": "JD0146000012345", "packing_slip": "LS-88120"}  # fmt: skip
+    sent = post_form(seller, ship_page, ship_page, {f"ship-{first.id}": "60", f"ship-{second.id}": "40", **shipment})
+    assert sent.status_code == 302
+    notice = session.execute(select(ShipNotice).where(ShipNotice.order_id == order.id)).scalar_one()
+    slip = f"{page}/ship-notices/{notice.id}.pdf"
+    assert f'href="{slip}"' in buyer.get(page).text and f'href="{slip}"' in seller.get(page).text
+    for client in (seller, buyer):
+        pdf = client.get(slip)
+        assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+        assert f'filename="packing-slip-{notice.number}.pdf"' in pdf.headers["Content-Disposition"]
+        text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.data)).pages).split())
+        assert f"Ship notice {notice.number} · purchase order {order.number}" in text
+        for field in ("DHL Freight", "JD0146000012345", "LS-88120", tenant.name):
+            assert field in text
+        assert f"1 {first.product_code} · {first.product_name}" in text and "100 pc 60 pc" in text
+        assert f"2 {second.product_code} · {second.product_name}" in text and "40 pc 40 pc" in text
+        assert "3 " + _third.product_code not in text  # not in this shipment
+        assert "2 lines." in text and "Cancelled" not in text
+    # The bars printed are the notice number's, as a scanner reads them.
+    assert bars_of(pdf.data) == "".join(Code128(notice.number).build())
+    # Scanned into the orders search, the number finds the order, for the buyer and the supplier.
+    for client in (buyer, seller):
+        found = client.get(f"/orders?tab=all&q={notice.number}").text
+        assert f'href="/orders/{order.id}"' in found
+    assert f'href="/orders/{order.id}"' not in buyer.get(f"/orders?tab=all&q={notice.number}9").text
+
+    cancel = f"{page}/ship-notices/{notice.id}/cancel"
+    assert post_form(seller, page, cancel, {}).status_code == 302
+    cancelled = " ".join(PdfReader(io.BytesIO(seller.get(slip).data)).pages[0].extract_text().split())
+    assert "Cancelled: do not ship against this notice" in cancelled
+
+    other = make_member(session, tenant, Role.SUPPLIER_USER, supplier=make_supplier(session, tenant))
+    stranger = PortalClient(app.test_client())
+    stranger.sign_in(other.email, PASSWORD, other.secret)
+    assert stranger.get(slip).status_code == 404
+    another = make_order(session, tenant, session.get(Supplier, order.supplier_id), [("1", "1", 5)])
+    assert seller.get(f"/orders/{another.id}/ship-notices/{notice.id}.pdf").status_code == 404
 
 
 def test_a_buyer_revises_a_confirmed_line_and_the_supplier_is_asked_again(trade):

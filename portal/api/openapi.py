@@ -298,6 +298,21 @@ def document() -> dict[str, Any]:
                     },
                 },
             },
+            "/orders/{order_id}/ship-notices/{notice_id}/packing-slip": {
+                "get": {
+                    "summary": "A ship notice's packing slip (PDF), to put in the shipment",
+                    "parameters": [ORDER_ID, {"name": "notice_id", "in": "path", "required": True, "schema": ID}],
+                    "responses": {
+                        "200": {
+                            "description": "The packing slip: the parties, the shipment, what it holds line by line, "
+                            "and the notice's number as a Code 128 barcode.",
+                            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+                        },
+                        "404": WRITE_ERRORS["404"],
+                        **ERRORS,
+                    },
+                }
+            },
             "/orders/{order_id}/messages/{message_id}/files/{file_id}": {
                 "get": {
                     "summary": "A file attached to a message on the order, as sent",
@@ -404,6 +419,7 @@ def document() -> dict[str, Any]:
                         "expected_arrival": DAY,
                         "carrier": {"type": "string"},
                         "tracking_number": {"type": "string"},
+                        "packing_slip_url": {"type": "string", "description": "Where its packing slip (PDF) is."},
                     },
                 },
                 "Message": {

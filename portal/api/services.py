@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from flask import url_for
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage, MultiDict
@@ -516,6 +517,7 @@ def order_document(session: Session, order: PurchaseOrder) -> dict[str, Any]:
                 "expected_arrival": day_text(notice.expected_arrival),
                 "carrier": notice.carrier,
                 "tracking_number": notice.tracking_number,
+                "packing_slip_url": url_for("api.packing_slip", order_id=order.id, notice_id=notice.id),
             }
             for notice in notices
         ],

@@ -542,6 +542,15 @@ def message_file(order_id: int, message_id: int, file_id: int) -> Response:
     return send_stored(attached.storage_key, attached.content_type, attached.original_name)
 
 
+@bp.get("/orders/<int:order_id>/ship-notices/<int:notice_id>/packing-slip")
+@requires_key(Permission.ORDERS_VIEW)
+def packing_slip(order_id: int, notice_id: int) -> Response:
+    """A ship notice's packing slip as a PDF, the one the order page prints: to put in the shipment."""
+    from portal.orders import printing
+
+    return printing.packing_slip_download(db_session(), _order(order_id), notice_id, ctx().tenant_name)
+
+
 # --- certificates ----------------------------------------------------------------------
 
 

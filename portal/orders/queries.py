@@ -169,16 +169,20 @@ def _filter_conditions(
     if filters.due_to:
         conditions.append(PurchaseOrder.due_date <= filters.due_to)
     if filters.q:
-        # Order number prefix, or any line with that product code (ours or the supplier's). One set of order ids
-        # from three index lookups: as "number LIKE .. OR id IN (..)" PostgreSQL read every order of the tenant
-        # (a buyer's search took a second over 200,000 orders).
-        line, tenant = PurchaseOrderLine, context.tenant_id
-        own = (line.supplier_id == context.supplier_id,) if context.supplier_id is not None else ()
+        # Order number prefix, any line with that product code (ours or the supplier's), or a ship notice's number
+        # (scanned from its packing slip at goods receipt). One set of order ids from four index lookups: as
+        # "number LIKE .. OR id IN (..)" PostgreSQL read every order of the tenant (a buyer's search took a
+        # second over 200,000 orders).
+        line, tenant, supplier = PurchaseOrderLine, context.tenant_id, context.supplier_id
+        own = (line.supplier_id == supplier,) if supplier is not None else ()
+        own_notice = (ShipNotice.supplier_id == supplier,) if supplier is not None else ()
         found = union(
             select(PurchaseOrder.id).where(PurchaseOrder.tenant_id == tenant, number_starts_with(filters.q, dialect)),
             select(line.order_id).where(line.tenant_id == tenant, line.product_code == filters.q, *own),
             select(line.order_id).where(line.tenant_id == tenant, line.supplier_product_code == filters.q, *own),
-        )
+            select(ShipNotice.order_id).where(ShipNotice.tenant_id == tenant, ShipNotice.number == filters.q,
+                                              *own_notice),
+        )  # fmt: skip
         conditions.append(PurchaseOrder.id.in_(found))
     return conditions
 
@@ -568,6 +572,30 @@ def message_file(session: Session, order: PurchaseOrder, message_id: int, file_i
             OrderMessageFile.id == file_id,
         )
     ).scalar_one_or_none()
+
+
+def ship_notice_with_lines(
+    session: Session, order: PurchaseOrder, notice_id: int
+) -> tuple[ShipNotice, list[Any]] | None:
+    """A ship notice of ``order`` (already loaded through the tenant and the supplier account) with what it
+    ships, line by line in the order's sequence (position, product codes and name, unit, ordered and shipped
+    quantities): what its packing slip lists. Looked for only among that order's notices."""
+    notice = session.execute(
+        select(ShipNotice).where(
+            ShipNotice.tenant_id == order.tenant_id, ShipNotice.order_id == order.id, ShipNotice.id == notice_id
+        )
+    ).scalar_one_or_none()
+    if notice is None:
+        return None
+    line = PurchaseOrderLine
+    items = session.execute(
+        select(line.position, line.product_code, line.product_name, line.supplier_product_code, line.unit,
+               line.quantity.label("ordered"), ShipNoticeLine.quantity.label("shipped"))
+        .join(line, and_(line.id == ShipNoticeLine.line_id, line.tenant_id == order.tenant_id))
+        .where(ShipNoticeLine.tenant_id == order.tenant_id, ShipNoticeLine.notice_id == notice.id)
+        .order_by(line.position, ShipNoticeLine.id)
+    ).all()  # fmt: skip
+    return notice, list(items)
 
 
 EXCEPTION_KINDS = {

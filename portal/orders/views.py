@@ -3,7 +3,6 @@ buyer's decisions, ship notices, messages and the buyer's response queue."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
@@ -141,22 +140,11 @@ def inbox() -> str:
 @requires(Permission.ORDERS_VIEW)
 def order_pdf(order_id: int) -> Response:
     """The order as a PDF, to file or print: the parties, the lines with their current promises, the total."""
-    from portal.pdf import ASSET_BASE, html_to_pdf
+    from portal.orders import printing
 
     order = _order(order_id)
-    view = queries.order_view(db_session(), order)
-    html = render_template(
-        "orders/pdf.html", asset_base=ASSET_BASE, v=view, o=order, tenant_name=ctx().tenant_name,
-        company_name=view.company_name, buyer_name=view.buyer_name, printed=utcnow().strftime("%Y-%m-%d %H:%M"),
-    )  # fmt: skip
-    response = Response(html_to_pdf(html), mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f'attachment; filename="purchase-order-{_file_safe(order.number)}.pdf"'
-    return response
-
-
-def _file_safe(text: str) -> str:
-    """Letters, digits, dots, dashes and underscores only (a file name in a header)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "order"
+    return printing.pdf_response(printing.order_pdf(db_session(), order, ctx().tenant_name), "purchase-order",
+                                 order.number)  # fmt: skip
 
 
 def _render_order(order: PurchaseOrder, *, errors: dict[int, list[str]] | None = None, preview=None, status=200):
@@ -478,6 +466,15 @@ def message_file(order_id: int, message_id: int, file_id: int) -> Response:
     if attached is None:
         abort(404)
     return send_stored(attached.storage_key, attached.content_type, attached.original_name)
+
+
+@bp.route("/orders/<int:order_id>/ship-notices/<int:notice_id>.pdf")
+@requires(Permission.ORDERS_VIEW)
+def packing_slip(order_id: int, notice_id: int) -> Response:
+    """A ship notice's packing slip (``printing.packing_slip_pdf``), for the supplier and the buyers."""
+    from portal.orders import printing
+
+    return printing.packing_slip_download(db_session(), _order(order_id), notice_id, ctx().tenant_name)
 
 
 # --- buyer side ---------------------------------------------------------------------
