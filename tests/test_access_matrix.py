@@ -120,6 +120,7 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "suppliers.detail": (perm(P.SUPPLIERS_VIEW), ("GET", "POST"), ids("supplier_id")),
     "suppliers.team": (perm(P.SUPPLIER_TEAM_MANAGE), ("GET", "POST"), None),
     "orders.inbox": (perm(P.ORDERS_VIEW), ("GET",), None),
+    "orders.arrivals": (perm(P.ORDERS_VIEW), ("GET",), None),
     "orders.queue": (perm(P.ORDERS_MANAGE), ("GET",), None),
     "orders.order_page": (perm(P.ORDERS_VIEW), ("GET",), ids("order_id")),
     "orders.order_pdf": (perm(P.ORDERS_VIEW), ("GET",), ids("order_id")),

@@ -230,20 +230,32 @@ def test_supplier_answers_buyer_approves_supplier_ships(live_server, browser, co
     page.click("text=Send ship notice")
     assert f"Ship notice {number}-ASN1 sent." in page.inner_text(".flash")
     assert "partially shipped" in page.inner_text("section.card:has(h2:text('Lines'))")
-    # The supplier sends the packing list on the order's messages; it downloads as it was sent.
     from pathlib import Path
 
+    from pypdf import PdfReader
+
+    # The notice's packing slip, to put in the shipment.
+    with page.expect_download() as slip:
+        page.click("text=Packing slip (PDF)")
+    assert slip.value.suggested_filename == f"packing-slip-{number}-ASN1.pdf"
+    assert f"Ship notice {number}-ASN1" in PdfReader(slip.value.path()).pages[0].extract_text()
+    # The supplier sends the packing list and its delivery plan (a workbook) on the order's messages; each
+    # downloads as it was sent.
+    from tests.office import XLSX
     from tests.pdfs import CLEAN_PDF
 
     committed_app.config["DOCUMENT_ROOT"] = str(tmp_path / "files")
     (tmp_path / "packing-list.pdf").write_bytes(CLEAN_PDF)
-    page.fill("#messages textarea[name=body]", "The packing list for the first 60.")
-    page.set_input_files("#messages input[name=files]", str(tmp_path / "packing-list.pdf"))
+    (tmp_path / "delivery-plan.xlsx").write_bytes(XLSX)
+    page.fill("#messages textarea[name=body]", "The packing list for the first 60, and the plan for the rest.")
+    page.set_input_files("#messages input[name=files]",
+                         [str(tmp_path / "packing-list.pdf"), str(tmp_path / "delivery-plan.xlsx")])  # fmt: skip
     page.click("#messages button:text('Send')")
-    assert "The packing list for the first 60." in page.inner_text("#messages article")
-    with page.expect_download() as download:
-        page.click("#messages article >> text=packing-list.pdf")
-    assert Path(download.value.path()).read_bytes() == CLEAN_PDF
+    assert "The packing list for the first 60, and the plan for the rest." in page.inner_text("#messages article")
+    for name, content in (("packing-list.pdf", CLEAN_PDF), ("delivery-plan.xlsx", XLSX)):
+        with page.expect_download() as download:
+            page.click(f"#messages article >> text={name}")
+        assert Path(download.value.path()).read_bytes() == content
 
 
 def test_a_buyer_revises_a_confirmed_line_and_the_supplier_confirms_it_again(live_server, browser, committed_db):

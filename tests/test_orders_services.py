@@ -24,6 +24,8 @@ from portal.orders.models import (
     OrderState,
     OutboxEvent,
     PurchaseOrder,
+    PurchaseOrderLine,
+    ShipNotice,
     ShipNoticeState,
 )
 from portal.orders.outcomes import OUTCOME_COLUMNS
@@ -512,6 +514,76 @@ def test_ship_notices_respect_committed_quantities_and_can_be_cancelled(setup):
         svc.cancel_ship_notice(session, order=order, notice=notice, expected_version=None, actor=SUPPLIER)
 
 
+def test_ship_notices_are_received_as_their_goods_arrive_first_in_first_out(setup):
+    """Receipts name lines, not notices: each goes to the earliest notice of its line still waiting, so a notice
+    is received once each of its lines has what it shipped. Goods that arrived against a notice keep it from
+    being cancelled; a notice withdrawn before anything came hands the receipts on to the next."""
+    session, _, _, order = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    first, second = lines_of(session, order)
+
+    def ship(quantities: dict[int, str], day: int) -> ShipNotice:
+        return svc.create_ship_notice(
+            session, order=order, quantities={k: Decimal(v) for k, v in quantities.items()},
+            shipment=ShipmentInput(d(day), d(day + 2)), expected_version=None, actor=SUPPLIER,
+        )  # fmt: skip
+
+    def receive(line: PurchaseOrderLine, quantity: str, day: int) -> None:
+        svc.record_receipt(session, order=order, line=line, quantity=Decimal(quantity), received_on=d(day),
+                           actor=BUYER)  # fmt: skip
+        session.expire_all()
+
+    def states() -> list[str]:
+        return [n.state.value for n in session.execute(select(ShipNotice).order_by(ShipNotice.id)).scalars()]
+
+    early = ship({first.id: "60", second.id: "20"}, 1)
+    later = ship({first.id: "40"}, 2)
+    receive(first, "50", 3)
+    receive(second, "20", 3)
+    assert states() == ["sent", "sent"]  # 10 of the first line still to come for the first notice
+    receive(first, "10", 3)
+    assert states() == ["received", "sent"]
+    with pytest.raises(ServiceError, match="not been received"):
+        svc.cancel_ship_notice(session, order=order, notice=early, expected_version=None, actor=SUPPLIER)
+    receive(first, "30", 4)
+    with pytest.raises(ServiceError, match=rf"Goods of ship notice {later.number} have arrived \(30 so far\)"):
+        svc.cancel_ship_notice(session, order=order, notice=later, expected_version=None, actor=SUPPLIER)
+    receive(first, "10", 5)
+    assert states() == ["received", "received"]
+
+
+def test_a_notice_withdrawn_before_its_goods_came_leaves_them_to_the_next(session):
+    tenant = make_tenant(session)
+    order = make_order(session, tenant, make_supplier(session, tenant), [("100", "1.00", 10)])
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    (line,) = lines_of(session, order)
+    notices = [
+        svc.create_ship_notice(session, order=order, quantities={line.id: Decimal("50")},
+                               shipment=ShipmentInput(d(1), d(2)), expected_version=None, actor=SUPPLIER)
+        for _ in range(2)
+    ]  # fmt: skip
+    svc.cancel_ship_notice(session, order=order, notice=notices[0], expected_version=None, actor=SUPPLIER)
+    svc.record_receipt(session, order=order, line=line, quantity=Decimal("50"), received_on=d(2), actor=BUYER)
+    session.expire_all()
+    assert [n.state for n in notices] == [ShipNoticeState.CANCELLED, ShipNoticeState.RECEIVED]
+
+
+def test_matching_receipts_to_notices_by_line_and_date():
+    """The matching alone: first in, first out per line, by ship date; a receipt dated before a notice was
+    shipped is not its goods; what is left over answers no notice."""
+    from portal.orders.services import match_receipts
+
+    shipped = [(1, d(1), 10, Decimal("5")), (1, d(1), 11, Decimal("2")), (2, d(3), 10, Decimal("5"))]
+    assert match_receipts(shipped, []) == {1: (Decimal("7"), 0), 2: (Decimal("5"), 0)}
+    assert match_receipts(shipped, [(10, Decimal("8"), d(2)), (11, Decimal("2"), d(2))]) == {
+        1: (Decimal("7"), Decimal("7")), 2: (Decimal("5"), 0)  # the other 3 came before notice 2 was shipped
+    }  # fmt: skip
+    assert match_receipts(shipped, [(10, Decimal("20"), d(4))]) == {
+        1: (Decimal("7"), Decimal("5")), 2: (Decimal("5"), Decimal("5"))
+    }  # fmt: skip
+    assert match_receipts(shipped, [(10, Decimal("5"), d(0))]) == {1: (Decimal("7"), 0), 2: (Decimal("5"), 0)}
+
+
 def test_after_a_partial_receipt_the_rest_can_still_ship_and_be_promised_again(setup):
     """30 of 100 arrive (with no ship notice, as an ERP receipt may): the other 70 can still be shipped, and
     promised for another day; a promise below what arrived is refused."""
@@ -540,8 +612,11 @@ def test_after_a_partial_receipt_the_rest_can_still_ship_and_be_promised_again(s
     )  # fmt: skip
     assert notice.number.endswith("-ASN1") and first.shipped_quantity == Decimal("70")
     assert first.state == LineState.PARTIALLY_RECEIVED
+    assert notice.state == ShipNoticeState.SENT  # the 30 that came before it are not its goods
     svc.record_receipt(session, order=order, line=first, quantity=Decimal("70"), received_on=rest, actor=BUYER)
     assert first.state == LineState.RECEIVED
+    session.refresh(notice)
+    assert notice.state == ShipNoticeState.RECEIVED
 
 
 def test_receipts_then_close_then_nothing_changes(setup):

@@ -744,6 +744,71 @@ def test_inbox_order_page_and_ship_form_issue_a_fixed_number_of_queries(app, ses
     assert len(many_ship) == len(few_ship)  # what each line can ship: one statement for all of them
 
 
+def test_shipments_on_their_way_list_the_notices_in_transit_soonest_first(app, session):
+    """The receiving team's list: notices sent and not yet received or cancelled, the soonest expected first,
+    the overdue ones flagged; filtered by ship-to, supplier and arrival dates; a supplier's people see their
+    own shipments only. Its statements do not grow with its rows."""
+    tenant = make_tenant(session)
+    acme, bolt = make_supplier(session, tenant, "Acme Transit"), make_supplier(session, tenant, "Bolt Transit")
+    today = date.today()
+
+    def shipped(supplier: Supplier, arrives_in: int, lines: int = 1):  # type: ignore[no-untyped-def]
+        order = make_order(session, tenant, supplier, [("10", "1.00", 5)] * lines)
+        svc.accept_all(session, order=order, expected_version=None, actor=svc_actor())
+        notice = svc.create_ship_notice(
+            session, order=order, quantities={line.id: Decimal("10") for line in svc.order_lines(session, order)},
+            shipment=svc.ShipmentInput(today - timedelta(days=3), today + timedelta(days=arrives_in), "DHL", "JD1"),
+            expected_version=None, actor=svc_actor(),
+        )  # fmt: skip
+        return order, notice
+
+    late_order, late = shipped(acme, -2)
+    soon_order, soon = shipped(bolt, 1, lines=2)
+    arrived_order, arrived = shipped(acme, 0)
+    (arrived_line,) = svc.order_lines(session, arrived_order)
+    svc.record_receipt(session, order=arrived_order, line=arrived_line, quantity=Decimal("10"), received_on=today,
+                       actor=svc_actor())  # fmt: skip
+    cancelled_order, cancelled = shipped(bolt, 3)
+    svc.cancel_ship_notice(session, order=cancelled_order, notice=cancelled, expected_version=None,
+                           actor=svc_actor())  # fmt: skip
+
+    buyer = PortalClient(app.test_client())
+    person = make_member(session, tenant, Role.BUYER)
+    buyer.sign_in(person.email, PASSWORD, person.secret)
+    seller = PortalClient(app.test_client())
+    acme_person = make_member(session, tenant, Role.SUPPLIER_USER, supplier=acme)
+    seller.sign_in(acme_person.email, PASSWORD, acme_person.secret)
+
+    def listed(client: PortalClient, query: str = "") -> list[str]:
+        html = client.get(f"/orders/arrivals{query}").text
+        return re.findall(r'<td class="nowrap">([^<]+-ASN\d+)', html)
+
+    page = buyer.get("/orders/arrivals").text
+    assert listed(buyer) == [late.number, soon.number]  # neither the received nor the cancelled one
+    assert "1 shipment is past the expected arrival." in page and "2 days overdue" in page
+    assert f'href="/orders/{late_order.id}"' in page and arrived.number not in page and cancelled.number not in page
+    assert f'href="/orders/{soon_order.id}/ship-notices/{soon.id}.pdf"' in page and "Bolt Transit" in page
+    assert listed(seller) == [late.number]  # Acme's people: their own shipments
+    assert "Bolt Transit" not in seller.get("/orders/arrivals").text
+    assert listed(buyer, f"?warehouse={soon_order.warehouse_id}") == [soon.number]
+    assert listed(buyer, f"?from={today.isoformat()}") == [soon.number]
+    assert listed(buyer, f"?to={today.isoformat()}") == [late.number]
+    assert listed(buyer, "?supplier_q=Bolt") == [soon.number]
+    assert listed(buyer, "?from=not-a-date&page=99999999999999999999") == [late.number, soon.number]
+    assert "No shipments on their way for these filters." in buyer.get("/orders/arrivals?supplier_q=Nobody").text
+
+    engine = app.extensions["portal.db"].engine
+    forget_choices()
+    with count_queries(engine) as few:
+        assert buyer.get("/orders/arrivals").status_code == 200
+    for _ in range(4):
+        shipped(acme, 2, lines=3)
+    forget_choices()
+    with count_queries(engine) as many:
+        assert len(listed(buyer)) == 6
+    assert len(many) == len(few)
+
+
 def test_ship_to_choices_are_the_tenants_own_and_follow_new_warehouses_within_a_minute(app, session, monkeypatch):
     from portal.tenancy import services as tenancy
     from tests.factories import make_company_with_warehouse

@@ -399,8 +399,21 @@ class ChangeRequest(TenantOwned, Base):
 
 
 class ShipNotice(TenantOwned, Base):
+    """A shipment the supplier announced. ``sent`` until its goods have arrived (receipts matched to it by
+    ``services.settle_ship_notices``: then ``received``) or it is withdrawn (``cancelled``)."""
+
     __tablename__ = "ship_notices"
-    __table_args__ = (UniqueConstraint("tenant_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "number"),
+        # The arrivals list: the notices in transit, the soonest expected first.
+        Index(
+            "ix_ship_notices_in_transit",
+            "tenant_id",
+            "expected_arrival",
+            postgresql_where=text("state = 'sent'"),
+            sqlite_where=text("state = 'sent'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
     order_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_orders.id", ondelete="CASCADE"), index=True)

@@ -43,6 +43,7 @@ from portal.orders.models import (
     PurchaseOrderLine,
     ShipNotice,
     ShipNoticeLine,
+    ShipNoticeState,
     Source,
 )
 from portal.suppliers.models import Supplier
@@ -596,6 +597,82 @@ def ship_notice_with_lines(
         .order_by(line.position, ShipNoticeLine.id)
     ).all()  # fmt: skip
     return notice, list(items)
+
+
+ARRIVALS_PER_PAGE = 50
+
+
+@dataclass
+class ArrivalFilters:
+    warehouse_id: int | None = None
+    supplier_id: int | None = None
+    supplier_q: str = ""
+    arriving_from: date | None = None
+    arriving_to: date | None = None
+    page: int = 1
+
+
+@dataclass
+class ArrivalsPage:
+    rows: list[Any]
+    total: int
+    overdue: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // ARRIVALS_PER_PAGE))
+
+
+def arrivals(session: Session, context: PortalContext, filters: ArrivalFilters, today: date) -> ArrivalsPage:
+    """Shipments on their way: the ship notices sent and not yet received (``services.settle_ship_notices``)
+    or cancelled, the soonest expected first, with their order, supplier, ship-to, carrier and what they hold;
+    a supplier's people see their own. Counted (and the overdue ones, expected before ``today``) in the same
+    statement as the page's rows (two statements in all, one index: migration 0035)."""
+    notice = ShipNotice
+    conditions = [notice.tenant_id == context.tenant_id, notice.state == ShipNoticeState.SENT]
+    if context.supplier_id is not None:
+        conditions.append(notice.supplier_id == context.supplier_id)
+    else:
+        conditions += supplier_filter(
+            notice.supplier_id, tenant_id=context.tenant_id, supplier_id=filters.supplier_id,
+            search=filters.supplier_q, session=session,
+        )  # fmt: skip
+    if filters.arriving_from:
+        conditions.append(notice.expected_arrival >= filters.arriving_from)
+    if filters.arriving_to:
+        conditions.append(notice.expected_arrival <= filters.arriving_to)
+    chosen = select(notice.id, notice.expected_arrival).where(*conditions)
+    if filters.warehouse_id:
+        chosen = chosen.join(PurchaseOrder, PurchaseOrder.id == notice.order_id).where(
+            PurchaseOrder.warehouse_id == filters.warehouse_id
+        )
+    found = chosen.subquery("found")
+    total, overdue = session.execute(
+        select(func.count(), func.count().filter(found.c.expected_arrival < today)).select_from(found)
+    ).one()
+    if not total:
+        return ArrivalsPage([], 0, 0)
+    page = min(filters.page, max(1, -(-total // ARRIVALS_PER_PAGE)))
+    # Each notice's lines counted beside it (50 index lookups), not every notice line of the tenant grouped.
+    lines = (
+        select(func.count())
+        .where(ShipNoticeLine.tenant_id == context.tenant_id, ShipNoticeLine.notice_id == notice.id)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(notice.id, notice.number, notice.ship_date, notice.expected_arrival, notice.carrier,
+               notice.tracking_number, notice.packing_slip, PurchaseOrder.id.label("order_id"),
+               PurchaseOrder.number.label("order_number"), Supplier.name.label("supplier"),
+               Warehouse.name.label("warehouse"), lines.label("lines"))
+        .join(PurchaseOrder, and_(PurchaseOrder.id == notice.order_id, PurchaseOrder.tenant_id == context.tenant_id))
+        .join(Supplier, Supplier.id == notice.supplier_id)
+        .join(Warehouse, Warehouse.id == PurchaseOrder.warehouse_id)
+        .where(notice.tenant_id == context.tenant_id, notice.id.in_(select(found.c.id)))
+        .order_by(notice.expected_arrival, notice.id)
+        .limit(ARRIVALS_PER_PAGE)
+        .offset((page - 1) * ARRIVALS_PER_PAGE)
+    ).all()  # fmt: skip
+    return ArrivalsPage(list(rows), int(total), int(overdue))
 
 
 EXCEPTION_KINDS = {

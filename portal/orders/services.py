@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -1141,6 +1141,12 @@ def cancel_ship_notice(
     cancelled after it shipped stays as it was (the goods may still arrive; nothing changes on a final line)."""
     if notice.state != ShipNoticeState.SENT:
         raise ServiceError("Only a ship notice that has not been received can be cancelled.")
+    _, came = arrivals_by_notice(session, order).get(notice.id, (ZERO, ZERO))
+    if came > 0:
+        raise ServiceError(
+            f"Goods of ship notice {notice.number} have arrived ({quantity_text(came)} so far): it can no longer be "
+            "cancelled."
+        )
     claim_version(session, order, expected_version)
     lines = {line.id: line for line in order_lines(session, order)}
     notice_lines = session.execute(
@@ -1158,6 +1164,8 @@ def cancel_ship_notice(
             line.state = line_state_from_quantities(line, committed_quantity(session, line))
     notice.state = ShipNoticeState.CANCELLED
     session.flush()
+    # Received quantities the cancelled notice was counting on now go to the notices after it.
+    settle_ship_notices(session, order)
     actor.audit(
         session,
         "ship_notice.cancelled",
@@ -1217,7 +1225,81 @@ def record_receipt(
         {"order_id": order.id, "line_id": line.id, "receipt_id": receipt.id},
     )
     refresh_order(session, order, order_lines(session, order))
+    settle_ship_notices(session, order)
     return receipt
+
+
+def settle_ship_notices(session: Session, order: PurchaseOrder) -> None:
+    """Mark the order's ship notices received once their goods have arrived (``match_receipts``)."""
+    arrived = arrivals_by_notice(session, order)
+    done = sorted(notice_id for notice_id, (shipped, came) in arrived.items() if came >= shipped)
+    if done:
+        session.execute(
+            update(ShipNotice)
+            .where(ShipNotice.tenant_id == order.tenant_id, ShipNotice.id.in_(done),
+                   ShipNotice.state == ShipNoticeState.SENT)
+            .values(state=ShipNoticeState.RECEIVED)
+        )  # fmt: skip
+
+
+def arrivals_by_notice(session: Session, order: PurchaseOrder) -> dict[int, tuple[Decimal, Decimal]]:
+    """For each ship notice of ``order`` still waiting for its goods (sent, not received or cancelled): what it
+    shipped and what of it has arrived, by ``match_receipts`` over the order's live notices and receipts (two
+    statements; none more when no notice waits). Which notice a receipt answers depends on its date, so the
+    receipts are read, not only the lines' totals."""
+    tenant = order.tenant_id
+    shipped = session.execute(
+        select(ShipNotice.id, ShipNotice.state, ShipNotice.ship_date, ShipNoticeLine.line_id, ShipNoticeLine.quantity)
+        .join(ShipNoticeLine, and_(ShipNoticeLine.notice_id == ShipNotice.id, ShipNoticeLine.tenant_id == tenant))
+        .where(ShipNotice.tenant_id == tenant, ShipNotice.order_id == order.id,
+               ShipNotice.state != ShipNoticeState.CANCELLED)
+        .order_by(ShipNotice.ship_date, ShipNotice.id, ShipNoticeLine.id)
+    ).all()  # fmt: skip
+    waiting = {notice_id for notice_id, state, _, _, _ in shipped if state == ShipNoticeState.SENT}
+    if not waiting:
+        return {}
+    receipts = session.execute(
+        select(Receipt.line_id, Receipt.quantity, Receipt.received_on)
+        .join(PurchaseOrderLine, and_(PurchaseOrderLine.id == Receipt.line_id, PurchaseOrderLine.tenant_id == tenant))
+        .where(Receipt.tenant_id == tenant, PurchaseOrderLine.order_id == order.id)
+        .order_by(Receipt.received_on, Receipt.id)
+    ).all()  # fmt: skip
+    matched = match_receipts(
+        [(notice_id, ship_date, line_id, quantity) for notice_id, _, ship_date, line_id, quantity in shipped],
+        [(line_id, quantity, received_on) for line_id, quantity, received_on in receipts],
+    )
+    return {notice_id: figures for notice_id, figures in matched.items() if notice_id in waiting}
+
+
+def match_receipts(
+    shipped: Sequence[tuple[int, date, int, Decimal]], receipts: Sequence[tuple[int, Decimal, date]]
+) -> dict[int, tuple[Decimal, Decimal]]:
+    """What each notice shipped and what of it has arrived. Receipts name lines, not notices, so each receipt,
+    in the order they came, goes to the earliest notice (by ship date) of its line that still waits for goods and
+    was shipped on or before the day it arrived: goods that came before a notice was sent are not its goods.
+    What a receipt brings beyond every such notice (goods an ERP received without one) answers none.
+
+    ``shipped``: (notice, ship date, line, quantity), in ship date order; ``receipts``: (line, quantity, day)."""
+    open_quantity: dict[tuple[int, int], Decimal] = {}
+    by_line: dict[int, list[tuple[date, int]]] = {}
+    totals: dict[int, Decimal] = {}
+    for notice_id, ship_date, line_id, quantity in shipped:
+        key = (notice_id, line_id)
+        if key not in open_quantity:
+            by_line.setdefault(line_id, []).append((ship_date, notice_id))
+        open_quantity[key] = open_quantity.get(key, ZERO) + quantity
+        totals[notice_id] = totals.get(notice_id, ZERO) + quantity
+    came = dict.fromkeys(totals, ZERO)
+    for line_id, quantity, received_on in receipts:
+        left = quantity
+        for ship_date, notice_id in by_line.get(line_id, []):
+            if left <= 0 or ship_date > received_on:
+                break
+            taken = min(left, open_quantity[(notice_id, line_id)])
+            open_quantity[(notice_id, line_id)] -= taken
+            came[notice_id] += taken
+            left -= taken
+    return {notice_id: (total, came[notice_id]) for notice_id, total in totals.items()}
 
 
 def cancel_line(

@@ -688,6 +688,34 @@ def _exception_rows(filters: queries.ExceptionFilters, limit: int) -> tuple[list
     return queries.exceptions(db_sess, ctx(), filters, date.today(), days, limit=limit), days
 
 
+@bp.route("/orders/arrivals")
+@requires(Permission.ORDERS_VIEW)
+def arrivals() -> str:
+    """Shipments on their way (ship notices sent, their goods not yet all arrived), the soonest expected first:
+    the receiving team's day, and a supplier's own shipments in transit."""
+    context = ctx()
+    db_sess = db_session()
+    supplier_id, supplier_q = supplier_filter_args()
+    filters = queries.ArrivalFilters(
+        warehouse_id=_int_arg("warehouse"),
+        supplier_id=None if context.is_supplier else supplier_id,
+        supplier_q="" if context.is_supplier else supplier_q,
+        arriving_from=parse_date(request.args.get("from", "")),
+        arriving_to=parse_date(request.args.get("to", "")),
+        page=page_number(request.args),
+    )
+    today = date.today()
+    return render_template(
+        "orders/arrivals.html",
+        page=queries.arrivals(db_sess, context, filters, today),
+        filters=filters,
+        today=today,
+        warehouses=ship_to_choices(db_sess, context.tenant_id),
+        chosen_supplier=None if context.is_supplier else supplier_name(db_sess, context.tenant_id, filters.supplier_id),
+        args={k: v for k, v in request.args.items() if k != "page"},
+    )
+
+
 @bp.route("/orders/exceptions")
 @requires(Permission.ORDERS_MANAGE)
 def exceptions() -> str:
