@@ -320,15 +320,15 @@ def erp_sync(app, database, odoo, key: str, db: str, login: str, lines: int, thr
                     f"{total / elapsed:,.1f} syncs/s; {requests / elapsed / limit:.0%} of the limit"))  # fmt: skip
 
     # Latency: commit of a confirmation to the note's arrival in the ERP.
-    def one_latency(order_id: int) -> float:
-        committed = _confirm_orders(app, database, tenant_id, [order_id])[0]
-        with database.transaction(tenant_id=tenant_id) as s:
+    def one_latency(order_id: int, tenant: int = tenant_id, erp=odoo) -> float:  # type: ignore[no-untyped-def]
+        committed = _confirm_orders(app, database, tenant, [order_id])[0]
+        with database.transaction(tenant_id=tenant) as s:
             from portal.orders.models import CommitmentEntry
 
             ledger = max(s.execute(select(CommitmentEntry.id).where(CommitmentEntry.order_id == order_id)).scalars())
         marker = f"[portal commitment-{ledger}]"
-        wait(lambda: marker in odoo.state.posted_at, 120, "the note")
-        return odoo.state.posted_at[marker] - committed
+        wait(lambda: marker in erp.state.posted_at, 120, "the note")
+        return erp.state.posted_at[marker] - committed
 
     extra: list[int] = []
     for n in range(90):
@@ -361,6 +361,37 @@ def erp_sync(app, database, odoo, key: str, db: str, login: str, lines: int, thr
     loader.join()
     results.append(("confirmation-to-ERP latency, under load (30, with 1,000 lines being pushed)",
                     f"p50 {statistics.median(loaded) * 1000:,.0f} ms, p95 {pct(loaded, 0.95) * 1000:,.0f} ms"))  # fmt: skip
+    wait(lambda: _synced(database, tenant_id) >= total + 4 * len(bulk) + 60, 1800, "the first bulk")
+
+    # Another tenant's confirmations while this tenant's next 1,000 lines are pushed: beyond its fair share,
+    # this tenant's events wait in the bulk queue (PORTAL_QUEUE_FAIR_SHARE=1000000000 gives every tenant room in
+    # the shared queue: one FIFO queue, as before the shares).
+    from portal.erp.models import ErpKind
+    from tests.odoo_double import API_KEY, DATABASE, LOGIN, OdooProtocolDouble
+
+    with OdooProtocolDouble(19, latency=0.020) as other_erp:
+        for n in range(30):
+            other_erp.state.make_order("Other Supplier", [(f"O{n}", 5, 1.0, soon)])
+        other = _connected_tenant(app, database, "Bench Other Tenant", ErpKind.ODOO, other_erp.url, DATABASE, LOGIN,
+                                  API_KEY)  # fmt: skip
+        _pull_and_settle(app, database, other)
+        with database.transaction(tenant_id=other) as s:
+            other_orders = list(s.execute(select(PurchaseOrder.id).order_by(PurchaseOrder.id)).scalars())
+        for n in range(250):
+            odoo.state.make_order(f"Load Supplier {n % 20}", [(f"Y{n}-{i}", 7, 1.0, soon) for i in range(4)])
+        _pull_and_settle(app, database, tenant_id)
+        with database.transaction(tenant_id=tenant_id) as s:
+            known |= set(bulk)
+            second_bulk = [i for i in s.execute(select(PurchaseOrder.id).order_by(PurchaseOrder.id)).scalars()
+                           if i not in known]  # fmt: skip
+        loader = threading.Thread(target=_confirm_orders, args=(app, database, tenant_id, second_bulk), daemon=True)
+        loader.start()
+        time.sleep(1.0)
+        others = [one_latency(order_id, other, other_erp) for order_id in other_orders]
+        loader.join()
+    share = os.environ.get("PORTAL_QUEUE_FAIR_SHARE", "100")
+    results.append((f"another tenant's confirmation-to-ERP latency, under this load (30; share {share} / 10 s)",
+                    f"p50 {statistics.median(others) * 1000:,.0f} ms, p95 {pct(others, 0.95) * 1000:,.0f} ms"))  # fmt: skip
     return results
 
 

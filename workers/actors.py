@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from functools import partial
 from typing import Any
@@ -22,8 +23,8 @@ import portal.erp.handlers
 import portal.exports.handlers
 import portal.notifications.handlers  # noqa: F401
 from portal import outbox
-from workers import context
-from workers.broker import QUEUE, broker
+from workers import context, fairness
+from workers.broker import BULK_PRIORITY, BULK_QUEUE, QUEUE, broker
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,18 @@ TIME_LIMIT_MS = 55_000
 MAX_AGE_MS = 6 * 3600 * 1000
 
 
-@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=TIME_LIMIT_MS, max_age=MAX_AGE_MS)
-def handle_event(tenant_id: int, event_id: int) -> None:
+def fair_pair(
+    fn: Callable[..., None], actor_name: str, *, broker: dramatiq.Broker | None = None, **options: Any
+) -> tuple[dramatiq.Actor[..., None], dramatiq.Actor[..., None]]:
+    """``fn`` as two actors: one on the queue every tenant's work shares, one on the bulk queue at a lower
+    priority, for what a tenant sends beyond its fair share (``workers.fairness``)."""
+    fast = dramatiq.actor(actor_name=actor_name, queue_name=QUEUE, broker=broker, **options)(fn)
+    bulk = dramatiq.actor(actor_name=f"{actor_name}_bulk", queue_name=BULK_QUEUE, priority=BULK_PRIORITY,
+                          broker=broker, **options)(fn)  # fmt: skip
+    return fast, bulk
+
+
+def _handle_event(tenant_id: int, event_id: int) -> None:
     """Run an outbox event's handlers (see ``portal.outbox.process_event``)."""
     with context.app_context():
         outcome = outbox.process_event(context.database(), tenant_id, event_id)
@@ -44,13 +55,17 @@ def handle_event(tenant_id: int, event_id: int) -> None:
         publish(tenant_id, event_id, int(outcome.retry_in / timedelta(milliseconds=1)))
 
 
-@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=TIME_LIMIT_MS, max_age=MAX_AGE_MS)
-def handle_events(tenant_id: int, event_ids: list[int]) -> None:
+def _handle_events(tenant_id: int, event_ids: list[int]) -> None:
     """Several events of one transaction, sent as one message by the request that wrote them: each goes on
     as a message of its own (its own attempts, any worker thread). A send that fails here leaves the rest to
     the relay's sweep."""
     for event_id in event_ids:
         publish(tenant_id, event_id)
+
+
+EVENT_OPTIONS: dict[str, Any] = {"max_retries": 0, "time_limit": TIME_LIMIT_MS, "max_age": MAX_AGE_MS}
+handle_event, handle_event_bulk = fair_pair(_handle_event, "handle_event", **EVENT_OPTIONS)
+handle_events, handle_events_bulk = fair_pair(_handle_events, "handle_events", **EVENT_OPTIONS)
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=TIME_LIMIT_MS)
@@ -84,7 +99,8 @@ def document_expiry() -> None:
                 documents.run_expiry(session, tenant_id=tenant_id, today=today)
 
 
-@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=5 * 60_000)
+# The long per-tenant jobs run from the bulk queue: a tenant's intake or detection never holds up events.
+@dramatiq.actor(queue_name=BULK_QUEUE, priority=BULK_PRIORITY, max_retries=0, time_limit=5 * 60_000)
 def pull_erp(tenant_id: int) -> None:
     """Intake from the tenant's ERP: new and changed orders, then receipts."""
     from portal.erp.handlers import pull_tenant
@@ -102,7 +118,7 @@ def pull_erp_all() -> None:
             pull_erp.send(tenant_id)
 
 
-@dramatiq.actor(queue_name=QUEUE, max_retries=0, time_limit=10 * 60_000)
+@dramatiq.actor(queue_name=BULK_QUEUE, priority=BULK_PRIORITY, max_retries=0, time_limit=10 * 60_000)
 def detect_exceptions(tenant_id: int) -> None:
     """Open and close the alerts of late, at-risk, partial and unconfirmed lines."""
     from portal.orders.alerts import detect
@@ -169,20 +185,35 @@ _down_until = 0.0
 _down_lock = threading.Lock()
 
 
+_share: fairness.FairShare | None = None
+
+
+def fair_share() -> fairness.FairShare:
+    global _share
+    if _share is None:
+        _share = fairness.from_environment()
+    return _share
+
+
 def publish(tenant_id: int, event_id: int, delay_ms: int = 0) -> None:
-    _send(handle_event, tenant_id, event_id, delay_ms=delay_ms)
+    """Send an outbox event to the workers: on the shared queue while the tenant is within its share, else on
+    the bulk queue (each event counts, retries too)."""
+    _send(lambda: handle_event if fair_share().admit(tenant_id) else handle_event_bulk, tenant_id, event_id,
+          delay_ms=delay_ms)  # fmt: skip
 
 
 def publish_batch(tenant_id: int, event_ids: list[int]) -> None:
-    _send(handle_events, tenant_id, list(event_ids))
+    """A transaction's events as one message; its events are counted when it splits them (``publish``)."""
+    _send(lambda: handle_events if fair_share().within(tenant_id, len(event_ids)) else handle_events_bulk,
+          tenant_id, list(event_ids))  # fmt: skip
 
 
-def _send(actor: dramatiq.Actor[..., None], *args: Any, delay_ms: int = 0) -> None:
+def _send(choose: Callable[[], dramatiq.Actor[..., None]], *args: Any, delay_ms: int = 0) -> None:
     global _down_until
     if time.monotonic() < _down_until:
         raise ConnectionError("queue marked unavailable; the relay will send this event")
     try:
-        actor.send_with_options(args=args, delay=delay_ms or None)
+        choose().send_with_options(args=args, delay=delay_ms or None)
     except Exception:
         with _down_lock:
             _down_until = time.monotonic() + _QUEUE_DOWN_PAUSE
@@ -196,9 +227,13 @@ __all__ = [
     "detect_exceptions",
     "detect_exceptions_all",
     "document_expiry",
+    "fair_pair",
+    "fair_share",
     "fill_missing_scorecards",
     "handle_event",
+    "handle_event_bulk",
     "handle_events",
+    "handle_events_bulk",
     "prune_outbox",
     "publish",
     "publish_batch",

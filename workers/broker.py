@@ -17,6 +17,10 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
 QUEUE = "portal"
+# A tenant's events beyond its fair share (``workers.fairness``) and the long per-tenant jobs: a queue of their
+# own, consumed beside QUEUE, whose actors run at a lower priority (dramatiq runs the lowest number first).
+BULK_QUEUE = "portal-bulk"
+BULK_PRIORITY = 100
 
 
 def build_broker(redis_url: str | None, *, namespace: str | None = None) -> dramatiq.Broker:
