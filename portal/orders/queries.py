@@ -626,8 +626,8 @@ class ArrivalsPage:
 def arrivals(session: Session, context: PortalContext, filters: ArrivalFilters, today: date) -> ArrivalsPage:
     """Shipments on their way: the ship notices sent and not yet received (``services.settle_ship_notices``)
     or cancelled, the soonest expected first, with their order, supplier, ship-to, carrier and what they hold;
-    a supplier's people see their own. Counted (and the overdue ones, expected before ``today``) in the same
-    statement as the page's rows (two statements in all, one index: migration 0035)."""
+    a supplier's people see their own. Counted, with the overdue ones (expected before ``today``), in one
+    statement, the page's rows read in another; both find the notices through one index (migration 0035)."""
     notice = ShipNotice
     conditions = [notice.tenant_id == context.tenant_id, notice.state == ShipNoticeState.SENT]
     if context.supplier_id is not None:
