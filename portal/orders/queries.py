@@ -641,14 +641,13 @@ def arrivals(session: Session, context: PortalContext, filters: ArrivalFilters, 
         conditions.append(notice.expected_arrival >= filters.arriving_from)
     if filters.arriving_to:
         conditions.append(notice.expected_arrival <= filters.arriving_to)
-    chosen = select(notice.id, notice.expected_arrival).where(*conditions)
     if filters.warehouse_id:
-        chosen = chosen.join(PurchaseOrder, PurchaseOrder.id == notice.order_id).where(
-            PurchaseOrder.warehouse_id == filters.warehouse_id
+        in_warehouse = select(PurchaseOrder.id).where(
+            PurchaseOrder.tenant_id == context.tenant_id, PurchaseOrder.warehouse_id == filters.warehouse_id
         )
-    found = chosen.subquery("found")
+        conditions.append(notice.order_id.in_(in_warehouse))
     total, overdue = session.execute(
-        select(func.count(), func.count().filter(found.c.expected_arrival < today)).select_from(found)
+        select(func.count(), func.count().filter(notice.expected_arrival < today)).where(*conditions)
     ).one()
     if not total:
         return ArrivalsPage([], 0, 0)
@@ -659,18 +658,27 @@ def arrivals(session: Session, context: PortalContext, filters: ArrivalFilters, 
         .where(ShipNoticeLine.tenant_id == context.tenant_id, ShipNoticeLine.notice_id == notice.id)
         .scalar_subquery()
     )
+    # The page's notices are chosen from the notices alone, in the index's order, then joined to their orders,
+    # suppliers and ship-tos (as the exceptions choose their lines first).
+    chosen = (
+        select(notice.id)
+        .where(*conditions)
+        .order_by(notice.expected_arrival, notice.id)
+        .limit(ARRIVALS_PER_PAGE)
+        .offset((page - 1) * ARRIVALS_PER_PAGE)
+        .subquery("chosen")
+    )
     rows = session.execute(
         select(notice.id, notice.number, notice.ship_date, notice.expected_arrival, notice.carrier,
                notice.tracking_number, notice.packing_slip, PurchaseOrder.id.label("order_id"),
                PurchaseOrder.number.label("order_number"), Supplier.name.label("supplier"),
                Warehouse.name.label("warehouse"), lines.label("lines"))
+        .select_from(chosen)
+        .join(notice, and_(notice.id == chosen.c.id, notice.tenant_id == context.tenant_id))
         .join(PurchaseOrder, and_(PurchaseOrder.id == notice.order_id, PurchaseOrder.tenant_id == context.tenant_id))
         .join(Supplier, Supplier.id == notice.supplier_id)
         .join(Warehouse, Warehouse.id == PurchaseOrder.warehouse_id)
-        .where(notice.tenant_id == context.tenant_id, notice.id.in_(select(found.c.id)))
         .order_by(notice.expected_arrival, notice.id)
-        .limit(ARRIVALS_PER_PAGE)
-        .offset((page - 1) * ARRIVALS_PER_PAGE)
     ).all()  # fmt: skip
     return ArrivalsPage(list(rows), int(total), int(overdue))
 
