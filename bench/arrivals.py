@@ -11,9 +11,7 @@ Usage: python bench/arrivals.py   (after python bench/orders_data.py)
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import time
 import timeit
 from pathlib import Path
 
@@ -52,7 +50,7 @@ def run(owner, sql: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    from bench.dashboard import in_process_env, signed_in_buyer
+    from bench.dashboard import in_process_env, p50_p95, signed_in_buyer
 
     owner = create_engine(f"postgresql+psycopg://portal_owner@127.0.0.1:5432/{DB}")
     run(owner, REMOVE)
@@ -81,16 +79,8 @@ def main() -> None:
             "a supplier search": "/orders/arrivals?supplier_q=Supplier%200001",
         }
         for name, url in cases.items():
-            for _ in range(5):
-                assert client.get(url).status_code == 200, url
-            times = []
-            for _ in range(30):
-                started = time.perf_counter()
-                client.get(url)
-                times.append(time.perf_counter() - started)
-            times.sort()
-            p95 = times[round(0.95 * (len(times) - 1))]
-            print(f"{name:<28} p50 {statistics.median(times) * 1000:6.1f} ms   p95 {p95 * 1000:6.1f} ms")
+            p50, p95 = p50_p95(client, url)
+            print(f"{name:<28} p50 {p50 * 1000:6.1f} ms   p95 {p95 * 1000:6.1f} ms")
     finally:
         run(owner, REMOVE)
 

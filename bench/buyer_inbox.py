@@ -10,9 +10,7 @@ Usage: python bench/buyer_inbox.py   (after python bench/orders_data.py)
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import time
 import timeit
 from pathlib import Path
 
@@ -25,7 +23,7 @@ SORTS = ("due", "-due", "number", "-date", "-value")
 
 
 def main() -> None:
-    from bench.dashboard import in_process_env, signed_in_buyer
+    from bench.dashboard import in_process_env, p50_p95, signed_in_buyer
 
     os.environ.update(in_process_env(DB, "/tmp/bench-buyer-inbox"))
     from portal import create_app
@@ -39,18 +37,9 @@ def main() -> None:
     for tab in TABS:
         cells = []
         for sort in SORTS:
-            url = f"/orders?tab={tab}&sort={sort}"
-            for _ in range(5):
-                assert client.get(url).status_code == 200, url
-            times = []
-            for _ in range(30):
-                started = time.perf_counter()
-                client.get(url)
-                times.append(time.perf_counter() - started)
-            times.sort()
-            p95 = times[round(0.95 * (len(times) - 1))]
+            p50, p95 = p50_p95(client, f"/orders?tab={tab}&sort={sort}")
             worst = max(worst, p95)
-            cells.append(f"{statistics.median(times) * 1000:7.0f} / {p95 * 1000:4.0f}")
+            cells.append(f"{p50 * 1000:7.0f} / {p95 * 1000:4.0f}")
         print(f"{tab:<16}" + "".join(f"{cell:>18}" for cell in cells))
     print(f"slowest p95: {worst * 1000:.0f} ms")
 

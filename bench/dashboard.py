@@ -141,6 +141,19 @@ def signed_in_buyer(app, tenant_id: int = 1):  # type: ignore[no-untyped-def]
     return client
 
 
+def p50_p95(client, url: str, warm: int = 5, runs: int = 30) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Seconds a page takes through a test client, median and 95th percentile of ``runs`` after ``warm``."""
+    for _ in range(warm):
+        assert client.get(url).status_code == 200, url
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        client.get(url)
+        times.append(time.perf_counter() - started)
+    times.sort()
+    return statistics.median(times), times[round(0.95 * (len(times) - 1))]
+
+
 def wrk(url: str, seconds: int, cookie: str | None = None, headers: tuple[str, ...] = ()) -> dict[str, float]:
     command = ["wrk", "-t2", "-c32", f"-d{seconds}s", "-s", str(ROOT / "bench" / "report.lua"), url]
     for header in (*((f"Cookie: {cookie}",) if cookie else ()), *headers):
