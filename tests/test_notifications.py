@@ -256,6 +256,49 @@ def test_the_buyers_changes_to_an_order_reach_the_suppliers_people(mail_app, com
     ]  # fmt: skip
 
 
+def test_a_received_shipment_tells_the_suppliers_people_and_systems(mail_app, committed_db, world, receiver):
+    """Once the goods of a ship notice have all arrived, the notice is received: the supplier's people are told,
+    and its systems through a webhook on ``ship_notice.received``; an order number with braces is shown as
+    typed."""
+    from decimal import Decimal
+
+    tenant_id = world["tenant_id"]
+    with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.id == world["order_id"])).scalar_one()
+        order.number = "PO-{7001}"
+        services.create_webhook(
+            s, tenant_id=tenant_id, supplier_id=world["supplier_id"], url=receiver.url,
+            topics=["ship_notice.received"], description="ERP", actor=ACTOR, allow_private=True,
+        )  # fmt: skip
+        orders.accept_all(s, order=order, expected_version=None, actor=ACTOR)
+        first = orders.order_lines(s, order)[0]
+        notice = orders.create_ship_notice(
+            s, order=order, quantities={first.id: first.quantity}, expected_version=None, actor=ACTOR,
+            shipment=orders.ShipmentInput(date.today(), date.today()),
+        )  # fmt: skip
+        short = first.quantity - Decimal(1)
+        orders.record_receipt(s, order=order, line=first, quantity=short, received_on=date.today(), actor=ACTOR)
+    with mail_app.app_context():
+        drain(committed_db, tenant_id)
+    assert not [n for n in _notifications(committed_db, tenant_id) if n.topic == "ship_notice.received"]  # 1 short
+    with mail_app.app_context(), tenant_session(committed_db, tenant_id) as s:
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.id == world["order_id"])).scalar_one()
+        first = orders.order_lines(s, order)[0]
+        orders.record_receipt(s, order=order, line=first, quantity=Decimal(1), received_on=date.today(), actor=ACTOR)
+    with mail_app.app_context():
+        drain(committed_db, tenant_id)
+    told = [n for n in _notifications(committed_db, tenant_id) if n.topic == "ship_notice.received"]
+    assert {n.user_id for n in told} == {p.user.id for p in world["supplier_people"]}  # not the buyers
+    assert {(n.title, n.body) for n in told} == {
+        ("Your shipment for order PO-{7001} was received",
+         f"Northwind has received all the goods of ship notice {notice.number}.")
+    }  # fmt: skip
+    delivered = [json.loads(call["body"]) for call in receiver.calls]
+    assert [(body["topic"], body["data"]["ship_notice_id"]) for body in delivered] == [
+        ("ship_notice.received", notice.id)
+    ]
+
+
 def test_a_revised_line_asks_the_supplier_again_and_an_erp_change_asks_the_buyers_to_choose(
     mail_app, committed_db, world
 ):

@@ -235,6 +235,16 @@ def shipped(session: Session, event: OutboxEvent) -> None:
     services.fan_out_webhooks(session, event)
 
 
+@handler("ship_notice.received")
+def shipment_received(session: Session, event: OutboxEvent) -> None:
+    customer = _customer(session, event.tenant_id)
+    notice = f"ship notice {event.payload['number']}" if event.payload.get("number") else "this shipment"
+    # The title is a template ({order}); what people typed (the number) goes only into the body.
+    _for_supplier(session, event, "Your shipment for order {order} was received",
+                  f"{customer} has received all the goods of {notice}.")  # fmt: skip
+    services.fan_out_webhooks(session, event)
+
+
 MESSAGE_EXCERPT = 300  # characters of a message in its notification; the order page has it whole
 
 

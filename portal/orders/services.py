@@ -1230,16 +1230,22 @@ def record_receipt(
 
 
 def settle_ship_notices(session: Session, order: PurchaseOrder) -> None:
-    """Mark the order's ship notices received once their goods have arrived (``match_receipts``)."""
+    """Mark the order's ship notices received once their goods have arrived (``match_receipts``), each with a
+    ``ship_notice.received`` event (the supplier's people are told, and its systems through their webhooks)."""
     arrived = arrivals_by_notice(session, order)
     done = sorted(notice_id for notice_id, (shipped, came) in arrived.items() if came >= shipped)
-    if done:
-        session.execute(
-            update(ShipNotice)
-            .where(ShipNotice.tenant_id == order.tenant_id, ShipNotice.id.in_(done),
-                   ShipNotice.state == ShipNoticeState.SENT)
-            .values(state=ShipNoticeState.RECEIVED)
-        )  # fmt: skip
+    if not done:
+        return
+    received = session.execute(
+        update(ShipNotice)
+        .where(ShipNotice.tenant_id == order.tenant_id, ShipNotice.id.in_(done),
+               ShipNotice.state == ShipNoticeState.SENT)
+        .values(state=ShipNoticeState.RECEIVED)
+        .returning(ShipNotice.id, ShipNotice.number)
+    ).all()  # fmt: skip
+    for notice_id, number in received:
+        emit(session, order.tenant_id, "ship_notice.received",
+             {"order_id": order.id, "ship_notice_id": notice_id, "number": number})  # fmt: skip
 
 
 def arrivals_by_notice(session: Session, order: PurchaseOrder) -> dict[int, tuple[Decimal, Decimal]]:
