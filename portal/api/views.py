@@ -533,13 +533,9 @@ def messages(order_id: int) -> Response:
 @requires_key(Permission.ORDERS_MESSAGE)
 def message_file(order_id: int, message_id: int, file_id: int) -> Response:
     """A file attached to a message on the order (a drawing, a specification), as sent."""
-    from portal.documents.views import send_stored
-    from portal.orders import queries
+    from portal.orders import printing
 
-    attached = queries.message_file(db_session(), _order(order_id), message_id, file_id)
-    if attached is None:
-        abort(404)
-    return send_stored(attached.storage_key, attached.content_type, attached.original_name)
+    return printing.message_file_download(db_session(), _order(order_id), message_id, file_id)
 
 
 @bp.get("/orders/<int:order_id>/ship-notices/<int:notice_id>/packing-slip")

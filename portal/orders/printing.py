@@ -1,11 +1,12 @@
-"""The orders' printed documents: the purchase order and a ship notice's packing slip, as PDFs (WeasyPrint with
-the fetcher that loads only the portal's own files, ``portal/pdf.py``). The portal's pages and the supplier API
-give the same documents."""
+"""The orders' documents to download: the purchase order and a ship notice's packing slip, as PDFs (WeasyPrint
+with the fetcher that loads only the portal's own files, ``portal/pdf.py``), and the files on order messages.
+The portal's pages and the supplier API give the same documents, through these functions."""
 
 from __future__ import annotations
 
 import re
 
+import werkzeug.wrappers
 from flask import Response, abort, render_template
 from sqlalchemy.orm import Session
 
@@ -35,11 +36,11 @@ def packing_slip_pdf(
     if found is None:
         return None
     notice, items = found
-    view = queries.order_view(session, order)
+    parties = queries.order_parties(session, order)  # the header's names only, not the whole order page
     html = render_template(
-        "orders/packing_slip.html", asset_base=ASSET_BASE, v=view, o=order, notice=notice, items=items,
-        barcode=code128_svg(notice.number), tenant_name=tenant_name, company_name=view.company_name,
-        buyer_name=view.buyer_name, printed=_printed(),
+        "orders/packing_slip.html", asset_base=ASSET_BASE, v=parties, o=order, notice=notice, items=items,
+        barcode=code128_svg(notice.number), tenant_name=tenant_name, company_name=parties.company_name,
+        buyer_name=parties.buyer_name, printed=_printed(),
     )  # fmt: skip
     return notice, html_to_pdf(html)
 
@@ -52,6 +53,19 @@ def packing_slip_download(session: Session, order: PurchaseOrder, notice_id: int
         abort(404)
     notice, data = printed
     return pdf_response(data, "packing-slip", notice.number)
+
+
+def message_file_download(
+    session: Session, order: PurchaseOrder, message_id: int, file_id: int
+) -> werkzeug.wrappers.Response:
+    """A file attached to a message on ``order`` (loaded through the tenant and the supplier account), as sent:
+    404 unless it is one of that order's messages' files."""
+    from portal.documents.views import send_stored
+
+    attached = queries.message_file(session, order, message_id, file_id)
+    if attached is None:
+        abort(404)
+    return send_stored(attached.storage_key, attached.content_type, attached.original_name)
 
 
 def pdf_response(data: bytes, stem: str, number: str) -> Response:

@@ -562,6 +562,25 @@ def order_view(session: Session, order: PurchaseOrder) -> OrderView:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class OrderParties:
+    """Who an order binds and where it goes: what a printed document's header names."""
+
+    warehouse: Warehouse
+    supplier: Supplier
+    company_name: str
+    buyer_name: str
+
+
+def order_parties(session: Session, order: PurchaseOrder) -> OrderParties:
+    """The order's ship-to, supplier, company and buyer, in the order page's one statement for them."""
+    params = {"tenant_id": order.tenant_id, "order_id": order.id}
+    warehouse, supplier, company_name, buyer_name, buyer_email = session.execute(
+        _order_page_statements().places, params
+    ).one()
+    return OrderParties(warehouse, supplier, company_name, buyer_name or buyer_email or "")
+
+
 def message_file(session: Session, order: PurchaseOrder, message_id: int, file_id: int) -> OrderMessageFile | None:
     """A file attached to a message on ``order`` (already loaded through the tenant and the supplier account):
     looked for only among that order's messages, so an id alone reaches nothing."""

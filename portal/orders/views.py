@@ -460,12 +460,9 @@ def message(order_id: int):
 def message_file(order_id: int, message_id: int, file_id: int) -> Response:
     """A file attached to a message on the order, for whoever sees the order (through the order: another
     supplier's or tenant's order answers 404 before the file is looked for)."""
-    from portal.documents.views import send_stored
+    from portal.orders import printing
 
-    attached = queries.message_file(db_session(), _order(order_id), message_id, file_id)
-    if attached is None:
-        abort(404)
-    return send_stored(attached.storage_key, attached.content_type, attached.original_name)
+    return printing.message_file_download(db_session(), _order(order_id), message_id, file_id)
 
 
 @bp.route("/orders/<int:order_id>/ship-notices/<int:notice_id>.pdf")
