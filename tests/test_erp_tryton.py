@@ -262,6 +262,54 @@ def test_commitments_reach_tryton_exactly_once_and_receipts_drive_alerts(
         assert s.execute(select(OutboxEvent.id).where(OutboxEvent.topic == "order.revised_in_erp")).all() == []
 
 
+def test_a_receipt_whose_shipment_names_a_ship_notice_settles_that_notice(
+    committed_app, committed_db, portal_tenant, erp
+):
+    """The receiving clerk scans the packing slip's ship notice number into the Tryton shipment's reference: the
+    pulled receipt names that notice and settles it, though an earlier notice of the same line waits too. A
+    reference that names no notice (the carrier's delivery note) still brings the receipt, matched by date."""
+    from portal.orders.models import ShipNotice, ShipNoticeState
+    from portal.orders.services import ShipmentInput
+
+    today = date.today()
+    purchase, (line_id,) = erp.purchase("Acme Fasteners", [("HB-M12", 100, "1.20", today + timedelta(days=10))])
+    _pull(committed_app, committed_db, portal_tenant)
+    (line,) = _portal_lines(committed_db, portal_tenant, purchase)
+    deliveries = (Delivery(D("50"), today + timedelta(days=9)), Delivery(D("50"), today + timedelta(days=10)))
+    _answer_and_approve(committed_app, committed_db, portal_tenant, purchase,
+                        [LineAnswer(line.id, "change", deliveries)])  # fmt: skip
+    with committed_app.app_context():
+        drain(committed_db, portal_tenant)
+    assert erp.open_moves(line_id) == [(d.quantity, d.date) for d in deliveries]
+    with committed_app.app_context(), tenant_session(committed_db, portal_tenant) as s:
+        order = s.execute(select(PurchaseOrder).where(PurchaseOrder.erp_ref == str(purchase))).scalar_one()
+        early, later = (
+            orders.create_ship_notice(s, order=order, quantities={line.id: D("50")},
+                                      shipment=ShipmentInput(today - timedelta(days=n), today),
+                                      expected_version=None, actor=SUPPLIER_ACTOR)
+            for n in (2, 1)
+        )  # fmt: skip
+        numbers = early.number, later.number
+    first_move, second_move = (m["id"] for m in erp.moves(line_id) if m["state"] == "draft")
+    erp.receive([first_move], "Acme Fasteners", today, reference=numbers[1])
+    _pull(committed_app, committed_db, portal_tenant)
+    with tenant_session(committed_db, portal_tenant) as s:
+        receipt = s.execute(select(Receipt).where(Receipt.line_id == line.id)).scalar_one()
+        found = s.execute(select(ShipNotice).where(ShipNotice.order_id == line.order_id)).scalars()
+        notices = {n.number: n for n in found}
+        assert receipt.ship_notice_id == notices[numbers[1]].id
+        assert [notices[n].state for n in numbers] == [ShipNoticeState.SENT, ShipNoticeState.RECEIVED]
+
+    erp.receive([second_move], "Acme Fasteners", today, reference="DHL delivery 0042")
+    _pull(committed_app, committed_db, portal_tenant)
+    with tenant_session(committed_db, portal_tenant) as s:
+        receipts = s.execute(select(Receipt).where(Receipt.line_id == line.id).order_by(Receipt.id)).scalars().all()
+        assert [(r.quantity, r.ship_notice_id is None) for r in receipts] == [(D("50"), False), (D("50"), True)]
+        states = s.execute(select(ShipNotice.state).where(ShipNotice.order_id == line.order_id)
+                           .order_by(ShipNotice.id)).scalars().all()  # fmt: skip
+        assert states == [ShipNoticeState.RECEIVED, ShipNoticeState.RECEIVED]
+
+
 def _quotation_in_portal(app, database, tenant_id: int, erp: TrytonData, code: str, requested: date):  # type: ignore[no-untyped-def]
     """A one-line Tryton quotation (20 units of ``code``), pulled: its id, its line's, and the portal's line."""
     purchase, (line_id,) = erp.purchase(f"Quote {code}", [(code, 20, "3.00", requested)], confirm=False)

@@ -143,6 +143,16 @@ def test_buyer_creates_an_order_by_form_with_errors_named_by_line(app, session):
     assert order.buyer_id == buyer.user.id and str(order.total_value) == "250.0000"
 
 
+def upload_receipts(client: PortalClient, text: str):  # type: ignore[no-untyped-def]
+    """Upload ``text`` as a receipts CSV through the import form."""
+    token = csrf_from(client.get("/orders/receipts/import").text)
+    return client.client.post(
+        "/orders/receipts/import",
+        data={"csrf_token": token, "file": (io.BytesIO(text.encode()), "r.csv")},
+        content_type="multipart/form-data",
+    )
+
+
 def test_receipts_import_is_all_or_nothing(app, session):
     from decimal import Decimal
 
@@ -159,25 +169,18 @@ def test_receipts_import_is_all_or_nothing(app, session):
     client = PortalClient(app.test_client())
     client.sign_in(buyer.email, PASSWORD, buyer.secret)
 
-    def upload(text: str):  # type: ignore[no-untyped-def]
-        token = csrf_from(client.get("/orders/receipts/import").text)
-        return client.client.post(
-            "/orders/receipts/import",
-            data={"csrf_token": token, "file": (io.BytesIO(text.encode()), "r.csv")},
-            content_type="multipart/form-data",
-        )
-
     head = "order_number,line,quantity,received_on,erp_ref\n"
-    refused = upload(
+    refused = upload_receipts(
+        client,
         head + f"{order.number},1,60,2026-11-25,WH/IN/1\n{order.number},7,5,2026-11-25,\n"
-        f"NOPE,1,5,2026-11-25,\n{order.number},2,x,25.11.2026,\n"
+        f"NOPE,1,5,2026-11-25,\n{order.number},2,x,25.11.2026,\n",
     )
     assert refused.status_code == 422
     assert f"Row 3: order {order.number} has no line &#39;7&#39;." in refused.text
     assert "Row 4: no order &#39;NOPE&#39;." in refused.text and "Row 5: quantity must be a number" in refused.text
     session.expire_all()
     assert all(line.received_quantity == 0 for line in svc.order_lines(session, order))  # nothing kept
-    done = upload(head + f"{order.number},1,60,2026-11-25,WH/IN/1\n{order.number},2,40,2026-11-26,\n")
+    done = upload_receipts(client, head + f"{order.number},1,60,2026-11-25,WH/IN/1\n{order.number},2,40,2026-11-26,\n")
     assert done.status_code == 302
     session.expire_all()
     first, second = svc.order_lines(session, order)
@@ -185,11 +188,66 @@ def test_receipts_import_is_all_or_nothing(app, session):
     assert second.state == LineState.RECEIVED
 
     # The same file again, then an export that repeats it and adds one: a referenced receipt counts once.
-    again = upload(head + f"{order.number},1,60,2026-11-25,WH/IN/1\n{order.number},1,10,2026-11-27,WH/IN/2\n")
+    again = upload_receipts(
+        client, head + f"{order.number},1,60,2026-11-25,WH/IN/1\n{order.number},1,10,2026-11-27,WH/IN/2\n"
+    )
     assert again.status_code == 302
     landed = client.get(again.headers["Location"]).text
     assert "1 receipt recorded. 1 receipt was recorded already (by their reference) and left out." in landed
-    twice = upload(head + f"{order.number},1,5,2026-11-28,WH/IN/3\n{order.number},1,5,2026-11-28,WH/IN/3\n")
+    twice = upload_receipts(
+        client, head + f"{order.number},1,5,2026-11-28,WH/IN/3\n{order.number},1,5,2026-11-28,WH/IN/3\n"
+    )
     assert twice.status_code == 422 and "Row 3: reference &#39;WH/IN/3&#39; is on row 2 too." in twice.text
     session.expire_all()
     assert first.received_quantity == Decimal("70")
+
+
+def test_imported_receipts_name_the_ship_notice_their_goods_came_with(app, session):
+    """The optional ``ship_notice`` column: a named notice is settled by its goods, not the earlier one the dates
+    would choose; a number that fits no notice of the row's order and line is the row's error, and the whole
+    file is refused."""
+    from datetime import date, timedelta
+    from decimal import Decimal
+
+    from portal.auth.services import Actor
+    from portal.orders import services as svc
+    from portal.orders.models import Receipt, ShipNoticeState
+    from tests.factories import make_order
+
+    tenant = make_tenant(session)
+    supplier = make_supplier(session, tenant)
+    order = make_order(session, tenant, supplier, [("100", "1", 5), ("40", "1", 9)])
+    seller = Actor(None, "t", "")
+    svc.accept_all(session, order=order, expected_version=None, actor=seller)
+    first, second = svc.order_lines(session, order)
+    monday = date.today() - timedelta(days=7)
+    early, later = (
+        svc.create_ship_notice(session, order=order, quantities={first.id: Decimal("50")},
+                               shipment=svc.ShipmentInput(monday + timedelta(days=n), monday + timedelta(days=n + 2)),
+                               expected_version=None, actor=seller)
+        for n in (0, 1)
+    )  # fmt: skip
+    buyer = make_member(session, tenant, Role.BUYER)
+    client = PortalClient(app.test_client())
+    client.sign_in(buyer.email, PASSWORD, buyer.secret)
+
+    head = "order_number,line,quantity,received_on,ship_notice\n"
+    day = (monday + timedelta(days=3)).isoformat()
+    refused = upload_receipts(
+        client, head + f"{order.number},1,50,{day},{later.number}\n{order.number},2,40,{day},{later.number}\n"
+    )
+    assert refused.status_code == 422
+    assert f"Row 3: Ship notice {later.number} does not ship line 2." in refused.text
+    session.expire_all()
+    assert session.execute(select(Receipt.id).where(Receipt.tenant_id == tenant.id)).all() == []  # nothing kept
+
+    done = upload_receipts(
+        client, head + f"{order.number},1,50,{day},{later.number.lower()}\n{order.number},2,40,{day},\n"
+    )
+    assert done.status_code == 302
+    session.expire_all()
+    assert (early.state, later.state) == (ShipNoticeState.SENT, ShipNoticeState.RECEIVED)
+    named = session.execute(
+        select(Receipt.line_id, Receipt.ship_notice_id).where(Receipt.tenant_id == tenant.id).order_by(Receipt.id)
+    ).all()
+    assert [tuple(row) for row in named] == [(first.id, later.id), (second.id, None)]

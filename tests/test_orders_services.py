@@ -575,13 +575,106 @@ def test_matching_receipts_to_notices_by_line_and_date():
 
     shipped = [(1, d(1), 10, Decimal("5")), (1, d(1), 11, Decimal("2")), (2, d(3), 10, Decimal("5"))]
     assert match_receipts(shipped, []) == {1: (Decimal("7"), 0), 2: (Decimal("5"), 0)}
-    assert match_receipts(shipped, [(10, Decimal("8"), d(2)), (11, Decimal("2"), d(2))]) == {
+    assert match_receipts(shipped, [(10, Decimal("8"), d(2), None), (11, Decimal("2"), d(2), None)]) == {
         1: (Decimal("7"), Decimal("7")), 2: (Decimal("5"), 0)  # the other 3 came before notice 2 was shipped
     }  # fmt: skip
-    assert match_receipts(shipped, [(10, Decimal("20"), d(4))]) == {
+    assert match_receipts(shipped, [(10, Decimal("20"), d(4), None)]) == {
         1: (Decimal("7"), Decimal("5")), 2: (Decimal("5"), Decimal("5"))
     }  # fmt: skip
-    assert match_receipts(shipped, [(10, Decimal("5"), d(0))]) == {1: (Decimal("7"), 0), 2: (Decimal("5"), 0)}
+    assert match_receipts(shipped, [(10, Decimal("5"), d(0), None)]) == {1: (Decimal("7"), 0), 2: (Decimal("5"), 0)}
+
+
+def test_a_receipt_naming_its_notice_settles_that_notice_first():
+    """Named goods go to their notice whatever the dates say, before any receipt matched by date, and only up
+    to what the notice shipped of that line; the rest, and a notice that does not ship the line, fall back to
+    the matching by date."""
+    from portal.orders.services import match_receipts
+
+    shipped = [(1, d(1), 10, Decimal("5")), (2, d(3), 10, Decimal("5")), (2, d(3), 11, Decimal("4"))]
+    # Named notice 2 although notice 1 shipped earlier: notice 1 keeps waiting.
+    assert match_receipts(shipped, [(10, Decimal("5"), d(4), 2)]) == {
+        1: (Decimal("5"), 0), 2: (Decimal("9"), Decimal("5"))
+    }  # fmt: skip
+    # Named even before its ship date (a notice sent late, after the goods): still its goods.
+    assert match_receipts(shipped, [(11, Decimal("4"), d(2), 2)]) == {
+        1: (Decimal("5"), 0), 2: (Decimal("9"), Decimal("4"))
+    }  # fmt: skip
+    # An unnamed receipt that came first does not take what a later named one settles: it goes to notice 1.
+    assert match_receipts(shipped, [(10, Decimal("5"), d(4), None), (10, Decimal("5"), d(5), 2)]) == {
+        1: (Decimal("5"), Decimal("5")), 2: (Decimal("9"), Decimal("5"))
+    }  # fmt: skip
+    # Beyond what notice 2 shipped of line 10, the rest is matched by date (to notice 1).
+    assert match_receipts(shipped, [(10, Decimal("8"), d(4), 2)]) == {
+        1: (Decimal("5"), Decimal("3")), 2: (Decimal("9"), Decimal("5"))
+    }  # fmt: skip
+    # Notice 1 does not ship line 11 (nor is notice 9 among the live ones): matched by date instead.
+    assert match_receipts(shipped, [(11, Decimal("4"), d(4), 1), (10, Decimal("2"), d(4), 9)]) == {
+        1: (Decimal("5"), Decimal("2")), 2: (Decimal("9"), Decimal("4"))
+    }  # fmt: skip
+
+
+def test_receipts_name_their_notice_by_its_number_or_the_suppliers_packing_slip(setup):
+    """A receipt names a notice of its order by the number on the packing slip (any letter case) or the
+    supplier's own slip number; it then settles that notice, not the earlier one. Every reference that fits no
+    notice is refused with the reason."""
+    session, tenant, supplier, order = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    first, second = lines_of(session, order)
+
+    def ship(quantities: dict[int, str], day: int, slip: str = "") -> ShipNotice:
+        return svc.create_ship_notice(
+            session, order=order, quantities={k: Decimal(v) for k, v in quantities.items()},
+            shipment=ShipmentInput(d(day), d(day + 2), packing_slip=slip), expected_version=None, actor=SUPPLIER,
+        )  # fmt: skip
+
+    early = ship({first.id: "40"}, 1, slip="DN-77")
+    later = ship({first.id: "40"}, 2, slip="DN-78")
+    only_second = ship({second.id: "10"}, 2)
+    assert svc.receipt_notice(session, order=order, line=first, reference=f" {later.number.lower()} ") == later
+    assert svc.receipt_notice(session, order=order, line=first, reference="dn-77") == early
+    same_slip = ship({first.id: "10"}, 3, slip="DN-77")
+    with pytest.raises(svc.InvalidAnswers) as raised:
+        svc.receipt_notice(session, order=order, line=first, reference="DN-77")
+    assert raised.value.errors == {first.id: [
+        f"Ship notices {early.number}, {same_slip.number} of order {order.number} all carry packing slip 'DN-77': "
+        "give the notice's own number."
+    ]}  # fmt: skip
+    assert svc.receipt_notice(session, order=order, line=first, reference=same_slip.number) == same_slip
+    refused = {
+        "ASN-404": f"Order {order.number} has no ship notice 'ASN-404'.",
+        only_second.number: f"Ship notice {only_second.number} does not ship line {first.position}.",
+    }
+    for reference, message in refused.items():
+        with pytest.raises(svc.InvalidAnswers) as raised:
+            svc.receipt_notice(session, order=order, line=first, reference=reference)
+        assert raised.value.errors == {first.id: [message]}
+
+    notice = svc.receipt_notice(session, order=order, line=first, reference=later.number)
+    receipt = svc.record_receipt(session, order=order, line=first, quantity=Decimal("40"), received_on=d(3),
+                                 actor=BUYER, ship_notice=notice)  # fmt: skip
+    session.expire_all()
+    assert receipt.ship_notice_id == later.id
+    assert (early.state, later.state) == (ShipNoticeState.SENT, ShipNoticeState.RECEIVED)
+    event = session.execute(
+        select(OutboxEvent).where(OutboxEvent.topic == "receipt.recorded").order_by(OutboxEvent.id.desc())
+    ).scalars().first()  # fmt: skip
+    assert event is not None and event.payload["ship_notice_id"] == later.id
+    # The earlier notice can still be withdrawn: nothing of it has arrived.
+    svc.cancel_ship_notice(session, order=order, notice=early, expected_version=None, actor=SUPPLIER)
+    with pytest.raises(svc.InvalidAnswers) as raised:
+        svc.receipt_notice(session, order=order, line=first, reference=early.number)
+    assert raised.value.errors == {first.id: [f"Ship notice {early.number} was cancelled."]}
+    # Another order's notice is not found through this order, even by its exact number.
+    other = make_order(session, tenant, supplier, [("5", "1.00", 10)])
+    svc.accept_all(session, order=other, expected_version=None, actor=SUPPLIER)
+    (other_line,) = lines_of(session, other)
+    foreign = svc.create_ship_notice(
+        session, order=other, quantities={other_line.id: Decimal("5")}, shipment=ShipmentInput(d(1), d(2)),
+        expected_version=None, actor=SUPPLIER,
+    )  # fmt: skip
+    with pytest.raises(svc.InvalidAnswers) as raised:
+        svc.receipt_notice(session, order=order, line=first, reference=foreign.number)
+    assert raised.value.errors == {first.id: [f"Order {order.number} has no ship notice {foreign.number!r}."]}
 
 
 def test_after_a_partial_receipt_the_rest_can_still_ship_and_be_promised_again(setup):

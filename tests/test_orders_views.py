@@ -1127,6 +1127,44 @@ def test_buyer_records_receipts_cancels_and_closes(trade):
     assert "Buyer actions" not in buyer.get(page).text  # nothing left to do on a closed order
 
 
+def test_a_receipt_recorded_on_the_page_names_the_notice_scanned_from_its_packing_slip(trade):
+    """The buyer's receipt form offers the line's notices and takes the number as scanned: that notice is
+    settled, not the earlier one; a number that fits none is refused next to the line, and nothing is kept."""
+    from portal.auth.services import Actor
+    from portal.orders.models import Receipt, ShipNoticeState
+
+    session, tenant, order, (first, second, _third), seller, buyer = trade
+    page = f"/orders/{order.id}"
+    assert post_form(seller, page, f"{page}/accept-all", {}).status_code == 302
+    set_context(session, tenant_id=tenant.id)
+    session.expire_all()
+    early, later = (
+        svc.create_ship_notice(session, order=order, quantities={first.id: Decimal("50")},
+                               shipment=svc.ShipmentInput(date.today() - timedelta(days=n), date.today()),
+                               expected_version=None, actor=Actor(None, "seller@example.org", ""))
+        for n in (2, 1)
+    )  # fmt: skip
+    session.flush()
+    html = buyer.get(page).text
+    offered = re.search(rf'<datalist id="notices-{first.id}">(.*?)</datalist>', html).group(1)
+    assert re.findall(r'<option value="([^"]+)"', offered) == [early.number, later.number]
+    assert f'<datalist id="notices-{second.id}">' not in html  # no notice ships the second line
+
+    receipts = f"{page}/lines/{first.id}/receipts"
+    today = date.today().isoformat()
+    wrong = post_form(buyer, page, receipts, {"quantity": "50", "received_on": today, "ship_notice": "LS-0000"})
+    assert wrong.status_code == 422
+    assert f"Order {order.number} has no ship notice &#39;LS-0000&#39;." in wrong.text
+    session.expire_all()
+    assert session.execute(select(Receipt.id).where(Receipt.tenant_id == tenant.id)).all() == []
+
+    done = post_form(buyer, page, receipts, {"quantity": "50", "received_on": today, "ship_notice": later.number})
+    assert done.status_code == 302
+    assert f"Receipt recorded for line {first.position} against ship notice {later.number}." in buyer.get(page).text
+    session.expire_all()
+    assert (early.state, later.state) == (ShipNoticeState.SENT, ShipNoticeState.RECEIVED)
+
+
 def test_row_url_builds_each_row_link_as_url_for_would(app):
     from flask import render_template_string, url_for
     from markupsafe import escape

@@ -277,13 +277,15 @@ class TrytonData:
     def note(self, line_id: int) -> str:
         return str(self.client.search_read("purchase.line", [("id", "=", line_id)], ["note"])[0]["note"] or "")
 
-    def receive(self, move_ids: list[int], supplier: str, on: date) -> None:
-        """Receive moves in full on a shipment dated ``on`` (not in the future: Tryton refuses it)."""
+    def receive(self, move_ids: list[int], supplier: str, on: date, reference: str = "") -> None:
+        """Receive moves in full on a shipment dated ``on`` (not in the future: Tryton refuses it), with the
+        supplier shipment's ``reference`` as the receiving clerk types or scans it."""
         shipment = self.client.call(
             "stock.shipment.in",
             "create",
             [
                 {
+                    "reference": reference or None,
                     "supplier": self.supplier(supplier),
                     "warehouse": self.warehouse["id"],
                     "warehouse_input": self.warehouse["input_location"],

@@ -103,6 +103,9 @@ class ErpReceipt:
     line_erp_id: str
     quantity: Decimal
     received_on: date
+    # The reference the receiving clerk gave the ERP's receipt (Tryton: the supplier shipment's reference), where
+    # the ship notice number scanned from the packing slip goes: the receipt then settles that notice.
+    shipment_reference: str = ""
 
 
 @dataclass(frozen=True)

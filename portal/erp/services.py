@@ -416,8 +416,11 @@ def _commitment_moved(sync: ErpLineSync | None, line: PurchaseOrderLine, erp_lin
 
 
 def pull_receipts(session: Session, *, tenant_id: int, adapter: ErpAdapter, report: PullReport) -> None:
-    """Record the ERP's receipts on open ERP lines; each ERP receipt once (keyed on its ERP id)."""
-    from portal.orders.services import record_receipt
+    """Record the ERP's receipts on open ERP lines; each ERP receipt once (keyed on its ERP id). A receipt whose
+    shipment reference names a ship notice of its order that ships its line (the number scanned from the packing
+    slip, or the supplier's own packing slip number) settles that notice; any other reference (the carrier's,
+    a typo) is kept out of the matching, never a reason to refuse the receipt."""
+    from portal.orders.services import InvalidAnswers, receipt_notice, record_receipt
 
     open_states = [s for s in LineState if s not in FINAL_LINE_STATES and s != LineState.AWAITING_RESPONSE]
     lines = {
@@ -450,6 +453,12 @@ def pull_receipts(session: Session, *, tenant_id: int, adapter: ErpAdapter, repo
         order = session.execute(
             select(PurchaseOrder).where(PurchaseOrder.tenant_id == tenant_id, PurchaseOrder.id == line.order_id)
         ).scalar_one()
+        notice = None
+        if receipt.shipment_reference.strip():
+            try:
+                notice = receipt_notice(session, order=order, line=line, reference=receipt.shipment_reference)
+            except InvalidAnswers:
+                notice = None  # matched by line and date, as a receipt naming no notice
         record_receipt(
             session,
             order=order,
@@ -459,6 +468,7 @@ def pull_receipts(session: Session, *, tenant_id: int, adapter: ErpAdapter, repo
             actor=SYSTEM,
             source=Source.ERP,
             erp_ref=receipt.erp_id,
+            ship_notice=notice,
         )
         report.receipts += 1
         touched.add(line.id)

@@ -226,6 +226,12 @@ def _error(method: str, error: Any) -> ErpError:
     return ErpServerError(f"Tryton failed on {method}: {kind}")
 
 
+def _shipment_id(value: Any) -> int:
+    """The id of a move's supplier shipment (0 for none or another kind of shipment)."""
+    model, _, record = str(value or "").partition(",")
+    return int(record) if model == "stock.shipment.in" and record.isdigit() else 0
+
+
 def _id(value: Any) -> int | None:
     if isinstance(value, list | tuple):
         return int(value[0]) if value else None
@@ -356,15 +362,24 @@ class TrytonAdapter:
         moves = self.client.search_read(
             "stock.move",
             [("origin", "in", origins), ("state", "=", "done")],
-            ["origin", "quantity", "effective_date"],
+            ["origin", "quantity", "effective_date", "shipment"],
             order=[("id", "ASC")],
         )
+        # The supplier shipments' references (where the clerk scans the packing slip's ship notice number), read
+        # in one call for all the moves: a move's ``shipment`` is a reference field, "stock.shipment.in,<id>".
+        shipment_ids = sorted({_shipment_id(move.get("shipment")) for move in moves} - {0})
+        references = {
+            shipment["id"]: str(shipment.get("reference") or "")
+            for shipment in (self.client.call("stock.shipment.in", "read", shipment_ids, ["reference"])
+                             if shipment_ids else [])
+        }  # fmt: skip
         return [
             ErpReceipt(
                 erp_id=f"move-{move['id']}",
                 line_erp_id=str(move["origin"]).split(",", 1)[1],
                 quantity=Decimal(str(move["quantity"])),
                 received_on=move.get("effective_date") or date.today(),
+                shipment_reference=references.get(_shipment_id(move.get("shipment")), ""),
             )
             for move in moves
         ]

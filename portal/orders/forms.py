@@ -211,6 +211,11 @@ class ToleranceForm(FlaskForm):
 class ReceiptForm(FlaskForm):
     quantity = DecimalField("Received quantity", validators=[InputRequired(), NumberRange(min=0.001)])
     received_on = DateField("Received on", validators=[DataRequired()])
+    # The notice the goods came with: its number, scanned or typed from the packing slip (optional).
+    ship_notice = StringField(
+        "Ship notice",
+        validators=[Optional(), Length(max=120, message="A ship notice number is at most 120 characters.")],
+    )
 
 
 class ReasonForm(FlaskForm):

@@ -221,15 +221,17 @@ def import_orders(
     return result
 
 
-RECEIPT_COLUMNS = ("order_number", "line", "quantity", "received_on", "erp_ref")
+RECEIPT_COLUMNS = ("order_number", "line", "quantity", "received_on", "erp_ref", "ship_notice")
 
 
 def import_receipts(session: Session, *, tenant_id: int, rows: list[dict[str, str]], actor: Actor) -> ImportResult:
-    """Receipts per line (order_number, line, quantity, received_on[, erp_ref]), all or nothing.
+    """Receipts per line (order_number, line, quantity, received_on[, erp_ref][, ship_notice]), all or nothing.
 
     A receipt with a reference is recorded once, as the ERP's are: a row whose reference is recorded already
     (the same file uploaded again, a cumulative export) is left out and counted; a reference twice in one file
-    is an error."""
+    is an error. ``ship_notice`` names the notice the goods came with (its number, as the packing slip prints
+    it, or the supplier's packing slip number): a notice of another order, a cancelled one, or one that does
+    not ship the line is the row's error."""
     from portal.auth.services import ServiceError
     from portal.orders import services as svc
     from portal.orders.models import Receipt, Source
@@ -286,7 +288,13 @@ def import_receipts(session: Session, *, tenant_id: int, rows: list[dict[str, st
             result.errors.append(f"Row {index}: " + "; ".join(problems) + ".")
             continue
         assert order and line and quantity and received_on
+        notice_reference = (row.get("ship_notice") or "").strip()
         try:
+            notice = (
+                svc.receipt_notice(session, order=order, line=line, reference=notice_reference)
+                if notice_reference
+                else None
+            )
             svc.record_receipt(
                 session,
                 order=order,
@@ -296,6 +304,7 @@ def import_receipts(session: Session, *, tenant_id: int, rows: list[dict[str, st
                 actor=actor,
                 source=Source.SPREADSHEET,
                 erp_ref=reference or None,
+                ship_notice=notice,
             )
         except ServiceError as exc:
             message = exc.errors[line.id][0] if isinstance(exc, svc.InvalidAnswers) else exc.message

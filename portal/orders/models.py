@@ -453,6 +453,12 @@ class Receipt(TenantOwned, Base):
     received_on: Mapped[date] = mapped_column(Date)
     source: Mapped[Source] = mapped_column(str_enum(Source, 16), default=Source.ERP)
     erp_ref: Mapped[str | None] = mapped_column(String(80))
+    # The ship notice the goods came with, when the receipt names one (its number scanned from the packing slip
+    # into the ERP's receipt, a column of an imported file, chosen in the portal): those goods go to that notice.
+    # Receipts without one are matched to notices by line and date (``services.match_receipts``).
+    ship_notice_id: Mapped[int | None] = mapped_column(
+        BigID, ForeignKey("ship_notices.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

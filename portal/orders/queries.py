@@ -406,6 +406,14 @@ class OrderView:
     buyer_name: str = ""
     buyer_email: str = ""
 
+    def receipt_notices(self, line_id: int) -> list[ShipNotice]:
+        """The notices (not cancelled) that ship the line: what a receipt of it may name."""
+        return [
+            notice
+            for notice, items in self.notices
+            if notice.state != ShipNoticeState.CANCELLED and any(item.line_id == line_id for item in items)
+        ]
+
     def timeline(self, line_id: int) -> list[Any]:
         """The line's history, oldest first: the ledger's commitments and the change requests' steps that
         made none (the supplier's proposals, the buyer's counters and refusals, approved prices)."""

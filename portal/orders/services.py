@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -1188,7 +1188,10 @@ def record_receipt(
     actor: Actor,
     source: Source = Source.ERP,
     erp_ref: str | None = None,
+    ship_notice: ShipNotice | None = None,
 ) -> Receipt:
+    """Goods received against ``line``; ``ship_notice`` is the notice they came with, when the receipt names one
+    (``receipt_notice`` finds it): those goods go to that notice first (``match_receipts``)."""
     _require_open(line)
     if quantity <= 0:
         raise InvalidAnswers({line.id: ["A receipt needs a quantity above zero."]})
@@ -1200,6 +1203,7 @@ def record_receipt(
         received_on=received_on,
         source=source,
         erp_ref=erp_ref,
+        ship_notice_id=ship_notice.id if ship_notice is not None else None,
     )
     session.add(receipt)
     line.received_quantity += quantity
@@ -1216,17 +1220,60 @@ def record_receipt(
         tenant_id=line.tenant_id,
         object_type="order_line",
         object_id=line.id,
-        after={"order": order.number, "quantity": str(quantity), "received_on": received_on.isoformat()},
+        after={"order": order.number, "quantity": str(quantity), "received_on": received_on.isoformat()}
+        | ({"ship_notice": ship_notice.number} if ship_notice is not None else {}),
     )
     emit(
         session,
         line.tenant_id,
         "receipt.recorded",
-        {"order_id": order.id, "line_id": line.id, "receipt_id": receipt.id},
+        {"order_id": order.id, "line_id": line.id, "receipt_id": receipt.id}
+        | ({"ship_notice_id": ship_notice.id} if ship_notice is not None else {}),
     )
     refresh_order(session, order, order_lines(session, order))
     settle_ship_notices(session, order)
     return receipt
+
+
+def receipt_notice(session: Session, *, order: PurchaseOrder, line: PurchaseOrderLine, reference: str) -> ShipNotice:
+    """The ship notice of ``order`` that a receipt of ``line`` names: by the notice's number (printed and
+    barcoded on its packing slip), or by the supplier's own packing slip number the notice carries; letter case
+    and surrounding spaces aside. Raises ``InvalidAnswers`` saying why no notice fits: none of the order's has
+    that number, it was cancelled, or it does not ship that line."""
+    wanted = reference.strip().upper()
+    candidates = session.execute(
+        select(ShipNotice).where(
+            ShipNotice.tenant_id == order.tenant_id,
+            ShipNotice.order_id == order.id,
+            or_(func.upper(ShipNotice.number) == wanted,
+                and_(ShipNotice.packing_slip != "", func.upper(ShipNotice.packing_slip) == wanted)),
+        ).order_by(ShipNotice.id)
+    ).scalars().all()  # fmt: skip
+    # The portal's own number first: a supplier's packing slip number could repeat another notice's.
+    by_number = [notice for notice in candidates if notice.number.upper() == wanted]
+    chosen = by_number or candidates
+    if not chosen:
+        raise InvalidAnswers({line.id: [f"Order {order.number} has no ship notice {reference.strip()!r}."]})
+    if len(chosen) > 1:
+        raise InvalidAnswers({line.id: [
+            f"Ship notices {', '.join(n.number for n in chosen)} of order {order.number} all carry packing slip "
+            f"{reference.strip()!r}: give the notice's own number."
+        ]})  # fmt: skip
+    notice = chosen[0]
+    if notice.state == ShipNoticeState.CANCELLED:
+        raise InvalidAnswers({line.id: [f"Ship notice {notice.number} was cancelled."]})
+    ships_line = session.execute(
+        select(ShipNoticeLine.id)
+        .where(
+            ShipNoticeLine.tenant_id == order.tenant_id,
+            ShipNoticeLine.notice_id == notice.id,
+            ShipNoticeLine.line_id == line.id,
+        )
+        .limit(1)
+    ).first()
+    if ships_line is None:
+        raise InvalidAnswers({line.id: [f"Ship notice {notice.number} does not ship line {line.position}."]})
+    return notice
 
 
 def settle_ship_notices(session: Session, order: PurchaseOrder) -> None:
@@ -1251,8 +1298,8 @@ def settle_ship_notices(session: Session, order: PurchaseOrder) -> None:
 def arrivals_by_notice(session: Session, order: PurchaseOrder) -> dict[int, tuple[Decimal, Decimal]]:
     """For each ship notice of ``order`` still waiting for its goods (sent, not received or cancelled): what it
     shipped and what of it has arrived, by ``match_receipts`` over the order's live notices and receipts (two
-    statements; none more when no notice waits). Which notice a receipt answers depends on its date, so the
-    receipts are read, not only the lines' totals."""
+    statements; none more when no notice waits). Which notice a receipt answers depends on the notice it names,
+    else on its date, so the receipts are read, not only the lines' totals."""
     tenant = order.tenant_id
     shipped = session.execute(
         select(ShipNotice.id, ShipNotice.state, ShipNotice.ship_date, ShipNoticeLine.line_id, ShipNoticeLine.quantity)
@@ -1265,27 +1312,32 @@ def arrivals_by_notice(session: Session, order: PurchaseOrder) -> dict[int, tupl
     if not waiting:
         return {}
     receipts = session.execute(
-        select(Receipt.line_id, Receipt.quantity, Receipt.received_on)
+        select(Receipt.line_id, Receipt.quantity, Receipt.received_on, Receipt.ship_notice_id)
         .join(PurchaseOrderLine, and_(PurchaseOrderLine.id == Receipt.line_id, PurchaseOrderLine.tenant_id == tenant))
         .where(Receipt.tenant_id == tenant, PurchaseOrderLine.order_id == order.id)
         .order_by(Receipt.received_on, Receipt.id)
     ).all()  # fmt: skip
     matched = match_receipts(
         [(notice_id, ship_date, line_id, quantity) for notice_id, _, ship_date, line_id, quantity in shipped],
-        [(line_id, quantity, received_on) for line_id, quantity, received_on in receipts],
+        [(line_id, quantity, received_on, notice_id) for line_id, quantity, received_on, notice_id in receipts],
     )
     return {notice_id: figures for notice_id, figures in matched.items() if notice_id in waiting}
 
 
 def match_receipts(
-    shipped: Sequence[tuple[int, date, int, Decimal]], receipts: Sequence[tuple[int, Decimal, date]]
+    shipped: Sequence[tuple[int, date, int, Decimal]], receipts: Sequence[tuple[int, Decimal, date, int | None]]
 ) -> dict[int, tuple[Decimal, Decimal]]:
-    """What each notice shipped and what of it has arrived. Receipts name lines, not notices, so each receipt,
-    in the order they came, goes to the earliest notice (by ship date) of its line that still waits for goods and
-    was shipped on or before the day it arrived: goods that came before a notice was sent are not its goods.
-    What a receipt brings beyond every such notice (goods an ERP received without one) answers none.
+    """What each notice shipped and what of it has arrived.
 
-    ``shipped``: (notice, ship date, line, quantity), in ship date order; ``receipts``: (line, quantity, day)."""
+    A receipt that names its notice (scanned from the packing slip at goods receipt) goes to that notice first,
+    whatever the dates say, up to what the notice shipped of that line; those are read before any other, so a
+    receipt matched by date never takes what a named one settles. The rest of it, and every receipt naming no
+    notice, goes, in the order they came, to the earliest notice (by ship date) of its line that still waits for
+    goods and was shipped on or before the day it arrived: goods that came before a notice was sent are not its
+    goods. What is left beyond every such notice (goods an ERP received without one) answers none.
+
+    ``shipped``: (notice, ship date, line, quantity), in ship date order; ``receipts``: (line, quantity, day,
+    named notice or None), in the order they came."""
     open_quantity: dict[tuple[int, int], Decimal] = {}
     by_line: dict[int, list[tuple[date, int]]] = {}
     totals: dict[int, Decimal] = {}
@@ -1296,15 +1348,24 @@ def match_receipts(
         open_quantity[key] = open_quantity.get(key, ZERO) + quantity
         totals[notice_id] = totals.get(notice_id, ZERO) + quantity
     came = dict.fromkeys(totals, ZERO)
-    for line_id, quantity, received_on in receipts:
-        left = quantity
+
+    def take(notice_id: int, line_id: int, quantity: Decimal) -> Decimal:
+        taken = min(quantity, open_quantity[(notice_id, line_id)])
+        open_quantity[(notice_id, line_id)] -= taken
+        came[notice_id] += taken
+        return quantity - taken
+
+    left_over: list[tuple[int, Decimal, date]] = []
+    for line_id, quantity, received_on, named in receipts:
+        # A notice that is cancelled, or does not ship this line, is not among ``shipped``: matched by date.
+        if named is not None and (named, line_id) in open_quantity:
+            quantity = take(named, line_id, quantity)
+        left_over.append((line_id, quantity, received_on))
+    for line_id, quantity, received_on in left_over:
         for ship_date, notice_id in by_line.get(line_id, []):
-            if left <= 0 or ship_date > received_on:
+            if quantity <= 0 or ship_date > received_on:
                 break
-            taken = min(left, open_quantity[(notice_id, line_id)])
-            open_quantity[(notice_id, line_id)] -= taken
-            came[notice_id] += taken
-            left -= taken
+            quantity = take(notice_id, line_id, quantity)
     return {notice_id: (total, came[notice_id]) for notice_id, total in totals.items()}
 
 

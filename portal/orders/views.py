@@ -1030,7 +1030,12 @@ def _buyer_line_action(order_id: int, line_id: int, action: str):
     def receive() -> str:
         form = ReceiptForm()
         if not form.validate_on_submit() or form.quantity.data is None or form.received_on.data is None:
-            raise svc.InvalidAnswers({line.id: ["Enter a received quantity above zero and the date."]})
+            messages = list(form.ship_notice.errors)
+            if not messages or form.quantity.errors or form.received_on.errors or form.quantity.data is None:
+                messages.insert(0, "Enter a received quantity above zero and the date.")
+            raise svc.InvalidAnswers({line.id: messages})
+        reference = (form.ship_notice.data or "").strip()
+        notice = svc.receipt_notice(db_sess, order=order, line=line, reference=reference) if reference else None
         svc.record_receipt(
             db_sess,
             order=order,
@@ -1039,8 +1044,10 @@ def _buyer_line_action(order_id: int, line_id: int, action: str):
             received_on=form.received_on.data,
             actor=actor(),
             source=Source.PORTAL,
+            ship_notice=notice,
         )
-        return f"Receipt recorded for line {line.position}."
+        against = f" against ship notice {notice.number}" if notice else ""
+        return f"Receipt recorded for line {line.position}{against}."
 
     return _line_write(order, line, cancel if action == "cancel" else receive)
 
