@@ -351,6 +351,31 @@ def test_reading_orders_issues_a_fixed_number_of_queries(trade):
     assert len(many_list) == len(few_list) and len(many_lines) == len(few_lines)
 
 
+def test_a_ship_notice_tells_what_of_each_line_has_arrived(trade):
+    """Goods arrive in part: the notice's line tells how much, and the notice is received once all has."""
+    from decimal import Decimal
+
+    from portal.auth.services import Actor
+
+    order, (first, second, _) = trade.order, trade.lines
+    assert trade.post(f"/orders/{order.id}/accept-all", {"version": 1}).status_code == 200
+    today = date.today().isoformat()
+    lines = [{"line_id": first.id, "quantity": "100"}, {"line_id": second.id, "quantity": "40"}]
+    shipment = {"version": 2, "ship_date": today, "expected_arrival": today, "lines": lines}
+    assert trade.post(f"/orders/{order.id}/ship-notices", shipment).status_code == 200
+    set_context(trade.session, tenant_id=trade.tenant.id)
+    trade.session.expire_all()
+    buyer = Actor(None, "buyer@example.org", "")
+    for line, quantity in ((first, "30"), (second, "40")):
+        svc.record_receipt(trade.session, order=order, line=line, quantity=Decimal(quantity),
+                           received_on=date.today(), actor=buyer)  # fmt: skip
+    (notice,) = trade.get(f"/orders/{order.id}").json["ship_notices"]
+    assert notice["state"] == "sent" and notice["lines"] == [
+        {"line_id": first.id, "quantity": "100", "received_quantity": "30"},
+        {"line_id": second.id, "quantity": "40", "received_quantity": "40"},
+    ]
+
+
 def test_after_confirmation_a_system_moves_dates_and_sends_ship_notices(trade):
     import io
 
@@ -396,6 +421,9 @@ def test_after_confirmation_a_system_moves_dates_and_sends_ship_notices(trade):
     assert trade.post(f"/orders/{order.id}/ship-notices", notice).status_code == 409  # the retry: nothing twice
     notice_id = sent.json["ship_notice"]["id"]
     assert [(n["id"], n["state"]) for n in sent.json["order"]["ship_notices"]] == [(notice_id, "sent")]
+    assert sent.json["order"]["ship_notices"][0]["lines"] == [
+        {"line_id": second.id, "quantity": "40", "received_quantity": "0"}
+    ]
     # Its packing slip, to print and put in the shipment, as the order page gives it.
     slip_url = sent.json["order"]["ship_notices"][0]["packing_slip_url"]
     assert slip_url == f"/api/v1/orders/{order.id}/ship-notices/{notice_id}/packing-slip"

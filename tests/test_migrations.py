@@ -237,6 +237,57 @@ def test_deliveries_get_their_outcomes(migrated_database):
     _deliveries_get_their_outcomes(*migrated_database)
 
 
+def test_notice_lines_sent_before_keep_what_arrived_of_them(migrated_database):
+    """0037: the lines of received notices have all arrived; those of notices on their way get the receipts
+    recorded so far, matched as the portal matches them (first in, first out by ship date, not before a notice
+    was shipped); a cancelled notice's lines get nothing."""
+    url, owner_setup = migrated_database
+    line_columns = (
+        "id, tenant_id, order_id, supplier_id, position, product_code, product_name, quantity, unit, unit_price, "
+        "requested_date, received_quantity, shipped_quantity, state"
+    )
+    rows = [
+        *ONE_ORDER,
+        *(
+            f"INSERT INTO purchase_order_lines ({line_columns}) "
+            f"VALUES ({line}, 1, 7, 5, {line}, 'P', 'P', 10, 'pc', 1, '2026-02-01', {received}, {shipped}, 'shipped')"
+            for line, received, shipped in ((11, 7, 8), (12, 10, 10))
+        ),
+        *(
+            "INSERT INTO ship_notices (id, tenant_id, order_id, supplier_id, number, ship_date, expected_arrival, "
+            f"carrier, tracking_number, packing_slip, state, created_at) VALUES ({id}, 1, 7, 5, 'PO-7-ASN{id}', "
+            f"'{day}', '{day}', '', '', '', '{state}', '2026-01-02')"
+            for id, day, state in (
+                (31, "2026-02-01", "sent"),
+                (32, "2026-02-05", "sent"),
+                (33, "2026-02-01", "received"),
+                (34, "2026-01-10", "cancelled"),
+            )
+        ),
+        *(
+            f"INSERT INTO ship_notice_lines (id, tenant_id, notice_id, line_id, quantity) "
+            f"VALUES ({id}, 1, {notice}, {line}, {quantity})"
+            for id, notice, line, quantity in ((41, 31, 11, 4), (42, 32, 11, 4), (43, 33, 12, 10), (44, 34, 11, 2))
+        ),
+        *(
+            "INSERT INTO receipts (tenant_id, line_id, quantity, received_on, source, created_at) "
+            f"VALUES (1, {line}, {quantity}, '{day}', 'erp', '2026-01-02')"
+            for line, quantity, day in (
+                (11, 1, "2026-01-15"),
+                (11, 3, "2026-02-03"),
+                (11, 3, "2026-02-06"),
+                (12, 10, "2026-02-03"),
+            )
+        ),
+    ]
+    found = _rows_after_upgrade(
+        url, owner_setup, "0036", rows, "SELECT id, received_quantity FROM ship_notice_lines ORDER BY id"
+    )
+    # The receipt of 2026-01-15 came before either notice was shipped; the one of 2026-02-06 fills notice 31
+    # and brings 2 of notice 32.
+    assert [(id, float(arrived)) for id, arrived in found] == [(41, 4.0), (42, 2.0), (43, 10.0), (44, 0.0)]
+
+
 def test_orders_reminded_before_counts_were_kept_count_one_reminder(migrated_database):
     url, owner_setup = migrated_database
     reminded = (

@@ -26,6 +26,7 @@ from portal.orders.models import (
     PurchaseOrder,
     PurchaseOrderLine,
     ShipNotice,
+    ShipNoticeLine,
     ShipNoticeState,
 )
 from portal.orders.outcomes import OUTCOME_COLUMNS
@@ -536,16 +537,26 @@ def test_ship_notices_are_received_as_their_goods_arrive_first_in_first_out(setu
     def states() -> list[str]:
         return [n.state.value for n in session.execute(select(ShipNotice).order_by(ShipNotice.id)).scalars()]
 
+    def arrived() -> list[tuple[int, int, Decimal]]:
+        return [tuple(row) for row in session.execute(  # type: ignore[misc]
+            select(ShipNoticeLine.notice_id, ShipNoticeLine.line_id, ShipNoticeLine.received_quantity)
+            .order_by(ShipNoticeLine.id)
+        )]  # fmt: skip
+
     early = ship({first.id: "60", second.id: "20"}, 1)
     later = ship({first.id: "40"}, 2)
     receive(first, "50", 3)
     receive(second, "20", 3)
     assert states() == ["sent", "sent"]  # 10 of the first line still to come for the first notice
+    # Each notice line keeps what of it has arrived.
+    assert arrived() == [(early.id, first.id, 50), (early.id, second.id, 20), (later.id, first.id, 0)]
     receive(first, "10", 3)
     assert states() == ["received", "sent"]
+    assert arrived() == [(early.id, first.id, 60), (early.id, second.id, 20), (later.id, first.id, 0)]
     with pytest.raises(ServiceError, match="not been received"):
         svc.cancel_ship_notice(session, order=order, notice=early, expected_version=None, actor=SUPPLIER)
     receive(first, "30", 4)
+    assert arrived()[2] == (later.id, first.id, 30)
     with pytest.raises(ServiceError, match=rf"Goods of ship notice {later.number} have arrived \(30 so far\)"):
         svc.cancel_ship_notice(session, order=order, notice=later, expected_version=None, actor=SUPPLIER)
     receive(first, "10", 5)
@@ -568,47 +579,54 @@ def test_a_notice_withdrawn_before_its_goods_came_leaves_them_to_the_next(sessio
     assert [n.state for n in notices] == [ShipNoticeState.CANCELLED, ShipNoticeState.RECEIVED]
 
 
+def per_notice(shipped, receipts):  # type: ignore[no-untyped-def]
+    """``match_receipts`` summed per notice: (shipped, arrived)."""
+    return svc.notice_totals(svc.match_receipts(shipped, receipts))
+
+
 def test_matching_receipts_to_notices_by_line_and_date():
     """The matching alone: first in, first out per line, by ship date; a receipt dated before a notice was
     shipped is not its goods; what is left over answers no notice."""
-    from portal.orders.services import match_receipts
 
     shipped = [(1, d(1), 10, Decimal("5")), (1, d(1), 11, Decimal("2")), (2, d(3), 10, Decimal("5"))]
-    assert match_receipts(shipped, []) == {1: (Decimal("7"), 0), 2: (Decimal("5"), 0)}
-    assert match_receipts(shipped, [(10, Decimal("8"), d(2), None), (11, Decimal("2"), d(2), None)]) == {
+    assert per_notice(shipped, []) == {1: (Decimal("7"), 0), 2: (Decimal("5"), 0)}
+    assert per_notice(shipped, [(10, Decimal("8"), d(2), None), (11, Decimal("2"), d(2), None)]) == {
         1: (Decimal("7"), Decimal("7")), 2: (Decimal("5"), 0)  # the other 3 came before notice 2 was shipped
     }  # fmt: skip
-    assert match_receipts(shipped, [(10, Decimal("20"), d(4), None)]) == {
+    assert per_notice(shipped, [(10, Decimal("20"), d(4), None)]) == {
         1: (Decimal("7"), Decimal("5")), 2: (Decimal("5"), Decimal("5"))
     }  # fmt: skip
-    assert match_receipts(shipped, [(10, Decimal("5"), d(0), None)]) == {1: (Decimal("7"), 0), 2: (Decimal("5"), 0)}
+    assert per_notice(shipped, [(10, Decimal("5"), d(0), None)]) == {1: (Decimal("7"), 0), 2: (Decimal("5"), 0)}
+    # Line by line: what each notice shipped of each line, and what of it came.
+    assert svc.match_receipts(shipped, [(10, Decimal("8"), d(4), None)]) == {
+        (1, 10): (Decimal("5"), Decimal("5")), (1, 11): (Decimal("2"), 0), (2, 10): (Decimal("5"), Decimal("3"))
+    }  # fmt: skip
 
 
 def test_a_receipt_naming_its_notice_settles_that_notice_first():
     """Named goods go to their notice whatever the dates say, before any receipt matched by date, and only up
     to what the notice shipped of that line; the rest, and a notice that does not ship the line, fall back to
     the matching by date."""
-    from portal.orders.services import match_receipts
 
     shipped = [(1, d(1), 10, Decimal("5")), (2, d(3), 10, Decimal("5")), (2, d(3), 11, Decimal("4"))]
     # Named notice 2 although notice 1 shipped earlier: notice 1 keeps waiting.
-    assert match_receipts(shipped, [(10, Decimal("5"), d(4), 2)]) == {
+    assert per_notice(shipped, [(10, Decimal("5"), d(4), 2)]) == {
         1: (Decimal("5"), 0), 2: (Decimal("9"), Decimal("5"))
     }  # fmt: skip
     # Named even before its ship date (a notice sent late, after the goods): still its goods.
-    assert match_receipts(shipped, [(11, Decimal("4"), d(2), 2)]) == {
+    assert per_notice(shipped, [(11, Decimal("4"), d(2), 2)]) == {
         1: (Decimal("5"), 0), 2: (Decimal("9"), Decimal("4"))
     }  # fmt: skip
     # An unnamed receipt that came first does not take what a later named one settles: it goes to notice 1.
-    assert match_receipts(shipped, [(10, Decimal("5"), d(4), None), (10, Decimal("5"), d(5), 2)]) == {
+    assert per_notice(shipped, [(10, Decimal("5"), d(4), None), (10, Decimal("5"), d(5), 2)]) == {
         1: (Decimal("5"), Decimal("5")), 2: (Decimal("9"), Decimal("5"))
     }  # fmt: skip
     # Beyond what notice 2 shipped of line 10, the rest is matched by date (to notice 1).
-    assert match_receipts(shipped, [(10, Decimal("8"), d(4), 2)]) == {
+    assert per_notice(shipped, [(10, Decimal("8"), d(4), 2)]) == {
         1: (Decimal("5"), Decimal("3")), 2: (Decimal("9"), Decimal("5"))
     }  # fmt: skip
     # Notice 1 does not ship line 11 (nor is notice 9 among the live ones): matched by date instead.
-    assert match_receipts(shipped, [(11, Decimal("4"), d(4), 1), (10, Decimal("2"), d(4), 9)]) == {
+    assert per_notice(shipped, [(11, Decimal("4"), d(4), 1), (10, Decimal("2"), d(4), 9)]) == {
         1: (Decimal("5"), Decimal("2")), 2: (Decimal("9"), Decimal("4"))
     }  # fmt: skip
 

@@ -771,6 +771,10 @@ def test_shipments_on_their_way_list_the_notices_in_transit_soonest_first(app, s
     cancelled_order, cancelled = shipped(bolt, 3)
     svc.cancel_ship_notice(session, order=cancelled_order, notice=cancelled, expected_version=None,
                            actor=svc_actor())  # fmt: skip
+    # Of the soon notice's two lines, one has arrived in full and one in part: it is still on its way.
+    for line, came in zip(svc.order_lines(session, soon_order), ("10", "4"), strict=True):
+        svc.record_receipt(session, order=soon_order, line=line, quantity=Decimal(came), received_on=today,
+                           actor=svc_actor())  # fmt: skip
 
     buyer = PortalClient(app.test_client())
     person = make_member(session, tenant, Role.BUYER)
@@ -788,6 +792,10 @@ def test_shipments_on_their_way_list_the_notices_in_transit_soonest_first(app, s
     assert "1 shipment is past the expected arrival." in page and "2 days overdue" in page
     assert f'href="/orders/{late_order.id}"' in page and arrived.number not in page and cancelled.number not in page
     assert f'href="/orders/{soon_order.id}/ship-notices/{soon.id}.pdf"' in page and "Bolt Transit" in page
+    assert '<td class="num">2<br><small class="muted">1 arrived, 1 in part</small></td>' in page
+    assert '<td class="num">1</td>' in page  # the late notice: nothing of it has arrived
+    order_page = buyer.get(f"/orders/{soon_order.id}").text
+    assert "#1: 10 (10 arrived), #2: 10 (4 arrived)" in order_page
     assert listed(seller) == [late.number]  # Acme's people: their own shipments
     assert "Bolt Transit" not in seller.get("/orders/arrivals").text
     assert listed(buyer, f"?warehouse={soon_order.warehouse_id}") == [soon.number]

@@ -420,6 +420,16 @@ def document() -> dict[str, Any]:
                         "carrier": {"type": "string"},
                         "tracking_number": {"type": "string"},
                         "packing_slip_url": {"type": "string", "description": "Where its packing slip (PDF) is."},
+                        "lines": {
+                            "type": "array",
+                            "description": "What it ships of each order line, and what of that has arrived so far "
+                            "(receipts matched to the notice: those naming it first, the others by date).",
+                            "items": {
+                                "type": "object",
+                                "required": ["line_id", "quantity", "received_quantity"],
+                                "properties": {"line_id": ID, "quantity": DECIMAL, "received_quantity": DECIMAL},
+                            },
+                        },
                     },
                 },
                 "Message": {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -37,6 +38,7 @@ from portal.orders.models import (
     PurchaseOrderLine,
     RejectReason,
     ShipNotice,
+    ShipNoticeLine,
 )
 from portal.orders.services import MAX_DELIVERIES, AttachedFile, Delivery, LineAnswer, ShipmentInput, order_lines
 from portal.suppliers.models import Supplier
@@ -481,6 +483,17 @@ def order_document(session: Session, order: PurchaseOrder) -> dict[str, Any]:
         .where(ShipNotice.tenant_id == order.tenant_id, ShipNotice.order_id == order.id)
         .order_by(ShipNotice.id)
     ).scalars()
+    notice_lines: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for notice_id, line_id, shipped, arrived in session.execute(
+        select(ShipNoticeLine.notice_id, ShipNoticeLine.line_id, ShipNoticeLine.quantity,
+               ShipNoticeLine.received_quantity)
+        .join(ShipNotice, and_(ShipNotice.id == ShipNoticeLine.notice_id, ShipNotice.tenant_id == order.tenant_id))
+        .where(ShipNoticeLine.tenant_id == order.tenant_id, ShipNotice.order_id == order.id)
+        .order_by(ShipNoticeLine.id)
+    ):  # fmt: skip
+        notice_lines[notice_id].append(
+            {"line_id": line_id, "quantity": _money(shipped), "received_quantity": _money(arrived)}
+        )
     return {
         "id": order.id,
         "number": order.number,
@@ -518,6 +531,7 @@ def order_document(session: Session, order: PurchaseOrder) -> dict[str, Any]:
                 "carrier": notice.carrier,
                 "tracking_number": notice.tracking_number,
                 "packing_slip_url": url_for("api.packing_slip", order_id=order.id, notice_id=notice.id),
+                "lines": notice_lines[notice.id],
             }
             for notice in notices
         ],

@@ -438,6 +438,9 @@ class ShipNoticeLine(TenantOwned, Base):
     notice_id: Mapped[int] = mapped_column(BigID, ForeignKey("ship_notices.id", ondelete="CASCADE"), index=True)
     line_id: Mapped[int] = mapped_column(BigID, ForeignKey("purchase_order_lines.id", ondelete="CASCADE"), index=True)
     quantity: Mapped[Decimal] = mapped_column(Quantity)
+    # What of it has arrived (receipts matched to the notice, ``services.settle_ship_notices``): kept as receipts
+    # come, so the pages and the API show a shipment's progress without matching receipts again.
+    received_quantity: Mapped[Decimal] = mapped_column(Quantity, default=Decimal("0"), server_default="0")
 
     notice: Mapped[ShipNotice] = relationship(back_populates="lines", lazy="raise")
 

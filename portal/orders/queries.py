@@ -679,12 +679,20 @@ def arrivals(session: Session, context: PortalContext, filters: ArrivalFilters, 
     if not total:
         return ArrivalsPage([], 0, 0)
     page = min(filters.page, max(1, -(-total // ARRIVALS_PER_PAGE)))
-    # Each notice's lines counted beside it (50 index lookups), not every notice line of the tenant grouped.
-    lines = (
-        select(func.count())
-        .where(ShipNoticeLine.tenant_id == context.tenant_id, ShipNoticeLine.notice_id == notice.id)
-        .scalar_subquery()
-    )
+    # Each notice's lines counted beside it (50 index lookups), not every notice line of the tenant grouped:
+    # all of them, those whose goods have all arrived, and those of which some have.
+    item = ShipNoticeLine
+
+    def lines_where(*conditions: Any) -> Any:
+        return (
+            select(func.count())
+            .where(item.tenant_id == context.tenant_id, item.notice_id == notice.id, *conditions)
+            .scalar_subquery()
+        )
+
+    lines = lines_where()
+    lines_arrived = lines_where(item.received_quantity >= item.quantity)
+    lines_arriving = lines_where(item.received_quantity > 0, item.received_quantity < item.quantity)
     # The page's notices are chosen from the notices alone, in the index's order, then joined to their orders,
     # suppliers and ship-tos (as the exceptions choose their lines first).
     chosen = (
@@ -699,7 +707,8 @@ def arrivals(session: Session, context: PortalContext, filters: ArrivalFilters, 
         select(notice.id, notice.number, notice.ship_date, notice.expected_arrival, notice.carrier,
                notice.tracking_number, notice.packing_slip, PurchaseOrder.id.label("order_id"),
                PurchaseOrder.number.label("order_number"), Supplier.name.label("supplier"),
-               Warehouse.name.label("warehouse"), lines.label("lines"))
+               Warehouse.name.label("warehouse"), lines.label("lines"), lines_arrived.label("lines_arrived"),
+               lines_arriving.label("lines_arriving"))
         .select_from(chosen)
         .join(notice, and_(notice.id == chosen.c.id, notice.tenant_id == context.tenant_id))
         .join(PurchaseOrder, and_(PurchaseOrder.id == notice.order_id, PurchaseOrder.tenant_id == context.tenant_id))

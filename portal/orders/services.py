@@ -10,13 +10,13 @@ one ledger entry, one audit entry and an outbox event, in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -1277,10 +1277,26 @@ def receipt_notice(session: Session, *, order: PurchaseOrder, line: PurchaseOrde
 
 
 def settle_ship_notices(session: Session, order: PurchaseOrder) -> None:
-    """Mark the order's ship notices received once their goods have arrived (``match_receipts``), each with a
-    ``ship_notice.received`` event (the supplier's people are told, and its systems through their webhooks)."""
-    arrived = arrivals_by_notice(session, order)
-    done = sorted(notice_id for notice_id, (shipped, came) in arrived.items() if came >= shipped)
+    """Keep what has arrived of each line of the order's notices still waiting for goods
+    (``ship_notice_lines.received_quantity``, by ``match_receipts``), and mark the notices received once all
+    their goods have, each with a ``ship_notice.received`` event (the supplier's people are told, and its
+    systems through their webhooks)."""
+    arrived = notice_line_arrivals(session, order)
+    changed = [
+        {"notice": notice_id, "line": line_id, "arrived": came}
+        for (notice_id, line_id), (_, came, kept) in arrived.items()
+        if came != kept
+    ]
+    if changed:
+        table = cast(Table, ShipNoticeLine.__table__)
+        session.execute(
+            update(table)
+            .where(table.c.tenant_id == order.tenant_id, table.c.notice_id == bindparam("notice"),
+                   table.c.line_id == bindparam("line"))
+            .values(received_quantity=bindparam("arrived")),
+            changed,
+        )  # fmt: skip
+    done = sorted(notice_id for notice_id, (shipped, came) in notice_totals(arrived).items() if came >= shipped)
     if not done:
         return
     received = session.execute(
@@ -1296,19 +1312,40 @@ def settle_ship_notices(session: Session, order: PurchaseOrder) -> None:
 
 
 def arrivals_by_notice(session: Session, order: PurchaseOrder) -> dict[int, tuple[Decimal, Decimal]]:
-    """For each ship notice of ``order`` still waiting for its goods (sent, not received or cancelled): what it
-    shipped and what of it has arrived, by ``match_receipts`` over the order's live notices and receipts (two
-    statements; none more when no notice waits). Which notice a receipt answers depends on the notice it names,
-    else on its date, so the receipts are read, not only the lines' totals."""
+    """For each ship notice of ``order`` still waiting for its goods: what it shipped and what of it has arrived
+    (``notice_line_arrivals``, summed over its lines)."""
+    return notice_totals(notice_line_arrivals(session, order))
+
+
+def notice_totals(arrived: Mapping[tuple[int, int], Sequence[Decimal]]) -> dict[int, tuple[Decimal, Decimal]]:
+    """Per notice, the sums of its lines' (shipped, arrived)."""
+    totals: dict[int, tuple[Decimal, Decimal]] = {}
+    for (notice_id, _), (shipped, came, *_) in arrived.items():
+        before = totals.get(notice_id, (ZERO, ZERO))
+        totals[notice_id] = (before[0] + shipped, before[1] + came)
+    return totals
+
+
+# (notice, line) -> (shipped, arrived, what the notice line's row keeps)
+NoticeLineArrivals = dict[tuple[int, int], tuple[Decimal, Decimal, Decimal]]
+
+
+def notice_line_arrivals(session: Session, order: PurchaseOrder) -> NoticeLineArrivals:
+    """For each line of each ship notice of ``order`` still waiting for its goods (sent, not received or
+    cancelled), by (notice, line): what it shipped, what of it has arrived by ``match_receipts`` over the
+    order's live notices and receipts, and what its row keeps (two statements; none more when no notice
+    waits). Which notice a receipt answers depends on the notice it names, else on its date, so the receipts
+    are read, not only the lines' totals."""
     tenant = order.tenant_id
     shipped = session.execute(
-        select(ShipNotice.id, ShipNotice.state, ShipNotice.ship_date, ShipNoticeLine.line_id, ShipNoticeLine.quantity)
+        select(ShipNotice.id, ShipNotice.state, ShipNotice.ship_date, ShipNoticeLine.line_id, ShipNoticeLine.quantity,
+               ShipNoticeLine.received_quantity)
         .join(ShipNoticeLine, and_(ShipNoticeLine.notice_id == ShipNotice.id, ShipNoticeLine.tenant_id == tenant))
         .where(ShipNotice.tenant_id == tenant, ShipNotice.order_id == order.id,
                ShipNotice.state != ShipNoticeState.CANCELLED)
         .order_by(ShipNotice.ship_date, ShipNotice.id, ShipNoticeLine.id)
     ).all()  # fmt: skip
-    waiting = {notice_id for notice_id, state, _, _, _ in shipped if state == ShipNoticeState.SENT}
+    waiting = {notice_id for notice_id, state, *_ in shipped if state == ShipNoticeState.SENT}
     if not waiting:
         return {}
     receipts = session.execute(
@@ -1318,16 +1355,17 @@ def arrivals_by_notice(session: Session, order: PurchaseOrder) -> dict[int, tupl
         .order_by(Receipt.received_on, Receipt.id)
     ).all()  # fmt: skip
     matched = match_receipts(
-        [(notice_id, ship_date, line_id, quantity) for notice_id, _, ship_date, line_id, quantity in shipped],
+        [(notice_id, ship_date, line_id, quantity) for notice_id, _, ship_date, line_id, quantity, _ in shipped],
         [(line_id, quantity, received_on, notice_id) for line_id, quantity, received_on, notice_id in receipts],
     )
-    return {notice_id: figures for notice_id, figures in matched.items() if notice_id in waiting}
+    kept = {(notice_id, line_id): recorded for notice_id, _, _, line_id, _, recorded in shipped}
+    return {key: (total, came, kept[key]) for key, (total, came) in matched.items() if key[0] in waiting}
 
 
 def match_receipts(
     shipped: Sequence[tuple[int, date, int, Decimal]], receipts: Sequence[tuple[int, Decimal, date, int | None]]
-) -> dict[int, tuple[Decimal, Decimal]]:
-    """What each notice shipped and what of it has arrived.
+) -> dict[tuple[int, int], tuple[Decimal, Decimal]]:
+    """What each notice shipped of each line and what of it has arrived, by (notice, line).
 
     A receipt that names its notice (scanned from the packing slip at goods receipt) goes to that notice first,
     whatever the dates say, up to what the notice shipped of that line; those are read before any other, so a
@@ -1340,19 +1378,16 @@ def match_receipts(
     named notice or None), in the order they came."""
     open_quantity: dict[tuple[int, int], Decimal] = {}
     by_line: dict[int, list[tuple[date, int]]] = {}
-    totals: dict[int, Decimal] = {}
     for notice_id, ship_date, line_id, quantity in shipped:
         key = (notice_id, line_id)
         if key not in open_quantity:
             by_line.setdefault(line_id, []).append((ship_date, notice_id))
         open_quantity[key] = open_quantity.get(key, ZERO) + quantity
-        totals[notice_id] = totals.get(notice_id, ZERO) + quantity
-    came = dict.fromkeys(totals, ZERO)
+    totals = dict(open_quantity)
 
     def take(notice_id: int, line_id: int, quantity: Decimal) -> Decimal:
         taken = min(quantity, open_quantity[(notice_id, line_id)])
         open_quantity[(notice_id, line_id)] -= taken
-        came[notice_id] += taken
         return quantity - taken
 
     left_over: list[tuple[int, Decimal, date]] = []
@@ -1366,7 +1401,7 @@ def match_receipts(
             if quantity <= 0 or ship_date > received_on:
                 break
             quantity = take(notice_id, line_id, quantity)
-    return {notice_id: (total, came[notice_id]) for notice_id, total in totals.items()}
+    return {key: (total, total - open_quantity[key]) for key, total in totals.items()}
 
 
 def cancel_line(
