@@ -450,8 +450,9 @@ def seed_orders(session: Session, tenant: Tenant, buyer_id: int) -> None:
             order.created_at = datetime.combine(ordered, time(8), tzinfo=UTC)
             if order.responded_at is not None:
                 order.responded_at = min(utcnow(), order.created_at + timedelta(hours=3 + 22 * (number % 4)))
+            notice = None
             if stage >= 2 and lines[0].state.value == "confirmed":
-                svc.create_ship_notice(
+                notice = svc.create_ship_notice(
                     session,
                     order=order,
                     quantities={lines[0].id: lines[0].quantity},
@@ -460,9 +461,13 @@ def seed_orders(session: Session, tenant: Tenant, buyer_id: int) -> None:
                     actor=answering(supplier),
                 )
             if stage == 3:
+                # Every other one has come in part, its notice scanned at receipt: still on its way.
+                partly = number % 8 == 7 and notice is not None
                 svc.record_receipt(
-                    session, order=order, line=lines[0], quantity=lines[0].quantity, received_on=today, actor=buyer
-                )
+                    session, order=order, line=lines[0], received_on=today, actor=buyer,
+                    quantity=(lines[0].quantity / 2).quantize(Decimal("1")) if partly else lines[0].quantity,
+                    ship_notice=notice if partly else None,
+                )  # fmt: skip
             if number == 10 and lines[0].shipped_quantity:  # a change order after shipment: 50 more on the line
                 svc.revise_line(
                     session, order=order, line=lines[0],
