@@ -1,7 +1,7 @@
 """The shipments on their way (``/orders/arrivals``) over the orders data set (``bench/orders_data.py``).
 
 Adds a ship notice to every other order of the data set (100,000 notices, one line each: one in ten in
-transit, the rest received), requests the page through the portal as a buyer with each filter (test client,
+transit, a third of those with half their goods arrived, the rest received), requests the page through the portal as a buyer with each filter (test client,
 one connection, a real session record), 30 times after 5 to warm up, and prints p50 / p95; then removes the
 notices again, so the orders benchmark finds its data set as it was built.
 
@@ -30,8 +30,10 @@ SELECT 1, o.id, o.supplier_id, o.number || '-ASN1', o.order_date + 5, o.order_da
        'JD' || o.id, '', CASE WHEN o.id % 20 = 0 THEN 'sent' ELSE 'received' END, now()
 FROM purchase_orders o WHERE o.tenant_id = 1 AND o.id % 2 = 0
 ON CONFLICT DO NOTHING;
-INSERT INTO ship_notice_lines (tenant_id, notice_id, line_id, quantity)
-SELECT 1, n.id, l.id, l.quantity FROM ship_notices n
+INSERT INTO ship_notice_lines (tenant_id, notice_id, line_id, quantity, received_quantity)
+SELECT 1, n.id, l.id, l.quantity,
+       CASE WHEN n.state = 'received' THEN l.quantity WHEN n.id % 3 = 0 THEN floor(l.quantity / 2) ELSE 0 END
+FROM ship_notices n
 JOIN purchase_order_lines l ON l.order_id = n.order_id AND l.position = 1 WHERE n.carrier = '{CARRIER}';
 ANALYZE ship_notices;
 ANALYZE ship_notice_lines;

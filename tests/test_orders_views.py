@@ -1163,6 +1163,9 @@ def test_a_receipt_recorded_on_the_page_names_the_notice_scanned_from_its_packin
     wrong = post_form(buyer, page, receipts, {"quantity": "50", "received_on": today, "ship_notice": "LS-0000"})
     assert wrong.status_code == 422
     assert f"Order {order.number} has no ship notice &#39;LS-0000&#39;." in wrong.text
+    refused_form = wrong.text.split(f'action="{receipts}"')[1].split("</form>")[0]  # what was typed is kept
+    assert 'value="50"' in refused_form and f'value="{today}"' in refused_form and 'value="LS-0000"' in refused_form
+    assert wrong.text.count('value="LS-0000"') == 1  # in that line's form only
     session.expire_all()
     assert session.execute(select(Receipt.id).where(Receipt.tenant_id == tenant.id)).all() == []
 
