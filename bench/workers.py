@@ -58,7 +58,6 @@ def environment(instance: str) -> dict[str, str]:
         "PORTAL_QUEUE_NAMESPACE": NAMESPACE,
         "PORTAL_INSTANCE_PATH": instance,
         "ERP_TIMEOUT": "10",
-        "dramatiq_worker_timeout": "100",
     }
 
 

@@ -112,3 +112,29 @@ def test_the_publisher_sends_beyond_the_share_to_the_bulk_queue(monkeypatch, del
     fast, bulk = ("portal", "handle_event", delay_ms or None), ("portal-bulk", "handle_event_bulk", delay_ms or None)
     assert sent == [fast, fast, fast, bulk, ("portal", "handle_event", None), ("portal", "handle_events", None),
                     ("portal-bulk", "handle_events_bulk", None)]  # fmt: skip
+
+
+def test_an_idle_queue_is_polled_again_within_the_cap_whatever_the_worker_asks(redis_url):
+    """dramatiq backs an idle consumer off up to the worker's timeout (1 s by default, as the documented
+    ``dramatiq workers.actors`` command runs): the portal's Redis broker caps it, so a job sent to an idle queue
+    waits at most ``IDLE_POLL_MS`` for the next look. Each consumer a worker opens, of every queue and delay
+    queue, gets the cap."""
+    from workers.broker import IDLE_POLL_MS
+
+    broker = build_broker(redis_url, namespace=f"idle-poll-test-{time.monotonic_ns()}")
+    try:
+        assert broker.consume(QUEUE, prefetch=2, timeout=1000).timeout == IDLE_POLL_MS == 100
+        assert broker.consume(BULK_QUEUE, timeout=20).timeout == 20  # a shorter one is kept
+        broker.declare_queue(QUEUE)
+        worker = dramatiq.Worker(broker, worker_threads=1)  # the default timeout, 1 s
+        worker.start()
+        try:
+            deadline = time.monotonic() + 10
+            while any(t.consumer is None for t in worker.consumers.values()) and time.monotonic() < deadline:
+                time.sleep(0.01)  # each consumer thread opens its consumer as it starts
+            timeouts = {thread.consumer.timeout for thread in worker.consumers.values() if thread.consumer}
+        finally:
+            worker.stop()
+        assert len(worker.consumers) == 2 and timeouts == {IDLE_POLL_MS}  # the queue and its delay queue
+    finally:
+        broker.close()

@@ -131,8 +131,9 @@ def worker(tmp_path, private_redis, pg_database) -> Iterator[WorkerProcess]:  # 
         "PORTAL_INSTANCE_PATH": str(tmp_path),
         "PORTAL_WORKERS": "external",
         "ERP_TIMEOUT": "3",
-        # A lone message after an idle spell is picked up within ~100 ms.
-        "dramatiq_worker_timeout": "100",
+        # The worker runs with dramatiq's default timeout, as the documented command does: the portal's broker
+        # caps an idle queue's back-off (``workers.broker.IDLE_POLL_MS``), so a lone message after an idle spell
+        # is picked up within ~100 ms.
     }
     process = WorkerProcess(env, tmp_path / "worker.log")
     process.start()

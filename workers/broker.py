@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 import dramatiq
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
 QUEUE = "portal"
@@ -23,11 +24,25 @@ BULK_QUEUE = "portal-bulk"
 BULK_PRIORITY = 100
 
 
+# How long a worker's consumer of an empty queue may wait before it looks again. dramatiq backs off an idle
+# consumer exponentially up to the worker's timeout, 1 s unless ``dramatiq_worker_timeout`` says otherwise: each
+# hop of a confirmation's way to the ERP (the answer's event, its fan-out, the push event, the push) taken from an
+# idle queue could then wait up to a second, and with each tenant's fair share the shared queue is often idle
+# while a burst runs from the bulk one. Capped here, whatever the command line says: an idle worker process's four
+# consumers (each queue and its delay queue) then ask Redis about ten times a second each.
+IDLE_POLL_MS = int(os.environ.get("PORTAL_QUEUE_IDLE_POLL_MS", "100"))
+
+
+class PortalRedisBroker(RedisBroker):
+    """dramatiq's Redis broker, whose consumers of an empty queue look again within ``IDLE_POLL_MS``."""
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> dramatiq.Consumer:
+        return super().consume(queue_name, prefetch=prefetch, timeout=min(timeout, IDLE_POLL_MS))
+
+
 def build_broker(redis_url: str | None, *, namespace: str | None = None) -> dramatiq.Broker:
     if redis_url:
-        from dramatiq.brokers.redis import RedisBroker
-
-        return RedisBroker(
+        return PortalRedisBroker(
             url=redis_url,
             namespace=namespace or os.environ.get("PORTAL_QUEUE_NAMESPACE", "portal"),
             # Short socket timeouts: a web request that cannot reach Redis must not hang;
