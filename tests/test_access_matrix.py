@@ -129,6 +129,7 @@ MATRIX: dict[str, tuple[Access, tuple[str, ...], Params | None]] = {
     "orders.repromise": (perm(P.ORDERS_RESPOND), ("POST",), ids_of("order_id", "line_id")),
     "orders.ship": (perm(P.ORDERS_RESPOND), ("GET", "POST"), ids("order_id")),
     "orders.cancel_notice": (perm(P.ORDERS_RESPOND), ("POST",), ids_of("order_id", "notice_id")),
+    "orders.receive_notice": (perm(P.ORDERS_MANAGE), ("POST",), ids_of("order_id", "notice_id")),
     "orders.message": (perm(P.ORDERS_MESSAGE), ("POST",), ids("order_id")),
     "orders.message_file": (perm(P.ORDERS_VIEW), ("GET",), ids_of("order_id", "message_id", "file_id")),
     "orders.packing_slip": (perm(P.ORDERS_VIEW), ("GET",), ids_of("order_id", "notice_id")),

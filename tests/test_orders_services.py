@@ -930,3 +930,61 @@ def test_a_reminder_goes_to_a_waiting_supplier_once_a_day(setup):
     with pytest.raises(ServiceError, match="no longer waiting for the supplier's answer"):
         svc.remind_supplier(session, order=order, actor=BUYER, now=first + timedelta(days=3))
     assert count(session, OutboxEvent, topic="order.reminded") == 2
+
+
+def test_a_whole_shipment_is_received_against_its_notice(setup):
+    """The receiving team receives a notice in full: each line gets what of it has not arrived yet, naming the
+    notice; a line cancelled since it shipped is left out. A cancelled or received notice, a day before it was
+    shipped, or a notice with nothing left on an open line is refused, and nothing is recorded."""
+    from portal.orders.models import Receipt
+
+    session, tenant, supplier, order = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    first, second = lines_of(session, order)
+
+    def ship(of: PurchaseOrder, quantities: dict[int, str], day: int) -> ShipNotice:
+        return svc.create_ship_notice(
+            session, order=of, quantities={k: Decimal(v) for k, v in quantities.items()},
+            shipment=ShipmentInput(d(day), d(day + 3)), expected_version=None, actor=SUPPLIER,
+        )  # fmt: skip
+
+    def refused(of: PurchaseOrder, notice: ShipNotice, day: date, message: str) -> None:
+        before = count(session, Receipt)
+        with pytest.raises(ServiceError) as raised:
+            svc.receive_ship_notice(session, order=of, notice=notice, received_on=day, actor=BUYER)
+        assert raised.value.message == message and count(session, Receipt) == before
+
+    early = ship(order, {first.id: "60", second.id: "20"}, -3)
+    later = ship(order, {first.id: "40", second.id: "20"}, -2)
+    # 25 of the first line came already (an ERP receipt naming no notice: matched by date, to the early one).
+    svc.record_receipt(session, order=order, line=first, quantity=Decimal("25"), received_on=d(-1), actor=BUYER)
+    session.expire_all()
+    refused(order, early, d(-4), f"Ship notice {early.number} was shipped on {d(-3).isoformat()}: its goods cannot "
+                                 f"have arrived on {d(-4).isoformat()}.")  # fmt: skip
+
+    done = svc.receive_ship_notice(session, order=order, notice=early, received_on=d(0), actor=BUYER)
+    assert [(line.id, rest) for line, rest in done.receipts] == [(first.id, 35), (second.id, 20)]
+    assert done.left_out == []
+    session.expire_all()
+    assert (early.state, later.state) == (ShipNoticeState.RECEIVED, ShipNoticeState.SENT)
+    assert (first.received_quantity, second.received_quantity) == (60, 20)
+    named = session.execute(select(Receipt.quantity, Receipt.ship_notice_id).where(Receipt.ship_notice_id.is_not(None))
+                            .order_by(Receipt.id)).all()  # fmt: skip
+    assert [tuple(row) for row in named] == [(35, early.id), (20, early.id)]
+    refused(order, early, d(0), f"Ship notice {early.number} has been received already.")
+
+    # The second line is cancelled after it shipped: left out; then nothing is left on an open line.
+    svc.cancel_line(session, order=order, line=second, reason="not needed", expected_version=None, actor=BUYER)
+    done = svc.receive_ship_notice(session, order=order, notice=later, received_on=d(0), actor=BUYER)
+    assert [(line.id, rest) for line, rest in done.receipts] == [(first.id, 40)] and done.left_out == [second]
+    session.expire_all()
+    refused(order, later, d(0), f"Nothing of ship notice {later.number} is left to receive on an open line.")
+
+    other = make_order(session, tenant, supplier, [("10", "1.00", 10)])
+    svc.accept_all(session, order=other, expected_version=None, actor=SUPPLIER)
+    (line,) = lines_of(session, other)
+    withdrawn = ship(other, {line.id: "5"}, 0)
+    svc.cancel_ship_notice(session, order=other, notice=withdrawn, expected_version=None, actor=SUPPLIER)
+    refused(
+        other, withdrawn, d(0), f"Ship notice {withdrawn.number} was cancelled: nothing can be received against it."
+    )

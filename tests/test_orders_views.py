@@ -1176,6 +1176,56 @@ def test_a_receipt_recorded_on_the_page_names_the_notice_scanned_from_its_packin
     assert (early.state, later.state) == (ShipNoticeState.SENT, ShipNoticeState.RECEIVED)
 
 
+def test_the_receiving_team_receives_a_whole_shipment_from_the_list_or_the_order(trade):
+    """*Received in full* on the shipments list records what is still to come of each line of the notice and
+    comes back to the list as it was filtered; the order page has it too. A missing day is refused with nothing
+    recorded, and a return address elsewhere is not followed."""
+    from portal.auth.services import Actor
+    from portal.orders.models import Receipt, ShipNoticeState
+
+    session, tenant, order, (first, second, _third), seller, buyer = trade
+    page = f"/orders/{order.id}"
+    assert post_form(seller, page, f"{page}/accept-all", {}).status_code == 302
+    set_context(session, tenant_id=tenant.id)
+    session.expire_all()
+    by_seller = Actor(None, "seller@example.org", "")
+    one, two = (
+        svc.create_ship_notice(session, order=order, quantities={line.id: line.quantity},
+                               shipment=svc.ShipmentInput(date.today(), date.today()), expected_version=None,
+                               actor=by_seller)
+        for line in (first, second)
+    )  # fmt: skip
+    session.flush()
+    listing = "/orders/arrivals?supplier_q=Acme"
+    html = buyer.get(listing).text
+    action = f"/orders/{order.id}/ship-notices/{one.id}/receive"
+    assert f'action="{action}"' in html and 'name="back" value="/orders/arrivals?supplier_q=Acme"' in html
+    assert "Received in full" not in seller.get("/orders/arrivals").text  # the supplier's people do not receive
+
+    token = csrf_from(html)
+    undated = buyer.post(action, {"csrf_token": token, "received_on": "", "back": listing})
+    assert undated.status_code == 303 and undated.headers["Location"] == listing
+    assert "Enter the day the goods arrived." in buyer.get(listing).text
+    assert session.execute(select(Receipt.id).where(Receipt.tenant_id == tenant.id)).all() == []
+
+    today = date.today().isoformat()
+    done = buyer.post(action, {"csrf_token": token, "received_on": today, "back": listing})
+    assert done.status_code == 303 and done.headers["Location"] == listing
+    after = buyer.get(listing).text
+    assert f"Ship notice {one.number} received (line 1: 100 pc)." in after
+    assert one.number not in after.split("<table")[1]  # no longer on its way
+
+    on_order_page = f'action="/orders/{order.id}/ship-notices/{two.id}/receive"'
+    assert on_order_page in buyer.get(page).text and on_order_page not in seller.get(page).text
+    elsewhere = buyer.post(f"/orders/{order.id}/ship-notices/{two.id}/receive",
+                           {"csrf_token": csrf_from(buyer.get(page).text), "received_on": today,
+                            "back": "https://evil.example/orders/arrivals"})  # fmt: skip
+    assert elsewhere.status_code == 303 and elsewhere.headers["Location"] == page
+    session.expire_all()
+    assert (one.state, two.state) == (ShipNoticeState.RECEIVED, ShipNoticeState.RECEIVED)
+    assert (first.received_quantity, second.received_quantity) == (first.quantity, second.quantity)
+
+
 def test_row_url_builds_each_row_link_as_url_for_would(app):
     from flask import render_template_string, url_for
     from markupsafe import escape

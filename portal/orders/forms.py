@@ -218,6 +218,12 @@ class ReceiptForm(FlaskForm):
     )
 
 
+class ShipmentReceiptForm(FlaskForm):
+    """A whole ship notice received (the receiving team, its packing slip in hand)."""
+
+    received_on = DateField("Received on", validators=[InputRequired("Enter the day the goods arrived.")])
+
+
 class ReasonForm(FlaskForm):
     reason = StringField("Reason", validators=[DataRequired("Give a reason."), Length(max=500)])
 

@@ -1235,6 +1235,54 @@ def record_receipt(
     return receipt
 
 
+@dataclass
+class ShipmentReceived:
+    """What ``receive_ship_notice`` recorded: a receipt per line, and the lines left out (closed or cancelled
+    since they shipped: nothing more is received on a final line)."""
+
+    receipts: list[tuple[PurchaseOrderLine, Decimal]]
+    left_out: list[PurchaseOrderLine]
+
+
+def receive_ship_notice(
+    session: Session, *, order: PurchaseOrder, notice: ShipNotice, received_on: date, actor: Actor,
+    source: Source = Source.PORTAL,
+) -> ShipmentReceived:  # fmt: skip
+    """Goods receipt against a whole ship notice (the receiving team, its packing slip in hand): each of its
+    lines receives what of it has not arrived yet, each receipt naming the notice, so the notice is received.
+    Refused for a cancelled or received notice, a day before it was shipped, or when nothing of it is left to
+    receive on an open line."""
+    if notice.state == ShipNoticeState.CANCELLED:
+        raise ServiceError(f"Ship notice {notice.number} was cancelled: nothing can be received against it.")
+    if notice.state == ShipNoticeState.RECEIVED:
+        raise ServiceError(f"Ship notice {notice.number} has been received already.")
+    if received_on < notice.ship_date:
+        raise ServiceError(
+            f"Ship notice {notice.number} was shipped on {notice.ship_date.isoformat()}: its goods cannot have "
+            f"arrived on {received_on.isoformat()}."
+        )
+    lines = {line.id: line for line in order_lines(session, order)}
+    items = session.execute(
+        select(ShipNoticeLine.line_id, ShipNoticeLine.quantity - ShipNoticeLine.received_quantity)
+        .where(ShipNoticeLine.tenant_id == order.tenant_id, ShipNoticeLine.notice_id == notice.id)
+        .order_by(ShipNoticeLine.id)
+    ).all()
+    done = ShipmentReceived([], [])
+    for line_id, rest in items:
+        line = lines[line_id]
+        if rest <= 0:
+            continue
+        if line.state in FINAL_LINE_STATES:
+            done.left_out.append(line)
+            continue
+        record_receipt(session, order=order, line=line, quantity=rest, received_on=received_on, actor=actor,
+                       source=source, ship_notice=notice)  # fmt: skip
+        done.receipts.append((line, rest))
+    if not done.receipts:
+        raise ServiceError(f"Nothing of ship notice {notice.number} is left to receive on an open line.")
+    return done
+
+
 def receipt_notice(session: Session, *, order: PurchaseOrder, line: PurchaseOrderLine, reference: str) -> ShipNotice:
     """The ship notice of ``order`` that a receipt of ``line`` names: by the notice's number (printed and
     barcoded on its packing slip), or by the supplier's own packing slip number the notice carries; letter case

@@ -35,6 +35,7 @@ from portal.orders.forms import (
     ReasonForm,
     ReceiptForm,
     RevisionForm,
+    ShipmentReceiptForm,
     ShipNoticeForm,
     SpreadsheetUploadForm,
     ToleranceForm,
@@ -176,6 +177,7 @@ def _render_order(order: PurchaseOrder, *, errors: dict[int, list[str]] | None =
         revisable=svc.revisable,
         gone_quantity=svc.gone_quantity,
         revision_of=erp_services.revision_of,
+        today=date.today(),
     ), status
 
 
@@ -427,6 +429,42 @@ def cancel_notice(order_id: int, notice_id: int):
         return redirect(url_for("orders.order_page", order_id=order.id), code=303)
     flash(f"Ship notice {notice.number} cancelled.", "success")
     return redirect(url_for("orders.order_page", order_id=order.id))
+
+
+@bp.route("/orders/<int:order_id>/ship-notices/<int:notice_id>/receive", methods=["POST"])
+@requires(Permission.ORDERS_MANAGE)
+def receive_notice(order_id: int, notice_id: int):
+    """Goods receipt against a whole ship notice, from the order page or the shipments on their way: each line
+    receives what of it has not arrived yet (``services.receive_ship_notice``)."""
+    order = _order(order_id)
+    notice = svc.order_ship_notice(db_session(), order, notice_id)
+    if notice is None:
+        abort(404)
+    # Back to the shipments list as it was filtered, or to the order; never anywhere else.
+    arrivals = url_for("orders.arrivals")
+    back = request.form.get("back", "")
+    back = (
+        back if back == arrivals or back.startswith(arrivals + "?") else url_for("orders.order_page", order_id=order.id)
+    )
+    form = ShipmentReceiptForm()
+    if not form.validate_on_submit() or form.received_on.data is None:
+        flash(" ".join(form.received_on.errors) or "Enter the day the goods arrived.", "error")
+        return redirect(back, code=303)
+    try:
+        done = svc.receive_ship_notice(
+            db_session(), order=order, notice=notice, received_on=form.received_on.data, actor=actor()
+        )
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(back, code=303)
+    received = ", ".join(f"line {line.position}: {quantity(rest)} {line.unit}" for line, rest in done.receipts)
+    message = f"Ship notice {notice.number} received ({received})."
+    if done.left_out:
+        message += (
+            " Left out, as closed or cancelled: " + ", ".join(f"line {line.position}" for line in done.left_out) + "."
+        )
+    flash(message, "success")
+    return redirect(back, code=303)
 
 
 @bp.route("/orders/<int:order_id>/messages", methods=["POST"])
@@ -704,6 +742,8 @@ def arrivals() -> str:
     today = date.today()
     return render_template(
         "orders/arrivals.html",
+        can_receive=context.can(Permission.ORDERS_MANAGE),
+        here=request.full_path.rstrip("?"),
         page=queries.arrivals(db_sess, context, filters, today),
         filters=filters,
         today=today,
