@@ -1214,6 +1214,9 @@ def test_the_receiving_team_receives_a_whole_shipment_from_the_list_or_the_order
     after = buyer.get(listing).text
     assert f"Ship notice {one.number} received (line 1: 100 pc)." in after
     assert one.number not in after.split("<table")[1]  # no longer on its way
+    again = buyer.post(action, {"csrf_token": token, "received_on": today, "back": listing})
+    assert again.status_code == 303
+    assert f"Ship notice {one.number} has been received already." in buyer.get(listing).text
 
     on_order_page = f'action="/orders/{order.id}/ship-notices/{two.id}/receive"'
     assert on_order_page in buyer.get(page).text and on_order_page not in seller.get(page).text

@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -455,6 +455,7 @@ def receive_notice(order_id: int, notice_id: int):
             db_session(), order=order, notice=notice, received_on=form.received_on.data, actor=actor()
         )
     except ServiceError as exc:
+        g.rollback_only = True  # a redirect commits: nothing of a refused receipt is kept
         flash(exc.message, "error")
         return redirect(back, code=303)
     received = ", ".join(f"line {line.position}: {quantity(rest)} {line.unit}" for line, rest in done.receipts)
