@@ -256,6 +256,23 @@ def test_supplier_answers_buyer_approves_supplier_ships(live_server, browser, co
         with page.expect_download() as download:
             page.click(f"#messages article >> text={name}")
         assert Path(download.value.path()).read_bytes() == content
+    page.click("text=Sign out")
+
+    # At goods receipt the buyer finds the shipment on its way and receives it in full.
+    sign_in_browser(page, live_server, buyer_email, PASSWORD, code_at(buyer_secret, 1))
+    page.click("nav.mainnav >> text=Shipments")
+    row = page.locator("main table tr", has_text=f"{number}-ASN1")
+    assert row.count() == 1 and "DHL" in row.inner_text()
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("button:text('Received in full')").click()  # today, before the day it was shipped: refused
+    assert f"was shipped on {split_date}: its goods cannot have arrived on" in page.inner_text(".flash")
+    row.locator("input[name=received_on]").fill(split_date)
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("button:text('Received in full')").click()
+    assert f"Ship notice {number}-ASN1 received (line 1: 60 pc)." in page.inner_text(".flash")
+    assert page.locator("main table tr", has_text=f"{number}-ASN1").count() == 0
+    page.goto(f"{live_server}/orders/{order_id}")
+    assert "received" in page.inner_text("section.card:has(h2:text('Ship notices'))")
 
 
 def test_a_buyer_revises_a_confirmed_line_and_the_supplier_confirms_it_again(live_server, browser, committed_db):
@@ -555,13 +572,13 @@ def test_a_supplier_admin_connects_the_accounts_system_with_a_key_and_a_webhook(
 
 
 DAILY_PAGES = {
-    "admin@northwind.example": ["/", "/orders?tab=all", "/orders/queue", "/orders/exceptions", "/scorecards",
-                                "/suppliers", "/documents/review", "/documents/dashboard", "/documents/gaps",
-                                "/people", "/settings",
+    "admin@northwind.example": ["/", "/orders?tab=all", "/orders/arrivals", "/orders/queue", "/orders/exceptions",
+                                "/scorecards", "/suppliers", "/documents/review", "/documents/dashboard",
+                                "/documents/gaps", "/people", "/settings",
                                 "/orders/tolerances", "/settings/erp", "/settings/jobs", "/settings/webhooks",
                                 "/audit", "/orders/new", "/exports", "/account", "/notifications"],
-    "sam@acme.example": ["/", "/orders?tab=all", "/orders/spreadsheet", "/scorecard", "/compliance", "/account",
-                         "/notifications", "/api-keys"],
+    "sam@acme.example": ["/", "/orders?tab=all", "/orders/arrivals", "/orders/spreadsheet", "/scorecard", "/compliance",
+                         "/account", "/notifications", "/api-keys"],
 }  # fmt: skip
 
 
@@ -597,6 +614,7 @@ PHONE_PAGES = {
     "anna@acme.example": [
         "/",
         "/orders?tab=all",
+        "/orders/arrivals",
         "/scorecard",
         "/compliance",
         "/notifications",
