@@ -932,6 +932,26 @@ def test_a_reminder_goes_to_a_waiting_supplier_once_a_day(setup):
     assert count(session, OutboxEvent, topic="order.reminded") == 2
 
 
+def test_a_notice_waiting_only_for_a_cancelled_lines_goods_is_received(setup):
+    """Goods cannot be recorded on a cancelled line, so a notice whose other goods have all arrived is received
+    when the line is cancelled (and announced so), not left on its way for ever."""
+    session, _, _, order = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    first, second = lines_of(session, order)
+    notice = svc.create_ship_notice(
+        session, order=order, quantities={first.id: Decimal("100"), second.id: Decimal("40")},
+        shipment=ShipmentInput(d(-2), d(1)), expected_version=None, actor=SUPPLIER,
+    )  # fmt: skip
+    svc.record_receipt(session, order=order, line=first, quantity=Decimal("100"), received_on=d(0), actor=BUYER)
+    session.expire_all()
+    assert notice.state == ShipNoticeState.SENT  # the second line's 40 are still to come
+    svc.cancel_line(session, order=order, line=second, reason="no longer needed", expected_version=None, actor=BUYER)
+    session.expire_all()
+    assert notice.state == ShipNoticeState.RECEIVED
+    topics = session.execute(select(OutboxEvent.topic).where(OutboxEvent.topic == "ship_notice.received")).all()
+    assert len(topics) == 1
+
+
 def test_a_whole_shipment_is_received_against_its_notice(setup):
     """The receiving team receives a notice in full: each line gets what of it has not arrived yet, naming the
     notice; a line cancelled since it shipped is left out. A cancelled or received notice, a day before it was
@@ -973,12 +993,14 @@ def test_a_whole_shipment_is_received_against_its_notice(setup):
     assert [tuple(row) for row in named] == [(35, early.id), (20, early.id)]
     refused(order, early, d(0), f"Ship notice {early.number} has been received already.")
 
-    # The second line is cancelled after it shipped: left out; then nothing is left on an open line.
+    # The second line is cancelled after it shipped: left out, and the notice no longer waits for its goods.
     svc.cancel_line(session, order=order, line=second, reason="not needed", expected_version=None, actor=BUYER)
+    session.expire_all()
+    assert later.state == ShipNoticeState.SENT  # the first line's 40 are still to come
     done = svc.receive_ship_notice(session, order=order, notice=later, received_on=d(0), actor=BUYER)
     assert [(line.id, rest) for line, rest in done.receipts] == [(first.id, 40)] and done.left_out == [second]
     session.expire_all()
-    refused(order, later, d(0), f"Nothing of ship notice {later.number} is left to receive on an open line.")
+    assert later.state == ShipNoticeState.RECEIVED
 
     other = make_order(session, tenant, supplier, [("10", "1.00", 10)])
     svc.accept_all(session, order=other, expected_version=None, actor=SUPPLIER)

@@ -1327,8 +1327,8 @@ def receipt_notice(session: Session, *, order: PurchaseOrder, line: PurchaseOrde
 def settle_ship_notices(session: Session, order: PurchaseOrder) -> None:
     """Keep what has arrived of each line of the order's notices still waiting for goods
     (``ship_notice_lines.received_quantity``, by ``match_receipts``), and mark the notices received once all
-    their goods have, each with a ``ship_notice.received`` event (the supplier's people are told, and its
-    systems through their webhooks)."""
+    their goods have, but for those of lines closed or cancelled since, each with a ``ship_notice.received``
+    event (the supplier's people are told, and its systems through their webhooks)."""
     arrived = notice_line_arrivals(session, order)
     changed = [
         {"notice": notice_id, "line": line_id, "arrived": came}
@@ -1344,7 +1344,18 @@ def settle_ship_notices(session: Session, order: PurchaseOrder) -> None:
             .values(received_quantity=bindparam("arrived")),
             changed,
         )  # fmt: skip
-    done = sorted(notice_id for notice_id, (shipped, came) in notice_totals(arrived).items() if came >= shipped)
+    if not arrived:
+        return
+    # A line closed or cancelled since it shipped receives nothing more (its goods cannot be recorded): its
+    # notices no longer wait for them.
+    final = {line_id for line_id, state in session.execute(
+        select(PurchaseOrderLine.id, PurchaseOrderLine.state).where(
+            PurchaseOrderLine.tenant_id == order.tenant_id, PurchaseOrderLine.order_id == order.id
+        )
+    ) if state in FINAL_LINE_STATES}  # fmt: skip
+    still_waiting = {notice_id for (notice_id, line_id), (shipped, came, _) in arrived.items()
+                     if came < shipped and line_id not in final}  # fmt: skip
+    done = sorted({notice_id for notice_id, _ in arrived} - still_waiting)
     if not done:
         return
     received = session.execute(
@@ -1487,6 +1498,8 @@ def cancel_claimed_line(
     _withdraw_open_requests(session, line)
     line.state = LineState.CANCELLED
     session.flush()
+    # A notice waiting only for this line's goods waits no more.
+    settle_ship_notices(session, order)
     actor.audit(
         session,
         "order_line.cancelled",
