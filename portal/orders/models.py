@@ -400,7 +400,8 @@ class ChangeRequest(TenantOwned, Base):
 
 class ShipNotice(TenantOwned, Base):
     """A shipment the supplier announced. ``sent`` until its goods have arrived (receipts matched to it by
-    ``services.settle_ship_notices``: then ``received``) or it is withdrawn (``cancelled``)."""
+    ``services.settle_ship_notices``: then ``received``; the goods of a line cancelled or closed since it shipped
+    are not awaited) or it is withdrawn (``cancelled``)."""
 
     __tablename__ = "ship_notices"
     __table_args__ = (
