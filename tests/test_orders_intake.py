@@ -238,6 +238,8 @@ def test_imported_receipts_name_the_ship_notice_their_goods_came_with(app, sessi
     )
     assert refused.status_code == 422
     assert f"Row 3: Ship notice {later.number} does not ship line 2." in refused.text
+    future = upload_receipts(client, head + f"{order.number},2,40,2099-01-04,\n")
+    assert future.status_code == 422 and "Row 2: received_on 2099-01-04 is in the future." in future.text
     session.expire_all()
     assert session.execute(select(Receipt.id).where(Receipt.tenant_id == tenant.id)).all() == []  # nothing kept
 

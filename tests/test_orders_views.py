@@ -1160,6 +1160,8 @@ def test_a_receipt_recorded_on_the_page_names_the_notice_scanned_from_its_packin
 
     receipts = f"{page}/lines/{first.id}/receipts"
     today = date.today().isoformat()
+    ahead = post_form(buyer, page, receipts, {"quantity": "50", "received_on": "2099-01-04"})
+    assert ahead.status_code == 422 and "2099-01-04 is in the future: enter the day the goods arrived." in ahead.text
     wrong = post_form(buyer, page, receipts, {"quantity": "50", "received_on": today, "ship_notice": "LS-0000"})
     assert wrong.status_code == 422
     assert f"Order {order.number} has no ship notice &#39;LS-0000&#39;." in wrong.text
@@ -1206,6 +1208,8 @@ def test_the_receiving_team_receives_a_whole_shipment_from_the_list_or_the_order
     undated = buyer.post(action, {"csrf_token": token, "received_on": "", "back": listing})
     assert undated.status_code == 303 and undated.headers["Location"] == listing
     assert "Enter the day the goods arrived." in buyer.get(listing).text
+    ahead = buyer.post(action, {"csrf_token": token, "received_on": "2099-01-04", "back": listing})
+    assert ahead.status_code == 303 and "2099-01-04 is in the future" in buyer.get(listing).text
     assert session.execute(select(Receipt.id).where(Receipt.tenant_id == tenant.id)).all() == []
 
     today = date.today().isoformat()

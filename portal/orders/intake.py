@@ -284,6 +284,8 @@ def import_receipts(session: Session, *, tenant_id: int, rows: list[dict[str, st
             problems.append("quantity must be a number above zero")
         if received_on is None:
             problems.append("received_on must be YYYY-MM-DD")
+        elif received_on > svc.latest_receipt_day(date.today()):
+            problems.append(f"received_on {received_on.isoformat()} is in the future")
         if problems:
             result.errors.append(f"Row {index}: " + "; ".join(problems) + ".")
             continue

@@ -1235,6 +1235,12 @@ def record_receipt(
     return receipt
 
 
+def latest_receipt_day(today: date) -> date:
+    """The latest day a receipt typed in the portal may carry: tomorrow, as the people receiving may be a time
+    zone ahead of the server's day; later is a typo (an ERP's receipts are recorded as they come)."""
+    return today + timedelta(days=1)
+
+
 @dataclass
 class ShipmentReceived:
     """What ``receive_ship_notice`` recorded: a receipt per line, and the lines left out (closed or cancelled
