@@ -1196,6 +1196,20 @@ def record_receipt(
     if quantity <= 0:
         raise InvalidAnswers({line.id: ["A receipt needs a quantity above zero."]})
     claim_version(session, order, None)
+    receipt = _add_receipt(session, order=order, line=line, quantity=quantity, received_on=received_on, actor=actor,
+                           source=source, erp_ref=erp_ref, ship_notice=ship_notice)  # fmt: skip
+    refresh_order(session, order, order_lines(session, order))
+    settle_ship_notices(session, order)
+    return receipt
+
+
+def _add_receipt(
+    session: Session, *, order: PurchaseOrder, line: PurchaseOrderLine, quantity: Decimal, received_on: date,
+    actor: Actor, source: Source, erp_ref: str | None, ship_notice: ShipNotice | None,
+) -> Receipt:  # fmt: skip
+    """One receipt of an open line of an order whose version the caller has claimed: the row, the line's
+    quantities and state, the audit entry and the event. The caller refreshes the order and settles its
+    notices once, after all its receipts."""
     receipt = Receipt(
         tenant_id=line.tenant_id,
         line_id=line.id,
@@ -1230,8 +1244,6 @@ def record_receipt(
         {"order_id": order.id, "line_id": line.id, "receipt_id": receipt.id}
         | ({"ship_notice_id": ship_notice.id} if ship_notice is not None else {}),
     )
-    refresh_order(session, order, order_lines(session, order))
-    settle_ship_notices(session, order)
     return receipt
 
 
@@ -1280,12 +1292,17 @@ def receive_ship_notice(
             continue
         if line.state in FINAL_LINE_STATES:
             done.left_out.append(line)
-            continue
-        record_receipt(session, order=order, line=line, quantity=rest, received_on=received_on, actor=actor,
-                       source=source, ship_notice=notice)  # fmt: skip
-        done.receipts.append((line, rest))
+        else:
+            done.receipts.append((line, rest))
     if not done.receipts:
         raise ServiceError(f"Nothing of ship notice {notice.number} is left to receive on an open line.")
+    # One action: the order's version moves once, and it is refreshed and its notices settled once.
+    claim_version(session, order, None)
+    for line, rest in done.receipts:
+        _add_receipt(session, order=order, line=line, quantity=rest, received_on=received_on, actor=actor,
+                     source=source, erp_ref=None, ship_notice=notice)  # fmt: skip
+    refresh_order(session, order, list(lines.values()))
+    settle_ship_notices(session, order)
     return done
 
 
