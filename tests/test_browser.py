@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pyotp
 import pytest
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from portal.auth import services
@@ -89,7 +90,7 @@ def test_supplier_accepts_invitation_enrols_signs_in_and_switches_customer(
     secret = page.inner_text("#totp-secret").replace(" ", "")  # shown in groups of four
     page.fill("#code", code_at(secret, 0))
     page.click("button[type=submit]")
-    assert page.locator("#recovery-codes li").count() == 10
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
     page.click("text=I have stored them, continue")
     assert "Acme Browser" in page.inner_text("h1")
 
@@ -211,7 +212,8 @@ def test_supplier_answers_buyer_approves_supplier_ships(live_server, browser, co
 
     sign_in_browser(page, live_server, buyer_email, PASSWORD, code_at(buyer_secret, 0))
     page.click("nav.mainnav >> text=Response queue")
-    assert page.locator("input[name=request_id]").count() == 2
+    # The click returns once the queue starts loading; wait for its rows rather than count a half-parsed page.
+    expect(page.locator("input[name=request_id]")).to_have_count(2)
     for box in page.locator("input[name=request_id]").all():
         box.check()
     page.click("text=Approve the ticked requests")
@@ -263,7 +265,8 @@ def test_supplier_answers_buyer_approves_supplier_ships(live_server, browser, co
     sign_in_browser(page, live_server, buyer_email, PASSWORD, code_at(buyer_secret, 1))
     page.click("nav.mainnav >> text=Shipments")
     row = page.locator("main table tr", has_text=f"{number}-ASN1")
-    assert row.count() == 1 and "DHL" in row.inner_text()
+    expect(row).to_have_count(1)
+    assert "DHL" in row.inner_text()
     row.locator("input[name=received_on]").fill("2099-01-04")  # a typo: refused
     page.once("dialog", lambda dialog: dialog.accept())
     row.locator("button:text('Received in full')").click()
