@@ -193,6 +193,9 @@ def main() -> None:
     for name, results in runs.items():
         med[name] = (statistics.median(r["rps"] for r in results), statistics.median(r["p95_ms"] for r in results))
         print(f"  {name:<30} {med[name][0]:8.0f} req/s   p95 {med[name][1]:7.1f} ms")
+    print("  each round, in the order they ran (req/s, p95 ms):")
+    for name, results in runs.items():
+        print(f"  {name:<30} " + "   ".join(f"{r['rps']:5.0f} {r['p95_ms']:6.1f}" for r in results))
     print("  CPU per request (medians): web server workers + PostgreSQL")
     for name, results in runs.items():
         if "server_ms" in results[0]:
