@@ -635,13 +635,19 @@ PHONE_PAGES = {
 def test_a_phone_shows_the_daily_pages_without_sideways_scrolling(live_server, browser, committed_db, tmp_path, email):
     """At a phone's width (390 px) no page is wider than the screen: wide tables scroll inside the page (their
     hidden headings too), long values break, and the header's customer switcher (its longest option names a
-    customer and a supplier) takes the width left. Anna supplies two customers, so the switcher is there."""
+    customer and a supplier) takes the width left. Anna supplies two customers, so the switcher is there.
+
+    From the sign-in on, no request the pages make fails (the browser's own favicon request included) and the
+    console shows no error (a script or style the content security policy refused would show there)."""
     from portal.demo import seed_demo
     from portal.documents.storage import LocalStorage
 
     with tenant_session(committed_db, None) as s:
         seed_demo(s, LocalStorage(tmp_path))
     page = browser.new_page(viewport={"width": 390, "height": 844})
+    failures: list[tuple[object, str]] = []
+    page.on("response", lambda response: response.status >= 400 and failures.append((response.status, response.url)))
+    page.on("console", lambda message: message.type == "error" and failures.append((message.type, message.text)))
     sign_in_demo(page, live_server, email, customer="Northwind Distribution" if email.startswith("anna") else None)
     assert page.locator("#switch-customer").count() == (1 if email.startswith("anna") else 0)
     page.goto(f"{live_server}/orders?tab=all")
@@ -654,3 +660,4 @@ def test_a_phone_shows_the_daily_pages_without_sideways_scrolling(live_server, b
         if width > 390:
             too_wide[path] = width
     assert too_wide == {}
+    assert failures == []
