@@ -428,3 +428,47 @@ def test_a_page_number_is_from_one_to_the_last_page_any_list_has():
         3, 1, 1, 1, MAX_PAGE, 1,
     ]  # fmt: skip
     assert page_number({}) == 1
+
+
+def test_the_layout_links_its_static_files_by_content_and_they_are_served_as_immutable(client, app):
+    """The stylesheet, script and icon are linked with their content's digest and kept by the browser for a year
+    at that address (no request on the next page); an address with no digest or an old one is still served, to
+    be checked again."""
+    import hashlib
+    import re
+    from pathlib import Path
+
+    page = client.get("/login").get_data(as_text=True)
+    links = re.findall(r'(?:href|src)="(/static/[^"]+)"', page)
+    assert sorted(link.partition("?")[0] for link in links) == ["/static/app.css", "/static/app.js",
+                                                                  "/static/favicon.svg"]  # fmt: skip
+    for link in links:
+        path, _, query = link.partition("?")
+        content = (Path(app.static_folder) / path.removeprefix("/static/")).read_bytes()
+        assert query == f"v={hashlib.sha256(content).hexdigest()[:12]}"
+        kept = client.get(link)
+        assert kept.status_code == 200 and kept.data == content
+        assert kept.cache_control.public and kept.cache_control.immutable and not kept.cache_control.no_cache
+        assert kept.cache_control.max_age == 365 * 24 * 3600
+        for unversioned in (path, f"{path}?v=0123456789ab"):
+            checked = client.get(unversioned)
+            assert checked.status_code == 200 and checked.data == content
+            assert checked.cache_control.no_cache and not checked.cache_control.immutable
+
+
+def test_a_static_file_changed_on_disk_gets_a_new_digest(tmp_path):
+    """The digest follows the file (taken again when its size or time changes), so a release that changes a
+    file changes its address; a file outside the folder or missing has none."""
+    import os
+
+    from portal import PortalFlask
+
+    app = PortalFlask(__name__, static_folder=str(tmp_path))
+    style = tmp_path / "app.css"
+    style.write_text("body{color:#000}")
+    first = app.static_digest("app.css")
+    assert first == app.static_digest("app.css") and len(first) == 12
+    style.write_text("body{color:#111}")
+    os.utime(style, ns=(style.stat().st_mtime_ns + 10**9,) * 2)
+    assert app.static_digest("app.css") not in ("", first)
+    assert app.static_digest("../app.css") == "" and app.static_digest("missing.css") == ""
