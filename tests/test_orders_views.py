@@ -1313,7 +1313,9 @@ def test_choice_and_constant_links_are_what_url_for_makes(app):
         with app.test_request_context("/", base_url=f"http://localhost{root}"):
             made = render_template_string("{{ constant_url('static', filename='app.css') }} "
                                           "{{ constant_url('auth.logout') }}")  # fmt: skip
-            assert made.split() == [url_for("static", filename="app.css"), url_for("auth.logout")]
+            # A static file's link carries its content's digest (served as immutable at that address).
+            by_content = url_for("static", filename="app.css", v=app.static_digest("app.css"))
+            assert made.split() == [by_content, url_for("auth.logout")]
             assert made.startswith(f"{root}/static/")
 
 
