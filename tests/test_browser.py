@@ -633,9 +633,10 @@ PHONE_PAGES = {
 
 @pytest.mark.parametrize("email", sorted(PHONE_PAGES))
 def test_a_phone_shows_the_daily_pages_without_sideways_scrolling(live_server, browser, committed_db, tmp_path, email):
-    """At a phone's width (390 px) no page is wider than the screen: wide tables scroll inside the page (their
-    hidden headings too), long values break, and the header's customer switcher (its longest option names a
-    customer and a supplier) takes the width left. Anna supplies two customers, so the switcher is there.
+    """At a phone's width (390 px), and a tablet's and a laptop's (800 and 1280 px), no page is wider than the
+    screen: wide tables scroll inside the page (their hidden headings too), long values break, and the header's
+    customer switcher (its longest option names a customer and a supplier) takes the width left. Anna supplies two
+    customers, so the switcher is there.
 
     From the sign-in on, no request the pages make fails (the browser's own favicon request included) and the
     console shows no error (a script or style the content security policy refused would show there)."""
@@ -654,10 +655,13 @@ def test_a_phone_shows_the_daily_pages_without_sideways_scrolling(live_server, b
     order = page.locator("main table a").first.get_attribute("href")
     paths = [*PHONE_PAGES[email], order] + ([f"{order}/ship"] if email.startswith("anna") else [])
     too_wide = {}
-    for path in paths:
-        page.goto(f"{live_server}{path}")
-        width = page.evaluate("document.documentElement.scrollWidth")
-        if width > 390:
-            too_wide[path] = width
+    # A phone, a tablet held upright, a laptop: a table wider than the screen scrolls inside its own frame.
+    for screen in (390, 800, 1280):
+        page.set_viewport_size({"width": screen, "height": 844})
+        for path in paths:
+            page.goto(f"{live_server}{path}")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            if width > screen:
+                too_wide[(screen, path)] = width
     assert too_wide == {}
     assert failures == []
