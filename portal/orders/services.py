@@ -1198,8 +1198,9 @@ def record_receipt(
     claim_version(session, order, None)
     receipt = _add_receipt(session, order=order, line=line, quantity=quantity, received_on=received_on, actor=actor,
                            source=source, erp_ref=erp_ref, ship_notice=ship_notice)  # fmt: skip
-    refresh_order(session, order, order_lines(session, order))
-    settle_ship_notices(session, order)
+    lines = order_lines(session, order)
+    refresh_order(session, order, lines)
+    settle_ship_notices(session, order, lines)
     return receipt
 
 
@@ -1253,6 +1254,14 @@ def latest_receipt_day(today: date) -> date:
     return today + timedelta(days=1)
 
 
+def future_receipt_day(received_on: date, today: date) -> str | None:
+    """Why a receipt typed in the portal cannot carry ``received_on`` (a day after ``latest_receipt_day``),
+    or None."""
+    if received_on > latest_receipt_day(today):
+        return f"{received_on.isoformat()} is in the future: enter the day the goods arrived."
+    return None
+
+
 @dataclass
 class ShipmentReceived:
     """What ``receive_ship_notice`` recorded: a receipt per line, and the lines left out (closed or cancelled
@@ -1302,7 +1311,7 @@ def receive_ship_notice(
         _add_receipt(session, order=order, line=line, quantity=rest, received_on=received_on, actor=actor,
                      source=source, erp_ref=None, ship_notice=notice)  # fmt: skip
     refresh_order(session, order, list(lines.values()))
-    settle_ship_notices(session, order)
+    settle_ship_notices(session, order, list(lines.values()))
     return done
 
 
@@ -1347,11 +1356,14 @@ def receipt_notice(session: Session, *, order: PurchaseOrder, line: PurchaseOrde
     return notice
 
 
-def settle_ship_notices(session: Session, order: PurchaseOrder) -> None:
+def settle_ship_notices(
+    session: Session, order: PurchaseOrder, lines: Sequence[PurchaseOrderLine] | None = None
+) -> None:
     """Keep what has arrived of each line of the order's notices still waiting for goods
     (``ship_notice_lines.received_quantity``, by ``match_receipts``), and mark the notices received once all
     their goods have, but for those of lines closed or cancelled since, each with a ``ship_notice.received``
-    event (the supplier's people are told, and its systems through their webhooks)."""
+    event (the supplier's people are told, and its systems through their webhooks). ``lines``: all the order's
+    lines, when the caller has them loaded (their states are not read again)."""
     arrived = notice_line_arrivals(session, order)
     changed = [
         {"notice": notice_id, "line": line_id, "arrived": came}
@@ -1371,11 +1383,12 @@ def settle_ship_notices(session: Session, order: PurchaseOrder) -> None:
         return
     # A line closed or cancelled since it shipped receives nothing more (its goods cannot be recorded): its
     # notices no longer wait for them.
-    final = {line_id for line_id, state in session.execute(
+    states = ((line.id, line.state) for line in lines) if lines is not None else session.execute(
         select(PurchaseOrderLine.id, PurchaseOrderLine.state).where(
             PurchaseOrderLine.tenant_id == order.tenant_id, PurchaseOrderLine.order_id == order.id
         )
-    ) if state in FINAL_LINE_STATES}  # fmt: skip
+    )  # fmt: skip
+    final = {line_id for line_id, state in states if state in FINAL_LINE_STATES}
     still_waiting = {notice_id for (notice_id, line_id), (shipped, came, _) in arrived.items()
                      if came < shipped and line_id not in final}  # fmt: skip
     done = sorted({notice_id for notice_id, _ in arrived} - still_waiting)

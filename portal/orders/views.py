@@ -450,8 +450,8 @@ def receive_notice(order_id: int, notice_id: int):
     if not form.validate_on_submit() or form.received_on.data is None:
         flash(" ".join(form.received_on.errors) or "Enter the day the goods arrived.", "error")
         return redirect(back, code=303)
-    if form.received_on.data > svc.latest_receipt_day(date.today()):
-        flash(f"{form.received_on.data.isoformat()} is in the future: enter the day the goods arrived.", "error")
+    if (future := svc.future_receipt_day(form.received_on.data, date.today())) is not None:
+        flash(future, "error")
         return redirect(back, code=303)
     try:
         done = svc.receive_ship_notice(
@@ -1078,9 +1078,8 @@ def _buyer_line_action(order_id: int, line_id: int, action: str):
             if not messages or form.quantity.errors or form.received_on.errors or form.quantity.data is None:
                 messages.insert(0, "Enter a received quantity above zero and the date.")
             raise svc.InvalidAnswers({line.id: messages})
-        if form.received_on.data > svc.latest_receipt_day(date.today()):
-            raise svc.InvalidAnswers({line.id: [f"{form.received_on.data.isoformat()} is in the future: enter the "
-                                                "day the goods arrived."]})  # fmt: skip
+        if (future := svc.future_receipt_day(form.received_on.data, date.today())) is not None:
+            raise svc.InvalidAnswers({line.id: [future]})
         reference = (form.ship_notice.data or "").strip()
         notice = svc.receipt_notice(db_sess, order=order, line=line, reference=reference) if reference else None
         svc.record_receipt(
