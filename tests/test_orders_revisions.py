@@ -102,6 +102,41 @@ def test_a_revised_confirmed_line_waits_for_the_supplier_again_and_the_ledger_ke
     assert first.state == LineState.CONFIRMED and order.state == OrderState.CONFIRMED
 
 
+@pytest.mark.parametrize("decision", ["approve", "counter"])
+def test_an_answer_to_a_revised_line_that_waits_for_the_buyer_is_decided_after_the_withdrawn_deliveries(
+    setup, decision
+):
+    # The withdrawn delivery keeps its position: the approved (or countered) answer's deliveries come after
+    # it, not over it (the line waits for the buyer, so it is no longer "awaiting an answer" when they are made).
+    session, _, order, (first, _second) = setup
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    svc.revise_line(
+        session, order=order, line=first, terms=LineTerms(D("80"), first.requested_date, first.unit_price),
+        comment="", expected_version=None, actor=BUYER,
+    )  # fmt: skip
+    later = first.requested_date + timedelta(days=10)  # outside the 2 days' tolerance: the buyer decides
+    svc.respond(
+        session, order=order, expected_version=None, actor=SUPPLIER,
+        answers=[LineAnswer(first.id, "change", (svc.Delivery(D("50"), later), svc.Delivery(D("30"), later)))],
+    )  # fmt: skip
+    assert first.state == LineState.CHANGES_PENDING
+    request = session.execute(
+        select(ChangeRequest).where(ChangeRequest.line_id == first.id, ChangeRequest.state == ChangeState.OPEN)
+    ).scalar_one()
+    svc.decide(
+        session, order=order, request=request, decision=decision, comment="fine", expected_version=None, actor=BUYER
+    )
+    if decision == "approve":
+        assert [(s.position, s.quantity) for s in svc.active_schedules(session, first)] == [(2, D("50")), (3, D("30"))]
+        assert first.state == LineState.CONFIRMED
+    else:  # asked again: the supplier's next answer comes after the withdrawn delivery too
+        assert first.state == LineState.AWAITING_RESPONSE
+        svc.respond(
+            session, order=order, expected_version=None, actor=SUPPLIER, answers=[LineAnswer(first.id, "accept")]
+        )
+        assert [(s.position, s.quantity) for s in svc.active_schedules(session, first)] == [(2, D("80"))]
+
+
 def test_a_revision_withdraws_the_lines_open_change_request(setup):
     session, _, order, (first, _second) = setup
     svc.respond(

@@ -383,10 +383,13 @@ def commit_lines(
         # the date it replaces).
         for schedule in previous:
             schedule.active = False
+        # The active deliveries are always the line's last (a revision's kept ones are made after all others),
+        # so the new ones follow them. With none active, a line asked again (revised) may still hold withdrawn
+        # ones, whose positions it keeps: look (one statement) unless it is a first answer to a line never
+        # asked again, which has no deliveries at all. The line may wait for the buyer by then (an answer to a
+        # revision outside the tolerance, approved), not only for the supplier.
         next_position = max((s.position for s in previous), default=0)
-        if line.state == LineState.AWAITING_RESPONSE and line.asked_on is not None:
-            # Asked again after the order date: a line the buyer revised keeps its withdrawn deliveries (and
-            # their positions); the new answer starts afresh after them.
+        if not previous and not (unanswered and line.asked_on is None):
             next_position = session.execute(
                 select(func.coalesce(func.max(DeliverySchedule.position), 0)).where(
                     DeliverySchedule.tenant_id == line.tenant_id, DeliverySchedule.line_id == line.id
