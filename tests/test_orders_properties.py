@@ -4,6 +4,7 @@ invariants hold."""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from decimal import Decimal
 
@@ -114,14 +115,19 @@ def test_order_invariants_hold_under_any_sequence(session, answered_first):
             quantities=st.lists(st.integers(1, 120), min_size=1, max_size=3),
             shifts=st.lists(st.integers(-5, 6), min_size=3, max_size=3),
             action=st.sampled_from(["accept", "change", "reject"]),
+            price=st.sampled_from([None, None, None, "1.50", "9.50"]),
         )
-        def answer(self, index, quantities, shifts, action) -> None:  # type: ignore[no-untyped-def]
+        def answer(self, index, quantities, shifts, action, price) -> None:  # type: ignore[no-untyped-def]
+            # A new price, on an acceptance or a change, always goes to the buyer.
             line = self._line(index)
             deliveries = tuple(
                 svc.Delivery(Decimal(q), line.requested_date + timedelta(days=shifts[i]))
                 for i, q in enumerate(quantities)
             )
-            answer = svc.LineAnswer(line.id, action, deliveries, reason_code="other" if action == "reject" else "")
+            answer = svc.LineAnswer(
+                line.id, action, deliveries, price=None if price is None or action == "reject" else Decimal(price),
+                reason_code="other" if action == "reject" else "",
+            )  # fmt: skip
             self._try(svc.respond, answers=[answer])
 
         @rule(decision=st.sampled_from(["approve", "reject", "counter"]))
@@ -169,9 +175,22 @@ def test_order_invariants_hold_under_any_sequence(session, answered_first):
             if notice is not None:
                 self._try(svc.cancel_ship_notice, notice=notice)
 
-        @rule(index=st.integers(0, 2), quantity=st.integers(1, 100), day=st.integers(0, 30))
-        def receive(self, index, quantity, day) -> None:  # type: ignore[no-untyped-def]
+        def _sent_notice(self) -> ShipNotice | None:
+            return (
+                session.execute(
+                    select(ShipNotice)
+                    .where(ShipNotice.order_id == self.order.id, ShipNotice.state == ShipNoticeState.SENT)
+                    .order_by(ShipNotice.id)
+                )
+                .scalars()
+                .first()
+            )
+
+        @rule(index=st.integers(0, 2), quantity=st.integers(1, 100), day=st.integers(0, 30), naming=st.booleans())
+        def receive(self, index, quantity, day, naming) -> None:  # type: ignore[no-untyped-def]
+            # A receipt of the ERP's, naming the ship notice its goods came with or not.
             line = self._line(index)
+            notice = self._sent_notice() if naming else None
             self._try(
                 lambda s, **kw: svc.record_receipt(
                     s,
@@ -180,8 +199,21 @@ def test_order_invariants_hold_under_any_sequence(session, answered_first):
                     quantity=Decimal(quantity),
                     received_on=self.order.order_date + timedelta(days=day),
                     actor=ACTOR,
+                    ship_notice=notice,
                 )
             )
+
+        @rule(day=st.integers(0, 30))
+        def receive_notice(self, day) -> None:  # type: ignore[no-untyped-def]
+            # The receiving team takes in a whole shipment, its packing slip in hand.
+            notice = self._sent_notice()
+            if notice is not None:
+                self._try(
+                    lambda s, **kw: svc.receive_ship_notice(
+                        s, order=kw["order"], notice=notice, received_on=self.order.order_date + timedelta(days=day),
+                        actor=ACTOR,
+                    )
+                )  # fmt: skip
 
         @rule(index=st.integers(0, 2), quantity=st.integers(1, 120), shift=st.integers(-2, 6))
         def revise(self, index, quantity, shift) -> None:  # type: ignore[no-untyped-def]
@@ -327,7 +359,7 @@ def test_order_invariants_hold_under_any_sequence(session, answered_first):
     run_state_machine_as_test(
         OrderMachine,
         settings=settings(
-            max_examples=25,
+            max_examples=int(os.environ.get("ORDER_MACHINE_EXAMPLES", "25")),
             stateful_step_count=12,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],

@@ -407,3 +407,51 @@ def test_a_revision_after_shipment_waits_for_the_supplier_even_when_the_buyer_tu
                expected_version=None, actor=BUYER)  # fmt: skip
     assert second.state == LineState.AWAITING_RESPONSE
     assert svc.committed_quantity(session, second) == D("15")
+
+
+def _revised_after_shipping_then_shipment_cancelled(session, order, line) -> None:  # type: ignore[no-untyped-def]
+    """Accepted, 10 shipped, revised to 40 (the 10 kept committed), then the shipment cancelled."""
+    svc.accept_all(session, order=order, expected_version=None, actor=SUPPLIER)
+    notice = svc.create_ship_notice(session, order=order, quantities={line.id: D("10")},
+                                    shipment=ShipmentInput(date.today(), date.today()), expected_version=None,
+                                    actor=SUPPLIER)  # fmt: skip
+    svc.revise_line(session, order=order, line=line, terms=LineTerms(D("40"), line.requested_date,
+                    line.unit_price), comment="", expected_version=None, actor=BUYER)  # fmt: skip
+    assert [s.quantity for s in svc.active_schedules(session, line)] == [D("10")]
+    svc.cancel_ship_notice(session, order=order, notice=notice, expected_version=None, actor=SUPPLIER)
+    assert line.shipped_quantity == 0 and line.state == LineState.AWAITING_RESPONSE
+
+
+def test_a_revised_lines_kept_delivery_is_withdrawn_by_another_revision_after_its_shipment_was_cancelled(setup):
+    """The shipment a revision kept committed is cancelled before the supplier answers: the delivery it kept is
+    still the line's commitment until then, and another revision (or the answer, below) replaces it."""
+    session, _tenant, order, (first, _second) = setup
+    _revised_after_shipping_then_shipment_cancelled(session, order, first)
+    assert svc.committed_quantity(session, first) == D("10")  # kept until the supplier answers
+    # Revised again: the kept delivery is withdrawn with the rest (one ledger entry), nothing has gone to keep.
+    entry_id = svc.revise_line(session, order=order, line=first, terms=LineTerms(D("30"), first.requested_date,
+                               first.unit_price), comment="", expected_version=None, actor=BUYER)  # fmt: skip
+    entry = session.get(CommitmentEntry, entry_id)
+    assert (entry.kind, entry.committed_quantity, len(entry.previous)) == ("revised", 0, 1)
+    assert svc.active_schedules(session, first) == [] and first.promised_from is None
+
+
+def test_an_answer_replaces_the_delivery_a_revision_kept_once_its_shipment_was_cancelled(setup):
+    session, _tenant, order, (first, _second) = setup
+    _revised_after_shipping_then_shipment_cancelled(session, order, first)
+    svc.respond(session, order=order, answers=[LineAnswer(first.id, "accept")], expected_version=None,
+                actor=SUPPLIER)  # fmt: skip
+    assert [(s.quantity, s.promised_date) for s in svc.active_schedules(session, first)] == [
+        (D("40"), first.requested_date)
+    ]
+    assert svc.committed_quantity(session, first) == D("40") and first.state == LineState.CONFIRMED
+    entry = (
+        session.execute(
+            select(CommitmentEntry).where(CommitmentEntry.line_id == first.id).order_by(CommitmentEntry.id.desc())
+        )
+        .scalars()
+        .first()
+    )
+    assert entry.kind == "accepted" and entry.previous == [
+        {"quantity": "10.000", "date": first.requested_date.isoformat()}
+    ]

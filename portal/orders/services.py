@@ -375,8 +375,10 @@ def commit_lines(
         line, deliveries = commitment.line, commitment.deliveries
         _require_open(line)
         # A line that was never answered has no schedules yet: no need to look. One revised after goods went
-        # out against it keeps the deliveries they went against (see ``revise_line``); the answer replaces them.
-        unanswered = line.state == LineState.AWAITING_RESPONSE and not gone_quantity(line)
+        # out against it keeps the deliveries they went against (see ``revise_line``), even once their ship notice
+        # is cancelled; the answer replaces them. A line's promised dates are its active deliveries' (kept with
+        # them): an awaiting line without any has none to replace.
+        unanswered = line.state == LineState.AWAITING_RESPONSE and line.promised_from is None
         previous = [] if unanswered else active_schedules(session, line)
         # The n-th new delivery continues the n-th old one (in position order, as the answer form lists
         # them): it keeps its first promise, and a moved date records the notice given (days from today to
@@ -916,8 +918,10 @@ def revise_line(
         raise InvalidAnswers({line.id: problems})
     claim_version(session, order, expected_version)
     changes = LineTerms.of(line).changes(terms)
-    # An answered line has a commitment to withdraw; so has one asked again after goods went out (what went).
-    answered = line.state != LineState.AWAITING_RESPONSE or gone_quantity(line) > 0
+    # An answered line has a commitment to withdraw; so has one asked again after goods went out (the deliveries
+    # kept for what went, which stay after their ship notice is cancelled: they have promised dates), and one
+    # never answered that goods went out against (they are kept committed now).
+    answered = line.state != LineState.AWAITING_RESPONSE or line.promised_from is not None or gone_quantity(line) > 0
     if order.state != OrderState.AWAITING_RESPONSE:
         # The order asks the supplier again: reminders to answer it start over (not "reminder 3" at once).
         order.reminded_at, order.reminder_count = None, 0
