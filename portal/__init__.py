@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask_wtf.csrf import CSRFProtect
 from markupsafe import Markup
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
+from werkzeug.security import safe_join
 
 from portal.config import Settings, load_settings
 from portal.db import MAX_ROW_ID, Database
@@ -41,14 +43,13 @@ class PortalFlask(Flask):
     Three files do not call for an asset pipeline (a build step and a manifest to deploy); the digests are taken
     from the files as they are on disk, once per file version."""
 
-    _static_digests: dict[tuple[str, int, int], str]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Digests by (file, modification time, size): a file changed on disk gets a new one.
+        self._static_digests: dict[tuple[str, int, int], str] = {}
 
     def static_digest(self, filename: str) -> str:
         """The first 12 hex digits of the SHA-256 of the static file ``filename`` (a path inside the folder)."""
-        import hashlib
-
-        from werkzeug.security import safe_join
-
         path = safe_join(self.static_folder or "", filename)
         if path is None:
             return ""
@@ -57,11 +58,10 @@ class PortalFlask(Flask):
         except OSError:
             return ""
         key = (filename, stat.st_mtime_ns, stat.st_size)
-        digests = self.__dict__.setdefault("_static_digests", {})
-        digest = digests.get(key)
+        digest = self._static_digests.get(key)
         if digest is None:
             with open(path, "rb") as file:
-                digest = digests[key] = hashlib.sha256(file.read()).hexdigest()[:12]
+                digest = self._static_digests[key] = hashlib.sha256(file.read()).hexdigest()[:12]
         return digest
 
     def send_static_file(self, filename: str) -> Response:
